@@ -1,0 +1,149 @@
+/* test_gemm.c - sat__gemm (BLIS) against the reference GEMM: every transpose
+ * combination, odd shapes, padded leading dimensions, alpha/beta, 1 and 2 threads, and
+ * empty dimensions. */
+#include "testutil.h"
+
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t m, n, k;
+} shape;
+
+/* Checks one call; the leading dimensions are padded by `pad` to exercise strides. */
+static void check_case(const sat_context *ctx, int ta, int tb, shape s, int64_t pad, float alpha,
+                       float beta, uint64_t seed) {
+    const int64_t arows = ta ? s.k : s.m, acols = ta ? s.m : s.k;
+    const int64_t brows = tb ? s.n : s.k, bcols = tb ? s.k : s.n;
+    const int64_t lda = acols + pad, ldb = bcols + pad, ldc = s.n + pad;
+    const int64_t na = arows * lda + 1, nb = brows * ldb + 1, nc = s.m * ldc + 1;
+    float *a = malloc((size_t)na * sizeof *a), *b = malloc((size_t)nb * sizeof *b);
+    float *c = malloc((size_t)nc * sizeof *c), *cref = malloc((size_t)nc * sizeof *c);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(cref);
+    tu_fill_uniform(a, na, -1.0f, 1.0f, seed);
+    tu_fill_uniform(b, nb, -1.0f, 1.0f, seed + 1);
+    tu_fill_uniform(c, nc, -1.0f, 1.0f, seed + 2);
+    memcpy(cref, c, (size_t)nc * sizeof *c);
+    sat__gemm(ctx, ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sat__gemm_ref(ta, tb, s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, cref, ldc);
+    /* Entries are sums of k products of values in [-1,1]: error scales with k. */
+    const float tol = 1e-5f * (float)(s.k + 4) * (fabsf(alpha) + 1.0f);
+    for (int64_t i = 0; i < s.m; i++) {
+        for (int64_t j = 0; j < ldc; j++) {
+            float got = c[i * ldc + j], want = cref[i * ldc + j];
+            if (j >= s.n) {
+                /* padding between rows must be untouched */
+                if (got != want) fail_msg("padding written at (%ld,%ld)", (long)i, (long)j);
+                continue;
+            }
+            if (!(fabsf(got - want) <= tol))
+                fail_msg("ta=%d tb=%d %ldx%ldx%ld a=%g b=%g: (%ld,%ld) %g vs %g", ta, tb,
+                         (long)s.m, (long)s.n, (long)s.k, alpha, beta, (long)i, (long)j, got, want);
+        }
+    }
+    assert_true(c[nc - 1] == cref[nc - 1]);
+    free(a);
+    free(b);
+    free(c);
+    free(cref);
+}
+
+static void run_all(int32_t threads) {
+    sat_context *ctx = tu_context(threads, 1);
+    const shape shapes[] = {{1, 1, 1}, {17, 33, 5}, {128, 300, 75}, {3, 1, 7}, {1, 9, 2}, {64, 64, 64}};
+    const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-1.5f, 0.25f}};
+    uint64_t seed = 10;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t ai = 0; ai < sizeof ab / sizeof ab[0]; ai++)
+                    for (int64_t pad = 0; pad <= 3; pad += 3)
+                        check_case(ctx, ta, tb, shapes[si], pad, ab[ai][0], ab[ai][1], seed++);
+    sat_context_destroy(ctx);
+}
+
+static void test_gemm_one_thread(void **state) {
+    (void)state;
+    run_all(1);
+}
+
+static void test_gemm_two_threads(void **state) {
+    (void)state;
+    run_all(2);
+}
+
+/* The thread count must not change the result beyond rounding. */
+static void test_gemm_threads_agree(void **state) {
+    (void)state;
+    sat_context *c1 = tu_context(1, 1), *c2 = tu_context(2, 1);
+    const int64_t m = 96, n = 200, k = 150;
+    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+    float *y1 = calloc(m * n, sizeof *y1), *y2 = calloc(m * n, sizeof *y2);
+    tu_fill_uniform(a, m * k, -1, 1, 3);
+    tu_fill_uniform(b, k * n, -1, 1, 4);
+    sat__gemm(c1, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, y1, n);
+    sat__gemm(c2, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, y2, n);
+    assert_true(tu_max_abs_diff(y1, y2, m * n) < 1e-4f);
+    free(a);
+    free(b);
+    free(y1);
+    free(y2);
+    sat_context_destroy(c1);
+    sat_context_destroy(c2);
+}
+
+static void test_gemm_empty(void **state) {
+    (void)state;
+    sat_context *ctx = tu_context(2, 1);
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 1, 1, 1, 1, 1};
+    float c[6], cref[6];
+    /* k = 0: C = beta C, for both implementations. */
+    for (int i = 0; i < 6; i++) c[i] = cref[i] = (float)i + 1.0f;
+    sat__gemm(ctx, 0, 0, 2, 3, 0, 1.0f, a, 1, b, 3, 0.5f, c, 3);
+    sat__gemm_ref(0, 0, 2, 3, 0, 1.0f, a, 1, b, 3, 0.5f, cref, 3);
+    for (int i = 0; i < 6; i++) {
+        assert_float_equal(c[i], 0.5f * ((float)i + 1.0f), 0.0f);
+        assert_float_equal(cref[i], c[i], 0.0f);
+    }
+    /* k = 0 and beta = 0 clears C even if it held NaN. */
+    for (int i = 0; i < 6; i++) c[i] = cref[i] = NAN;
+    sat__gemm(ctx, 1, 1, 2, 3, 0, 1.0f, NULL, 2, NULL, 0, 0.0f, c, 3);
+    sat__gemm_ref(1, 1, 2, 3, 0, 1.0f, NULL, 2, NULL, 0, 0.0f, cref, 3);
+    for (int i = 0; i < 6; i++) {
+        assert_true(c[i] == 0.0f);
+        assert_true(cref[i] == 0.0f);
+    }
+    /* beta = 0 with k > 0 also ignores NaN in C. */
+    for (int i = 0; i < 6; i++) c[i] = NAN;
+    sat__gemm(ctx, 0, 0, 2, 3, 1, 2.0f, a, 1, b, 3, 0.0f, c, 3);
+    for (int i = 0; i < 6; i++) assert_float_equal(c[i], 2.0f * a[i / 3], 0.0f);
+    /* m = 0 or n = 0: nothing is touched. */
+    for (int i = 0; i < 6; i++) c[i] = 7.0f;
+    sat__gemm(ctx, 0, 0, 0, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 3);
+    sat__gemm(ctx, 0, 0, 2, 0, 2, 1.0f, a, 2, b, 0, 0.0f, c, 0);
+    sat__gemm_ref(0, 0, 0, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 3);
+    for (int i = 0; i < 6; i++) assert_true(c[i] == 7.0f);
+    /* Inconsistent leading dimensions are refused rather than handed to BLIS. */
+    sat__gemm(ctx, 0, 0, 2, 3, 2, 1.0f, a, 1, b, 3, 0.0f, c, 3);
+    sat__gemm(ctx, 0, 0, 2, 3, 2, 1.0f, a, 2, b, 2, 0.0f, c, 3);
+    sat__gemm(ctx, 0, 0, 2, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 2);
+    sat__gemm(ctx, 0, 0, -1, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 3);
+    for (int i = 0; i < 6; i++) assert_true(c[i] == 7.0f);
+    sat_context_destroy(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_one_thread),
+        cmocka_unit_test(test_gemm_two_threads),
+        cmocka_unit_test(test_gemm_threads_agree),
+        cmocka_unit_test(test_gemm_empty),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
