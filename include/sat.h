@@ -1,0 +1,581 @@
+/*
+ * sat.h - libsat, Smooth Adversarial Training for image classifiers.
+ *
+ * The one public header of libsat. C99, also valid C++.
+ *
+ * Conventions (they hold for every function below unless its comment says otherwise):
+ *
+ *  - Status: functions return int32_t, SAT_OK (0) on success or one of the negative
+ *    SAT_E_* codes. Codes are pinned: never renumbered, never reused.
+ *  - Errors leave everything as it was: a call that fails does not modify the handle's
+ *    parameters, state, or the caller's output buffers beyond what its comment says.
+ *  - Error detail: sat_context_last_error(), sat_model_last_error(), ... give a message
+ *    for the last failed call on that handle (valid until the next call on the handle).
+ *    Failures before a handle exists (create, load) set a thread-local message read by
+ *    sat_last_error().
+ *  - Memory: inputs are borrowed for the duration of the call only; outputs go into
+ *    caller buffers. Memory handed out by the library is freed with sat_free().
+ *  - Data: images are float32, NCHW, contiguous, pixel values in [0,1]. Labels are
+ *    int32 in [0, num_classes). Batch sizes are int64_t.
+ *  - Threads: one handle is used by one thread at a time; different handles are
+ *    independent. A model and the context it was created with must not be used from
+ *    two threads at once. The library keeps no mutable global state, never prints
+ *    (unless a log callback is set), reads no environment variable and never calls
+ *    abort() or exit().
+ *  - Options structs begin with `uint32_t struct_size`. Initialise them with their
+ *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
+ *    min(struct_size, its own size) bytes; a larger struct from a newer header is
+ *    accepted only if the unknown tail is all zero bytes.
+ *  - `*_destroy(NULL)` is a no-op.
+ */
+#ifndef SAT_H
+#define SAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SAT_STATIC_DEFINE)
+#define SAT_API
+#elif defined(_WIN32)
+#ifdef SAT_BUILDING_LIBRARY
+#define SAT_API __declspec(dllexport)
+#else
+#define SAT_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define SAT_API __attribute__((visibility("default")))
+#else
+#define SAT_API
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Version                                                                    */
+/* ------------------------------------------------------------------------- */
+
+#define SAT_VERSION_MAJOR 0
+#define SAT_VERSION_MINOR 1
+#define SAT_VERSION_PATCH 0
+#define SAT_VERSION_STRING "0.1.0"
+
+/** Version of the library actually loaded, e.g. "0.1.0". Static string. */
+SAT_API const char *sat_version_string(void);
+/** Version numbers of the loaded library. Any pointer may be NULL. */
+SAT_API void sat_version(int32_t *major, int32_t *minor, int32_t *patch);
+/** One line describing the build (compiler, BLIS version). Static string. */
+SAT_API const char *sat_build_info(void);
+
+/* ------------------------------------------------------------------------- */
+/* Status codes                                                               */
+/* ------------------------------------------------------------------------- */
+
+#define SAT_OK 0
+#define SAT_E_INVALID_ARG (-1)  /* a NULL pointer, an out-of-range value, a bad spec */
+#define SAT_E_NOMEM (-2)        /* an allocation failed */
+#define SAT_E_SHAPE (-3)        /* a batch or buffer size does not fit the model */
+#define SAT_E_STATE (-4)        /* the handle is not in a state that allows the call */
+#define SAT_E_IO (-5)           /* open/read/write/rename failed */
+#define SAT_E_FORMAT (-6)       /* a file or buffer is damaged or not of the expected kind */
+#define SAT_E_VERSION (-7)      /* a file written by an unsupported format version */
+#define SAT_E_UNSUPPORTED (-8)  /* a valid request this build cannot do */
+#define SAT_E_NUMERIC (-9)      /* NaN or Inf in an input or produced by a computation */
+#define SAT_E_ABORTED (-10)     /* a callback asked to stop */
+#define SAT_E_INTERNAL (-11)    /* a bug in libsat: please report it */
+
+/** Static, never NULL, description of a status code ("invalid argument", ...). */
+SAT_API const char *sat_status_string(int32_t status);
+
+/** Thread-local message of the last failure that had no handle to hold it
+ *  (sat_context_create, sat_model_create, sat_model_load, ...). Never NULL;
+ *  "" when there is none. Valid until the next libsat call on this thread. */
+SAT_API const char *sat_last_error(void);
+
+/** Frees memory the library handed out (spec strings, saved buffers). NULL is a no-op. */
+SAT_API void sat_free(void *ptr);
+
+/* ------------------------------------------------------------------------- */
+/* Context                                                                    */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sat_context sat_context;
+
+#define SAT_LOG_ERROR 0
+#define SAT_LOG_WARN 1
+#define SAT_LOG_INFO 2
+#define SAT_LOG_DEBUG 3
+
+/** Log callback: level is SAT_LOG_*, message is valid during the call only. */
+typedef void (*sat_log_fn)(void *user, int32_t level, const char *message);
+/** Allocator hooks. alloc must return memory aligned to `alignment` (a power of two,
+ *  at most 64) or NULL. free receives what alloc returned. */
+typedef void *(*sat_alloc_fn)(void *user, size_t size, size_t alignment);
+typedef void (*sat_dealloc_fn)(void *user, void *ptr);
+
+typedef struct sat_context_opts {
+    uint32_t struct_size;
+    int32_t num_threads;   /* threads for BLIS and the worker pool; default 1, range 1..256 */
+    uint64_t seed;         /* default seed for models, attacks and trainers; default 0 */
+    sat_log_fn log_fn;     /* default NULL: the library never prints */
+    void *log_user;
+    int32_t log_level;     /* messages up to this level are sent; default SAT_LOG_INFO */
+    int32_t reserved0;
+    sat_alloc_fn alloc_fn; /* default NULL: aligned malloc */
+    sat_dealloc_fn dealloc_fn;
+    void *alloc_user;
+} sat_context_opts;
+
+SAT_API int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_size);
+/** Creates a context. opts may be NULL for defaults. On failure *out is NULL and
+ *  sat_last_error() says why. */
+SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **out);
+/** Destroys a context. All models, trainers and datasets created with it must be
+ *  destroyed first. */
+SAT_API void sat_context_destroy(sat_context *ctx);
+SAT_API const char *sat_context_last_error(const sat_context *ctx);
+/** Changes the thread count (1..256) for later calls. */
+SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
+
+/* ------------------------------------------------------------------------- */
+/* Activations                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* Activation kinds. The parameter (`param`) of each: */
+#define SAT_ACT_SAME (-1)      /* in a backward override: use the forward function's derivative */
+#define SAT_ACT_RELU 0         /* max(x,0); no parameter */
+#define SAT_ACT_SOFTPLUS 1     /* log(1+exp(x)) */
+#define SAT_ACT_PSOFTPLUS 2    /* (1/a) log(1+exp(a x)), param a (default 10) */
+#define SAT_ACT_SILU 3         /* x sigmoid(b x), param b (default 1) */
+#define SAT_ACT_GELU 4         /* x Phi(x), erf form */
+#define SAT_ACT_GELU_TANH 5    /* tanh approximation of GELU */
+#define SAT_ACT_ELU 6          /* x if x>0 else a (exp(x)-1), param a (default 1) */
+#define SAT_ACT_CELU 7         /* max(0,x) + min(0, a (exp(x/a)-1)), param a (default 1) */
+#define SAT_ACT_SMOOTHRELU 8   /* x - (1/a) log(1+a x) for x>=0 else 0; a learnable per layer,
+                                  param = initial a (default 400) */
+#define SAT_ACT_COUNT 9
+
+/** Name of an activation ("relu", "silu", ...) or NULL if unknown. */
+SAT_API const char *sat_activation_name(int32_t act);
+/** Looks an activation up by name (case-insensitive; also "swish" for silu).
+ *  Returns SAT_E_INVALID_ARG for an unknown name. */
+SAT_API int32_t sat_activation_from_name(const char *name, int32_t *act);
+/** The default parameter of an activation (10 for psoftplus, 400 for smoothrelu, 1 else). */
+SAT_API float sat_activation_default_param(int32_t act);
+
+/* ------------------------------------------------------------------------- */
+/* Models                                                                     */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sat_model sat_model;
+
+#define SAT_BN_INFERENCE 0  /* batch norm uses running statistics */
+#define SAT_BN_BATCH 1      /* batch norm uses batch statistics (running ones untouched) */
+
+typedef struct sat_model_opts {
+    uint32_t struct_size;
+    int32_t activation;        /* SAT_ACT_*: every `act` line without its own kind; default SILU */
+    float act_param;           /* NaN (default): the activation's default parameter */
+    int32_t max_batch;         /* largest batch the model plans memory for; default 128 */
+    /* The paper's ablation: the derivative used in the backward pass, separately for the
+     * attacker (input gradients) and the optimizer (parameter gradients). SAT_ACT_SAME
+     * (default) uses the forward function's own derivative. */
+    int32_t attack_backward_act;
+    float attack_backward_param;   /* NaN: default parameter of attack_backward_act */
+    int32_t train_backward_act;
+    float train_backward_param;
+    int32_t attack_bn_mode;    /* SAT_BN_INFERENCE (default) or SAT_BN_BATCH */
+    uint64_t seed;             /* parameter initialisation; default: the context's seed */
+} sat_model_opts;
+
+SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
+
+/**
+ * Returns the spec text of a preset model, to pass to sat_model_create. Presets:
+ *   "mlp"        flatten, dense 256, act, dense 256, act, dense classes
+ *   "madry-cnn"  conv5x5x32, act, maxpool2, conv5x5x64, act, maxpool2, dense 1024, act, dense classes
+ *   "small-cnn"  conv3x3x16 s2, act, conv3x3x32 s2, act, dense 100, act, dense classes (fast)
+ *   "resnet20"   CIFAR ResNet of He et al.: 3 stages x 3 basic blocks, widths 16/32/64, batch norm
+ * channels/height/width give the input shape, num_classes the output size; mean and std
+ * (arrays of `channels` values, or NULL for mean 0 / std 1) the input normalisation.
+ * *spec_out is freed with sat_free().
+ */
+SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t height, int32_t width,
+                                int32_t num_classes, const float *mean, const float *std,
+                                char **spec_out);
+
+/**
+ * Creates a model from a text spec: one layer per line, '#' starts a comment.
+ *   input C H W                    first line: input shape per example
+ *   normalize mean=M1,M2.. std=S1,S2..   (x - mean[c]) / std[c] per channel
+ *   dense N [bias=0|1]
+ *   conv N k=K [s=S] [p=P] [bias=0|1]    square kernel K, stride S (1), padding P (0)
+ *   bn                              batch norm over channels (or features after dense)
+ *   act [KIND] [param=A]            the model's activation, or an explicit KIND
+ *   maxpool k=K [s=S]   avgpool k=K [s=S]   gap   flatten
+ *   add NAME                        adds the output of the layer labelled NAME
+ * Any layer may carry `name=NAME` (labels its output) and `from=NAME` (takes its input from
+ * the layer labelled NAME instead of the previous line). The last layer's output size is
+ * the number of classes. A bad spec fails with SAT_E_INVALID_ARG and a message naming the
+ * line: "model spec line 4: unknown layer 'conv3'".
+ * opts may be NULL for defaults. Parameters are initialised (He-normal weights, zero
+ * biases, unit batch-norm scale) from the seed.
+ */
+SAT_API int32_t sat_model_create(sat_context *ctx, const char *spec, const sat_model_opts *opts,
+                                 sat_model **out);
+SAT_API void sat_model_destroy(sat_model *model);
+SAT_API const char *sat_model_last_error(const sat_model *model);
+/** A deep copy (parameters, batch-norm statistics, options) on the same context. */
+SAT_API int32_t sat_model_clone(const sat_model *model, sat_model **out);
+
+/** Input shape per example and number of classes; any pointer may be NULL. */
+SAT_API int32_t sat_model_shape(const sat_model *model, int32_t *channels, int32_t *height,
+                                int32_t *width, int32_t *num_classes);
+SAT_API int64_t sat_model_max_batch(const sat_model *model);
+/** The normalised spec text the model was built from. Borrowed; lives as long as the model. */
+SAT_API const char *sat_model_spec(const sat_model *model);
+/** Copy of the options the model was created with (struct_size set by the caller). */
+SAT_API int32_t sat_model_get_opts(const sat_model *model, sat_model_opts *opts);
+/** Changes the backward-activation overrides and attack batch-norm mode after creation. */
+SAT_API int32_t sat_model_set_backward(sat_model *model, int32_t attack_backward_act,
+                                       float attack_backward_param, int32_t train_backward_act,
+                                       float train_backward_param);
+
+/** Number of trainable parameters (length of the parameter and gradient blocks). */
+SAT_API int64_t sat_model_param_count(const sat_model *model);
+/** Views of the flat parameter and gradient blocks (param_count floats each). The views
+ *  stay valid for the life of the model; writing the parameter block is allowed. */
+SAT_API float *sat_model_params(sat_model *model);
+SAT_API float *sat_model_grads(sat_model *model);
+/** Number of non-trainable state values (batch-norm running mean and variance), and a
+ *  view of them. */
+SAT_API int64_t sat_model_state_count(const sat_model *model);
+SAT_API float *sat_model_state(sat_model *model);
+/** Per-parameter decay mask (1 for weights, 0 for biases, batch-norm and activation
+ *  parameters) written into mask[param_count]. */
+SAT_API int32_t sat_model_decay_mask(const sat_model *model, uint8_t *mask);
+
+/** Logits (n x num_classes) for a batch, batch norm in inference mode. */
+SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, float *logits);
+
+/**
+ * Attack plan: cross-entropy loss per example (losses[n], may be NULL) and its gradient
+ * with respect to the input (grad[n*C*H*W], may be NULL), batch norm in the attack mode.
+ * The gradient is that of the *sum* of per-example losses, so each example's gradient is
+ * independent of the batch. No parameter gradients are computed and nothing in the model
+ * changes. logits[n*classes] may be NULL.
+ */
+SAT_API int32_t sat_model_input_gradient(sat_model *model, const float *x, const int32_t *labels,
+                                         int64_t n, float *losses, float *grad, float *logits);
+
+/**
+ * Train plan: forward in training mode (batch statistics, running statistics updated)
+ * and backward of the mean cross-entropy (with label smoothing in [0,1)) into the
+ * gradient block, which is overwritten. *loss (may be NULL) receives the mean loss and
+ * *correct (may be NULL) the number of correctly classified examples.
+ * The parameters are not changed: apply an optimizer (sat_optimizer_step or your own).
+ */
+SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const int32_t *labels,
+                                         int64_t n, float label_smoothing, float *loss,
+                                         int64_t *correct);
+
+/* ------------------------------------------------------------------------- */
+/* Attacks                                                                    */
+/* ------------------------------------------------------------------------- */
+
+#define SAT_ATTACK_FGSM 0
+#define SAT_ATTACK_PGD 1
+#define SAT_ATTACK_APGD_CE 2
+#define SAT_ATTACK_APGD_DLR 3   /* targeted APGD with the DLR loss, needs targets */
+
+#define SAT_NORM_LINF 0
+#define SAT_NORM_L2 1
+
+#define SAT_LOSS_CE 0
+#define SAT_LOSS_MARGIN 1       /* Carlini-Wagner margin on logits */
+
+typedef struct sat_attack_opts {
+    uint32_t struct_size;
+    int32_t method;        /* SAT_ATTACK_*; default PGD */
+    int32_t norm;          /* SAT_NORM_*; default LINF */
+    int32_t loss;          /* SAT_LOSS_*; default CE */
+    float eps;             /* radius in [0,1] pixel units; default 8/255 */
+    float step_size;       /* default 2/255 (PGD), ignored by APGD (2 eps); NaN -> 2.5 eps/steps */
+    int32_t steps;         /* default 10 (ignored by FGSM) */
+    int32_t restarts;      /* default 1; the worst case per example is kept */
+    int32_t random_start;  /* 1 (default) uniform start in the ball; 0 start at x */
+    int32_t targeted;      /* 0 (default); 1: minimise the loss towards `targets` */
+    int32_t bn_mode;       /* -1 (default): the model's attack_bn_mode; else SAT_BN_* */
+    uint64_t seed;         /* random starts; default 0 */
+} sat_attack_opts;
+
+SAT_API int32_t sat_attack_opts_init(sat_attack_opts *opts, uint32_t struct_size);
+
+/** Per-iteration statistics of an attack (arrays of `capacity` entries, caller owned). */
+typedef struct sat_attack_trace {
+    uint32_t struct_size;
+    int32_t capacity;      /* entries available in loss/accuracy */
+    int32_t count;         /* entries written (steps x restarts, at most capacity) */
+    int32_t reserved0;
+    float *loss;           /* mean loss after each step */
+    float *accuracy;       /* fraction still correctly classified after each step */
+} sat_attack_trace;
+
+/**
+ * Crafts adversarial examples x_adv[n*C*H*W] for (x, labels) with the method of opts.
+ * targets (may be NULL unless targeted or APGD-DLR) gives target labels. Every iterate
+ * stays within the eps-ball around x and in [0,1]. trace may be NULL.
+ * The model's parameters and batch-norm statistics are never changed.
+ */
+SAT_API int32_t sat_attack(sat_model *model, const sat_attack_opts *opts, const float *x,
+                           const int32_t *labels, const int32_t *targets, int64_t n,
+                           float *x_adv, sat_attack_trace *trace);
+/** sat_attack with method forced to PGD. */
+SAT_API int32_t sat_pgd_attack(sat_model *model, const sat_attack_opts *opts, const float *x,
+                               const int32_t *labels, int64_t n, float *x_adv,
+                               sat_attack_trace *trace);
+
+/* ------------------------------------------------------------------------- */
+/* Optimizers and schedules                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sat_optimizer sat_optimizer;
+
+#define SAT_OPT_SGD 0
+#define SAT_OPT_ADAM 1
+#define SAT_OPT_ADAMW 2
+
+#define SAT_SCHED_CONSTANT 0
+#define SAT_SCHED_STEP 1       /* lr *= gamma at each milestone */
+#define SAT_SCHED_COSINE 2
+#define SAT_SCHED_ONECYCLE 3   /* triangular: up to lr at peak_frac of the steps, down to 0 */
+
+#define SAT_MAX_MILESTONES 8
+
+typedef struct sat_optimizer_opts {
+    uint32_t struct_size;
+    int32_t kind;            /* SAT_OPT_*; default SGD */
+    float lr;                /* default 0.1 */
+    float momentum;          /* SGD; default 0.9 */
+    int32_t nesterov;        /* SGD; default 0 */
+    float weight_decay;      /* default 5e-4 (SGD: L2 added to the gradient; AdamW: decoupled) */
+    int32_t decay_biases;    /* 0 (default): no decay on biases, batch-norm and activation params */
+    float beta1;             /* Adam; default 0.9 */
+    float beta2;             /* Adam; default 0.999 */
+    float adam_eps;          /* Adam; default 1e-8 */
+    int32_t schedule;        /* SAT_SCHED_*; default CONSTANT */
+    int64_t total_steps;     /* for cosine and one-cycle; default 0 (required by them) */
+    int64_t warmup_steps;    /* linear warm-up from 0; default 0 */
+    float peak_frac;         /* one-cycle: where the peak is; default 0.4 */
+    float gamma;             /* step schedule factor; default 0.1 */
+    int32_t num_milestones;  /* step schedule */
+    int32_t reserved0;
+    int64_t milestones[SAT_MAX_MILESTONES];
+} sat_optimizer_opts;
+
+SAT_API int32_t sat_optimizer_opts_init(sat_optimizer_opts *opts, uint32_t struct_size);
+/** An optimizer for one model (its state is a flat block beside the parameters). */
+SAT_API int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts,
+                                     sat_optimizer **out);
+SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
+SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
+/** Applies one update from the model's gradient block, then advances the schedule.
+ *  Returns SAT_E_NUMERIC, changing nothing, if a gradient is NaN or Inf. */
+SAT_API int32_t sat_optimizer_step(sat_optimizer *opt);
+/** Learning rate the next step will use. */
+SAT_API float sat_optimizer_lr(const sat_optimizer *opt);
+SAT_API int64_t sat_optimizer_step_count(const sat_optimizer *opt);
+/** View of the optimizer's flat state block and its length. */
+SAT_API float *sat_optimizer_state(sat_optimizer *opt, int64_t *count);
+SAT_API int32_t sat_optimizer_set_step_count(sat_optimizer *opt, int64_t step);
+
+/* ------------------------------------------------------------------------- */
+/* Adversarial training                                                       */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sat_trainer sat_trainer;
+
+#define SAT_TRAIN_STANDARD 0
+#define SAT_TRAIN_PGD 1      /* Madry et al. */
+#define SAT_TRAIN_FAST 2     /* Wong et al.: FGSM from a uniform random start, step 1.25 eps */
+#define SAT_TRAIN_FREE 3     /* Shafahi et al.: m replays */
+#define SAT_TRAIN_TRADES 4   /* Zhang et al.: CE + beta KL */
+
+typedef struct sat_trainer_opts {
+    uint32_t struct_size;
+    int32_t method;          /* SAT_TRAIN_*; default PGD */
+    int32_t norm;            /* SAT_NORM_*; default LINF */
+    float eps;               /* default 8/255 */
+    float step_size;         /* NaN (default): 2.5 eps / steps (PGD), 1.25 eps (Fast), eps (Free) */
+    int32_t steps;           /* attack steps (PGD, TRADES); default 7 */
+    int32_t random_start;    /* default 1 */
+    float clean_fraction;    /* weight of the clean loss in [0,1]; default 0 */
+    int32_t attack_bn_mode;  /* -1 (default): the model's; else SAT_BN_* */
+    float label_smoothing;   /* default 0 */
+    int32_t free_replays;    /* Free-AT m; default 4 */
+    float trades_beta;       /* default 6 */
+    uint64_t seed;           /* default: the context's seed */
+} sat_trainer_opts;
+
+SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);
+/** A trainer that crafts adversarial examples with the model and updates it with opt.
+ *  The trainer borrows model and opt; destroy it before them. */
+SAT_API int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt,
+                                   const sat_trainer_opts *opts, sat_trainer **out);
+SAT_API void sat_trainer_destroy(sat_trainer *trainer);
+SAT_API const char *sat_trainer_last_error(const sat_trainer *trainer);
+
+typedef struct sat_step_stats {
+    uint32_t struct_size;
+    int32_t reserved0;
+    float loss;              /* mean training loss of the step */
+    float adv_accuracy;      /* accuracy on the adversarial examples (before the update) */
+    float clean_accuracy;    /* accuracy on the clean batch when it was computed, else NaN */
+    float lr;                /* learning rate used */
+} sat_step_stats;
+
+/** One adversarial training step on a batch. stats may be NULL. */
+SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32_t *labels,
+                               int64_t n, sat_step_stats *stats);
+
+/* ------------------------------------------------------------------------- */
+/* Evaluation                                                                 */
+/* ------------------------------------------------------------------------- */
+
+#define SAT_EVAL_MAX_STEPS 16
+
+#define SAT_FLAG_ZERO_GRAD 1u        /* some input gradients are all zero */
+#define SAT_FLAG_NONFINITE_GRAD 2u   /* NaN/Inf input gradients */
+#define SAT_FLAG_NOT_CONVERGED 4u    /* robust accuracy still falling between the last two k */
+#define SAT_FLAG_ONE_STEP_STRONGER 8u /* FGSM beats the strongest multi-step PGD */
+
+typedef struct sat_eval_opts {
+    uint32_t struct_size;
+    int32_t norm;                  /* default LINF */
+    float eps;                     /* default 8/255 */
+    float step_size;               /* NaN (default): 2.5 eps / k for each k */
+    int32_t num_steps;             /* entries used in steps[]; default 3: 1, 10, 20 */
+    int32_t steps[SAT_EVAL_MAX_STEPS];
+    int32_t restarts;              /* default 1 */
+    int32_t apgd;                  /* 1: also APGD-CE + APGD-T; default 0 */
+    int32_t apgd_steps;            /* default 100 */
+    int32_t apgd_targets;          /* target classes for APGD-T; default 3 */
+    int32_t batch;                 /* chunk size; default: the model's max batch */
+    uint64_t seed;
+} sat_eval_opts;
+
+typedef struct sat_eval_result {
+    uint32_t struct_size;
+    int32_t num_steps;
+    int64_t n;
+    float clean_accuracy;
+    float robust_accuracy[SAT_EVAL_MAX_STEPS]; /* under PGD-steps[i] */
+    float fgsm_accuracy;
+    float apgd_accuracy;           /* worst case of APGD-CE and APGD-T; NaN if not run */
+    uint32_t flags;                /* SAT_FLAG_* */
+    int32_t reserved0;
+} sat_eval_result;
+
+SAT_API int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size);
+/** Clean and robust accuracy on n examples (processed in chunks). */
+SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x,
+                             const int32_t *labels, int64_t n, sat_eval_result *result);
+
+/* ------------------------------------------------------------------------- */
+/* Datasets                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct sat_dataset sat_dataset;
+
+#define SAT_DATA_IDX 0      /* MNIST / Fashion-MNIST: DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] */
+#define SAT_DATA_CIFAR10 1  /* DIR/data_batch_{1..5}.bin, DIR/test_batch.bin */
+
+#define SAT_SPLIT_TRAIN 0
+#define SAT_SPLIT_TEST 1
+
+/** Directory of Debian's dataset-fashion-mnist package. Static string. */
+SAT_API const char *sat_default_data_dir(void);
+
+/** Loads a data set from files. Or loads an IDX image/label file pair given directly
+ *  with sat_dataset_load_idx. On a bad file: SAT_E_IO / SAT_E_FORMAT and a message. */
+SAT_API int32_t sat_dataset_load(sat_context *ctx, int32_t format, const char *dir, int32_t split,
+                                 sat_dataset **out);
+SAT_API int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path,
+                                     const char *labels_path, sat_dataset **out);
+/** Makes a data set from caller arrays (copied). */
+SAT_API int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t *labels,
+                                        int64_t n, int32_t channels, int32_t height, int32_t width,
+                                        int32_t num_classes, sat_dataset **out);
+SAT_API void sat_dataset_destroy(sat_dataset *ds);
+SAT_API const char *sat_dataset_last_error(const sat_dataset *ds);
+SAT_API int64_t sat_dataset_size(const sat_dataset *ds);
+SAT_API int32_t sat_dataset_shape(const sat_dataset *ds, int32_t *channels, int32_t *height,
+                                  int32_t *width, int32_t *num_classes);
+/** Borrowed views of all images and labels (valid for the life of the data set). */
+SAT_API const float *sat_dataset_images(const sat_dataset *ds);
+SAT_API const int32_t *sat_dataset_labels(const sat_dataset *ds);
+/** Moves the last `count` examples (after a seeded shuffle) into a new data set. */
+SAT_API int32_t sat_dataset_split(sat_dataset *ds, int64_t count, uint64_t seed,
+                                  sat_dataset **held_out);
+/** Keeps only the first `count` examples. */
+SAT_API int32_t sat_dataset_truncate(sat_dataset *ds, int64_t count);
+
+#define SAT_AUG_NONE 0u
+#define SAT_AUG_CROP 1u   /* random crop with 4 pixels of zero padding */
+#define SAT_AUG_FLIP 2u   /* random horizontal flip */
+
+/** Starts an epoch: shuffles the order with (seed, epoch) and sets augmentation flags. */
+SAT_API int32_t sat_dataset_shuffle(sat_dataset *ds, uint64_t seed, int64_t epoch, uint32_t aug);
+/** Copies batch `index` of size `batch` of the current order into x and labels; the last
+ *  batch may be shorter: *n_out receives its size. */
+SAT_API int32_t sat_dataset_batch(sat_dataset *ds, int64_t index, int64_t batch, float *x,
+                                  int32_t *labels, int64_t *n_out);
+
+/* ------------------------------------------------------------------------- */
+/* Model and checkpoint files                                                 */
+/* ------------------------------------------------------------------------- */
+
+/** What a model was trained for and how; stored in model files. */
+typedef struct sat_model_meta {
+    uint32_t struct_size;
+    int32_t norm;        /* SAT_NORM_* of the threat model */
+    float eps;
+    int32_t method;      /* SAT_TRAIN_* */
+    int32_t steps;
+    int32_t epochs;
+    float clean_accuracy;  /* as measured at save time; NaN if unknown */
+    float robust_accuracy;
+} sat_model_meta;
+
+SAT_API int32_t sat_model_meta_init(sat_model_meta *meta, uint32_t struct_size);
+
+/** Saves a model (spec, options, parameters, batch-norm statistics, meta) to path. The file
+ *  is written to a temporary file in the same directory, flushed and renamed, so an
+ *  existing file is replaced whole or not at all. meta may be NULL. */
+SAT_API int32_t sat_model_save(const sat_model *model, const sat_model_meta *meta, const char *path);
+/** Loads a model file. A damaged, truncated or hostile file gives SAT_E_FORMAT (or
+ *  SAT_E_VERSION) and a message in sat_last_error(); it never crashes. meta may be NULL. */
+SAT_API int32_t sat_model_load(sat_context *ctx, const char *path, sat_model_meta *meta,
+                               sat_model **out);
+/** The same to and from memory. *buf_out is freed with sat_free(). */
+SAT_API int32_t sat_model_save_buffer(const sat_model *model, const sat_model_meta *meta,
+                                      void **buf_out, size_t *size_out);
+SAT_API int32_t sat_model_load_buffer(sat_context *ctx, const void *buf, size_t size,
+                                      sat_model_meta *meta, sat_model **out);
+
+/** A checkpoint: the model file plus the optimizer's state, step count, and the trainer's
+ *  RNG position, so a resumed run continues bit-exactly. `epoch` and `batch_index` are the
+ *  host's loop position, returned by sat_checkpoint_load. */
+SAT_API int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_meta *meta,
+                                    int64_t epoch, int64_t batch_index, const char *path);
+/** Restores parameters, statistics, optimizer state and trainer RNG into existing handles
+ *  built with the same spec. On failure nothing is changed. */
+SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epoch,
+                                    int64_t *batch_index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SAT_H */

@@ -1,0 +1,103 @@
+/* core.h - internal definitions shared by every libsat module: the context, error
+ * messages, allocation through the context's hooks, and the counter-based RNG. */
+#ifndef SAT_CORE_H
+#define SAT_CORE_H
+
+#include "sat.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAT_ERRMSG_SIZE 512
+/* Alignment of every buffer the library allocates (a cache line; enough for AVX-512). */
+#define SAT_ALIGN 64
+
+struct sat_context {
+    int32_t num_threads;
+    uint64_t seed;
+    sat_log_fn log_fn;
+    void *log_user;
+    int32_t log_level;
+    sat_alloc_fn alloc_fn;
+    sat_dealloc_fn dealloc_fn;
+    void *alloc_user;
+    struct sat_pool *pool; /* worker pool for non-BLIS kernels; NULL when num_threads == 1 */
+    char err[SAT_ERRMSG_SIZE];
+};
+
+/* ---- errors ---- */
+
+/* Formats a message into a handle's buffer (buf may be NULL) and returns `status`. */
+int32_t sat__fail(char *buf, int32_t status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+
+#endif
+    ;
+/* The same into the thread-local buffer read by sat_last_error(). */
+int32_t sat__fail_tls(int32_t status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+
+#endif
+    ;
+void sat__clear_tls_error(void);
+/* Copies a handle's message into the thread-local buffer (for create calls that fail
+ * after building a temporary handle). */
+void sat__copy_to_tls(const char *msg);
+
+/* ---- logging (no-op without a callback) ---- */
+void sat__log(const sat_context *ctx, int32_t level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+
+#endif
+    ;
+
+/* ---- allocation (aligned to SAT_ALIGN, through the context's hooks) ---- */
+void *sat__alloc(const sat_context *ctx, size_t size);
+void *sat__calloc(const sat_context *ctx, size_t count, size_t size);
+void sat__dealloc(const sat_context *ctx, void *ptr);
+/* Memory handed to the user, freed with sat_free(): plain malloc. */
+void *sat__user_alloc(size_t size);
+char *sat__user_strdup(const char *s);
+
+/* ---- counter-based RNG: a pure function of (key, stream, index) ---- */
+uint64_t sat__rng_u64(uint64_t key, uint64_t stream, uint64_t index);
+/* Uniform in [0,1) with 24 bits. */
+float sat__rng_uniform(uint64_t key, uint64_t stream, uint64_t index);
+/* Standard normal (Box-Muller on two draws at 2*index, 2*index+1). */
+float sat__rng_normal(uint64_t key, uint64_t stream, uint64_t index);
+
+/* Streams: fixed numbers so that every consumer of randomness is independent. */
+#define SAT_STREAM_INIT 1u
+#define SAT_STREAM_ATTACK 2u
+#define SAT_STREAM_SHUFFLE 3u
+#define SAT_STREAM_AUGMENT 4u
+#define SAT_STREAM_TRAIN 5u
+#define SAT_STREAM_SPLIT 6u
+
+/* ---- options structs: copies min(caller, own) bytes over defaults, rejects a non-zero
+ * unknown tail. Returns SAT_OK or SAT_E_INVALID_ARG with a message in err. */
+int32_t sat__opts_copy(void *dst, size_t own_size, const void *src, const char *what, char *err);
+
+/* Fills a caller's options struct of struct_size bytes with `defaults` (own_size bytes):
+ * zero tail beyond own_size, struct_size kept as the caller's. */
+int32_t sat__opts_init(void *opts, uint32_t struct_size, const void *defaults, size_t own_size,
+                       const char *what);
+
+/* ---- small checks ---- */
+int sat__all_finite(const float *x, int64_t n);
+
+
+
+/* ---- worker pool for non-BLIS kernels ----
+ * Runs fn(arg, begin, end) over [0, n) split into contiguous ranges, one per thread, and
+ * returns when all are done. Ranges depend only on n and the thread count; kernels that
+ * must be thread-count independent write disjoint outputs per index. */
+typedef void (*sat_range_fn)(void *arg, int64_t begin, int64_t end);
+void sat__parallel_for(const sat_context *ctx, int64_t n, sat_range_fn fn, void *arg);
+int32_t sat__pool_create(sat_context *ctx);
+void sat__pool_destroy(sat_context *ctx);
+#endif

@@ -1,0 +1,159 @@
+/* graph.h - the model graph, its two execution plans and the executor.
+ *
+ * A model is a list of nodes in topological order (the spec's line order). Node 0 is the
+ * input. Each node produces one tensor of shape [n, c, h, w]. Every op has one entry in
+ * the op table (ops.c): shape inference, parameters, workspace, forward, backward.
+ *
+ * Two plans come from one graph:
+ *   ATTACK: forward + gradient w.r.t. the input only (no parameter-gradient GEMMs),
+ *           batch norm as chosen for the attack, running statistics never touched.
+ *   TRAIN:  forward in training mode + parameter gradients; input gradients only where a
+ *           parameter upstream needs them, or when the caller asks for dL/dx (Free-AT).
+ * Memory: parameters, gradients and state are flat blocks; activations, gradients and
+ * scratch live in one arena sized for max_batch when the model is created, so a step
+ * allocates nothing. */
+#ifndef SAT_GRAPH_H
+#define SAT_GRAPH_H
+
+#include "core/core.h"
+#include "kernels/kernels.h"
+
+enum sat_op {
+    SAT_OP_INPUT,
+    SAT_OP_NORMALIZE,
+    SAT_OP_DENSE,
+    SAT_OP_CONV,
+    SAT_OP_BN,
+    SAT_OP_ACT,
+    SAT_OP_MAXPOOL,
+    SAT_OP_AVGPOOL,
+    SAT_OP_GAP,
+    SAT_OP_ADD,
+    SAT_OP_FLATTEN,
+    SAT_OP_COUNT
+};
+
+#define SAT_NAME_MAX 32
+
+typedef struct sat_node {
+    int32_t op;
+    int32_t in0, in1;           /* producer nodes (-1: none) */
+    int32_t c, h, w;            /* output shape per example */
+    int64_t size;               /* c*h*w */
+    int32_t line;               /* spec line, for messages */
+    char name[SAT_NAME_MAX];
+    /* attributes */
+    int32_t units, k, stride, pad, has_bias;
+    int32_t act;                /* SAT_OP_ACT: SAT_ACT_* */
+    float act_param;
+    sat_conv_geom conv;
+    /* offsets into the model's blocks (-1: none) */
+    int64_t p_w, p_b, p_gamma, p_beta, p_alpha; /* params / grads */
+    int64_t n_w;
+    int64_t s_mean, s_var;      /* state */
+    int64_t k_mean, k_std;      /* constants (normalize) */
+    /* arena offsets in floats (-1: none) */
+    int64_t a_out;              /* forward output, max_batch * size */
+    int64_t a_grad;             /* gradient of the output */
+    int64_t a_save;             /* batch norm: saved mean and inverse std (2c) */
+    int32_t consumers;          /* how many nodes read this output */
+    int32_t alias;              /* output is the input's buffer (flatten) */
+} sat_node;
+
+/* Batch-norm behaviour of one forward pass. */
+#define SAT__BN_INFER 0   /* running statistics */
+#define SAT__BN_BATCH 1   /* batch statistics, running ones untouched */
+#define SAT__BN_TRAIN 2   /* batch statistics, running ones updated */
+
+#define SAT__PLAN_ATTACK 0
+#define SAT__PLAN_TRAIN 1
+
+struct sat_model {
+    sat_context *ctx;
+    sat_model_opts opts;
+    char *spec;
+    sat_node *nodes;
+    int32_t num_nodes;
+    int32_t in_c, in_h, in_w, classes;
+    int64_t in_size;
+    int64_t max_batch;
+
+    float *params, *grads;
+    int64_t num_params;
+    float *state;
+    float *state_backup;        /* running statistics before a training forward */
+    int64_t num_state;
+    float *consts;
+    int64_t num_consts;
+
+    float *arena;
+    int64_t arena_size;         /* floats */
+    int64_t a_ws, ws_size;      /* conv workspace */
+    int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1) */
+    int64_t a_dlogits, a_losses;
+    float **out_ptr;            /* per node, set by each forward */
+    float **grad_ptr;           /* per node */
+    uint8_t *grad_fresh;        /* per node, during backward: no contribution yet */
+    uint8_t *need_dx[2];        /* per plan and node: compute the gradient w.r.t. its inputs */
+
+    /* what the last forward was, so that backward can check it matches */
+    int64_t run_n;
+    int32_t run_bn;
+    int32_t run_valid;
+
+    char err[SAT_ERRMSG_SIZE];
+};
+
+/* One entry per op. */
+typedef struct sat_run {
+    sat_model *m;
+    int64_t n;
+    int32_t bn;          /* SAT__BN_* */
+    int32_t plan;        /* backward only */
+    int32_t bwd_act;     /* backward only: derivative used by act nodes (SAT_ACT_SAME) */
+    float bwd_param;
+    int32_t param_grads; /* backward only */
+} sat_run;
+
+typedef struct sat_op_info {
+    const char *name;
+    int has_params;
+    /* Sets the node's output shape from its inputs and counts parameters, state and
+     * constants. Returns SAT_OK or SAT_E_INVALID_ARG with a message into err. */
+    int32_t (*infer)(sat_model *m, sat_node *nd, char *err);
+    int64_t (*workspace)(const sat_node *nd, int64_t n);
+    void (*forward)(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y);
+    /* dx0/dx1 (may be NULL: not needed) are overwritten. */
+    void (*backward)(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                     const float *dy, float *dx0, float *dx1);
+} sat_op_info;
+
+extern const sat_op_info sat__ops[SAT_OP_COUNT];
+
+static inline int sat__node_has_params(const sat_node *nd) {
+    return nd->p_w >= 0 || nd->p_gamma >= 0 || nd->p_alpha >= 0;
+}
+
+/* spec.c: parses a spec into m->nodes (shapes, parameter layout); message into err. */
+int32_t sat__parse_spec(sat_model *m, const char *spec, char *err);
+/* plan.c: lays out the arena for max_batch and the two plans' needs; allocates blocks. */
+int32_t sat__plan(sat_model *m, char *err);
+/* init.c: initial parameters and statistics from a seed. */
+void sat__init_params(sat_model *m, uint64_t seed);
+
+/* executor.c */
+int32_t sat__forward(sat_model *m, const float *x, int64_t n, int32_t bn, const float **logits);
+/* Backward from dlogits [run_n x classes] through the plan. Param grads (TRAIN) overwrite
+ * m->grads. dx (may be NULL) receives the input gradient. */
+int32_t sat__backward(sat_model *m, int32_t plan, const float *dlogits, float *dx);
+/* Resolved activation for the backward of a plan. */
+void sat__plan_backward_act(const sat_model *m, int32_t plan, int32_t *act, float *param);
+
+/* model.c: shared by the API entry points */
+int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opts *opts,
+                         sat_model **out);
+int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
+int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+                         const char *fn);
+
+#endif

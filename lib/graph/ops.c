@@ -1,0 +1,334 @@
+/* ops.c - the op table: for each op, shape inference (with its parameters, state and
+ * constants), workspace, forward and backward. Backward functions receive the op's input
+ * x0 and output y (both kept from the forward pass) and overwrite dx0/dx1 when non-NULL. */
+#include "graph.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FAIL(...) return sat__fail(err, SAT_E_INVALID_ARG, __VA_ARGS__)
+
+static const sat_node *input_of(const sat_model *m, const sat_node *nd) { return &m->nodes[nd->in0]; }
+
+static int64_t add_params(sat_model *m, int64_t count) {
+    int64_t off = m->num_params;
+    m->num_params += count;
+    return off;
+}
+
+static int64_t add_state(sat_model *m, int64_t count) {
+    int64_t off = m->num_state;
+    m->num_state += count;
+    return off;
+}
+
+static int64_t no_workspace(const sat_node *nd, int64_t n) {
+    (void)nd;
+    (void)n;
+    return 0;
+}
+
+/* ---- input ---- */
+static int32_t input_infer(sat_model *m, sat_node *nd, char *err) {
+    (void)m;
+    (void)err;
+    nd->size = (int64_t)nd->c * nd->h * nd->w;
+    return SAT_OK;
+}
+
+/* ---- normalize ---- */
+static int32_t same_shape_infer(sat_model *m, sat_node *nd, char *err) {
+    (void)err;
+    const sat_node *in = input_of(m, nd);
+    nd->c = in->c;
+    nd->h = in->h;
+    nd->w = in->w;
+    return SAT_OK;
+}
+
+static void normalize_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                              float *y) {
+    (void)x1;
+    const float *k = r->m->consts;
+    sat__normalize_forward(x0, k + nd->k_mean, k + nd->k_std, y, r->n, nd->c, (int64_t)nd->h * nd->w);
+}
+
+static void normalize_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                               const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    if (dx0)
+        sat__normalize_backward(dy, r->m->consts + nd->k_std, dx0, r->n, nd->c,
+                                (int64_t)nd->h * nd->w);
+}
+
+/* ---- dense (any input shape is read as a flat vector) ---- */
+static int32_t dense_infer(sat_model *m, sat_node *nd, char *err) {
+    (void)err;
+    const sat_node *in = input_of(m, nd);
+    nd->c = nd->units;
+    nd->h = nd->w = 1;
+    nd->n_w = (int64_t)nd->units * in->size;
+    nd->p_w = add_params(m, nd->n_w);
+    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
+    return SAT_OK;
+}
+
+static void dense_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                          float *y) {
+    (void)x1;
+    const float *p = r->m->params;
+    sat__dense_forward(r->m->ctx, x0, p + nd->p_w, nd->p_b >= 0 ? p + nd->p_b : NULL, y, r->n,
+                       input_of(r->m, nd)->size, nd->units);
+}
+
+static void dense_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                           const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    float *dw = r->param_grads ? m->grads + nd->p_w : NULL;
+    float *db = r->param_grads && nd->p_b >= 0 ? m->grads + nd->p_b : NULL;
+    if (dx0 || dw)
+        sat__dense_backward(m->ctx, x0, m->params + nd->p_w, dy, dx0, dw, db, r->n,
+                            input_of(m, nd)->size, nd->units);
+}
+
+/* ---- conv ---- */
+static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *in = input_of(m, nd);
+    nd->conv.c_in = in->c;
+    nd->conv.h_in = in->h;
+    nd->conv.w_in = in->w;
+    nd->conv.c_out = nd->units;
+    nd->conv.k = nd->k;
+    nd->conv.stride = nd->stride;
+    nd->conv.pad = nd->pad;
+    if (!sat__conv_geom_init(&nd->conv))
+        FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
+             nd->k, nd->stride, nd->pad, in->h, in->w);
+    nd->c = nd->units;
+    nd->h = nd->conv.h_out;
+    nd->w = nd->conv.w_out;
+    nd->n_w = (int64_t)nd->units * in->c * nd->k * nd->k;
+    nd->p_w = add_params(m, nd->n_w);
+    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
+    return SAT_OK;
+}
+
+static int64_t conv_workspace(const sat_node *nd, int64_t n) { return sat__conv_workspace(&nd->conv, n); }
+
+static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                         float *y) {
+    (void)x1;
+    sat_model *m = r->m;
+    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, m->arena + m->a_ws);
+}
+
+static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                          const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    if (r->param_grads)
+        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, m->grads + nd->p_w,
+                                   nd->p_b >= 0 ? m->grads + nd->p_b : NULL, r->n, m->arena + m->a_ws);
+    if (dx0)
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n,
+                                m->arena + m->a_ws);
+}
+
+/* ---- batch norm ---- */
+static int32_t bn_infer(sat_model *m, sat_node *nd, char *err) {
+    same_shape_infer(m, nd, err);
+    nd->p_gamma = add_params(m, nd->c);
+    nd->p_beta = add_params(m, nd->c);
+    nd->s_mean = add_state(m, nd->c);
+    nd->s_var = add_state(m, nd->c);
+    return SAT_OK;
+}
+
+static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    sat_model *m = r->m;
+    const float *g = m->params + nd->p_gamma, *b = m->params + nd->p_beta;
+    int64_t hw = (int64_t)nd->h * nd->w;
+    if (r->bn == SAT__BN_INFER) {
+        sat__bn_forward_infer(x0, g, b, m->state + nd->s_mean, m->state + nd->s_var, y, r->n, nd->c, hw);
+    } else {
+        float *save = m->arena + nd->a_save;
+        int upd = r->bn == SAT__BN_TRAIN;
+        sat__bn_forward_train(x0, g, b, y, r->n, nd->c, hw, save, save + nd->c,
+                              upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL);
+    }
+}
+
+static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                        const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    const float *g = m->params + nd->p_gamma;
+    float *dg = r->param_grads ? m->grads + nd->p_gamma : NULL;
+    float *db = r->param_grads ? m->grads + nd->p_beta : NULL;
+    int64_t hw = (int64_t)nd->h * nd->w;
+    if (r->bn == SAT__BN_INFER) {
+        sat__bn_backward_infer(x0, g, m->state + nd->s_mean, m->state + nd->s_var, dy, dx0, dg, db,
+                               r->n, nd->c, hw);
+    } else {
+        const float *save = m->arena + nd->a_save;
+        sat__bn_backward_train(x0, g, dy, save, save + nd->c, dx0, dg, db, r->n, nd->c, hw);
+    }
+}
+
+/* ---- activation ---- */
+static int32_t act_infer(sat_model *m, sat_node *nd, char *err) {
+    same_shape_infer(m, nd, err);
+    if (nd->act < 0) {
+        nd->act = m->opts.activation;
+        if (isnan(nd->act_param)) nd->act_param = m->opts.act_param;
+    }
+    if (isnan(nd->act_param)) nd->act_param = sat_activation_default_param(nd->act);
+    if (nd->act == SAT_ACT_SMOOTHRELU) nd->p_alpha = add_params(m, 1);
+    return SAT_OK;
+}
+
+/* SmoothReLU's alpha is a learnable parameter; the others are fixed. */
+static float act_param_now(const sat_model *m, const sat_node *nd) {
+    return nd->p_alpha >= 0 ? m->params[nd->p_alpha] : nd->act_param;
+}
+
+static void act_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    sat__act_forward(nd->act, act_param_now(r->m, nd), x0, y, r->n * nd->size);
+}
+
+static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                         const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    float own = act_param_now(m, nd);
+    int64_t count = r->n * nd->size;
+    if (dx0) {
+        if (r->bwd_act == SAT_ACT_SAME)
+            sat__act_backward(nd->act, own, x0, dy, dx0, count);
+        else
+            sat__act_backward(r->bwd_act, r->bwd_param, x0, dy, dx0, count);
+    }
+    if (r->param_grads && nd->p_alpha >= 0)
+        m->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
+}
+
+/* ---- pooling ---- */
+static int32_t pool_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *in = input_of(m, nd);
+    if (nd->k > in->h || nd->k > in->w)
+        FAIL("model spec line %d: pooling window %d is larger than the input %dx%d", nd->line, nd->k,
+             in->h, in->w);
+    nd->c = in->c;
+    nd->h = (in->h - nd->k) / nd->stride + 1;
+    nd->w = (in->w - nd->k) / nd->stride + 1;
+    return SAT_OK;
+}
+
+static void maxpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                            float *y) {
+    (void)x1;
+    const sat_node *in = input_of(r->m, nd);
+    sat__maxpool_forward(x0, y, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+}
+
+static void maxpool_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    const sat_node *in = input_of(r->m, nd);
+    if (dx0) sat__maxpool_backward(x0, dy, dx0, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+}
+
+static void avgpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                            float *y) {
+    (void)x1;
+    const sat_node *in = input_of(r->m, nd);
+    sat__avgpool_forward(x0, y, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+}
+
+static void avgpool_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    const sat_node *in = input_of(r->m, nd);
+    if (dx0) sat__avgpool_backward(dy, dx0, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+}
+
+/* ---- global average pooling ---- */
+static int32_t gap_infer(sat_model *m, sat_node *nd, char *err) {
+    (void)err;
+    nd->c = input_of(m, nd)->c;
+    nd->h = nd->w = 1;
+    return SAT_OK;
+}
+
+static void gap_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    const sat_node *in = input_of(r->m, nd);
+    sat__gap_forward(x0, y, r->n, nd->c, (int64_t)in->h * in->w);
+}
+
+static void gap_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                         const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    const sat_node *in = input_of(r->m, nd);
+    if (dx0) sat__gap_backward(dy, dx0, r->n, nd->c, (int64_t)in->h * in->w);
+}
+
+/* ---- residual add ---- */
+static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
+    if (nd->in1 == nd->in0) FAIL("model spec line %d: add of a layer with itself (use a scale)", nd->line);
+    if (a->c != b->c || a->h != b->h || a->w != b->w)
+        FAIL("model spec line %d: add of %dx%dx%d and %dx%dx%d (line %d): shapes differ", nd->line,
+             a->c, a->h, a->w, b->c, b->h, b->w, b->line);
+    return same_shape_infer(m, nd, err);
+}
+
+static void add_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    sat__add(x0, x1, y, r->n * nd->size);
+}
+
+static void add_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                         const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y;
+    size_t bytes = sizeof(float) * (size_t)(r->n * nd->size);
+    if (dx0) memcpy(dx0, dy, bytes);
+    if (dx1) memcpy(dx1, dy, bytes);
+}
+
+/* ---- flatten: NCHW is already flat per example; the output aliases the input ---- */
+static int32_t flatten_infer(sat_model *m, sat_node *nd, char *err) {
+    (void)err;
+    nd->c = (int32_t)input_of(m, nd)->size;
+    nd->h = nd->w = 1;
+    nd->alias = 1;
+    return SAT_OK;
+}
+
+static void flatten_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                            float *y) {
+    (void)r, (void)nd, (void)x0, (void)x1, (void)y; /* aliased: nothing to do */
+}
+
+static void flatten_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    if (dx0 && dx0 != dy) memcpy(dx0, dy, sizeof(float) * (size_t)(r->n * nd->size));
+}
+
+const sat_op_info sat__ops[SAT_OP_COUNT] = {
+    [SAT_OP_INPUT] = {"input", 0, input_infer, no_workspace, NULL, NULL},
+    [SAT_OP_NORMALIZE] = {"normalize", 0, same_shape_infer, no_workspace, normalize_forward, normalize_backward},
+    [SAT_OP_DENSE] = {"dense", 1, dense_infer, no_workspace, dense_forward, dense_backward},
+    [SAT_OP_CONV] = {"conv", 1, conv_infer, conv_workspace, conv_forward, conv_backward},
+    [SAT_OP_BN] = {"bn", 1, bn_infer, no_workspace, bn_forward, bn_backward},
+    [SAT_OP_ACT] = {"act", 0, act_infer, no_workspace, act_forward, act_backward},
+    [SAT_OP_MAXPOOL] = {"maxpool", 0, pool_infer, no_workspace, maxpool_forward, maxpool_backward},
+    [SAT_OP_AVGPOOL] = {"avgpool", 0, pool_infer, no_workspace, avgpool_forward, avgpool_backward},
+    [SAT_OP_GAP] = {"gap", 0, gap_infer, no_workspace, gap_forward, gap_backward},
+    [SAT_OP_ADD] = {"add", 0, add_infer, no_workspace, add_forward, add_backward},
+    [SAT_OP_FLATTEN] = {"flatten", 0, flatten_infer, no_workspace, flatten_forward, flatten_backward},
+};

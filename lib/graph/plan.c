@@ -1,0 +1,127 @@
+/* plan.c - compiles the two plans of a parsed graph and lays out its memory.
+ *
+ * Forward outputs stay alive for the whole step (backward reads them), so each gets its
+ * own region. Output gradients are short-lived: node i's gradient is written first by the
+ * backward of its last consumer and last read by its own backward; regions are assigned
+ * first-fit over those lifetimes, so gradients of distant layers share memory. */
+#include "graph.h"
+
+#include <string.h>
+
+typedef struct interval {
+    int32_t node;
+    int32_t start, end; /* backward step range, inclusive */
+    int64_t size, offset;
+} interval;
+
+static int overlaps(const interval *a, const interval *b) {
+    return a->start <= b->end && b->start <= a->end;
+}
+
+/* First-fit placement of intervals (in start order) into one region; returns its size. */
+static int64_t place_intervals(interval *iv, int count) {
+    int64_t total = 0;
+    for (int i = 0; i < count; i++) {
+        int64_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (!overlaps(&iv[i], &iv[j])) continue;
+                if (off < iv[j].offset + iv[j].size && iv[j].offset < off + iv[i].size) {
+                    off = iv[j].offset + iv[j].size;
+                    moved = 1;
+                }
+            }
+        }
+        iv[i].offset = off;
+        if (off + iv[i].size > total) total = off + iv[i].size;
+    }
+    return total;
+}
+
+/* Rounds a float count up to a cache line so that every region starts aligned. */
+static int64_t align_floats(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+int32_t sat__plan(sat_model *m, char *err) {
+    const int N = m->num_nodes;
+    const int64_t B = m->max_batch;
+    sat_context *ctx = m->ctx;
+
+    m->params = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
+    m->grads = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
+    m->state = sat__calloc(ctx, (size_t)(m->num_state ? m->num_state : 1), sizeof(float));
+    m->out_ptr = sat__calloc(ctx, (size_t)N, sizeof(float *));
+    m->grad_ptr = sat__calloc(ctx, (size_t)N, sizeof(float *));
+    m->grad_fresh = sat__calloc(ctx, (size_t)N, 1);
+    m->need_dx[0] = sat__calloc(ctx, (size_t)N, 1);
+    m->need_dx[1] = sat__calloc(ctx, (size_t)N, 1);
+    interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
+    if (!m->params || !m->grads || !m->state || !m->out_ptr || !m->grad_ptr || !m->grad_fresh ||
+        !m->need_dx[0] || !m->need_dx[1] || !iv) {
+        sat__dealloc(ctx, iv);
+        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld parameters",
+                         (long long)m->num_params);
+    }
+
+    /* Which output gradients each plan needs: the attack plan all of them (down to the
+     * input); the train plan those with a parameter at or above the node. */
+    for (int i = 0; i < N; i++) {
+        const sat_node *nd = &m->nodes[i];
+        m->need_dx[SAT__PLAN_ATTACK][i] = 1;
+        int up = sat__node_has_params(nd);
+        if (nd->in0 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in0];
+        if (nd->in1 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in1];
+        m->need_dx[SAT__PLAN_TRAIN][i] = (uint8_t)up;
+    }
+
+    int64_t off = 0;
+    int64_t ws = 0, scratch = 0;
+    for (int i = 0; i < N; i++) {
+        sat_node *nd = &m->nodes[i];
+        if (i > 0 && !nd->alias) {
+            nd->a_out = off;
+            off += align_floats(B * nd->size);
+        }
+        if (nd->op == SAT_OP_BN) {
+            nd->a_save = off;
+            off += align_floats(2 * (int64_t)nd->c);
+        }
+        int64_t w = sat__ops[nd->op].workspace(nd, B);
+        if (w > ws) ws = w;
+        if (nd->consumers > 1 && B * nd->size > scratch) scratch = B * nd->size;
+    }
+    m->a_ws = off;
+    m->ws_size = ws;
+    off += align_floats(ws);
+    m->a_scratch = off;
+    off += 2 * align_floats(scratch);
+    m->a_dlogits = off;
+    off += align_floats(B * m->classes);
+    m->a_losses = off;
+    off += align_floats(B);
+
+    /* Gradient lifetimes in backward steps: node N-1 is step 0. The last node's gradient
+     * is the caller's dlogits, so it needs no region. */
+    int count = 0;
+    for (int i = N - 2; i >= 0; i--) {
+        int last_consumer = i;
+        for (int j = i + 1; j < N; j++)
+            if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) last_consumer = j;
+        interval *v = &iv[count++];
+        v->node = i;
+        v->start = N - 1 - last_consumer;
+        v->end = N - 1 - i;
+        v->size = align_floats(B * m->nodes[i].size);
+    }
+    int64_t grad_region = place_intervals(iv, count);
+    for (int k = 0; k < count; k++) m->nodes[iv[k].node].a_grad = off + iv[k].offset;
+    off += grad_region;
+    sat__dealloc(ctx, iv);
+
+    m->arena_size = off;
+    m->arena = sat__calloc(ctx, (size_t)off, sizeof(float));
+    if (!m->arena)
+        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for a %lld MiB arena (max_batch %lld)",
+                         (long long)(off * 4 >> 20), (long long)B);
+    return SAT_OK;
+}

@@ -1,0 +1,112 @@
+/* kernels.h - the numerical kernels under the graph executor. Pure functions on plain
+ * float arrays (NCHW, contiguous). None allocates: scratch memory comes from the caller
+ * (the executor's arena) and its size from the *_workspace functions. */
+#ifndef SAT_KERNELS_H
+#define SAT_KERNELS_H
+
+#include "core/core.h"
+
+#include <stdint.h>
+
+/* ---- GEMM (gemm.c is the only file that includes blis.h) ----
+ * Row-major: C[m,n] = alpha * op(A) * op(B) + beta * C, op(A) is m x k (A stored k x m
+ * when trans_a), op(B) is k x n (B stored n x k when trans_b). lda/ldb/ldc are row
+ * strides. Shapes are checked before BLIS sees them; m, n or k of 0 is handled here.
+ * Threads: ctx->num_threads through a per-call rntm_t (no global BLIS setting). */
+void sat__gemm(const sat_context *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+               float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+               float *c, int64_t ldc);
+/* Portable reference with the same contract (double accumulation), for tests. */
+void sat__gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                   int64_t ldc);
+
+/* ---- activations (act is SAT_ACT_*, param its parameter: never NaN here) ---- */
+void sat__act_forward(int32_t act, float param, const float *x, float *y, int64_t n);
+/* dx[i] = dy[i] * f'(x[i]) where f is act with param; x is the activation's *input*. */
+void sat__act_backward(int32_t act, float param, const float *x, const float *dy, float *dx,
+                       int64_t n);
+/* d(sum_i dy[i] * f(x[i])) / d(param), for learnable parameters (SmoothReLU's alpha). */
+double sat__act_param_grad(int32_t act, float param, const float *x, const float *dy, int64_t n);
+
+/* ---- dense: y[n,out] = x[n,in] * W^T + b, W stored [out, in] (PyTorch layout) ---- */
+void sat__dense_forward(const sat_context *ctx, const float *x, const float *w, const float *b,
+                        float *y, int64_t n, int64_t in, int64_t out);
+/* dx = dy W (skipped if dx NULL); dw = dy^T x, db = column sums (skipped if NULL). dw and db
+ * are overwritten. */
+void sat__dense_backward(const sat_context *ctx, const float *x, const float *w, const float *dy,
+                         float *dx, float *dw, float *db, int64_t n, int64_t in, int64_t out);
+
+/* ---- conv2d: im2col + GEMM; 1x1 stride-1 unpadded convolutions skip im2col ---- */
+typedef struct sat_conv_geom {
+    int32_t c_in, h_in, w_in;
+    int32_t c_out, k, stride, pad;
+    int32_t h_out, w_out; /* filled by sat__conv_geom_init */
+} sat_conv_geom;
+/* Computes h_out, w_out; returns 0 if the geometry is impossible (output smaller than 1). */
+int sat__conv_geom_init(sat_conv_geom *g);
+/* Floats of scratch the three conv functions need for a batch of n. */
+int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n);
+/* W stored [c_out, c_in, k, k]; b [c_out] or NULL. */
+void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
+                       const float *w, const float *b, float *y, int64_t n, float *ws);
+/* dx (overwritten) from dy. */
+void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
+                             const float *w, float *dx, int64_t n, float *ws);
+/* dw, db (overwritten; db may be NULL) from x and dy. */
+void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
+                                const float *dy, float *dw, float *db, int64_t n, float *ws);
+
+/* ---- batch norm over channels: x is [n, c, hw] (hw = 1 after dense) ---- */
+#define SAT_BN_EPS 1e-5f
+#define SAT_BN_MOMENTUM 0.1f
+/* Training mode: batch statistics; saves mean and inverse std per channel for backward;
+ * if running_mean/var are non-NULL updates them with momentum (unbiased variance). */
+void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y,
+                           int64_t n, int64_t c, int64_t hw, float *save_mean, float *save_invstd,
+                           float *running_mean, float *running_var);
+/* Inference mode: running statistics. */
+void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
+                           const float *running_mean, const float *running_var, float *y,
+                           int64_t n, int64_t c, int64_t hw);
+/* Backward of training mode (statistics depend on x). dx may be NULL; dgamma/dbeta may be
+ * NULL, else overwritten. */
+void sat__bn_backward_train(const float *x, const float *gamma, const float *dy,
+                            const float *save_mean, const float *save_invstd, float *dx,
+                            float *dgamma, float *dbeta, int64_t n, int64_t c, int64_t hw);
+/* Backward of inference mode (statistics are constants). */
+void sat__bn_backward_infer(const float *x, const float *gamma, const float *running_mean,
+                            const float *running_var, const float *dy, float *dx, float *dgamma,
+                            float *dbeta, int64_t n, int64_t c, int64_t hw);
+
+/* ---- pooling: windows of k x k with stride s, no padding; x [n, c, h, w] ---- */
+void sat__maxpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
+                          int32_t k, int32_t s, int64_t ho, int64_t wo);
+/* dx overwritten; the gradient goes to the first maximum of each window (recomputed from x). */
+void sat__maxpool_backward(const float *x, const float *dy, float *dx, int64_t n, int64_t c,
+                           int64_t h, int64_t w, int32_t k, int32_t s, int64_t ho, int64_t wo);
+void sat__avgpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
+                          int32_t k, int32_t s, int64_t ho, int64_t wo);
+void sat__avgpool_backward(const float *dy, float *dx, int64_t n, int64_t c, int64_t h, int64_t w,
+                           int32_t k, int32_t s, int64_t ho, int64_t wo);
+/* Global average pooling: y [n, c]. */
+void sat__gap_forward(const float *x, float *y, int64_t n, int64_t c, int64_t hw);
+void sat__gap_backward(const float *dy, float *dx, int64_t n, int64_t c, int64_t hw);
+
+/* ---- input normalisation: y = (x - mean[c]) / std[c] ---- */
+void sat__normalize_forward(const float *x, const float *mean, const float *std, float *y,
+                            int64_t n, int64_t c, int64_t hw);
+void sat__normalize_backward(const float *dy, const float *std, float *dx, int64_t n, int64_t c,
+                             int64_t hw);
+
+/* ---- softmax cross-entropy with label smoothing s: target = (1-s) onehot + s/classes ----
+ * Returns the sum of per-example losses (double). losses[n] (may be NULL) receives each
+ * example's loss; dlogits (may be NULL) receives scale * d(sum of losses)/d(logits). */
+double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, int64_t classes,
+                       float smoothing, float *losses, float *dlogits, float scale);
+
+/* ---- elementwise ---- */
+void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */
+void sat__axpy(float alpha, const float *x, float *y, int64_t n);          /* y += alpha x */
+
+#endif
