@@ -301,7 +301,8 @@ typedef struct sat_attack_opts {
     int32_t norm;          /* SAT_NORM_*; default LINF */
     int32_t loss;          /* SAT_LOSS_*; default CE */
     float eps;             /* radius in [0,1] pixel units; default 8/255 */
-    float step_size;       /* default 2/255 (PGD), ignored by APGD (2 eps); NaN -> 2.5 eps/steps */
+    float step_size;       /* NaN (default): 2.5 eps / steps for PGD; for FGSM eps without and
+                              1.25 eps with a random start; APGD starts at 2 eps */
     int32_t steps;         /* default 10 (ignored by FGSM) */
     int32_t restarts;      /* default 1; the worst case per example is kept */
     int32_t random_start;  /* 1 (default) uniform start in the ball; 0 start at x */
