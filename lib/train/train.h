@@ -1,0 +1,70 @@
+/* train.h - internal definitions of the optimizer and the adversarial trainer.
+ *
+ * What a checkpoint must save and restore to resume bit-exactly:
+ *   optimizer: state[0..state_count) (flat float block), step (int64)
+ *   trainer:   seed (uint64), rng_counter (int64); for Free-AT also delta[0..delta_n *
+ *              model->in_size) and delta_n (the persistent perturbation; delta_n 0 = none)
+ * Everything else is derived from the options and the model at creation. */
+#ifndef SAT_TRAIN_H
+#define SAT_TRAIN_H
+
+#include "graph/graph.h"
+
+struct sat_optimizer {
+    sat_model *model;            /* borrowed */
+    sat_optimizer_opts opts;     /* validated copy */
+    /* SGD: momentum buffer [num_params] (0 floats when momentum is 0).
+     * Adam/AdamW: first moments m [num_params] followed by second moments v [num_params]. */
+    float *state;
+    int64_t state_count;
+    int64_t step;                /* updates applied so far; the schedule's position */
+    uint8_t *decay_mask;         /* per parameter: 1 = weight decay applies */
+    char err[SAT_ERRMSG_SIZE];
+};
+
+/* Random numbers a step may draw: the counter advances by this fixed amount per
+ * sat_train_step call, whatever the method and batch, so positions are reproducible. */
+#define SAT__TRAIN_RNG_PER_STEP (1ull << 32)
+
+struct sat_trainer {
+    sat_model *model;            /* borrowed */
+    sat_optimizer *opt;          /* borrowed */
+    sat_trainer_opts opts;       /* validated copy */
+    uint64_t seed;               /* RNG key (opts.seed) */
+    int64_t rng_counter;         /* index base of the next step in SAT_STREAM_TRAIN */
+
+    /* Free-AT: persistent perturbation for batches of delta_n examples (0: none yet). */
+    float *delta;
+    int64_t delta_n;
+
+    /* Work buffers, all sized for the model's max_batch at creation. */
+    float *x_adv;                /* adversarial batch [max_batch * in_size] */
+    float *grad_x;               /* input gradient [max_batch * in_size] */
+    float *dlogits;              /* [max_batch * classes] */
+    float *logits_a;             /* saved logits [max_batch * classes] */
+    float *logits_b;
+    float *grad_acc;             /* parameter-gradient accumulator [num_params] */
+    float *param_backup;         /* snapshot for the rollback of a failed step [num_params] */
+    float *opt_backup;           /* [opt->state_count] */
+    float *bn_backup;            /* running statistics [num_state] */
+    char err[SAT_ERRMSG_SIZE];
+};
+
+/* ---- optim.c / schedule.c ---- */
+/* Learning rate of update number `step` (0-based) under validated options. */
+double sat__schedule_lr(const sat_optimizer_opts *o, int64_t step);
+/* Validates optimizer options; message into err. */
+int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err);
+
+/* ---- trades.c ----
+ * TRADES loss of a batch for a given clean x and adversarial x_adv:
+ *   mean_i [ CE_s(f(x_i), y_i) + beta * KL(p(x_i) || p(x_adv_i)) ]
+ * with batch norm in `bn` (SAT__BN_*) for every forward, and its parameter gradient written
+ * to t->grad_acc (and the model's gradient block). Running statistics are updated at most
+ * once (by the first forward on x) when bn is SAT__BN_TRAIN. *loss receives the mean loss;
+ * *correct_adv (may be NULL) the number of x_adv classified correctly. */
+int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv,
+                              const int32_t *labels, int64_t n, int32_t bn, double *loss,
+                              int64_t *correct_adv);
+
+#endif
