@@ -1,0 +1,314 @@
+/* test_model_api.c - the model API's contract: spec errors name the line, argument errors
+ * return the right code and leave the model usable and unchanged, presets build, a
+ * steady-state step allocates nothing, results do not depend on the thread count. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- spec errors ---- */
+
+static void expect_spec_error(sat_context *ctx, const char *spec, const char *needle) {
+    sat_model *m = (sat_model *)0x1;
+    int32_t st = sat_model_create(ctx, spec, NULL, &m);
+    assert_int_equal(st, SAT_E_INVALID_ARG);
+    assert_null(m);
+    if (!strstr(sat_last_error(), needle))
+        fail_msg("message '%s' lacks '%s'", sat_last_error(), needle);
+}
+
+static void test_bad_specs(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    expect_spec_error(ctx, "input 1 8 8\nflatten\nconv3 4\ndense 10\n", "line 3: unknown layer 'conv3'");
+    expect_spec_error(ctx, "dense 10\n", "line 1: the first layer must be 'input C H W'");
+    expect_spec_error(ctx, "input 1 8\ndense 10\n", "line 1: input needs three");
+    expect_spec_error(ctx, "input 1 8 8\nconv 4 k=9\ndense 3\n", "line 2: conv k=9");
+    expect_spec_error(ctx, "input 1 8 8\nconv 4 k=3 q=2\ndense 3\n", "line 2: unknown option 'q'");
+    expect_spec_error(ctx, "input 1 8 8\nconv 4 k=x\ndense 3\n", "line 2: bad value 'x' for k");
+    expect_spec_error(ctx, "input 1 8 8\nact mish\ndense 3\n", "line 2: unknown activation 'mish'");
+    expect_spec_error(ctx, "input 1 8 8\nflatten\nadd nowhere\ndense 3\n", "line 3: add of unknown layer name");
+    expect_spec_error(ctx, "input 1 8 8\nconv 2 k=1 name=a\nconv 3 k=1\nadd a\ndense 3\n", "line 4: add of");
+    expect_spec_error(ctx, "input 1 8 8\nflatten\ndense 1\n", "must give one per class");
+    expect_spec_error(ctx, "input 1 8 8\nflatten name=x\ndense 3 from=x\ndense 3 from=x\n", "never used");
+    expect_spec_error(ctx, "input 3 8 8\nnormalize mean=0.5,0.5 std=1\ndense 3\n", "line 2: normalize needs mean");
+    expect_spec_error(ctx, "input 1 8 8\nmaxpool k=9\ndense 3\n", "line 2: pooling window 9");
+    expect_spec_error(ctx, "", "needs an input line");
+    /* comments and blank lines are fine and count as lines */
+    sat_model *m = NULL;
+    TU_CHECK(sat_model_create(ctx, "# a comment\n\ninput 1 2 2 # trailing\nflatten\ndense 2\n", NULL, &m));
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+static void test_presets_build(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    const char *names[] = {"mlp", "madry-cnn", "small-cnn", "resnet20"};
+    /* parameter counts from the architectures' definitions */
+    const int64_t expect[] = {
+        784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10,
+        32 * 25 + 32 + 64 * 32 * 25 + 64 + 7 * 7 * 64 * 1024 + 1024 + 1024 * 10 + 10,
+        -1, -1};
+    for (int i = 0; i < 4; i++) {
+        char *spec = NULL;
+        float mean = 0.286f, sd = 0.353f;
+        TU_CHECK(sat_preset_spec(names[i], 1, 28, 28, 10, &mean, &sd, &spec));
+        sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 4);
+        if (expect[i] > 0) assert_int_equal(sat_model_param_count(m), expect[i]);
+        int32_t c, h, w, k;
+        TU_CHECK(sat_model_shape(m, &c, &h, &w, &k));
+        assert_int_equal(c * h * w * 10, 28 * 28 * k);
+        sat_model_destroy(m);
+        sat_free(spec);
+    }
+    /* resnet20 on CIFAR shape: about 0.27M parameters (He et al.), with 1x1 projections */
+    char *spec = NULL;
+    TU_CHECK(sat_preset_spec("resnet20", 3, 32, 32, 10, NULL, NULL, &spec));
+    sat_model *m = tu_model(ctx, spec, SAT_ACT_RELU, 2);
+    int64_t np = sat_model_param_count(m);
+    assert_true(np > 260000 && np < 280000);
+    sat_model_destroy(m);
+    sat_free(spec);
+    assert_int_equal(sat_preset_spec("vgg", 1, 28, 28, 10, NULL, NULL, &spec), SAT_E_INVALID_ARG);
+    assert_non_null(strstr(sat_last_error(), "unknown preset 'vgg'"));
+    sat_context_destroy(ctx);
+}
+
+/* ---- argument errors leave the model as it was ---- */
+
+static const char *const SMALL = "input 1 6 6\nconv 3 k=3\nbn\nact\nflatten\ndense 4\n";
+
+static void test_argument_errors(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SMALL, SAT_ACT_SILU, 4);
+    float x[5 * 36], g[5 * 36], logits[5 * 4], ref[4 * 4];
+    int32_t y[5] = {0, 1, 2, 3, 0};
+    tu_fill_uniform(x, 5 * 36, 0, 1, 1);
+    TU_CHECK(sat_model_forward(m, x, 4, ref));
+    int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
+    float *p0 = malloc(sizeof(float) * np), *s0 = malloc(sizeof(float) * ns);
+    memcpy(p0, sat_model_params(m), sizeof(float) * np);
+    memcpy(s0, sat_model_state(m), sizeof(float) * ns);
+
+    assert_int_equal(sat_model_forward(NULL, x, 4, logits), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_forward(m, NULL, 4, logits), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_forward(m, x, 4, NULL), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_forward(m, x, 5, logits), SAT_E_SHAPE); /* above max_batch */
+    assert_non_null(strstr(sat_model_last_error(m), "max_batch"));
+    assert_int_equal(sat_model_forward(m, x, 0, logits), SAT_E_SHAPE);
+    assert_int_equal(sat_model_input_gradient(m, x, NULL, 4, NULL, g, NULL), SAT_E_INVALID_ARG);
+    y[2] = 4;
+    assert_int_equal(sat_model_input_gradient(m, x, y, 4, NULL, g, NULL), SAT_E_INVALID_ARG);
+    assert_non_null(strstr(sat_model_last_error(m), "label 4 at index 2"));
+    assert_int_equal(sat_model_train_backward(m, x, y, 4, 0, NULL, NULL), SAT_E_INVALID_ARG);
+    y[2] = 2;
+    assert_int_equal(sat_model_train_backward(m, x, y, 4, 1.0f, NULL, NULL), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_train_backward(m, x, y, 4, NAN, NULL, NULL), SAT_E_INVALID_ARG);
+    float keep = x[7];
+    x[7] = NAN;
+    assert_int_equal(sat_model_train_backward(m, x, y, 4, 0, NULL, NULL), SAT_E_NUMERIC);
+    assert_int_equal(sat_model_input_gradient(m, x, y, 4, NULL, g, NULL), SAT_E_NUMERIC);
+    x[7] = keep;
+    /* nothing changed, and the model still works */
+    assert_memory_equal(p0, sat_model_params(m), sizeof(float) * np);
+    assert_memory_equal(s0, sat_model_state(m), sizeof(float) * ns);
+    TU_CHECK(sat_model_forward(m, x, 4, logits));
+    assert_memory_equal(ref, logits, sizeof ref);
+
+    /* bad options */
+    sat_model_opts o;
+    sat_model_opts_init(&o, sizeof o);
+    o.activation = 42;
+    sat_model *bad = NULL;
+    assert_int_equal(sat_model_create(ctx, SMALL, &o, &bad), SAT_E_INVALID_ARG);
+    assert_null(bad);
+    sat_model_opts_init(&o, sizeof o);
+    o.max_batch = 0;
+    assert_int_equal(sat_model_create(ctx, SMALL, &o, &bad), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_set_backward(m, 99, NAN, SAT_ACT_SAME, NAN), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_create(NULL, SMALL, NULL, &bad), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_create(ctx, NULL, NULL, &bad), SAT_E_INVALID_ARG);
+    assert_int_equal(sat_model_create(ctx, SMALL, NULL, NULL), SAT_E_INVALID_ARG);
+    sat_model_destroy(NULL);
+    sat_context_destroy(NULL);
+    free(p0);
+    free(s0);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+/* An options struct from an older header (smaller struct_size) gets defaults for the
+ * missing fields; a larger one with a non-zero unknown tail is rejected. */
+static void test_opts_sizes(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model_opts o;
+    sat_model_opts_init(&o, offsetof(sat_model_opts, attack_backward_act));
+    assert_int_equal(o.struct_size, offsetof(sat_model_opts, attack_backward_act));
+    o.activation = SAT_ACT_GELU;
+    sat_model *m = NULL;
+    TU_CHECK(sat_model_create(ctx, SMALL, &o, &m));
+    sat_model_opts got;
+    sat_model_opts_init(&got, sizeof got);
+    TU_CHECK(sat_model_get_opts(m, &got));
+    assert_int_equal(got.activation, SAT_ACT_GELU);
+    assert_int_equal(got.attack_backward_act, SAT_ACT_SAME);
+    assert_int_equal(got.max_batch, 128);
+    sat_model_destroy(m);
+    struct {
+        sat_model_opts o;
+        uint64_t future;
+    } big;
+    memset(&big, 0, sizeof big);
+    sat_model_opts_init(&big.o, sizeof big);
+    assert_int_equal(big.o.struct_size, sizeof big);
+    TU_CHECK(sat_model_create(ctx, SMALL, &big.o, &m));
+    sat_model_destroy(m);
+    big.future = 1;
+    assert_int_equal(sat_model_create(ctx, SMALL, &big.o, &m), SAT_E_INVALID_ARG);
+    assert_non_null(strstr(sat_last_error(), "struct_size"));
+    sat_context_destroy(ctx);
+}
+
+/* ---- a steady-state step allocates nothing ---- */
+
+typedef struct counter {
+    int64_t allocs;
+} counter;
+
+static void *count_alloc(void *user, size_t size, size_t alignment) {
+    ((counter *)user)->allocs++;
+    return aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+}
+
+static void count_free(void *user, void *p) {
+    (void)user;
+    free(p);
+}
+
+static void test_no_allocation_in_steps(void **st) {
+    (void)st;
+    counter cnt = {0};
+    sat_context_opts co;
+    sat_context_opts_init(&co, sizeof co);
+    co.alloc_fn = count_alloc;
+    co.dealloc_fn = count_free;
+    co.alloc_user = &cnt;
+    sat_context *ctx = NULL;
+    TU_CHECK(sat_context_create(&co, &ctx));
+    char *spec = NULL;
+    TU_CHECK(sat_preset_spec("resnet20", 3, 16, 16, 10, NULL, NULL, &spec));
+    sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 8);
+    sat_free(spec);
+    assert_true(cnt.allocs > 0);
+    float *x = malloc(sizeof(float) * 8 * 3 * 16 * 16), *g = malloc(sizeof(float) * 8 * 3 * 16 * 16);
+    float logits[8 * 10], loss;
+    int32_t y[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    tu_fill_uniform(x, 8 * 3 * 256, 0, 1, 3);
+    int64_t before = cnt.allocs;
+    for (int i = 0; i < 3; i++) {
+        TU_CHECK(sat_model_forward(m, x, 8, logits));
+        TU_CHECK(sat_model_input_gradient(m, x, y, 8, NULL, g, logits));
+        TU_CHECK(sat_model_train_backward(m, x, y, 8, 0.1f, &loss, NULL));
+    }
+    assert_int_equal(cnt.allocs, before);
+    free(x);
+    free(g);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+/* ---- thread count does not change results ---- */
+
+static void run_threads(int32_t threads, float *logits, float *grad, float *pgrad, int64_t np) {
+    sat_context *ctx = tu_context(threads, 77);
+    char *spec = NULL;
+    TU_CHECK(sat_preset_spec("madry-cnn", 1, 28, 28, 10, NULL, NULL, &spec));
+    sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 16);
+    sat_free(spec);
+    assert_int_equal(sat_model_param_count(m), np);
+    float *x = malloc(sizeof(float) * 16 * 784);
+    int32_t y[16];
+    for (int i = 0; i < 16; i++) y[i] = i % 10;
+    tu_fill_uniform(x, 16 * 784, 0, 1, 5);
+    TU_CHECK(sat_model_input_gradient(m, x, y, 16, NULL, grad, logits));
+    TU_CHECK(sat_model_train_backward(m, x, y, 16, 0, NULL, NULL));
+    memcpy(pgrad, sat_model_grads(m), sizeof(float) * np);
+    free(x);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+static void test_thread_independence(void **st) {
+    (void)st;
+    const int64_t np = 3274634;
+    float *l1 = malloc(sizeof(float) * 160), *l2 = malloc(sizeof(float) * 160);
+    float *g1 = malloc(sizeof(float) * 16 * 784), *g2 = malloc(sizeof(float) * 16 * 784);
+    float *p1 = malloc(sizeof(float) * np), *p2 = malloc(sizeof(float) * np);
+    run_threads(1, l1, g1, p1, np);
+    run_threads(2, l2, g2, p2, np);
+    assert_memory_equal(l1, l2, sizeof(float) * 160);
+    assert_memory_equal(g1, g2, sizeof(float) * 16 * 784);
+    assert_memory_equal(p1, p2, sizeof(float) * np);
+    free(l1), free(l2), free(g1), free(g2), free(p1), free(p2);
+}
+
+/* clone copies parameters and statistics; the copy is independent */
+static void test_clone(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SMALL, SAT_ACT_SMOOTHRELU, 4);
+    float x[4 * 36], la[16], lb[16];
+    int32_t y[4] = {0, 1, 2, 3};
+    tu_fill_uniform(x, 4 * 36, 0, 1, 9);
+    TU_CHECK(sat_model_train_backward(m, x, y, 4, 0, NULL, NULL)); /* moves running stats */
+    sat_model *c = NULL;
+    TU_CHECK(sat_model_clone(m, &c));
+    TU_CHECK(sat_model_forward(m, x, 4, la));
+    TU_CHECK(sat_model_forward(c, x, 4, lb));
+    assert_memory_equal(la, lb, sizeof la);
+    sat_model_params(c)[0] += 1.0f;
+    TU_CHECK(sat_model_forward(m, x, 4, lb));
+    assert_memory_equal(la, lb, sizeof la);
+    assert_string_equal(sat_model_spec(c), sat_model_spec(m));
+    sat_model_destroy(c);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+static void test_status_strings(void **st) {
+    (void)st;
+    for (int32_t s = 0; s >= -11; s--) assert_string_not_equal(sat_status_string(s), "unknown status");
+    assert_string_equal(sat_status_string(-12), "unknown status");
+    assert_string_equal(sat_version_string(), SAT_VERSION_STRING);
+    int32_t a, b, c;
+    sat_version(&a, &b, &c);
+    assert_int_equal(a, SAT_VERSION_MAJOR);
+    assert_int_equal(b, SAT_VERSION_MINOR);
+    assert_int_equal(c, SAT_VERSION_PATCH);
+    int32_t act;
+    assert_int_equal(sat_activation_from_name("Swish", &act), SAT_OK);
+    assert_int_equal(act, SAT_ACT_SILU);
+    for (int32_t i = 0; i < SAT_ACT_COUNT; i++) {
+        TU_CHECK(sat_activation_from_name(sat_activation_name(i), &act));
+        assert_int_equal(act, i);
+    }
+    assert_int_equal(sat_activation_from_name("mish", &act), SAT_E_INVALID_ARG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_specs),
+        cmocka_unit_test(test_presets_build),
+        cmocka_unit_test(test_argument_errors),
+        cmocka_unit_test(test_opts_sizes),
+        cmocka_unit_test(test_no_allocation_in_steps),
+        cmocka_unit_test(test_thread_independence),
+        cmocka_unit_test(test_clone),
+        cmocka_unit_test(test_status_strings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
