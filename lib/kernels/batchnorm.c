@@ -1,0 +1,128 @@
+/* batchnorm.c - batch normalisation over channels of x [n, c, hw]. Channel sums are
+ * accumulated in double: a channel can hold n*hw = 10^5+ values. gamma NULL means 1 and
+ * beta NULL means 0. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+
+void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y,
+                           int64_t n, int64_t c, int64_t hw, float *save_mean, float *save_invstd,
+                           float *running_mean, float *running_var) {
+    const int64_t cnt = n * hw;
+    if (cnt <= 0) return;
+    for (int64_t ch = 0; ch < c; ch++) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) s += xp[j];
+        }
+        const double mean = s / (double)cnt;
+        /* Two passes: the centred sum of squares does not cancel like E[x^2] - E[x]^2. */
+        double ss = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) {
+                double d = xp[j] - mean;
+                ss += d * d;
+            }
+        }
+        const double var = ss / (double)cnt;
+        const double invstd = 1.0 / sqrt(var + (double)SAT_BN_EPS);
+        const float g = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
+        const float scale = (float)(g * invstd), shift = (float)(bt - g * invstd * mean);
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * c + ch) * hw;
+            float *yp = y + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) yp[j] = xp[j] * scale + shift;
+        }
+        if (save_mean) save_mean[ch] = (float)mean;
+        if (save_invstd) save_invstd[ch] = (float)invstd;
+        if (running_mean) {
+            const double m = SAT_BN_MOMENTUM;
+            running_mean[ch] = (float)((1.0 - m) * running_mean[ch] + m * mean);
+        }
+        if (running_var) {
+            /* Unbiased, as PyTorch; a single value per channel has no spread to correct. */
+            const double m = SAT_BN_MOMENTUM;
+            const double uvar = cnt > 1 ? ss / (double)(cnt - 1) : var;
+            running_var[ch] = (float)((1.0 - m) * running_var[ch] + m * uvar);
+        }
+    }
+}
+
+void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
+                           const float *running_mean, const float *running_var, float *y,
+                           int64_t n, int64_t c, int64_t hw) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double invstd = 1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS);
+        const double g = gamma ? gamma[ch] : 1.0, bt = beta ? beta[ch] : 0.0;
+        const float scale = (float)(g * invstd);
+        const float shift = (float)(bt - g * invstd * running_mean[ch]);
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * c + ch) * hw;
+            float *yp = y + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) yp[j] = xp[j] * scale + shift;
+        }
+    }
+}
+
+/* Per-channel sums of dy and dy * xhat, xhat = (x - mean) * invstd. */
+static void bn_sums(const float *x, const float *dy, int64_t n, int64_t c, int64_t hw, int64_t ch,
+                    double mean, double invstd, double *sdy, double *sdyx) {
+    double a = 0.0, b = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xp = x + (i * c + ch) * hw, *dp = dy + (i * c + ch) * hw;
+        for (int64_t j = 0; j < hw; j++) {
+            a += dp[j];
+            b += dp[j] * ((xp[j] - mean) * invstd);
+        }
+    }
+    *sdy = a;
+    *sdyx = b;
+}
+
+void sat__bn_backward_train(const float *x, const float *gamma, const float *dy,
+                            const float *save_mean, const float *save_invstd, float *dx,
+                            float *dgamma, float *dbeta, int64_t n, int64_t c, int64_t hw) {
+    const int64_t cnt = n * hw;
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double mean = save_mean[ch], invstd = save_invstd[ch];
+        double sdy = 0.0, sdyx = 0.0;
+        if (cnt > 0) bn_sums(x, dy, n, c, hw, ch, mean, invstd, &sdy, &sdyx);
+        if (dgamma) dgamma[ch] = (float)sdyx;
+        if (dbeta) dbeta[ch] = (float)sdy;
+        if (!dx || cnt <= 0) continue;
+        /* dx = g invstd (dy - mean(dy) - xhat mean(dy xhat)), written as dy*k1 + x*k2 + k3. */
+        const double g = gamma ? gamma[ch] : 1.0;
+        const double mdy = sdy / (double)cnt, mdyx = sdyx / (double)cnt;
+        const float k1 = (float)(g * invstd);
+        const float k2 = (float)(-g * invstd * invstd * mdyx);
+        const float k3 = (float)(g * invstd * (invstd * mdyx * mean - mdy));
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * c + ch) * hw, *dp = dy + (i * c + ch) * hw;
+            float *o = dx + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) o[j] = dp[j] * k1 + xp[j] * k2 + k3;
+        }
+    }
+}
+
+void sat__bn_backward_infer(const float *x, const float *gamma, const float *running_mean,
+                            const float *running_var, const float *dy, float *dx, float *dgamma,
+                            float *dbeta, int64_t n, int64_t c, int64_t hw) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double invstd = 1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS);
+        if (dgamma || dbeta) {
+            double sdy = 0.0, sdyx = 0.0;
+            bn_sums(x, dy, n, c, hw, ch, running_mean[ch], invstd, &sdy, &sdyx);
+            if (dgamma) dgamma[ch] = (float)sdyx;
+            if (dbeta) dbeta[ch] = (float)sdy;
+        }
+        if (!dx) continue;
+        const float k = (float)((gamma ? gamma[ch] : 1.0) * invstd);
+        for (int64_t i = 0; i < n; i++) {
+            const float *dp = dy + (i * c + ch) * hw;
+            float *o = dx + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) o[j] = dp[j] * k;
+        }
+    }
+}

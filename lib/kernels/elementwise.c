@@ -1,0 +1,34 @@
+/* elementwise.c - addition, axpy and the model's input normalisation. */
+#include "kernels/kernels.h"
+
+void sat__add(const float *a, const float *b, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void sat__axpy(float alpha, const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void sat__normalize_forward(const float *x, const float *mean, const float *std, float *y,
+                            int64_t n, int64_t c, int64_t hw) {
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float m = mean[ch], sd = std[ch];
+            const float *xp = x + (i * c + ch) * hw;
+            float *yp = y + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) yp[j] = (xp[j] - m) / sd;
+        }
+    }
+}
+
+void sat__normalize_backward(const float *dy, const float *std, float *dx, int64_t n, int64_t c,
+                             int64_t hw) {
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float sd = std[ch];
+            const float *dp = dy + (i * c + ch) * hw;
+            float *gp = dx + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) gp[j] = dp[j] / sd;
+        }
+    }
+}
