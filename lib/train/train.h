@@ -36,6 +36,8 @@ struct sat_trainer {
     /* Free-AT: persistent perturbation for batches of delta_n examples (0: none yet). */
     float *delta;
     int64_t delta_n;
+    float *delta_backup;         /* snapshot for the rollback of a failed step */
+    int64_t delta_n_backup;
 
     /* Work buffers, all sized for the model's max_batch at creation. */
     float *x_adv;                /* adversarial batch [max_batch * in_size] */
@@ -56,15 +58,33 @@ double sat__schedule_lr(const sat_optimizer_opts *o, int64_t step);
 /* Validates optimizer options; message into err. */
 int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err);
 
+/* ---- craft.c: the attacks that make the training batch (attack plan, batch norm in the
+ * trainer's attack mode, running statistics untouched). Random numbers come from
+ * SAT_STREAM_TRAIN at indices from rng_base on. x_adv stays in the eps-ball and in [0,1]. */
+int32_t sat__attack_bn(const sat_trainer *t);
+/* PGD / FGSM on the cross-entropy: `steps` signed (Linf) or normalised (L2) steps. */
+int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                      int32_t steps, float step_size, int random_start, uint64_t rng_base,
+                      float *x_adv);
+/* TRADES: maximises KL(p(x) || p(x_adv)) from x + 0.001 N(0,1). */
+int32_t sat__craft_kl(sat_trainer *t, const float *x, int64_t n, int32_t steps, float step_size,
+                      uint64_t rng_base, float *x_adv);
+/* Projects x_adv onto the eps-ball around x (per example) and clips it to [0,1]. */
+void sat__project(int32_t norm, float eps, const float *x, float *x_adv, int64_t n, int64_t size);
+/* x_adv += alpha * sign(g) (Linf) or alpha * g / ||g|| per example (L2). */
+void sat__ascent_step(int32_t norm, float alpha, const float *g, float *x_adv, int64_t n,
+                      int64_t size);
+
 /* ---- trades.c ----
  * TRADES loss of a batch for a given clean x and adversarial x_adv:
  *   mean_i [ CE_s(f(x_i), y_i) + beta * KL(p(x_i) || p(x_adv_i)) ]
- * with batch norm in `bn` (SAT__BN_*) for every forward, and its parameter gradient written
- * to t->grad_acc (and the model's gradient block). Running statistics are updated at most
- * once (by the first forward on x) when bn is SAT__BN_TRAIN. *loss receives the mean loss;
- * *correct_adv (may be NULL) the number of x_adv classified correctly. */
+ * and its parameter gradient, written to the model's gradient block (t->grad_acc is used
+ * as scratch). bn is a SAT__BN_* mode; with SAT__BN_TRAIN the forward on x_adv updates the
+ * running statistics and the forwards on x use batch statistics without updating them, so
+ * the statistics move once per step. *loss receives the mean loss; correct_clean and
+ * correct_adv (may be NULL) the number of x and x_adv classified correctly. */
 int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv,
                               const int32_t *labels, int64_t n, int32_t bn, double *loss,
-                              int64_t *correct_adv);
+                              int64_t *correct_clean, int64_t *correct_adv);
 
 #endif
