@@ -1,15 +1,133 @@
-/* pool.c - the worker pool for non-BLIS kernels. This version runs ranges in the
- * calling thread; the interface is what kernels program against. */
+/* pool.c - the worker pool for non-BLIS kernels (im2col, batch norm, activations, ...).
+ *
+ * num_threads - 1 persistent workers plus the calling thread. A call splits [0, n) into
+ * num_threads contiguous ranges that depend only on n and the thread count, so a kernel
+ * that writes disjoint outputs per index gives the same bits for any thread count. */
 #include "core.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+
+struct sat_pool {
+    int32_t threads; /* including the caller */
+    pthread_t *workers;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    uint64_t generation;
+    int32_t pending;
+    int32_t stop;
+    sat_range_fn fn;
+    void *arg;
+    int64_t n;
+};
+
+typedef struct worker_arg {
+    struct sat_pool *pool;
+    int32_t index;
+} worker_arg;
+
+static void run_range(struct sat_pool *p, int32_t index, sat_range_fn fn, void *arg, int64_t n) {
+    int64_t chunk = (n + p->threads - 1) / p->threads;
+    int64_t begin = index * chunk, end = begin + chunk < n ? begin + chunk : n;
+    if (begin < end) fn(arg, begin, end);
+}
+
+static void *worker_main(void *raw) {
+    worker_arg wa = *(worker_arg *)raw;
+    free(raw);
+    struct sat_pool *p = wa.pool;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (p->generation == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->stop) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = p->generation;
+        sat_range_fn fn = p->fn;
+        void *arg = p->arg;
+        int64_t n = p->n;
+        pthread_mutex_unlock(&p->mu);
+        run_range(p, wa.index, fn, arg, n);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
 void sat__parallel_for(const sat_context *ctx, int64_t n, sat_range_fn fn, void *arg) {
-    (void)ctx;
-    if (n > 0) fn(arg, 0, n);
+    struct sat_pool *p = ctx ? ctx->pool : NULL;
+    if (n <= 0) return;
+    if (!p || n == 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    p->pending = p->threads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_range(p, 0, fn, arg, n);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void stop_workers(struct sat_pool *p, int32_t started) {
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int32_t i = 0; i < started; i++) pthread_join(p->workers[i], NULL);
 }
 
 int32_t sat__pool_create(sat_context *ctx) {
     ctx->pool = NULL;
+    if (ctx->num_threads <= 1) return SAT_OK;
+    struct sat_pool *p = sat__calloc(ctx, 1, sizeof *p);
+    if (!p) return SAT_E_NOMEM;
+    p->threads = ctx->num_threads;
+    p->workers = sat__calloc(ctx, (size_t)p->threads, sizeof(pthread_t));
+    if (!p->workers) {
+        sat__dealloc(ctx, p);
+        return SAT_E_NOMEM;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int32_t i = 0; i < p->threads - 1; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->pool = p;
+            wa->index = i + 1;
+        }
+        if (!wa || pthread_create(&p->workers[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            stop_workers(p, i);
+            pthread_mutex_destroy(&p->mu);
+            pthread_cond_destroy(&p->wake);
+            pthread_cond_destroy(&p->done);
+            sat__dealloc(ctx, p->workers);
+            sat__dealloc(ctx, p);
+            return SAT_E_INTERNAL;
+        }
+    }
+    ctx->pool = p;
     return SAT_OK;
 }
 
-void sat__pool_destroy(sat_context *ctx) { ctx->pool = NULL; }
+void sat__pool_destroy(sat_context *ctx) {
+    struct sat_pool *p = ctx->pool;
+    if (!p) return;
+    stop_workers(p, p->threads - 1);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    sat__dealloc(ctx, p->workers);
+    sat__dealloc(ctx, p);
+    ctx->pool = NULL;
+}
