@@ -1,0 +1,563 @@
+/*
+ * sat.hpp - C++17 header-only wrapper of libsat (sat.h).
+ *
+ * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Optimizer,
+ *   sat::Trainer, sat::Dataset. Destroy order is the C one: a trainer before its model and
+ *   optimizer, models/datasets before their context (declare them in that order and scope
+ *   does it).
+ * - A failed call throws sat::Error (a std::runtime_error) carrying the status code and the
+ *   library's message (from the handle's *_last_error or sat_last_error()).
+ * - Arrays cross as sat::span<T>: std::span with C++20, else a minimal view. Both convert
+ *   from std::vector, std::array and (pointer, size).
+ * - sat::model_opts(), sat::attack_opts(), ... return options structs filled with the
+ *   library's defaults; change fields, then pass them.
+ *
+ * Only inline functions: nothing here changes libsat's ABI, and a function of sat.h that a
+ * program does not use is never referenced.
+ */
+#ifndef SAT_HPP
+#define SAT_HPP
+
+#include "sat.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__has_include)
+#if __has_include(<version>)
+#include <version>
+#endif
+#endif
+#if defined(__cpp_lib_span) && __cpp_lib_span >= 202002L
+#include <span>
+#define SAT_HPP_STD_SPAN 1
+#endif
+
+namespace sat {
+
+/* ------------------------------------------------------------------------- */
+/* Views                                                                      */
+/* ------------------------------------------------------------------------- */
+
+#ifdef SAT_HPP_STD_SPAN
+template <class T>
+using span = std::span<T>;
+#else
+/** A pointer and a length: the part of std::span that the wrapper needs. */
+template <class T>
+class span {
+public:
+    using element_type = T;
+    using value_type = std::remove_cv_t<T>;
+    using size_type = std::size_t;
+    using pointer = T *;
+    using reference = T &;
+    using iterator = T *;
+
+    constexpr span() noexcept = default;
+    constexpr span(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    template <std::size_t N>
+    constexpr span(T (&arr)[N]) noexcept : data_(arr), size_(N) {}
+    /* Any contiguous container with data() and size() whose elements convert (vector,
+     * array, string, another span). */
+    template <class C,
+              class = std::enable_if_t<
+                  !std::is_same_v<std::remove_cv_t<std::remove_reference_t<C>>, span> &&
+                  std::is_convertible_v<decltype(std::declval<C &>().data()), T *>>>
+    constexpr span(C &&c) noexcept(noexcept(c.data()) && noexcept(c.size()))
+        : data_(c.data()), size_(static_cast<std::size_t>(c.size())) {}
+
+    constexpr T *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr T &operator[](std::size_t i) const noexcept { return data_[i]; }
+    constexpr T *begin() const noexcept { return data_; }
+    constexpr T *end() const noexcept { return data_ + size_; }
+    constexpr span subspan(std::size_t offset, std::size_t count) const noexcept {
+        return span(data_ + offset, count);
+    }
+
+private:
+    T *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                     */
+/* ------------------------------------------------------------------------- */
+
+/** A libsat call failed. status() is the SAT_E_* code, what() the library's message. */
+class Error : public std::runtime_error {
+public:
+    Error(int32_t status, const std::string &message)
+        : std::runtime_error(message.empty() ? std::string(sat_status_string(status)) : message),
+          status_(status) {}
+    int32_t status() const noexcept { return status_; }
+    const char *status_string() const noexcept { return sat_status_string(status_); }
+
+private:
+    int32_t status_;
+};
+
+namespace detail {
+inline void check(int32_t status, const char *message) {
+    if (status != SAT_OK) throw Error(status, message ? message : "");
+}
+/* For failures before a handle exists. */
+inline void check_tls(int32_t status) {
+    if (status != SAT_OK) throw Error(status, sat_last_error());
+}
+/* For creating a handle from another one: the thread-local message, else the parent's. */
+inline void check_create(int32_t status, const char *parent_message) {
+    if (status == SAT_OK) return;
+    const char *tls = sat_last_error();
+    throw Error(status, tls && *tls ? tls : (parent_message ? parent_message : ""));
+}
+
+template <class T, void (*Destroy)(T *)>
+struct Deleter {
+    void operator()(T *p) const noexcept { Destroy(p); }
+};
+template <class T, void (*Destroy)(T *)>
+using Owned = std::unique_ptr<T, Deleter<T, Destroy>>;
+
+inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
+    if (example <= 0 || size % static_cast<std::size_t>(example) != 0)
+        throw Error(SAT_E_SHAPE, std::string(what) + ": " + std::to_string(size) +
+                                     " values are not a whole number of examples of " +
+                                     std::to_string(example));
+    return static_cast<int64_t>(size / static_cast<std::size_t>(example));
+}
+inline void need(std::size_t have, int64_t want, const char *what) {
+    if (want < 0 || have < static_cast<std::size_t>(want))
+        throw Error(SAT_E_SHAPE, std::string(what) + ": buffer of " + std::to_string(have) +
+                                     " values, need " + std::to_string(want));
+}
+}  // namespace detail
+
+/* ------------------------------------------------------------------------- */
+/* Options with the library's defaults                                        */
+/* ------------------------------------------------------------------------- */
+
+inline sat_context_opts context_opts() {
+    sat_context_opts o{};
+    detail::check_tls(sat_context_opts_init(&o, sizeof o));
+    return o;
+}
+inline sat_model_opts model_opts(int32_t activation = SAT_ACT_SILU) {
+    sat_model_opts o{};
+    detail::check_tls(sat_model_opts_init(&o, sizeof o));
+    o.activation = activation;
+    return o;
+}
+inline sat_attack_opts attack_opts(float eps, int32_t steps = 10, int32_t method = SAT_ATTACK_PGD) {
+    sat_attack_opts o{};
+    detail::check_tls(sat_attack_opts_init(&o, sizeof o));
+    o.eps = eps;
+    o.steps = steps;
+    o.method = method;
+    return o;
+}
+inline sat_optimizer_opts optimizer_opts(int32_t kind = SAT_OPT_SGD, float lr = 0.1f) {
+    sat_optimizer_opts o{};
+    detail::check_tls(sat_optimizer_opts_init(&o, sizeof o));
+    o.kind = kind;
+    o.lr = lr;
+    return o;
+}
+inline sat_trainer_opts trainer_opts(int32_t method, float eps, int32_t steps = 7) {
+    sat_trainer_opts o{};
+    detail::check_tls(sat_trainer_opts_init(&o, sizeof o));
+    o.method = method;
+    o.eps = eps;
+    o.steps = steps;
+    return o;
+}
+inline sat_eval_opts eval_opts(float eps) {
+    sat_eval_opts o{};
+    detail::check_tls(sat_eval_opts_init(&o, sizeof o));
+    o.eps = eps;
+    return o;
+}
+inline sat_model_meta model_meta() {
+    sat_model_meta m{};
+    detail::check_tls(sat_model_meta_init(&m, sizeof m));
+    return m;
+}
+
+inline std::string version() { return sat_version_string(); }
+
+/* ------------------------------------------------------------------------- */
+/* Context                                                                    */
+/* ------------------------------------------------------------------------- */
+
+class Context {
+public:
+    explicit Context(int32_t num_threads = 1, uint64_t seed = 0) {
+        sat_context_opts o = context_opts();
+        o.num_threads = num_threads;
+        o.seed = seed;
+        create(o);
+    }
+    explicit Context(const sat_context_opts &opts) { create(opts); }
+
+    sat_context *get() const noexcept { return h_.get(); }
+    sat_context *release() noexcept { return h_.release(); }
+    const char *last_error() const noexcept { return sat_context_last_error(h_.get()); }
+    void set_num_threads(int32_t n) {
+        detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
+    }
+
+private:
+    void create(const sat_context_opts &o) {
+        sat_context *c = nullptr;
+        detail::check_tls(sat_context_create(&o, &c));
+        h_.reset(c);
+    }
+    detail::Owned<sat_context, sat_context_destroy> h_;
+};
+
+/* ------------------------------------------------------------------------- */
+/* Model                                                                      */
+/* ------------------------------------------------------------------------- */
+
+struct Shape {
+    int32_t channels = 0, height = 0, width = 0, num_classes = 0;
+    int64_t example_size() const noexcept { return int64_t(channels) * height * width; }
+};
+
+/** Result of Model::input_gradient. */
+struct InputGradient {
+    std::vector<float> losses, grad, logits;
+};
+
+class Model {
+public:
+    Model(Context &ctx, const std::string &spec) { create(ctx, spec, nullptr); }
+    Model(Context &ctx, const std::string &spec, const sat_model_opts &opts) {
+        create(ctx, spec, &opts);
+    }
+    /** Takes ownership of a handle from the C API. */
+    explicit Model(sat_model *owned) : h_(owned) { load_shape(); }
+
+    /** The spec text of a preset ("mlp", "madry-cnn", "small-cnn", "resnet20"). */
+    static std::string preset_spec(const std::string &name, int32_t channels, int32_t height,
+                                   int32_t width, int32_t num_classes,
+                                   span<const float> mean = {}, span<const float> std = {}) {
+        char *text = nullptr;
+        detail::check_tls(sat_preset_spec(name.c_str(), channels, height, width, num_classes,
+                                          mean.empty() ? nullptr : mean.data(),
+                                          std.empty() ? nullptr : std.data(), &text));
+        std::string s(text);
+        sat_free(text);
+        return s;
+    }
+    static Model preset(Context &ctx, const std::string &name, int32_t channels, int32_t height,
+                        int32_t width, int32_t num_classes,
+                        const sat_model_opts &opts = model_opts()) {
+        return Model(ctx, preset_spec(name, channels, height, width, num_classes), opts);
+    }
+    static Model load(Context &ctx, const std::string &path, sat_model_meta *meta = nullptr) {
+        sat_model *m = nullptr;
+        detail::check_tls(sat_model_load(ctx.get(), path.c_str(), meta, &m));
+        return Model(m);
+    }
+    static Model load_buffer(Context &ctx, span<const unsigned char> data,
+                             sat_model_meta *meta = nullptr) {
+        sat_model *m = nullptr;
+        detail::check_tls(sat_model_load_buffer(ctx.get(), data.data(), data.size(), meta, &m));
+        return Model(m);
+    }
+
+    sat_model *get() const noexcept { return h_.get(); }
+    sat_model *release() noexcept { return h_.release(); }
+    const char *last_error() const noexcept { return sat_model_last_error(h_.get()); }
+
+    const Shape &shape() const noexcept { return shape_; }
+    int32_t num_classes() const noexcept { return shape_.num_classes; }
+    int64_t example_size() const noexcept { return shape_.example_size(); }
+    int64_t max_batch() const noexcept { return sat_model_max_batch(h_.get()); }
+    std::string spec() const { return sat_model_spec(h_.get()); }
+    sat_model_opts opts() const {
+        sat_model_opts o{};
+        o.struct_size = sizeof o;
+        check(sat_model_get_opts(h_.get(), &o));
+        return o;
+    }
+    Model clone() const {
+        sat_model *m = nullptr;
+        check(sat_model_clone(h_.get(), &m));
+        return Model(m);
+    }
+    void set_backward(int32_t attack_act, float attack_param, int32_t train_act,
+                      float train_param) {
+        check(sat_model_set_backward(h_.get(), attack_act, attack_param, train_act, train_param));
+    }
+
+    int64_t param_count() const noexcept { return sat_model_param_count(h_.get()); }
+    /** The flat parameter block (writable) and gradient block, valid for the model's life. */
+    span<float> params() noexcept {
+        return {sat_model_params(h_.get()), static_cast<std::size_t>(param_count())};
+    }
+    span<float> grads() noexcept {
+        return {sat_model_grads(h_.get()), static_cast<std::size_t>(param_count())};
+    }
+    span<float> state() noexcept {
+        return {sat_model_state(h_.get()),
+                static_cast<std::size_t>(sat_model_state_count(h_.get()))};
+    }
+
+    /** Logits into `logits` (n * num_classes); n is x.size() / example_size(). */
+    void forward(span<const float> x, span<float> logits) {
+        int64_t n = detail::batch_of(x.size(), example_size(), "forward");
+        detail::need(logits.size(), n * num_classes(), "forward logits");
+        check(sat_model_forward(h_.get(), x.data(), n, logits.data()));
+    }
+    std::vector<float> forward(span<const float> x) {
+        std::vector<float> out(
+            static_cast<std::size_t>(detail::batch_of(x.size(), example_size(), "forward") *
+                                     num_classes()));
+        forward(x, out);
+        return out;
+    }
+
+    /** Per-example CE losses, gradient of their sum w.r.t. x, and logits. */
+    InputGradient input_gradient(span<const float> x, span<const int32_t> labels) {
+        int64_t n = batch_of_labels(x, labels, "input_gradient");
+        InputGradient r;
+        r.losses.resize(static_cast<std::size_t>(n));
+        r.grad.resize(x.size());
+        r.logits.resize(static_cast<std::size_t>(n * num_classes()));
+        check(sat_model_input_gradient(h_.get(), x.data(), labels.data(), n, r.losses.data(),
+                                       r.grad.data(), r.logits.data()));
+        return r;
+    }
+    /** Gradient only, into a caller buffer of x.size() values. */
+    void input_gradient(span<const float> x, span<const int32_t> labels, span<float> grad) {
+        int64_t n = batch_of_labels(x, labels, "input_gradient");
+        detail::need(grad.size(), static_cast<int64_t>(x.size()), "input_gradient grad");
+        check(sat_model_input_gradient(h_.get(), x.data(), labels.data(), n, nullptr,
+                                       grad.data(), nullptr));
+    }
+
+    /** Mean CE and its parameter gradient into grads(); returns the loss. */
+    float train_backward(span<const float> x, span<const int32_t> labels,
+                         float label_smoothing = 0.0f, int64_t *correct = nullptr) {
+        int64_t n = batch_of_labels(x, labels, "train_backward");
+        float loss = 0.0f;
+        check(sat_model_train_backward(h_.get(), x.data(), labels.data(), n, label_smoothing,
+                                       &loss, correct));
+        return loss;
+    }
+
+    /** Adversarial examples into x_adv (x.size() values). targets may be empty. */
+    void attack(const sat_attack_opts &opts, span<const float> x, span<const int32_t> labels,
+                span<float> x_adv, span<const int32_t> targets = {},
+                sat_attack_trace *trace = nullptr) {
+        int64_t n = batch_of_labels(x, labels, "attack");
+        detail::need(x_adv.size(), static_cast<int64_t>(x.size()), "attack x_adv");
+        if (!targets.empty()) detail::need(targets.size(), n, "attack targets");
+        check(sat_attack(h_.get(), &opts, x.data(), labels.data(),
+                         targets.empty() ? nullptr : targets.data(), n, x_adv.data(), trace));
+    }
+    std::vector<float> attack(const sat_attack_opts &opts, span<const float> x,
+                              span<const int32_t> labels) {
+        std::vector<float> out(x.size());
+        attack(opts, x, labels, out);
+        return out;
+    }
+
+    sat_eval_result evaluate(const sat_eval_opts &opts, span<const float> x,
+                             span<const int32_t> labels) {
+        int64_t n = batch_of_labels(x, labels, "evaluate");
+        sat_eval_result r{};
+        r.struct_size = sizeof r;
+        check(sat_evaluate(h_.get(), &opts, x.data(), labels.data(), n, &r));
+        return r;
+    }
+
+    void save(const std::string &path, const sat_model_meta *meta = nullptr) const {
+        check(sat_model_save(h_.get(), meta, path.c_str()));
+    }
+    std::vector<unsigned char> save_buffer(const sat_model_meta *meta = nullptr) const {
+        void *buf = nullptr;
+        std::size_t size = 0;
+        check(sat_model_save_buffer(h_.get(), meta, &buf, &size));
+        const unsigned char *b = static_cast<const unsigned char *>(buf);
+        std::vector<unsigned char> out(b, b + size);
+        sat_free(buf);
+        return out;
+    }
+
+private:
+    void create(Context &ctx, const std::string &spec, const sat_model_opts *opts) {
+        sat_model *m = nullptr;
+        detail::check_tls(sat_model_create(ctx.get(), spec.c_str(), opts, &m));
+        h_.reset(m);
+        load_shape();
+    }
+    void load_shape() {
+        check(sat_model_shape(h_.get(), &shape_.channels, &shape_.height, &shape_.width,
+                              &shape_.num_classes));
+    }
+    void check(int32_t status) const { detail::check(status, last_error()); }
+    int64_t batch_of_labels(span<const float> x, span<const int32_t> labels,
+                            const char *what) const {
+        int64_t n = detail::batch_of(x.size(), example_size(), what);
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, std::string(what) + ": " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        return n;
+    }
+
+    detail::Owned<sat_model, sat_model_destroy> h_;
+    Shape shape_;
+};
+
+/* ------------------------------------------------------------------------- */
+/* Optimizer and Trainer                                                      */
+/* ------------------------------------------------------------------------- */
+
+class Optimizer {
+public:
+    Optimizer(Model &model, const sat_optimizer_opts &opts) {
+        sat_optimizer *o = nullptr;
+        detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
+        h_.reset(o);
+    }
+    sat_optimizer *get() const noexcept { return h_.get(); }
+    const char *last_error() const noexcept { return sat_optimizer_last_error(h_.get()); }
+    void step() { detail::check(sat_optimizer_step(h_.get()), last_error()); }
+    float lr() const noexcept { return sat_optimizer_lr(h_.get()); }
+    int64_t step_count() const noexcept { return sat_optimizer_step_count(h_.get()); }
+    void set_step_count(int64_t step) {
+        detail::check(sat_optimizer_set_step_count(h_.get(), step), last_error());
+    }
+    span<float> state() noexcept {
+        int64_t count = 0;
+        float *p = sat_optimizer_state(h_.get(), &count);
+        return {p, static_cast<std::size_t>(count)};
+    }
+
+private:
+    detail::Owned<sat_optimizer, sat_optimizer_destroy> h_;
+};
+
+class Trainer {
+public:
+    /** Borrows model and optimizer: both must outlive the trainer. */
+    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts) : model_(&model) {
+        sat_trainer *t = nullptr;
+        detail::check_create(sat_trainer_create(model.get(), opt.get(), &opts, &t),
+                             model.last_error());
+        h_.reset(t);
+    }
+    sat_trainer *get() const noexcept { return h_.get(); }
+    const char *last_error() const noexcept { return sat_trainer_last_error(h_.get()); }
+
+    sat_step_stats step(span<const float> x, span<const int32_t> labels) {
+        int64_t n = detail::batch_of(x.size(), model_->example_size(), "train step");
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, "train step: " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        sat_step_stats s{};
+        s.struct_size = sizeof s;
+        detail::check(sat_train_step(h_.get(), x.data(), labels.data(), n, &s), last_error());
+        return s;
+    }
+    void save_checkpoint(const std::string &path, int64_t epoch, int64_t batch_index,
+                         const sat_model_meta *meta = nullptr) const {
+        detail::check(sat_checkpoint_save(h_.get(), meta, epoch, batch_index, path.c_str()),
+                      last_error());
+    }
+    /** Returns {epoch, batch_index}. */
+    std::pair<int64_t, int64_t> load_checkpoint(const std::string &path) {
+        int64_t e = 0, b = 0;
+        detail::check(sat_checkpoint_load(h_.get(), path.c_str(), &e, &b), last_error());
+        return {e, b};
+    }
+
+private:
+    detail::Owned<sat_trainer, sat_trainer_destroy> h_;
+    Model *model_;
+};
+
+/* ------------------------------------------------------------------------- */
+/* Dataset                                                                    */
+/* ------------------------------------------------------------------------- */
+
+class Dataset {
+public:
+    explicit Dataset(sat_dataset *owned) : h_(owned) {}
+
+    static Dataset load(Context &ctx, int32_t format, const std::string &dir, int32_t split) {
+        sat_dataset *d = nullptr;
+        detail::check_tls(sat_dataset_load(ctx.get(), format, dir.c_str(), split, &d));
+        return Dataset(d);
+    }
+    static Dataset load_idx(Context &ctx, const std::string &images, const std::string &labels) {
+        sat_dataset *d = nullptr;
+        detail::check_tls(sat_dataset_load_idx(ctx.get(), images.c_str(), labels.c_str(), &d));
+        return Dataset(d);
+    }
+    static Dataset from_arrays(Context &ctx, span<const float> x, span<const int32_t> labels,
+                               int32_t channels, int32_t height, int32_t width,
+                               int32_t num_classes) {
+        int64_t n = detail::batch_of(x.size(), int64_t(channels) * height * width, "dataset");
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, "dataset: " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        sat_dataset *d = nullptr;
+        detail::check_tls(sat_dataset_from_arrays(ctx.get(), x.data(), labels.data(), n, channels,
+                                                  height, width, num_classes, &d));
+        return Dataset(d);
+    }
+
+    sat_dataset *get() const noexcept { return h_.get(); }
+    const char *last_error() const noexcept { return sat_dataset_last_error(h_.get()); }
+    int64_t size() const noexcept { return sat_dataset_size(h_.get()); }
+    Shape shape() const {
+        Shape s;
+        check(sat_dataset_shape(h_.get(), &s.channels, &s.height, &s.width, &s.num_classes));
+        return s;
+    }
+    span<const float> images() const {
+        return {sat_dataset_images(h_.get()),
+                static_cast<std::size_t>(size() * shape().example_size())};
+    }
+    span<const int32_t> labels() const noexcept {
+        return {sat_dataset_labels(h_.get()), static_cast<std::size_t>(size())};
+    }
+    void shuffle(uint64_t seed, int64_t epoch, uint32_t aug = SAT_AUG_NONE) {
+        check(sat_dataset_shuffle(h_.get(), seed, epoch, aug));
+    }
+    /** Batch `index` of `batch` examples into x and labels; returns its size. */
+    int64_t batch(int64_t index, int64_t batch, span<float> x, span<int32_t> labels) {
+        detail::need(x.size(), batch * shape().example_size(), "dataset batch x");
+        detail::need(labels.size(), batch, "dataset batch labels");
+        int64_t n = 0;
+        check(sat_dataset_batch(h_.get(), index, batch, x.data(), labels.data(), &n));
+        return n;
+    }
+    Dataset split(int64_t count, uint64_t seed) {
+        sat_dataset *d = nullptr;
+        check(sat_dataset_split(h_.get(), count, seed, &d));
+        return Dataset(d);
+    }
+    void truncate(int64_t count) { check(sat_dataset_truncate(h_.get(), count)); }
+
+private:
+    void check(int32_t status) const { detail::check(status, last_error()); }
+    detail::Owned<sat_dataset, sat_dataset_destroy> h_;
+};
+
+}  // namespace sat
+
+#endif /* SAT_HPP */

@@ -1,0 +1,158 @@
+// The C++ wrapper (include/sat.hpp): RAII handles, sat::Error with the library's message,
+// span views over library memory, and the opts helpers. Built with -Wall -Wextra
+// -Wpedantic -Werror; sat_h_only.cpp, linked in, checks that sat.h compiles on its own.
+#include <sat.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+int sat_h_only_check();
+
+static_assert(!std::is_copy_constructible_v<sat::Model> && !std::is_copy_assignable_v<sat::Model>);
+static_assert(std::is_nothrow_move_constructible_v<sat::Model> &&
+              std::is_nothrow_move_assignable_v<sat::Model>);
+static_assert(!std::is_copy_constructible_v<sat::Context> &&
+              std::is_nothrow_move_constructible_v<sat::Context>);
+static_assert(!std::is_copy_constructible_v<sat::Optimizer> &&
+              std::is_nothrow_move_constructible_v<sat::Optimizer>);
+static_assert(!std::is_copy_constructible_v<sat::Trainer> &&
+              std::is_nothrow_move_constructible_v<sat::Trainer>);
+static_assert(!std::is_copy_constructible_v<sat::Dataset> &&
+              std::is_nothrow_move_constructible_v<sat::Dataset>);
+static_assert(std::is_base_of_v<std::runtime_error, sat::Error>);
+
+static int failures = 0;
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                      \
+        }                                                                    \
+    } while (0)
+
+static void test_bad_spec_throws_with_line(sat::Context &ctx) {
+    bool thrown = false;
+    try {
+        sat::Model m(ctx, "input 1 4 4\nflatten\nconv3 4\n");
+    } catch (const sat::Error &e) {
+        thrown = true;
+        std::string what = e.what();
+        CHECK(e.status() == SAT_E_INVALID_ARG);
+        CHECK(what.find("line 3") != std::string::npos);
+        CHECK(what.find("conv3") != std::string::npos);
+        CHECK(std::string(e.status_string()) == sat_status_string(SAT_E_INVALID_ARG));
+    }
+    CHECK(thrown);
+}
+
+static void test_model(sat::Context &ctx) {
+    sat_model_opts o = sat::model_opts(SAT_ACT_RELU);
+    o.max_batch = 4;
+    o.seed = 3;
+    sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 3\n", o);
+    CHECK(m.shape().channels == 1 && m.num_classes() == 3 && m.example_size() == 16);
+    CHECK(m.max_batch() == 4);
+    sat::span<float> p = m.params();
+    CHECK(p.size() == 163 && static_cast<int64_t>(p.size()) == m.param_count());
+
+    std::vector<float> x(2 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float(i % 7) / 7.0f;
+    std::vector<float> logits = m.forward(x);
+    CHECK(logits.size() == 6);
+
+    // forward by hand from the parameter view (dense weight [out,in], then bias)
+    for (int n = 0; n < 2; n++)
+        for (int k = 0; k < 3; k++) {
+            double z = p[160 + k];
+            for (int j = 0; j < 8; j++) {
+                double h = p[128 + j];
+                for (int i = 0; i < 16; i++) h += double(p[j * 16 + i]) * x[n * 16 + i];
+                z += double(p[136 + k * 8 + j]) * (h > 0 ? h : 0);
+            }
+            CHECK(std::fabs(z - logits[n * 3 + k]) < 1e-5);
+        }
+
+    std::vector<int32_t> y = {0, 2};
+    sat::InputGradient g = m.input_gradient(x, y);
+    CHECK(g.grad.size() == x.size() && g.losses.size() == 2 && g.logits == logits);
+    float loss = m.train_backward(x, y);
+    CHECK(std::isfinite(loss) && std::fabs(loss - 0.5f * (g.losses[0] + g.losses[1])) < 1e-5f);
+
+    // a handle error carries the handle's message
+    std::vector<float> big(5 * 16, 0.5f);
+    try {
+        m.forward(big);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_SHAPE);
+        CHECK(std::string(e.what()).find("max_batch") != std::string::npos);
+    }
+    // a wrapper-side shape check
+    try {
+        m.forward(sat::span<const float>(x.data(), 15));
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_SHAPE);
+    }
+
+    // moves transfer ownership
+    sat::Model moved = std::move(m);
+    CHECK(m.get() == nullptr && moved.get() != nullptr);
+    CHECK(moved.forward(x) == logits);
+    sat::Model c = moved.clone();
+    CHECK(c.forward(x) == logits);
+}
+
+static void test_train_and_attack(sat::Context &ctx) {
+    sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n", sat::model_opts());
+    sat::Optimizer opt(m, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+    sat::Trainer tr(m, opt, sat::trainer_opts(SAT_TRAIN_PGD, 0.1f, 2));
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 5) % 11) / 11.0f;
+    std::vector<int32_t> y = {0, 1, 1, 0};
+    std::vector<float> before(m.params().begin(), m.params().end());
+    sat_step_stats st = tr.step(x, y);
+    CHECK(std::isfinite(st.loss) && opt.step_count() == 1);
+    CHECK(std::vector<float>(m.params().begin(), m.params().end()) != before);
+    std::vector<int32_t> bad = {0, 1, 5, 0};
+    try {
+        tr.step(x, bad);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_INVALID_ARG && std::string(e.what()).size() > 0);
+    }
+    std::vector<float> adv = m.attack(sat::attack_opts(0.1f, 3), x, y);
+    for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
+}
+
+static void test_dataset(sat::Context &ctx) {
+    std::vector<float> x(6 * 4, 0.25f);
+    std::vector<int32_t> y = {0, 1, 0, 1, 0, 1};
+    sat::Dataset ds = sat::Dataset::from_arrays(ctx, x, y, 1, 2, 2, 2);
+    CHECK(ds.size() == 6 && ds.labels().size() == 6 && ds.images().size() == 24);
+    ds.shuffle(1, 0);
+    std::vector<float> bx(4 * 4);
+    std::vector<int32_t> by(4);
+    CHECK(ds.batch(1, 4, bx, by) == 2);
+}
+
+int main() {
+    CHECK(sat_h_only_check() == 0);
+    CHECK(sat::version() == SAT_VERSION_STRING);
+    try {
+        sat::Context ctx(1, 7);
+        test_bad_spec_throws_with_line(ctx);
+        test_model(ctx);
+        test_train_and_attack(ctx);
+        test_dataset(ctx);
+    } catch (const sat::Error &e) {
+        std::fprintf(stderr, "unexpected sat::Error %d: %s\n", e.status(), e.what());
+        return 1;
+    }
+    if (failures) std::fprintf(stderr, "%d checks failed\n", failures);
+    else std::printf("sat.hpp: all checks passed\n");
+    return failures ? 1 : 0;
+}
