@@ -14,6 +14,9 @@ typedef struct interval {
     int64_t size, offset;
 } interval;
 
+/* 64 GiB of activations: far above any model this library targets on a CPU. */
+#define MAX_ARENA_FLOATS ((int64_t)1 << 34)
+
 static int overlaps(const interval *a, const interval *b) {
     return a->start <= b->end && b->start <= a->end;
 }
@@ -119,7 +122,13 @@ int32_t sat__plan(sat_model *m, char *err) {
     sat__dealloc(ctx, iv);
 
     m->arena_size = off;
-    m->arena = sat__calloc(ctx, (size_t)off, sizeof(float));
+    /* A spec (perhaps from a hostile file) may ask for absurd sizes: refuse clearly rather
+     * than let the allocator fail late. The arena is not zeroed: every region is written
+     * before it is read, and untouched pages of a large arena then cost nothing. */
+    if (off > MAX_ARENA_FLOATS)
+        return sat__fail(err, SAT_E_SHAPE, "model: the activations need %lld GiB for max_batch %lld (limit %lld GiB)",
+                         (long long)(off >> 28), (long long)B, (long long)(MAX_ARENA_FLOATS >> 28));
+    m->arena = sat__alloc(ctx, (size_t)off * sizeof(float));
     if (!m->arena)
         return sat__fail(err, SAT_E_NOMEM, "model: out of memory for a %lld MiB arena (max_batch %lld)",
                          (long long)(off * 4 >> 20), (long long)B);
