@@ -143,3 +143,27 @@ def test_log_callback(lib):
                         library=lib) as c:
         libsat.Model(c, MLP_SPEC).forward(np.zeros((1, 16), np.float32))
     assert all(isinstance(m, str) for _, m in seen)
+
+
+def test_destroy_order_survives_cycles_and_early_close(lib):
+    import gc
+    x = np.zeros((1, 16), np.float32)
+    # closing a context first only defers its destruction until its model is gone
+    c = libsat.Context(library=lib)
+    m = libsat.Model(c, MLP_SPEC)
+    c.close()
+    assert m.forward(x).shape == (1, 3)
+    with pytest.raises(libsat.Error):
+        libsat.Model(c, MLP_SPEC)
+    m.close()
+    assert c._h is None
+    # a reference cycle finalised by the collector in any order
+    for _ in range(20):
+        c = libsat.Context(library=lib)
+        m = libsat.Model(c, MLP_SPEC)
+        box = {"c": c, "m": m}
+        box["self"] = box
+        c.cycle = box
+        m.cycle = box
+        del c, m, box
+    gc.collect()

@@ -253,16 +253,31 @@ def _meta(lib, meta):
 # --------------------------------------------------------------------------------------
 
 class _Handle:
+    """Owns one C handle. The C rule "destroy a handle before the handles it was made from"
+    is kept even when the garbage collector finalises a reference cycle in arbitrary order
+    (which happens, e.g., with objects held by a traceback): a handle that still has live
+    dependants only marks itself closed and is destroyed when the last dependant goes."""
+
     _destroy = None
     _last_error = None
 
     def __init__(self, lib):
         self._lib = lib
         self._h = None
+        self._parents = ()
+        self._live_children = 0
+        self._close_pending = False
+
+    def _adopt(self, h, *parents):
+        """Takes ownership of handle h, made from (and depending on) `parents`."""
+        self._h = h
+        self._parents = parents
+        for p in parents:
+            p._live_children += 1
 
     @property
     def handle(self):
-        if not self._h:
+        if not self._h or self._close_pending:
             raise Error(SAT_E_STATE, f"{type(self).__name__} is closed", "wrong state")
         return self._h
 
@@ -271,10 +286,20 @@ class _Handle:
         self._lib.check(status, lambda: getattr(self._lib.raw, self._last_error)(h))
 
     def close(self):
-        """Destroys the handle now (also done when the object is garbage collected)."""
-        if self._h:
-            getattr(self._lib.raw, self._destroy)(self._h)
-            self._h = None
+        """Destroys the handle now, or as soon as the handles made from it are destroyed
+        (also done when the object is garbage collected)."""
+        if not self._h:
+            return
+        if self._live_children > 0:
+            self._close_pending = True
+            return
+        h, self._h = self._h, None
+        getattr(self._lib.raw, self._destroy)(h)
+        parents, self._parents = self._parents, ()
+        for p in parents:
+            p._live_children -= 1
+            if p._close_pending and p._live_children == 0:
+                p.close()
 
     def __enter__(self):
         return self
@@ -310,7 +335,7 @@ class Context(_Handle):
             o.log_fn = self._log_cb
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.context_create(ctypes.byref(o), ctypes.byref(h)))
-        self._h = h.value
+        self._adopt(h.value)
 
     @property
     def library(self):
@@ -368,7 +393,7 @@ class Model(_Handle):
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.model_create(ctx.handle, spec.encode(), ctypes.byref(o),
                                                    ctypes.byref(h)))
-        self._h = h.value
+        self._adopt(h.value, ctx)
         self._cache_shape()
 
     @classmethod
@@ -376,7 +401,7 @@ class Model(_Handle):
         m = cls.__new__(cls)
         _Handle.__init__(m, ctx._lib)
         m._ctx = ctx
-        m._h = h
+        m._adopt(h, ctx)
         m._cache_shape()
         return m
 
@@ -585,7 +610,7 @@ class Optimizer(_Handle):
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.optimizer_create(model.handle, ctypes.byref(o),
                                                        ctypes.byref(h)))
-        self._h = h.value
+        self._adopt(h.value, model)
 
     def step(self):
         self._check(self._lib.raw.optimizer_step(self.handle))
@@ -624,7 +649,7 @@ class Trainer(_Handle):
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.trainer_create(model.handle, optimizer.handle,
                                                      ctypes.byref(o), ctypes.byref(h)))
-        self._h = h.value
+        self._adopt(h.value, model, optimizer)
 
     @property
     def model(self):
@@ -666,7 +691,7 @@ class Dataset(_Handle):
     def __init__(self, ctx, h):
         super().__init__(ctx._lib)
         self._ctx = ctx
-        self._h = h
+        self._adopt(h, ctx)
 
     @classmethod
     def load(cls, ctx, directory=None, format="idx", split="train"):
