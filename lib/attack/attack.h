@@ -1,0 +1,149 @@
+/* attack.h - the attack module's internal interface: loss functions with their logit
+ * gradients, the ball/box geometry, and one entry point that runs any attack on a batch.
+ * The public sat_attack / sat_evaluate and the trainer all go through sat__attack_run.
+ *
+ * Conventions: the attacker always *maximises* an objective (targeted attacks maximise
+ * the negative loss towards the target), so every step is an ascent step and "better"
+ * always means a higher objective. Examples are independent: the random start of an
+ * example depends only on (seed, restart, its global index), never on the batch split. */
+#ifndef SAT_ATTACK_H
+#define SAT_ATTACK_H
+
+#include "graph/graph.h"
+
+/* ---- objectives (the value the attacker maximises) ---- */
+#define SAT__OBJ_CE 0        /* CE(z, y) */
+#define SAT__OBJ_CE_T 1      /* -CE(z, t) */
+#define SAT__OBJ_MARGIN 2    /* max_{j!=y} z_j - z_y (Carlini-Wagner) */
+#define SAT__OBJ_MARGIN_T 3  /* z_t - max_{j!=t} z_j */
+#define SAT__OBJ_DLR 4       /* -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3 + 1e-12), >= 3 classes */
+#define SAT__OBJ_DLR_T 5     /* -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12), >= 4 classes */
+#define SAT__OBJ_COUNT 6
+
+/* Each writes obj[i] (may be NULL) and d(sum_i obj_i)/d(logits) into dlogits[n x classes]
+ * (may be NULL), and returns the sum. pi1 >= pi2 >= ... are the logits sorted in
+ * decreasing order (ties broken by the lower class index). Computed in double. */
+double sat__loss_ce(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                    float *obj, float *dlogits);
+double sat__loss_margin(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                        float *obj, float *dlogits);
+double sat__loss_dlr(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                     float *obj, float *dlogits);
+double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const int32_t *targets,
+                              int64_t n, int32_t classes, float *obj, float *dlogits);
+/* Dispatch on SAT__OBJ_*; targets are used by the *_T objectives only. */
+double sat__attack_objective(int32_t objective, const float *logits, const int32_t *labels,
+                             const int32_t *targets, int64_t n, int32_t classes, float *obj,
+                             float *dlogits);
+
+/* ---- geometry on one example of `size` values ----
+ * Projects xa onto {|xa - x| <= eps in `norm`} and then clips it to [0,1]. Clipping after
+ * the projection only moves coordinates towards x, so the result is in both sets. */
+void sat__attack_project(int32_t norm, float eps, const float *x, float *xa, int64_t size);
+/* xa += step * sign(g) (Linf) or step * g / ||g||_2 (L2; no move when g is zero). Not
+ * projected. */
+void sat__attack_ascend(int32_t norm, float step, const float *g, float *xa, int64_t size);
+/* xa = x + a random point of the ball, clipped to [0,1]: Linf uniform in the cube, L2 a
+ * uniform direction times a radius uniform in [0, eps]. Drawn from the counter RNG with
+ * key (seed, restart), stream SAT_STREAM_ATTACK, index example * (size+1) + pixel. */
+void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t restart,
+                              int64_t example, const float *x, float *xa, int64_t size);
+
+/* ---- running an attack ---- */
+
+/* Options after defaults and checks; what sat__attack_resolve makes of sat_attack_opts. */
+typedef struct sat__attack_cfg {
+    int32_t method;        /* SAT_ATTACK_* */
+    int32_t norm;          /* SAT_NORM_* */
+    int32_t objective;     /* SAT__OBJ_* */
+    int32_t hit_target;    /* 1: success = classified as the target; 0: misclassified */
+    float eps;
+    float step;            /* PGD/FGSM step; APGD initial step */
+    int32_t steps;         /* 1 for FGSM */
+    int32_t restarts;
+    int32_t random_start;
+    int32_t bn;            /* SAT__BN_INFER or SAT__BN_BATCH */
+    int32_t keep_last;     /* 1: a restart yields its last iterate (as training expects);
+                              0: its best one. sat_attack uses 0. */
+    uint64_t seed;
+} sat__attack_cfg;
+
+/* Copies opts (NULL: defaults) over the defaults, checks every field against the model,
+ * and fills cfg. On error returns SAT_E_INVALID_ARG with a message in m->err. */
+int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__attack_cfg *cfg);
+
+/* Checks a batch for the public calls: x and labels non-NULL, n >= 1 (any size: work is
+ * chunked), x finite (else SAT_E_NUMERIC), labels in range. Message into m->err. */
+int32_t sat__attack_check_data(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+                               const char *fn);
+
+/* Optional outputs of sat__attack_run. */
+typedef struct sat__attack_out {
+    float *obj;              /* [n] objective at the returned x_adv, or NULL */
+    int32_t *pred;           /* [n] predicted class at x_adv (attack batch-norm mode), or NULL */
+    double *trace_obj;       /* [trace_len] per-step sums of the objective, added to, or NULL */
+    int64_t *trace_correct;  /* [trace_len] per-step counts classified as the label, added to */
+    int64_t trace_len;       /* entries available; step s of restart r goes to r*steps + s */
+} sat__attack_out;
+
+/* Bytes of scratch sat__attack_run needs for n examples (chunks of max_batch). */
+size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n);
+
+/* Runs the attack of cfg on n >= 1 already validated examples (labels in range, targets in
+ * range when the objective needs them, x finite), in chunks of the model's max_batch.
+ * index_base is the global index of x[0] for the random starts. x_adv may be x itself
+ * (in place) but must not otherwise overlap it. work: sat__attack_work_bytes bytes aligned
+ * to SAT_ALIGN, or NULL to allocate through the context (SAT_E_NOMEM on failure, before
+ * anything is written). Parameters and running statistics are never changed. */
+int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+                        const int32_t *labels, const int32_t *targets, int64_t n,
+                        int64_t index_base, float *x_adv, void *work, sat__attack_out *out);
+
+/* The two algorithms on one chunk (nc <= max_batch), used by sat__attack_run. */
+typedef struct sat__attack_chunk {
+    sat_model *m;
+    const sat__attack_cfg *cfg;
+    const float *x;
+    const int32_t *labels, *targets;
+    int64_t nc, index_base;
+    float *best;              /* [nc x size] the returned point per example */
+    float *best_obj;          /* [nc] */
+    uint8_t *best_hit;        /* [nc] */
+    int32_t *best_pred;       /* [nc] */
+    unsigned char *scratch;   /* the rest of the work block */
+    sat__attack_out *out;
+} sat__attack_chunk;
+
+/* Evaluates the objective at xa: obj[nc], pred[nc], and when grad is non-NULL the input
+ * gradient of the summed objective. dlogits is scratch of nc x classes. */
+int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
+                         const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
+                         int32_t *pred, float *dlogits, float *grad);
+/* Offers candidate xa (objective obj, prediction pred) for each example: it replaces the
+ * kept point if it succeeds where the kept one does not, or succeeds equally with a higher
+ * objective. `force` accepts it unconditionally (the first candidate). */
+void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj,
+                       const int32_t *pred, int force);
+/* Adds one step's statistics to the trace. */
+void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj, const int32_t *pred);
+
+/* Scratch layout: consecutive blocks, each rounded up to SAT_ALIGN bytes. */
+static inline size_t sat__attack_align(size_t bytes) {
+    return (bytes + SAT_ALIGN - 1) / SAT_ALIGN * SAT_ALIGN;
+}
+static inline void *sat__attack_carve(unsigned char **p, size_t bytes) {
+    void *r = *p;
+    *p += sat__attack_align(bytes);
+    return r;
+}
+
+int32_t sat__pgd_chunk(sat__attack_chunk *c);
+int32_t sat__apgd_chunk(sat__attack_chunk *c);
+/* APGD's checkpoints for `steps` iterations: writes up to cap of them (the number of
+ * iterations done when each is reached, e.g. 22, 41, 57, 70, 80, 87, 93, 99 for 100) and
+ * returns how many there are. */
+int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap);
+size_t sat__pgd_scratch_bytes(const sat_model *m, int64_t nc);
+size_t sat__apgd_scratch_bytes(const sat_model *m, int64_t nc);
+
+#endif

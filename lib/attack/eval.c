@@ -1,0 +1,317 @@
+/* eval.c - robustness evaluation: clean accuracy, accuracy under PGD-k for a list of k,
+ * FGSM and optionally APGD-CE + APGD-T, plus flags that point at gradient masking
+ * (Athalye et al., arXiv 1802.00420): zero or non-finite input gradients, a robust
+ * accuracy that still falls between the two largest k, and a one-step attack that beats
+ * the multi-step ones. Accuracies are measured with batch norm in inference mode (the
+ * deployed model); an example counts as robust only if it is also correct when clean. */
+#include "attack/attack.h"
+
+#include <math.h>
+#include <string.h>
+
+static sat_eval_opts eval_defaults(void) {
+    sat_eval_opts d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.norm = SAT_NORM_LINF;
+    d.eps = 8.0f / 255.0f;
+    d.step_size = NAN;
+    d.num_steps = 3;
+    d.steps[0] = 1;
+    d.steps[1] = 10;
+    d.steps[2] = 20;
+    d.restarts = 1;
+    d.apgd = 0;
+    d.apgd_steps = 100;
+    d.apgd_targets = 3;
+    d.batch = 0;
+    d.seed = 0;
+    return d;
+}
+
+int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size) {
+    sat_eval_opts d = eval_defaults();
+    return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_eval_opts_init");
+}
+
+static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
+    static const char *const what = "sat_eval_opts";
+    char *err = m->err;
+    if (o->norm != SAT_NORM_LINF && o->norm != SAT_NORM_L2)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown norm %d", what, o->norm);
+    const double eps_max = o->norm == SAT_NORM_LINF ? 1.0 : sqrt((double)m->in_size);
+    if (!(o->eps >= 0.0f && (double)o->eps <= eps_max))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: eps %g is not in [0, %g]", what, (double)o->eps,
+                         eps_max);
+    if (!isnan(o->step_size) && !(isfinite(o->step_size) && o->step_size > 0.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG,
+                         "%s: step_size %g must be positive and finite (NaN for the default)", what,
+                         (double)o->step_size);
+    if (o->restarts < 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: restarts %d must be at least 1", what, o->restarts);
+    if (o->num_steps < 1 || o->num_steps > SAT_EVAL_MAX_STEPS)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: num_steps %d is not in 1..%d", what, o->num_steps,
+                         SAT_EVAL_MAX_STEPS);
+    for (int32_t i = 0; i < o->num_steps; i++)
+        if (o->steps[i] < 1)
+            return sat__fail(err, SAT_E_INVALID_ARG, "%s: steps[%d] = %d must be at least 1", what, i,
+                             o->steps[i]);
+    if (o->apgd != 0 && o->apgd != 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: apgd %d is not 0 or 1", what, o->apgd);
+    if (o->apgd && o->apgd_steps < 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: apgd_steps %d must be at least 1", what,
+                         o->apgd_steps);
+    if (o->apgd && o->apgd_targets < 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: apgd_targets %d must be at least 1", what,
+                         o->apgd_targets);
+    if (o->batch < 0)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: batch %d is negative", what, o->batch);
+    return SAT_OK;
+}
+
+/* Attack options for one measurement (already checked by check_eval_opts). */
+static int32_t make_cfg(sat_model *m, const sat_eval_opts *e, int32_t method, int32_t steps,
+                        sat__attack_cfg *cfg) {
+    sat_attack_opts a;
+    sat_attack_opts_init(&a, sizeof a);
+    a.method = method;
+    a.norm = e->norm;
+    a.eps = e->eps;
+    a.steps = steps;
+    a.restarts = method == SAT_ATTACK_FGSM ? 1 : e->restarts;
+    a.random_start = method != SAT_ATTACK_FGSM;
+    /* The caller's step applies to PGD; FGSM steps eps and APGD adapts its own. */
+    a.step_size = method == SAT_ATTACK_PGD ? e->step_size : NAN;
+    a.seed = e->seed;
+    return sat__attack_resolve(m, &a, cfg);
+}
+
+typedef struct eval_buf {
+    float *x_adv, *logits, *grad, *dlogits;
+    int32_t *pred, *targets;
+    uint8_t *clean_ok, *apgd_ok;
+    void *work;
+} eval_buf;
+
+/* Predictions with batch norm in inference mode, in chunks of max_batch. */
+static int32_t predict(sat_model *m, const float *x, int64_t n, int32_t *pred, float *logits_out) {
+    const int32_t k = m->classes;
+    for (int64_t s = 0; s < n; s += m->max_batch) {
+        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
+        const float *z;
+        int32_t st = sat__forward(m, x + s * m->in_size, nc, SAT__BN_INFER, &z);
+        if (st) return st;
+        for (int64_t i = 0; i < nc; i++) {
+            const float *row = z + i * k;
+            int32_t best = 0;
+            for (int32_t c = 1; c < k; c++)
+                if (row[c] > row[best]) best = c;
+            pred[s + i] = best;
+        }
+        if (logits_out) memcpy(logits_out + s * k, z, sizeof(float) * (size_t)(nc * k));
+    }
+    return SAT_OK;
+}
+
+/* Input gradient of CE at the clean point (attack plan): ORs SAT_FLAG_ZERO_GRAD if some
+ * example's gradient is exactly zero, SAT_FLAG_NONFINITE_GRAD if some value is NaN/Inf. */
+static int32_t gradient_flags(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+                              const eval_buf *b, uint32_t *flags) {
+    const int64_t d = m->in_size;
+    const int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
+    for (int64_t s = 0; s < n; s += m->max_batch) {
+        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
+        const float *z;
+        int32_t st = sat__forward(m, x + s * d, nc, bn, &z);
+        if (st) return st;
+        sat__loss_ce(z, labels + s, nc, m->classes, NULL, b->dlogits);
+        st = sat__backward(m, SAT__PLAN_ATTACK, b->dlogits, b->grad);
+        if (st) return st;
+        for (int64_t i = 0; i < nc; i++) {
+            const float *g = b->grad + i * d;
+            if (!sat__all_finite(g, d)) *flags |= SAT_FLAG_NONFINITE_GRAD;
+            int64_t j = 0;
+            while (j < d && g[j] == 0.0f) j++;
+            if (j == d) *flags |= SAT_FLAG_ZERO_GRAD;
+        }
+    }
+    return SAT_OK;
+}
+
+/* Runs one attack on the chunk and clears ok[i] where the attack succeeds. */
+static int32_t attack_and_score(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+                                const int32_t *labels, const int32_t *targets, int64_t nc,
+                                int64_t base, const eval_buf *b, uint8_t *ok) {
+    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, b->x_adv, b->work, NULL);
+    if (st) return st;
+    st = predict(m, b->x_adv, nc, b->pred, NULL);
+    if (st) return st;
+    for (int64_t i = 0; i < nc; i++) ok[i] = ok[i] && b->pred[i] == labels[i];
+    return SAT_OK;
+}
+
+static int64_t count_ok(const uint8_t *ok, int64_t n) {
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i++) c += ok[i];
+    return c;
+}
+
+/* The t-th largest clean logit of each example other than its label: AutoAttack's targets. */
+static void pick_targets(const float *logits, const int32_t *labels, int64_t nc, int32_t classes,
+                         int32_t t, int32_t *targets) {
+    for (int64_t i = 0; i < nc; i++) {
+        const float *z = logits + i * classes;
+        int32_t chosen = -1;
+        for (int32_t r = 0; r <= t; r++) {
+            int32_t best = -1;
+            for (int32_t c = 0; c < classes; c++) {
+                if (c == labels[i]) continue;
+                /* rank r: the best class strictly after rank r-1 in (value desc, index asc) order */
+                if (chosen >= 0 && (z[c] > z[chosen] || (z[c] == z[chosen] && c <= chosen))) continue;
+                if (best < 0 || z[c] > z[best]) best = c;
+            }
+            chosen = best;
+        }
+        targets[i] = chosen >= 0 ? chosen : (labels[i] + 1) % classes;
+    }
+}
+
+typedef struct eval_counts {
+    int64_t clean, robust[SAT_EVAL_MAX_STEPS], fgsm, apgd;
+} eval_counts;
+
+static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attack_cfg *pgd,
+                          const sat__attack_cfg *fgsm, const sat__attack_cfg *apgd_ce,
+                          const sat__attack_cfg *apgd_t, int32_t num_targets, const float *x,
+                          const int32_t *labels, int64_t nc, int64_t base, const eval_buf *b,
+                          eval_counts *cnt, uint32_t *flags) {
+    int32_t st = predict(m, x, nc, b->pred, b->logits);
+    if (st) return st;
+    for (int64_t i = 0; i < nc; i++) b->clean_ok[i] = b->pred[i] == labels[i];
+    cnt->clean += count_ok(b->clean_ok, nc);
+    st = gradient_flags(m, x, labels, nc, b, flags);
+    if (st) return st;
+    uint8_t *ok = b->apgd_ok;
+    for (int32_t k = 0; k < e->num_steps; k++) {
+        memcpy(ok, b->clean_ok, (size_t)nc);
+        st = attack_and_score(m, &pgd[k], x, labels, NULL, nc, base, b, ok);
+        if (st) return st;
+        cnt->robust[k] += count_ok(ok, nc);
+    }
+    memcpy(ok, b->clean_ok, (size_t)nc);
+    st = attack_and_score(m, fgsm, x, labels, NULL, nc, base, b, ok);
+    if (st) return st;
+    cnt->fgsm += count_ok(ok, nc);
+    if (!e->apgd) return SAT_OK;
+    /* Worst case over APGD-CE and APGD-T against each target. */
+    memcpy(ok, b->clean_ok, (size_t)nc);
+    st = attack_and_score(m, apgd_ce, x, labels, NULL, nc, base, b, ok);
+    for (int32_t t = 0; st == SAT_OK && t < num_targets; t++) {
+        pick_targets(b->logits, labels, nc, m->classes, t, b->targets);
+        st = attack_and_score(m, apgd_t, x, labels, b->targets, nc, base, b, ok);
+    }
+    if (st) return st;
+    cnt->apgd += count_ok(ok, nc);
+    return SAT_OK;
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+int32_t sat_evaluate(sat_model *m, const sat_eval_opts *opts, const float *x, const int32_t *labels,
+                     int64_t n, sat_eval_result *result) {
+    static const char *const fn = "sat_evaluate";
+    if (!m) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: model is NULL", fn);
+    if (!result) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: result is NULL", fn);
+    const uint32_t result_size = result->struct_size;
+    if (result_size < sizeof(uint32_t))
+        return sat__fail(m->err, SAT_E_INVALID_ARG,
+                         "%s: result struct_size %u is too small (set it to sizeof the struct)", fn,
+                         result_size);
+    sat_eval_opts e = eval_defaults();
+    int32_t st = opts ? sat__opts_copy(&e, sizeof e, opts, "sat_eval_opts", m->err) : SAT_OK;
+    if (st) return st;
+    st = check_eval_opts(m, &e);
+    if (st) return st;
+    sat__attack_cfg pgd[SAT_EVAL_MAX_STEPS], fgsm, apgd_ce, apgd_t;
+    for (int32_t k = 0; k < e.num_steps && st == SAT_OK; k++)
+        st = make_cfg(m, &e, SAT_ATTACK_PGD, e.steps[k], &pgd[k]);
+    if (st == SAT_OK) st = make_cfg(m, &e, SAT_ATTACK_FGSM, 1, &fgsm);
+    /* APGD-T needs 4 classes; with fewer only APGD-CE runs. */
+    const int32_t num_targets =
+        !e.apgd || m->classes < 4 ? 0 : (e.apgd_targets < m->classes - 1 ? e.apgd_targets : m->classes - 1);
+    if (st == SAT_OK && e.apgd) st = make_cfg(m, &e, SAT_ATTACK_APGD_CE, e.apgd_steps, &apgd_ce);
+    if (st == SAT_OK && num_targets > 0) st = make_cfg(m, &e, SAT_ATTACK_APGD_DLR, e.apgd_steps, &apgd_t);
+    if (st) return st;
+    st = sat__attack_check_data(m, x, labels, n, fn);
+    if (st) return st;
+
+    int64_t chunk = e.batch == 0 ? m->max_batch : (int64_t)e.batch;
+    if (chunk > n) chunk = n;
+    const size_t d = (size_t)m->in_size, k = (size_t)m->classes, c = (size_t)chunk;
+    const size_t mb = (size_t)(chunk < m->max_batch ? chunk : m->max_batch);
+    size_t work = 0;
+    for (int32_t i = 0; i < e.num_steps; i++) work = max_size(work, sat__attack_work_bytes(m, &pgd[i], chunk));
+    work = max_size(work, sat__attack_work_bytes(m, &fgsm, chunk));
+    if (e.apgd) work = max_size(work, sat__attack_work_bytes(m, &apgd_ce, chunk));
+    if (num_targets > 0) work = max_size(work, sat__attack_work_bytes(m, &apgd_t, chunk));
+    const size_t sizes[] = {c * d * sizeof(float),  c * k * sizeof(float), mb * d * sizeof(float),
+                            mb * k * sizeof(float), c * sizeof(int32_t),   c * sizeof(int32_t),
+                            c,                      c,                     work};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sat__attack_align(sizes[i]);
+    unsigned char *block = sat__alloc(m->ctx, total);
+    if (!block) return sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
+    unsigned char *p = block;
+    eval_buf b;
+    b.x_adv = sat__attack_carve(&p, sizes[0]);
+    b.logits = sat__attack_carve(&p, sizes[1]);
+    b.grad = sat__attack_carve(&p, sizes[2]);
+    b.dlogits = sat__attack_carve(&p, sizes[3]);
+    b.pred = sat__attack_carve(&p, sizes[4]);
+    b.targets = sat__attack_carve(&p, sizes[5]);
+    b.clean_ok = sat__attack_carve(&p, sizes[6]);
+    b.apgd_ok = sat__attack_carve(&p, sizes[7]);
+    b.work = sat__attack_carve(&p, sizes[8]);
+
+    eval_counts cnt;
+    memset(&cnt, 0, sizeof cnt);
+    uint32_t flags = 0;
+    for (int64_t s = 0; s < n && st == SAT_OK; s += chunk) {
+        const int64_t nc = n - s < chunk ? n - s : chunk;
+        st = eval_chunk(m, &e, pgd, &fgsm, &apgd_ce, &apgd_t, num_targets, x + s * m->in_size, labels + s,
+                        nc, s, &b, &cnt, &flags);
+    }
+    sat__dealloc(m->ctx, block);
+    if (st) return st;
+
+    /* A difference counts when it exceeds one percentage point and one example. */
+    const int64_t thr = n / 100 > 1 ? n / 100 : 1;
+    int32_t top = -1, second = -1; /* entries with the largest and the next smaller k */
+    for (int32_t i = 0; i < e.num_steps; i++)
+        if (top < 0 || e.steps[i] > e.steps[top]) top = i;
+    for (int32_t i = 0; i < e.num_steps; i++)
+        if (e.steps[i] < e.steps[top] && (second < 0 || e.steps[i] > e.steps[second])) second = i;
+    if (second >= 0 && cnt.robust[second] - cnt.robust[top] > thr) flags |= SAT_FLAG_NOT_CONVERGED;
+    int64_t weakest_multi = -1; /* lowest robust count over multi-step PGD */
+    for (int32_t i = 0; i < e.num_steps; i++)
+        if (e.steps[i] > 1 && (weakest_multi < 0 || cnt.robust[i] < weakest_multi)) weakest_multi = cnt.robust[i];
+    if (weakest_multi >= 0 && weakest_multi - cnt.fgsm > thr) flags |= SAT_FLAG_ONE_STEP_STRONGER;
+
+    sat_eval_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = result_size;
+    r.num_steps = e.num_steps;
+    r.n = n;
+    const double dn = (double)n;
+    r.clean_accuracy = (float)((double)cnt.clean / dn);
+    for (int32_t i = 0; i < SAT_EVAL_MAX_STEPS; i++)
+        r.robust_accuracy[i] = i < e.num_steps ? (float)((double)cnt.robust[i] / dn) : NAN;
+    r.fgsm_accuracy = (float)((double)cnt.fgsm / dn);
+    r.apgd_accuracy = e.apgd ? (float)((double)cnt.apgd / dn) : NAN;
+    r.flags = flags;
+    /* Write exactly the caller's struct: a smaller (older) one gets a prefix, a larger
+     * (newer) one zeros in the fields this library does not know. */
+    if (result_size > sizeof r) memset((unsigned char *)result + sizeof r, 0, result_size - sizeof r);
+    memcpy(result, &r, result_size < sizeof r ? result_size : sizeof r);
+    return SAT_OK;
+}

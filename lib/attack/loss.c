@@ -1,0 +1,144 @@
+/* loss.c - the objectives attacks maximise (CE, Carlini-Wagner margin, DLR and targeted
+ * DLR of Croce & Hein) and their gradients with respect to the logits. */
+#include "attack/attack.h"
+
+#include <math.h>
+#include <string.h>
+
+#define DLR_EPS 1e-12
+
+double sat__loss_ce(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                    float *obj, float *dlogits) {
+    return sat__softmax_ce(logits, labels, n, classes, 0.0f, obj, dlogits, 1.0f);
+}
+
+/* Largest logit other than class `skip` (-1: none); ties go to the lower index. */
+static int32_t argmax_except(const float *z, int32_t classes, int32_t skip) {
+    int32_t best = -1;
+    for (int32_t j = 0; j < classes; j++)
+        if (j != skip && (best < 0 || z[j] > z[best])) best = j;
+    return best;
+}
+
+/* Indices of the `k` largest logits in decreasing order (ties: lower index first). */
+static void top_k(const float *z, int32_t classes, int32_t k, int32_t *idx) {
+    for (int32_t r = 0; r < k; r++) {
+        int32_t best = -1;
+        for (int32_t j = 0; j < classes; j++) {
+            int taken = 0;
+            for (int32_t q = 0; q < r; q++) taken |= idx[q] == j;
+            if (!taken && (best < 0 || z[j] > z[best])) best = j;
+        }
+        idx[r] = best;
+    }
+}
+
+double sat__loss_margin(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                        float *obj, float *dlogits) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * classes;
+        const int32_t y = labels[i];
+        const int32_t o = argmax_except(z, classes, y);
+        const double v = o >= 0 ? (double)z[o] - (double)z[y] : 0.0;
+        total += v;
+        if (obj) obj[i] = (float)v;
+        if (dlogits) {
+            float *d = dlogits + i * classes;
+            memset(d, 0, sizeof(float) * (size_t)classes);
+            if (o >= 0) {
+                d[o] = 1.0f;
+                d[y] = -1.0f;
+            }
+        }
+    }
+    return total;
+}
+
+double sat__loss_dlr(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
+                     float *obj, float *dlogits) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * classes;
+        float *d = dlogits ? dlogits + i * classes : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)classes);
+        if (classes < 3) {
+            if (obj) obj[i] = 0.0f;
+            continue;
+        }
+        const int32_t y = labels[i];
+        int32_t p[3];
+        top_k(z, classes, 3, p);
+        const int32_t o = argmax_except(z, classes, y);
+        const double num = (double)z[y] - (double)z[o];
+        const double den = (double)z[p[0]] - (double)z[p[2]] + DLR_EPS;
+        const double v = -num / den;
+        total += v;
+        if (obj) obj[i] = (float)v;
+        if (d) {
+            /* L = -num/den: dL/dnum = -1/den, dL/dden = num/den^2 */
+            const double a = -1.0 / den, b = num / (den * den);
+            d[y] += (float)a;
+            d[o] -= (float)a;
+            d[p[0]] += (float)b;
+            d[p[2]] -= (float)b;
+        }
+    }
+    return total;
+}
+
+double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const int32_t *targets,
+                              int64_t n, int32_t classes, float *obj, float *dlogits) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * classes;
+        float *d = dlogits ? dlogits + i * classes : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)classes);
+        if (classes < 4) {
+            if (obj) obj[i] = 0.0f;
+            continue;
+        }
+        const int32_t y = labels[i], t = targets[i];
+        int32_t p[4];
+        top_k(z, classes, 4, p);
+        const double num = (double)z[y] - (double)z[t];
+        const double den = (double)z[p[0]] - 0.5 * ((double)z[p[2]] + (double)z[p[3]]) + DLR_EPS;
+        const double v = -num / den;
+        total += v;
+        if (obj) obj[i] = (float)v;
+        if (d) {
+            const double a = -1.0 / den, b = num / (den * den);
+            d[y] += (float)a;
+            d[t] -= (float)a;
+            d[p[0]] += (float)b;
+            d[p[2]] -= (float)(0.5 * b);
+            d[p[3]] -= (float)(0.5 * b);
+        }
+    }
+    return total;
+}
+
+static void negate(float *v, int64_t n) {
+    if (v)
+        for (int64_t i = 0; i < n; i++) v[i] = -v[i];
+}
+
+double sat__attack_objective(int32_t objective, const float *logits, const int32_t *labels,
+                             const int32_t *targets, int64_t n, int32_t classes, float *obj,
+                             float *dlogits) {
+    double s;
+    switch (objective) {
+    case SAT__OBJ_CE: return sat__loss_ce(logits, labels, n, classes, obj, dlogits);
+    case SAT__OBJ_MARGIN: return sat__loss_margin(logits, labels, n, classes, obj, dlogits);
+    case SAT__OBJ_DLR: return sat__loss_dlr(logits, labels, n, classes, obj, dlogits);
+    case SAT__OBJ_DLR_T:
+        return sat__loss_dlr_targeted(logits, labels, targets, n, classes, obj, dlogits);
+    /* Targeted CE and margin: minimise the loss towards the target. */
+    case SAT__OBJ_CE_T: s = sat__loss_ce(logits, targets, n, classes, obj, dlogits); break;
+    case SAT__OBJ_MARGIN_T: s = sat__loss_margin(logits, targets, n, classes, obj, dlogits); break;
+    default: return NAN;
+    }
+    negate(obj, n);
+    negate(dlogits, n * classes);
+    return -s;
+}

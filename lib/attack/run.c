@@ -1,0 +1,113 @@
+/* run.c - runs an attack over a batch of any size: splits it into chunks of the model's
+ * max_batch (examples are attacked independently, so chunking changes nothing), owns the
+ * scratch memory, and keeps the per-example worst case across iterates and restarts. */
+#include "attack/attack.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The kept point, its objective, success flag and prediction per example. */
+static size_t keep_bytes(const sat_model *m, int64_t nc) {
+    const size_t n = (size_t)nc;
+    return sat__attack_align(n * (size_t)m->in_size * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
+           sat__attack_align(n) + sat__attack_align(n * sizeof(int32_t));
+}
+
+size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n) {
+    const int64_t nc = n < m->max_batch ? n : m->max_batch;
+    const size_t algo = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR
+                            ? sat__apgd_scratch_bytes(m, nc)
+                            : sat__pgd_scratch_bytes(m, nc);
+    return keep_bytes(m, nc) + algo;
+}
+
+static int32_t argmax_row(const float *z, int32_t classes) {
+    int32_t best = 0;
+    for (int32_t c = 1; c < classes; c++)
+        if (z[c] > z[best]) best = c;
+    return best;
+}
+
+int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
+                         const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
+                         int32_t *pred, float *dlogits, float *grad) {
+    const float *logits;
+    int32_t st = sat__forward(m, xa, nc, cfg->bn, &logits);
+    if (st) return st;
+    const int32_t k = m->classes;
+    sat__attack_objective(cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
+    for (int64_t i = 0; i < nc; i++) pred[i] = argmax_row(logits + i * k, k);
+    if (grad) st = sat__backward(m, SAT__PLAN_ATTACK, dlogits, grad);
+    return st;
+}
+
+void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj, const int32_t *pred,
+                       int force) {
+    const int64_t d = c->m->in_size;
+    for (int64_t i = 0; i < c->nc; i++) {
+        const uint8_t hit = c->cfg->hit_target ? pred[i] == c->targets[i] : pred[i] != c->labels[i];
+        const float kept = c->best_obj[i];
+        const int higher = obj[i] > kept || (isnan(kept) && !isnan(obj[i]));
+        if (force || (hit && !c->best_hit[i]) || (hit == c->best_hit[i] && higher)) {
+            memcpy(c->best + i * d, xa + i * d, sizeof(float) * (size_t)d);
+            c->best_obj[i] = obj[i];
+            c->best_hit[i] = hit;
+            c->best_pred[i] = pred[i];
+        }
+    }
+}
+
+void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj, const int32_t *pred) {
+    sat__attack_out *o = c->out;
+    if (!o || !o->trace_obj || entry >= o->trace_len) return;
+    double s = 0.0;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < c->nc; i++) {
+        s += obj[i];
+        correct += pred[i] == c->labels[i];
+    }
+    o->trace_obj[entry] += s;
+    o->trace_correct[entry] += correct;
+}
+
+int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+                        const int32_t *labels, const int32_t *targets, int64_t n,
+                        int64_t index_base, float *x_adv, void *work, sat__attack_out *out) {
+    const int64_t d = m->in_size;
+    const int64_t chunk = n < m->max_batch ? n : m->max_batch;
+    void *owned = NULL;
+    if (!work) {
+        owned = sat__alloc(m->ctx, sat__attack_work_bytes(m, cfg, n));
+        if (!owned) return sat__fail(m->err, SAT_E_NOMEM, "attack: out of memory for scratch buffers");
+        work = owned;
+    }
+    unsigned char *p = work;
+    sat__attack_chunk c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.cfg = cfg;
+    c.out = out;
+    c.best = sat__attack_carve(&p, (size_t)(chunk * d) * sizeof(float));
+    c.best_obj = sat__attack_carve(&p, (size_t)chunk * sizeof(float));
+    c.best_hit = sat__attack_carve(&p, (size_t)chunk);
+    c.best_pred = sat__attack_carve(&p, (size_t)chunk * sizeof(int32_t));
+    c.scratch = p;
+
+    int32_t st = SAT_OK;
+    for (int64_t s = 0; s < n && st == SAT_OK; s += chunk) {
+        c.nc = n - s < chunk ? n - s : chunk;
+        c.x = x + s * d;
+        c.labels = labels + s;
+        c.targets = targets ? targets + s : NULL;
+        c.index_base = index_base + s;
+        st = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR ? sat__apgd_chunk(&c)
+                                                                                     : sat__pgd_chunk(&c);
+        if (st) break;
+        /* Written only now, so that x_adv may be x itself. */
+        memcpy(x_adv + s * d, c.best, sizeof(float) * (size_t)(c.nc * d));
+        if (out && out->obj) memcpy(out->obj + s, c.best_obj, sizeof(float) * (size_t)c.nc);
+        if (out && out->pred) memcpy(out->pred + s, c.best_pred, sizeof(int32_t) * (size_t)c.nc);
+    }
+    sat__dealloc(m->ctx, owned);
+    return st;
+}
