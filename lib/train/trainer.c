@@ -1,0 +1,345 @@
+/* trainer.c - the adversarial training step: craft the batch (attack plan), then update
+ * the weights from it (train plan + optimizer). Every buffer is allocated at creation for
+ * the model's max_batch, and a step first snapshots what it may change (parameters,
+ * optimizer state and step, running statistics, Free-AT perturbation), so a step that
+ * fails - NaN included - leaves the handles exactly as they were. */
+#include "train/train.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_ATTACK_STEPS 100000
+#define MAX_REPLAYS 1000
+
+static sat_trainer_opts trainer_defaults(void) {
+    sat_trainer_opts d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.method = SAT_TRAIN_PGD;
+    d.norm = SAT_NORM_LINF;
+    d.eps = 8.0f / 255.0f;
+    d.step_size = NAN;
+    d.steps = 7;
+    d.random_start = 1;
+    d.clean_fraction = 0.0f;
+    d.attack_bn_mode = -1;
+    d.label_smoothing = 0.0f;
+    d.free_replays = 4;
+    d.trades_beta = 6.0f;
+    d.seed = 0;
+    return d;
+}
+
+int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size) {
+    sat_trainer_opts d = trainer_defaults();
+    return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_trainer_opts_init");
+}
+
+static int32_t check_opts(const sat_trainer_opts *o, char *err) {
+    const char *w = "sat_trainer_opts";
+    if (o->method < SAT_TRAIN_STANDARD || o->method > SAT_TRAIN_TRADES)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown method %d", w, o->method);
+    if (o->norm != SAT_NORM_LINF && o->norm != SAT_NORM_L2)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown norm %d", w, o->norm);
+    if (o->method != SAT_TRAIN_STANDARD && !(o->eps > 0.0f && isfinite(o->eps)))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: eps must be finite and > 0 (got %g)", w, (double)o->eps);
+    if (o->norm == SAT_NORM_LINF && o->method != SAT_TRAIN_STANDARD && o->eps > 1.0f)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: an Linf eps above 1 (got %g) covers every image", w,
+                         (double)o->eps);
+    if (!isnan(o->step_size) && !(isfinite(o->step_size) && o->step_size > 0.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: step_size must be NaN (default) or finite and > 0", w);
+    if ((o->method == SAT_TRAIN_PGD || o->method == SAT_TRAIN_TRADES) &&
+        (o->steps < 1 || o->steps > MAX_ATTACK_STEPS))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: steps %d is not in 1..%d", w, o->steps, MAX_ATTACK_STEPS);
+    if (o->random_start != 0 && o->random_start != 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: random_start must be 0 or 1", w);
+    if (!(o->clean_fraction >= 0.0f && o->clean_fraction <= 1.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: clean_fraction %g is not in [0,1]", w,
+                         (double)o->clean_fraction);
+    if (o->clean_fraction > 0.0f && (o->method == SAT_TRAIN_FREE || o->method == SAT_TRAIN_TRADES))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: clean_fraction is for PGD and Fast training "
+                         "(TRADES has its own clean term; Free-AT replays one batch)", w);
+    if (o->attack_bn_mode < -1 || o->attack_bn_mode > SAT_BN_BATCH)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: attack_bn_mode %d is not -1, 0 or 1", w, o->attack_bn_mode);
+    if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: label_smoothing must be in [0,1)", w);
+    if (o->free_replays < 1 || o->free_replays > MAX_REPLAYS)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: free_replays %d is not in 1..%d", w, o->free_replays,
+                         MAX_REPLAYS);
+    if (!(isfinite(o->trades_beta) && o->trades_beta >= 0.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: trades_beta must be finite and >= 0", w);
+    return SAT_OK;
+}
+
+void sat_trainer_destroy(sat_trainer *t) {
+    if (!t) return;
+    const sat_context *ctx = t->model->ctx;
+    float *bufs[] = {t->delta, t->delta_backup, t->x_adv, t->grad_x, t->dlogits, t->logits_a,
+                     t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
+    sat__dealloc(ctx, t);
+}
+
+static float *alloc_floats(const sat_context *ctx, int64_t count) {
+    return sat__calloc(ctx, (size_t)(count > 0 ? count : 1), sizeof(float));
+}
+
+int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_trainer_opts *opts,
+                           sat_trainer **out) {
+    sat__clear_tls_error();
+    if (!out) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_trainer_create: out is NULL");
+    *out = NULL;
+    if (!model || !opt) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_trainer_create: model and opt must not be NULL");
+    if (opt->model != model)
+        return sat__fail_tls(SAT_E_INVALID_ARG, "sat_trainer_create: the optimizer was created for another model");
+    char err[SAT_ERRMSG_SIZE];
+    sat_trainer_opts o = trainer_defaults();
+    o.seed = model->ctx->seed; /* without opts: the context's seed */
+    if (opts) {
+        int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_trainer_opts", err);
+        if (st) return sat__fail_tls(st, "%s", err);
+    }
+    int32_t st = check_opts(&o, err);
+    if (st) return sat__fail_tls(st, "%s", err);
+    const int64_t batch_floats = model->max_batch * model->in_size;
+    /* Random draws of one step must fit in half of its counter range (L2 starts use both halves). */
+    if ((uint64_t)batch_floats * 2u >= SAT__TRAIN_RNG_PER_STEP / 2)
+        return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: max_batch x input size %lld is too large",
+                             (long long)batch_floats);
+    if (o.method == SAT_TRAIN_TRADES && model->classes > 1024)
+        return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: TRADES supports at most 1024 classes");
+
+    const sat_context *ctx = model->ctx;
+    sat_trainer *t = sat__calloc(ctx, 1, sizeof *t);
+    if (!t) return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
+    t->model = model;
+    t->opt = opt;
+    t->opts = o;
+    t->seed = o.seed;
+    t->rng_counter = 0;
+    const int64_t logit_floats = model->max_batch * model->classes;
+    t->x_adv = alloc_floats(ctx, batch_floats);
+    t->grad_x = alloc_floats(ctx, batch_floats);
+    t->dlogits = alloc_floats(ctx, logit_floats);
+    t->logits_a = alloc_floats(ctx, logit_floats);
+    t->logits_b = alloc_floats(ctx, logit_floats);
+    t->grad_acc = alloc_floats(ctx, model->num_params);
+    t->param_backup = alloc_floats(ctx, model->num_params);
+    t->opt_backup = alloc_floats(ctx, opt->state_count);
+    t->bn_backup = alloc_floats(ctx, model->num_state);
+    if (o.method == SAT_TRAIN_FREE) {
+        t->delta = alloc_floats(ctx, batch_floats);
+        t->delta_backup = alloc_floats(ctx, batch_floats);
+    }
+    if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || !t->grad_acc ||
+        !t->param_backup || !t->opt_backup || !t->bn_backup ||
+        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup))) {
+        sat_trainer_destroy(t);
+        return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
+    }
+    *out = t;
+    return SAT_OK;
+}
+
+const char *sat_trainer_last_error(const sat_trainer *t) { return t ? t->err : ""; }
+
+/* ---- snapshot and rollback ---- */
+
+typedef struct snapshot {
+    int64_t opt_step;
+} snapshot;
+
+static void take_snapshot(sat_trainer *t, snapshot *s) {
+    sat_model *m = t->model;
+    memcpy(t->param_backup, m->params, sizeof(float) * (size_t)m->num_params);
+    memcpy(t->opt_backup, t->opt->state, sizeof(float) * (size_t)t->opt->state_count);
+    memcpy(t->bn_backup, m->state, sizeof(float) * (size_t)m->num_state);
+    s->opt_step = t->opt->step;
+    if (t->delta) {
+        t->delta_n_backup = t->delta_n;
+        memcpy(t->delta_backup, t->delta, sizeof(float) * (size_t)(t->delta_n * m->in_size));
+    }
+}
+
+static void rollback(sat_trainer *t, const snapshot *s) {
+    sat_model *m = t->model;
+    memcpy(m->params, t->param_backup, sizeof(float) * (size_t)m->num_params);
+    memcpy(t->opt->state, t->opt_backup, sizeof(float) * (size_t)t->opt->state_count);
+    memcpy(m->state, t->bn_backup, sizeof(float) * (size_t)m->num_state);
+    t->opt->step = s->opt_step;
+    if (t->delta) {
+        t->delta_n = t->delta_n_backup;
+        memcpy(t->delta, t->delta_backup, sizeof(float) * (size_t)(t->delta_n * m->in_size));
+    }
+}
+
+/* Optimizer update from the model's gradient block, refusing non-finite results. */
+static int32_t apply_update(sat_trainer *t) {
+    int32_t st = sat_optimizer_step(t->opt);
+    if (st) return sat__fail(t->err, st, "sat_train_step: %s", t->opt->err);
+    if (!sat__all_finite(t->model->params, t->model->num_params))
+        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the update made a parameter NaN or Inf");
+    return SAT_OK;
+}
+
+/* Forward in `bn` mode on xin, CE (label smoothing) scaled by weight/n, backward of the
+ * train plan into the gradient block (dx: also the input gradient). */
+static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labels, int64_t n, int32_t bn,
+                           float weight, float *dx, double *loss_sum, int64_t *correct) {
+    sat_model *m = t->model;
+    const float *logits;
+    int32_t st = sat__forward(m, xin, n, bn, &logits);
+    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
+    *loss_sum = sat__softmax_ce(logits, labels, n, m->classes, t->opts.label_smoothing, NULL, t->dlogits,
+                                weight / (float)n);
+    if (!isfinite(*loss_sum))
+        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the training loss is not finite");
+    *correct = sat__count_correct(logits, labels, n, m->classes);
+    st = sat__backward(m, SAT__PLAN_TRAIN, t->dlogits, dx);
+    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
+    return SAT_OK;
+}
+
+static float default_step(const sat_trainer *t) {
+    if (!isnan(t->opts.step_size)) return t->opts.step_size;
+    switch (t->opts.method) {
+    case SAT_TRAIN_FAST: return 1.25f * t->opts.eps;
+    case SAT_TRAIN_FREE: return t->opts.eps;
+    default: return 2.5f * t->opts.eps / (float)t->opts.steps;
+    }
+}
+
+/* STANDARD, PGD and FAST: one batch, one update. */
+static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                           sat_step_stats *s) {
+    sat_model *m = t->model;
+    const int32_t method = t->opts.method;
+    const float *xin = x;
+    int32_t st;
+    if (method == SAT_TRAIN_PGD || method == SAT_TRAIN_FAST) {
+        const int32_t steps = method == SAT_TRAIN_PGD ? t->opts.steps : 1;
+        st = sat__craft_ce(t, x, labels, n, steps, default_step(t), t->opts.random_start,
+                           (uint64_t)t->rng_counter, t->x_adv);
+        if (st) return st;
+        xin = t->x_adv;
+    }
+    const float c = method == SAT_TRAIN_STANDARD ? 0.0f : t->opts.clean_fraction;
+    double adv_sum = 0.0;
+    int64_t adv_correct = 0;
+    st = ce_backward(t, xin, labels, n, SAT__BN_TRAIN, 1.0f - c, NULL, &adv_sum, &adv_correct);
+    if (st) return st;
+    double loss = (1.0 - (double)c) * adv_sum / (double)n;
+    s->adv_accuracy = (float)adv_correct / (float)n;
+    if (method == SAT_TRAIN_STANDARD) s->clean_accuracy = s->adv_accuracy;
+    if (c > 0.0f) {
+        /* The clean term uses batch statistics without moving the running ones again. */
+        memcpy(t->grad_acc, m->grads, sizeof(float) * (size_t)m->num_params);
+        double clean_sum = 0.0;
+        int64_t clean_correct = 0;
+        st = ce_backward(t, x, labels, n, SAT__BN_BATCH, c, NULL, &clean_sum, &clean_correct);
+        if (st) return st;
+        sat__axpy(1.0f, t->grad_acc, m->grads, m->num_params);
+        loss += (double)c * clean_sum / (double)n;
+        s->clean_accuracy = (float)clean_correct / (float)n;
+    }
+    s->loss = (float)loss;
+    s->lr = sat_optimizer_lr(t->opt);
+    return apply_update(t);
+}
+
+/* Free-AT: m replays of the batch, each one backward giving parameter and input gradients,
+ * one weight update and one step of the persistent perturbation. */
+static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, sat_step_stats *s) {
+    const int64_t d = t->model->in_size;
+    const float eps = t->opts.eps, alpha = default_step(t);
+    if (t->delta_n != n) { /* a batch of another size starts from zero */
+        memset(t->delta, 0, sizeof(float) * (size_t)(n * d));
+        t->delta_n = n;
+    }
+    double loss = 0.0, acc = 0.0;
+    for (int32_t r = 0; r < t->opts.free_replays; r++) {
+        for (int64_t i = 0; i < n * d; i++) {
+            const float v = x[i] + t->delta[i];
+            t->x_adv[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+        }
+        double sum = 0.0;
+        int64_t correct = 0;
+        int32_t st = ce_backward(t, t->x_adv, labels, n, SAT__BN_TRAIN, 1.0f, t->grad_x, &sum, &correct);
+        if (st) return st;
+        if (!sat__all_finite(t->grad_x, n * d))
+            return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the input gradient is not finite");
+        s->lr = sat_optimizer_lr(t->opt);
+        if ((st = apply_update(t))) return st;
+        /* delta moves from the origin of the ball (x itself), as in Shafahi et al. */
+        sat__ascent_step(t->opts.norm, alpha, t->grad_x, t->delta, n, d);
+        for (int64_t e = 0; e < n; e++) {
+            float *de = t->delta + e * d;
+            if (t->opts.norm == SAT_NORM_L2) {
+                double ss = 0.0;
+                for (int64_t j = 0; j < d; j++) ss += (double)de[j] * (double)de[j];
+                if (ss > (double)eps * (double)eps) {
+                    const float k = (float)((double)eps / sqrt(ss));
+                    for (int64_t j = 0; j < d; j++) de[j] *= k;
+                }
+            } else {
+                for (int64_t j = 0; j < d; j++) de[j] = de[j] < -eps ? -eps : (de[j] > eps ? eps : de[j]);
+            }
+        }
+        loss += sum / (double)n;
+        acc += (double)correct / (double)n;
+    }
+    s->loss = (float)(loss / t->opts.free_replays);
+    s->adv_accuracy = (float)(acc / t->opts.free_replays);
+    return SAT_OK;
+}
+
+static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                           sat_step_stats *s) {
+    int32_t st = sat__craft_kl(t, x, n, t->opts.steps, default_step(t), (uint64_t)t->rng_counter, t->x_adv);
+    if (st) return st;
+    double loss = 0.0;
+    int64_t cc = 0, ca = 0;
+    st = sat__trades_loss_grad(t, x, t->x_adv, labels, n, SAT__BN_TRAIN, &loss, &cc, &ca);
+    if (st) return st;
+    s->loss = (float)loss;
+    s->adv_accuracy = (float)ca / (float)n;
+    s->clean_accuracy = (float)cc / (float)n;
+    s->lr = sat_optimizer_lr(t->opt);
+    return apply_update(t);
+}
+
+int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                       sat_step_stats *stats) {
+    if (!t) return SAT_E_INVALID_ARG;
+    sat_model *m = t->model;
+    if (!labels) return sat__fail(t->err, SAT_E_INVALID_ARG, "sat_train_step: labels is NULL");
+    if (stats && stats->struct_size < sizeof(uint32_t))
+        return sat__fail(t->err, SAT_E_INVALID_ARG, "sat_train_step: stats->struct_size %u is too small",
+                         stats->struct_size);
+    int32_t st = sat__check_batch(m, x, labels, n, "sat_train_step");
+    if (st) return sat__fail(t->err, st, "%s", m->err);
+
+    sat_step_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    s.loss = s.adv_accuracy = s.clean_accuracy = s.lr = NAN;
+    snapshot snap;
+    take_snapshot(t, &snap);
+    switch (t->opts.method) {
+    case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
+    case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
+    default: st = step_single(t, x, labels, n, &s); break;
+    }
+    if (st) {
+        rollback(t, &snap);
+        return st;
+    }
+    /* A fixed advance per call keeps the position a pure function of the number of steps. */
+    t->rng_counter += (int64_t)SAT__TRAIN_RNG_PER_STEP;
+    if (stats) {
+        const uint32_t size = stats->struct_size;
+        memcpy(stats, &s, size < sizeof s ? size : sizeof s);
+        stats->struct_size = size;
+    }
+    return SAT_OK;
+}
