@@ -1,6 +1,8 @@
-/* conv.c - 2-D convolution as im2col + GEMM, one example at a time so the scratch is one
- * column matrix [c_in*k*k, h_out*w_out] whatever the batch. 1x1 stride-1 unpadded
- * convolutions use the input directly as the column matrix. */
+/* conv.c - 2-D convolution as im2col + GEMM. Small images are processed in groups of G
+ * examples whose column matrices sit side by side, [c_in*k*k, G*h_out*w_out], so that each
+ * GEMM is large enough to run near peak; the GEMM result [c_out, G*P] is then scattered
+ * to NCHW. With G = 1, 1x1 stride-1 unpadded convolutions use the input directly as the
+ * column matrix and the output is written in place. */
 #include "kernels/kernels.h"
 
 #include <string.h>
@@ -21,10 +23,27 @@ static int is_pointwise(const sat_conv_geom *g) {
     return g->k == 1 && g->stride == 1 && g->pad == 0;
 }
 
+/* Columns per GEMM worth aiming for, and a cap on the grouped column matrix (floats) so
+ * wide layers do not need a huge workspace. */
+#define CONV_TARGET_COLS 2048
+#define CONV_MAX_GROUP_FLOATS (1 << 22)
+
+/* Examples per group: a pure function of the geometry and n, shared by the workspace
+ * query and the three kernels. */
+static int64_t conv_group(const sat_conv_geom *g, int64_t n) {
+    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
+    if (p < 1) return 1; /* geometry not initialised: nothing sensible to group */
+    int64_t gr = (CONV_TARGET_COLS + p - 1) / p;
+    if (gr > n) gr = n;
+    while (gr > 1 && (kk + g->c_out) * gr * p > CONV_MAX_GROUP_FLOATS) gr--;
+    return gr < 1 ? 1 : gr;
+}
+
 int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n) {
-    (void)n; /* examples are processed one at a time */
-    if (is_pointwise(g)) return 0;
-    return (int64_t)g->c_in * g->k * g->k * g->h_out * g->w_out;
+    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
+    const int64_t gr = conv_group(g, n);
+    if (gr == 1) return is_pointwise(g) ? 0 : kk * p;
+    return (kk + g->c_out) * gr * p; /* column matrix, then the GEMM's [c_out, G*P] */
 }
 
 /* Output columns ow whose input column ow*s - pad + kj lies inside [0, w): [lo, hi). */
@@ -44,6 +63,7 @@ typedef struct {
     const sat_conv_geom *g;
     const float *img; /* im2col: input image; col2im: column matrix */
     float *out;       /* im2col: column matrix; col2im: image */
+    int64_t ld;       /* row stride of the column matrix */
 } conv_job;
 
 /* im2col over a range of input channels (disjoint rows of the column matrix). */
@@ -51,12 +71,12 @@ static void im2col_range(void *arg, int64_t c0, int64_t c1) {
     const conv_job *job = arg;
     const sat_conv_geom *g = job->g;
     const int64_t k = g->k, s = g->stride, pad = g->pad, h = g->h_in, w = g->w_in;
-    const int64_t ho = g->h_out, wo = g->w_out, p = ho * wo;
+    const int64_t ho = g->h_out, wo = g->w_out;
     for (int64_t c = c0; c < c1; c++) {
         const float *xc = job->img + c * h * w;
         for (int64_t ki = 0; ki < k; ki++) {
             for (int64_t kj = 0; kj < k; kj++) {
-                float *row = job->out + ((c * k + ki) * k + kj) * p;
+                float *row = job->out + ((c * k + ki) * k + kj) * job->ld;
                 int64_t lo, hi;
                 valid_range(kj - pad, s, w, wo, &lo, &hi);
                 for (int64_t oh = 0; oh < ho; oh++) {
@@ -86,13 +106,13 @@ static void col2im_range(void *arg, int64_t c0, int64_t c1) {
     const conv_job *job = arg;
     const sat_conv_geom *g = job->g;
     const int64_t k = g->k, s = g->stride, pad = g->pad, h = g->h_in, w = g->w_in;
-    const int64_t ho = g->h_out, wo = g->w_out, p = ho * wo;
+    const int64_t ho = g->h_out, wo = g->w_out;
     for (int64_t c = c0; c < c1; c++) {
         float *xc = job->out + c * h * w;
         memset(xc, 0, (size_t)(h * w) * sizeof *xc);
         for (int64_t ki = 0; ki < k; ki++) {
             for (int64_t kj = 0; kj < k; kj++) {
-                const float *row = job->img + ((c * k + ki) * k + kj) * p;
+                const float *row = job->img + ((c * k + ki) * k + kj) * job->ld;
                 int64_t lo, hi;
                 valid_range(kj - pad, s, w, wo, &lo, &hi);
                 for (int64_t oh = 0; oh < ho; oh++) {
@@ -111,43 +131,87 @@ static void col2im_range(void *arg, int64_t c0, int64_t c1) {
     }
 }
 
+/* Writes one image's P columns at col, in a column matrix of row stride ld. */
+static void im2col(const sat_context *ctx, const sat_conv_geom *g, const float *img, float *col,
+                   int64_t ld) {
+    conv_job job = {g, img, col, ld};
+    sat__parallel_for(ctx, g->c_in, im2col_range, &job);
+}
+
+static void col2im(const sat_context *ctx, const sat_conv_geom *g, const float *col, int64_t ld,
+                   float *img) {
+    conv_job job = {g, col, img, ld};
+    sat__parallel_for(ctx, g->c_in, col2im_range, &job);
+}
+
 void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
                        const float *w, const float *b, float *y, int64_t n, float *ws) {
     const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
     const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int pw = is_pointwise(g);
-    for (int64_t i = 0; i < n; i++) {
-        const float *col = x + i * in_sz;
-        if (!pw) {
-            conv_job job = {g, x + i * in_sz, ws};
-            sat__parallel_for(ctx, g->c_in, im2col_range, &job);
-            col = ws;
+    const int64_t gr = conv_group(g, n), ld = gr * p;
+    float *const col = ws, *const res = ws + kk * ld;
+    for (int64_t i0 = 0; i0 < n; i0 += gr) {
+        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
+        if (gr == 1) {
+            const float *src = x + i0 * in_sz;
+            if (!is_pointwise(g)) {
+                im2col(ctx, g, src, col, p);
+                src = col;
+            }
+            float *yi = y + i0 * out_sz;
+            float beta = 0.0f;
+            if (b) {
+                for (int64_t o = 0; o < g->c_out; o++)
+                    for (int64_t q = 0; q < p; q++) yi[o * p + q] = b[o];
+                beta = 1.0f;
+            }
+            sat__gemm(ctx, 0, 0, g->c_out, p, kk, 1.0f, w, kk, src, p, beta, yi, p);
+            continue;
         }
-        float *yi = y + i * out_sz;
-        float beta = 0.0f;
-        if (b) {
-            for (int64_t o = 0; o < g->c_out; o++)
-                for (int64_t q = 0; q < p; q++) yi[o * p + q] = b[o];
-            beta = 1.0f;
+        for (int64_t j = 0; j < cnt; j++) im2col(ctx, g, x + (i0 + j) * in_sz, col + j * p, ld);
+        sat__gemm(ctx, 0, 0, g->c_out, cnt * p, kk, 1.0f, w, kk, col, ld, 0.0f, res, ld);
+        for (int64_t j = 0; j < cnt; j++) {
+            float *yi = y + (i0 + j) * out_sz;
+            for (int64_t o = 0; o < g->c_out; o++) {
+                const float bo = b ? b[o] : 0.0f;
+                const float *r = res + o * ld + j * p;
+                for (int64_t q = 0; q < p; q++) yi[o * p + q] = r[q] + bo;
+            }
         }
-        sat__gemm(ctx, 0, 0, g->c_out, p, kk, 1.0f, w, kk, col, p, beta, yi, p);
     }
+}
+
+/* Copies dY of a group into [c_out, G*P] layout. */
+static void gather_dy(const sat_conv_geom *g, const float *dy, int64_t cnt, float *res,
+                      int64_t ld) {
+    const int64_t p = (int64_t)g->h_out * g->w_out, out_sz = g->c_out * p;
+    for (int64_t j = 0; j < cnt; j++)
+        for (int64_t o = 0; o < g->c_out; o++)
+            memcpy(res + o * ld + j * p, dy + j * out_sz + o * p, (size_t)p * sizeof *res);
 }
 
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                              const float *w, float *dx, int64_t n, float *ws) {
     const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
     const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int pw = is_pointwise(g);
-    for (int64_t i = 0; i < n; i++) {
-        const float *dyi = dy + i * out_sz;
-        if (pw) {
-            sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, dx + i * in_sz, p);
+    const int64_t gr = conv_group(g, n), ld = gr * p;
+    float *const col = ws, *const res = ws + kk * ld;
+    for (int64_t i0 = 0; i0 < n; i0 += gr) {
+        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
+        if (gr == 1) {
+            const float *dyi = dy + i0 * out_sz;
+            if (is_pointwise(g)) {
+                sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, dx + i0 * in_sz,
+                          p);
+                continue;
+            }
+            sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, col, p);
+            col2im(ctx, g, col, p, dx + i0 * in_sz);
             continue;
         }
-        sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, ws, p);
-        conv_job job = {g, ws, dx + i * in_sz};
-        sat__parallel_for(ctx, g->c_in, col2im_range, &job);
+        gather_dy(g, dy + i0 * out_sz, cnt, res, ld);
+        sat__gemm(ctx, 1, 0, kk, cnt * p, g->c_out, 1.0f, w, kk, res, ld, 0.0f, col, ld);
+        for (int64_t j = 0; j < cnt; j++) col2im(ctx, g, col + j * p, ld, dx + (i0 + j) * in_sz);
     }
 }
 
@@ -155,20 +219,26 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
                                 const float *dy, float *dw, float *db, int64_t n, float *ws) {
     const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
     const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int pw = is_pointwise(g);
-    if (n <= 0) {
-        memset(dw, 0, (size_t)(g->c_out * kk) * sizeof *dw);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        const float *col = x + i * in_sz;
-        if (!pw) {
-            conv_job job = {g, x + i * in_sz, ws};
-            sat__parallel_for(ctx, g->c_in, im2col_range, &job);
-            col = ws;
+    const int64_t gr = conv_group(g, n), ld = gr * p;
+    float *const col = ws, *const res = ws + kk * ld;
+    if (n <= 0) memset(dw, 0, (size_t)(g->c_out * kk) * sizeof *dw);
+    for (int64_t i0 = 0; i0 < n; i0 += gr) {
+        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
+        /* dW += dY_group col_group^T; the first group overwrites. */
+        const float beta = i0 == 0 ? 0.0f : 1.0f;
+        if (gr == 1) {
+            const float *src = x + i0 * in_sz;
+            if (!is_pointwise(g)) {
+                im2col(ctx, g, src, col, p);
+                src = col;
+            }
+            sat__gemm(ctx, 0, 1, g->c_out, kk, p, 1.0f, dy + i0 * out_sz, p, src, p, beta, dw,
+                      kk);
+            continue;
         }
-        /* dW += dY_i col_i^T; the first example overwrites. */
-        sat__gemm(ctx, 0, 1, g->c_out, kk, p, 1.0f, dy + i * out_sz, p, col, p,
-                  i == 0 ? 0.0f : 1.0f, dw, kk);
+        for (int64_t j = 0; j < cnt; j++) im2col(ctx, g, x + (i0 + j) * in_sz, col + j * p, ld);
+        gather_dy(g, dy + i0 * out_sz, cnt, res, ld);
+        sat__gemm(ctx, 0, 1, g->c_out, kk, cnt * p, 1.0f, res, ld, col, ld, beta, dw, kk);
     }
     if (db) {
         for (int64_t o = 0; o < g->c_out; o++) {

@@ -32,6 +32,9 @@ static int gemm_args_ok(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
     return 1;
 }
 
+/* Multiply-adds per thread below which extra threads do not pay (about 0.1 ms of work). */
+#define GEMM_MIN_MNK_PER_THREAD 2.0e6
+
 static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
     for (int64_t i = 0; i < m; i++) {
         float *ci = c + i * ldc;
@@ -55,9 +58,14 @@ void sat__gemm(const sat_context *ctx, int trans_a, int trans_b, int64_t m, int6
     /* Row-major storage expressed as BLIS strides; a transpose just swaps the strides. */
     inc_t rsa = trans_a ? 1 : (inc_t)lda, csa = trans_a ? (inc_t)lda : 1;
     inc_t rsb = trans_b ? 1 : (inc_t)ldb, csb = trans_b ? (inc_t)ldb : 1;
+    /* BLIS starts its threads on every call and synchronises them with spinning barriers:
+     * for small products that costs more than it saves, and on an oversubscribed machine a
+     * descheduled thread stalls the others, so small GEMMs run on one thread. */
+    dim_t nt = (dim_t)(ctx && ctx->num_threads > 0 ? ctx->num_threads : 1);
+    if ((double)m * (double)n * (double)k < GEMM_MIN_MNK_PER_THREAD * (double)nt) nt = 1;
     rntm_t rntm;
     bli_rntm_init(&rntm);
-    bli_rntm_set_num_threads((dim_t)(ctx && ctx->num_threads > 0 ? ctx->num_threads : 1), &rntm);
+    bli_rntm_set_num_threads(nt, &rntm);
     float al = alpha, be = beta;
     /* BLIS does not write through a and b; its typed API is just not const-qualified. */
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &al,

@@ -65,6 +65,10 @@ static void run_all(int32_t threads) {
                 for (size_t ai = 0; ai < sizeof ab / sizeof ab[0]; ai++)
                     for (int64_t pad = 0; pad <= 3; pad += 3)
                         check_case(ctx, ta, tb, shapes[si], pad, ab[ai][0], ab[ai][1], seed++);
+    /* Large enough that the threaded BLIS path is taken (small products use one thread). */
+    const shape big = {160, 301, 97};
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) check_case(ctx, ta, tb, big, 1, 0.75f, -0.5f, seed++);
     sat_context_destroy(ctx);
 }
 
@@ -82,7 +86,7 @@ static void test_gemm_two_threads(void **state) {
 static void test_gemm_threads_agree(void **state) {
     (void)state;
     sat_context *c1 = tu_context(1, 1), *c2 = tu_context(2, 1);
-    const int64_t m = 96, n = 200, k = 150;
+    const int64_t m = 128, n = 256, k = 160;
     float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
     float *y1 = calloc(m * n, sizeof *y1), *y2 = calloc(m * n, sizeof *y2);
     tu_fill_uniform(a, m * k, -1, 1, 3);

@@ -133,10 +133,11 @@ static void conv_direct(const sat_conv_geom *g, const float *x, const float *w, 
 
 #define CANARY 12345.0f
 
-static void conv_case(sat_conv_geom g, int32_t threads) {
+/* n = 1 takes the one-example path (no im2col for 1x1 stride 1); n > 1 groups examples
+ * side by side in one GEMM. */
+static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
     sat_context *ctx = tu_context(threads, 1);
     assert_int_equal(sat__conv_geom_init(&g), 1);
-    const int64_t n = 2;
     const int64_t nx = n * g.c_in * g.h_in * g.w_in, nw = (int64_t)g.c_out * g.c_in * g.k * g.k;
     const int64_t ny = n * g.c_out * g.h_out * g.w_out;
     const int64_t nws = sat__conv_workspace(&g, n);
@@ -180,29 +181,74 @@ static void conv_case(sat_conv_geom g, int32_t threads) {
 static void test_conv_stride2_pad1(void **state) {
     (void)state;
     sat_conv_geom g = {.c_in = 3, .h_in = 7, .w_in = 6, .c_out = 4, .k = 3, .stride = 2, .pad = 1};
-    conv_case(g, 1);
-    conv_case(g, 2);
+    conv_case(g, 1, 2);
+    conv_case(g, 2, 3);
+    conv_case(g, 1, 1);
 }
 
 static void test_conv_pointwise(void **state) {
     (void)state;
     sat_conv_geom g = {.c_in = 5, .h_in = 4, .w_in = 3, .c_out = 3, .k = 1, .stride = 1, .pad = 0};
-    conv_case(g, 1);
-    assert_int_equal(sat__conv_workspace(&g, 2), 0);
+    conv_case(g, 1, 1);
+    conv_case(g, 1, 2);
+    assert_int_equal(sat__conv_geom_init(&g), 1);
+    assert_int_equal(sat__conv_workspace(&g, 1), 0);
     /* 1x1 with stride 2 goes through im2col */
     sat_conv_geom g2 = {.c_in = 3, .h_in = 5, .w_in = 6, .c_out = 2, .k = 1, .stride = 2, .pad = 0};
-    conv_case(g2, 2);
+    conv_case(g2, 2, 2);
+    conv_case(g2, 1, 1);
 }
 
 static void test_conv_k5_pad2(void **state) {
     (void)state;
     sat_conv_geom g = {.c_in = 2, .h_in = 6, .w_in = 5, .c_out = 3, .k = 5, .stride = 1, .pad = 2};
-    conv_case(g, 1);
+    conv_case(g, 1, 2);
+    conv_case(g, 1, 1);
     /* padding wider than the image reach on some taps, and an unpadded 3x3 */
     sat_conv_geom g2 = {.c_in = 2, .h_in = 3, .w_in = 4, .c_out = 2, .k = 3, .stride = 3, .pad = 2};
-    conv_case(g2, 1);
+    conv_case(g2, 1, 2);
     sat_conv_geom g3 = {.c_in = 2, .h_in = 5, .w_in = 7, .c_out = 3, .k = 3, .stride = 1, .pad = 0};
-    conv_case(g3, 2);
+    conv_case(g3, 2, 2);
+}
+
+/* Images large enough that only a few fit in a group, and a batch that leaves a partial
+ * last group: results must equal one example at a time (checked above by differences). */
+static void test_conv_groups_match_single(void **state) {
+    (void)state;
+    sat_context *ctx = tu_context(2, 1);
+    sat_conv_geom g = {.c_in = 2, .h_in = 32, .w_in = 32, .c_out = 3, .k = 3, .stride = 1, .pad = 1};
+    assert_int_equal(sat__conv_geom_init(&g), 1);
+    const int64_t n = 5, isz = 2 * 32 * 32, osz = 3 * 32 * 32, nw = 3 * 2 * 9;
+    const int64_t nws = sat__conv_workspace(&g, n);
+    assert_true(nws > sat__conv_workspace(&g, 1)); /* grouping is in use */
+    float *x = alloc_fill(n * isz, -1, 1, 1), *w = alloc_fill(nw, -1, 1, 2);
+    float *b = alloc_fill(3, -1, 1, 3), *dy = alloc_fill(n * osz, -1, 1, 4);
+    float *y = alloc_fill(n * osz, 0, 0, 0), *y1 = alloc_fill(n * osz, 0, 0, 0);
+    float *dx = alloc_fill(n * isz, 0, 0, 0), *dx1 = alloc_fill(n * isz, 0, 0, 0);
+    float *dw = alloc_fill(nw, 0, 0, 0), *dw1 = alloc_fill(nw, 0, 0, 0), *dwi = alloc_fill(nw, 0, 0, 0);
+    float db[3], db1[3] = {0, 0, 0}, dbi[3];
+    float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
+    double *yd = malloc((size_t)(n * osz) * sizeof *yd);
+    sat__conv_forward(ctx, &g, x, w, b, y, n, ws);
+    sat__conv_backward_data(ctx, &g, dy, w, dx, n, ws);
+    sat__conv_backward_weights(ctx, &g, x, dy, dw, db, n, ws);
+    for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
+    for (int64_t i = 0; i < n; i++) {
+        sat__conv_forward(ctx, &g, x + i * isz, w, b, y1 + i * osz, 1, ws);
+        sat__conv_backward_data(ctx, &g, dy + i * osz, w, dx1 + i * isz, 1, ws);
+        sat__conv_backward_weights(ctx, &g, x + i * isz, dy + i * osz, dwi, dbi, 1, ws);
+        for (int64_t j = 0; j < nw; j++) dw1[j] += dwi[j];
+        for (int j = 0; j < 3; j++) db1[j] += dbi[j];
+    }
+    conv_direct(&g, x, w, b, yd, n);
+    for (int64_t i = 0; i < n * osz; i++) assert_true(fabs(y[i] - yd[i]) <= 1e-5 * (1 + fabs(yd[i])));
+    assert_true(tu_max_abs_diff(y, y1, n * osz) <= 1e-5f);
+    assert_true(tu_max_abs_diff(dx, dx1, n * isz) <= 1e-5f);
+    assert_true(tu_max_abs_diff(dw, dw1, nw) <= 1e-2f);
+    for (int j = 0; j < 3; j++) assert_float_equal(db[j], db1[j], 1e-2);
+    free(x), free(w), free(b), free(dy), free(y), free(y1), free(dx), free(dx1), free(dw);
+    free(dw1), free(dwi), free(ws), free(yd);
+    sat_context_destroy(ctx);
 }
 
 static void test_conv_geometry(void **state) {
@@ -481,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_conv_stride2_pad1),
         cmocka_unit_test(test_conv_pointwise),
         cmocka_unit_test(test_conv_k5_pad2),
+        cmocka_unit_test(test_conv_groups_match_single),
         cmocka_unit_test(test_conv_geometry),
         cmocka_unit_test(test_bn_train_grad),
         cmocka_unit_test(test_bn_train_grad_dense_layout),
