@@ -116,7 +116,10 @@ void sat__act_backward(int32_t act, float param, const float *x, const float *dy
                        int64_t n) {
     switch (act) {
     case SAT_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float d = dy[i]; /* unconditional load lets the select vectorise */
+            dx[i] = x[i] > 0.0f ? d : 0.0f;
+        }
         break;
     case SAT_ACT_SOFTPLUS:
         for (int64_t i = 0; i < n; i++) {
