@@ -282,6 +282,56 @@ static void test_resume(void **st) {
     run_close(&second);
 }
 
+/* ---- the training attacks: they stay in the ball and in [0,1], raise the loss, and never
+ * touch the running statistics, whatever the batch-norm mode ---- */
+
+static float mean_loss(sat_model *m, const float *x, const int32_t *y, int64_t n) {
+    float losses[DN];
+    TU_CHECK(sat_model_input_gradient(m, x, y, n, losses, NULL, NULL));
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += losses[i];
+    return (float)(s / (double)n);
+}
+
+static void test_craft_bounds(void **st) {
+    (void)st;
+    for (int norm = SAT_NORM_LINF; norm <= SAT_NORM_L2; norm++)
+        for (int bn = 0; bn <= 1; bn++) {
+            run r;
+            run_open(&r, 1, SAT_TRAIN_PGD, 3);
+            run_steps(&r, 0, 2); /* running statistics away from their initial values */
+            r.t->opts.norm = norm;
+            r.t->opts.eps = norm == SAT_NORM_L2 ? 0.5f : 0.05f;
+            r.t->opts.attack_bn_mode = bn;
+            const float eps = r.t->opts.eps;
+            float x[DN * DD], xa[DN * DD], state[256];
+            int32_t y[DN];
+            make_batch(x, y, DN, DD, DK, 12);
+            const int64_t ns = sat_model_state_count(r.m);
+            memcpy(state, sat_model_state(r.m), sizeof(float) * (size_t)ns);
+            for (int random = 0; random <= 1; random++) {
+                TU_CHECK(sat__craft_ce(r.t, x, y, DN, 5, 2.5f * eps / 5, random, 1ull << 32, xa));
+                for (int64_t e = 0; e < DN; e++) {
+                    double l2 = 0, linf = 0;
+                    for (int64_t j = 0; j < DD; j++) {
+                        const float v = xa[e * DD + j], d = v - x[e * DD + j];
+                        assert_true(v >= 0.0f && v <= 1.0f);
+                        l2 += (double)d * d;
+                        linf = fmax(linf, fabs(d));
+                    }
+                    assert_true((norm == SAT_NORM_L2 ? sqrt(l2) : linf) <= eps * (1 + 1e-5));
+                    assert_true(linf > 0.0);
+                }
+                assert_true(mean_loss(r.m, xa, y, DN) > mean_loss(r.m, x, y, DN));
+            }
+            TU_CHECK(sat__craft_kl(r.t, x, DN, 3, 2.5f * eps / 3, 1ull << 32, xa));
+            for (int64_t i = 0; i < DN * DD; i++) assert_true(xa[i] >= 0.0f && xa[i] <= 1.0f);
+            assert_memory_equal(state, sat_model_state(r.m), sizeof(float) * (size_t)ns);
+            assert_int_equal(sat__attack_bn(r.t), bn ? SAT__BN_BATCH : SAT__BN_INFER);
+            run_close(&r);
+        }
+}
+
 /* ---- argument checks and rollback ---- */
 
 typedef struct snap {
@@ -461,7 +511,7 @@ int main(void) {
         cmocka_unit_test(test_trades_gradient), cmocka_unit_test(test_free_replay_gradients),
         cmocka_unit_test(test_determinism),     cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_batches),     cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_bad_options),     cmocka_unit_test(test_craft_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
