@@ -292,10 +292,10 @@ int32_t sat_evaluate(sat_model *m, const sat_eval_opts *opts, const float *x, co
     for (int32_t i = 0; i < e.num_steps; i++)
         if (e.steps[i] < e.steps[top] && (second < 0 || e.steps[i] > e.steps[second])) second = i;
     if (second >= 0 && cnt.robust[second] - cnt.robust[top] > thr) flags |= SAT_FLAG_NOT_CONVERGED;
-    int64_t weakest_multi = -1; /* lowest robust count over multi-step PGD */
+    int64_t strongest = -1; /* robust count under the strongest multi-step PGD */
     for (int32_t i = 0; i < e.num_steps; i++)
-        if (e.steps[i] > 1 && (weakest_multi < 0 || cnt.robust[i] < weakest_multi)) weakest_multi = cnt.robust[i];
-    if (weakest_multi >= 0 && weakest_multi - cnt.fgsm > thr) flags |= SAT_FLAG_ONE_STEP_STRONGER;
+        if (e.steps[i] > 1 && (strongest < 0 || cnt.robust[i] < strongest)) strongest = cnt.robust[i];
+    if (strongest >= 0 && strongest - cnt.fgsm > thr) flags |= SAT_FLAG_ONE_STEP_STRONGER;
 
     sat_eval_result r;
     memset(&r, 0, sizeof r);
