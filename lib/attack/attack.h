@@ -43,9 +43,10 @@ void sat__attack_project(int32_t norm, float eps, const float *x, float *xa, int
 /* xa += step * sign(g) (Linf) or step * g / ||g||_2 (L2; no move when g is zero). Not
  * projected. */
 void sat__attack_ascend(int32_t norm, float step, const float *g, float *xa, int64_t size);
-/* xa = x + a random point of the ball, clipped to [0,1]: Linf uniform in the cube, L2 a
- * uniform direction times a radius uniform in [0, eps]. Drawn from the counter RNG with
- * key (seed, restart), stream SAT_STREAM_ATTACK, index example * (size+1) + pixel. */
+/* xa = x + a random point of the ball, clipped to [0,1]: uniform in the ball's volume
+ * (Linf: uniform per pixel; L2: a uniform direction times eps * u^(1/size)). Drawn from
+ * the counter RNG with key (seed, restart), stream SAT_STREAM_ATTACK, index
+ * example * (size+1) + pixel. */
 void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t restart,
                               int64_t example, const float *x, float *xa, int64_t size);
 

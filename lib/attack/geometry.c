@@ -64,9 +64,10 @@ void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t re
         xa[i] = sat__rng_normal(key, SAT_STREAM_ATTACK, base + (uint64_t)i);
         s += (double)xa[i] * (double)xa[i];
     }
-    /* The normals use raw draws 2*base .. 2*(base+size)-1; the radius takes the next one. */
-    const double radius =
-        (double)eps * sat__rng_uniform(key, SAT_STREAM_ATTACK, 2 * (base + (uint64_t)size));
+    /* The normals use raw draws 2*base .. 2*(base+size)-1; the radius takes the next one.
+     * Radius eps * u^(1/size) makes the point uniform in the ball's volume. */
+    const double u = sat__rng_uniform(key, SAT_STREAM_ATTACK, 2 * (base + (uint64_t)size));
+    const double radius = (double)eps * pow(u, 1.0 / (double)size);
     const double f = s > 0.0 ? radius / sqrt(s) : 0.0;
     for (int64_t i = 0; i < size; i++) xa[i] = clampf((float)((double)x[i] + f * (double)xa[i]), 0.0f, 1.0f);
 }
