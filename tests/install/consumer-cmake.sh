@@ -43,12 +43,14 @@ fi
 for exe in "${exes[@]}"; do
   [[ -x $work/b/$exe ]] || { echo "FAIL: $exe was not built" >&2; exit 1; }
 done
-if ! ldd "$work/b/consumer_shared" | grep -q "libsat.so.$major => $stage/"; then
-  ldd "$work/b/consumer_shared" >&2
+# (Output captured first: `ldd | grep -q` under pipefail fails when grep exits early.)
+deps=$(ldd "$work/b/consumer_shared")
+if ! grep -q "libsat.so.$major => $stage/" <<<"$deps"; then
+  echo "$deps" >&2
   echo "FAIL: consumer_shared does not load libsat.so.$major from the stage" >&2
   exit 1
 fi
-if [[ ${#exes[@]} -gt 1 ]] && readelf -d "$work/b/consumer_static" | grep -q 'NEEDED.*libsat'; then
+if [[ ${#exes[@]} -gt 1 ]] && grep -q 'NEEDED.*libsat' <<<"$(readelf -d "$work/b/consumer_static")"; then
   echo "FAIL: consumer_static depends on the shared libsat" >&2
   exit 1
 fi

@@ -27,8 +27,10 @@ shared)
   "$cc" -std=c99 -Wall -Wextra -Werror -o "$work/consumer_pc" "$src/main.c" \
     $(pkg-config --cflags --libs libsat) -lm
   set +x
-  if ! LD_LIBRARY_PATH=$stage/$libdir ldd "$work/consumer_pc" | grep -q "libsat.so.* => $stage/"; then
-    LD_LIBRARY_PATH=$stage/$libdir ldd "$work/consumer_pc" >&2
+  # (Output captured first: `ldd | grep -q` under pipefail fails when grep exits early.)
+  deps=$(LD_LIBRARY_PATH=$stage/$libdir ldd "$work/consumer_pc")
+  if ! grep -q "libsat.so.* => $stage/" <<<"$deps"; then
+    echo "$deps" >&2
     echo "FAIL: consumer_pc does not load libsat from the stage" >&2
     exit 1
   fi
@@ -40,7 +42,7 @@ static)
   "$cc" -std=c99 -Wall -Wextra -Werror -static -o "$work/consumer_pc_static" "$src/main.c" \
     $(pkg-config --static --cflags --libs libsat)
   set +x
-  if readelf -d "$work/consumer_pc_static" 2>/dev/null | grep -q NEEDED; then
+  if grep -q NEEDED <<<"$(readelf -d "$work/consumer_pc_static" 2>&1)"; then
     readelf -d "$work/consumer_pc_static" >&2
     echo "FAIL: consumer_pc_static is not a static program" >&2
     exit 1
