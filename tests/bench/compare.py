@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Runs sat_bench and torch_bench.py interleaved and prints the ratios libsat / PyTorch.
+
+    /usr/bin/python3 tests/bench/compare.py [--bench build-perf/tests/bench/sat_bench]
+        [--model all] [--act all] [--threads 1,2] [--batch 128] [--reps 5] [--repeats 3]
+        [--markdown FILE] [--jsonl FILE]
+
+For every configuration (model, activation, threads) and every repeat, one libsat process
+and one PyTorch process run back to back (libsat first on even repeats, PyTorch first on
+odd ones), so that load from other programs hits both alike. Each process reports medians
+over --reps calls; the table shows the median over --repeats processes.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def run(cmd):
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["metric"]: r["value"] for r in rows}
+
+
+def cpu_model():
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build-perf", "tests", "bench", "sat_bench"))
+    ap.add_argument("--model", default="all")
+    ap.add_argument("--act", default="all")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--markdown", help="also write the table as Markdown here")
+    ap.add_argument("--jsonl", help="append every raw measurement here")
+    a = ap.parse_args()
+
+    models = ["madry-cnn", "resnet20"] if a.model == "all" else a.model.split(",")
+    acts = ["relu", "silu"] if a.act == "all" else a.act.split(",")
+    threads = [int(t) for t in a.threads.split(",")]
+    common = ["--batch", str(a.batch), "--reps", str(a.reps)]
+    raw = {}
+    log = open(a.jsonl, "a") if a.jsonl else None
+    for model in models:
+        for act in acts:
+            for t in threads:
+                key = (model, act, t)
+                raw[key] = {"libsat": [], "torch": []}
+                sat_cmd = [a.bench, "--single", "--model", model, "--act", act, "--threads", str(t)] + common
+                torch_cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), "--model", model,
+                             "--act", act, "--threads", str(t)] + common
+                for r in range(a.repeats):
+                    order = [("libsat", sat_cmd), ("torch", torch_cmd)]
+                    if r % 2:
+                        order.reverse()
+                    for impl, cmd in order:
+                        res = run(cmd)
+                        raw[key][impl].append(res)
+                        if log:
+                            log.write(json.dumps({"impl": impl, "model": model, "act": act, "threads": t,
+                                                  "batch": a.batch, "repeat": r, "metrics": res}) + "\n")
+                        print(f"# {impl:6s} {model} {act} {t}t repeat {r}: pgdk {res['pgdk_ms']:.1f} ms",
+                              file=sys.stderr, flush=True)
+
+    def med(key, impl, metric):
+        vals = [r[metric] for r in raw[key][impl] if metric in r]
+        return statistics.median(vals) if vals else float("nan")
+
+    head = ("| model | act | thr | train ms sat / torch | PGD-1 ms sat / torch | PGD-k ms sat / torch | "
+            "PGD-k ratio | attack img/s sat / torch | RSS MB sat / torch | SiLU/ReLU PGD-k (sat) | "
+            "2t speed-up PGD-k (sat) | step GF/s | BLIS-limit GF/s | eff |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (model, act, t) in raw:
+        key = (model, act, t)
+        g = lambda impl, m: med(key, impl, m)
+        ratio = g("libsat", "pgdk_ms") / g("torch", "pgdk_ms")
+        relu_key = (model, "relu", t)
+        silu_rel = (g("libsat", "pgdk_ms") / med(relu_key, "libsat", "pgdk_ms")) if relu_key in raw else float("nan")
+        one_key = (model, act, 1)
+        speedup = (med(one_key, "libsat", "pgdk_ms") / g("libsat", "pgdk_ms")) if one_key in raw else float("nan")
+        gf = g("libsat", "pgdk_gflops")
+        blis_gf = gf * g("libsat", "pgdk_ms") / g("libsat", "blis_pgdk_ms") if g("libsat", "blis_pgdk_ms") else float("nan")
+        k = int(g("libsat", "pgdk_steps"))
+        lines.append(
+            f"| {model} | {act} | {t} | {g('libsat','train_ms'):.1f} / {g('torch','train_ms'):.1f} | "
+            f"{g('libsat','pgd1_ms'):.1f} / {g('torch','pgd1_ms'):.1f} | "
+            f"{g('libsat','pgdk_ms'):.1f} / {g('torch','pgdk_ms'):.1f} (k={k}) | **{ratio:.2f}** | "
+            f"{g('libsat','attack_img_s'):.0f} / {g('torch','attack_img_s'):.0f} | "
+            f"{g('libsat','peak_rss_mb'):.0f} / {g('torch','peak_rss_mb'):.0f} | {silu_rel:.2f} | {speedup:.2f} | "
+            f"{gf:.1f} | {blis_gf:.1f} | {100 * gf / blis_gf:.0f}% |")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = (f"libsat / PyTorch {stamp}, {cpu_model()}, batch {a.batch}, medians of {a.repeats} interleaved "
+             f"processes x {a.reps} steps")
+    text = title + "\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    # BLIS reference GFLOP/s (1024^3) per thread count.
+    for t in threads:
+        vals = [r.get("blis_1024_gflops") for key in raw if key[2] == t for r in raw[key]["libsat"]]
+        vals = [v for v in vals if v is not None]
+        if vals:
+            print(f"BLIS sgemm 1024^3, {t} thread(s): {statistics.median(vals):.1f} GFLOP/s")
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(text)
+    if log:
+        log.close()
+
+
+if __name__ == "__main__":
+    main()

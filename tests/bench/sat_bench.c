@@ -1,0 +1,547 @@
+/* sat_bench.c - step times, attack throughput, GFLOP/s against BLIS and peak memory of
+ * libsat on the models of the performance issue (madry-cnn on 1x28x28, resnet20 on
+ * 3x32x32).
+ *
+ *   sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch 128]
+ *             [--reps 5] [--threads 1,2] [--single]
+ *
+ * Without --single the program runs every (model, activation, threads) configuration in a
+ * child process of its own (so each peak resident size is that configuration's alone),
+ * prints one JSON line per measurement as the children report them, then a table.
+ * With --single it measures one configuration (the first of each list) in this process.
+ *
+ * Measurements (medians over --reps timed calls after one warm-up call):
+ *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
+ *   pgd1_ms       sat_train_step, SAT_TRAIN_PGD with 1 attack step
+ *   pgdk_ms       sat_train_step, SAT_TRAIN_PGD with 10 (madry-cnn) / 7 (resnet20) steps
+ *   attack_img_s  images per second of sat_pgd_attack, PGD-10
+ *   *_gflops      achieved GFLOP/s counting the conv/dense GEMMs only (2 M N K each):
+ *                 attack iteration = forward + data gradients; train = forward + data
+ *                 gradients (not for the first layer) + weight gradients
+ *   blis_*        the same GEMM shapes timed with bli_sgemm directly: the time the step's
+ *                 GEMMs alone take, i.e. the limit, and the GFLOP/s that gives
+ *   blis_1024_gflops  bli_sgemm on 1024^3, the machine's reference
+ *   peak_rss_mb   getrusage ru_maxrss after the libsat measurements (before the BLIS ones)
+ * Attack settings: Linf, eps 8/255, step 2/255, random start; SGD lr 0.01 momentum 0.9,
+ * weight decay 5e-4 (not on biases and batch norm). */
+#define _POSIX_C_SOURCE 200809L
+
+#include <sat.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <blis.h>
+#pragma GCC diagnostic pop
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LIST 8
+#define MAX_GEMMS 256
+#define EPS (8.0f / 255.0f)
+#define STEP (2.0f / 255.0f)
+
+typedef struct opts {
+    const char *models[MAX_LIST];
+    int n_models;
+    const char *acts[MAX_LIST];
+    int n_acts;
+    int threads[MAX_LIST];
+    int n_threads;
+    int batch, reps, single;
+} opts;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void die(const char *what, int32_t st, const char *msg) {
+    fprintf(stderr, "sat_bench: %s failed: %s (%s)\n", what, sat_status_string(st), msg ? msg : "");
+    exit(1);
+}
+
+/* ---- GEMM shapes of a model, from its spec text ---- */
+
+typedef struct gemm_shape {
+    int64_t m, n, k;
+    int ta, tb;     /* row-major transposes as libsat issues them */
+    int kind;       /* 0 forward, 1 data gradient, 2 weight gradient */
+    int first;      /* belongs to the first parametrised layer */
+} gemm_shape;
+
+typedef struct model_gemms {
+    gemm_shape g[MAX_GEMMS];
+    int count;
+} model_gemms;
+
+typedef struct named_shape {
+    char name[32];
+    int c, h, w;
+} named_shape;
+
+static const char *opt_value(char *tok[], int nt, const char *key) {
+    size_t kl = strlen(key);
+    for (int i = 1; i < nt; i++)
+        if (strncmp(tok[i], key, kl) == 0 && tok[i][kl] == '=') return tok[i] + kl + 1;
+    return NULL;
+}
+
+static void add_gemm(model_gemms *mg, int64_t m, int64_t n, int64_t k, int ta, int tb, int kind,
+                     int first) {
+    if (mg->count >= MAX_GEMMS) return;
+    gemm_shape s = {m, n, k, ta, tb, kind, first};
+    mg->g[mg->count++] = s;
+}
+
+/* Walks the spec (layer shapes, names, from=) and lists the three GEMMs of every conv and
+ * dense layer for a batch: convolution as one batched im2col GEMM over batch*P columns. */
+static void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
+    named_shape names[128];
+    int n_names = 0, c = 0, h = 0, w = 0, first = 1;
+    char *copy = strdup(spec), *save = NULL;
+    mg->count = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *tok[16], *s2 = NULL;
+        int nt = 0;
+        for (char *t = strtok_r(line, " \t", &s2); t && nt < 16; t = strtok_r(NULL, " \t", &s2)) tok[nt++] = t;
+        if (nt == 0) continue;
+        const char *from = opt_value(tok, nt, "from");
+        if (from)
+            for (int i = 0; i < n_names; i++)
+                if (strcmp(names[i].name, from) == 0) c = names[i].c, h = names[i].h, w = names[i].w;
+        if (strcmp(tok[0], "input") == 0) {
+            c = atoi(tok[1]), h = atoi(tok[2]), w = atoi(tok[3]);
+        } else if (strcmp(tok[0], "conv") == 0) {
+            const char *v;
+            int co = atoi(tok[1]), k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 1;
+            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : 1, p = (v = opt_value(tok, nt, "p")) ? atoi(v) : 0;
+            int ho = (h + 2 * p - k) / st + 1, wo = (w + 2 * p - k) / st + 1;
+            int64_t kk = (int64_t)c * k * k, np = batch * ho * wo;
+            add_gemm(mg, co, np, kk, 0, 0, 0, first);  /* Y = W col */
+            add_gemm(mg, kk, np, co, 1, 0, 1, first);  /* dcol = W^T dY */
+            add_gemm(mg, co, kk, np, 0, 1, 2, first);  /* dW = dY col^T */
+            first = 0;
+            c = co, h = ho, w = wo;
+        } else if (strcmp(tok[0], "dense") == 0) {
+            int64_t in = (int64_t)c * h * w, out = atoi(tok[1]);
+            add_gemm(mg, batch, out, in, 0, 1, 0, first);  /* Y = X W^T */
+            add_gemm(mg, batch, in, out, 0, 0, 1, first);  /* dX = dY W */
+            add_gemm(mg, out, in, batch, 1, 0, 2, first);  /* dW = dY^T X */
+            first = 0;
+            c = (int)out, h = w = 1;
+        } else if (strcmp(tok[0], "maxpool") == 0 || strcmp(tok[0], "avgpool") == 0) {
+            const char *v;
+            int k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 2;
+            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : k;
+            h = (h - k) / st + 1, w = (w - k) / st + 1;
+        } else if (strcmp(tok[0], "gap") == 0) {
+            h = w = 1;
+        } else if (strcmp(tok[0], "flatten") == 0) {
+            c = c * h * w, h = w = 1;
+        }
+        const char *name = opt_value(tok, nt, "name");
+        if (name && n_names < 128) {
+            snprintf(names[n_names].name, sizeof names[n_names].name, "%s", name);
+            names[n_names].c = c, names[n_names].h = h, names[n_names].w = w;
+            n_names++;
+        }
+    }
+    free(copy);
+}
+
+static double gemm_flops(const gemm_shape *s) { return 2.0 * (double)s->m * (double)s->n * (double)s->k; }
+
+/* FLOPs of one attack iteration (forward + all data gradients) and of one train pass
+ * (forward + data gradients except the first layer's + weight gradients). */
+static void model_flops(const model_gemms *mg, double *attack, double *train) {
+    *attack = *train = 0.0;
+    for (int i = 0; i < mg->count; i++) {
+        const gemm_shape *s = &mg->g[i];
+        double f = gemm_flops(s);
+        if (s->kind != 2) *attack += f;
+        if (!(s->kind == 1 && s->first)) *train += f;
+    }
+}
+
+static double time_sgemm(const gemm_shape *s, float *a, float *b, float *c, int threads, int reps) {
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads(threads, &rntm);
+    float one = 1.0f, zero = 0.0f;
+    /* row-major A is m x k (k x m stored when ta), B is k x n (n x k stored when tb) */
+    inc_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    inc_t rsa = s->ta ? 1 : lda, csa = s->ta ? lda : 1, rsb = s->tb ? 1 : ldb, csb = s->tb ? ldb : 1;
+    double t[64];
+    if (reps > 64) reps = 64;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now_s();
+        bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, s->m, s->n, s->k, &one, a, rsa, csa, b, rsb,
+                     csb, &zero, c, s->n, 1, NULL, &rntm);
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    return median(t, reps);
+}
+
+/* ---- output ---- */
+
+static void emit(const char *model, const char *act, int threads, int batch, const char *metric,
+                 double value) {
+    printf("{\"impl\":\"libsat\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,\"batch\":%d,"
+           "\"metric\":\"%s\",\"value\":%.6g}\n",
+           model, act, threads, batch, metric, value);
+    fflush(stdout);
+}
+
+/* ---- one configuration ---- */
+
+static void input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps) {
+    if (strcmp(model, "madry-cnn") == 0) {
+        *c = 1, *h = 28, *w = 28, *pgd_steps = 10;
+    } else {
+        *c = 3, *h = 32, *w = 32, *pgd_steps = 7;
+    }
+}
+
+static double time_train(sat_model *model, int32_t method, int steps, const float *x,
+                         const int32_t *labels, int batch, int reps) {
+    sat_optimizer_opts oo;
+    sat_optimizer_opts_init(&oo, sizeof oo);
+    oo.lr = 0.01f;
+    oo.momentum = 0.9f;
+    oo.weight_decay = 5e-4f;
+    sat_optimizer *opt = NULL;
+    int32_t st = sat_optimizer_create(model, &oo, &opt);
+    if (st) die("sat_optimizer_create", st, sat_model_last_error(model));
+    sat_trainer_opts to;
+    sat_trainer_opts_init(&to, sizeof to);
+    to.method = method;
+    to.eps = EPS;
+    to.step_size = STEP;
+    to.steps = steps > 0 ? steps : 1;
+    to.random_start = 1;
+    sat_trainer *tr = NULL;
+    st = sat_trainer_create(model, opt, &to, &tr);
+    if (st) die("sat_trainer_create", st, sat_optimizer_last_error(opt));
+    double t[64];
+    for (int r = -1; r < reps; r++) {
+        double t0 = now_s();
+        st = sat_train_step(tr, x, labels, batch, NULL);
+        if (st) die("sat_train_step", st, sat_trainer_last_error(tr));
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    sat_trainer_destroy(tr);
+    sat_optimizer_destroy(opt);
+    return median(t, reps);
+}
+
+static double time_attack(sat_model *model, const float *x, const int32_t *labels, float *x_adv,
+                          int batch, int reps) {
+    sat_attack_opts ao;
+    sat_attack_opts_init(&ao, sizeof ao);
+    ao.eps = EPS;
+    ao.step_size = STEP;
+    ao.steps = 10;
+    ao.random_start = 1;
+    double t[64];
+    for (int r = -1; r < reps; r++) {
+        double t0 = now_s();
+        int32_t st = sat_pgd_attack(model, &ao, x, labels, batch, x_adv, NULL);
+        if (st) die("sat_pgd_attack", st, sat_model_last_error(model));
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    return median(t, reps);
+}
+
+static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps) {
+    int c, h, w, k_steps;
+    input_shape(model_name, &c, &h, &w, &k_steps);
+    int32_t act;
+    if (sat_activation_from_name(act_name, &act)) die("sat_activation_from_name", SAT_E_INVALID_ARG, act_name);
+
+    sat_context_opts co;
+    sat_context_opts_init(&co, sizeof co);
+    co.num_threads = threads;
+    sat_context *ctx = NULL;
+    int32_t st = sat_context_create(&co, &ctx);
+    if (st) die("sat_context_create", st, sat_last_error());
+    char *spec = NULL;
+    st = sat_preset_spec(model_name, c, h, w, 10, NULL, NULL, &spec);
+    if (st) die("sat_preset_spec", st, sat_last_error());
+    sat_model_opts mo;
+    sat_model_opts_init(&mo, sizeof mo);
+    mo.activation = act;
+    mo.max_batch = batch;
+    mo.seed = 1;
+    sat_model *model = NULL;
+    st = sat_model_create(ctx, spec, &mo, &model);
+    if (st) die("sat_model_create", st, sat_last_error());
+
+    const int64_t d = (int64_t)c * h * w;
+    float *x = malloc(sizeof(float) * (size_t)(batch * d));
+    float *x_adv = malloc(sizeof(float) * (size_t)(batch * d));
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
+    uint64_t s = 88172645463325252ull;
+    for (int64_t i = 0; i < batch * d; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        x[i] = (float)((s >> 40) & 0xffffff) / 16777216.0f;
+    }
+    for (int i = 0; i < batch; i++) labels[i] = i % 10;
+
+    model_gemms mg;
+    spec_gemms(spec, batch, &mg);
+    double f_attack, f_train;
+    model_flops(&mg, &f_attack, &f_train);
+
+    const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
+    emit(model_name, act_name, threads, batch, "train_ms", 1e3 * t_train);
+    emit(model_name, act_name, threads, batch, "train_gflops", f_train / t_train * 1e-9);
+    const double t_pgd1 = time_train(model, SAT_TRAIN_PGD, 1, x, labels, batch, reps);
+    emit(model_name, act_name, threads, batch, "pgd1_ms", 1e3 * t_pgd1);
+    emit(model_name, act_name, threads, batch, "pgd1_gflops", (f_attack + f_train) / t_pgd1 * 1e-9);
+    const double t_pgdk = time_train(model, SAT_TRAIN_PGD, k_steps, x, labels, batch, reps);
+    emit(model_name, act_name, threads, batch, "pgdk_steps", k_steps);
+    emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
+    emit(model_name, act_name, threads, batch, "pgdk_gflops",
+         (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
+    const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
+    emit(model_name, act_name, threads, batch, "attack_img_s", batch / t_att);
+    emit(model_name, act_name, threads, batch, "attack_gflops", 10.0 * f_attack / t_att * 1e-9);
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    emit(model_name, act_name, threads, batch, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
+
+    sat_model_destroy(model);
+    sat_context_destroy(ctx);
+    sat_free(spec);
+    free(x);
+    free(x_adv);
+    free(labels);
+
+    /* BLIS on the model's own GEMM shapes. */
+    size_t amax = 1, bmax = 1, cmax = 1;
+    for (int i = 0; i < mg.count; i++) {
+        const gemm_shape *g = &mg.g[i];
+        if ((size_t)(g->m * g->k) > amax) amax = (size_t)(g->m * g->k);
+        if ((size_t)(g->k * g->n) > bmax) bmax = (size_t)(g->k * g->n);
+        if ((size_t)(g->m * g->n) > cmax) cmax = (size_t)(g->m * g->n);
+    }
+    if (amax < 1024 * 1024) amax = 1024 * 1024;
+    if (bmax < 1024 * 1024) bmax = 1024 * 1024;
+    if (cmax < 1024 * 1024) cmax = 1024 * 1024;
+    float *a = malloc(amax * sizeof(float)), *b = malloc(bmax * sizeof(float)), *cc = malloc(cmax * sizeof(float));
+    for (size_t i = 0; i < amax; i++) a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < bmax; i++) b[i] = (float)(i % 5) * 0.1f;
+    memset(cc, 0, cmax * sizeof(float));
+    double bt_attack = 0.0, bt_train = 0.0;
+    for (int i = 0; i < mg.count; i++) {
+        const gemm_shape *g = &mg.g[i];
+        double t = time_sgemm(g, a, b, cc, threads, reps < 3 ? 3 : reps);
+        if (g->kind != 2) bt_attack += t;
+        if (!(g->kind == 1 && g->first)) bt_train += t;
+    }
+    emit(model_name, act_name, threads, batch, "blis_train_ms", 1e3 * bt_train);
+    emit(model_name, act_name, threads, batch, "blis_train_gflops", f_train / bt_train * 1e-9);
+    emit(model_name, act_name, threads, batch, "blis_attack_iter_ms", 1e3 * bt_attack);
+    emit(model_name, act_name, threads, batch, "blis_attack_gflops", f_attack / bt_attack * 1e-9);
+    emit(model_name, act_name, threads, batch, "blis_pgdk_ms", 1e3 * (k_steps * bt_attack + bt_train));
+    gemm_shape sq = {1024, 1024, 1024, 0, 0, 0, 0};
+    double tsq = time_sgemm(&sq, a, b, cc, threads, reps < 3 ? 3 : reps);
+    emit(model_name, act_name, threads, batch, "blis_1024_gflops", gemm_flops(&sq) / tsq * 1e-9);
+    free(a);
+    free(b);
+    free(cc);
+}
+
+/* ---- driver: each configuration in its own process ---- */
+
+typedef struct result {
+    char model[32], act[16], metric[32];
+    int threads;
+    double value;
+} result;
+
+static result results[4096];
+static int n_results;
+
+static const char *json_str(const char *line, const char *key, char *out, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    size_t i = 0;
+    while (*p && *p != '"' && i + 1 < cap) out[i++] = *p++;
+    out[i] = 0;
+    return out;
+}
+
+static int json_num(const char *line, const char *key, double *v) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return 0;
+    *v = strtod(p + strlen(pat), NULL);
+    return 1;
+}
+
+static double lookup(const char *model, const char *act, int threads, const char *metric) {
+    for (int i = 0; i < n_results; i++)
+        if (!strcmp(results[i].model, model) && !strcmp(results[i].act, act) && results[i].threads == threads &&
+            !strcmp(results[i].metric, metric))
+            return results[i].value;
+    return NAN;
+}
+
+static int run_child(const char *model, const char *act, int threads, int batch, int reps) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        char bs[32], rs[32], ts[32];
+        snprintf(bs, sizeof bs, "%d", batch);
+        snprintf(rs, sizeof rs, "%d", reps);
+        snprintf(ts, sizeof ts, "%d", threads);
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        char *argv[] = {"sat_bench", "--single", "--model", (char *)model, "--act", (char *)act,
+                        "--threads", ts, "--batch", bs, "--reps", rs, NULL};
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *in = fdopen(fd[0], "r");
+    char line[1024];
+    while (in && fgets(line, sizeof line, in)) {
+        fputs(line, stdout);
+        fflush(stdout);
+        if (n_results >= (int)(sizeof results / sizeof results[0])) continue;
+        result *r = &results[n_results];
+        double th = 0;
+        if (json_str(line, "model", r->model, sizeof r->model) && json_str(line, "act", r->act, sizeof r->act) &&
+            json_str(line, "metric", r->metric, sizeof r->metric) && json_num(line, "threads", &th) &&
+            json_num(line, "value", &r->value)) {
+            r->threads = (int)th;
+            n_results++;
+        }
+    }
+    if (in) fclose(in);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void print_table(const opts *o) {
+    printf("\nlibsat, batch %d, medians of %d (ms per step; GFLOP/s = conv/dense GEMM FLOPs / step time)\n",
+           o->batch, o->reps);
+    printf("%-10s %-5s %3s | %8s %8s %8s %8s | %9s | %7s %7s %7s | %7s %6s | %7s\n", "model", "act", "thr",
+           "train", "pgd1", "pgdk", "blis-k", "atk img/s", "GF/s-k", "BLIS-k", "eff", "GF1024", "RSS", "k");
+    for (int mi = 0; mi < o->n_models; mi++)
+        for (int ai = 0; ai < o->n_acts; ai++)
+            for (int ti = 0; ti < o->n_threads; ti++) {
+                const char *m = o->models[mi], *a = o->acts[ai];
+                int t = o->threads[ti];
+                double gk = lookup(m, a, t, "pgdk_gflops");
+                double bk = 0.0, ba = lookup(m, a, t, "blis_attack_gflops"), bt = lookup(m, a, t, "blis_train_gflops");
+                double k = lookup(m, a, t, "pgdk_steps");
+                double blis_ms = lookup(m, a, t, "blis_pgdk_ms");
+                (void)ba, (void)bt;
+                bk = gk * lookup(m, a, t, "pgdk_ms") / blis_ms;
+                printf("%-10s %-5s %3d | %8.1f %8.1f %8.1f %8.1f | %9.0f | %7.1f %7.1f %6.0f%% | %7.1f %6.0f | %7.0f\n",
+                       m, a, t, lookup(m, a, t, "train_ms"), lookup(m, a, t, "pgd1_ms"),
+                       lookup(m, a, t, "pgdk_ms"), blis_ms, lookup(m, a, t, "attack_img_s"), gk, bk,
+                       100.0 * gk / bk, lookup(m, a, t, "blis_1024_gflops"), lookup(m, a, t, "peak_rss_mb"), k);
+            }
+    printf("pgdk: PGD-10 (madry-cnn) / PGD-7 (resnet20) training step; blis-k: the same step's GEMMs alone in\n"
+           "BLIS; eff: achieved GFLOP/s of the whole step over BLIS's on its shapes; RSS in MB.\n");
+}
+
+static int split_list(char *s, const char **out) {
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(s, ",", &save); t && n < MAX_LIST; t = strtok_r(NULL, ",", &save))
+        out[n++] = t;
+    return n;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch N]\n"
+                    "                 [--reps N] [--threads 1,2] [--single]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.batch = 128;
+    o.reps = 5;
+    static char all_models[] = "madry-cnn,resnet20", all_acts[] = "relu,silu", all_threads[] = "1,2";
+    char *models = all_models, *acts = all_acts, *threads = all_threads;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const int has = i + 1 < argc;
+        if (!strcmp(a, "--single")) o.single = 1;
+        else if (!strcmp(a, "--model") && has) models = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_models, i++;
+        else if (!strcmp(a, "--act") && has) acts = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_acts, i++;
+        else if (!strcmp(a, "--threads") && has) threads = argv[++i];
+        else if (!strcmp(a, "--batch") && has) o.batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--reps") && has) o.reps = atoi(argv[++i]);
+        else usage();
+    }
+    o.n_models = split_list(models, o.models);
+    o.n_acts = split_list(acts, o.acts);
+    const char *tl[MAX_LIST];
+    o.n_threads = split_list(threads, tl);
+    for (int i = 0; i < o.n_threads; i++) o.threads[i] = atoi(tl[i]);
+    if (o.batch < 1 || o.reps < 1 || o.reps > 64 || !o.n_models || !o.n_acts || !o.n_threads) usage();
+    for (int i = 0; i < o.n_models; i++)
+        if (strcmp(o.models[i], "madry-cnn") && strcmp(o.models[i], "resnet20")) usage();
+    for (int i = 0; i < o.n_threads; i++)
+        if (o.threads[i] < 1 || o.threads[i] > 256) usage();
+
+    if (o.single) {
+        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps);
+        return 0;
+    }
+    int failed = 0;
+    for (int mi = 0; mi < o.n_models; mi++)
+        for (int ai = 0; ai < o.n_acts; ai++)
+            for (int ti = 0; ti < o.n_threads; ti++)
+                if (run_child(o.models[mi], o.acts[ai], o.threads[ti], o.batch, o.reps) != 0) {
+                    fprintf(stderr, "sat_bench: configuration %s/%s/%d threads failed\n", o.models[mi],
+                            o.acts[ai], o.threads[ti]);
+                    failed = 1;
+                }
+    print_table(&o);
+    return failed;
+}
