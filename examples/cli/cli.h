@@ -1,0 +1,180 @@
+/* cli.h - shared declarations of sat-cli: the parsed configuration, exit codes, and the
+ * functions each source file provides (main.c parses, train.c trains, eval.c evaluates,
+ * compare.c runs the activation comparison, progress.c draws progress, metrics.c writes
+ * JSON lines and CSV). */
+#ifndef SAT_CLI_H
+#define SAT_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sat.h"
+
+/* Exit codes: documented in `sat-cli --help` and docs/cli.md. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAILURE 1 /* internal or other failure */
+#define CLI_EXIT_USAGE 2   /* bad command line */
+#define CLI_EXIT_DATA 3    /* missing or bad data set, model file, spec or checkpoint */
+#define CLI_EXIT_NUMERIC 4 /* NaN/Inf during training or evaluation */
+
+#define CLI_MAX_ACTS 16
+
+typedef struct cli_config {
+    const char *command; /* "train", "eval", "compare" */
+
+    /* data */
+    const char *data_dir;
+    int32_t format;        /* SAT_DATA_* */
+    int64_t train_limit;   /* 0: all */
+    int64_t test_limit;    /* 0: all */
+    int64_t val;           /* held-out validation examples; 0: none */
+    uint32_t augment;      /* SAT_AUG_* */
+
+    /* model */
+    const char *preset;    /* used when spec_file is NULL */
+    const char *spec_file;
+    int32_t act;           /* SAT_ACT_* */
+    float act_param;       /* NaN: default */
+
+    /* threat model and training method */
+    int32_t method;        /* SAT_TRAIN_* */
+    int32_t norm;          /* SAT_NORM_* */
+    float eps;             /* NaN: 0.1 for IDX data, 8/255 for CIFAR-10 (train); model's (eval) */
+    int32_t steps;
+    float step_size;       /* NaN: library default */
+    float trades_beta;
+    int32_t free_replays;
+    int32_t epochs;
+    int64_t batch;
+
+    /* optimizer */
+    int32_t optimizer;     /* SAT_OPT_* */
+    float lr;              /* NaN: 0.05 for SGD, 0.001 for Adam(W) */
+    float momentum;
+    float wd;
+    int32_t schedule;      /* SAT_SCHED_* */
+    float warmup;          /* epochs of linear warm-up */
+
+    /* runtime */
+    int32_t threads;
+    uint64_t seed;
+    int32_t quiet;
+
+    /* outputs */
+    const char *out;
+    const char *checkpoint;
+    int32_t resume;
+    const char *log;
+
+    /* validation during training */
+    int32_t val_steps;     /* PGD-k on the validation split; default 10 */
+
+    /* evaluation */
+    const char *model_file;
+    int32_t num_pgd;
+    int32_t pgd_steps[SAT_EVAL_MAX_STEPS];
+    int32_t restarts;
+    int32_t apgd;
+    int32_t apgd_steps;
+
+    /* compare */
+    int32_t num_acts;
+    int32_t acts[CLI_MAX_ACTS];
+    const char *log_dir;
+} cli_config;
+
+/* ---- main.c ---- */
+extern const char *cli_prog; /* "sat-cli" */
+/* Maps a library status to an exit code (bad file -> 3, numeric -> 4, ...). */
+int cli_exit_code(int32_t status);
+/* Prints "sat-cli: WHAT: DETAIL (status)" to stderr and returns the exit code for status. */
+int cli_fail(int32_t status, const char *what, const char *detail);
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
+/* ---- setup (train.c) ---- */
+/* Loads one split of cfg's data set and applies the limit; checks the directory first so
+ * that a missing one gets a clear message. Returns an exit code. */
+int cli_load_split(const cli_config *cfg, sat_context *ctx, int32_t split, int64_t limit,
+                   sat_dataset **out);
+/* Splits cfg->val examples off `train` into *val (NULL when cfg->val is 0); at most a fifth
+ * of a small training set. Returns an exit code. */
+int cli_split_val(const cli_config *cfg, sat_dataset *train, sat_dataset **val);
+/* Creates the context with cfg's threads and seed. Returns an exit code. */
+int cli_context(const cli_config *cfg, sat_context **out);
+
+/* What one training run produced. */
+typedef struct cli_train_result {
+    sat_model *model;      /* the best model (robust early stopping), caller destroys */
+    double seconds;        /* training wall time, validation included */
+    double images_per_sec; /* training throughput (adversarial steps only) */
+    int32_t epochs_done;
+    int32_t best_epoch;    /* 1-based; 0 without validation */
+    float best_val_clean;
+    float best_val_robust;
+    int32_t catastrophic;  /* 1 if catastrophic overfitting was detected */
+    int32_t catastrophic_epoch;
+} cli_train_result;
+
+/* Trains one model with cfg's recipe and activation `act` on `train`, validating on `val`
+ * (may be NULL). Writes the best model to out_path and the per-epoch log to log_path (both
+ * may be NULL). `label` prefixes progress lines (may be NULL). Returns an exit code. */
+int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
+                    sat_dataset *val, int32_t act, const char *out_path, const char *log_path,
+                    const char *label, cli_train_result *res);
+int cli_cmd_train(const cli_config *cfg);
+
+/* ---- eval.c ---- */
+/* Evaluates model on ds with cfg's attack list; eps is the radius. Returns an exit code. */
+int cli_evaluate(const cli_config *cfg, sat_model *model, sat_dataset *ds, float eps,
+                 sat_eval_result *res);
+/* Writes the gradient-masking flags in words, one per line with the given indent. */
+void cli_print_flags(FILE *f, uint32_t flags, const char *indent);
+int cli_cmd_eval(const cli_config *cfg);
+
+/* ---- compare.c ---- */
+int cli_cmd_compare(const cli_config *cfg);
+
+/* ---- progress.c ---- */
+typedef struct cli_progress {
+    int enabled;       /* a bar is drawn (stderr is a terminal and not quiet) */
+    int drawn;         /* a bar is on screen */
+    double last_draw;
+    double run_start;
+    int32_t epochs;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, int quiet, int32_t epochs);
+/* Redraws the bar (at most ~10 times a second). */
+void cli_progress_update(cli_progress *p, const char *label, int32_t epoch, int64_t batch_done,
+                         int64_t batch_total, int64_t images, double epoch_seconds, float loss,
+                         float adv_acc);
+/* Erases the bar so that a normal line can be printed. */
+void cli_progress_clear(cli_progress *p);
+/* Formats seconds as "1h02m", "3m05s" or "12.3s". */
+void cli_format_duration(char *buf, size_t size, double seconds);
+
+/* ---- metrics.c ---- */
+/* A JSON object being written on one line. */
+typedef struct cli_json {
+    FILE *f;
+    int fields;
+} cli_json;
+
+void cli_json_begin(cli_json *j, FILE *f);
+void cli_json_str(cli_json *j, const char *key, const char *value);
+void cli_json_int(cli_json *j, const char *key, int64_t value);
+void cli_json_num(cli_json *j, const char *key, double value); /* NaN/Inf -> null */
+void cli_json_bool(cli_json *j, const char *key, int value);
+/* "key": [v1, v2, ...] */
+void cli_json_int_array(cli_json *j, const char *key, const int32_t *v, int32_t n);
+void cli_json_num_array(cli_json *j, const char *key, const float *v, int32_t n);
+void cli_json_end(cli_json *j); /* closes the object, writes a newline and flushes */
+/* Opens a log for writing (append != 0: keep earlier lines). Prints an error and returns
+ * NULL on failure. */
+FILE *cli_log_open(const char *path, int append);
+/* A CSV cell: quoted if needed. */
+void cli_csv_str(FILE *f, const char *s, int last);
+void cli_csv_num(FILE *f, double v, int last);
+
+#endif
