@@ -77,6 +77,8 @@ static result train(sat_context *ctx, int32_t act, int32_t method, const float *
     sat_model *m = tu_model(ctx, SPEC, act, BATCH);
     sat_optimizer_opts oo;
     sat_optimizer_opts_init(&oo, sizeof oo);
+    /* Adam: with plain SGD at this tiny size, adversarially trained ReLU networks often
+     * collapse to a constant prediction before finding the robust pixel. */
     oo.lr = 0.005f;
     oo.kind = SAT_OPT_ADAM;
     oo.weight_decay = 0.0f;
