@@ -5,6 +5,8 @@
  * batch they make is a function of (seed, counter, x) whatever the thread count. */
 #include "train/train.h"
 
+#include "attack/attack.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -13,43 +15,13 @@ int32_t sat__attack_bn(const sat_trainer *t) {
     return mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
 }
 
-static float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
+/* The geometry is the attack module's, so training and evaluation share one threat model. */
 void sat__project(int32_t norm, float eps, const float *x, float *x_adv, int64_t n, int64_t size) {
-    for (int64_t e = 0; e < n; e++) {
-        const float *xe = x + e * size;
-        float *a = x_adv + e * size;
-        if (norm == SAT_NORM_L2) {
-            double ss = 0.0;
-            for (int64_t j = 0; j < size; j++) {
-                double d = (double)a[j] - (double)xe[j];
-                ss += d * d;
-            }
-            const double len = sqrt(ss);
-            const float scale = len > (double)eps ? (float)((double)eps / len) : 1.0f;
-            /* Clipping to [0,1] only shrinks |x_adv - x| per pixel, so the ball still holds. */
-            for (int64_t j = 0; j < size; j++) a[j] = clampf(xe[j] + (a[j] - xe[j]) * scale, 0.0f, 1.0f);
-        } else {
-            for (int64_t j = 0; j < size; j++)
-                a[j] = clampf(clampf(a[j], xe[j] - eps, xe[j] + eps), 0.0f, 1.0f);
-        }
-    }
+    for (int64_t e = 0; e < n; e++) sat__attack_project(norm, eps, x + e * size, x_adv + e * size, size);
 }
 
 void sat__ascent_step(int32_t norm, float alpha, const float *g, float *x_adv, int64_t n, int64_t size) {
-    for (int64_t e = 0; e < n; e++) {
-        const float *ge = g + e * size;
-        float *a = x_adv + e * size;
-        if (norm == SAT_NORM_L2) {
-            double ss = 0.0;
-            for (int64_t j = 0; j < size; j++) ss += (double)ge[j] * (double)ge[j];
-            if (ss == 0.0) continue; /* no direction: stay */
-            const float s = (float)((double)alpha / sqrt(ss));
-            for (int64_t j = 0; j < size; j++) a[j] += s * ge[j];
-        } else {
-            for (int64_t j = 0; j < size; j++) a[j] += ge[j] > 0.0f ? alpha : (ge[j] < 0.0f ? -alpha : 0.0f);
-        }
-    }
+    for (int64_t e = 0; e < n; e++) sat__attack_ascend(norm, alpha, g + e * size, x_adv + e * size, size);
 }
 
 /* Uniform start in the ball: Linf per pixel; L2 a normal direction with radius

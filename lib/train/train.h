@@ -69,9 +69,9 @@ int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int
 /* TRADES: maximises KL(p(x) || p(x_adv)) from x + 0.001 N(0,1). */
 int32_t sat__craft_kl(sat_trainer *t, const float *x, int64_t n, int32_t steps, float step_size,
                       uint64_t rng_base, float *x_adv);
-/* Projects x_adv onto the eps-ball around x (per example) and clips it to [0,1]. */
+/* Per-example sat__attack_project: onto the eps-ball around x, then clipped to [0,1]. */
 void sat__project(int32_t norm, float eps, const float *x, float *x_adv, int64_t n, int64_t size);
-/* x_adv += alpha * sign(g) (Linf) or alpha * g / ||g|| per example (L2). */
+/* Per-example sat__attack_ascend: alpha sign(g) (Linf) or alpha g / ||g|| (L2). */
 void sat__ascent_step(int32_t norm, float alpha, const float *g, float *x_adv, int64_t n,
                       int64_t size);
 
