@@ -370,6 +370,7 @@ typedef struct sat_optimizer_opts {
     float beta2;             /* Adam; default 0.999 */
     float adam_eps;          /* Adam; default 1e-8 */
     int32_t schedule;        /* SAT_SCHED_*; default CONSTANT */
+    int32_t reserved1;       /* must be 0 */
     int64_t total_steps;     /* for cosine and one-cycle; default 0 (required by them) */
     int64_t warmup_steps;    /* linear warm-up from 0; default 0 */
     float peak_frac;         /* one-cycle: where the peak is; default 0.4 */
@@ -420,7 +421,7 @@ typedef struct sat_trainer_opts {
     float label_smoothing;   /* default 0 */
     int32_t free_replays;    /* Free-AT m; default 4 */
     float trades_beta;       /* default 6 */
-    uint64_t seed;           /* default: the context's seed */
+    uint64_t seed;           /* 0 from sat_trainer_opts_init; the context's seed when opts is NULL */
 } sat_trainer_opts;
 
 SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);

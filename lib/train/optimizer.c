@@ -64,6 +64,8 @@ int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err) {
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: adam_eps must be finite and > 0", w);
     if (o->schedule < SAT_SCHED_CONSTANT || o->schedule > SAT_SCHED_ONECYCLE)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown schedule %d", w, o->schedule);
+    if (o->reserved0 != 0 || o->reserved1 != 0)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: reserved fields must be 0", w);
     if (o->total_steps < 0 || o->warmup_steps < 0)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: total_steps and warmup_steps must be >= 0", w);
     if ((o->schedule == SAT_SCHED_COSINE || o->schedule == SAT_SCHED_ONECYCLE) && o->total_steps < 1)
