@@ -72,7 +72,8 @@ class OptimizerOpts(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("lr", c_float),
                 ("momentum", c_float), ("nesterov", c_int32), ("weight_decay", c_float),
                 ("decay_biases", c_int32), ("beta1", c_float), ("beta2", c_float),
-                ("adam_eps", c_float), ("schedule", c_int32), ("total_steps", c_int64),
+                ("adam_eps", c_float), ("schedule", c_int32), ("reserved1", c_int32),
+                ("total_steps", c_int64),
                 ("warmup_steps", c_int64), ("peak_frac", c_float), ("gamma", c_float),
                 ("num_milestones", c_int32), ("reserved0", c_int32),
                 ("milestones", c_int64 * SAT_MAX_MILESTONES)]

@@ -168,6 +168,7 @@ pub mod sys {
         pub beta2: f32,
         pub adam_eps: f32,
         pub schedule: i32,
+        pub reserved1: i32,
         pub total_steps: i64,
         pub warmup_steps: i64,
         pub peak_frac: f32,
