@@ -21,12 +21,17 @@
  *   blis_*        the same GEMM shapes timed with bli_sgemm directly: the time the step's
  *                 GEMMs alone take, i.e. the limit, and the GFLOP/s that gives
  *   blis_1024_gflops  bli_sgemm on 1024^3, the machine's reference
+ *   satgemm_*     the same shapes and 1024^3 through libsat's GEMM entry point (BLIS with
+ *                 the micro-kernel libsat selects for this CPU; see lib/kernels/gemm.c)
  *   peak_rss_mb   getrusage ru_maxrss after the libsat measurements (before the BLIS ones)
  * Attack settings: Linf, eps 8/255, step 2/255, random start; SGD lr 0.01 momentum 0.9,
  * weight decay 5e-4 (not on biases and batch norm). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <sat.h>
+#ifdef SAT_BENCH_INTERNAL
+#include "kernels/kernels.h" /* sat__gemm: the library's GEMM entry point */
+#endif
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -211,6 +216,21 @@ static double time_sgemm(const gemm_shape *s, float *a, float *b, float *c, int 
     return median(t, reps);
 }
 
+#ifdef SAT_BENCH_INTERNAL
+static double time_satgemm(const sat_context *ctx, const gemm_shape *s, float *a, float *b, float *c,
+                           int reps) {
+    const int64_t lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    double t[64];
+    if (reps > 64) reps = 64;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now_s();
+        sat__gemm(ctx, s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    return median(t, reps);
+}
+#endif
+
 /* ---- output ---- */
 
 static void emit(const char *model, const char *act, int threads, int batch, const char *metric,
@@ -341,7 +361,6 @@ static void run_single(const char *model_name, const char *act_name, int threads
     emit(model_name, act_name, threads, batch, "peak_rss_mb", (double)ru.ru_maxrss / 1024.0);
 
     sat_model_destroy(model);
-    sat_context_destroy(ctx);
     sat_free(spec);
     free(x);
     free(x_adv);
@@ -377,6 +396,21 @@ static void run_single(const char *model_name, const char *act_name, int threads
     gemm_shape sq = {1024, 1024, 1024, 0, 0, 0, 0};
     double tsq = time_sgemm(&sq, a, b, cc, threads, reps < 3 ? 3 : reps);
     emit(model_name, act_name, threads, batch, "blis_1024_gflops", gemm_flops(&sq) / tsq * 1e-9);
+#ifdef SAT_BENCH_INTERNAL
+    double st_attack = 0.0, st_train = 0.0;
+    for (int i = 0; i < mg.count; i++) {
+        const gemm_shape *g = &mg.g[i];
+        double t = time_satgemm(ctx, g, a, b, cc, reps < 3 ? 3 : reps);
+        if (g->kind != 2) st_attack += t;
+        if (!(g->kind == 1 && g->first)) st_train += t;
+    }
+    emit(model_name, act_name, threads, batch, "satgemm_train_gflops", f_train / st_train * 1e-9);
+    emit(model_name, act_name, threads, batch, "satgemm_attack_gflops", f_attack / st_attack * 1e-9);
+    emit(model_name, act_name, threads, batch, "satgemm_pgdk_ms", 1e3 * (k_steps * st_attack + st_train));
+    tsq = time_satgemm(ctx, &sq, a, b, cc, reps < 3 ? 3 : reps);
+    emit(model_name, act_name, threads, batch, "satgemm_1024_gflops", gemm_flops(&sq) / tsq * 1e-9);
+#endif
+    sat_context_destroy(ctx);
     free(a);
     free(b);
     free(cc);
@@ -463,28 +497,26 @@ static int run_child(const char *model, const char *act, int threads, int batch,
 }
 
 static void print_table(const opts *o) {
-    printf("\nlibsat, batch %d, medians of %d (ms per step; GFLOP/s = conv/dense GEMM FLOPs / step time)\n",
-           o->batch, o->reps);
-    printf("%-10s %-5s %3s | %8s %8s %8s %8s | %9s | %7s %7s %7s | %7s %6s | %7s\n", "model", "act", "thr",
-           "train", "pgd1", "pgdk", "blis-k", "atk img/s", "GF/s-k", "BLIS-k", "eff", "GF1024", "RSS", "k");
+    printf("\nlibsat, batch %d, medians of %d calls (ms per step)\n", o->batch, o->reps);
+    printf("%-9s %-4s %3s | %7s %7s %8s %8s | %9s | %6s %6s %6s %4s | %6s %6s | %5s\n", "model", "act", "thr",
+           "train", "pgd1", "pgdk", "gemm-k", "atk img/s", "GF/s", "BLIS", "satG", "eff", "B1024", "S1024", "RSS");
     for (int mi = 0; mi < o->n_models; mi++)
         for (int ai = 0; ai < o->n_acts; ai++)
             for (int ti = 0; ti < o->n_threads; ti++) {
                 const char *m = o->models[mi], *a = o->acts[ai];
                 int t = o->threads[ti];
-                double gk = lookup(m, a, t, "pgdk_gflops");
-                double bk = 0.0, ba = lookup(m, a, t, "blis_attack_gflops"), bt = lookup(m, a, t, "blis_train_gflops");
-                double k = lookup(m, a, t, "pgdk_steps");
-                double blis_ms = lookup(m, a, t, "blis_pgdk_ms");
-                (void)ba, (void)bt;
-                bk = gk * lookup(m, a, t, "pgdk_ms") / blis_ms;
-                printf("%-10s %-5s %3d | %8.1f %8.1f %8.1f %8.1f | %9.0f | %7.1f %7.1f %6.0f%% | %7.1f %6.0f | %7.0f\n",
-                       m, a, t, lookup(m, a, t, "train_ms"), lookup(m, a, t, "pgd1_ms"),
-                       lookup(m, a, t, "pgdk_ms"), blis_ms, lookup(m, a, t, "attack_img_s"), gk, bk,
-                       100.0 * gk / bk, lookup(m, a, t, "blis_1024_gflops"), lookup(m, a, t, "peak_rss_mb"), k);
+                const double pk = lookup(m, a, t, "pgdk_ms"), gk = lookup(m, a, t, "pgdk_gflops");
+                const double flops = gk * pk, sk = lookup(m, a, t, "satgemm_pgdk_ms");
+                printf("%-9s %-4s %3d | %7.1f %7.1f %8.1f %8.1f | %9.0f | %6.1f %6.1f %6.1f %3.0f%% | %6.1f %6.1f | %5.0f\n",
+                       m, a, t, lookup(m, a, t, "train_ms"), lookup(m, a, t, "pgd1_ms"), pk, sk,
+                       lookup(m, a, t, "attack_img_s"), gk, flops / lookup(m, a, t, "blis_pgdk_ms"), flops / sk,
+                       100.0 * sk / pk, lookup(m, a, t, "blis_1024_gflops"), lookup(m, a, t, "satgemm_1024_gflops"),
+                       lookup(m, a, t, "peak_rss_mb"));
             }
-    printf("pgdk: PGD-10 (madry-cnn) / PGD-7 (resnet20) training step; blis-k: the same step's GEMMs alone in\n"
-           "BLIS; eff: achieved GFLOP/s of the whole step over BLIS's on its shapes; RSS in MB.\n");
+    printf("pgdk: PGD-10 (madry-cnn) / PGD-7 (resnet20) training step; gemm-k: that step's conv/dense GEMMs\n"
+           "alone through libsat's GEMM (batched im2col shapes); GF/s: the step's GEMM FLOPs over its time;\n"
+           "BLIS / satG: GF/s of those GEMMs in stock bli_sgemm / libsat's GEMM; eff: gemm-k / pgdk;\n"
+           "B1024 / S1024: 1024^3 in stock BLIS / libsat's GEMM; RSS: peak resident MB.\n");
 }
 
 static int split_list(char *s, const char **out) {
