@@ -187,8 +187,8 @@ int cli_cmd_compare(const cli_config *cfg) {
     if (cfg->log_dir) {
         rc = write_logs(cfg, rows, done, eps, sat_dataset_size(test));
         if (!rc)
-            printf("\nresults written to %s/compare.{jsonl,csv,md}; plots: python3 "
-                   "examples/plot_logs.py %s\n",
+            printf("\nresults written to %s/compare.{jsonl,csv,md}; plots: "
+                   "/usr/bin/python3 examples/plot_logs.py %s\n",
                    cfg->log_dir, cfg->log_dir);
     }
     fflush(stdout);

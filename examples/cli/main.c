@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 const char *cli_prog = "sat-cli";
 
@@ -100,7 +99,8 @@ static const char *const help_main[] = {
 
 #define HELP_RUNTIME                                                                       \
     "Runtime:\n"                                                                           \
-    "  --threads N         worker threads (default: the number of CPUs)\n"                 \
+    "  --threads N         worker threads (default 1; more threads help only when the\n"  \
+    "                      cores are otherwise idle: see docs/cli.md)\n"                 \
     "  --seed S            seed of initialisation, shuffling and attacks (default 0)\n"    \
     "  --quiet             print only the final result and errors\n"                       \
     "  -h, --help          this text\n"
@@ -183,7 +183,7 @@ static const char *const help_compare[] = {
     "  sat-cli compare --train-limit 10000 --epochs 3 --test-limit 2000 --log-dir results\n"
     "  sat-cli compare --acts relu,softplus,silu,gelu,elu,smoothrelu --model madry-cnn \\\n"
     "          --epochs 20 --steps 40 --step-size 0.01 --log-dir full\n"
-    "  python3 examples/plot_logs.py results\n", NULL};
+    "  /usr/bin/python3 examples/plot_logs.py results\n", NULL};
 
 /* ------------------------------------------------------------------------- */
 /* Helpers shared by the commands                                             */
@@ -445,8 +445,9 @@ static void defaults(cli_config *c, const char *command) {
     c->wd = 5e-4f;
     c->schedule = SAT_SCHED_COSINE;
     c->warmup = 0;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = cpus < 1 ? 1 : cpus > 256 ? 256 : (int32_t)cpus;
+    /* One thread by default: BLIS's threads wait for each other by spinning, so on a
+     * machine that is busy with other work, more threads can be many times slower. */
+    c->threads = 1;
     c->val_steps = 10;
     c->restarts = 1;
     c->apgd_steps = 100;

@@ -359,7 +359,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                 rc = cli_fail(st, what, sat_trainer_last_error(trainer));
                 goto done;
             }
-            if (b == 0) lr_used = ss.lr;
+            lr_used = ss.lr; /* the learning rate at the end of the epoch */
             loss_sum += (double)ss.loss * (double)nb;
             acc_sum += (double)ss.adv_accuracy * (double)nb;
             seen += nb;
