@@ -425,8 +425,11 @@ typedef struct sat_trainer_opts {
 } sat_trainer_opts;
 
 SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);
-/** A trainer that crafts adversarial examples with the model and updates it with opt.
- *  The trainer borrows model and opt; destroy it before them. */
+/** A trainer that crafts adversarial examples with the model and updates it with opt
+ *  (opts NULL: defaults, with the context's seed). All buffers are allocated here, for the
+ *  model's max_batch, so a step allocates nothing. The trainer borrows model and opt;
+ *  destroy it before them, and do not use them from another thread while it lives.
+ *  Bad options give SAT_E_INVALID_ARG with a message in sat_last_error(). */
 SAT_API int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt,
                                    const sat_trainer_opts *opts, sat_trainer **out);
 SAT_API void sat_trainer_destroy(sat_trainer *trainer);
@@ -441,7 +444,13 @@ typedef struct sat_step_stats {
     float lr;                /* learning rate used */
 } sat_step_stats;
 
-/** One adversarial training step on a batch. stats may be NULL. */
+/** One adversarial training step on a batch of n (1..max_batch) examples: crafts the
+ *  adversarial batch with the configured method through the attack plan (running
+ *  statistics untouched), then updates the weights through the train plan and the
+ *  optimizer. For SAT_TRAIN_FREE one call replays the batch free_replays times (that many
+ *  optimizer steps), keeping the perturbation between calls of the same batch size.
+ *  stats may be NULL. A NaN or Inf (in x or produced by the step) gives SAT_E_NUMERIC and
+ *  leaves parameters, statistics, optimizer state and RNG position as they were. */
 SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32_t *labels,
                                int64_t n, sat_step_stats *stats);
 
@@ -503,38 +512,50 @@ typedef struct sat_dataset sat_dataset;
 /** Directory of Debian's dataset-fashion-mnist package. Static string. */
 SAT_API const char *sat_default_data_dir(void);
 
-/** Loads a data set from files. Or loads an IDX image/label file pair given directly
- *  with sat_dataset_load_idx. On a bad file: SAT_E_IO / SAT_E_FORMAT and a message. */
+/** Loads a data set from the files of `format` in dir (for IDX, DIR/name is tried before
+ *  DIR/name.gz; for CIFAR-10 the parent of cifar-10-batches-bin/ works too), or an IDX
+ *  image/label file pair given directly with sat_dataset_load_idx. Pixels are scaled to
+ *  [0,1]. Headers are validated before anything large is allocated. A missing file gives
+ *  SAT_E_IO, a bad magic, truncated file, count mismatch or label >= 10 gives SAT_E_FORMAT;
+ *  the message in sat_last_error() names the file. On failure *out is NULL. */
 SAT_API int32_t sat_dataset_load(sat_context *ctx, int32_t format, const char *dir, int32_t split,
                                  sat_dataset **out);
 SAT_API int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path,
                                      const char *labels_path, sat_dataset **out);
-/** Makes a data set from caller arrays (copied). */
+/** Makes a data set from caller arrays (copied). Labels must be in [0, num_classes);
+ *  NaN or Inf pixels give SAT_E_NUMERIC. */
 SAT_API int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t *labels,
                                         int64_t n, int32_t channels, int32_t height, int32_t width,
                                         int32_t num_classes, sat_dataset **out);
 SAT_API void sat_dataset_destroy(sat_dataset *ds);
 SAT_API const char *sat_dataset_last_error(const sat_dataset *ds);
+/** Number of examples; SAT_E_INVALID_ARG (negative) for NULL. */
 SAT_API int64_t sat_dataset_size(const sat_dataset *ds);
 SAT_API int32_t sat_dataset_shape(const sat_dataset *ds, int32_t *channels, int32_t *height,
                                   int32_t *width, int32_t *num_classes);
 /** Borrowed views of all images and labels (valid for the life of the data set). */
 SAT_API const float *sat_dataset_images(const sat_dataset *ds);
 SAT_API const int32_t *sat_dataset_labels(const sat_dataset *ds);
-/** Moves the last `count` examples (after a seeded shuffle) into a new data set. */
+/** Moves `count` examples (1..n-1) chosen by a seeded permutation into a new data set
+ *  (a held-out validation split); both parts keep their original relative order. The
+ *  new handle is independent and destroyed on its own. */
 SAT_API int32_t sat_dataset_split(sat_dataset *ds, int64_t count, uint64_t seed,
                                   sat_dataset **held_out);
-/** Keeps only the first `count` examples. */
+/** Keeps only the first `count` examples (1..n). */
 SAT_API int32_t sat_dataset_truncate(sat_dataset *ds, int64_t count);
 
 #define SAT_AUG_NONE 0u
 #define SAT_AUG_CROP 1u   /* random crop with 4 pixels of zero padding */
 #define SAT_AUG_FLIP 2u   /* random horizontal flip */
 
-/** Starts an epoch: shuffles the order with (seed, epoch) and sets augmentation flags. */
+/** Starts an epoch: the order becomes a permutation that is a pure function of
+ *  (seed, epoch), and augmentation (SAT_AUG_* flags) is drawn from (seed, epoch, position),
+ *  so batches do not depend on the batch size or on earlier calls. Before any shuffle the
+ *  order is the file order, without augmentation. */
 SAT_API int32_t sat_dataset_shuffle(sat_dataset *ds, uint64_t seed, int64_t epoch, uint32_t aug);
-/** Copies batch `index` of size `batch` of the current order into x and labels; the last
- *  batch may be shorter: *n_out receives its size. */
+/** Copies batch `index` of size `batch` of the current order into x[batch*C*H*W] and
+ *  labels[batch]; the last batch may be shorter: *n_out (may be NULL) receives its size.
+ *  An index past the end gives SAT_E_INVALID_ARG. */
 SAT_API int32_t sat_dataset_batch(sat_dataset *ds, int64_t index, int64_t batch, float *x,
                                   int32_t *labels, int64_t *n_out);
 
@@ -560,8 +581,10 @@ SAT_API int32_t sat_model_meta_init(sat_model_meta *meta, uint32_t struct_size);
  *  is written to a temporary file in the same directory, flushed and renamed, so an
  *  existing file is replaced whole or not at all. meta may be NULL. */
 SAT_API int32_t sat_model_save(const sat_model *model, const sat_model_meta *meta, const char *path);
-/** Loads a model file. A damaged, truncated or hostile file gives SAT_E_FORMAT (or
- *  SAT_E_VERSION) and a message in sat_last_error(); it never crashes. meta may be NULL. */
+/** Loads a model file (a checkpoint file also works: it holds a whole model). A missing
+ *  file gives SAT_E_IO; a damaged, truncated or hostile file SAT_E_FORMAT, a file from a
+ *  newer format SAT_E_VERSION; the message in sat_last_error() names the file and the
+ *  problem, *out stays NULL, and it never crashes. meta may be NULL. */
 SAT_API int32_t sat_model_load(sat_context *ctx, const char *path, sat_model_meta *meta,
                                sat_model **out);
 /** The same to and from memory. *buf_out is freed with sat_free(). */
@@ -575,8 +598,11 @@ SAT_API int32_t sat_model_load_buffer(sat_context *ctx, const void *buf, size_t 
  *  host's loop position, returned by sat_checkpoint_load. */
 SAT_API int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_meta *meta,
                                     int64_t epoch, int64_t batch_index, const char *path);
-/** Restores parameters, statistics, optimizer state and trainer RNG into existing handles
- *  built with the same spec. On failure nothing is changed. */
+/** Restores parameters, statistics, optimizer state and trainer RNG (and Free-AT's
+ *  perturbation) into existing handles built with the same spec and optimizer kind. The
+ *  whole file is validated before anything is copied: on failure nothing is changed
+ *  (SAT_E_IO / SAT_E_FORMAT / SAT_E_VERSION, or SAT_E_INVALID_ARG when the file does not
+ *  match the handles). epoch and batch_index may be NULL. */
 SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epoch,
                                     int64_t *batch_index);
 
