@@ -24,6 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def read_jsonl(path):
@@ -99,6 +100,7 @@ def plot_training(logdir, rows, out):
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("adversarial training loss")
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(title="activation")
     fig.tight_layout()
