@@ -607,8 +607,8 @@ int main(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("sat-cli %s (libsat %s; %s)\n", SAT_VERSION_STRING, sat_version_string(),
-               sat_build_info());
+        printf("sat-cli %s, built against libsat %s, running %s\n", SAT_VERSION_STRING,
+               SAT_VERSION_STRING, sat_build_info());
         return CLI_EXIT_OK;
     }
     unsigned mask;
