@@ -5,33 +5,53 @@
 //! slices in and out.
 //!
 //! ```no_run
-//! use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
+//! use libsat::{Context, Dataset, EvalOpts, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer,
+//!              TrainerOpts};
 //! let ctx = Context::new(1, 0)?;
+//! let mut train = Dataset::load(&ctx, libsat::DataFormat::Idx, libsat::default_data_dir(),
+//!                               libsat::Split::Train)?;
 //! let mut model = Model::preset(&ctx, "madry-cnn", (1, 28, 28), 10, &ModelOpts::new()?)?;
-//! let x = vec![0.5f32; 4 * 28 * 28];
-//! let y = [1, 2, 3, 4];
-//! let logits = model.forward(&x)?;
-//! let mut opt = Optimizer::new(&model, &OptimizerOpts::new()?)?;
-//! let mut trainer = Trainer::new(&mut model, &mut opt, &TrainerOpts::pgd(0.3, 7)?)?;
-//! let stats = trainer.step(&x, &y)?;
+//! let mut opt = Optimizer::new(&model, &OptimizerOpts::sgd(0.01, 0.9)?)?;
+//! {
+//!     let mut trainer = Trainer::new(&mut model, &mut opt, &TrainerOpts::pgd(0.3, 7)?)?;
+//!     train.shuffle(1, 0, libsat::Augment::NONE)?;
+//!     let (mut x, mut y) = (vec![0f32; 64 * 28 * 28], vec![0i32; 64]);
+//!     for b in 0..train.num_batches(64) {
+//!         let n = train.batch_into(b, 64, &mut x, &mut y)?;
+//!         trainer.step(&x[..n * 28 * 28], &y[..n])?;
+//!     }
+//! }
+//! let test = Dataset::load(&ctx, libsat::DataFormat::Idx, libsat::default_data_dir(),
+//!                          libsat::Split::Test)?;
+//! let r = model.evaluate(&EvalOpts::new()?.eps(0.3).steps(&[1, 10]), test.images(), test.labels())?;
+//! println!("clean {:.3}  PGD-10 {:.3}", r.clean_accuracy, r.robust_accuracy[1]);
+//! let bytes = model.save_buffer(None)?;
+//! let copy = Model::load_buffer(&ctx, &bytes)?;
 //! # Ok::<(), libsat::Error>(())
 //! ```
 //!
-//! Borrowing mirrors the C rules: a model borrows its context; an optimizer and a trainer
-//! hold the model mutably while they exist (they change its parameters), and
+//! Borrowing mirrors the C rules: models and data sets borrow their context; an optimizer
+//! and a trainer hold the model mutably while they exist (they change its parameters), and
 //! `Trainer::model()` gives read access in between. Handles are neither `Send` nor `Sync`
 //! (one handle, one thread, as in C).
 
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
+use std::path::Path;
 use std::ptr;
 
-/// Raw declarations of `include/sat.h` (the subset this crate uses, layouts as in C).
+/// Raw declarations of `include/sat.h`: every function, constant and struct, with the
+/// structs laid out exactly as in C (checked by the `layout` tests).
 #[allow(non_camel_case_types)]
 pub mod sys {
     use std::os::raw::{c_char, c_void};
+
+    pub const SAT_VERSION_MAJOR: i32 = 0;
+    pub const SAT_VERSION_MINOR: i32 = 1;
+    pub const SAT_VERSION_PATCH: i32 = 0;
+    pub const SAT_VERSION_STRING: &str = "0.1.0";
 
     pub const SAT_OK: i32 = 0;
     pub const SAT_E_INVALID_ARG: i32 = -1;
@@ -46,6 +66,11 @@ pub mod sys {
     pub const SAT_E_ABORTED: i32 = -10;
     pub const SAT_E_INTERNAL: i32 = -11;
 
+    pub const SAT_LOG_ERROR: i32 = 0;
+    pub const SAT_LOG_WARN: i32 = 1;
+    pub const SAT_LOG_INFO: i32 = 2;
+    pub const SAT_LOG_DEBUG: i32 = 3;
+
     pub const SAT_ACT_SAME: i32 = -1;
     pub const SAT_ACT_RELU: i32 = 0;
     pub const SAT_ACT_SOFTPLUS: i32 = 1;
@@ -56,6 +81,10 @@ pub mod sys {
     pub const SAT_ACT_ELU: i32 = 6;
     pub const SAT_ACT_CELU: i32 = 7;
     pub const SAT_ACT_SMOOTHRELU: i32 = 8;
+    pub const SAT_ACT_COUNT: i32 = 9;
+
+    pub const SAT_BN_INFERENCE: i32 = 0;
+    pub const SAT_BN_BATCH: i32 = 1;
 
     pub const SAT_ATTACK_FGSM: i32 = 0;
     pub const SAT_ATTACK_PGD: i32 = 1;
@@ -63,10 +92,16 @@ pub mod sys {
     pub const SAT_ATTACK_APGD_DLR: i32 = 3;
     pub const SAT_NORM_LINF: i32 = 0;
     pub const SAT_NORM_L2: i32 = 1;
+    pub const SAT_LOSS_CE: i32 = 0;
+    pub const SAT_LOSS_MARGIN: i32 = 1;
 
     pub const SAT_OPT_SGD: i32 = 0;
     pub const SAT_OPT_ADAM: i32 = 1;
     pub const SAT_OPT_ADAMW: i32 = 2;
+    pub const SAT_SCHED_CONSTANT: i32 = 0;
+    pub const SAT_SCHED_STEP: i32 = 1;
+    pub const SAT_SCHED_COSINE: i32 = 2;
+    pub const SAT_SCHED_ONECYCLE: i32 = 3;
     pub const SAT_MAX_MILESTONES: usize = 8;
 
     pub const SAT_TRAIN_STANDARD: i32 = 0;
@@ -74,6 +109,20 @@ pub mod sys {
     pub const SAT_TRAIN_FAST: i32 = 2;
     pub const SAT_TRAIN_FREE: i32 = 3;
     pub const SAT_TRAIN_TRADES: i32 = 4;
+
+    pub const SAT_EVAL_MAX_STEPS: usize = 16;
+    pub const SAT_FLAG_ZERO_GRAD: u32 = 1;
+    pub const SAT_FLAG_NONFINITE_GRAD: u32 = 2;
+    pub const SAT_FLAG_NOT_CONVERGED: u32 = 4;
+    pub const SAT_FLAG_ONE_STEP_STRONGER: u32 = 8;
+
+    pub const SAT_DATA_IDX: i32 = 0;
+    pub const SAT_DATA_CIFAR10: i32 = 1;
+    pub const SAT_SPLIT_TRAIN: i32 = 0;
+    pub const SAT_SPLIT_TEST: i32 = 1;
+    pub const SAT_AUG_NONE: u32 = 0;
+    pub const SAT_AUG_CROP: u32 = 1;
+    pub const SAT_AUG_FLIP: u32 = 2;
 
     #[repr(C)]
     pub struct sat_context {
@@ -89,6 +138,10 @@ pub mod sys {
     }
     #[repr(C)]
     pub struct sat_trainer {
+        _opaque: [u8; 0],
+    }
+    #[repr(C)]
+    pub struct sat_dataset {
         _opaque: [u8; 0],
     }
 
@@ -207,8 +260,54 @@ pub mod sys {
         pub lr: f32,
     }
 
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct sat_eval_opts {
+        pub struct_size: u32,
+        pub norm: i32,
+        pub eps: f32,
+        pub step_size: f32,
+        pub num_steps: i32,
+        pub steps: [i32; SAT_EVAL_MAX_STEPS],
+        pub restarts: i32,
+        pub apgd: i32,
+        pub apgd_steps: i32,
+        pub apgd_targets: i32,
+        pub batch: i32,
+        pub seed: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct sat_eval_result {
+        pub struct_size: u32,
+        pub num_steps: i32,
+        pub n: i64,
+        pub clean_accuracy: f32,
+        pub robust_accuracy: [f32; SAT_EVAL_MAX_STEPS],
+        pub fgsm_accuracy: f32,
+        pub apgd_accuracy: f32,
+        pub flags: u32,
+        pub reserved0: i32,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct sat_model_meta {
+        pub struct_size: u32,
+        pub norm: i32,
+        pub eps: f32,
+        pub method: i32,
+        pub steps: i32,
+        pub epochs: i32,
+        pub clean_accuracy: f32,
+        pub robust_accuracy: f32,
+    }
+
     extern "C" {
         pub fn sat_version_string() -> *const c_char;
+        pub fn sat_version(major: *mut i32, minor: *mut i32, patch: *mut i32);
+        pub fn sat_build_info() -> *const c_char;
         pub fn sat_status_string(status: i32) -> *const c_char;
         pub fn sat_last_error() -> *const c_char;
         pub fn sat_free(ptr: *mut c_void);
@@ -217,8 +316,11 @@ pub mod sys {
         pub fn sat_context_create(opts: *const sat_context_opts, out: *mut *mut sat_context) -> i32;
         pub fn sat_context_destroy(ctx: *mut sat_context);
         pub fn sat_context_last_error(ctx: *const sat_context) -> *const c_char;
+        pub fn sat_context_set_num_threads(ctx: *mut sat_context, num_threads: i32) -> i32;
 
+        pub fn sat_activation_name(act: i32) -> *const c_char;
         pub fn sat_activation_from_name(name: *const c_char, act: *mut i32) -> i32;
+        pub fn sat_activation_default_param(act: i32) -> f32;
 
         pub fn sat_model_opts_init(opts: *mut sat_model_opts, size: u32) -> i32;
         pub fn sat_preset_spec(name: *const c_char, channels: i32, height: i32, width: i32,
@@ -228,13 +330,21 @@ pub mod sys {
                                 opts: *const sat_model_opts, out: *mut *mut sat_model) -> i32;
         pub fn sat_model_destroy(model: *mut sat_model);
         pub fn sat_model_last_error(model: *const sat_model) -> *const c_char;
+        pub fn sat_model_clone(model: *const sat_model, out: *mut *mut sat_model) -> i32;
         pub fn sat_model_shape(model: *const sat_model, channels: *mut i32, height: *mut i32,
                                width: *mut i32, num_classes: *mut i32) -> i32;
         pub fn sat_model_max_batch(model: *const sat_model) -> i64;
         pub fn sat_model_spec(model: *const sat_model) -> *const c_char;
+        pub fn sat_model_get_opts(model: *const sat_model, opts: *mut sat_model_opts) -> i32;
+        pub fn sat_model_set_backward(model: *mut sat_model, attack_backward_act: i32,
+                                      attack_backward_param: f32, train_backward_act: i32,
+                                      train_backward_param: f32) -> i32;
         pub fn sat_model_param_count(model: *const sat_model) -> i64;
         pub fn sat_model_params(model: *mut sat_model) -> *mut f32;
         pub fn sat_model_grads(model: *mut sat_model) -> *mut f32;
+        pub fn sat_model_state_count(model: *const sat_model) -> i64;
+        pub fn sat_model_state(model: *mut sat_model) -> *mut f32;
+        pub fn sat_model_decay_mask(model: *const sat_model, mask: *mut u8) -> i32;
         pub fn sat_model_forward(model: *mut sat_model, x: *const f32, n: i64,
                                  logits: *mut f32) -> i32;
         pub fn sat_model_input_gradient(model: *mut sat_model, x: *const f32, labels: *const i32,
@@ -248,6 +358,9 @@ pub mod sys {
         pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
                           labels: *const i32, targets: *const i32, n: i64, x_adv: *mut f32,
                           trace: *mut sat_attack_trace) -> i32;
+        pub fn sat_pgd_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
+                              labels: *const i32, n: i64, x_adv: *mut f32,
+                              trace: *mut sat_attack_trace) -> i32;
 
         pub fn sat_optimizer_opts_init(opts: *mut sat_optimizer_opts, size: u32) -> i32;
         pub fn sat_optimizer_create(model: *mut sat_model, opts: *const sat_optimizer_opts,
@@ -257,6 +370,8 @@ pub mod sys {
         pub fn sat_optimizer_step(opt: *mut sat_optimizer) -> i32;
         pub fn sat_optimizer_lr(opt: *const sat_optimizer) -> f32;
         pub fn sat_optimizer_step_count(opt: *const sat_optimizer) -> i64;
+        pub fn sat_optimizer_state(opt: *mut sat_optimizer, count: *mut i64) -> *mut f32;
+        pub fn sat_optimizer_set_step_count(opt: *mut sat_optimizer, step: i64) -> i32;
 
         pub fn sat_trainer_opts_init(opts: *mut sat_trainer_opts, size: u32) -> i32;
         pub fn sat_trainer_create(model: *mut sat_model, opt: *mut sat_optimizer,
@@ -266,6 +381,46 @@ pub mod sys {
         pub fn sat_trainer_last_error(trainer: *const sat_trainer) -> *const c_char;
         pub fn sat_train_step(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
                               stats: *mut sat_step_stats) -> i32;
+
+        pub fn sat_eval_opts_init(opts: *mut sat_eval_opts, size: u32) -> i32;
+        pub fn sat_evaluate(model: *mut sat_model, opts: *const sat_eval_opts, x: *const f32,
+                            labels: *const i32, n: i64, result: *mut sat_eval_result) -> i32;
+
+        pub fn sat_default_data_dir() -> *const c_char;
+        pub fn sat_dataset_load(ctx: *mut sat_context, format: i32, dir: *const c_char, split: i32,
+                                out: *mut *mut sat_dataset) -> i32;
+        pub fn sat_dataset_load_idx(ctx: *mut sat_context, images_path: *const c_char,
+                                    labels_path: *const c_char, out: *mut *mut sat_dataset) -> i32;
+        pub fn sat_dataset_from_arrays(ctx: *mut sat_context, x: *const f32, labels: *const i32,
+                                       n: i64, channels: i32, height: i32, width: i32,
+                                       num_classes: i32, out: *mut *mut sat_dataset) -> i32;
+        pub fn sat_dataset_destroy(ds: *mut sat_dataset);
+        pub fn sat_dataset_last_error(ds: *const sat_dataset) -> *const c_char;
+        pub fn sat_dataset_size(ds: *const sat_dataset) -> i64;
+        pub fn sat_dataset_shape(ds: *const sat_dataset, channels: *mut i32, height: *mut i32,
+                                 width: *mut i32, num_classes: *mut i32) -> i32;
+        pub fn sat_dataset_images(ds: *const sat_dataset) -> *const f32;
+        pub fn sat_dataset_labels(ds: *const sat_dataset) -> *const i32;
+        pub fn sat_dataset_split(ds: *mut sat_dataset, count: i64, seed: u64,
+                                 held_out: *mut *mut sat_dataset) -> i32;
+        pub fn sat_dataset_truncate(ds: *mut sat_dataset, count: i64) -> i32;
+        pub fn sat_dataset_shuffle(ds: *mut sat_dataset, seed: u64, epoch: i64, aug: u32) -> i32;
+        pub fn sat_dataset_batch(ds: *mut sat_dataset, index: i64, batch: i64, x: *mut f32,
+                                 labels: *mut i32, n_out: *mut i64) -> i32;
+
+        pub fn sat_model_meta_init(meta: *mut sat_model_meta, size: u32) -> i32;
+        pub fn sat_model_save(model: *const sat_model, meta: *const sat_model_meta,
+                              path: *const c_char) -> i32;
+        pub fn sat_model_load(ctx: *mut sat_context, path: *const c_char, meta: *mut sat_model_meta,
+                              out: *mut *mut sat_model) -> i32;
+        pub fn sat_model_save_buffer(model: *const sat_model, meta: *const sat_model_meta,
+                                     buf_out: *mut *mut c_void, size_out: *mut usize) -> i32;
+        pub fn sat_model_load_buffer(ctx: *mut sat_context, buf: *const c_void, size: usize,
+                                     meta: *mut sat_model_meta, out: *mut *mut sat_model) -> i32;
+        pub fn sat_checkpoint_save(trainer: *const sat_trainer, meta: *const sat_model_meta,
+                                   epoch: i64, batch_index: i64, path: *const c_char) -> i32;
+        pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,
+                                   batch_index: *mut i64) -> i32;
     }
 }
 
@@ -280,6 +435,43 @@ pub struct Error {
     pub message: String,
 }
 
+/// The `SAT_E_*` status of an [`Error`] as an enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidArg,
+    NoMem,
+    Shape,
+    State,
+    Io,
+    Format,
+    Version,
+    Unsupported,
+    Numeric,
+    Aborted,
+    Internal,
+    /// A status this crate does not know (from a newer library).
+    Other(i32),
+}
+
+impl ErrorKind {
+    pub fn from_status(status: i32) -> Self {
+        match status {
+            sys::SAT_E_INVALID_ARG => ErrorKind::InvalidArg,
+            sys::SAT_E_NOMEM => ErrorKind::NoMem,
+            sys::SAT_E_SHAPE => ErrorKind::Shape,
+            sys::SAT_E_STATE => ErrorKind::State,
+            sys::SAT_E_IO => ErrorKind::Io,
+            sys::SAT_E_FORMAT => ErrorKind::Format,
+            sys::SAT_E_VERSION => ErrorKind::Version,
+            sys::SAT_E_UNSUPPORTED => ErrorKind::Unsupported,
+            sys::SAT_E_NUMERIC => ErrorKind::Numeric,
+            sys::SAT_E_ABORTED => ErrorKind::Aborted,
+            sys::SAT_E_INTERNAL => ErrorKind::Internal,
+            other => ErrorKind::Other(other),
+        }
+    }
+}
+
 impl Error {
     fn new(status: i32, message: impl Into<String>) -> Self {
         let mut message = message.into();
@@ -287,6 +479,10 @@ impl Error {
             message = status_string(status);
         }
         Error { status, message }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::from_status(self.status)
     }
 }
 
@@ -308,6 +504,18 @@ pub fn status_string(status: i32) -> String {
 /// Version of the loaded library ("0.1.0").
 pub fn version() -> String {
     unsafe { cstr(sys::sat_version_string()) }
+}
+
+/// Version numbers (major, minor, patch) of the loaded library.
+pub fn version_numbers() -> (i32, i32, i32) {
+    let (mut a, mut b, mut c) = (0, 0, 0);
+    unsafe { sys::sat_version(&mut a, &mut b, &mut c) };
+    (a, b, c)
+}
+
+/// One line describing the build of the loaded library (compiler, BLIS version).
+pub fn build_info() -> String {
+    unsafe { cstr(sys::sat_build_info()) }
 }
 
 unsafe fn cstr(p: *const c_char) -> String {
@@ -346,6 +554,27 @@ fn c_string(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::new(sys::SAT_E_INVALID_ARG, format!("{what} contains a NUL byte")))
 }
 
+fn c_path(p: &Path) -> Result<CString> {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = match p.to_str() {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            return Err(Error::new(sys::SAT_E_INVALID_ARG, format!("path {} is not valid UTF-8", p.display())))
+        }
+    };
+    CString::new(bytes)
+        .map_err(|_| Error::new(sys::SAT_E_INVALID_ARG, format!("path {} contains a NUL byte", p.display())))
+}
+
+fn shape_error(message: String) -> Error {
+    Error::new(sys::SAT_E_SHAPE, message)
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Options                                                                              */
 /* ------------------------------------------------------------------------------------ */
@@ -353,10 +582,13 @@ fn c_string(s: &str, what: &str) -> Result<CString> {
 macro_rules! opts_type {
     ($(#[$doc:meta])* $name:ident, $raw:ty, $init:path) => {
         $(#[$doc])*
+        ///
+        /// Dereferences to the raw struct, so every field can be read and set directly;
+        /// the chained setters are shorthands.
         #[derive(Clone, Copy, Debug)]
         pub struct $name(pub $raw);
         impl $name {
-            /// The library's defaults (filled by its own `*_opts_init`).
+            /// The library's defaults (filled by its own `*_init`).
             pub fn new() -> Result<Self> {
                 let mut o = std::mem::MaybeUninit::<$raw>::zeroed();
                 check_tls(unsafe { $init(o.as_mut_ptr(), std::mem::size_of::<$raw>() as u32) })?;
@@ -381,7 +613,7 @@ opts_type!(
     /// `sat_model_opts`: activation, max batch, backward overrides, seed.
     ModelOpts, sys::sat_model_opts, sys::sat_model_opts_init);
 opts_type!(
-    /// `sat_attack_opts`: method, norm, eps, steps, restarts, ...
+    /// `sat_attack_opts`: method (FGSM, PGD, APGD-CE, APGD-DLR), norm, eps, steps, restarts, ...
     AttackOpts, sys::sat_attack_opts, sys::sat_attack_opts_init);
 opts_type!(
     /// `sat_optimizer_opts`: kind, lr, momentum, weight decay, schedule.
@@ -389,6 +621,50 @@ opts_type!(
 opts_type!(
     /// `sat_trainer_opts`: method (PGD-AT, Fast-AT, ...), eps, steps, ...
     TrainerOpts, sys::sat_trainer_opts, sys::sat_trainer_opts_init);
+opts_type!(
+    /// `sat_eval_opts`: the threat model and the attacks [`Model::evaluate`] runs.
+    EvalOpts, sys::sat_eval_opts, sys::sat_eval_opts_init);
+opts_type!(
+    /// `sat_model_meta`: what a model was trained for and how, stored in model files.
+    ModelMeta, sys::sat_model_meta, sys::sat_model_meta_init);
+
+/// Threat-model norm (`SAT_NORM_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Norm {
+    Linf = sys::SAT_NORM_LINF,
+    L2 = sys::SAT_NORM_L2,
+}
+
+/// Attack method (`SAT_ATTACK_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum AttackMethod {
+    Fgsm = sys::SAT_ATTACK_FGSM,
+    Pgd = sys::SAT_ATTACK_PGD,
+    ApgdCe = sys::SAT_ATTACK_APGD_CE,
+    /// Targeted APGD with the DLR loss: needs targets.
+    ApgdDlr = sys::SAT_ATTACK_APGD_DLR,
+}
+
+/// Attack loss (`SAT_LOSS_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum AttackLoss {
+    CrossEntropy = sys::SAT_LOSS_CE,
+    /// Carlini-Wagner margin on the logits.
+    Margin = sys::SAT_LOSS_MARGIN,
+}
+
+/// Batch-norm mode of the attack's forward passes (`SAT_BN_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum BnMode {
+    /// Running statistics.
+    Inference = sys::SAT_BN_INFERENCE,
+    /// Batch statistics (running ones untouched).
+    Batch = sys::SAT_BN_BATCH,
+}
 
 impl ModelOpts {
     /// Defaults with this activation, by name ("silu", "gelu", "smoothrelu", ...).
@@ -397,16 +673,90 @@ impl ModelOpts {
         o.activation = activation_from_name(name)?;
         Ok(o)
     }
+    pub fn max_batch(mut self, max_batch: i32) -> Self {
+        self.0.max_batch = max_batch;
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+    /// The derivatives used in the attacker's and the optimizer's backward passes.
+    pub fn backward(mut self, attack: Backward, train: Backward) -> Self {
+        self.0.attack_backward_act = attack.act;
+        self.0.attack_backward_param = attack.param;
+        self.0.train_backward_act = train.act;
+        self.0.train_backward_param = train.param;
+        self
+    }
+    pub fn attack_bn_mode(mut self, mode: BnMode) -> Self {
+        self.0.attack_bn_mode = mode as i32;
+        self
+    }
 }
 
 impl AttackOpts {
     /// L-inf PGD with `steps` steps in the eps-ball.
     pub fn pgd(eps: f32, steps: i32) -> Result<Self> {
-        let mut o = Self::new()?;
-        o.method = sys::SAT_ATTACK_PGD;
-        o.eps = eps;
-        o.steps = steps;
-        Ok(o)
+        Ok(Self::new()?.method(AttackMethod::Pgd).eps(eps).steps(steps))
+    }
+    /// L-inf FGSM (one step; with a random start unless `random_start(false)`).
+    pub fn fgsm(eps: f32) -> Result<Self> {
+        Ok(Self::new()?.method(AttackMethod::Fgsm).eps(eps))
+    }
+    /// L-inf APGD with the cross-entropy loss (Croce and Hein), untargeted.
+    pub fn apgd_ce(eps: f32, steps: i32) -> Result<Self> {
+        Ok(Self::new()?.method(AttackMethod::ApgdCe).eps(eps).steps(steps))
+    }
+    /// L-inf targeted APGD with the DLR loss: use [`Model::attack_targeted`].
+    pub fn apgd_dlr(eps: f32, steps: i32) -> Result<Self> {
+        Ok(Self::new()?.method(AttackMethod::ApgdDlr).eps(eps).steps(steps).targeted(true))
+    }
+    pub fn method(mut self, method: AttackMethod) -> Self {
+        self.0.method = method as i32;
+        self
+    }
+    pub fn norm(mut self, norm: Norm) -> Self {
+        self.0.norm = norm as i32;
+        self
+    }
+    pub fn loss(mut self, loss: AttackLoss) -> Self {
+        self.0.loss = loss as i32;
+        self
+    }
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.0.eps = eps;
+        self
+    }
+    /// NaN: the method's default.
+    pub fn step_size(mut self, step_size: f32) -> Self {
+        self.0.step_size = step_size;
+        self
+    }
+    pub fn steps(mut self, steps: i32) -> Self {
+        self.0.steps = steps;
+        self
+    }
+    pub fn restarts(mut self, restarts: i32) -> Self {
+        self.0.restarts = restarts;
+        self
+    }
+    pub fn random_start(mut self, on: bool) -> Self {
+        self.0.random_start = on as i32;
+        self
+    }
+    pub fn targeted(mut self, on: bool) -> Self {
+        self.0.targeted = on as i32;
+        self
+    }
+    /// `None`: the model's attack batch-norm mode.
+    pub fn bn_mode(mut self, mode: Option<BnMode>) -> Self {
+        self.0.bn_mode = mode.map_or(-1, |m| m as i32);
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
     }
 }
 
@@ -418,6 +768,53 @@ impl OptimizerOpts {
         o.momentum = momentum;
         Ok(o)
     }
+    pub fn adam(lr: f32) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.kind = sys::SAT_OPT_ADAM;
+        o.lr = lr;
+        o.weight_decay = 0.0;
+        Ok(o)
+    }
+    /// Adam with decoupled weight decay.
+    pub fn adamw(lr: f32, weight_decay: f32) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.kind = sys::SAT_OPT_ADAMW;
+        o.lr = lr;
+        o.weight_decay = weight_decay;
+        Ok(o)
+    }
+    pub fn weight_decay(mut self, weight_decay: f32) -> Self {
+        self.0.weight_decay = weight_decay;
+        self
+    }
+    /// Cosine decay to 0 over `total_steps`.
+    pub fn cosine(mut self, total_steps: i64) -> Self {
+        self.0.schedule = sys::SAT_SCHED_COSINE;
+        self.0.total_steps = total_steps;
+        self
+    }
+    /// Triangular one-cycle: peak at `peak_frac` of `total_steps`.
+    pub fn one_cycle(mut self, total_steps: i64, peak_frac: f32) -> Self {
+        self.0.schedule = sys::SAT_SCHED_ONECYCLE;
+        self.0.total_steps = total_steps;
+        self.0.peak_frac = peak_frac;
+        self
+    }
+    /// lr *= gamma at each milestone (at most `SAT_MAX_MILESTONES`; more are rejected
+    /// by the library when the optimizer is created).
+    pub fn milestones(mut self, milestones: &[i64], gamma: f32) -> Self {
+        self.0.schedule = sys::SAT_SCHED_STEP;
+        self.0.gamma = gamma;
+        self.0.num_milestones = milestones.len().min(i32::MAX as usize) as i32;
+        for (d, s) in self.0.milestones.iter_mut().zip(milestones) {
+            *d = *s;
+        }
+        self
+    }
+    pub fn warmup(mut self, warmup_steps: i64) -> Self {
+        self.0.warmup_steps = warmup_steps;
+        self
+    }
 }
 
 impl TrainerOpts {
@@ -428,6 +825,95 @@ impl TrainerOpts {
         o.eps = eps;
         o.steps = steps;
         Ok(o)
+    }
+    /// Fast-AT (Wong et al.): FGSM from a random start.
+    pub fn fast(eps: f32) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.method = sys::SAT_TRAIN_FAST;
+        o.eps = eps;
+        Ok(o)
+    }
+    /// Free-AT (Shafahi et al.) with `replays` replays of each batch.
+    pub fn free(eps: f32, replays: i32) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.method = sys::SAT_TRAIN_FREE;
+        o.eps = eps;
+        o.free_replays = replays;
+        Ok(o)
+    }
+    /// TRADES (Zhang et al.): CE + beta KL, with a `steps`-step attacker.
+    pub fn trades(eps: f32, steps: i32, beta: f32) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.method = sys::SAT_TRAIN_TRADES;
+        o.eps = eps;
+        o.steps = steps;
+        o.trades_beta = beta;
+        Ok(o)
+    }
+    /// Standard (non-adversarial) training.
+    pub fn standard() -> Result<Self> {
+        let mut o = Self::new()?;
+        o.method = sys::SAT_TRAIN_STANDARD;
+        Ok(o)
+    }
+    pub fn norm(mut self, norm: Norm) -> Self {
+        self.0.norm = norm as i32;
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+}
+
+impl EvalOpts {
+    pub fn norm(mut self, norm: Norm) -> Self {
+        self.0.norm = norm as i32;
+        self
+    }
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.0.eps = eps;
+        self
+    }
+    /// NaN (default): 2.5 eps / k for each k.
+    pub fn step_size(mut self, step_size: f32) -> Self {
+        self.0.step_size = step_size;
+        self
+    }
+    /// The PGD step counts to evaluate (1..=`SAT_EVAL_MAX_STEPS` entries; a longer or
+    /// empty list is rejected by [`Model::evaluate`] with the library's message).
+    pub fn steps(mut self, steps: &[i32]) -> Self {
+        self.0.num_steps = steps.len().min(i32::MAX as usize) as i32;
+        self.0.steps = [0; sys::SAT_EVAL_MAX_STEPS];
+        for (d, s) in self.0.steps.iter_mut().zip(steps) {
+            *d = *s;
+        }
+        self
+    }
+    pub fn restarts(mut self, restarts: i32) -> Self {
+        self.0.restarts = restarts;
+        self
+    }
+    /// Also run APGD-CE and targeted APGD-DLR with `steps` steps and `targets` target classes.
+    pub fn apgd(mut self, steps: i32, targets: i32) -> Self {
+        self.0.apgd = 1;
+        self.0.apgd_steps = steps;
+        self.0.apgd_targets = targets;
+        self
+    }
+    /// Chunk size (default: the model's max batch).
+    pub fn batch(mut self, batch: i32) -> Self {
+        self.0.batch = batch;
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+    /// The step counts currently set.
+    pub fn step_list(&self) -> &[i32] {
+        let k = (self.0.num_steps.max(0) as usize).min(sys::SAT_EVAL_MAX_STEPS);
+        &self.0.steps[..k]
     }
 }
 
@@ -443,11 +929,58 @@ pub fn activation_from_name(name: &str) -> Result<i32> {
     Ok(act)
 }
 
+/// Name of an activation id ("relu", "silu", ...), `None` if unknown.
+pub fn activation_name(act: i32) -> Option<String> {
+    let p = unsafe { sys::sat_activation_name(act) };
+    if p.is_null() {
+        None
+    } else {
+        Some(unsafe { cstr(p) })
+    }
+}
+
+/// Names of all activations the library knows, in id order.
+pub fn activations() -> Vec<String> {
+    (0..).map_while(activation_name).collect()
+}
+
+/// The default parameter of an activation (10 for psoftplus, 400 for smoothrelu, 1 else).
+pub fn activation_default_param(act: i32) -> f32 {
+    unsafe { sys::sat_activation_default_param(act) }
+}
+
+/// The derivative used in a backward pass instead of the forward activation's own
+/// (the paper's ablation): an activation id and its parameter (NaN: its default).
+#[derive(Clone, Copy, Debug)]
+pub struct Backward {
+    pub act: i32,
+    pub param: f32,
+}
+
+impl Backward {
+    /// The forward function's own derivative.
+    pub const SAME: Backward = Backward { act: sys::SAT_ACT_SAME, param: f32::NAN };
+
+    /// The derivative of the activation `name`, with its default parameter.
+    pub fn act(name: &str) -> Result<Self> {
+        Ok(Backward { act: activation_from_name(name)?, param: f32::NAN })
+    }
+    pub fn param(self, param: f32) -> Self {
+        Backward { param, ..self }
+    }
+}
+
+impl PartialEq for Backward {
+    fn eq(&self, o: &Self) -> bool {
+        self.act == o.act && (self.param == o.param || (self.param.is_nan() && o.param.is_nan()))
+    }
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Context                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-/// Threads and the default seed shared by the models made with it.
+/// Threads and the default seed shared by the models and data sets made with it.
 pub struct Context {
     raw: *mut sys::sat_context,
 }
@@ -468,6 +1001,17 @@ impl Context {
 
     pub fn as_ptr(&self) -> *mut sys::sat_context {
         self.raw
+    }
+
+    /// Changes the thread count (1..=256) for later calls.
+    pub fn set_num_threads(&mut self, num_threads: i32) -> Result<()> {
+        let raw = self.raw;
+        check(unsafe { sys::sat_context_set_num_threads(raw, num_threads) },
+              || unsafe { sys::sat_context_last_error(raw) })
+    }
+
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_context_last_error(self.raw)) }
     }
 }
 
@@ -491,6 +1035,65 @@ pub struct InputGradient {
     pub logits: Vec<f32>,
 }
 
+/// Per-iteration statistics of an attack ([`Model::attack_traced`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttackTrace {
+    /// Mean loss after each step (steps x restarts entries).
+    pub loss: Vec<f32>,
+    /// Fraction still correctly classified after each step.
+    pub accuracy: Vec<f32>,
+}
+
+/// `SAT_FLAG_*` warnings of an evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvalFlags(pub u32);
+
+impl EvalFlags {
+    /// Some input gradients are all zero (gradient masking?).
+    pub const ZERO_GRAD: EvalFlags = EvalFlags(sys::SAT_FLAG_ZERO_GRAD);
+    /// NaN/Inf input gradients.
+    pub const NONFINITE_GRAD: EvalFlags = EvalFlags(sys::SAT_FLAG_NONFINITE_GRAD);
+    /// Robust accuracy still falling between the last two step counts.
+    pub const NOT_CONVERGED: EvalFlags = EvalFlags(sys::SAT_FLAG_NOT_CONVERGED);
+    /// FGSM beats the strongest multi-step PGD.
+    pub const ONE_STEP_STRONGER: EvalFlags = EvalFlags(sys::SAT_FLAG_ONE_STEP_STRONGER);
+
+    pub fn contains(self, other: EvalFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Result of [`Model::evaluate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalResult {
+    /// Examples evaluated.
+    pub n: i64,
+    pub clean_accuracy: f32,
+    /// The PGD step counts, as in the options.
+    pub steps: Vec<i32>,
+    /// Accuracy under PGD-`steps[i]`.
+    pub robust_accuracy: Vec<f32>,
+    pub fgsm_accuracy: f32,
+    /// Worst case of APGD-CE and APGD-T; `None` when APGD was not run.
+    pub apgd_accuracy: Option<f32>,
+    pub flags: EvalFlags,
+}
+
+impl EvalResult {
+    /// The lowest accuracy over every attack run (PGD, FGSM, APGD).
+    pub fn worst_accuracy(&self) -> f32 {
+        self.robust_accuracy
+            .iter()
+            .copied()
+            .chain([self.fgsm_accuracy])
+            .chain(self.apgd_accuracy)
+            .fold(self.clean_accuracy, f32::min)
+    }
+}
+
 /// A classifier. Borrows its context.
 pub struct Model<'ctx> {
     raw: *mut sys::sat_model,
@@ -499,12 +1102,13 @@ pub struct Model<'ctx> {
     _ctx: PhantomData<&'ctx Context>,
 }
 
+fn new_meta_for_load() -> Result<ModelMeta> {
+    ModelMeta::new()
+}
+
 impl<'ctx> Model<'ctx> {
-    /// Builds a model from a text spec (see sat.h for the grammar).
-    pub fn new(ctx: &'ctx Context, spec: &str, opts: &ModelOpts) -> Result<Self> {
-        let spec = c_string(spec, "spec")?;
-        let mut raw = ptr::null_mut();
-        check_tls(unsafe { sys::sat_model_create(ctx.raw, spec.as_ptr(), &opts.0, &mut raw) })?;
+    /// Takes ownership of a model handle (destroyed if its shape cannot be read).
+    fn from_raw(raw: *mut sys::sat_model) -> Result<Self> {
         let mut m = Model { raw, shape: (0, 0, 0), num_classes: 0, _ctx: PhantomData };
         let (mut c, mut h, mut w, mut k) = (0, 0, 0, 0);
         m.check(unsafe { sys::sat_model_shape(raw, &mut c, &mut h, &mut w, &mut k) })?;
@@ -513,10 +1117,86 @@ impl<'ctx> Model<'ctx> {
         Ok(m)
     }
 
+    /// Builds a model from a text spec (see sat.h for the grammar).
+    pub fn new(ctx: &'ctx Context, spec: &str, opts: &ModelOpts) -> Result<Self> {
+        let spec = c_string(spec, "spec")?;
+        let mut raw = ptr::null_mut();
+        check_tls(unsafe { sys::sat_model_create(ctx.raw, spec.as_ptr(), &opts.0, &mut raw) })?;
+        Self::from_raw(raw)
+    }
+
     /// A preset ("mlp", "madry-cnn", "small-cnn", "resnet20") for input (C, H, W).
     pub fn preset(ctx: &'ctx Context, name: &str, input: (i32, i32, i32), num_classes: i32,
                   opts: &ModelOpts) -> Result<Self> {
         Self::new(ctx, &preset_spec(name, input, num_classes)?, opts)
+    }
+
+    /// Loads a model file written by [`Model::save`] (or the C library / CLI).
+    pub fn load(ctx: &'ctx Context, path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::load_with_meta(ctx, path)?.0)
+    }
+
+    /// Loads a model file and the metadata stored with it.
+    pub fn load_with_meta(ctx: &'ctx Context, path: impl AsRef<Path>) -> Result<(Self, ModelMeta)> {
+        let p = c_path(path.as_ref())?;
+        let mut meta = new_meta_for_load()?;
+        let mut raw = ptr::null_mut();
+        check_create(unsafe { sys::sat_model_load(ctx.raw, p.as_ptr(), &mut meta.0, &mut raw) },
+                     || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Ok((Self::from_raw(raw)?, meta))
+    }
+
+    /// Loads a model from bytes written by [`Model::save_buffer`] (the model file format).
+    /// Damaged or foreign bytes give an [`ErrorKind::Format`] (or `Version`) error.
+    pub fn load_buffer(ctx: &'ctx Context, bytes: &[u8]) -> Result<Self> {
+        Ok(Self::load_buffer_with_meta(ctx, bytes)?.0)
+    }
+
+    pub fn load_buffer_with_meta(ctx: &'ctx Context, bytes: &[u8]) -> Result<(Self, ModelMeta)> {
+        let mut meta = new_meta_for_load()?;
+        let mut raw = ptr::null_mut();
+        check_create(unsafe {
+            sys::sat_model_load_buffer(ctx.raw, bytes.as_ptr().cast(), bytes.len(), &mut meta.0, &mut raw)
+        }, || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Ok((Self::from_raw(raw)?, meta))
+    }
+
+    /// Writes the model (spec, options, parameters, batch-norm statistics, meta) to `path`,
+    /// replacing an existing file whole or not at all.
+    pub fn save(&self, path: impl AsRef<Path>, meta: Option<&ModelMeta>) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let m = meta.map_or(ptr::null(), |m| &m.0 as *const _);
+        self.check(unsafe { sys::sat_model_save(self.raw, m, p.as_ptr()) })
+    }
+
+    /// The model file's bytes.
+    pub fn save_buffer(&self, meta: Option<&ModelMeta>) -> Result<Vec<u8>> {
+        let m = meta.map_or(ptr::null(), |m| &m.0 as *const _);
+        let mut buf: *mut c_void = ptr::null_mut();
+        let mut size = 0usize;
+        let st = unsafe { sys::sat_model_save_buffer(self.raw, m, &mut buf, &mut size) };
+        // freed by the library's own sat_free however the copy ends
+        struct Owned(*mut c_void);
+        impl Drop for Owned {
+            fn drop(&mut self) {
+                unsafe { sys::sat_free(self.0) }
+            }
+        }
+        let owned = Owned(buf);
+        self.check(st)?;
+        if owned.0.is_null() || size == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(unsafe { std::slice::from_raw_parts(owned.0 as *const u8, size) }.to_vec())
+    }
+
+    /// A deep copy (parameters, batch-norm statistics, options) on the same context.
+    pub fn try_clone(&self) -> Result<Model<'ctx>> {
+        let mut raw = ptr::null_mut();
+        let me = self.raw;
+        check_create(unsafe { sys::sat_model_clone(me, &mut raw) },
+                     || unsafe { sys::sat_model_last_error(me) })?;
+        Self::from_raw(raw)
     }
 
     pub fn as_ptr(&self) -> *mut sys::sat_model {
@@ -535,25 +1215,62 @@ impl<'ctx> Model<'ctx> {
     pub fn max_batch(&self) -> i64 {
         unsafe { sys::sat_model_max_batch(self.raw) }
     }
+    /// The normalised spec text the model was built from.
     pub fn spec(&self) -> String {
         unsafe { cstr(sys::sat_model_spec(self.raw)) }
     }
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_model_last_error(self.raw)) }
     }
+    /// The options the model was created with (backward overrides as currently set).
+    pub fn opts(&self) -> Result<ModelOpts> {
+        let mut o = ModelOpts::new()?;
+        self.check(unsafe { sys::sat_model_get_opts(self.raw, &mut o.0) })?;
+        Ok(o)
+    }
+    /// The backward overrides of the attacker and the optimizer.
+    pub fn backward(&self) -> Result<(Backward, Backward)> {
+        let o = self.opts()?;
+        Ok((Backward { act: o.attack_backward_act, param: o.attack_backward_param },
+            Backward { act: o.train_backward_act, param: o.train_backward_param }))
+    }
+    /// Changes the derivative used by the attacker's (input-gradient) and the optimizer's
+    /// (parameter-gradient) backward passes; [`Backward::SAME`] restores the forward one.
+    pub fn set_backward(&mut self, attack: Backward, train: Backward) -> Result<()> {
+        self.check(unsafe {
+            sys::sat_model_set_backward(self.raw, attack.act, attack.param, train.act, train.param)
+        })
+    }
     pub fn param_count(&self) -> usize {
         unsafe { sys::sat_model_param_count(self.raw) as usize }
     }
     /// The flat parameter block (spec order, weight then bias per layer).
     pub fn params(&self) -> &[f32] {
-        unsafe { std::slice::from_raw_parts(sys::sat_model_params(self.raw), self.param_count()) }
+        unsafe { slice_or_empty(sys::sat_model_params(self.raw), self.param_count()) }
     }
     pub fn params_mut(&mut self) -> &mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(sys::sat_model_params(self.raw), self.param_count()) }
+        let n = self.param_count();
+        unsafe { slice_mut_or_empty(sys::sat_model_params(self.raw), n) }
     }
     /// The gradient block written by [`Model::train_backward`].
     pub fn grads(&self) -> &[f32] {
-        unsafe { std::slice::from_raw_parts(sys::sat_model_grads(self.raw), self.param_count()) }
+        unsafe { slice_or_empty(sys::sat_model_grads(self.raw), self.param_count()) }
+    }
+    /// Batch-norm running statistics (empty without batch norm).
+    pub fn state(&self) -> &[f32] {
+        let n = unsafe { sys::sat_model_state_count(self.raw) }.max(0) as usize;
+        unsafe { slice_or_empty(sys::sat_model_state(self.raw), n) }
+    }
+    pub fn state_mut(&mut self) -> &mut [f32] {
+        let n = unsafe { sys::sat_model_state_count(self.raw) }.max(0) as usize;
+        unsafe { slice_mut_or_empty(sys::sat_model_state(self.raw), n) }
+    }
+    /// Per-parameter weight-decay mask: 1 for weights, 0 for biases, batch-norm and
+    /// activation parameters.
+    pub fn decay_mask(&self) -> Result<Vec<u8>> {
+        let mut mask = vec![0u8; self.param_count()];
+        self.check(unsafe { sys::sat_model_decay_mask(self.raw, mask.as_mut_ptr()) })?;
+        Ok(mask)
     }
 
     fn check(&self, status: i32) -> Result<()> {
@@ -564,14 +1281,12 @@ impl<'ctx> Model<'ctx> {
     fn batch(&self, x: &[f32], labels: Option<&[i32]>, what: &str) -> Result<i64> {
         let es = self.example_size();
         if es == 0 || x.len() % es != 0 {
-            return Err(Error::new(sys::SAT_E_SHAPE,
-                                  format!("{what}: {} values are not whole examples of {es}", x.len())));
+            return Err(shape_error(format!("{what}: {} values are not whole examples of {es}", x.len())));
         }
         let n = x.len() / es;
         if let Some(l) = labels {
             if l.len() != n {
-                return Err(Error::new(sys::SAT_E_SHAPE,
-                                      format!("{what}: {} labels for {n} examples", l.len())));
+                return Err(shape_error(format!("{what}: {} labels for {n} examples", l.len())));
             }
         }
         Ok(n as i64)
@@ -616,15 +1331,81 @@ impl<'ctx> Model<'ctx> {
         Ok((loss, correct))
     }
 
-    /// Adversarial examples for (x, labels); the model is never changed.
-    pub fn attack(&self, opts: &AttackOpts, x: &[f32], labels: &[i32]) -> Result<Vec<f32>> {
+    fn attack_impl(&self, opts: &AttackOpts, x: &[f32], labels: &[i32], targets: Option<&[i32]>,
+                   trace: Option<&mut AttackTrace>) -> Result<Vec<f32>> {
         let n = self.batch(x, Some(labels), "attack")?;
+        if let Some(t) = targets {
+            if t.len() != n as usize {
+                return Err(shape_error(format!("attack: {} targets for {n} examples", t.len())));
+            }
+        }
         let mut x_adv = vec![0f32; x.len()];
+        let cap = opts.steps.max(1) as usize * opts.restarts.max(1) as usize;
+        let (mut tl, mut ta) = (Vec::new(), Vec::new());
+        let mut raw_trace = trace.as_ref().map(|_| {
+            tl = vec![0f32; cap];
+            ta = vec![0f32; cap];
+            sys::sat_attack_trace {
+                struct_size: std::mem::size_of::<sys::sat_attack_trace>() as u32,
+                capacity: cap.min(i32::MAX as usize) as i32,
+                count: 0,
+                reserved0: 0,
+                loss: tl.as_mut_ptr(),
+                accuracy: ta.as_mut_ptr(),
+            }
+        });
         self.check(unsafe {
-            sys::sat_attack(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(), ptr::null(), n,
-                            x_adv.as_mut_ptr(), ptr::null_mut())
+            sys::sat_attack(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(),
+                            targets.map_or(ptr::null(), |t| t.as_ptr()), n, x_adv.as_mut_ptr(),
+                            raw_trace.as_mut().map_or(ptr::null_mut(), |t| t as *mut _))
         })?;
+        if let (Some(out), Some(rt)) = (trace, raw_trace) {
+            let k = (rt.count.max(0) as usize).min(cap);
+            tl.truncate(k);
+            ta.truncate(k);
+            *out = AttackTrace { loss: tl, accuracy: ta };
+        }
         Ok(x_adv)
+    }
+
+    /// Adversarial examples for (x, labels) with the method of `opts` (FGSM, PGD,
+    /// APGD-CE); the model is never changed.
+    pub fn attack(&self, opts: &AttackOpts, x: &[f32], labels: &[i32]) -> Result<Vec<f32>> {
+        self.attack_impl(opts, x, labels, None, None)
+    }
+
+    /// A targeted attack (or APGD-DLR): `targets` gives one target class per example.
+    pub fn attack_targeted(&self, opts: &AttackOpts, x: &[f32], labels: &[i32], targets: &[i32]) -> Result<Vec<f32>> {
+        self.attack_impl(opts, x, labels, Some(targets), None)
+    }
+
+    /// An attack that also returns the loss and accuracy after each step.
+    pub fn attack_traced(&self, opts: &AttackOpts, x: &[f32], labels: &[i32],
+                         targets: Option<&[i32]>) -> Result<(Vec<f32>, AttackTrace)> {
+        let mut trace = AttackTrace::default();
+        let x_adv = self.attack_impl(opts, x, labels, targets, Some(&mut trace))?;
+        Ok((x_adv, trace))
+    }
+
+    /// Clean accuracy, and robust accuracy under FGSM, PGD with each step count of
+    /// `opts` and (if enabled) APGD, on n examples processed in chunks.
+    pub fn evaluate(&self, opts: &EvalOpts, x: &[f32], labels: &[i32]) -> Result<EvalResult> {
+        let n = self.batch(x, Some(labels), "evaluate")?;
+        let mut r = sys::sat_eval_result {
+            struct_size: std::mem::size_of::<sys::sat_eval_result>() as u32,
+            ..Default::default()
+        };
+        self.check(unsafe { sys::sat_evaluate(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(), n, &mut r) })?;
+        let k = (r.num_steps.max(0) as usize).min(sys::SAT_EVAL_MAX_STEPS);
+        Ok(EvalResult {
+            n: r.n,
+            clean_accuracy: r.clean_accuracy,
+            steps: opts.0.steps[..k].to_vec(),
+            robust_accuracy: r.robust_accuracy[..k].to_vec(),
+            fgsm_accuracy: r.fgsm_accuracy,
+            apgd_accuracy: if r.apgd_accuracy.is_nan() { None } else { Some(r.apgd_accuracy) },
+            flags: EvalFlags(r.flags),
+        })
     }
 }
 
@@ -634,13 +1415,45 @@ impl Drop for Model<'_> {
     }
 }
 
+unsafe fn slice_or_empty<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n)
+    }
+}
+
+unsafe fn slice_mut_or_empty<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+    if p.is_null() || n == 0 {
+        &mut []
+    } else {
+        std::slice::from_raw_parts_mut(p, n)
+    }
+}
+
 /// Spec text of a preset model.
 pub fn preset_spec(name: &str, input: (i32, i32, i32), num_classes: i32) -> Result<String> {
+    preset_spec_normalized(name, input, num_classes, None)
+}
+
+/// Spec text of a preset model with an input normalisation: `(mean, std)`, one value per
+/// channel each.
+pub fn preset_spec_normalized(name: &str, input: (i32, i32, i32), num_classes: i32,
+                              mean_std: Option<(&[f32], &[f32])>) -> Result<String> {
     let cname = c_string(name, "preset name")?;
+    let (mean, std) = match mean_std {
+        Some((m, s)) => {
+            if m.len() != input.0.max(0) as usize || s.len() != input.0.max(0) as usize {
+                return Err(Error::new(sys::SAT_E_INVALID_ARG,
+                                      format!("preset_spec: mean and std need {} values each", input.0)));
+            }
+            (m.as_ptr(), s.as_ptr())
+        }
+        None => (ptr::null(), ptr::null()),
+    };
     let mut out: *mut c_char = ptr::null_mut();
     check_tls(unsafe {
-        sys::sat_preset_spec(cname.as_ptr(), input.0, input.1, input.2, num_classes, ptr::null(),
-                             ptr::null(), &mut out)
+        sys::sat_preset_spec(cname.as_ptr(), input.0, input.1, input.2, num_classes, mean, std, &mut out)
     })?;
     let s = unsafe { cstr(out) };
     unsafe { sys::sat_free(out.cast()) };
@@ -667,19 +1480,37 @@ impl Optimizer {
         Ok(Optimizer { raw, model: m })
     }
 
+    fn check(&self, status: i32) -> Result<()> {
+        let raw = self.raw;
+        check(status, || unsafe { sys::sat_optimizer_last_error(raw) })
+    }
+
     /// Applies one update from the model's gradient block.
     pub fn step(&mut self, model: &mut Model<'_>) -> Result<()> {
         if model.raw != self.model {
             return Err(Error::new(sys::SAT_E_INVALID_ARG, "Optimizer::step: not the optimizer's model"));
         }
-        let raw = self.raw;
-        check(unsafe { sys::sat_optimizer_step(raw) }, || unsafe { sys::sat_optimizer_last_error(raw) })
+        self.check(unsafe { sys::sat_optimizer_step(self.raw) })
     }
+    /// Learning rate the next step will use.
     pub fn lr(&self) -> f32 {
         unsafe { sys::sat_optimizer_lr(self.raw) }
     }
     pub fn step_count(&self) -> i64 {
         unsafe { sys::sat_optimizer_step_count(self.raw) }
+    }
+    /// Moves the schedule to `step` (e.g. when resuming without a checkpoint).
+    pub fn set_step_count(&mut self, step: i64) -> Result<()> {
+        self.check(unsafe { sys::sat_optimizer_set_step_count(self.raw, step) })
+    }
+    /// The flat optimizer state (momentum, Adam moments).
+    pub fn state(&self) -> &[f32] {
+        let mut n = 0i64;
+        let p = unsafe { sys::sat_optimizer_state(self.raw, &mut n) };
+        unsafe { slice_or_empty(p, n.max(0) as usize) }
+    }
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_optimizer_last_error(self.raw)) }
     }
 }
 
@@ -696,7 +1527,7 @@ pub type StepStats = sys::sat_step_stats;
 pub struct Trainer<'a, 'ctx> {
     raw: *mut sys::sat_trainer,
     model: &'a mut Model<'ctx>,
-    _opt: &'a mut Optimizer,
+    opt: &'a mut Optimizer,
 }
 
 impl<'a, 'ctx> Trainer<'a, 'ctx> {
@@ -708,7 +1539,12 @@ impl<'a, 'ctx> Trainer<'a, 'ctx> {
         let m = model.raw;
         check_create(unsafe { sys::sat_trainer_create(m, opt.raw, &opts.0, &mut raw) },
                      || unsafe { sys::sat_model_last_error(m) })?;
-        Ok(Trainer { raw, model, _opt: opt })
+        Ok(Trainer { raw, model, opt })
+    }
+
+    fn check(&self, status: i32) -> Result<()> {
+        let raw = self.raw;
+        check(status, || unsafe { sys::sat_trainer_last_error(raw) })
     }
 
     /// The model being trained (read access between steps).
@@ -716,14 +1552,40 @@ impl<'a, 'ctx> Trainer<'a, 'ctx> {
         self.model
     }
 
+    /// The optimizer (read access between steps).
+    pub fn optimizer(&self) -> &Optimizer {
+        self.opt
+    }
+
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_trainer_last_error(self.raw)) }
+    }
+
     /// One adversarial training step on a batch.
     pub fn step(&mut self, x: &[f32], labels: &[i32]) -> Result<StepStats> {
         let n = self.model.batch(x, Some(labels), "train step")?;
         let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
-        let raw = self.raw;
-        check(unsafe { sys::sat_train_step(raw, x.as_ptr(), labels.as_ptr(), n, &mut st) },
-              || unsafe { sys::sat_trainer_last_error(raw) })?;
+        self.check(unsafe { sys::sat_train_step(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
         Ok(st)
+    }
+
+    /// Writes a checkpoint: the model file plus the optimizer state and step count and the
+    /// trainer's RNG position, so a resumed run continues bit-exactly. `epoch` and
+    /// `batch_index` are your loop position, given back by [`Trainer::load_checkpoint`].
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>, meta: Option<&ModelMeta>, epoch: i64,
+                           batch_index: i64) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let m = meta.map_or(ptr::null(), |m| &m.0 as *const _);
+        self.check(unsafe { sys::sat_checkpoint_save(self.raw, m, epoch, batch_index, p.as_ptr()) })
+    }
+
+    /// Restores a checkpoint into this trainer, its model and optimizer (built with the
+    /// same spec); returns (epoch, batch_index). On failure nothing is changed.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<(i64, i64)> {
+        let p = c_path(path.as_ref())?;
+        let (mut e, mut b) = (0i64, 0i64);
+        self.check(unsafe { sys::sat_checkpoint_load(self.raw, p.as_ptr(), &mut e, &mut b) })?;
+        Ok((e, b))
     }
 }
 
@@ -733,19 +1595,258 @@ impl Drop for Trainer<'_, '_> {
     }
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* Dataset                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+/// File format for [`Dataset::load`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum DataFormat {
+    /// MNIST / Fashion-MNIST: `DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`.
+    Idx = sys::SAT_DATA_IDX,
+    /// `DIR/data_batch_{1..5}.bin`, `DIR/test_batch.bin`.
+    Cifar10 = sys::SAT_DATA_CIFAR10,
+}
+
+/// Which part of a data set to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Split {
+    Train = sys::SAT_SPLIT_TRAIN,
+    Test = sys::SAT_SPLIT_TEST,
+}
+
+/// Augmentation flags of [`Dataset::shuffle`]; combine with `|`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Augment(pub u32);
+
+impl Augment {
+    pub const NONE: Augment = Augment(sys::SAT_AUG_NONE);
+    /// Random crop with 4 pixels of zero padding.
+    pub const CROP: Augment = Augment(sys::SAT_AUG_CROP);
+    /// Random horizontal flip.
+    pub const FLIP: Augment = Augment(sys::SAT_AUG_FLIP);
+}
+
+impl std::ops::BitOr for Augment {
+    type Output = Augment;
+    fn bitor(self, o: Augment) -> Augment {
+        Augment(self.0 | o.0)
+    }
+}
+
+/// Directory of Debian's dataset-fashion-mnist package (the default data directory).
+pub fn default_data_dir() -> String {
+    unsafe { cstr(sys::sat_default_data_dir()) }
+}
+
+/// Images (float32 NCHW in [0,1]) and labels held by the library. Borrows its context.
+pub struct Dataset<'ctx> {
+    raw: *mut sys::sat_dataset,
+    shape: (i32, i32, i32),
+    num_classes: i32,
+    _ctx: PhantomData<&'ctx Context>,
+}
+
+impl<'ctx> Dataset<'ctx> {
+    fn from_raw(raw: *mut sys::sat_dataset) -> Result<Self> {
+        let mut d = Dataset { raw, shape: (0, 0, 0), num_classes: 0, _ctx: PhantomData };
+        let (mut c, mut h, mut w, mut k) = (0, 0, 0, 0);
+        d.check(unsafe { sys::sat_dataset_shape(raw, &mut c, &mut h, &mut w, &mut k) })?;
+        d.shape = (c, h, w);
+        d.num_classes = k;
+        Ok(d)
+    }
+
+    fn check(&self, status: i32) -> Result<()> {
+        let raw = self.raw;
+        check(status, || unsafe { sys::sat_dataset_last_error(raw) })
+    }
+
+    /// Loads the `split` of a data set stored as `format` files in `dir` (IDX files may be
+    /// gzipped). A missing file gives [`ErrorKind::Io`], a damaged one [`ErrorKind::Format`],
+    /// with a message naming the file.
+    pub fn load(ctx: &'ctx Context, format: DataFormat, dir: impl AsRef<Path>, split: Split) -> Result<Self> {
+        let d = c_path(dir.as_ref())?;
+        let mut raw = ptr::null_mut();
+        check_create(unsafe { sys::sat_dataset_load(ctx.raw, format as i32, d.as_ptr(), split as i32, &mut raw) },
+                     || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Self::from_raw(raw)
+    }
+
+    /// Loads an IDX image file and label file given directly.
+    pub fn load_idx(ctx: &'ctx Context, images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Self> {
+        let (i, l) = (c_path(images.as_ref())?, c_path(labels.as_ref())?);
+        let mut raw = ptr::null_mut();
+        check_create(unsafe { sys::sat_dataset_load_idx(ctx.raw, i.as_ptr(), l.as_ptr(), &mut raw) },
+                     || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Self::from_raw(raw)
+    }
+
+    /// A data set of copies of `x` (n examples of `shape` = (C, H, W)) and `labels`
+    /// (n values in 0..num_classes).
+    pub fn from_arrays(ctx: &'ctx Context, x: &[f32], labels: &[i32], shape: (i32, i32, i32),
+                       num_classes: i32) -> Result<Self> {
+        let es = shape.0 as i64 * shape.1 as i64 * shape.2 as i64;
+        if es <= 0 || x.len() as i64 % es != 0 {
+            return Err(shape_error(format!("Dataset::from_arrays: {} values are not whole examples of {:?}",
+                                           x.len(), shape)));
+        }
+        let n = x.len() as i64 / es;
+        if labels.len() as i64 != n {
+            return Err(shape_error(format!("Dataset::from_arrays: {} labels for {n} examples", labels.len())));
+        }
+        let mut raw = ptr::null_mut();
+        check_create(unsafe {
+            sys::sat_dataset_from_arrays(ctx.raw, x.as_ptr(), labels.as_ptr(), n, shape.0, shape.1,
+                                         shape.2, num_classes, &mut raw)
+        }, || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Self::from_raw(raw)
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::sat_dataset {
+        self.raw
+    }
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        unsafe { sys::sat_dataset_size(self.raw) }.max(0) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Shape per example (C, H, W).
+    pub fn input_shape(&self) -> (i32, i32, i32) {
+        self.shape
+    }
+    pub fn num_classes(&self) -> usize {
+        self.num_classes as usize
+    }
+    pub fn example_size(&self) -> usize {
+        (self.shape.0 * self.shape.1 * self.shape.2) as usize
+    }
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_dataset_last_error(self.raw)) }
+    }
+    /// All images in storage order (not the shuffled order), `len() * example_size()` values.
+    pub fn images(&self) -> &[f32] {
+        unsafe { slice_or_empty(sys::sat_dataset_images(self.raw), self.len() * self.example_size()) }
+    }
+    /// All labels in storage order.
+    pub fn labels(&self) -> &[i32] {
+        unsafe { slice_or_empty(sys::sat_dataset_labels(self.raw), self.len()) }
+    }
+    /// Starts an epoch: the order becomes a permutation fixed by (seed, epoch), with the
+    /// given augmentation.
+    pub fn shuffle(&mut self, seed: u64, epoch: i64, aug: Augment) -> Result<()> {
+        self.check(unsafe { sys::sat_dataset_shuffle(self.raw, seed, epoch, aug.0) })
+    }
+    /// Number of batches of size `batch` in an epoch (the last may be shorter).
+    pub fn num_batches(&self, batch: usize) -> usize {
+        if batch == 0 {
+            0
+        } else {
+            self.len().div_ceil(batch)
+        }
+    }
+    /// Copies batch `index` (of size `batch`) of the current order into the caller's
+    /// slices, which must hold at least `batch` examples and labels; returns the number
+    /// of examples written (smaller for the last batch).
+    pub fn batch_into(&mut self, index: usize, batch: usize, x: &mut [f32], labels: &mut [i32]) -> Result<usize> {
+        let es = self.example_size();
+        if batch == 0 || x.len() < batch * es || labels.len() < batch {
+            return Err(shape_error(format!(
+                "Dataset::batch_into: a batch of {batch} needs {} values and {batch} labels, got {} and {}",
+                batch * es, x.len(), labels.len())));
+        }
+        let mut n = 0i64;
+        self.check(unsafe {
+            sys::sat_dataset_batch(self.raw, index as i64, batch as i64, x.as_mut_ptr(), labels.as_mut_ptr(), &mut n)
+        })?;
+        Ok(n.max(0) as usize)
+    }
+    /// Batch `index` of the current order as new vectors (x, labels).
+    pub fn batch(&mut self, index: usize, batch: usize) -> Result<(Vec<f32>, Vec<i32>)> {
+        let mut x = vec![0f32; batch * self.example_size()];
+        let mut y = vec![0i32; batch];
+        let n = self.batch_into(index, batch, &mut x, &mut y)?;
+        x.truncate(n * self.example_size());
+        y.truncate(n);
+        Ok((x, y))
+    }
+    /// Moves `count` examples (1..len) chosen by a seeded permutation into a new data set,
+    /// e.g. a validation split; both parts keep their relative order.
+    pub fn split(&mut self, count: usize, seed: u64) -> Result<Dataset<'ctx>> {
+        let mut raw = ptr::null_mut();
+        let me = self.raw;
+        check_create(unsafe { sys::sat_dataset_split(me, count as i64, seed, &mut raw) },
+                     || unsafe { sys::sat_dataset_last_error(me) })?;
+        Self::from_raw(raw)
+    }
+    /// Keeps only the first `count` examples (1..=len).
+    pub fn truncate(&mut self, count: usize) -> Result<()> {
+        self.check(unsafe { sys::sat_dataset_truncate(self.raw, count as i64) })
+    }
+}
+
+impl Drop for Dataset<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::sat_dataset_destroy(self.raw) }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Layout checks                                                                        */
+/* ------------------------------------------------------------------------------------ */
+
 #[cfg(all(test, target_pointer_width = "64"))]
 mod layout {
     use super::sys::*;
-    use std::mem::size_of;
+    use std::mem::{align_of, offset_of, size_of};
 
+    /// Sizes and offsets worked out by hand from sat.h for LP64 (natural alignment, no
+    /// packing): the Rust structs must have exactly the C layout.
     #[test]
     fn struct_sizes_match_c() {
-        // fixed-width fields with natural alignment: these are the C sizes on LP64
-        assert_eq!(size_of::<sat_model_opts>(), 48);
-        assert_eq!(size_of::<sat_attack_opts>(), 56);
-        assert_eq!(size_of::<sat_optimizer_opts>(), 144);
-        assert_eq!(size_of::<sat_trainer_opts>(), 56);
-        assert_eq!(size_of::<sat_step_stats>(), 24);
+        // 2*4, u64, 2 fn pointers... : 8 + 8 + 8 + 8 + 2*4 + 3*8
         assert_eq!(size_of::<sat_context_opts>(), 64);
+        assert_eq!(offset_of!(sat_context_opts, seed), 8);
+        assert_eq!(offset_of!(sat_context_opts, log_level), 32);
+        assert_eq!(offset_of!(sat_context_opts, alloc_user), 56);
+        // 9 four-byte fields (36), padding to 40, u64 seed
+        assert_eq!(size_of::<sat_model_opts>(), 48);
+        assert_eq!(offset_of!(sat_model_opts, seed), 40);
+        // 11 four-byte fields (44), padding to 48, u64 seed
+        assert_eq!(size_of::<sat_attack_opts>(), 56);
+        assert_eq!(offset_of!(sat_attack_opts, seed), 48);
+        // 4 four-byte fields, 2 pointers
+        assert_eq!(size_of::<sat_attack_trace>(), 32);
+        assert_eq!(offset_of!(sat_attack_trace, loss), 16);
+        // 12 four-byte fields incl. reserved1 (48), 2 i64 (64), 4 four-byte (80), 8 i64
+        assert_eq!(size_of::<sat_optimizer_opts>(), 144);
+        assert_eq!(offset_of!(sat_optimizer_opts, reserved1), 44);
+        assert_eq!(offset_of!(sat_optimizer_opts, total_steps), 48);
+        assert_eq!(offset_of!(sat_optimizer_opts, peak_frac), 64);
+        assert_eq!(offset_of!(sat_optimizer_opts, milestones), 80);
+        // 12 four-byte fields (48), u64 seed
+        assert_eq!(size_of::<sat_trainer_opts>(), 56);
+        assert_eq!(offset_of!(sat_trainer_opts, seed), 48);
+        assert_eq!(size_of::<sat_step_stats>(), 24);
+        // 5 four-byte (20), steps[16] (84), 5 four-byte (104), u64 seed
+        assert_eq!(size_of::<sat_eval_opts>(), 112);
+        assert_eq!(offset_of!(sat_eval_opts, steps), 20);
+        assert_eq!(offset_of!(sat_eval_opts, restarts), 84);
+        assert_eq!(offset_of!(sat_eval_opts, batch), 100);
+        assert_eq!(offset_of!(sat_eval_opts, seed), 104);
+        // 2*4, i64 n (16), clean (20), robust[16] (84), fgsm, apgd, flags, reserved0 (100),
+        // padded to the 8-byte alignment of n
+        assert_eq!(size_of::<sat_eval_result>(), 104);
+        assert_eq!(offset_of!(sat_eval_result, n), 8);
+        assert_eq!(offset_of!(sat_eval_result, robust_accuracy), 20);
+        assert_eq!(offset_of!(sat_eval_result, fgsm_accuracy), 84);
+        assert_eq!(offset_of!(sat_eval_result, flags), 92);
+        assert_eq!(align_of::<sat_eval_result>(), 8);
+        // 8 four-byte fields
+        assert_eq!(size_of::<sat_model_meta>(), 32);
     }
 }
