@@ -257,6 +257,11 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
         st = sat__ops[op].infer(m, nd, err);
         if (st) return st;
         nd->size = (int64_t)nd->c * nd->h * nd->w;
+        /* Later layers multiply this size by their units and the batch (int64), and
+         * flatten stores it as an int32 channel count. */
+        if (nd->size > INT32_MAX)
+            FAIL("model spec line %d: %s gives %lld values per example, more than %d", line,
+                 op_names[op], (long long)nd->size, INT32_MAX);
         if (nd->in0 >= 0) m->nodes[nd->in0].consumers++;
         if (nd->in1 >= 0) m->nodes[nd->in1].consumers++;
         m->num_nodes++;
