@@ -1850,3 +1850,8 @@ mod layout {
         assert_eq!(size_of::<sat_model_meta>(), 32);
     }
 }
+
+/// The README's example is compiled as a doctest so it stays in step with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
