@@ -305,12 +305,23 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
     }
 
     if (!cfg->quiet) {
-        printf("%s%s training, %s, %s eps %.4g, %d steps, %lld examples (%lld validation), "
-               "%lld parameters, %d thread%s\n",
-               label ? label : "", method_name(cfg->method),
-               sat_activation_name(act), norm == SAT_NORM_L2 ? "L2" : "Linf", (double)eps,
-               (int)cfg->steps, (long long)n, (long long)(val ? sat_dataset_size(val) : 0),
-               (long long)np, (int)cfg->threads, cfg->threads == 1 ? "" : "s");
+        char attack[96];
+        if (cfg->method == SAT_TRAIN_STANDARD)
+            snprintf(attack, sizeof attack, "no attack");
+        else if (cfg->method == SAT_TRAIN_FAST)
+            snprintf(attack, sizeof attack, "%s eps %.4g, FGSM from a random start",
+                     norm == SAT_NORM_L2 ? "L2" : "Linf", (double)eps);
+        else if (cfg->method == SAT_TRAIN_FREE)
+            snprintf(attack, sizeof attack, "%s eps %.4g, %d replays",
+                     norm == SAT_NORM_L2 ? "L2" : "Linf", (double)eps, (int)cfg->free_replays);
+        else
+            snprintf(attack, sizeof attack, "%s eps %.4g, %d steps",
+                     norm == SAT_NORM_L2 ? "L2" : "Linf", (double)eps, (int)cfg->steps);
+        printf("%s%s training, %s, %s, %lld examples (%lld validation), %lld parameters, "
+               "%d thread%s\n",
+               label ? label : "", method_name(cfg->method), sat_activation_name(act), attack,
+               (long long)n, (long long)(val ? sat_dataset_size(val) : 0), (long long)np,
+               (int)cfg->threads, cfg->threads == 1 ? "" : "s");
         fflush(stdout);
     }
 
