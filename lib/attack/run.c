@@ -46,7 +46,8 @@ void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj, 
     const int64_t d = c->m->in_size;
     for (int64_t i = 0; i < c->nc; i++) {
         const uint8_t hit = c->cfg->hit_target ? pred[i] == c->targets[i] : pred[i] != c->labels[i];
-        const float kept = c->best_obj[i];
+        /* best_obj is uninitialised before the first (forced) offer: do not read it then. */
+        const float kept = force ? NAN : c->best_obj[i];
         const int higher = obj[i] > kept || (isnan(kept) && !isnan(obj[i]));
         if (force || (hit && !c->best_hit[i]) || (hit == c->best_hit[i] && higher)) {
             memcpy(c->best + i * d, xa + i * d, sizeof(float) * (size_t)d);
