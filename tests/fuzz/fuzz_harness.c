@@ -1,7 +1,7 @@
 /* fuzz_harness.c - the fuzz targets (see fuzz_harness.h).
  *
  * The targets share one context per process whose allocator hooks refuse any single
- * allocation above 128 MiB and more than 768 MiB live in all. A hostile input that asks
+ * allocation above 32 MiB and more than 256 MiB live in all. A hostile input that asks
  * for a huge model then exercises the library's out-of-memory paths (which must fail
  * cleanly) instead of exhausting the fuzzing machine. */
 #define _POSIX_C_SOURCE 200809L
@@ -16,11 +16,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define ALLOC_MAX_ONE ((size_t)128 << 20)
-#define ALLOC_MAX_LIVE ((size_t)768 << 20)
+#define ALLOC_MAX_ONE ((size_t)32 << 20)
+#define ALLOC_MAX_LIVE ((size_t)256 << 20)
 #define ALLOC_HEADER 64 /* keeps the caller's block aligned to 64 and stores its size */
 /* Per-example work (multiply-adds, roughly) above which a model is built but not run. */
-#define RUN_MAX_COST 20000000.0
+#define RUN_MAX_COST 2000000.0
 
 void sat_fuzz_violation(const char *what, int32_t status, const char *message) {
     fprintf(stderr, "libsat contract violation in %s: status %d (%s), message \"%s\"\n", what,
