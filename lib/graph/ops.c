@@ -136,6 +136,53 @@ static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0,
                                 m->arena + m->a_ws);
 }
 
+/* Per-example work (inference batch norm, pooling) goes to the worker pool in ranges of
+ * examples: each output depends on its own example only, so the split cannot change a
+ * bit. A range is [e0, e1) of the batch. */
+#define EX_MIN_PARALLEL 32768
+
+typedef void (*ex_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
+                        int64_t e0, int64_t e1);
+
+typedef struct ex_job {
+    const sat_run *r;
+    const sat_node *nd;
+    const float *x0, *dy;
+    float *out;
+    ex_body body;
+} ex_job;
+
+static void ex_range(void *arg, int64_t e0, int64_t e1) {
+    const ex_job *j = arg;
+    j->body(j->r, j->nd, j->x0, j->dy, j->out, e0, e1);
+}
+
+static void ex_run(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
+                   ex_body body) {
+    ex_job j = {r, nd, x0, dy, out, body};
+    if (r->m->ctx->num_threads <= 1 || r->n * nd->size < EX_MIN_PARALLEL)
+        ex_range(&j, 0, r->n);
+    else
+        sat__parallel_for(r->m->ctx, r->n, ex_range, &j);
+}
+
+static void bn_infer_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                              int64_t e0, int64_t e1) {
+    (void)dy;
+    const sat_model *m = r->m;
+    const int64_t hw = (int64_t)nd->h * nd->w, off = e0 * nd->size;
+    sat__bn_forward_infer(x0 + off, m->params + nd->p_gamma, m->params + nd->p_beta, m->state + nd->s_mean,
+                          m->state + nd->s_var, y + off, e1 - e0, nd->c, hw);
+}
+
+static void bn_infer_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                              int64_t e0, int64_t e1) {
+    const sat_model *m = r->m;
+    const int64_t hw = (int64_t)nd->h * nd->w, off = e0 * nd->size;
+    sat__bn_backward_infer(x0 + off, m->params + nd->p_gamma, m->state + nd->s_mean, m->state + nd->s_var,
+                           dy + off, dx + off, NULL, NULL, e1 - e0, nd->c, hw);
+}
+
 /* ---- batch norm ---- */
 static int32_t bn_infer(sat_model *m, sat_node *nd, char *err) {
     same_shape_infer(m, nd, err);
@@ -152,7 +199,8 @@ static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, co
     const float *g = m->params + nd->p_gamma, *b = m->params + nd->p_beta;
     int64_t hw = (int64_t)nd->h * nd->w;
     if (r->bn == SAT__BN_INFER) {
-        sat__bn_forward_infer(x0, g, b, m->state + nd->s_mean, m->state + nd->s_var, y, r->n, nd->c, hw);
+        (void)g, (void)b, (void)hw;
+        ex_run(r, nd, x0, NULL, y, bn_infer_fwd_body);
     } else {
         float *save = m->arena + nd->a_save;
         int upd = r->bn == SAT__BN_TRAIN;
@@ -170,8 +218,12 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
     float *db = r->param_grads ? m->grads + nd->p_beta : NULL;
     int64_t hw = (int64_t)nd->h * nd->w;
     if (r->bn == SAT__BN_INFER) {
-        sat__bn_backward_infer(x0, g, m->state + nd->s_mean, m->state + nd->s_var, dy, dx0, dg, db,
-                               r->n, nd->c, hw);
+        if (!dg && !db) {
+            if (dx0) ex_run(r, nd, x0, dy, dx0, bn_infer_bwd_body);
+        } else {
+            sat__bn_backward_infer(x0, g, m->state + nd->s_mean, m->state + nd->s_var, dy, dx0, dg, db,
+                                   r->n, nd->c, hw);
+        }
     } else {
         const float *save = m->arena + nd->a_save;
         sat__bn_backward_train(x0, g, dy, save, save + nd->c, dx0, dg, db, r->n, nd->c, hw);
@@ -195,9 +247,45 @@ static float act_param_now(const sat_model *m, const sat_node *nd) {
     return nd->p_alpha >= 0 ? m->params[nd->p_alpha] : nd->act_param;
 }
 
+/* Elementwise work goes to the worker pool in fixed blocks: every element's value depends
+ * on that element only, so the split cannot change a bit, and small tensors stay on the
+ * calling thread where a hand-off would cost more than it saves. */
+#define EW_BLOCK 8192
+#define EW_MIN_PARALLEL 32768
+
+typedef struct ew_job {
+    int kind; /* 0 act forward, 1 act backward, 2 add */
+    int32_t act;
+    float param;
+    const float *a, *b;
+    float *out;
+    int64_t count;
+} ew_job;
+
+static void ew_range(void *arg, int64_t b0, int64_t b1) {
+    const ew_job *j = arg;
+    const int64_t lo = b0 * EW_BLOCK, hi = b1 * EW_BLOCK < j->count ? b1 * EW_BLOCK : j->count;
+    if (lo >= hi) return;
+    if (j->kind == 0)
+        sat__act_forward(j->act, j->param, j->a + lo, j->out + lo, hi - lo);
+    else if (j->kind == 1)
+        sat__act_backward(j->act, j->param, j->a + lo, j->b + lo, j->out + lo, hi - lo);
+    else
+        sat__add(j->a + lo, j->b + lo, j->out + lo, hi - lo);
+}
+
+static void ew_run(const sat_model *m, ew_job *j) {
+    if (j->count < EW_MIN_PARALLEL || m->ctx->num_threads <= 1) {
+        ew_range(j, 0, (j->count + EW_BLOCK - 1) / EW_BLOCK);
+        return;
+    }
+    sat__parallel_for(m->ctx, (j->count + EW_BLOCK - 1) / EW_BLOCK, ew_range, j);
+}
+
 static void act_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
-    sat__act_forward(nd->act, act_param_now(r->m, nd), x0, y, r->n * nd->size);
+    ew_job j = {0, nd->act, act_param_now(r->m, nd), x0, NULL, y, r->n * nd->size};
+    ew_run(r->m, &j);
 }
 
 static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -207,10 +295,12 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     float own = act_param_now(m, nd);
     int64_t count = r->n * nd->size;
     if (dx0) {
-        if (r->bwd_act == SAT_ACT_SAME)
-            sat__act_backward(nd->act, own, x0, dy, dx0, count);
-        else
-            sat__act_backward(r->bwd_act, r->bwd_param, x0, dy, dx0, count);
+        ew_job j = {1, nd->act, own, x0, dy, dx0, count};
+        if (r->bwd_act != SAT_ACT_SAME) {
+            j.act = r->bwd_act;
+            j.param = r->bwd_param;
+        }
+        ew_run(m, &j);
     }
     if (r->param_grads && nd->p_alpha >= 0)
         m->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
@@ -228,18 +318,31 @@ static int32_t pool_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
+static void maxpool_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                             int64_t e0, int64_t e1) {
+    (void)dy;
+    const sat_node *in = input_of(r->m, nd);
+    sat__maxpool_forward(x0 + e0 * in->size, y + e0 * nd->size, e1 - e0, nd->c, in->h, in->w, nd->k,
+                         nd->stride, nd->h, nd->w);
+}
+
+static void maxpool_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                             int64_t e0, int64_t e1) {
+    const sat_node *in = input_of(r->m, nd);
+    sat__maxpool_backward(x0 + e0 * in->size, dy + e0 * nd->size, dx + e0 * in->size, e1 - e0, nd->c, in->h,
+                          in->w, nd->k, nd->stride, nd->h, nd->w);
+}
+
 static void maxpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
                             float *y) {
     (void)x1;
-    const sat_node *in = input_of(r->m, nd);
-    sat__maxpool_forward(x0, y, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+    ex_run(r, nd, x0, NULL, y, maxpool_fwd_body);
 }
 
 static void maxpool_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                              const float *dy, float *dx0, float *dx1) {
     (void)y, (void)dx1;
-    const sat_node *in = input_of(r->m, nd);
-    if (dx0) sat__maxpool_backward(x0, dy, dx0, r->n, nd->c, in->h, in->w, nd->k, nd->stride, nd->h, nd->w);
+    if (dx0) ex_run(r, nd, x0, dy, dx0, maxpool_bwd_body);
 }
 
 static void avgpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
@@ -288,7 +391,8 @@ static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
 }
 
 static void add_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
-    sat__add(x0, x1, y, r->n * nd->size);
+    ew_job j = {2, 0, 0.0f, x0, x1, y, r->n * nd->size};
+    ew_run(r->m, &j);
 }
 
 static void add_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,

@@ -144,6 +144,85 @@ static void col2im(const sat_context *ctx, const sat_conv_geom *g, const float *
     sat__parallel_for(ctx, g->c_in, col2im_range, &job);
 }
 
+/* Work over a whole group of examples in one hand-off to the worker pool: task t is
+ * (example t / per, item t % per), and every task writes its own rows or planes, so the
+ * results do not depend on the thread count. */
+typedef struct group_job {
+    const sat_conv_geom *g;
+    const float *src;
+    float *dst;
+    const float *bias;
+    int64_t ld, per;
+} group_job;
+
+static void group_for(const sat_context *ctx, int64_t tasks, int64_t floats, sat_range_fn fn, group_job *j) {
+    if (!ctx || ctx->num_threads <= 1 || floats < 32768)
+        fn(j, 0, tasks);
+    else
+        sat__parallel_for(ctx, tasks, fn, j);
+}
+
+/* im2col of a group: task = (example, input channel). */
+static void im2col_group_range(void *arg, int64_t t0, int64_t t1) {
+    const group_job *gj = arg;
+    const sat_conv_geom *g = gj->g;
+    const int64_t p = (int64_t)g->h_out * g->w_out, in_sz = (int64_t)g->c_in * g->h_in * g->w_in;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / g->c_in, c = t % g->c_in;
+        conv_job job = {g, gj->src + j * in_sz, gj->dst + j * p, gj->ld};
+        im2col_range(&job, c, c + 1);
+    }
+}
+
+/* col2im of a group: task = (example, input channel); each writes its own image plane. */
+static void col2im_group_range(void *arg, int64_t t0, int64_t t1) {
+    const group_job *gj = arg;
+    const sat_conv_geom *g = gj->g;
+    const int64_t p = (int64_t)g->h_out * g->w_out, in_sz = (int64_t)g->c_in * g->h_in * g->w_in;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / g->c_in, c = t % g->c_in;
+        conv_job job = {g, gj->src + j * p, gj->dst + j * in_sz, gj->ld};
+        col2im_range(&job, c, c + 1);
+    }
+}
+
+/* GEMM result [c_out, G*P] (+ bias) to NCHW: task = (example, output channel). */
+static void scatter_range(void *arg, int64_t t0, int64_t t1) {
+    const group_job *gj = arg;
+    const sat_conv_geom *g = gj->g;
+    const int64_t p = (int64_t)g->h_out * g->w_out;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / g->c_out, o = t % g->c_out;
+        const float bo = gj->bias ? gj->bias[o] : 0.0f;
+        const float *r = gj->src + o * gj->ld + j * p;
+        float *yo = gj->dst + (j * g->c_out + o) * p;
+        for (int64_t q = 0; q < p; q++) yo[q] = r[q] + bo;
+    }
+}
+
+/* dY of a group (NCHW) to [c_out, G*P]: task = (example, output channel). */
+static void gather_range(void *arg, int64_t t0, int64_t t1) {
+    const group_job *gj = arg;
+    const sat_conv_geom *g = gj->g;
+    const int64_t p = (int64_t)g->h_out * g->w_out;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t j = t / g->c_out, o = t % g->c_out;
+        memcpy(gj->dst + o * gj->ld + j * p, gj->src + (j * g->c_out + o) * p, (size_t)p * sizeof(float));
+    }
+}
+
+static void im2col_group(const sat_context *ctx, const sat_conv_geom *g, const float *x, int64_t cnt,
+                         float *col, int64_t ld) {
+    group_job j = {g, x, col, NULL, ld, g->c_in};
+    group_for(ctx, cnt * g->c_in, cnt * (int64_t)g->c_in * g->k * g->k * g->h_out * g->w_out, im2col_group_range, &j);
+}
+
+static void col2im_group(const sat_context *ctx, const sat_conv_geom *g, const float *col, int64_t ld,
+                         int64_t cnt, float *dx) {
+    group_job j = {g, col, dx, NULL, ld, g->c_in};
+    group_for(ctx, cnt * g->c_in, cnt * (int64_t)g->c_in * g->k * g->k * g->h_out * g->w_out, col2im_group_range, &j);
+}
+
 void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
                        const float *w, const float *b, float *y, int64_t n, float *ws) {
     const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
@@ -168,26 +247,18 @@ void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const flo
             sat__gemm(ctx, 0, 0, g->c_out, p, kk, 1.0f, w, kk, src, p, beta, yi, p);
             continue;
         }
-        for (int64_t j = 0; j < cnt; j++) im2col(ctx, g, x + (i0 + j) * in_sz, col + j * p, ld);
+        im2col_group(ctx, g, x + i0 * in_sz, cnt, col, ld);
         sat__gemm(ctx, 0, 0, g->c_out, cnt * p, kk, 1.0f, w, kk, col, ld, 0.0f, res, ld);
-        for (int64_t j = 0; j < cnt; j++) {
-            float *yi = y + (i0 + j) * out_sz;
-            for (int64_t o = 0; o < g->c_out; o++) {
-                const float bo = b ? b[o] : 0.0f;
-                const float *r = res + o * ld + j * p;
-                for (int64_t q = 0; q < p; q++) yi[o * p + q] = r[q] + bo;
-            }
-        }
+        group_job sj = {g, res, y + i0 * out_sz, b, ld, g->c_out};
+        group_for(ctx, cnt * g->c_out, cnt * out_sz, scatter_range, &sj);
     }
 }
 
 /* Copies dY of a group into [c_out, G*P] layout. */
-static void gather_dy(const sat_conv_geom *g, const float *dy, int64_t cnt, float *res,
-                      int64_t ld) {
-    const int64_t p = (int64_t)g->h_out * g->w_out, out_sz = g->c_out * p;
-    for (int64_t j = 0; j < cnt; j++)
-        for (int64_t o = 0; o < g->c_out; o++)
-            memcpy(res + o * ld + j * p, dy + j * out_sz + o * p, (size_t)p * sizeof *res);
+static void gather_dy(const sat_context *ctx, const sat_conv_geom *g, const float *dy, int64_t cnt,
+                      float *res, int64_t ld) {
+    group_job j = {g, dy, res, NULL, ld, g->c_out};
+    group_for(ctx, cnt * g->c_out, cnt * (int64_t)g->c_out * g->h_out * g->w_out, gather_range, &j);
 }
 
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
@@ -209,9 +280,9 @@ void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, con
             col2im(ctx, g, col, p, dx + i0 * in_sz);
             continue;
         }
-        gather_dy(g, dy + i0 * out_sz, cnt, res, ld);
+        gather_dy(ctx, g, dy + i0 * out_sz, cnt, res, ld);
         sat__gemm(ctx, 1, 0, kk, cnt * p, g->c_out, 1.0f, w, kk, res, ld, 0.0f, col, ld);
-        for (int64_t j = 0; j < cnt; j++) col2im(ctx, g, col + j * p, ld, dx + (i0 + j) * in_sz);
+        col2im_group(ctx, g, col, ld, cnt, dx + i0 * in_sz);
     }
 }
 
@@ -236,8 +307,8 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
                       kk);
             continue;
         }
-        for (int64_t j = 0; j < cnt; j++) im2col(ctx, g, x + (i0 + j) * in_sz, col + j * p, ld);
-        gather_dy(g, dy + i0 * out_sz, cnt, res, ld);
+        im2col_group(ctx, g, x + i0 * in_sz, cnt, col, ld);
+        gather_dy(ctx, g, dy + i0 * out_sz, cnt, res, ld);
         sat__gemm(ctx, 0, 1, g->c_out, kk, cnt * p, 1.0f, res, ld, col, ld, beta, dw, kk);
     }
     if (db) {
