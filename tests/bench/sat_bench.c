@@ -3,12 +3,13 @@
  * 3x32x32).
  *
  *   sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch 128]
- *             [--reps 5] [--threads 1,2] [--single]
+ *             [--reps 5] [--threads 1,2] [--single [--no-ref]]
  *
  * Without --single the program runs every (model, activation, threads) configuration in a
  * child process of its own (so each peak resident size is that configuration's alone),
  * prints one JSON line per measurement as the children report them, then a table.
- * With --single it measures one configuration (the first of each list) in this process.
+ * With --single it measures one configuration (the first of each list) in this process;
+ * --no-ref skips the GEMM reference timings (for profiling the library alone).
  *
  * Measurements (medians over --reps timed calls after one warm-up call):
  *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
@@ -68,7 +69,7 @@ typedef struct opts {
     int n_acts;
     int threads[MAX_LIST];
     int n_threads;
-    int batch, reps, single;
+    int batch, reps, single, no_ref;
 } opts;
 
 static double now_s(void) {
@@ -301,7 +302,8 @@ static double time_attack(sat_model *model, const float *x, const int32_t *label
     return median(t, reps);
 }
 
-static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps) {
+static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps,
+                       int no_ref) {
     int c, h, w, k_steps;
     input_shape(model_name, &c, &h, &w, &k_steps);
     int32_t act;
@@ -365,6 +367,10 @@ static void run_single(const char *model_name, const char *act_name, int threads
     free(x);
     free(x_adv);
     free(labels);
+    if (no_ref) {
+        sat_context_destroy(ctx);
+        return;
+    }
 
     /* BLIS on the model's own GEMM shapes. */
     size_t amax = 1, bmax = 1, cmax = 1;
@@ -528,7 +534,7 @@ static int split_list(char *s, const char **out) {
 
 static void usage(void) {
     fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch N]\n"
-                    "                 [--reps N] [--threads 1,2] [--single]\n");
+                    "                 [--reps N] [--threads 1,2] [--single [--no-ref]]\n");
     exit(2);
 }
 
@@ -543,6 +549,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const int has = i + 1 < argc;
         if (!strcmp(a, "--single")) o.single = 1;
+        else if (!strcmp(a, "--no-ref")) o.no_ref = 1;
         else if (!strcmp(a, "--model") && has) models = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_models, i++;
         else if (!strcmp(a, "--act") && has) acts = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_acts, i++;
         else if (!strcmp(a, "--threads") && has) threads = argv[++i];
@@ -562,7 +569,7 @@ int main(int argc, char **argv) {
         if (o.threads[i] < 1 || o.threads[i] > 256) usage();
 
     if (o.single) {
-        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps);
+        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref);
         return 0;
     }
     int failed = 0;
