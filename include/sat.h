@@ -328,8 +328,9 @@ typedef struct sat_attack_trace {
  * (NULL: the defaults of sat_attack_opts_init). targets (may be NULL unless targeted or
  * APGD-DLR) gives target labels. Every iterate stays within the eps-ball around x and in
  * [0,1]; the worst iterate found is returned (per example, over restarts). Any n >= 1 is
- * accepted: batches above the model's max_batch are processed in chunks, with the same
- * result. x_adv may be the same buffer as x (not a partial overlap). eps is in [0,1] for
+ * accepted: batches above the model's max_batch are processed in chunks. Each example's
+ * attack is independent of the others and of the chunking, up to float rounding where a
+ * different batch shape makes BLIS choose a different kernel. x_adv may be the same buffer as x (not a partial overlap). eps is in [0,1] for
  * Linf and in [0, sqrt(C*H*W)] for L2. trace may be NULL.
  * The model's parameters and batch-norm statistics are never changed.
  */
