@@ -90,7 +90,7 @@ static void im2col_range(void *arg, int64_t c0, int64_t c1) {
                     const int64_t off = kj - pad;
                     for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
                     if (s == 1)
-                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = xr[ow + off];
+                        memcpy(r + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *r);
                     else
                         for (int64_t ow = lo; ow < hi; ow++) r[ow] = xr[ow * s + off];
                     for (int64_t ow = hi; ow < wo; ow++) r[ow] = 0.0f;
