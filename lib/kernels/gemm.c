@@ -8,9 +8,11 @@
  * when the CPU has AVX-512, the GEMMs run through a copy of BLIS's own context in which
  * only the single-precision micro-kernel and its block sizes are replaced by the 16x16
  * AVX-512 kernel below: BLIS still packs, blocks and threads as usual. The context is
- * built once (pthread_once) and never changes afterwards. BLIS splits the work over
- * output tiles only, and the kernel sums over k in a fixed order, so results do not
- * depend on the thread count. */
+ * built once (pthread_once) and never changes afterwards.
+ *
+ * Threads: the library's worker pool splits C into blocks of whole micro-tiles and every
+ * block is one single-threaded BLIS call (see gemm_block_range), so every output element
+ * is summed in the same order whatever the thread count. */
 /* blis.h uses pthread barriers, which strict C11 hides without a POSIX level. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -133,7 +135,7 @@ static int gemm_args_ok(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
     return 1;
 }
 
-/* Multiply-adds per thread below which extra threads do not pay (about 0.1 ms of work). */
+/* Multiply-adds per thread below which extra threads do not pay (about 0.05 ms of work). */
 #define GEMM_MIN_MNK_PER_THREAD 2.0e6
 
 static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
@@ -147,6 +149,47 @@ static void scale_c(int64_t m, int64_t n, float beta, float *c, int64_t ldc) {
     }
 }
 
+/* One BLIS call on one thread. */
+static void blis_call(int64_t m, int64_t n, int64_t k, float alpha, const float *a, inc_t rsa, inc_t csa,
+                      const float *b, inc_t rsb, inc_t csb, float beta, float *c, int64_t ldc) {
+    rntm_t rntm;
+    bli_rntm_init(&rntm);
+    bli_rntm_set_num_threads(1, &rntm);
+    float al = alpha, be = beta;
+    /* BLIS does not write through a and b; its typed API is just not const-qualified. */
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &al, (float *)a, rsa, csa,
+                 (float *)b, rsb, csb, &be, c, (inc_t)ldc, 1, (cntx_t *)gemm_cntx, &rntm);
+}
+
+/* Threads split C into blocks of GEMM_SPLIT rows or columns (a multiple of the micro-tile,
+ * so every micro-tile and its k order are the same as in one call: the bits do not depend
+ * on the thread count) and each runs BLIS on one thread. The library's pool sleeps while it
+ * waits; BLIS's own threads spin in barriers, which on a machine busy with other programs
+ * can stall a step for a whole scheduler slice whenever one of them is descheduled. */
+#define GEMM_SPLIT 16
+
+typedef struct gemm_job {
+    int64_t m, n, k, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    inc_t rsa, csa, rsb, csb;
+    int split_n;
+} gemm_job;
+
+static void gemm_block_range(void *arg, int64_t b0, int64_t b1) {
+    const gemm_job *j = arg;
+    const int64_t dim = j->split_n ? j->n : j->m;
+    const int64_t lo = b0 * GEMM_SPLIT, hi = b1 * GEMM_SPLIT < dim ? b1 * GEMM_SPLIT : dim;
+    if (lo >= hi) return;
+    if (j->split_n)
+        blis_call(j->m, hi - lo, j->k, j->alpha, j->a, j->rsa, j->csa, j->b + lo * j->csb, j->rsb, j->csb,
+                  j->beta, j->c + lo, j->ldc);
+    else
+        blis_call(hi - lo, j->n, j->k, j->alpha, j->a + lo * j->rsa, j->rsa, j->csa, j->b, j->rsb, j->csb,
+                  j->beta, j->c + lo * j->ldc, j->ldc);
+}
+
 void sat__gemm(const sat_context *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                float *c, int64_t ldc) {
@@ -156,20 +199,17 @@ void sat__gemm(const sat_context *ctx, int trans_a, int trans_b, int64_t m, int6
         scale_c(m, n, beta, c, ldc);
         return;
     }
-    /* Row-major storage expressed as BLIS strides; a transpose just swaps the strides. */
-    inc_t rsa = trans_a ? 1 : (inc_t)lda, csa = trans_a ? (inc_t)lda : 1;
-    inc_t rsb = trans_b ? 1 : (inc_t)ldb, csb = trans_b ? (inc_t)ldb : 1;
-    /* BLIS starts its threads on every call and synchronises them with spinning barriers:
-     * for small products that costs more than it saves, and on an oversubscribed machine a
-     * descheduled thread stalls the others, so small GEMMs run on one thread. */
-    dim_t nt = (dim_t)(ctx && ctx->num_threads > 0 ? ctx->num_threads : 1);
-    if ((double)m * (double)n * (double)k < GEMM_MIN_MNK_PER_THREAD * (double)nt) nt = 1;
-    rntm_t rntm;
-    bli_rntm_init(&rntm);
-    bli_rntm_set_num_threads(nt, &rntm);
     pthread_once(&gemm_cntx_once, gemm_cntx_init);
-    float al = alpha, be = beta;
-    /* BLIS does not write through a and b; its typed API is just not const-qualified. */
-    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &al,
-                 (float *)a, rsa, csa, (float *)b, rsb, csb, &be, c, (inc_t)ldc, 1, (cntx_t *)gemm_cntx, &rntm);
+    /* Row-major storage expressed as BLIS strides; a transpose just swaps the strides. */
+    gemm_job j = {m, n, k, ldc, alpha, beta, a, b, c,
+                  trans_a ? 1 : (inc_t)lda, trans_a ? (inc_t)lda : 1,
+                  trans_b ? 1 : (inc_t)ldb, trans_b ? (inc_t)ldb : 1, n >= m};
+    /* Small products run on the calling thread: a hand-off costs more than it saves. */
+    const int nt = ctx && ctx->num_threads > 1 && ctx->pool ? ctx->num_threads : 1;
+    const int64_t blocks = ((j.split_n ? n : m) + GEMM_SPLIT - 1) / GEMM_SPLIT;
+    if (nt == 1 || blocks < 2 || (double)m * (double)n * (double)k < GEMM_MIN_MNK_PER_THREAD * (double)nt) {
+        gemm_block_range(&j, 0, blocks);
+        return;
+    }
+    sat__parallel_for(ctx, blocks, gemm_block_range, &j);
 }
