@@ -50,6 +50,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--jsonl", help="append every raw measurement here")
+    ap.add_argument("--load", nargs="+", metavar="FILE",
+                    help="run nothing: build the table from --jsonl files of earlier runs (later files win "
+                         "for a configuration they contain)")
     a = ap.parse_args()
 
     models = ["madry-cnn", "resnet20"] if a.model == "all" else a.model.split(",")
@@ -57,8 +60,22 @@ def main():
     threads = [int(t) for t in a.threads.split(",")]
     common = ["--batch", str(a.batch), "--reps", str(a.reps)]
     raw = {}
-    log = open(a.jsonl, "a") if a.jsonl else None
-    for model in models:
+    log = open(a.jsonl, "a") if a.jsonl and not a.load else None
+    if a.load:
+        loaded = {}
+        for path in a.load:
+            per_file = {}
+            for line in open(path):
+                r = json.loads(line)
+                key = (r["model"], r["act"], r["threads"])
+                if r["model"] in models and r["act"] in acts and r["threads"] in threads:
+                    per_file.setdefault(key, {"libsat": [], "torch": []})[r["impl"]].append(r["metrics"])
+            for key, v in per_file.items():
+                if v["libsat"] and v["torch"]:
+                    loaded[key] = v
+        for key in sorted(loaded, key=lambda k: (models.index(k[0]), acts.index(k[1]), k[2])):
+            raw[key] = loaded[key]
+    for model in (models if not a.load else []):
         for act in acts:
             for t in threads:
                 key = (model, act, t)
@@ -76,6 +93,7 @@ def main():
                         if log:
                             log.write(json.dumps({"impl": impl, "model": model, "act": act, "threads": t,
                                                   "batch": a.batch, "repeat": r, "metrics": res}) + "\n")
+                            log.flush()
                         print(f"# {impl:6s} {model} {act} {t}t repeat {r}: pgdk {res['pgdk_ms']:.1f} ms",
                               file=sys.stderr, flush=True)
 
@@ -108,8 +126,9 @@ def main():
             f"{g('libsat','peak_rss_mb'):.0f} / {g('torch','peak_rss_mb'):.0f} | {silu_rel:.2f} | {speedup:.2f} | "
             f"{gf:.1f} | {blis_gf:.1f} | {sat_gf:.1f} | {100 * gf / sat_gf:.0f}% |")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = (f"libsat / PyTorch {stamp}, {cpu_model()}, batch {a.batch}, medians of {a.repeats} interleaved "
-             f"processes x {a.reps} steps")
+    n_rep = statistics.median([len(v["libsat"]) for v in raw.values()]) if raw else 0
+    title = (f"libsat / PyTorch {stamp}, {cpu_model()}, batch {a.batch}, medians of {n_rep:g} interleaved "
+             f"processes per implementation x {a.reps} steps each")
     text = title + "\n\n" + "\n".join(lines) + "\n"
     print(text)
     # Square reference GFLOP/s (1024^3) per thread count: stock BLIS and libsat's GEMM.
