@@ -301,7 +301,7 @@ typedef struct sat_attack_opts {
     int32_t norm;          /* SAT_NORM_*; default LINF */
     int32_t loss;          /* SAT_LOSS_*; default CE */
     float eps;             /* radius in [0,1] pixel units; default 8/255 */
-    float step_size;       /* NaN (default): 2.5 eps / steps for PGD; for FGSM eps without and
+    float step_size;       /* 0 (default): 2.5 eps / steps for PGD; for FGSM eps without and
                               1.25 eps with a random start; APGD starts at 2 eps */
     int32_t steps;         /* default 10 (ignored by FGSM) */
     int32_t restarts;      /* default 1; the worst case per example is kept */
@@ -414,7 +414,7 @@ typedef struct sat_trainer_opts {
     int32_t method;          /* SAT_TRAIN_*; default PGD */
     int32_t norm;            /* SAT_NORM_*; default LINF */
     float eps;               /* default 8/255 */
-    float step_size;         /* NaN (default): 2.5 eps / steps (PGD), 1.25 eps (Fast), eps (Free) */
+    float step_size;         /* 0 (default): 2.5 eps / steps (PGD), 1.25 eps (Fast), eps (Free) */
     int32_t steps;           /* attack steps (PGD, TRADES); default 7 */
     int32_t random_start;    /* default 1 */
     float clean_fraction;    /* weight of the clean loss in [0,1]; default 0 */
@@ -470,7 +470,7 @@ typedef struct sat_eval_opts {
     uint32_t struct_size;
     int32_t norm;                  /* default LINF */
     float eps;                     /* default 8/255 */
-    float step_size;               /* NaN (default): 2.5 eps / k for each k */
+    float step_size;               /* 0 (default): 2.5 eps / k for each k */
     int32_t num_steps;             /* entries used in steps[]; default 3: 1, 10, 20 */
     int32_t steps[SAT_EVAL_MAX_STEPS];
     int32_t restarts;              /* default 1 */

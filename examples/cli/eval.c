@@ -11,7 +11,7 @@ int cli_evaluate(const cli_config *cfg, sat_model *model, sat_dataset *ds, float
     sat_eval_opts_init(&eo, sizeof eo);
     eo.norm = cfg->norm < 0 ? SAT_NORM_LINF : cfg->norm;
     eo.eps = eps;
-    eo.step_size = cfg->step_size;
+    eo.step_size = isnan(cfg->step_size) ? 0.0f : cfg->step_size; /* 0: automatic */
     eo.num_steps = cfg->num_pgd;
     for (int32_t i = 0; i < cfg->num_pgd; i++) eo.steps[i] = cfg->pgd_steps[i];
     eo.restarts = cfg->restarts;

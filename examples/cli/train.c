@@ -237,7 +237,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
     to.method = cfg->method;
     to.norm = norm;
     to.eps = eps;
-    to.step_size = cfg->step_size;
+    to.step_size = isnan(cfg->step_size) ? 0.0f : cfg->step_size; /* 0: automatic */
     to.steps = cfg->steps;
     to.trades_beta = cfg->trades_beta;
     to.free_replays = cfg->free_replays;

@@ -15,7 +15,7 @@ static sat_eval_opts eval_defaults(void) {
     d.struct_size = sizeof d;
     d.norm = SAT_NORM_LINF;
     d.eps = 8.0f / 255.0f;
-    d.step_size = NAN;
+    d.step_size = 0.0f; /* automatic */
     d.num_steps = 3;
     d.steps[0] = 1;
     d.steps[1] = 10;
@@ -43,10 +43,10 @@ static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
     if (!(o->eps >= 0.0f && (double)o->eps <= eps_max))
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: eps %g is not in [0, %g]", what, (double)o->eps,
                          eps_max);
-    if (!isnan(o->step_size) && !(isfinite(o->step_size) && o->step_size > 0.0f))
+    if (!(isfinite(o->step_size) && o->step_size >= 0.0f))
         return sat__fail(err, SAT_E_INVALID_ARG,
-                         "%s: step_size %g must be positive and finite (NaN for the default)", what,
-                         (double)o->step_size);
+                         "%s: step_size %g must be finite and > 0 (or 0 for the automatic step)",
+                         what, (double)o->step_size);
     if (o->restarts < 1)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: restarts %d must be at least 1", what, o->restarts);
     if (o->num_steps < 1 || o->num_steps > SAT_EVAL_MAX_STEPS)
@@ -81,7 +81,7 @@ static int32_t make_cfg(sat_model *m, const sat_eval_opts *e, int32_t method, in
     a.restarts = method == SAT_ATTACK_FGSM ? 1 : e->restarts;
     a.random_start = method != SAT_ATTACK_FGSM;
     /* The caller's step applies to PGD; FGSM steps eps and APGD adapts its own. */
-    a.step_size = method == SAT_ATTACK_PGD ? e->step_size : NAN;
+    a.step_size = method == SAT_ATTACK_PGD ? e->step_size : 0.0f;
     a.seed = e->seed;
     return sat__attack_resolve(m, &a, cfg);
 }

@@ -13,7 +13,7 @@ static sat_attack_opts attack_defaults(void) {
     d.norm = SAT_NORM_LINF;
     d.loss = SAT_LOSS_CE;
     d.eps = 8.0f / 255.0f;
-    d.step_size = NAN;
+    d.step_size = 0.0f; /* automatic */
     d.steps = 10;
     d.restarts = 1;
     d.random_start = 1;
@@ -47,10 +47,10 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
     if (!(o.eps >= 0.0f && (double)o.eps <= eps_max))
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: eps %g is not in [0, %g]", what, (double)o.eps,
                          eps_max);
-    if (!isnan(o.step_size) && !(isfinite(o.step_size) && o.step_size > 0.0f))
+    if (!(isfinite(o.step_size) && o.step_size >= 0.0f))
         return sat__fail(err, SAT_E_INVALID_ARG,
-                         "%s: step_size %g must be positive and finite (NaN for the default)", what,
-                         (double)o.step_size);
+                         "%s: step_size %g must be finite and > 0 (or 0 for the automatic step)",
+                         what, (double)o.step_size);
     const int fgsm = o.method == SAT_ATTACK_FGSM;
     if (!fgsm && o.steps < 1)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: steps %d must be at least 1", what, o.steps);
@@ -100,7 +100,7 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
         cfg->hit_target = o.targeted;
         break;
     }
-    if (!isnan(o.step_size))
+    if (o.step_size > 0.0f)
         cfg->step = o.step_size;
     else if (fgsm)
         cfg->step = o.random_start ? 1.25f * o.eps : o.eps; /* FGSM / Fast-AT */

@@ -18,7 +18,7 @@ static sat_trainer_opts trainer_defaults(void) {
     d.method = SAT_TRAIN_PGD;
     d.norm = SAT_NORM_LINF;
     d.eps = 8.0f / 255.0f;
-    d.step_size = NAN;
+    d.step_size = 0.0f; /* automatic */
     d.steps = 7;
     d.random_start = 1;
     d.clean_fraction = 0.0f;
@@ -46,8 +46,9 @@ static int32_t check_opts(const sat_trainer_opts *o, char *err) {
     if (o->norm == SAT_NORM_LINF && o->method != SAT_TRAIN_STANDARD && o->eps > 1.0f)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: an Linf eps above 1 (got %g) covers every image", w,
                          (double)o->eps);
-    if (!isnan(o->step_size) && !(isfinite(o->step_size) && o->step_size > 0.0f))
-        return sat__fail(err, SAT_E_INVALID_ARG, "%s: step_size must be NaN (default) or finite and > 0", w);
+    if (!(isfinite(o->step_size) && o->step_size >= 0.0f))
+        return sat__fail(err, SAT_E_INVALID_ARG,
+                         "%s: step_size must be finite and > 0 (or 0 for the automatic step)", w);
     if ((o->method == SAT_TRAIN_PGD || o->method == SAT_TRAIN_TRADES) &&
         (o->steps < 1 || o->steps > MAX_ATTACK_STEPS))
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: steps %d is not in 1..%d", w, o->steps, MAX_ATTACK_STEPS);
@@ -201,7 +202,7 @@ static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labe
 }
 
 static float default_step(const sat_trainer *t) {
-    if (!isnan(t->opts.step_size)) return t->opts.step_size;
+    if (t->opts.step_size > 0.0f) return t->opts.step_size;
     switch (t->opts.method) {
     case SAT_TRAIN_FAST: return 1.25f * t->opts.eps;
     case SAT_TRAIN_FREE: return t->opts.eps;

@@ -48,7 +48,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.norm, SAT_NORM_LINF);
     assert_int_equal(o.loss, SAT_LOSS_CE);
     assert_true(o.eps == 8.0f / 255.0f);
-    assert_true(isnan(o.step_size));
+    assert_true(o.step_size == 0.0f);
     assert_int_equal(o.steps, 10);
     assert_int_equal(o.restarts, 1);
     assert_int_equal(o.random_start, 1);
@@ -107,7 +107,7 @@ static void zero_steps(sat_attack_opts *o) { o->steps = 0; }
 static void zero_restarts(sat_attack_opts *o) { o->restarts = 0; }
 static void inf_step(sat_attack_opts *o) { o->step_size = INFINITY; }
 static void neg_step(sat_attack_opts *o) { o->step_size = -0.01f; }
-static void zero_step(sat_attack_opts *o) { o->step_size = 0.0f; }
+static void nan_step(sat_attack_opts *o) { o->step_size = NAN; }
 static void bad_method(sat_attack_opts *o) { o->method = 9; }
 static void bad_norm(sat_attack_opts *o) { o->norm = 2; }
 static void bad_loss(sat_attack_opts *o) { o->loss = -1; }
@@ -121,7 +121,7 @@ static void test_bad_options(void **state) {
     const bad_case cases[] = {
         {"negative eps", neg_eps},  {"NaN eps", nan_eps},         {"eps > 1", big_eps},
         {"zero steps", zero_steps}, {"zero restarts", zero_restarts}, {"Inf step", inf_step},
-        {"negative step", neg_step}, {"zero step", zero_step},     {"unknown method", bad_method},
+        {"negative step", neg_step}, {"NaN step", nan_step},       {"unknown method", bad_method},
         {"unknown norm", bad_norm}, {"unknown loss", bad_loss},    {"bad bn_mode", bad_bn},
         {"bad random_start", bad_start}, {"targeted without targets", targeted},
         {"APGD-DLR without targets", dlr},

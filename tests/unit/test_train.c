@@ -453,6 +453,7 @@ static void m_eps0(sat_trainer_opts *o) { o->eps = 0.0f; }
 static void m_epsnan(sat_trainer_opts *o) { o->eps = NAN; }
 static void m_eps2(sat_trainer_opts *o) { o->eps = 2.0f; }
 static void m_step(sat_trainer_opts *o) { o->step_size = -0.1f; }
+static void m_stepnan(sat_trainer_opts *o) { o->step_size = NAN; }
 static void m_stepinf(sat_trainer_opts *o) { o->step_size = INFINITY; }
 static void m_steps(sat_trainer_opts *o) { o->steps = 0; }
 static void m_rs(sat_trainer_opts *o) { o->random_start = 2; }
@@ -471,13 +472,13 @@ static void test_bad_options(void **st) {
     TU_CHECK(sat_trainer_opts_init(&o, sizeof o));
     assert_int_equal(o.method, SAT_TRAIN_PGD);
     assert_int_equal(o.norm, SAT_NORM_LINF);
-    assert_true(o.eps == 8.0f / 255.0f && isnan(o.step_size) && o.steps == 7 && o.random_start == 1);
+    assert_true(o.eps == 8.0f / 255.0f && o.step_size == 0.0f && o.steps == 7 && o.random_start == 1);
     assert_true(o.clean_fraction == 0.0f && o.attack_bn_mode == -1 && o.label_smoothing == 0.0f);
     assert_true(o.free_replays == 4 && o.trades_beta == 6.0f && o.seed == 0);
 
     run r;
     run_open(&r, 1, SAT_TRAIN_PGD, 1);
-    const mutate_fn bad[] = {m_method, m_norm, m_eps0, m_epsnan, m_eps2, m_step, m_stepinf, m_steps, m_rs,
+    const mutate_fn bad[] = {m_method, m_norm, m_eps0, m_epsnan, m_eps2, m_step, m_stepnan, m_stepinf, m_steps, m_rs,
                              m_cf, m_cfnan, m_cffree, m_bn, m_ls, m_lsnan, m_rep, m_beta};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sat_trainer_opts_init(&o, sizeof o);
