@@ -1,4 +1,4 @@
-/* pool.c - the worker pool for non-BLIS kernels (im2col, batch norm, activations, ...).
+/* pool.c - the worker pool: GEMM blocks, im2col, batch norm, activations, ...
  *
  * num_threads - 1 persistent workers plus the calling thread. A call splits [0, n) into
  * num_threads contiguous ranges that depend only on n and the thread count, so a kernel
