@@ -116,8 +116,7 @@ typedef struct sat_run {
 } sat_run;
 
 typedef struct sat_op_info {
-    const char *name;
-    int has_params;
+    const char *name;           /* the spec keyword */
     /* Sets the node's output shape from its inputs and counts parameters, state and
      * constants. Returns SAT_OK or SAT_E_INVALID_ARG with a message into err. */
     int32_t (*infer)(sat_model *m, sat_node *nd, char *err);

@@ -24,9 +24,6 @@ typedef struct tokens {
     int count;
 } tokens;
 
-static const char *const op_names[SAT_OP_COUNT] = {
-    "input", "normalize", "dense", "conv", "bn", "act", "maxpool", "avgpool", "gap", "add", "flatten"};
-
 static int split_line(tokens *t, const char *line, size_t len) {
     if (len >= MAX_LINE) return -1;
     memcpy(t->buf, line, len);
@@ -119,7 +116,7 @@ static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, float *norm_me
             case SAT_OP_CONV:
                 if (positional || !parse_int(tok, 1, MAX_UNITS, &nd->units))
                     FAIL("model spec line %d: %s needs one positive output size, got '%s'", line,
-                         op_names[nd->op], tok);
+                         sat__ops[nd->op].name, tok);
                 break;
             case SAT_OP_ACT:
                 if (positional || sat_activation_from_name(tok, &nd->act) != SAT_OK)
@@ -133,7 +130,7 @@ static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, float *norm_me
             }
             default:
                 FAIL("model spec line %d: unexpected argument '%s' for %s", line, tok,
-                     op_names[nd->op]);
+                     sat__ops[nd->op].name);
             }
             positional++;
             continue;
@@ -165,23 +162,23 @@ static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, float *norm_me
             ok = parse_float(val, &nd->act_param) && nd->act_param > 0;
         } else if ((strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) && nd->op == SAT_OP_NORMALIZE) {
             int is_mean = key[0] == 'm';
-            int cnt = parse_float_list(val, is_mean ? norm_mean : norm_std, MAX_CHANNELS > 64 ? 64 : MAX_CHANNELS);
+            int cnt = parse_float_list(val, is_mean ? norm_mean : norm_std, 64);
             ok = cnt > 0;
             if (ok && !is_mean)
                 for (int j = 0; j < cnt; j++) ok = ok && norm_std[j] > 0;
             norm_counts[is_mean ? 0 : 1] = cnt;
         } else {
-            FAIL("model spec line %d: unknown option '%s' for %s", line, key, op_names[nd->op]);
+            FAIL("model spec line %d: unknown option '%s' for %s", line, key, sat__ops[nd->op].name);
         }
         if (!ok) FAIL("model spec line %d: bad value '%s' for %s", line, val, key);
     }
     if (nd->op == SAT_OP_INPUT && positional != 3)
         FAIL("model spec line %d: input needs three positive sizes C H W", line);
     if ((nd->op == SAT_OP_DENSE || nd->op == SAT_OP_CONV) && nd->units == 0)
-        FAIL("model spec line %d: %s needs an output size", line, op_names[nd->op]);
+        FAIL("model spec line %d: %s needs an output size", line, sat__ops[nd->op].name);
     if (nd->op == SAT_OP_CONV && nd->k == 0) FAIL("model spec line %d: conv needs k=K", line);
     if ((nd->op == SAT_OP_MAXPOOL || nd->op == SAT_OP_AVGPOOL) && nd->k == 0)
-        FAIL("model spec line %d: %s needs k=K", line, op_names[nd->op]);
+        FAIL("model spec line %d: %s needs k=K", line, sat__ops[nd->op].name);
     if (nd->op == SAT_OP_ADD && nd->in1 < 0) FAIL("model spec line %d: add needs a layer name", line);
     return SAT_OK;
 }
@@ -207,7 +204,7 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
         if (t.count == 0) continue;
         int op = -1;
         for (int i = 0; i < SAT_OP_COUNT; i++)
-            if (strcmp(t.tok[0], op_names[i]) == 0) op = i;
+            if (strcmp(t.tok[0], sat__ops[i].name) == 0) op = i;
         if (op < 0) FAIL("model spec line %d: unknown layer '%s'", line, t.tok[0]);
         if ((m->num_nodes == 0) != (op == SAT_OP_INPUT))
             FAIL("model spec line %d: %s", line,
@@ -261,7 +258,7 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
          * flatten stores it as an int32 channel count. */
         if (nd->size > INT32_MAX)
             FAIL("model spec line %d: %s gives %lld values per example, more than %d", line,
-                 op_names[op], (long long)nd->size, INT32_MAX);
+                 sat__ops[op].name, (long long)nd->size, INT32_MAX);
         if (nd->in0 >= 0) m->nodes[nd->in0].consumers++;
         if (nd->in1 >= 0) m->nodes[nd->in1].consumers++;
         m->num_nodes++;
