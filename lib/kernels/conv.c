@@ -131,19 +131,6 @@ static void col2im_range(void *arg, int64_t c0, int64_t c1) {
     }
 }
 
-/* Writes one image's P columns at col, in a column matrix of row stride ld. */
-static void im2col(const sat_context *ctx, const sat_conv_geom *g, const float *img, float *col,
-                   int64_t ld) {
-    conv_job job = {g, img, col, ld};
-    sat__parallel_for(ctx, g->c_in, im2col_range, &job);
-}
-
-static void col2im(const sat_context *ctx, const sat_conv_geom *g, const float *col, int64_t ld,
-                   float *img) {
-    conv_job job = {g, col, img, ld};
-    sat__parallel_for(ctx, g->c_in, col2im_range, &job);
-}
-
 /* Work over a whole group of examples in one hand-off to the worker pool: task t is
  * (example t / per, item t % per), and every task writes its own rows or planes, so the
  * results do not depend on the thread count. */
@@ -234,7 +221,7 @@ void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const flo
         if (gr == 1) {
             const float *src = x + i0 * in_sz;
             if (!is_pointwise(g)) {
-                im2col(ctx, g, src, col, p);
+                im2col_group(ctx, g, src, 1, col, p);
                 src = col;
             }
             float *yi = y + i0 * out_sz;
@@ -277,7 +264,7 @@ void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, con
                 continue;
             }
             sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, col, p);
-            col2im(ctx, g, col, p, dx + i0 * in_sz);
+            col2im_group(ctx, g, col, p, 1, dx + i0 * in_sz);
             continue;
         }
         gather_dy(ctx, g, dy + i0 * out_sz, cnt, res, ld);
@@ -300,7 +287,7 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
         if (gr == 1) {
             const float *src = x + i0 * in_sz;
             if (!is_pointwise(g)) {
-                im2col(ctx, g, src, col, p);
+                im2col_group(ctx, g, src, 1, col, p);
                 src = col;
             }
             sat__gemm(ctx, 0, 1, g->c_out, kk, p, 1.0f, dy + i0 * out_sz, p, src, p, beta, dw,
