@@ -18,18 +18,7 @@
 
 #include "kernels/kernels.h"
 
-/* blis.h is not warning-clean under -Wextra -Wpedantic; its warnings are not ours. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wtype-limits"
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <blis.h>
-#pragma GCC diagnostic pop
+#include "kernels/blis_include.h"
 
 #include <pthread.h>
 
