@@ -64,6 +64,7 @@ void sat_model_destroy(sat_model *m) {
     sat__dealloc(ctx, m->state_backup);
     sat__dealloc(ctx, m->consts);
     sat__dealloc(ctx, m->arena);
+    sat__dealloc(ctx, m->ws);
     sat__dealloc(ctx, m->out_ptr);
     sat__dealloc(ctx, m->grad_ptr);
     sat__dealloc(ctx, m->grad_fresh);

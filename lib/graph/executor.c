@@ -16,6 +16,10 @@ int32_t sat__forward(sat_model *m, const float *x, int64_t n, int32_t bn, const 
     if (n < 1 || n > m->max_batch)
         return sat__fail(m->err, SAT_E_SHAPE, "batch of %lld is outside 1..%lld (the model's max_batch)",
                          (long long)n, (long long)m->max_batch);
+    /* The thread count may have grown since the last pass; nothing has changed yet if the
+     * larger workspace cannot be had. */
+    int32_t rc = sat__plan_reserve_lanes(m, m->err);
+    if (rc != SAT_OK) return rc;
     sat_run r = {m, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
     m->out_ptr[0] = (float *)x;
     for (int i = 1; i < m->num_nodes; i++) {

@@ -88,7 +88,8 @@ struct sat_model {
 
     float *arena;
     int64_t arena_size;         /* floats */
-    int64_t a_ws, ws_size;      /* conv workspace */
+    float *ws;                  /* conv workspace, ws_lanes slots (one per thread, see conv.c) */
+    int64_t ws_lanes;
     int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1) */
     int64_t a_dlogits, a_losses;
     float **out_ptr;            /* per node, set by each forward */
@@ -120,7 +121,8 @@ typedef struct sat_op_info {
     /* Sets the node's output shape from its inputs and counts parameters, state and
      * constants. Returns SAT_OK or SAT_E_INVALID_ARG with a message into err. */
     int32_t (*infer)(sat_model *m, sat_node *nd, char *err);
-    int64_t (*workspace)(const sat_node *nd, int64_t n);
+    /* Floats of workspace for a batch of n run by `lanes` threads side by side. */
+    int64_t (*workspace)(const sat_node *nd, int64_t n, int64_t lanes);
     void (*forward)(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y);
     /* dx0/dx1 (may be NULL: not needed) are overwritten. */
     void (*backward)(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -137,6 +139,11 @@ static inline int sat__node_has_params(const sat_node *nd) {
 int32_t sat__parse_spec(sat_model *m, const char *spec, char *err);
 /* plan.c: lays out the arena for max_batch and the two plans' needs; allocates blocks. */
 int32_t sat__plan(sat_model *m, char *err);
+/* Threads beyond this share workspace slots (conv layers then use this many). */
+#define SAT__MAX_LANES 16
+/* Makes the workspace large enough for the context's current thread count (it may have
+ * grown since the model was created). Allocates only when it grows. */
+int32_t sat__plan_reserve_lanes(sat_model *m, char *err);
 /* init.c: initial parameters and statistics from a seed. */
 void sat__init_params(sat_model *m, uint64_t seed);
 

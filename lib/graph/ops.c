@@ -22,9 +22,10 @@ static int64_t add_state(sat_model *m, int64_t count) {
     return off;
 }
 
-static int64_t no_workspace(const sat_node *nd, int64_t n) {
+static int64_t no_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
     (void)nd;
     (void)n;
+    (void)lanes;
     return 0;
 }
 
@@ -114,14 +115,16 @@ static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
-static int64_t conv_workspace(const sat_node *nd, int64_t n) { return sat__conv_workspace(&nd->conv, n); }
+static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
+    return sat__conv_workspace(&nd->conv, n, lanes);
+}
 
 static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
                          float *y) {
     (void)x1;
     sat_model *m = r->m;
     sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, m->arena + m->a_ws);
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, m->ws, m->ws_lanes);
 }
 
 static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -130,10 +133,10 @@ static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0,
     sat_model *m = r->m;
     if (r->param_grads)
         sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, m->grads + nd->p_w,
-                                   nd->p_b >= 0 ? m->grads + nd->p_b : NULL, r->n, m->arena + m->a_ws);
+                                   nd->p_b >= 0 ? m->grads + nd->p_b : NULL, r->n, m->ws, m->ws_lanes);
     if (dx0)
-        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n,
-                                m->arena + m->a_ws);
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, m->ws,
+                                m->ws_lanes);
 }
 
 /* Per-example work (inference batch norm, pooling) goes to the worker pool in ranges of

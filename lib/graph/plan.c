@@ -78,7 +78,7 @@ int32_t sat__plan(sat_model *m, char *err) {
     }
 
     int64_t off = 0;
-    int64_t ws = 0, scratch = 0;
+    int64_t scratch = 0;
     for (int i = 0; i < N; i++) {
         sat_node *nd = &m->nodes[i];
         if (i > 0 && !nd->alias) {
@@ -89,13 +89,8 @@ int32_t sat__plan(sat_model *m, char *err) {
             nd->a_save = off;
             off += align_floats(2 * (int64_t)nd->c);
         }
-        int64_t w = sat__ops[nd->op].workspace(nd, B);
-        if (w > ws) ws = w;
         if (nd->consumers > 1 && B * nd->size > scratch) scratch = B * nd->size;
     }
-    m->a_ws = off;
-    m->ws_size = ws;
-    off += align_floats(ws);
     m->a_scratch = off;
     off += 2 * align_floats(scratch);
     m->a_dlogits = off;
@@ -132,5 +127,29 @@ int32_t sat__plan(sat_model *m, char *err) {
     if (!m->arena)
         return sat__fail(err, SAT_E_NOMEM, "model: out of memory for a %lld MiB arena (max_batch %lld)",
                          (long long)(off * 4 >> 20), (long long)B);
+    return sat__plan_reserve_lanes(m, err);
+}
+
+/* Floats of workspace for `lanes` lanes: the most any node needs at max_batch. */
+static int64_t workspace_floats(const sat_model *m, int64_t lanes) {
+    int64_t ws = 0;
+    for (int i = 0; i < m->num_nodes; i++) {
+        int64_t w = sat__ops[m->nodes[i].op].workspace(&m->nodes[i], m->max_batch, lanes);
+        if (w > ws) ws = w;
+    }
+    return ws;
+}
+
+int32_t sat__plan_reserve_lanes(sat_model *m, char *err) {
+    int64_t lanes = m->ctx->num_threads < SAT__MAX_LANES ? m->ctx->num_threads : SAT__MAX_LANES;
+    if (lanes <= m->ws_lanes) return SAT_OK;
+    const int64_t floats = workspace_floats(m, lanes);
+    float *ws = sat__alloc(m->ctx, (size_t)(floats > 0 ? floats : 1) * sizeof(float));
+    if (!ws)
+        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld MiB of workspace for %lld threads",
+                         (long long)(floats * 4 >> 20), (long long)lanes);
+    sat__dealloc(m->ctx, m->ws);
+    m->ws = ws;
+    m->ws_lanes = lanes;
     return SAT_OK;
 }

@@ -27,9 +27,23 @@ static int is_pointwise(const sat_conv_geom *g) {
  * wide layers do not need a huge workspace. */
 #define CONV_TARGET_COLS 2048
 #define CONV_MAX_GROUP_FLOATS (1 << 22)
+/* Weight gradients sum over all groups. The sum is cut into at most this many chunks of
+ * consecutive groups, a number that does not depend on the thread count; each chunk sums
+ * into its own buffer and the buffers are added in order, so lanes can take chunks in
+ * parallel without changing a bit. */
+#define CONV_DW_CHUNKS 8
 
-/* Examples per group: a pure function of the geometry and n, shared by the workspace
- * query and the three kernels. */
+/* How a batch of n runs through one convolution: groups of gr examples, each one GEMM;
+ * a lane (one thread) takes whole groups with its own slot of the workspace. */
+typedef struct conv_split {
+    int64_t kk, p, in_sz, out_sz; /* column rows, output pixels, floats per example */
+    int64_t gr, groups;           /* examples per group, groups in the batch */
+    int64_t chunks;               /* weight-gradient chunks */
+    int64_t slot;                 /* workspace floats per lane */
+    int64_t partials;             /* workspace floats for chunks 1.. of the weight gradient */
+} conv_split;
+
+/* Examples per group: a pure function of the geometry and n. */
 static int64_t conv_group(const sat_conv_geom *g, int64_t n) {
     const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
     if (p < 1) return 1; /* geometry not initialised: nothing sensible to group */
@@ -39,11 +53,26 @@ static int64_t conv_group(const sat_conv_geom *g, int64_t n) {
     return gr < 1 ? 1 : gr;
 }
 
-int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n) {
-    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
-    const int64_t gr = conv_group(g, n);
-    if (gr == 1) return is_pointwise(g) ? 0 : kk * p;
-    return (kk + g->c_out) * gr * p; /* column matrix, then the GEMM's [c_out, G*P] */
+static conv_split conv_split_of(const sat_conv_geom *g, int64_t n) {
+    conv_split c;
+    c.kk = (int64_t)g->c_in * g->k * g->k;
+    c.p = (int64_t)g->h_out * g->w_out;
+    c.in_sz = (int64_t)g->c_in * g->h_in * g->w_in;
+    c.out_sz = g->c_out * c.p;
+    c.gr = conv_group(g, n);
+    c.groups = n > 0 ? (n + c.gr - 1) / c.gr : 0;
+    c.chunks = c.groups < CONV_DW_CHUNKS ? c.groups : CONV_DW_CHUNKS;
+    if (c.gr == 1)
+        c.slot = is_pointwise(g) ? 0 : c.kk * c.p;
+    else
+        c.slot = (c.kk + g->c_out) * c.gr * c.p; /* column matrix, then the GEMM's [c_out, G*P] */
+    c.partials = c.chunks > 1 ? (c.chunks - 1) * g->c_out * c.kk : 0;
+    return c;
+}
+
+int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes) {
+    const conv_split c = conv_split_of(g, n);
+    return c.partials + (lanes < 1 ? 1 : lanes) * c.slot;
 }
 
 /* Output columns ow whose input column ow*s - pad + kj lies inside [0, w): [lo, hi). */
@@ -210,35 +239,33 @@ static void col2im_group(const sat_context *ctx, const sat_conv_geom *g, const f
     group_for(ctx, cnt * g->c_in, cnt * (int64_t)g->c_in * g->k * g->k * g->h_out * g->w_out, col2im_group_range, &j);
 }
 
-void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
-                       const float *w, const float *b, float *y, int64_t n, float *ws) {
-    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
-    const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int64_t gr = conv_group(g, n), ld = gr * p;
-    float *const col = ws, *const res = ws + kk * ld;
-    for (int64_t i0 = 0; i0 < n; i0 += gr) {
-        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
-        if (gr == 1) {
-            const float *src = x + i0 * in_sz;
-            if (!is_pointwise(g)) {
-                im2col_group(ctx, g, src, 1, col, p);
-                src = col;
-            }
-            float *yi = y + i0 * out_sz;
-            float beta = 0.0f;
-            if (b) {
-                for (int64_t o = 0; o < g->c_out; o++)
-                    for (int64_t q = 0; q < p; q++) yi[o * p + q] = b[o];
-                beta = 1.0f;
-            }
-            sat__gemm(ctx, 0, 0, g->c_out, p, kk, 1.0f, w, kk, src, p, beta, yi, p);
-            continue;
+/* One group of the forward pass: im2col, one GEMM, scatter to NCHW (+ bias). ctx is NULL
+ * inside a lane, so everything below runs on the lane's own thread. */
+static void forward_group(const sat_context *ctx, const sat_conv_geom *g, const conv_split *c, const float *x,
+                          const float *w, const float *b, float *y, int64_t grp, int64_t n, float *ws) {
+    const int64_t i0 = grp * c->gr, cnt = n - i0 < c->gr ? n - i0 : c->gr, p = c->p, kk = c->kk;
+    if (c->gr == 1) {
+        const float *src = x + i0 * c->in_sz;
+        if (!is_pointwise(g)) {
+            im2col_group(ctx, g, src, 1, ws, p);
+            src = ws;
         }
-        im2col_group(ctx, g, x + i0 * in_sz, cnt, col, ld);
-        sat__gemm(ctx, 0, 0, g->c_out, cnt * p, kk, 1.0f, w, kk, col, ld, 0.0f, res, ld);
-        group_job sj = {g, res, y + i0 * out_sz, b, ld, g->c_out};
-        group_for(ctx, cnt * g->c_out, cnt * out_sz, scatter_range, &sj);
+        float *yi = y + i0 * c->out_sz;
+        float beta = 0.0f;
+        if (b) {
+            for (int64_t o = 0; o < g->c_out; o++)
+                for (int64_t q = 0; q < p; q++) yi[o * p + q] = b[o];
+            beta = 1.0f;
+        }
+        sat__gemm(ctx, 0, 0, g->c_out, p, kk, 1.0f, w, kk, src, p, beta, yi, p);
+        return;
     }
+    const int64_t ld = c->gr * p;
+    float *const col = ws, *const res = ws + kk * ld;
+    im2col_group(ctx, g, x + i0 * c->in_sz, cnt, col, ld);
+    sat__gemm(ctx, 0, 0, g->c_out, cnt * p, kk, 1.0f, w, kk, col, ld, 0.0f, res, ld);
+    group_job sj = {g, res, y + i0 * c->out_sz, b, ld, g->c_out};
+    group_for(ctx, cnt * g->c_out, cnt * c->out_sz, scatter_range, &sj);
 }
 
 /* Copies dY of a group into [c_out, G*P] layout. */
@@ -248,62 +275,134 @@ static void gather_dy(const sat_context *ctx, const sat_conv_geom *g, const floa
     group_for(ctx, cnt * g->c_out, cnt * (int64_t)g->c_out * g->h_out * g->w_out, gather_range, &j);
 }
 
-void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
-                             const float *w, float *dx, int64_t n, float *ws) {
-    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
-    const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int64_t gr = conv_group(g, n), ld = gr * p;
+/* One group of the input gradient: gather dY, one GEMM, col2im. */
+static void backward_data_group(const sat_context *ctx, const sat_conv_geom *g, const conv_split *c,
+                                const float *dy, const float *w, float *dx, int64_t grp, int64_t n, float *ws) {
+    const int64_t i0 = grp * c->gr, cnt = n - i0 < c->gr ? n - i0 : c->gr, p = c->p, kk = c->kk;
+    if (c->gr == 1) {
+        const float *dyi = dy + i0 * c->out_sz;
+        if (is_pointwise(g)) {
+            sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, dx + i0 * c->in_sz, p);
+            return;
+        }
+        sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, ws, p);
+        col2im_group(ctx, g, ws, p, 1, dx + i0 * c->in_sz);
+        return;
+    }
+    const int64_t ld = c->gr * p;
     float *const col = ws, *const res = ws + kk * ld;
-    for (int64_t i0 = 0; i0 < n; i0 += gr) {
-        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
-        if (gr == 1) {
-            const float *dyi = dy + i0 * out_sz;
-            if (is_pointwise(g)) {
-                sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, dx + i0 * in_sz,
-                          p);
-                continue;
+    gather_dy(ctx, g, dy + i0 * c->out_sz, cnt, res, ld);
+    sat__gemm(ctx, 1, 0, kk, cnt * p, g->c_out, 1.0f, w, kk, res, ld, 0.0f, col, ld);
+    col2im_group(ctx, g, col, ld, cnt, dx + i0 * c->in_sz);
+}
+
+/* One weight-gradient chunk: acc = sum over its groups of dY_group col_group^T. */
+static void weights_chunk(const sat_context *ctx, const sat_conv_geom *g, const conv_split *c, const float *x,
+                          const float *dy, float *acc, int64_t chunk, int64_t n, float *ws) {
+    const int64_t g0 = chunk * c->groups / c->chunks, g1 = (chunk + 1) * c->groups / c->chunks;
+    const int64_t p = c->p, kk = c->kk;
+    for (int64_t grp = g0; grp < g1; grp++) {
+        const int64_t i0 = grp * c->gr, cnt = n - i0 < c->gr ? n - i0 : c->gr;
+        const float beta = grp == g0 ? 0.0f : 1.0f; /* the chunk's first group overwrites */
+        if (c->gr == 1) {
+            const float *src = x + i0 * c->in_sz;
+            if (!is_pointwise(g)) {
+                im2col_group(ctx, g, src, 1, ws, p);
+                src = ws;
             }
-            sat__gemm(ctx, 1, 0, kk, p, g->c_out, 1.0f, w, kk, dyi, p, 0.0f, col, p);
-            col2im_group(ctx, g, col, p, 1, dx + i0 * in_sz);
+            sat__gemm(ctx, 0, 1, g->c_out, kk, p, 1.0f, dy + i0 * c->out_sz, p, src, p, beta, acc, kk);
             continue;
         }
-        gather_dy(ctx, g, dy + i0 * out_sz, cnt, res, ld);
-        sat__gemm(ctx, 1, 0, kk, cnt * p, g->c_out, 1.0f, w, kk, res, ld, 0.0f, col, ld);
-        col2im_group(ctx, g, col, ld, cnt, dx + i0 * in_sz);
+        const int64_t ld = c->gr * p;
+        float *const col = ws, *const res = ws + kk * ld;
+        im2col_group(ctx, g, x + i0 * c->in_sz, cnt, col, ld);
+        gather_dy(ctx, g, dy + i0 * c->out_sz, cnt, res, ld);
+        sat__gemm(ctx, 0, 1, g->c_out, kk, cnt * p, 1.0f, res, ld, col, ld, beta, acc, kk);
     }
 }
 
-void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
-                                const float *dy, float *dw, float *db, int64_t n, float *ws) {
-    const int64_t kk = (int64_t)g->c_in * g->k * g->k, p = (int64_t)g->h_out * g->w_out;
-    const int64_t in_sz = (int64_t)g->c_in * g->h_in * g->w_in, out_sz = g->c_out * p;
-    const int64_t gr = conv_group(g, n), ld = gr * p;
-    float *const col = ws, *const res = ws + kk * ld;
-    if (n <= 0) memset(dw, 0, (size_t)(g->c_out * kk) * sizeof *dw);
-    for (int64_t i0 = 0; i0 < n; i0 += gr) {
-        const int64_t cnt = n - i0 < gr ? n - i0 : gr;
-        /* dW += dY_group col_group^T; the first group overwrites. */
-        const float beta = i0 == 0 ? 0.0f : 1.0f;
-        if (gr == 1) {
-            const float *src = x + i0 * in_sz;
-            if (!is_pointwise(g)) {
-                im2col_group(ctx, g, src, 1, col, p);
-                src = col;
-            }
-            sat__gemm(ctx, 0, 1, g->c_out, kk, p, 1.0f, dy + i0 * out_sz, p, src, p, beta, dw,
-                      kk);
-            continue;
-        }
-        im2col_group(ctx, g, x + i0 * in_sz, cnt, col, ld);
-        gather_dy(ctx, g, dy + i0 * out_sz, cnt, res, ld);
-        sat__gemm(ctx, 0, 1, g->c_out, kk, cnt * p, 1.0f, res, ld, col, ld, beta, dw, kk);
+/* Units of work (groups, or weight-gradient chunks) spread over lanes: with several
+ * threads and several units, each thread takes a contiguous run of whole units and does
+ * them alone, one pool hand-off per layer; otherwise the units run one after another and
+ * each spreads its own im2col, GEMM and scatter over the pool. Either way a unit computes
+ * the same bits. */
+enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_WEIGHTS };
+
+typedef struct lane_job {
+    int kind;
+    const sat_conv_geom *g;
+    const conv_split *c;
+    const float *x, *w, *b, *dy;
+    float *out; /* y, dx or dw */
+    float *ws;
+    int64_t n, units, lanes;
+} lane_job;
+
+static float *chunk_target(const lane_job *j, int64_t chunk) {
+    return chunk == 0 ? j->out : j->ws + (chunk - 1) * j->g->c_out * j->c->kk;
+}
+
+static void run_unit(const sat_context *ctx, const lane_job *j, int64_t u, float *slot) {
+    if (j->kind == CONV_FORWARD)
+        forward_group(ctx, j->g, j->c, j->x, j->w, j->b, j->out, u, j->n, slot);
+    else if (j->kind == CONV_BACKWARD_DATA)
+        backward_data_group(ctx, j->g, j->c, j->dy, j->w, j->out, u, j->n, slot);
+    else
+        weights_chunk(ctx, j->g, j->c, j->x, j->dy, chunk_target(j, u), u, j->n, slot);
+}
+
+static void lane_range(void *arg, int64_t l0, int64_t l1) {
+    const lane_job *j = arg;
+    for (int64_t l = l0; l < l1; l++) {
+        float *slot = j->ws + j->c->partials + l * j->c->slot;
+        for (int64_t u = l * j->units / j->lanes; u < (l + 1) * j->units / j->lanes; u++) run_unit(NULL, j, u, slot);
+    }
+}
+
+static void run_lanes(const sat_context *ctx, lane_job *j, int64_t ws_lanes) {
+    int64_t lanes = ctx && ctx->pool ? ctx->num_threads : 1;
+    if (lanes > ws_lanes) lanes = ws_lanes;
+    if (lanes > j->units) lanes = j->units;
+    if (lanes > 1) {
+        j->lanes = lanes;
+        sat__parallel_for(ctx, lanes, lane_range, j);
+        return;
+    }
+    for (int64_t u = 0; u < j->units; u++) run_unit(ctx, j, u, j->ws + j->c->partials);
+}
+
+void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *w,
+                       const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes) {
+    const conv_split c = conv_split_of(g, n);
+    lane_job j = {CONV_FORWARD, g, &c, x, w, b, NULL, y, ws, n, c.groups, 1};
+    run_lanes(ctx, &j, ws_lanes);
+}
+
+void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy, const float *w,
+                             float *dx, int64_t n, float *ws, int64_t ws_lanes) {
+    const conv_split c = conv_split_of(g, n);
+    lane_job j = {CONV_BACKWARD_DATA, g, &c, NULL, w, NULL, dy, dx, ws, n, c.groups, 1};
+    run_lanes(ctx, &j, ws_lanes);
+}
+
+void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *dy,
+                                float *dw, float *db, int64_t n, float *ws, int64_t ws_lanes) {
+    const conv_split c = conv_split_of(g, n);
+    const int64_t nw = g->c_out * c.kk;
+    if (n <= 0) memset(dw, 0, (size_t)nw * sizeof *dw);
+    lane_job j = {CONV_WEIGHTS, g, &c, x, NULL, NULL, dy, dw, ws, n, c.chunks, 1};
+    run_lanes(ctx, &j, ws_lanes);
+    /* dW = chunk 0 + chunk 1 + ..., always in this order. */
+    for (int64_t k = 1; k < c.chunks; k++) {
+        const float *part = chunk_target(&j, k);
+        for (int64_t i = 0; i < nw; i++) dw[i] += part[i];
     }
     if (db) {
         for (int64_t o = 0; o < g->c_out; o++) {
             double s = 0.0;
             for (int64_t i = 0; i < n; i++) {
-                const float *d = dy + i * out_sz + o * p;
-                for (int64_t q = 0; q < p; q++) s += d[q];
+                const float *d = dy + i * c.out_sz + o * c.p;
+                for (int64_t q = 0; q < c.p; q++) s += d[q];
             }
             db[o] = (float)s;
         }

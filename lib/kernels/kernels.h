@@ -45,17 +45,21 @@ typedef struct sat_conv_geom {
 } sat_conv_geom;
 /* Computes h_out, w_out; returns 0 if the geometry is impossible (output smaller than 1). */
 int sat__conv_geom_init(sat_conv_geom *g);
-/* Floats of scratch the three conv functions need for a batch of n. */
-int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n);
+/* Floats of scratch the three conv functions need for a batch of n when up to `lanes`
+ * threads work side by side, each on whole groups of examples with its own slot. The
+ * functions below take that workspace and the lanes it was sized for; they use
+ * min(ctx threads, ws_lanes) lanes, and their results do not depend on that number. */
+int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes);
 /* W stored [c_out, c_in, k, k]; b [c_out] or NULL. */
 void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
-                       const float *w, const float *b, float *y, int64_t n, float *ws);
+                       const float *w, const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes);
 /* dx (overwritten) from dy. */
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
-                             const float *w, float *dx, int64_t n, float *ws);
+                             const float *w, float *dx, int64_t n, float *ws, int64_t ws_lanes);
 /* dw, db (overwritten; db may be NULL) from x and dy. */
 void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
-                                const float *dy, float *dw, float *db, int64_t n, float *ws);
+                                const float *dy, float *dw, float *db, int64_t n, float *ws,
+                                int64_t ws_lanes);
 
 /* ---- batch norm over channels: x is [n, c, hw] (hw = 1 after dense) ---- */
 #define SAT_BN_EPS 1e-5f

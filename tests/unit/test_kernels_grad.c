@@ -108,7 +108,7 @@ static void test_dense_grad(void **state) {
 
 /* ---- convolution ---- */
 static void run_conv(const problem *p, float *out) {
-    sat__conv_forward(p->ctx, p->g, p->in[0], p->in[1], p->in[2], out, p->d[0], p->ws);
+    sat__conv_forward(p->ctx, p->g, p->in[0], p->in[1], p->in[2], out, p->d[0], p->ws, p->d[1]);
 }
 
 static void conv_direct(const sat_conv_geom *g, const float *x, const float *w, const float *b,
@@ -140,7 +140,7 @@ static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t nx = n * g.c_in * g.h_in * g.w_in, nw = (int64_t)g.c_out * g.c_in * g.k * g.k;
     const int64_t ny = n * g.c_out * g.h_out * g.w_out;
-    const int64_t nws = sat__conv_workspace(&g, n);
+    const int64_t nws = sat__conv_workspace(&g, n, threads);
     float *x = alloc_fill(nx, -1, 1, 21), *w = alloc_fill(nw, -1, 1, 22);
     float *b = alloc_fill(g.c_out, -1, 1, 23), *r = alloc_fill(ny, -1, 1, 24);
     float *y = alloc_fill(ny, 0, 0, 0), *dx = alloc_fill(nx, 7, 7, 0);
@@ -148,7 +148,7 @@ static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
     /* The workspace is followed by canaries that must survive every call. */
     float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
     double *yd = malloc((size_t)ny * sizeof *yd);
-    problem p = {.run = run_conv, .ctx = ctx, .g = &g, .in = {x, w, b}, .ws = ws, .d = {n}};
+    problem p = {.run = run_conv, .ctx = ctx, .g = &g, .in = {x, w, b}, .ws = ws, .d = {n, threads}};
 
     run_conv(&p, y);
     conv_direct(&g, x, w, b, yd, n);
@@ -157,8 +157,8 @@ static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
             fail_msg("conv k%d s%d p%d: y[%ld] = %g, direct %g", g.k, g.stride, g.pad, (long)i,
                      y[i], yd[i]);
 
-    sat__conv_backward_data(ctx, &g, r, w, dx, n, ws);
-    sat__conv_backward_weights(ctx, &g, x, r, dw, db, n, ws);
+    sat__conv_backward_data(ctx, &g, r, w, dx, n, ws, threads);
+    sat__conv_backward_weights(ctx, &g, x, r, dw, db, n, ws, threads);
     for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
     check_grad("conv dx", &p, x, nx, dx, r, ny, 0.5f, 1e-4);
     check_grad("conv dw", &p, w, nw, dw, r, ny, 0.5f, 1e-4);
@@ -167,7 +167,7 @@ static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
 
     /* db may be NULL; without bias the forward matches the direct loop without it */
     float *dw2 = alloc_fill(nw, 0, 0, 0);
-    sat__conv_backward_weights(ctx, &g, x, r, dw2, NULL, n, ws);
+    sat__conv_backward_weights(ctx, &g, x, r, dw2, NULL, n, ws, threads);
     assert_true(tu_max_abs_diff(dw, dw2, nw) == 0.0f);
     p.in[2] = NULL;
     run_conv(&p, y);
@@ -192,7 +192,7 @@ static void test_conv_pointwise(void **state) {
     conv_case(g, 1, 1);
     conv_case(g, 1, 2);
     assert_int_equal(sat__conv_geom_init(&g), 1);
-    assert_int_equal(sat__conv_workspace(&g, 1), 0);
+    assert_int_equal(sat__conv_workspace(&g, 1, 1), 0);
     /* 1x1 with stride 2 goes through im2col */
     sat_conv_geom g2 = {.c_in = 3, .h_in = 5, .w_in = 6, .c_out = 2, .k = 1, .stride = 2, .pad = 0};
     conv_case(g2, 2, 2);
@@ -219,8 +219,8 @@ static void test_conv_groups_match_single(void **state) {
     sat_conv_geom g = {.c_in = 2, .h_in = 32, .w_in = 32, .c_out = 3, .k = 3, .stride = 1, .pad = 1};
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t n = 5, isz = 2 * 32 * 32, osz = 3 * 32 * 32, nw = 3 * 2 * 9;
-    const int64_t nws = sat__conv_workspace(&g, n);
-    assert_true(nws > sat__conv_workspace(&g, 1)); /* grouping is in use */
+    const int64_t nws = sat__conv_workspace(&g, n, 2);
+    assert_true(nws > sat__conv_workspace(&g, 1, 1)); /* grouping is in use */
     float *x = alloc_fill(n * isz, -1, 1, 1), *w = alloc_fill(nw, -1, 1, 2);
     float *b = alloc_fill(3, -1, 1, 3), *dy = alloc_fill(n * osz, -1, 1, 4);
     float *y = alloc_fill(n * osz, 0, 0, 0), *y1 = alloc_fill(n * osz, 0, 0, 0);
@@ -229,14 +229,14 @@ static void test_conv_groups_match_single(void **state) {
     float db[3], db1[3] = {0, 0, 0}, dbi[3];
     float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
     double *yd = malloc((size_t)(n * osz) * sizeof *yd);
-    sat__conv_forward(ctx, &g, x, w, b, y, n, ws);
-    sat__conv_backward_data(ctx, &g, dy, w, dx, n, ws);
-    sat__conv_backward_weights(ctx, &g, x, dy, dw, db, n, ws);
+    sat__conv_forward(ctx, &g, x, w, b, y, n, ws, 2);
+    sat__conv_backward_data(ctx, &g, dy, w, dx, n, ws, 2);
+    sat__conv_backward_weights(ctx, &g, x, dy, dw, db, n, ws, 2);
     for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
     for (int64_t i = 0; i < n; i++) {
-        sat__conv_forward(ctx, &g, x + i * isz, w, b, y1 + i * osz, 1, ws);
-        sat__conv_backward_data(ctx, &g, dy + i * osz, w, dx1 + i * isz, 1, ws);
-        sat__conv_backward_weights(ctx, &g, x + i * isz, dy + i * osz, dwi, dbi, 1, ws);
+        sat__conv_forward(ctx, &g, x + i * isz, w, b, y1 + i * osz, 1, ws, 2);
+        sat__conv_backward_data(ctx, &g, dy + i * osz, w, dx1 + i * isz, 1, ws, 2);
+        sat__conv_backward_weights(ctx, &g, x + i * isz, dy + i * osz, dwi, dbi, 1, ws, 2);
         for (int64_t j = 0; j < nw; j++) dw1[j] += dwi[j];
         for (int j = 0; j < 3; j++) db1[j] += dbi[j];
     }
@@ -249,6 +249,69 @@ static void test_conv_groups_match_single(void **state) {
     free(x), free(w), free(b), free(dy), free(y), free(y1), free(dx), free(dx1), free(dw);
     free(dw1), free(dwi), free(ws), free(yd);
     sat_context_destroy(ctx);
+}
+
+/* Threads take whole groups side by side (lanes), each with its own workspace slot, and
+ * weight gradients sum in a fixed number of chunks: outputs must not change by a bit
+ * between 1 thread, 2 threads with one slot (threads inside each group's GEMM) and 2 or 3
+ * threads with a slot each, including uneven splits of groups and chunks. */
+static void test_conv_lanes_bit_identical(void **state) {
+    (void)state;
+    sat_conv_geom g = {.c_in = 3, .h_in = 20, .w_in = 20, .c_out = 8, .k = 3, .stride = 1, .pad = 1};
+    assert_int_equal(sat__conv_geom_init(&g), 1);
+    const int64_t n = 61, isz = 3 * 400, osz = 8 * 400, nw = 8 * 3 * 9; /* 6 per group: 11 groups */
+    float *x = alloc_fill(n * isz, -1, 1, 5), *w = alloc_fill(nw, -1, 1, 6);
+    float *b = alloc_fill(8, -1, 1, 7), *dy = alloc_fill(n * osz, -1, 1, 8);
+    float *ref[3] = {NULL, NULL, NULL};
+    const int32_t threads[4] = {1, 2, 2, 3}, lanes[4] = {1, 1, 2, 3};
+    for (int c = 0; c < 4; c++) {
+        sat_context *ctx = tu_context(threads[c], 1);
+        const int64_t nws = sat__conv_workspace(&g, n, lanes[c]);
+        float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
+        float *out[3] = {alloc_fill(n * osz, 0, 0, 0), alloc_fill(n * isz, 0, 0, 0), alloc_fill(nw, 0, 0, 0)};
+        sat__conv_forward(ctx, &g, x, w, b, out[0], n, ws, lanes[c]);
+        sat__conv_backward_data(ctx, &g, dy, w, out[1], n, ws, lanes[c]);
+        sat__conv_backward_weights(ctx, &g, x, dy, out[2], NULL, n, ws, lanes[c]);
+        for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
+        const int64_t len[3] = {n * osz, n * isz, nw};
+        for (int k = 0; k < 3; k++) {
+            if (c == 0) {
+                ref[k] = out[k];
+                continue;
+            }
+            if (memcmp(ref[k], out[k], (size_t)len[k] * sizeof(float)) != 0)
+                fail_msg("output %d differs with %d threads and %d lanes", k, threads[c], lanes[c]);
+            free(out[k]);
+        }
+        free(ws);
+        sat_context_destroy(ctx);
+    }
+    /* and the chunked weight gradient is still the gradient */
+    double *yd = malloc((size_t)(n * osz) * sizeof *yd);
+    double s = 0, worst = 0;
+    for (int64_t j = 0; j < nw; j++) {
+        const float keep = w[j];
+        double lp, lm;
+        const float up = keep + 1e-2f, down = keep - 1e-2f; /* linear in w: exact steps */
+        w[j] = up;
+        conv_direct(&g, x, w, NULL, yd, n);
+        lp = 0;
+        for (int64_t i = 0; i < n * osz; i++) lp += yd[i] * dy[i];
+        w[j] = down;
+        conv_direct(&g, x, w, NULL, yd, n);
+        lm = 0;
+        for (int64_t i = 0; i < n * osz; i++) lm += yd[i] * dy[i];
+        w[j] = keep;
+        const double fd = (lp - lm) / ((double)up - (double)down);
+        const double diff = fabs(fd - ref[2][j]);
+        if (diff > worst) worst = diff;
+        s += fabs(fd);
+    }
+    if (!(worst <= 1e-4 * (s / nw)))
+        fail_msg("chunked weight gradient off by %g (mean |dL/dw| %g)", worst, s / nw);
+    free(yd);
+    for (int k = 0; k < 3; k++) free(ref[k]);
+    free(x), free(w), free(b), free(dy);
 }
 
 static void test_conv_geometry(void **state) {
@@ -528,6 +591,7 @@ int main(void) {
         cmocka_unit_test(test_conv_pointwise),
         cmocka_unit_test(test_conv_k5_pad2),
         cmocka_unit_test(test_conv_groups_match_single),
+        cmocka_unit_test(test_conv_lanes_bit_identical),
         cmocka_unit_test(test_conv_geometry),
         cmocka_unit_test(test_bn_train_grad),
         cmocka_unit_test(test_bn_train_grad_dense_layout),
