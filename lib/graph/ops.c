@@ -103,6 +103,7 @@ static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
     nd->conv.k = nd->k;
     nd->conv.stride = nd->stride;
     nd->conv.pad = nd->pad;
+    nd->conv.direct = sat__conv_direct_available();
     if (!sat__conv_geom_init(&nd->conv))
         FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
              nd->k, nd->stride, nd->pad, in->h, in->w);

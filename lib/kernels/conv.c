@@ -66,13 +66,19 @@ static conv_split conv_split_of(const sat_conv_geom *g, int64_t n) {
         c.slot = is_pointwise(g) ? 0 : c.kk * c.p;
     else
         c.slot = (c.kk + g->c_out) * c.gr * c.p; /* column matrix, then the GEMM's [c_out, G*P] */
+    if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_WEIGHTS)) {
+        const int64_t tab = sat__conv_direct_weights_scratch(g);
+        if (tab > c.slot) c.slot = tab;
+    }
     c.partials = c.chunks > 1 ? (c.chunks - 1) * g->c_out * c.kk : 0;
     return c;
 }
 
 int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes) {
     const conv_split c = conv_split_of(g, n);
-    return c.partials + (lanes < 1 ? 1 : lanes) * c.slot;
+    const int64_t split = c.partials + (lanes < 1 ? 1 : lanes) * c.slot;
+    const int64_t direct = g->direct ? sat__conv_direct_workspace(g) : 0;
+    return split > direct ? split : direct;
 }
 
 /* Output columns ow whose input column ow*s - pad + kj lies inside [0, w): [lo, hi). */
@@ -301,6 +307,10 @@ static void weights_chunk(const sat_context *ctx, const sat_conv_geom *g, const 
                           const float *dy, float *acc, int64_t chunk, int64_t n, float *ws) {
     const int64_t g0 = chunk * c->groups / c->chunks, g1 = (chunk + 1) * c->groups / c->chunks;
     const int64_t p = c->p, kk = c->kk;
+    if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_WEIGHTS)) {
+        sat__conv_direct_weights(g, x, dy, acc, g0 * c->gr, g1 * c->gr < n ? g1 * c->gr : n, ws);
+        return;
+    }
     for (int64_t grp = g0; grp < g1; grp++) {
         const int64_t i0 = grp * c->gr, cnt = n - i0 < c->gr ? n - i0 : c->gr;
         const float beta = grp == g0 ? 0.0f : 1.0f; /* the chunk's first group overwrites */
@@ -373,6 +383,10 @@ static void run_lanes(const sat_context *ctx, lane_job *j, int64_t ws_lanes) {
 
 void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *w,
                        const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes) {
+    if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_FORWARD)) {
+        sat__conv_direct_forward(ctx, g, x, w, b, y, n, ws);
+        return;
+    }
     const conv_split c = conv_split_of(g, n);
     lane_job j = {CONV_FORWARD, g, &c, x, w, b, NULL, y, ws, n, c.groups, 1};
     run_lanes(ctx, &j, ws_lanes);
@@ -380,6 +394,10 @@ void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const flo
 
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy, const float *w,
                              float *dx, int64_t n, float *ws, int64_t ws_lanes) {
+    if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_DATA)) {
+        sat__conv_direct_backward_data(ctx, g, dy, w, dx, n, ws);
+        return;
+    }
     const conv_split c = conv_split_of(g, n);
     lane_job j = {CONV_BACKWARD_DATA, g, &c, NULL, w, NULL, dy, dx, ws, n, c.groups, 1};
     run_lanes(ctx, &j, ws_lanes);

@@ -42,6 +42,7 @@ typedef struct sat_conv_geom {
     int32_t c_in, h_in, w_in;
     int32_t c_out, k, stride, pad;
     int32_t h_out, w_out; /* filled by sat__conv_geom_init */
+    int32_t direct;       /* 1: use the direct kernels where they fit (conv_direct.c) */
 } sat_conv_geom;
 /* Computes h_out, w_out; returns 0 if the geometry is impossible (output smaller than 1). */
 int sat__conv_geom_init(sat_conv_geom *g);
@@ -56,6 +57,24 @@ void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const flo
 /* dx (overwritten) from dy. */
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                              const float *w, float *dx, int64_t n, float *ws, int64_t ws_lanes);
+/* Direct convolution (conv_direct.c): no column matrix, AVX-512 only. The conv functions
+ * above use it when g->direct is set and it fits; these are what they call. */
+int sat__conv_direct_available(void);
+enum { SAT_CONV_DIRECT_FORWARD, SAT_CONV_DIRECT_DATA, SAT_CONV_DIRECT_WEIGHTS };
+/* 1 if the direct kernels handle this geometry for the forward pass, the input gradient
+ * or the weight gradient. */
+int sat__conv_direct_fits(const sat_conv_geom *g, int which);
+/* Floats for packed weights (forward and input gradient, shared by all threads). */
+int64_t sat__conv_direct_workspace(const sat_conv_geom *g);
+/* Floats of per-thread scratch for sat__conv_direct_weights. */
+int64_t sat__conv_direct_weights_scratch(const sat_conv_geom *g);
+/* dw (overwritten) = the weight gradient summed over examples [e0, e1); one thread. */
+void sat__conv_direct_weights(const sat_conv_geom *g, const float *x, const float *dy, float *dw, int64_t e0,
+                              int64_t e1, float *scratch);
+void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *w,
+                              const float *b, float *y, int64_t n, float *ws);
+void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
+                                    const float *w, float *dx, int64_t n, float *ws);
 /* dw, db (overwritten; db may be NULL) from x and dy. */
 void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
                                 const float *dy, float *dw, float *db, int64_t n, float *ws,

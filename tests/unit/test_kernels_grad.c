@@ -135,7 +135,7 @@ static void conv_direct(const sat_conv_geom *g, const float *x, const float *w, 
 
 /* n = 1 takes the one-example path (no im2col for 1x1 stride 1); n > 1 groups examples
  * side by side in one GEMM. */
-static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
+static void conv_case_one(sat_conv_geom g, int32_t threads, int64_t n) {
     sat_context *ctx = tu_context(threads, 1);
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t nx = n * g.c_in * g.h_in * g.w_in, nw = (int64_t)g.c_out * g.c_in * g.k * g.k;
@@ -178,6 +178,16 @@ static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
     sat_context_destroy(ctx);
 }
 
+/* Every case through the im2col path and, where the CPU has it, the direct kernels. */
+static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
+    g.direct = 0;
+    conv_case_one(g, threads, n);
+    if (sat__conv_direct_available()) {
+        g.direct = 1;
+        conv_case_one(g, threads, n);
+    }
+}
+
 static void test_conv_stride2_pad1(void **state) {
     (void)state;
     sat_conv_geom g = {.c_in = 3, .h_in = 7, .w_in = 6, .c_out = 4, .k = 3, .stride = 2, .pad = 1};
@@ -209,6 +219,27 @@ static void test_conv_k5_pad2(void **state) {
     conv_case(g2, 1, 2);
     sat_conv_geom g3 = {.c_in = 2, .h_in = 5, .w_in = 7, .c_out = 3, .k = 3, .stride = 1, .pad = 0};
     conv_case(g3, 2, 2);
+}
+
+/* Shapes the direct kernels handle in pieces: rows wider than 8 pixels (weight gradients
+ * go direct), 16-pixel vectors that straddle up to three output rows and end part-way,
+ * output channels and column rows that do not fill a 4 x 4 or 16 x 16 tile. */
+static void test_conv_direct_edges(void **state) {
+    (void)state;
+    sat_conv_geom g = {.c_in = 3, .h_in = 9, .w_in = 11, .c_out = 5, .k = 3, .stride = 1, .pad = 1};
+    conv_case(g, 1, 2);
+    conv_case(g, 2, 3);
+    sat_conv_geom g2 = {.c_in = 17, .h_in = 8, .w_in = 8, .c_out = 18, .k = 1, .stride = 1, .pad = 0};
+    conv_case(g2, 1, 2);
+    sat_conv_geom g3 = {.c_in = 2, .h_in = 12, .w_in = 13, .c_out = 3, .k = 5, .stride = 1, .pad = 0};
+    conv_case(g3, 2, 2);
+    sat_conv_geom g4 = {.c_in = 4, .h_in = 17, .w_in = 17, .c_out = 20, .k = 3, .stride = 2, .pad = 1};
+    conv_case(g4, 1, 2);
+    /* input gradients go direct from 16 input channels on */
+    sat_conv_geom g5 = {.c_in = 16, .h_in = 9, .w_in = 10, .c_out = 5, .k = 3, .stride = 1, .pad = 1};
+    conv_case(g5, 2, 2);
+    sat_conv_geom g6 = {.c_in = 16, .h_in = 6, .w_in = 9, .c_out = 3, .k = 5, .stride = 1, .pad = 2};
+    conv_case(g6, 1, 2);
 }
 
 /* Images large enough that only a few fit in a group, and a batch that leaves a partial
@@ -255,9 +286,8 @@ static void test_conv_groups_match_single(void **state) {
  * weight gradients sum in a fixed number of chunks: outputs must not change by a bit
  * between 1 thread, 2 threads with one slot (threads inside each group's GEMM) and 2 or 3
  * threads with a slot each, including uneven splits of groups and chunks. */
-static void test_conv_lanes_bit_identical(void **state) {
-    (void)state;
-    sat_conv_geom g = {.c_in = 3, .h_in = 20, .w_in = 20, .c_out = 8, .k = 3, .stride = 1, .pad = 1};
+static void conv_lanes_case(int32_t direct) {
+    sat_conv_geom g = {.c_in = 3, .h_in = 20, .w_in = 20, .c_out = 8, .k = 3, .stride = 1, .pad = 1, .direct = direct};
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t n = 61, isz = 3 * 400, osz = 8 * 400, nw = 8 * 3 * 9; /* 6 per group: 11 groups */
     float *x = alloc_fill(n * isz, -1, 1, 5), *w = alloc_fill(nw, -1, 1, 6);
@@ -312,6 +342,12 @@ static void test_conv_lanes_bit_identical(void **state) {
     free(yd);
     for (int k = 0; k < 3; k++) free(ref[k]);
     free(x), free(w), free(b), free(dy);
+}
+
+static void test_conv_lanes_bit_identical(void **state) {
+    (void)state;
+    conv_lanes_case(0);
+    if (sat__conv_direct_available()) conv_lanes_case(1);
 }
 
 static void test_conv_geometry(void **state) {
@@ -590,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_conv_stride2_pad1),
         cmocka_unit_test(test_conv_pointwise),
         cmocka_unit_test(test_conv_k5_pad2),
+        cmocka_unit_test(test_conv_direct_edges),
         cmocka_unit_test(test_conv_groups_match_single),
         cmocka_unit_test(test_conv_lanes_bit_identical),
         cmocka_unit_test(test_conv_geometry),
