@@ -223,23 +223,32 @@ static void test_no_allocation_in_steps(void **st) {
 
 /* ---- thread count does not change results ---- */
 
-static void run_threads(int32_t threads, float *logits, float *grad, float *pgrad, int64_t np) {
-    sat_context *ctx = tu_context(threads, 77);
+/* grow: the model is created while the context has one thread, which then changes to
+ * `threads` (the per-thread workspace has to grow on the next pass). */
+static void run_threads_on(const char *preset, int32_t c, int32_t hw, int32_t threads, int grow, float *logits,
+                           float *grad, float *pgrad, int64_t np) {
+    sat_context *ctx = tu_context(grow ? 1 : threads, 77);
     char *spec = NULL;
-    TU_CHECK(sat_preset_spec("madry-cnn", 1, 28, 28, 10, NULL, NULL, &spec));
+    TU_CHECK(sat_preset_spec(preset, c, hw, hw, 10, NULL, NULL, &spec));
     sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 16);
     sat_free(spec);
+    if (grow) TU_CHECK(sat_context_set_num_threads(ctx, threads));
     assert_int_equal(sat_model_param_count(m), np);
-    float *x = malloc(sizeof(float) * 16 * 784);
+    const int64_t in = (int64_t)c * hw * hw;
+    float *x = malloc(sizeof(float) * 16 * (size_t)in);
     int32_t y[16];
     for (int i = 0; i < 16; i++) y[i] = i % 10;
-    tu_fill_uniform(x, 16 * 784, 0, 1, 5);
+    tu_fill_uniform(x, 16 * in, 0, 1, 5);
     TU_CHECK(sat_model_input_gradient(m, x, y, 16, NULL, grad, logits));
     TU_CHECK(sat_model_train_backward(m, x, y, 16, 0, NULL, NULL));
     memcpy(pgrad, sat_model_grads(m), sizeof(float) * np);
     free(x);
     sat_model_destroy(m);
     sat_context_destroy(ctx);
+}
+
+static void run_threads(int32_t threads, float *logits, float *grad, float *pgrad, int64_t np) {
+    run_threads_on("madry-cnn", 1, 28, threads, 0, logits, grad, pgrad, np);
 }
 
 static void test_thread_independence(void **st) {
@@ -254,6 +263,24 @@ static void test_thread_independence(void **st) {
     assert_memory_equal(g1, g2, sizeof(float) * 16 * 784);
     assert_memory_equal(p1, p2, sizeof(float) * np);
     free(l1), free(l2), free(g1), free(g2), free(p1), free(p2);
+}
+
+/* The same for resnet20 (16-64 channel convolutions, projections, batch norm), with 3
+ * threads, and with threads added after the model was created. */
+static void test_thread_independence_resnet(void **st) {
+    (void)st;
+    const int64_t np = 272474, in = 3 * 16 * 16;
+    float l[3][160], *g[3], *p[3];
+    for (int k = 0; k < 3; k++) g[k] = malloc(sizeof(float) * 16 * (size_t)in), p[k] = malloc(sizeof(float) * np);
+    run_threads_on("resnet20", 3, 16, 1, 0, l[0], g[0], p[0], np);
+    run_threads_on("resnet20", 3, 16, 3, 0, l[1], g[1], p[1], np);
+    run_threads_on("resnet20", 3, 16, 2, 1, l[2], g[2], p[2], np);
+    for (int k = 1; k < 3; k++) {
+        assert_memory_equal(l[0], l[k], sizeof l[0]);
+        assert_memory_equal(g[0], g[k], sizeof(float) * 16 * (size_t)in);
+        assert_memory_equal(p[0], p[k], sizeof(float) * np);
+    }
+    for (int k = 0; k < 3; k++) free(g[k]), free(p[k]);
 }
 
 /* clone copies parameters and statistics; the copy is independent */
@@ -307,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_opts_sizes),
         cmocka_unit_test(test_no_allocation_in_steps),
         cmocka_unit_test(test_thread_independence),
+        cmocka_unit_test(test_thread_independence_resnet),
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_status_strings),
     };
