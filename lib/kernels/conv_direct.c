@@ -1,4 +1,4 @@
-/* conv_direct.c - convolution without a column matrix (implicit GEMM), on CPUs with AVX-512.
+/* conv_direct.c - stride-1 convolution without a column matrix (implicit GEMM), on CPUs with AVX-512.
  *
  * The im2col path writes a column matrix nine times the size of the input for a 3x3
  * convolution, and the GEMM then packs it again: for the narrow layers of small-image
@@ -57,17 +57,19 @@ int sat__conv_direct_available(void) {
 }
 
 /* Where the direct kernels win was measured per layer shape (batch 128, one thread, against
- * im2col + GEMM): forward everywhere (resnet20 3x3 layers 1.8-2.5x faster); the input
+ * im2col + GEMM): forward at stride 1 (resnet20 3x3 layers 1.8-2.5x faster; small-cnn's
+ * stride-2 layers read through gathers were up to 2x slower, so strided layers stay
+ * im2col); the input
  * gradient when it has at least 16 channels to fill a tile (a 1-channel input gradient ran
  * 5x slower); weight gradients only for short columns (c_in k k <= 320: 16 -> 16 channels
  * 1.6x faster, 32 -> 32 equal, 64 -> 64 and madry-cnn's 32 -> 64 5x5 1.4x slower). */
 #define DIRECT_WEIGHTS_MAX_ROWS 320
 
 int sat__conv_direct_fits(const sat_conv_geom *g, int which) {
-    if (!g->direct || g->k > DIRECT_MAX_K) return 0;
-    if (which == SAT_CONV_DIRECT_DATA) return g->stride == 1 && g->pad <= g->k - 1 && g->c_in >= TILE;
+    if (!g->direct || g->k > DIRECT_MAX_K || g->stride != 1) return 0;
+    if (which == SAT_CONV_DIRECT_DATA) return g->pad <= g->k - 1 && g->c_in >= TILE;
     if (which == SAT_CONV_DIRECT_WEIGHTS)
-        return g->stride == 1 && g->w_out >= 8 && (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS &&
+        return g->w_out >= 8 && (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS &&
                (int64_t)g->h_in * g->w_in < INT32_MAX;
     return 1;
 }
@@ -109,21 +111,18 @@ static void pack_weights(const sat_conv_geom *g, const float *w, int transpose, 
     }
 }
 
-/* The shape one tile pass runs over: input [cin, h, w] -> output [cout, ho, wo]. */
+/* The shape one tile pass runs over: input [cin, h, w] -> output [cout, ho, wo], stride 1. */
 typedef struct direct_shape {
-    int64_t cin, h, w, cout, k, stride, pad, ho, wo;
+    int64_t cin, h, w, cout, k, pad, ho, wo;
 } direct_shape;
 
 /* For one block of up to 16 output pixels and one kernel tap (ki, kj): which lanes read
- * which input element. Stride 1: each run of lanes on one output row reads consecutive
- * elements, one masked load per run from base + lane. Other strides: a gather. */
+ * which input element. Each run of lanes on one output row reads consecutive elements (the
+ * stride is 1), one masked load per run from base + lane. */
 typedef struct tap {
-    int32_t runs;                /* stride 1: masked loads; 0: nothing to read */
+    int32_t runs;                /* masked loads; 0: nothing to read */
     __mmask16 mask[TILE];
     int64_t base[TILE];          /* element offset of lane 0 within a channel plane */
-    int32_t gather;              /* stride > 1 */
-    __mmask16 gmask;
-    int32_t idx[TILE];
 } tap;
 
 typedef struct direct_job {
@@ -138,22 +137,6 @@ typedef struct direct_job {
 /* Lanes of block q0.. (nq of them) and tap (ki, kj). */
 static void tap_setup(const direct_shape *s, int64_t q0, int64_t nq, int64_t ki, int64_t kj, tap *t) {
     t->runs = 0;
-    t->gather = 0;
-    if (s->stride != 1) {
-        t->gather = 1;
-        t->gmask = 0;
-        for (int64_t j = 0; j < TILE; j++) {
-            t->idx[j] = 0;
-            if (j >= nq) continue;
-            const int64_t q = q0 + j, oh = q / s->wo, ow = q % s->wo;
-            const int64_t ih = oh * s->stride - s->pad + ki, iw = ow * s->stride - s->pad + kj;
-            if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
-            t->idx[j] = (int32_t)(ih * s->w + iw);
-            t->gmask |= (__mmask16)(1u << j);
-        }
-        if (!t->gmask) t->gather = 0;
-        return;
-    }
     for (int64_t j = 0; j < nq;) {
         const int64_t q = q0 + j, oh = q / s->wo, ow0 = q % s->wo;
         int64_t len = s->wo - ow0;
@@ -182,23 +165,16 @@ __attribute__((target("avx512f"))) static void direct_tile(const direct_job *jb,
     __m512 c8 = c0, c9 = c0, c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
     for (int64_t kij = 0; kij < kk; kij++) {
         const tap *t = &taps[kij];
-        if (!t->runs && !t->gather) continue; /* the tap falls into the padding for every lane */
+        if (!t->runs) continue; /* the tap falls into the padding for every lane */
         const float *a = a0 + kij * TILE;
         /* Pointer arithmetic through uintptr_t: a run's base may lie before the plane; the
          * masked-off lanes are never read. */
         const uintptr_t xb = (uintptr_t)x;
-        __m512i gidx = _mm512_setzero_si512();
-        if (t->gather) gidx = _mm512_loadu_si512(t->idx);
         for (int64_t c = 0; c < s->cin; c++, a += kk * TILE) {
             const uintptr_t xc = xb + (uintptr_t)(c * plane) * sizeof(float);
-            __m512 b;
-            if (t->gather) {
-                b = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), t->gmask, gidx, (const void *)xc, 4);
-            } else {
-                b = _mm512_maskz_loadu_ps(t->mask[0], (const void *)(xc + (uintptr_t)t->base[0] * sizeof(float)));
-                for (int32_t r = 1; r < t->runs; r++)
-                    b = _mm512_mask_loadu_ps(b, t->mask[r], (const void *)(xc + (uintptr_t)t->base[r] * sizeof(float)));
-            }
+            __m512 b = _mm512_maskz_loadu_ps(t->mask[0], (const void *)(xc + (uintptr_t)t->base[0] * sizeof(float)));
+            for (int32_t r = 1; r < t->runs; r++)
+                b = _mm512_mask_loadu_ps(b, t->mask[r], (const void *)(xc + (uintptr_t)t->base[r] * sizeof(float)));
 #define SAT_TILE_ROW(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b, c##i);
             SAT_TILE_ROW(0) SAT_TILE_ROW(1) SAT_TILE_ROW(2) SAT_TILE_ROW(3)
             SAT_TILE_ROW(4) SAT_TILE_ROW(5) SAT_TILE_ROW(6) SAT_TILE_ROW(7)
@@ -250,7 +226,7 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws) {
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 0, ws);
-    direct_job jb = {{g->c_in, g->h_in, g->w_in, g->c_out, g->k, g->stride, g->pad, g->h_out, g->w_out},
+    direct_job jb = {{g->c_in, g->h_in, g->w_in, g->c_out, g->k, g->pad, g->h_out, g->w_out},
                      x, ws, b, y, 0};
     direct_run(ctx, &jb, n);
 #else
@@ -262,7 +238,7 @@ void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom 
                                     const float *w, float *dx, int64_t n, float *ws) {
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 1, ws);
-    direct_job jb = {{g->c_out, g->h_out, g->w_out, g->c_in, g->k, 1, g->k - 1 - g->pad, g->h_in, g->w_in},
+    direct_job jb = {{g->c_out, g->h_out, g->w_out, g->c_in, g->k, g->k - 1 - g->pad, g->h_in, g->w_in},
                      dy, ws, NULL, dx, 0};
     direct_run(ctx, &jb, n);
 #else
