@@ -51,7 +51,7 @@ static float *grad_target(sat_model *m, const uint8_t *need, int j, int slot) {
 static void grad_commit(sat_model *m, int j, const float *target, int64_t n) {
     if (!target) return;
     float *own = m->arena + m->nodes[j].a_grad;
-    if (target != own) sat__axpy(1.0f, target, own, n * m->nodes[j].size);
+    if (target != own) sat__graph_add(m, own, target, own, n * m->nodes[j].size);
     m->grad_fresh[j] = 0;
     m->grad_ptr[j] = own;
 }

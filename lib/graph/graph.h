@@ -139,6 +139,8 @@ static inline int sat__node_has_params(const sat_node *nd) {
 int32_t sat__parse_spec(sat_model *m, const char *spec, char *err);
 /* plan.c: lays out the arena for max_batch and the two plans' needs; allocates blocks. */
 int32_t sat__plan(sat_model *m, char *err);
+/* out = a + b over count floats (out may be a), split over the worker pool. */
+void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count);
 /* Threads beyond this share workspace slots (conv layers then use this many). */
 #define SAT__MAX_LANES 16
 /* Makes the workspace large enough for the context's current thread count (it may have

@@ -197,20 +197,50 @@ static int32_t bn_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
+/* Training-mode batch norm over ranges of channels: each channel's sums are taken by one
+ * thread, in the same order for any thread count. */
+typedef struct bn_train_job {
+    const sat_run *r;
+    const sat_node *nd;
+    const float *x0, *dy;
+    float *out;
+    int backward;
+} bn_train_job;
+
+static void bn_train_range(void *arg, int64_t c0, int64_t c1) {
+    const bn_train_job *j = arg;
+    sat_model *m = j->r->m;
+    const sat_node *nd = j->nd;
+    const int64_t hw = (int64_t)nd->h * nd->w;
+    float *save = m->arena + nd->a_save;
+    if (!j->backward) {
+        const int upd = j->r->bn == SAT__BN_TRAIN;
+        sat__bn_forward_train_range(j->x0, m->params + nd->p_gamma, m->params + nd->p_beta, j->out, j->r->n, nd->c,
+                                    hw, save, save + nd->c, upd ? m->state + nd->s_mean : NULL,
+                                    upd ? m->state + nd->s_var : NULL, c0, c1);
+    } else {
+        float *dg = j->r->param_grads ? m->grads + nd->p_gamma : NULL;
+        float *db = j->r->param_grads ? m->grads + nd->p_beta : NULL;
+        sat__bn_backward_train_range(j->x0, m->params + nd->p_gamma, j->dy, save, save + nd->c, j->out, dg, db,
+                                     j->r->n, nd->c, hw, c0, c1);
+    }
+}
+
+static void bn_train_run(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
+                         int backward) {
+    bn_train_job j = {r, nd, x0, dy, out, backward};
+    if (r->m->ctx->num_threads <= 1 || r->n * nd->size < EX_MIN_PARALLEL)
+        bn_train_range(&j, 0, nd->c);
+    else
+        sat__parallel_for(r->m->ctx, nd->c, bn_train_range, &j);
+}
+
 static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
-    sat_model *m = r->m;
-    const float *g = m->params + nd->p_gamma, *b = m->params + nd->p_beta;
-    int64_t hw = (int64_t)nd->h * nd->w;
-    if (r->bn == SAT__BN_INFER) {
-        (void)g, (void)b, (void)hw;
+    if (r->bn == SAT__BN_INFER)
         ex_run(r, nd, x0, NULL, y, bn_infer_fwd_body);
-    } else {
-        float *save = m->arena + nd->a_save;
-        int upd = r->bn == SAT__BN_TRAIN;
-        sat__bn_forward_train(x0, g, b, y, r->n, nd->c, hw, save, save + nd->c,
-                              upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL);
-    }
+    else
+        bn_train_run(r, nd, x0, NULL, y, 0);
 }
 
 static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -229,8 +259,7 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
                                    r->n, nd->c, hw);
         }
     } else {
-        const float *save = m->arena + nd->a_save;
-        sat__bn_backward_train(x0, g, dy, save, save + nd->c, dx0, dg, db, r->n, nd->c, hw);
+        bn_train_run(r, nd, x0, dy, dx0, 1);
     }
 }
 
@@ -392,6 +421,11 @@ static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
         FAIL("model spec line %d: add of %dx%dx%d and %dx%dx%d (line %d): shapes differ", nd->line,
              a->c, a->h, a->w, b->c, b->h, b->w, b->line);
     return same_shape_infer(m, nd, err);
+}
+
+void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count) {
+    ew_job j = {2, 0, 0.0f, a, b, out, count};
+    ew_run(m, &j);
 }
 
 static void add_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {

@@ -88,6 +88,10 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
 void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y,
                            int64_t n, int64_t c, int64_t hw, float *save_mean, float *save_invstd,
                            float *running_mean, float *running_var);
+/* The same for channels [c0, c1) only: ranges of channels can run on different threads. */
+void sat__bn_forward_train_range(const float *x, const float *gamma, const float *beta, float *y, int64_t n,
+                                 int64_t c, int64_t hw, float *save_mean, float *save_invstd, float *running_mean,
+                                 float *running_var, int64_t c0, int64_t c1);
 /* Inference mode: running statistics. */
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, float *y,
@@ -97,6 +101,9 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
 void sat__bn_backward_train(const float *x, const float *gamma, const float *dy,
                             const float *save_mean, const float *save_invstd, float *dx,
                             float *dgamma, float *dbeta, int64_t n, int64_t c, int64_t hw);
+void sat__bn_backward_train_range(const float *x, const float *gamma, const float *dy, const float *save_mean,
+                                  const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n,
+                                  int64_t c, int64_t hw, int64_t c0, int64_t c1);
 /* Backward of inference mode (statistics are constants). */
 void sat__bn_backward_infer(const float *x, const float *gamma, const float *running_mean,
                             const float *running_var, const float *dy, float *dx, float *dgamma,
