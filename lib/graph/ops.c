@@ -287,12 +287,13 @@ static float act_param_now(const sat_model *m, const sat_node *nd) {
 #define EW_MIN_PARALLEL 32768
 
 typedef struct ew_job {
-    int kind; /* 0 act forward, 1 act backward, 2 add */
+    int kind; /* 0 act forward, 1 act backward, 2 add, 3 copy a to out and out2 (if set) */
     int32_t act;
     float param;
     const float *a, *b;
     float *out;
     int64_t count;
+    float *out2;
 } ew_job;
 
 static void ew_range(void *arg, int64_t b0, int64_t b1) {
@@ -303,8 +304,12 @@ static void ew_range(void *arg, int64_t b0, int64_t b1) {
         sat__act_forward(j->act, j->param, j->a + lo, j->out + lo, hi - lo);
     else if (j->kind == 1)
         sat__act_backward(j->act, j->param, j->a + lo, j->b + lo, j->out + lo, hi - lo);
-    else
+    else if (j->kind == 2)
         sat__add(j->a + lo, j->b + lo, j->out + lo, hi - lo);
+    else if (j->out && j->out2)
+        for (int64_t i = lo; i < hi; i++) j->out[i] = j->out2[i] = j->a[i];
+    else if (j->out || j->out2)
+        memcpy((j->out ? j->out : j->out2) + lo, j->a + lo, (size_t)(hi - lo) * sizeof(float));
 }
 
 static void ew_run(const sat_model *m, ew_job *j) {
@@ -317,7 +322,7 @@ static void ew_run(const sat_model *m, ew_job *j) {
 
 static void act_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
-    ew_job j = {0, nd->act, act_param_now(r->m, nd), x0, NULL, y, r->n * nd->size};
+    ew_job j = {0, nd->act, act_param_now(r->m, nd), x0, NULL, y, r->n * nd->size, NULL};
     ew_run(r->m, &j);
 }
 
@@ -328,7 +333,7 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     float own = act_param_now(m, nd);
     int64_t count = r->n * nd->size;
     if (dx0) {
-        ew_job j = {1, nd->act, own, x0, dy, dx0, count};
+        ew_job j = {1, nd->act, own, x0, dy, dx0, count, NULL};
         if (r->bwd_act != SAT_ACT_SAME) {
             j.act = r->bwd_act;
             j.param = r->bwd_param;
@@ -424,21 +429,21 @@ static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
 }
 
 void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count) {
-    ew_job j = {2, 0, 0.0f, a, b, out, count};
+    ew_job j = {2, 0, 0.0f, a, b, out, count, NULL};
     ew_run(m, &j);
 }
 
 static void add_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
-    ew_job j = {2, 0, 0.0f, x0, x1, y, r->n * nd->size};
+    ew_job j = {2, 0, 0.0f, x0, x1, y, r->n * nd->size, NULL};
     ew_run(r->m, &j);
 }
 
 static void add_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                          const float *dy, float *dx0, float *dx1) {
     (void)x0, (void)y;
-    size_t bytes = sizeof(float) * (size_t)(r->n * nd->size);
-    if (dx0) memcpy(dx0, dy, bytes);
-    if (dx1) memcpy(dx1, dy, bytes);
+    /* Both inputs receive dy: one read, two writes, split over the pool. */
+    ew_job j = {3, 0, 0.0f, dy, NULL, dx0, r->n * nd->size, dx1};
+    ew_run(r->m, &j);
 }
 
 /* ---- flatten: NCHW is already flat per example; the output aliases the input ---- */
