@@ -127,6 +127,10 @@ typedef struct sat_op_info {
     /* dx0/dx1 (may be NULL: not needed) are overwritten. */
     void (*backward)(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                      const float *dy, float *dx0, float *dx1);
+    /* 1 if backward reads its inputs x0/x1. No backward reads its own output y, so an
+     * output that no consumer's backward reads is dead once the forward pass has used it
+     * (plan.c lets such outputs share memory). */
+    int32_t backward_reads_input;
 } sat_op_info;
 
 extern const sat_op_info sat__ops[SAT_OP_COUNT];

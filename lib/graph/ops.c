@@ -467,15 +467,15 @@ static void flatten_backward(const sat_run *r, const sat_node *nd, const float *
 }
 
 const sat_op_info sat__ops[SAT_OP_COUNT] = {
-    [SAT_OP_INPUT] = {"input", input_infer, no_workspace, NULL, NULL},
-    [SAT_OP_NORMALIZE] = {"normalize", same_shape_infer, no_workspace, normalize_forward, normalize_backward},
-    [SAT_OP_DENSE] = {"dense", dense_infer, no_workspace, dense_forward, dense_backward},
-    [SAT_OP_CONV] = {"conv", conv_infer, conv_workspace, conv_forward, conv_backward},
-    [SAT_OP_BN] = {"bn", bn_infer, no_workspace, bn_forward, bn_backward},
-    [SAT_OP_ACT] = {"act", act_infer, no_workspace, act_forward, act_backward},
-    [SAT_OP_MAXPOOL] = {"maxpool", pool_infer, no_workspace, maxpool_forward, maxpool_backward},
-    [SAT_OP_AVGPOOL] = {"avgpool", pool_infer, no_workspace, avgpool_forward, avgpool_backward},
-    [SAT_OP_GAP] = {"gap", gap_infer, no_workspace, gap_forward, gap_backward},
-    [SAT_OP_ADD] = {"add", add_infer, no_workspace, add_forward, add_backward},
-    [SAT_OP_FLATTEN] = {"flatten", flatten_infer, no_workspace, flatten_forward, flatten_backward},
+    [SAT_OP_INPUT] = {"input", input_infer, no_workspace, NULL, NULL, 0},
+    [SAT_OP_NORMALIZE] = {"normalize", same_shape_infer, no_workspace, normalize_forward, normalize_backward, 0},
+    [SAT_OP_DENSE] = {"dense", dense_infer, no_workspace, dense_forward, dense_backward, 1},
+    [SAT_OP_CONV] = {"conv", conv_infer, conv_workspace, conv_forward, conv_backward, 1},
+    [SAT_OP_BN] = {"bn", bn_infer, no_workspace, bn_forward, bn_backward, 1},
+    [SAT_OP_ACT] = {"act", act_infer, no_workspace, act_forward, act_backward, 1},
+    [SAT_OP_MAXPOOL] = {"maxpool", pool_infer, no_workspace, maxpool_forward, maxpool_backward, 1},
+    [SAT_OP_AVGPOOL] = {"avgpool", pool_infer, no_workspace, avgpool_forward, avgpool_backward, 0},
+    [SAT_OP_GAP] = {"gap", gap_infer, no_workspace, gap_forward, gap_backward, 0},
+    [SAT_OP_ADD] = {"add", add_infer, no_workspace, add_forward, add_backward, 0},
+    [SAT_OP_FLATTEN] = {"flatten", flatten_infer, no_workspace, flatten_forward, flatten_backward, 0},
 };

@@ -1,9 +1,14 @@
 /* plan.c - compiles the two plans of a parsed graph and lays out its memory.
  *
- * Forward outputs stay alive for the whole step (backward reads them), so each gets its
- * own region. Output gradients are short-lived: node i's gradient is written first by the
+ * Forward outputs that a backward reads (the inputs of conv, dense, batch norm, activation
+ * and max pooling, and the logits) stay alive for the whole step, so each gets its own
+ * region. The others (a batch norm feeding a residual add, say) are dead once their
+ * consumers' forwards have run: they get first-fit regions over their forward lifetimes.
+ * Output gradients are short-lived too: node i's gradient is written first by the
  * backward of its last consumer and last read by its own backward; regions are assigned
- * first-fit over those lifetimes, so gradients of distant layers share memory. */
+ * first-fit over those lifetimes, so gradients of distant layers share memory. Forward
+ * and backward never overlap, so the short-lived outputs and the gradients share one
+ * region. */
 #include "graph.h"
 
 #include <string.h>
@@ -59,9 +64,11 @@ int32_t sat__plan(sat_model *m, char *err) {
     m->need_dx[0] = sat__calloc(ctx, (size_t)N, 1);
     m->need_dx[1] = sat__calloc(ctx, (size_t)N, 1);
     interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
+    uint8_t *kept = sat__calloc(ctx, (size_t)N, 1);
     if (!m->params || !m->grads || !m->state || !m->out_ptr || !m->grad_ptr || !m->grad_fresh ||
-        !m->need_dx[0] || !m->need_dx[1] || !iv) {
+        !m->need_dx[0] || !m->need_dx[1] || !iv || !kept) {
         sat__dealloc(ctx, iv);
+        sat__dealloc(ctx, kept);
         return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld parameters",
                          (long long)m->num_params);
     }
@@ -77,11 +84,21 @@ int32_t sat__plan(sat_model *m, char *err) {
         m->need_dx[SAT__PLAN_TRAIN][i] = (uint8_t)up;
     }
 
+    /* Outputs some backward reads; an aliased output (flatten) keeps its source. */
+    kept[N - 1] = 1;
+    for (int j = 1; j < N; j++) {
+        const sat_node *nd = &m->nodes[j];
+        if (nd->alias || sat__ops[nd->op].backward_reads_input) {
+            if (nd->in0 >= 0) kept[nd->in0] = 1;
+            if (nd->in1 >= 0) kept[nd->in1] = 1;
+        }
+    }
+
     int64_t off = 0;
     int64_t scratch = 0;
     for (int i = 0; i < N; i++) {
         sat_node *nd = &m->nodes[i];
-        if (i > 0 && !nd->alias) {
+        if (i > 0 && !nd->alias && kept[i]) {
             nd->a_out = off;
             off += align_floats(B * nd->size);
         }
@@ -113,8 +130,25 @@ int32_t sat__plan(sat_model *m, char *err) {
     }
     int64_t grad_region = place_intervals(iv, count);
     for (int k = 0; k < count; k++) m->nodes[iv[k].node].a_grad = off + iv[k].offset;
-    off += grad_region;
+
+    /* Short-lived outputs, in forward steps: from their node to their last consumer. */
+    count = 0;
+    for (int i = 1; i < N; i++) {
+        if (kept[i] || m->nodes[i].alias) continue;
+        int last_consumer = i;
+        for (int j = i + 1; j < N; j++)
+            if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) last_consumer = j;
+        interval *v = &iv[count++];
+        v->node = i;
+        v->start = i;
+        v->end = last_consumer;
+        v->size = align_floats(B * m->nodes[i].size);
+    }
+    int64_t short_region = place_intervals(iv, count);
+    for (int k = 0; k < count; k++) m->nodes[iv[k].node].a_out = off + iv[k].offset;
+    off += grad_region > short_region ? grad_region : short_region;
     sat__dealloc(ctx, iv);
+    sat__dealloc(ctx, kept);
 
     m->arena_size = off;
     /* A spec (perhaps from a hostile file) may ask for absurd sizes: refuse clearly rather
