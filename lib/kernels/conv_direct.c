@@ -57,12 +57,13 @@ int sat__conv_direct_available(void) {
 }
 
 /* Where the direct kernels win was measured per layer shape (batch 128, one thread, against
- * im2col + GEMM): forward at stride 1 (resnet20 3x3 layers 1.8-2.5x faster; small-cnn's
- * stride-2 layers read through gathers were up to 2x slower, so strided layers stay
- * im2col); the input
- * gradient when it has at least 16 channels to fill a tile (a 1-channel input gradient ran
- * 5x slower); weight gradients only for short columns (c_in k k <= 320: 16 -> 16 channels
- * 1.6x faster, 32 -> 32 equal, 64 -> 64 and madry-cnn's 32 -> 64 5x5 1.4x slower). */
+ * im2col + GEMM):
+ * - forward at stride 1: resnet20's 3x3 layers 1.8-2.5x faster (small-cnn's stride-2
+ *   layers, read through gathers, were up to 2x slower, so strided layers stay im2col);
+ * - the input gradient when it has at least 16 channels to fill a tile (a 1-channel input
+ *   gradient ran 5x slower);
+ * - weight gradients only for short columns, c_in k k <= 320: 16 -> 16 channels 1.6x
+ *   faster, 32 -> 32 equal, 64 -> 64 and madry-cnn's 32 -> 64 5x5 1.4x slower. */
 #define DIRECT_WEIGHTS_MAX_ROWS 320
 
 int sat__conv_direct_fits(const sat_conv_geom *g, int which) {
