@@ -140,34 +140,35 @@ static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0,
                                 m->ws_lanes);
 }
 
-/* Per-example work (inference batch norm, pooling) goes to the worker pool in ranges of
- * examples: each output depends on its own example only, so the split cannot change a
- * bit. A range is [e0, e1) of the batch. */
-#define EX_MIN_PARALLEL 32768
+/* Work on independent outputs goes to the worker pool in ranges of units: examples for
+ * inference batch norm and pooling (each output depends on its own example only), channels
+ * for training-mode batch norm (each channel's sums are taken by one thread, in one order).
+ * So the split cannot change a bit. A body gets the range [u0, u1). */
+#define SPLIT_MIN_PARALLEL 32768
 
-typedef void (*ex_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
-                        int64_t e0, int64_t e1);
+typedef void (*split_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
+                           int64_t u0, int64_t u1);
 
-typedef struct ex_job {
+typedef struct split_job {
     const sat_run *r;
     const sat_node *nd;
     const float *x0, *dy;
     float *out;
-    ex_body body;
-} ex_job;
+    split_body body;
+} split_job;
 
-static void ex_range(void *arg, int64_t e0, int64_t e1) {
-    const ex_job *j = arg;
-    j->body(j->r, j->nd, j->x0, j->dy, j->out, e0, e1);
+static void split_range(void *arg, int64_t u0, int64_t u1) {
+    const split_job *j = arg;
+    j->body(j->r, j->nd, j->x0, j->dy, j->out, u0, u1);
 }
 
-static void ex_run(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
-                   ex_body body) {
-    ex_job j = {r, nd, x0, dy, out, body};
-    if (r->m->ctx->num_threads <= 1 || r->n * nd->size < EX_MIN_PARALLEL)
-        ex_range(&j, 0, r->n);
+static void split_run(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
+                      split_body body, int64_t units) {
+    split_job j = {r, nd, x0, dy, out, body};
+    if (r->m->ctx->num_threads <= 1 || r->n * nd->size < SPLIT_MIN_PARALLEL)
+        split_range(&j, 0, units);
     else
-        sat__parallel_for(r->m->ctx, r->n, ex_range, &j);
+        sat__parallel_for(r->m->ctx, units, split_range, &j);
 }
 
 static void bn_infer_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
@@ -197,50 +198,34 @@ static int32_t bn_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
-/* Training-mode batch norm over ranges of channels: each channel's sums are taken by one
- * thread, in the same order for any thread count. */
-typedef struct bn_train_job {
-    const sat_run *r;
-    const sat_node *nd;
-    const float *x0, *dy;
-    float *out;
-    int backward;
-} bn_train_job;
-
-static void bn_train_range(void *arg, int64_t c0, int64_t c1) {
-    const bn_train_job *j = arg;
-    sat_model *m = j->r->m;
-    const sat_node *nd = j->nd;
-    const int64_t hw = (int64_t)nd->h * nd->w;
+/* Training-mode batch norm over a range of channels [c0, c1). */
+static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                              int64_t c0, int64_t c1) {
+    (void)dy;
+    sat_model *m = r->m;
     float *save = m->arena + nd->a_save;
-    if (!j->backward) {
-        const int upd = j->r->bn == SAT__BN_TRAIN;
-        sat__bn_forward_train_range(j->x0, m->params + nd->p_gamma, m->params + nd->p_beta, j->out, j->r->n, nd->c,
-                                    hw, save, save + nd->c, upd ? m->state + nd->s_mean : NULL,
-                                    upd ? m->state + nd->s_var : NULL, c0, c1);
-    } else {
-        float *dg = j->r->param_grads ? m->grads + nd->p_gamma : NULL;
-        float *db = j->r->param_grads ? m->grads + nd->p_beta : NULL;
-        sat__bn_backward_train_range(j->x0, m->params + nd->p_gamma, j->dy, save, save + nd->c, j->out, dg, db,
-                                     j->r->n, nd->c, hw, c0, c1);
-    }
+    const int upd = r->bn == SAT__BN_TRAIN;
+    sat__bn_forward_train(x0, m->params + nd->p_gamma, m->params + nd->p_beta, y, r->n, nd->c, (int64_t)nd->h * nd->w,
+                          save, save + nd->c, upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL,
+                          c0, c1);
 }
 
-static void bn_train_run(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
-                         int backward) {
-    bn_train_job j = {r, nd, x0, dy, out, backward};
-    if (r->m->ctx->num_threads <= 1 || r->n * nd->size < EX_MIN_PARALLEL)
-        bn_train_range(&j, 0, nd->c);
-    else
-        sat__parallel_for(r->m->ctx, nd->c, bn_train_range, &j);
+static void bn_train_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                              int64_t c0, int64_t c1) {
+    sat_model *m = r->m;
+    const float *save = m->arena + nd->a_save;
+    float *dg = r->param_grads ? m->grads + nd->p_gamma : NULL;
+    float *db = r->param_grads ? m->grads + nd->p_beta : NULL;
+    sat__bn_backward_train(x0, m->params + nd->p_gamma, dy, save, save + nd->c, dx, dg, db, r->n, nd->c,
+                           (int64_t)nd->h * nd->w, c0, c1);
 }
 
 static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
     if (r->bn == SAT__BN_INFER)
-        ex_run(r, nd, x0, NULL, y, bn_infer_fwd_body);
+        split_run(r, nd, x0, NULL, y, bn_infer_fwd_body, r->n);
     else
-        bn_train_run(r, nd, x0, NULL, y, 0);
+        split_run(r, nd, x0, NULL, y, bn_train_fwd_body, nd->c);
 }
 
 static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -253,13 +238,13 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
     int64_t hw = (int64_t)nd->h * nd->w;
     if (r->bn == SAT__BN_INFER) {
         if (!dg && !db) {
-            if (dx0) ex_run(r, nd, x0, dy, dx0, bn_infer_bwd_body);
+            if (dx0) split_run(r, nd, x0, dy, dx0, bn_infer_bwd_body, r->n);
         } else {
             sat__bn_backward_infer(x0, g, m->state + nd->s_mean, m->state + nd->s_var, dy, dx0, dg, db,
                                    r->n, nd->c, hw);
         }
     } else {
-        bn_train_run(r, nd, x0, dy, dx0, 1);
+        split_run(r, nd, x0, dy, dx0, bn_train_bwd_body, nd->c);
     }
 }
 
@@ -374,13 +359,13 @@ static void maxpool_bwd_body(const sat_run *r, const sat_node *nd, const float *
 static void maxpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
                             float *y) {
     (void)x1;
-    ex_run(r, nd, x0, NULL, y, maxpool_fwd_body);
+    split_run(r, nd, x0, NULL, y, maxpool_fwd_body, r->n);
 }
 
 static void maxpool_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                              const float *dy, float *dx0, float *dx1) {
     (void)y, (void)dx1;
-    if (dx0) ex_run(r, nd, x0, dy, dx0, maxpool_bwd_body);
+    if (dx0) split_run(r, nd, x0, dy, dx0, maxpool_bwd_body, r->n);
 }
 
 static void avgpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,

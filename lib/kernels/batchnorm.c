@@ -5,16 +5,9 @@
 
 #include <math.h>
 
-void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y,
-                           int64_t n, int64_t c, int64_t hw, float *save_mean, float *save_invstd,
-                           float *running_mean, float *running_var) {
-    sat__bn_forward_train_range(x, gamma, beta, y, n, c, hw, save_mean, save_invstd, running_mean, running_var,
-                                0, c);
-}
-
-void sat__bn_forward_train_range(const float *x, const float *gamma, const float *beta, float *y, int64_t n,
-                                 int64_t c, int64_t hw, float *save_mean, float *save_invstd, float *running_mean,
-                                 float *running_var, int64_t c0, int64_t c1) {
+void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
+                           int64_t hw, float *save_mean, float *save_invstd, float *running_mean, float *running_var,
+                           int64_t c0, int64_t c1) {
     const int64_t cnt = n * hw;
     if (cnt <= 0) return;
     for (int64_t ch = c0; ch < c1; ch++) {
@@ -88,15 +81,9 @@ static void bn_sums(const float *x, const float *dy, int64_t n, int64_t c, int64
     *sdyx = b;
 }
 
-void sat__bn_backward_train(const float *x, const float *gamma, const float *dy,
-                            const float *save_mean, const float *save_invstd, float *dx,
-                            float *dgamma, float *dbeta, int64_t n, int64_t c, int64_t hw) {
-    sat__bn_backward_train_range(x, gamma, dy, save_mean, save_invstd, dx, dgamma, dbeta, n, c, hw, 0, c);
-}
-
-void sat__bn_backward_train_range(const float *x, const float *gamma, const float *dy, const float *save_mean,
-                                  const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n,
-                                  int64_t c, int64_t hw, int64_t c0, int64_t c1) {
+void sat__bn_backward_train(const float *x, const float *gamma, const float *dy, const float *save_mean,
+                            const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n, int64_t c,
+                            int64_t hw, int64_t c0, int64_t c1) {
     const int64_t cnt = n * hw;
     for (int64_t ch = c0; ch < c1; ch++) {
         const double mean = save_mean[ch], invstd = save_invstd[ch];

@@ -84,26 +84,21 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
 #define SAT_BN_EPS 1e-5f
 #define SAT_BN_MOMENTUM 0.1f
 /* Training mode: batch statistics; saves mean and inverse std per channel for backward;
- * if running_mean/var are non-NULL updates them with momentum (unbiased variance). */
-void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y,
-                           int64_t n, int64_t c, int64_t hw, float *save_mean, float *save_invstd,
-                           float *running_mean, float *running_var);
-/* The same for channels [c0, c1) only: ranges of channels can run on different threads. */
-void sat__bn_forward_train_range(const float *x, const float *gamma, const float *beta, float *y, int64_t n,
-                                 int64_t c, int64_t hw, float *save_mean, float *save_invstd, float *running_mean,
-                                 float *running_var, int64_t c0, int64_t c1);
+ * if running_mean/var are non-NULL updates them with momentum (unbiased variance). Only
+ * channels [c0, c1) are touched (0, c for all), so ranges of channels can run on different
+ * threads. */
+void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
+                           int64_t hw, float *save_mean, float *save_invstd, float *running_mean, float *running_var,
+                           int64_t c0, int64_t c1);
 /* Inference mode: running statistics. */
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, float *y,
                            int64_t n, int64_t c, int64_t hw);
-/* Backward of training mode (statistics depend on x). dx may be NULL; dgamma/dbeta may be
- * NULL, else overwritten. */
-void sat__bn_backward_train(const float *x, const float *gamma, const float *dy,
-                            const float *save_mean, const float *save_invstd, float *dx,
-                            float *dgamma, float *dbeta, int64_t n, int64_t c, int64_t hw);
-void sat__bn_backward_train_range(const float *x, const float *gamma, const float *dy, const float *save_mean,
-                                  const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n,
-                                  int64_t c, int64_t hw, int64_t c0, int64_t c1);
+/* Backward of training mode (statistics depend on x), channels [c0, c1). dx may be NULL;
+ * dgamma/dbeta may be NULL, else overwritten. */
+void sat__bn_backward_train(const float *x, const float *gamma, const float *dy, const float *save_mean,
+                            const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n, int64_t c,
+                            int64_t hw, int64_t c0, int64_t c1);
 /* Backward of inference mode (statistics are constants). */
 void sat__bn_backward_infer(const float *x, const float *gamma, const float *running_mean,
                             const float *running_var, const float *dy, float *dx, float *dgamma,

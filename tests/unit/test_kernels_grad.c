@@ -365,7 +365,7 @@ static void test_conv_geometry(void **state) {
 /* ---- batch norm ---- */
 static void run_bn_train(const problem *p, float *out) {
     sat__bn_forward_train(p->in[0], p->in[1], p->in[2], out, p->d[0], p->d[1], p->d[2], NULL,
-                          NULL, NULL, NULL);
+                          NULL, NULL, NULL, 0, p->d[1]);
 }
 static void run_bn_infer(const problem *p, float *out) {
     sat__bn_forward_infer(p->in[0], p->in[1], p->in[2], p->in[3], p->in[3] + p->d[1], out,
@@ -380,7 +380,7 @@ static void test_bn_train_grad(void **state) {
     float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
     float mean[2], invstd[2], dgamma[2], dbeta[2];
     problem p = {.run = run_bn_train, .in = {x, gamma, beta}, .d = {n, c, hw}};
-    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL);
+    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL, 0, c);
     /* each channel of y has mean beta and variance gamma^2 (up to eps) */
     for (int64_t ch = 0; ch < c; ch++) {
         double s = 0, ss = 0;
@@ -392,16 +392,16 @@ static void test_bn_train_grad(void **state) {
         assert_float_equal(s, beta[ch], 1e-5);
         assert_float_equal(sqrt(ss / (double)(n * hw)), gamma[ch], 1e-4);
     }
-    sat__bn_backward_train(x, gamma, r, mean, invstd, dx, dgamma, dbeta, n, c, hw);
+    sat__bn_backward_train(x, gamma, r, mean, invstd, dx, dgamma, dbeta, n, c, hw, 0, c);
     check_grad("bn dx", &p, x, nx, dx, r, nx, 2e-3f, 5e-3);
     check_grad("bn dgamma", &p, gamma, c, dgamma, r, nx, 1e-2f, 1e-3);
     check_grad("bn dbeta", &p, beta, c, dbeta, r, nx, 0.5f, 1e-4);
     /* NULL outputs are skipped */
     float *dx2 = alloc_fill(nx, 0, 0, 0);
-    sat__bn_backward_train(x, gamma, r, mean, invstd, dx2, NULL, NULL, n, c, hw);
+    sat__bn_backward_train(x, gamma, r, mean, invstd, dx2, NULL, NULL, n, c, hw, 0, c);
     assert_true(tu_max_abs_diff(dx, dx2, nx) == 0.0f);
     float dg2[2];
-    sat__bn_backward_train(x, gamma, r, mean, invstd, NULL, dg2, NULL, n, c, hw);
+    sat__bn_backward_train(x, gamma, r, mean, invstd, NULL, dg2, NULL, n, c, hw, 0, c);
     assert_true(dg2[0] == dgamma[0] && dg2[1] == dgamma[1]);
     free(x), free(gamma), free(beta), free(r), free(y), free(dx), free(dx2);
 }
@@ -415,8 +415,8 @@ static void test_bn_train_grad_dense_layout(void **state) {
     float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
     float mean[3], invstd[3], dgamma[3], dbeta[3];
     problem p = {.run = run_bn_train, .in = {x, gamma, beta}, .d = {n, c, hw}};
-    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL);
-    sat__bn_backward_train(x, gamma, r, mean, invstd, dx, dgamma, dbeta, n, c, hw);
+    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL, 0, c);
+    sat__bn_backward_train(x, gamma, r, mean, invstd, dx, dgamma, dbeta, n, c, hw, 0, c);
     check_grad("bn dx", &p, x, nx, dx, r, nx, 2e-3f, 5e-3);
     check_grad("bn dgamma", &p, gamma, c, dgamma, r, nx, 1e-2f, 1e-3);
     check_grad("bn dbeta", &p, beta, c, dbeta, r, nx, 0.5f, 1e-4);
@@ -431,7 +431,7 @@ static void test_bn_running_stats(void **state) {
     float rm0[3], rv0[3], mean[3], invstd[3];
     memcpy(rm0, rm, sizeof rm);
     memcpy(rv0, rv, sizeof rv);
-    sat__bn_forward_train(x, NULL, NULL, y, n, c, hw, mean, invstd, rm, rv);
+    sat__bn_forward_train(x, NULL, NULL, y, n, c, hw, mean, invstd, rm, rv, 0, c);
     const double m = SAT_BN_MOMENTUM, cnt = (double)(n * hw);
     for (int64_t ch = 0; ch < c; ch++) {
         double s = 0, ss = 0;
