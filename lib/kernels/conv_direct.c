@@ -32,13 +32,24 @@
 #define TILE 16
 /* Kernel sizes up to this use the direct path (per-tile tables live on the stack). */
 #define DIRECT_MAX_K 7
-/* Weight gradients: at most this many output rows per 16 pixels (3 for w_out >= 8). */
-#define WTAP_RUNS 3
-/* Pixels summed in registers before the lanes are added up. */
+/* Pixels summed in registers before the lanes are added up (weight gradients). */
 #define WEIGHTS_STRETCH_PIXELS 1024
 
-/* Where the 16 lanes of one pixel vector read one tap (ki, kj): up to WTAP_RUNS masked
- * loads, each at base + lane within an input channel plane. */
+/* For one vector of up to 16 consecutive output pixels and one kernel tap (ki, kj): which
+ * lanes read which input element. Each run of lanes on one output row reads consecutive
+ * elements (the stride is 1): one masked load per run, lane l at base + l within an input
+ * channel plane. The forward and input-gradient tiles compute these per pixel block; the
+ * weight gradient keeps a table of them for the whole image. */
+typedef struct tap {
+    int32_t runs;                /* masked loads; 0: nothing to read */
+    uint16_t mask[TILE];
+    int32_t base[TILE];
+} tap;
+
+/* The weight gradient's table holds the same for rows of 8 pixels or more, where a vector
+ * spans at most three rows: compact, so that a whole image's table stays in L1 (a full
+ * tap per entry made the 32x32 weight gradient 20% slower). */
+#define WTAP_RUNS 3
 typedef struct wtap {
     int32_t base[WTAP_RUNS];
     uint16_t mask[WTAP_RUNS];
@@ -68,10 +79,13 @@ int sat__conv_direct_available(void) {
 
 int sat__conv_direct_fits(const sat_conv_geom *g, int which) {
     if (!g->direct || g->k > DIRECT_MAX_K || g->stride != 1) return 0;
+    /* tap offsets within a plane are 32-bit */
+    if (((int64_t)g->h_in + 2 * g->k) * ((int64_t)g->w_in + 2 * g->k) >= INT32_MAX) return 0;
     if (which == SAT_CONV_DIRECT_DATA) return g->pad <= g->k - 1 && g->c_in >= TILE;
+    /* Weight gradients also want rows of 8 pixels or more: a vector then spans at most three
+     * rows (the compact table's limit). */
     if (which == SAT_CONV_DIRECT_WEIGHTS)
-        return g->w_out >= 8 && (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS &&
-               (int64_t)g->h_in * g->w_in < INT32_MAX;
+        return g->w_out >= 8 && (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS;
     return 1;
 }
 
@@ -117,14 +131,10 @@ typedef struct direct_shape {
     int64_t cin, h, w, cout, k, pad, ho, wo;
 } direct_shape;
 
-/* For one block of up to 16 output pixels and one kernel tap (ki, kj): which lanes read
- * which input element. Each run of lanes on one output row reads consecutive elements (the
- * stride is 1), one masked load per run from base + lane. */
-typedef struct tap {
-    int32_t runs;                /* masked loads; 0: nothing to read */
-    __mmask16 mask[TILE];
-    int64_t base[TILE];          /* element offset of lane 0 within a channel plane */
-} tap;
+static direct_shape forward_shape(const sat_conv_geom *g) {
+    const direct_shape s = {g->c_in, g->h_in, g->w_in, g->c_out, g->k, g->pad, g->h_out, g->w_out};
+    return s;
+}
 
 typedef struct direct_job {
     direct_shape s;
@@ -146,8 +156,8 @@ static void tap_setup(const direct_shape *s, int64_t q0, int64_t nq, int64_t ki,
         if (ih >= 0 && ih < s->h) {
             int64_t lo = iw0 < 0 ? -iw0 : 0, hi = s->w - iw0 < len ? s->w - iw0 : len;
             if (lo < hi) {
-                t->mask[t->runs] = (__mmask16)((((1u << (hi - lo)) - 1u) << (j + lo)) & 0xffffu);
-                t->base[t->runs] = ih * s->w + iw0 - j;
+                t->mask[t->runs] = (uint16_t)((((1u << (hi - lo)) - 1u) << (j + lo)) & 0xffffu);
+                t->base[t->runs] = (int32_t)(ih * s->w + iw0 - j);
                 t->runs++;
             }
         }
@@ -215,7 +225,8 @@ static void direct_run(const sat_context *ctx, direct_job *jb, int64_t n) {
     jb->blocks = (p + TILE - 1) / TILE;
     const int64_t units = n * jb->blocks;
     /* Small layers stay on the calling thread: a hand-off costs more than it saves. */
-    const double flops = 2.0 * (double)units * TILE * (double)round_tile(jb->s.cout) * (double)(jb->s.cin * jb->s.k * jb->s.k);
+    const double flops =
+        2.0 * (double)units * TILE * (double)round_tile(jb->s.cout) * (double)(jb->s.cin * jb->s.k * jb->s.k);
     if (!ctx || ctx->num_threads <= 1 || units < 2 || flops < 4.0e6)
         direct_range(jb, 0, units);
     else
@@ -227,8 +238,7 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws) {
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 0, ws);
-    direct_job jb = {{g->c_in, g->h_in, g->w_in, g->c_out, g->k, g->pad, g->h_out, g->w_out},
-                     x, ws, b, y, 0};
+    direct_job jb = {forward_shape(g), x, ws, b, y, 0};
     direct_run(ctx, &jb, n);
 #else
     (void)ctx, (void)g, (void)x, (void)w, (void)b, (void)y, (void)n, (void)ws;
@@ -248,27 +258,20 @@ void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom 
 }
 
 #ifdef SAT_HAVE_DIRECT
-/* The tap table of a stride-1 convolution: for every 16-pixel vector v and tap kij, which
- * input elements its lanes read (lanes past the last pixel and in the padding read none). */
+/* The taps of every 16-pixel vector v and tap kij of the forward convolution, at
+ * tab[v * k * k + kij]; w_out >= 8 (sat__conv_direct_fits), so three runs are enough. */
 static void wtap_table(const sat_conv_geom *g, wtap *tab) {
-    const int64_t p = (int64_t)g->h_out * g->w_out, k = g->k, wo = g->w_out;
+    const direct_shape s = forward_shape(g);
+    const int64_t p = s.ho * s.wo, kk = s.k * s.k;
     for (int64_t q0 = 0; q0 < p; q0 += TILE) {
-        const int64_t nq = p - q0 < TILE ? p - q0 : TILE;
-        for (int64_t kij = 0; kij < k * k; kij++) {
-            wtap *t = &tab[(q0 / TILE) * k * k + kij];
-            const int64_t ki = kij / k, kj = kij % k;
-            t->runs = 0;
-            for (int64_t j = 0; j < nq;) {
-                const int64_t oh = (q0 + j) / wo, ow0 = (q0 + j) % wo;
-                const int64_t len = wo - ow0 < nq - j ? wo - ow0 : nq - j;
-                const int64_t ih = oh - g->pad + ki, iw0 = ow0 - g->pad + kj;
-                const int64_t lo = iw0 < 0 ? -iw0 : 0, hi = g->w_in - iw0 < len ? g->w_in - iw0 : len;
-                if (ih >= 0 && ih < g->h_in && lo < hi && t->runs < WTAP_RUNS) {
-                    t->mask[t->runs] = (uint16_t)((((1u << (hi - lo)) - 1u) << (j + lo)) & 0xffffu);
-                    t->base[t->runs] = (int32_t)(ih * g->w_in + iw0 - j);
-                    t->runs++;
-                }
-                j += len;
+        for (int64_t kij = 0; kij < kk; kij++) {
+            tap t;
+            tap_setup(&s, q0, p - q0 < TILE ? p - q0 : TILE, kij / s.k, kij % s.k, &t);
+            wtap *w = &tab[q0 / TILE * kk + kij];
+            w->runs = (int16_t)t.runs;
+            for (int32_t r = 0; r < t.runs; r++) {
+                w->base[r] = t.base[r];
+                w->mask[r] = t.mask[r];
             }
         }
     }
