@@ -58,10 +58,15 @@ typedef struct wtap {
 
 static int64_t round_tile(int64_t v) { return (v + TILE - 1) / TILE * TILE; }
 
+/* Off only while a test or benchmark compares against the im2col path. */
+static int direct_enabled = 1;
+
+void sat__conv_direct_select(int on) { direct_enabled = on ? 1 : 0; }
+
 int sat__conv_direct_available(void) {
 #ifdef SAT_HAVE_DIRECT
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return direct_enabled && __builtin_cpu_supports("avx512f") ? 1 : 0;
 #else
     return 0;
 #endif

@@ -1,18 +1,25 @@
 /* gemm.c - single-precision GEMM through BLIS. The only file that includes blis.h, so the
  * rest of the library stays independent of the BLIS headers.
  *
- * BLIS picks its kernels from the CPU it recognises at run time. A CPU newer than the
- * installed BLIS (Debian's 0.9.0 does not know AMD family 0x1A, Zen 5) falls back to the
- * "generic" configuration, whose portable C micro-kernel runs at a fraction of the
- * machine's speed (about 12-20 GFLOP/s instead of 80+ on one Zen 5 core). In that case,
- * when the CPU has AVX-512, the GEMMs run through a copy of BLIS's own context in which
- * only the single-precision micro-kernel and its block sizes are replaced by the 16x16
- * AVX-512 kernel below: BLIS still packs, blocks and threads as usual. The context is
- * built once (pthread_once) and never changes afterwards.
+ * Which kernels multiply (the "GEMM path"): BLIS picks a configuration from the CPU it
+ * recognises at run time. A CPU newer than the installed BLIS (Debian's 0.9.0 does not know
+ * AMD family 0x1A, Zen 5) falls back to the "generic" configuration, whose portable C
+ * micro-kernel runs at a fraction of the machine's speed (about 12-30 GFLOP/s instead of
+ * 150+ on one Zen 5 core). In that case, when the CPU has AVX-512, the GEMMs run through a
+ * copy of BLIS's context in which only the single-precision micro-kernel and its block
+ * sizes are replaced by the 16x16 AVX-512 kernel below: BLIS still packs and blocks as
+ * usual. Everywhere else BLIS's own choice runs. The choice is made once (pthread_once)
+ * and is the same for every context; docs/performance.md has the measurements behind it.
+ *
+ * Bit-identical results for any thread count and batch chunking: every output element must
+ * be summed in the same order however the product is split. BLIS's packed path does that
+ * (each element is one accumulator running over k in KC blocks whose bounds depend on k
+ * only), but its small/unpacked "sup" path picks kernels from m, n and k, so splitting a
+ * product or chunking a batch changed which kernel, and which order, summed an element.
+ * Every call therefore switches sup off in its rntm_t.
  *
  * Threads: the library's worker pool splits C into blocks of whole micro-tiles and every
- * block is one single-threaded BLIS call (see gemm_block_range), so every output element
- * is summed in the same order whatever the thread count. */
+ * block is one single-threaded BLIS call (see gemm_block_range). */
 /* blis.h uses pthread barriers, which strict C11 hides without a POSIX level. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -21,6 +28,7 @@
 #include "kernels/blis_include.h"
 
 #include <pthread.h>
+#include <stdio.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -77,37 +85,81 @@ __attribute__((target("avx512f"))) static void sgemm_avx512_16x16(
 }
 #endif
 
+/* The path every GEMM runs on: a BLIS context (NULL: BLIS's native one), chosen once. */
 static cntx_t own_cntx;
-static const cntx_t *gemm_cntx; /* NULL: BLIS's own choice */
+static const cntx_t *gemm_cntx;
+static char gemm_path[64];
 static pthread_once_t gemm_cntx_once = PTHREAD_ONCE_INIT;
 
-static void gemm_cntx_init(void) {
+static int own_ukr_available(void) {
 #ifdef SAT_HAVE_AVX512_UKR
-    if (bli_arch_query_id() != BLIS_ARCH_GENERIC) return;
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f")) return;
-    const cntx_t *gen = bli_gks_query_nat_cntx();
-    own_cntx = *gen;
-    /* Float block sizes for the new kernel; the other types keep the generic ones. MC x KC
-     * of A (256 KiB) stays in L2, a KC x NR sliver of B (16 KiB) in L1. */
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+#ifdef SAT_HAVE_AVX512_UKR
+/* own_cntx = base with the float micro-kernel and its block sizes replaced by the 16x16
+ * AVX-512 kernel; the other types keep base's. */
+static void own_cntx_build(const cntx_t *base) {
+    own_cntx = *base;
+    /* MC x KC of A (256 KiB) stays in L2, a KC x NR sliver of B (16 KiB) in L1. */
     blksz_t bs[5];
     const bszid_t ids[5] = {BLIS_MR, BLIS_NR, BLIS_MC, BLIS_KC, BLIS_NC};
     const dim_t sval[5] = {UKR_MR, UKR_NR, 256, 256, 4080};
     for (int i = 0; i < 5; i++) {
-        bs[i] = *bli_cntx_get_blksz(ids[i], (cntx_t *)gen);
+        bs[i] = *bli_cntx_get_blksz(ids[i], (cntx_t *)base);
         bli_blksz_set_def(sval[i], BLIS_FLOAT, &bs[i]);
         bli_blksz_set_max(sval[i], BLIS_FLOAT, &bs[i]);
     }
     bli_cntx_set_blkszs(BLIS_NAT, 5, BLIS_NC, &bs[4], BLIS_NR, BLIS_KC, &bs[3], BLIS_KR, BLIS_MC, &bs[2],
                         BLIS_MR, BLIS_NR, &bs[1], BLIS_NR, BLIS_MR, &bs[0], BLIS_MR, &own_cntx);
-    /* The generic double/complex kernels stay; only float changes (row-preferring). */
     /* BLIS stores kernels as void pointers (void_fp); the conversion is what BLIS itself does. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
     bli_cntx_set_l3_nat_ukrs(1, BLIS_GEMM_UKR, BLIS_FLOAT, (void_fp)sgemm_avx512_16x16, TRUE, &own_cntx);
 #pragma GCC diagnostic pop
-    gemm_cntx = &own_cntx;
+}
 #endif
+
+/* base: a BLIS context or NULL for the native one; name: what base is called. */
+static int gemm_path_set(const cntx_t *base, const char *name, int own_ukr) {
+    if (own_ukr && !own_ukr_available()) return 0;
+    if (!base) base = bli_gks_query_nat_cntx();
+#ifdef SAT_HAVE_AVX512_UKR
+    if (own_ukr) {
+        own_cntx_build(base);
+        gemm_cntx = &own_cntx;
+        snprintf(gemm_path, sizeof gemm_path, "own-avx512-16x16 on blis-%s", name);
+        return 1;
+    }
+#endif
+    gemm_cntx = base;
+    snprintf(gemm_path, sizeof gemm_path, "blis-%s", name);
+    return 1;
+}
+
+static void gemm_cntx_init(void) {
+    const arch_t native = bli_arch_query_id();
+    gemm_path_set(NULL, bli_arch_string(native), native == BLIS_ARCH_GENERIC && own_ukr_available());
+}
+
+int sat__gemm_select(const void *blis_cntx, const char *name, int own_ukr) {
+    pthread_once(&gemm_cntx_once, gemm_cntx_init);
+    if (!blis_cntx) name = bli_arch_string(bli_arch_query_id());
+    return gemm_path_set(blis_cntx, name ? name : "?", own_ukr);
+}
+
+void sat__gemm_select_default(void) {
+    pthread_once(&gemm_cntx_once, gemm_cntx_init);
+    gemm_cntx_init();
+}
+
+const char *sat__gemm_path(void) {
+    pthread_once(&gemm_cntx_once, gemm_cntx_init);
+    return gemm_path;
 }
 
 /* Shapes are validated here because BLIS aborts the process on bad arguments. */
@@ -144,6 +196,7 @@ static void blis_call(int64_t m, int64_t n, int64_t k, float alpha, const float 
     rntm_t rntm;
     bli_rntm_init(&rntm);
     bli_rntm_set_num_threads(1, &rntm);
+    bli_rntm_disable_l3_sup(&rntm); /* shape-dependent kernels: see the top of this file */
     float al = alpha, be = beta;
     /* BLIS does not write through a and b; its typed API is just not const-qualified. */
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &al, (float *)a, rsa, csa,

@@ -16,6 +16,15 @@
 void sat__gemm(const sat_context *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                float *c, int64_t ldc);
+/* The GEMM path in use, e.g. "blis-zen3" or "own-avx512-16x16 on blis-generic". */
+const char *sat__gemm_path(void);
+/* For tests and benchmarks only (process-wide; call while no GEMM runs): run every GEMM on
+ * the BLIS context blis_cntx (a cntx_t *, NULL: BLIS's native one) called `name`, with the
+ * library's AVX-512 micro-kernel in place of its float kernel when own_ukr is set. Returns
+ * 0, changing nothing, if own_ukr is set and the CPU cannot run that kernel. */
+int sat__gemm_select(const void *blis_cntx, const char *name, int own_ukr);
+/* Back to the path the library picks for this CPU. */
+void sat__gemm_select_default(void);
 /* Portable reference with the same contract (double accumulation), for tests. */
 void sat__gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
@@ -60,6 +69,9 @@ void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, con
 /* Direct convolution (conv_direct.c): no column matrix, AVX-512 only. The conv functions
  * above use it when g->direct is set and it fits; these are what they call. */
 int sat__conv_direct_available(void);
+/* For tests and benchmarks only (process-wide; models created afterwards follow it): 0 keeps
+ * the direct kernels off, 1 uses them where the CPU allows (the default). */
+void sat__conv_direct_select(int on);
 enum { SAT_CONV_DIRECT_FORWARD, SAT_CONV_DIRECT_DATA, SAT_CONV_DIRECT_WEIGHTS };
 /* 1 if the direct kernels handle this geometry for the forward pass, the input gradient
  * or the weight gradient. */
