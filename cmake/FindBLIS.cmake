@@ -3,7 +3,9 @@
 # Prefers the pthread variant Debian installs under <libdir>/blis-pthread and
 # <includedir>/<multiarch>/blis-pthread; set BLIS_ROOT to point at another build.
 # Defines BLIS_FOUND, BLIS_INCLUDE_DIRS, BLIS_LIBRARIES, BLIS_VERSION and the
-# imported target BLIS::BLIS.
+# imported target BLIS::BLIS; when the static libblis.a sits beside it, also
+# BLIS_STATIC_LIBRARY and BLIS::static (the tests need it: only the static library
+# exports the lookup of every configuration's kernels).
 set(_blis_hint_dirs ${BLIS_ROOT} $ENV{BLIS_ROOT})
 set(_blis_arch ${CMAKE_LIBRARY_ARCHITECTURE})
 
@@ -48,6 +50,17 @@ find_package_handle_standard_args(BLIS REQUIRED_VARS BLIS_LIBRARY BLIS_INCLUDE_D
 if(BLIS_FOUND)
   set(BLIS_INCLUDE_DIRS ${BLIS_INCLUDE_DIR})
   set(BLIS_LIBRARIES ${BLIS_LIBRARY})
+  get_filename_component(_blis_dir "${BLIS_LIBRARY}" DIRECTORY)
+  if(EXISTS "${_blis_dir}/libblis.a")
+    set(BLIS_STATIC_LIBRARY "${_blis_dir}/libblis.a")
+    if(NOT TARGET BLIS::static)
+      add_library(BLIS::static STATIC IMPORTED)
+      set_target_properties(BLIS::static PROPERTIES
+        IMPORTED_LOCATION "${BLIS_STATIC_LIBRARY}"
+        INTERFACE_INCLUDE_DIRECTORIES "${BLIS_INCLUDE_DIR}"
+        INTERFACE_LINK_LIBRARIES "m;pthread")
+    endif()
+  endif()
   if(NOT TARGET BLIS::BLIS)
     add_library(BLIS::BLIS UNKNOWN IMPORTED)
     set_target_properties(BLIS::BLIS PROPERTIES

@@ -21,6 +21,13 @@ float tu_max_abs_diff(const float *a, const float *b, int64_t n);
 /* Relative error |a-b| / max(1e-3, |a|+|b|). */
 double tu_rel_err(double a, double b);
 
+/* Runs the cmocka group once on every kernel path this CPU can execute (each BLIS
+ * configuration, the library's own micro-kernel, the direct convolutions: see
+ * kernel_paths.h), names each path in the output and returns the number of failed tests.
+ * Models must be created inside the tests: a model keeps the convolution path it was
+ * created with. */
+int tu_run_on_every_path(const char *group, const struct CMUnitTest *tests, size_t count);
+
 #define TU_CHECK(call)                                                                     \
     do {                                                                                   \
         int32_t tu_st_ = (call);                                                           \

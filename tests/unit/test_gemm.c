@@ -1,6 +1,7 @@
 /* test_gemm.c - sat__gemm (BLIS) against the reference GEMM: every transpose
  * combination, odd shapes, padded leading dimensions, alpha/beta, 1 and 2 threads, and
- * empty dimensions. */
+ * empty dimensions; bit-identical results however a product is split. All of it on every
+ * kernel path the CPU can run. */
 #include "testutil.h"
 
 #include "kernels/kernels.h"
@@ -82,24 +83,59 @@ static void test_gemm_two_threads(void **state) {
     run_all(2);
 }
 
-/* The thread count must not change the result beyond rounding. */
-static void test_gemm_threads_agree(void **state) {
-    (void)state;
-    sat_context *c1 = tu_context(1, 1), *c2 = tu_context(2, 1);
-    const int64_t m = 128, n = 256, k = 160;
-    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
-    float *y1 = calloc(m * n, sizeof *y1), *y2 = calloc(m * n, sizeof *y2);
+/* Every output element must come out with the same bits however the product is split:
+ * across 1-3 threads, and into row or column blocks of any size (what a chunked batch
+ * does to a layer's GEMM: fewer rows for a dense layer, fewer columns for a convolution).
+ * A kernel choice that depends on the block's shape (BLIS's "sup" path) breaks this. */
+static void split_case(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta) {
+    sat_context *ctx[3] = {tu_context(1, 1), tu_context(2, 1), tu_context(3, 1)};
+    const int64_t lda = ta ? m : k, ldb = tb ? k : n;
+    float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n));
+    float *c0 = malloc(sizeof(float) * (size_t)(m * n)), *c = malloc(sizeof(float) * (size_t)(m * n));
+    float *init = malloc(sizeof(float) * (size_t)(m * n));
     tu_fill_uniform(a, m * k, -1, 1, 3);
     tu_fill_uniform(b, k * n, -1, 1, 4);
-    sat__gemm(c1, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, y1, n);
-    sat__gemm(c2, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, y2, n);
-    assert_true(tu_max_abs_diff(y1, y2, m * n) < 1e-4f);
-    free(a);
-    free(b);
-    free(y1);
-    free(y2);
-    sat_context_destroy(c1);
-    sat_context_destroy(c2);
+    tu_fill_uniform(init, m * n, -1, 1, 5);
+    const size_t bytes = sizeof(float) * (size_t)(m * n);
+    memcpy(c0, init, bytes);
+    sat__gemm(ctx[0], ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c0, n);
+    for (int t = 1; t < 3; t++) {
+        memcpy(c, init, bytes);
+        sat__gemm(ctx[t], ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, n);
+        if (memcmp(c, c0, bytes) != 0) fail_msg("%d threads differ, %ldx%ldx%ld", t + 1, (long)m, (long)n, (long)k);
+    }
+    const int64_t blocks[] = {1, 3, 7, 16, 29, 64};
+    for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+        const int64_t bs = blocks[bi];
+        memcpy(c, init, bytes); /* row blocks */
+        for (int64_t i = 0; i < m; i += bs) {
+            const int64_t rows = m - i < bs ? m - i : bs;
+            sat__gemm(ctx[bi % 3], ta, tb, rows, n, k, 1.0f, a + (ta ? i : i * lda), lda, b, ldb, beta, c + i * n, n);
+        }
+        if (memcmp(c, c0, bytes) != 0) fail_msg("row blocks of %ld differ, %ldx%ldx%ld", (long)bs, (long)m, (long)n, (long)k);
+        memcpy(c, init, bytes); /* column blocks */
+        for (int64_t j = 0; j < n; j += bs) {
+            const int64_t cols = n - j < bs ? n - j : bs;
+            sat__gemm(ctx[bi % 3], ta, tb, m, cols, k, 1.0f, a, lda, b + (tb ? j * ldb : j), ldb, beta, c + j, n);
+        }
+        if (memcmp(c, c0, bytes) != 0) fail_msg("column blocks of %ld differ, %ldx%ldx%ld", (long)bs, (long)m, (long)n, (long)k);
+    }
+    free(a), free(b), free(c0), free(c), free(init);
+    for (int t = 0; t < 3; t++) sat_context_destroy(ctx[t]);
+}
+
+static void test_gemm_split_bit_identical(void **state) {
+    (void)state;
+    /* the shapes of the models' layers: a convolution's W x col (c_out x pixels, k = c_in
+     * k k), its data and weight gradients, and dense layers over a batch */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) split_case(ta, tb, 64, 300, 75, 0.0f);
+    split_case(0, 0, 16, 1024, 144, 0.0f); /* resnet20 16 -> 16, 3x3, one 32x32 example */
+    split_case(1, 0, 144, 1024, 16, 0.0f); /* its input gradient */
+    split_case(0, 1, 16, 144, 1024, 1.0f); /* its weight gradient, accumulated */
+    split_case(0, 1, 128, 10, 1024, 0.0f); /* dense 1024 -> 10 over a batch of 128 */
+    split_case(0, 0, 128, 1024, 10, 0.0f); /* its input gradient */
+    split_case(0, 1, 8, 1024, 3136, 1.0f); /* madry-cnn's dense 3136 -> 1024, small batch */
 }
 
 static void test_gemm_empty(void **state) {
@@ -146,8 +182,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_one_thread),
         cmocka_unit_test(test_gemm_two_threads),
-        cmocka_unit_test(test_gemm_threads_agree),
+        cmocka_unit_test(test_gemm_split_bit_identical),
         cmocka_unit_test(test_gemm_empty),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_on_every_path("test_gemm", tests, sizeof tests / sizeof tests[0]);
 }

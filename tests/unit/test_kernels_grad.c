@@ -641,5 +641,5 @@ int main(void) {
         cmocka_unit_test(test_softmax_ce_grad),
         cmocka_unit_test(test_elementwise),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_on_every_path("test_kernels_grad", tests, sizeof tests / sizeof tests[0]);
 }

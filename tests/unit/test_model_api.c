@@ -333,10 +333,13 @@ int main(void) {
         cmocka_unit_test(test_argument_errors),
         cmocka_unit_test(test_opts_sizes),
         cmocka_unit_test(test_no_allocation_in_steps),
-        cmocka_unit_test(test_thread_independence),
-        cmocka_unit_test(test_thread_independence_resnet),
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_status_strings),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest every_path[] = {
+        cmocka_unit_test(test_thread_independence),
+        cmocka_unit_test(test_thread_independence_resnet),
+    };
+    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + tu_run_on_every_path("test_model_api", every_path, sizeof every_path / sizeof every_path[0]);
 }

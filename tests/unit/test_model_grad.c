@@ -236,5 +236,5 @@ int main(void) {
         cmocka_unit_test(test_residual_model_grads),
         cmocka_unit_test(test_backward_override),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_on_every_path("test_model_grad", tests, sizeof tests / sizeof tests[0]);
 }

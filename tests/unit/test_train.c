@@ -510,9 +510,10 @@ static void test_bad_options(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trades_gradient), cmocka_unit_test(test_free_replay_gradients),
-        cmocka_unit_test(test_determinism),     cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_batches),     cmocka_unit_test(test_stats),
         cmocka_unit_test(test_bad_options),     cmocka_unit_test(test_craft_bounds),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest every_path[] = {cmocka_unit_test(test_determinism), cmocka_unit_test(test_resume)};
+    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + tu_run_on_every_path("test_train", every_path, sizeof every_path / sizeof every_path[0]);
 }

@@ -1,0 +1,82 @@
+/* kernel_paths.c - see kernel_paths.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "kernel_paths.h"
+
+#include "kernels/blis_include.h"
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+
+/* Whether this CPU has the instructions a BLIS configuration's kernels use. BLIS's own
+ * bli_cpuid_is_* checks also demand a vendor and family; only the instructions matter
+ * here. __builtin_cpu_supports takes literal names, hence the switch. */
+static int cpu_runs(arch_t id) {
+    __builtin_cpu_init();
+    switch (id) {
+    case BLIS_ARCH_SKX:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    case BLIS_ARCH_KNL:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512pf") &&
+               __builtin_cpu_supports("avx512er");
+    case BLIS_ARCH_HASWELL:
+    case BLIS_ARCH_ZEN:
+    case BLIS_ARCH_ZEN2:
+    case BLIS_ARCH_ZEN3:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case BLIS_ARCH_SANDYBRIDGE:
+        return __builtin_cpu_supports("avx");
+    case BLIS_ARCH_PENRYN:
+        return __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1");
+    case BLIS_ARCH_BULLDOZER:
+    case BLIS_ARCH_PILEDRIVER:
+    case BLIS_ARCH_STEAMROLLER:
+    case BLIS_ARCH_EXCAVATOR:
+        return __builtin_cpu_supports("fma4") && __builtin_cpu_supports("avx");
+    case BLIS_ARCH_GENERIC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int kernel_paths(kernel_path *p) {
+    bli_init();
+    int n = 0;
+    for (arch_t id = 0; id < BLIS_NUM_ARCHS && n < KERNEL_PATHS_MAX - 2; id++) {
+        cntx_t **c = bli_gks_lookup_id(id);
+        if (!c || !c[BLIS_NAT] || !cpu_runs(id)) continue;
+        p[n] = (kernel_path){"", c[BLIS_NAT], bli_arch_string(id), 0, 0};
+        snprintf(p[n].name, sizeof p[n].name, "blis-%s, im2col", p[n].arch);
+        n++;
+    }
+    if (sat__gemm_select(NULL, NULL, 1)) {
+        p[n] = (kernel_path){"", NULL, NULL, 1, 0};
+        snprintf(p[n].name, sizeof p[n].name, "%s, im2col", sat__gemm_path());
+        n++;
+    }
+    kernel_path_reset();
+    if (sat__conv_direct_available()) {
+        p[n] = (kernel_path){"", NULL, NULL, -1, 1};
+        snprintf(p[n].name, sizeof p[n].name, "%s, direct conv", sat__gemm_path());
+        n++;
+    }
+    return n;
+}
+
+int kernel_path_apply(const kernel_path *p) {
+    sat__conv_direct_select(p->direct);
+    if (p->own_ukr >= 0) return sat__gemm_select(p->cntx, p->arch, p->own_ukr);
+    sat__gemm_select_default();
+    return 1;
+}
+
+void kernel_path_reset(void) {
+    sat__gemm_select_default();
+    sat__conv_direct_select(1);
+}
+
+const char *kernel_path_native_arch(void) {
+    bli_init();
+    return bli_arch_string(bli_arch_query_id());
+}
