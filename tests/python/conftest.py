@@ -70,6 +70,31 @@ def need(lib):
     return check
 
 
+def _as_failure(report, what):
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"{what} skipped, and this suite fails on a skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test is a failure here: a suite that passes by leaving tests out says
+    nothing. (Expected failures, xfail, keep their meaning.)"""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _as_failure(report, item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a module or class skipped while it is collected."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped:
+        _as_failure(report, collector.nodeid)
+
+
 def pytest_terminal_summary(terminalreporter):
     parity = sys.modules.get("test_torch_parity")
     results = getattr(parity, "RESULTS", None)

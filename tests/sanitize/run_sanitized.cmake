@@ -3,6 +3,9 @@
 # Configures a build with -fsanitize=address,undefined -fno-sanitize-recover=all (-O1 -g1:
 # quick to compile, line numbers in reports), builds the unit test programs (all, or the
 # |-separated TESTS) and the fuzz replay driver (-j2), and runs them one at a time. Fails on any test failure or sanitizer report.
+if(NOT DEFINED WERROR)
+  set(WERROR OFF)
+endif()
 foreach(v SRC BIN C_COMPILER)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run_sanitized.cmake: -D${v}=... is required")
@@ -28,8 +31,8 @@ step(${CMAKE_COMMAND} -S ${SRC} -B ${BIN} -G ${GENERATOR}
   -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g1"
   -DSAT_SANITIZE=address,undefined
   -DCMAKE_C_FLAGS=-fno-sanitize-recover=all
-  -DSAT_SANITIZE_NESTED=ON
-  -DSAT_BUILD_EXAMPLES=OFF -DSAT_BUILD_BENCH=OFF
+  -DSAT_SANITIZE_NESTED=ON -DSAT_WERROR=${WERROR}
+  -DSAT_BUILD_EXAMPLES=OFF -DSAT_BUILD_BENCH=OFF -DSAT_ALLOW_MISSING_TEST_GROUPS=ON
   -DSAT_FUZZ_MUTATIONS=150)
 
 # Only the programs the selected tests run: not the shared library, bindings or examples.
