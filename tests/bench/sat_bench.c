@@ -35,6 +35,7 @@
 #endif
 
 #include "kernels/blis_include.h"
+#include "model_gemms.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,7 +49,6 @@
 #include <unistd.h>
 
 #define MAX_LIST 8
-#define MAX_GEMMS 256
 #define EPS (8.0f / 255.0f)
 #define STEP (2.0f / 255.0f)
 
@@ -62,130 +62,9 @@ typedef struct opts {
     int batch, reps, single, no_ref;
 } opts;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void die(const char *what, int32_t st, const char *msg) {
     fprintf(stderr, "sat_bench: %s failed: %s (%s)\n", what, sat_status_string(st), msg ? msg : "");
     exit(1);
-}
-
-/* ---- GEMM shapes of a model, from its spec text ---- */
-
-typedef struct gemm_shape {
-    int64_t m, n, k;
-    int ta, tb;     /* row-major transposes as libsat issues them */
-    int kind;       /* 0 forward, 1 data gradient, 2 weight gradient */
-    int first;      /* belongs to the first parametrised layer */
-} gemm_shape;
-
-typedef struct model_gemms {
-    gemm_shape g[MAX_GEMMS];
-    int count;
-} model_gemms;
-
-typedef struct named_shape {
-    char name[32];
-    int c, h, w;
-} named_shape;
-
-static const char *opt_value(char *tok[], int nt, const char *key) {
-    size_t kl = strlen(key);
-    for (int i = 1; i < nt; i++)
-        if (strncmp(tok[i], key, kl) == 0 && tok[i][kl] == '=') return tok[i] + kl + 1;
-    return NULL;
-}
-
-static void add_gemm(model_gemms *mg, int64_t m, int64_t n, int64_t k, int ta, int tb, int kind,
-                     int first) {
-    if (mg->count >= MAX_GEMMS) return;
-    gemm_shape s = {m, n, k, ta, tb, kind, first};
-    mg->g[mg->count++] = s;
-}
-
-/* Walks the spec (layer shapes, names, from=) and lists the three GEMMs of every conv and
- * dense layer for a batch: convolution as one batched im2col GEMM over batch*P columns. */
-static void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
-    named_shape names[128];
-    int n_names = 0, c = 0, h = 0, w = 0, first = 1;
-    char *copy = strdup(spec), *save = NULL;
-    mg->count = 0;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *hash = strchr(line, '#');
-        if (hash) *hash = 0;
-        char *tok[16], *s2 = NULL;
-        int nt = 0;
-        for (char *t = strtok_r(line, " \t", &s2); t && nt < 16; t = strtok_r(NULL, " \t", &s2)) tok[nt++] = t;
-        if (nt == 0) continue;
-        const char *from = opt_value(tok, nt, "from");
-        if (from)
-            for (int i = 0; i < n_names; i++)
-                if (strcmp(names[i].name, from) == 0) c = names[i].c, h = names[i].h, w = names[i].w;
-        if (strcmp(tok[0], "input") == 0) {
-            c = atoi(tok[1]), h = atoi(tok[2]), w = atoi(tok[3]);
-        } else if (strcmp(tok[0], "conv") == 0) {
-            const char *v;
-            int co = atoi(tok[1]), k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 1;
-            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : 1, p = (v = opt_value(tok, nt, "p")) ? atoi(v) : 0;
-            int ho = (h + 2 * p - k) / st + 1, wo = (w + 2 * p - k) / st + 1;
-            int64_t kk = (int64_t)c * k * k, np = batch * ho * wo;
-            add_gemm(mg, co, np, kk, 0, 0, 0, first);  /* Y = W col */
-            add_gemm(mg, kk, np, co, 1, 0, 1, first);  /* dcol = W^T dY */
-            add_gemm(mg, co, kk, np, 0, 1, 2, first);  /* dW = dY col^T */
-            first = 0;
-            c = co, h = ho, w = wo;
-        } else if (strcmp(tok[0], "dense") == 0) {
-            int64_t in = (int64_t)c * h * w, out = atoi(tok[1]);
-            add_gemm(mg, batch, out, in, 0, 1, 0, first);  /* Y = X W^T */
-            add_gemm(mg, batch, in, out, 0, 0, 1, first);  /* dX = dY W */
-            add_gemm(mg, out, in, batch, 1, 0, 2, first);  /* dW = dY^T X */
-            first = 0;
-            c = (int)out, h = w = 1;
-        } else if (strcmp(tok[0], "maxpool") == 0 || strcmp(tok[0], "avgpool") == 0) {
-            const char *v;
-            int k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 2;
-            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : k;
-            h = (h - k) / st + 1, w = (w - k) / st + 1;
-        } else if (strcmp(tok[0], "gap") == 0) {
-            h = w = 1;
-        } else if (strcmp(tok[0], "flatten") == 0) {
-            c = c * h * w, h = w = 1;
-        }
-        const char *name = opt_value(tok, nt, "name");
-        if (name && n_names < 128) {
-            snprintf(names[n_names].name, sizeof names[n_names].name, "%s", name);
-            names[n_names].c = c, names[n_names].h = h, names[n_names].w = w;
-            n_names++;
-        }
-    }
-    free(copy);
-}
-
-static double gemm_flops(const gemm_shape *s) { return 2.0 * (double)s->m * (double)s->n * (double)s->k; }
-
-/* FLOPs of one attack iteration (forward + all data gradients) and of one train pass
- * (forward + data gradients except the first layer's + weight gradients). */
-static void model_flops(const model_gemms *mg, double *attack, double *train) {
-    *attack = *train = 0.0;
-    for (int i = 0; i < mg->count; i++) {
-        const gemm_shape *s = &mg->g[i];
-        double f = gemm_flops(s);
-        if (s->kind != 2) *attack += f;
-        if (!(s->kind == 1 && s->first)) *train += f;
-    }
 }
 
 static double time_sgemm(const gemm_shape *s, float *a, float *b, float *c, int threads, int reps) {
@@ -381,8 +260,8 @@ static void run_single(const char *model_name, const char *act_name, int threads
     for (int i = 0; i < mg.count; i++) {
         const gemm_shape *g = &mg.g[i];
         double t = time_sgemm(g, a, b, cc, threads, reps < 3 ? 3 : reps);
-        if (g->kind != 2) bt_attack += t;
-        if (!(g->kind == 1 && g->first)) bt_train += t;
+        if (gemm_in_attack(g)) bt_attack += t;
+        if (gemm_in_train(g)) bt_train += t;
     }
     emit(model_name, act_name, threads, batch, "blis_train_ms", 1e3 * bt_train);
     emit(model_name, act_name, threads, batch, "blis_train_gflops", f_train / bt_train * 1e-9);
@@ -397,8 +276,8 @@ static void run_single(const char *model_name, const char *act_name, int threads
     for (int i = 0; i < mg.count; i++) {
         const gemm_shape *g = &mg.g[i];
         double t = time_satgemm(ctx, g, a, b, cc, reps < 3 ? 3 : reps);
-        if (g->kind != 2) st_attack += t;
-        if (!(g->kind == 1 && g->first)) st_train += t;
+        if (gemm_in_attack(g)) st_attack += t;
+        if (gemm_in_train(g)) st_train += t;
     }
     emit(model_name, act_name, threads, batch, "satgemm_train_gflops", f_train / st_train * 1e-9);
     emit(model_name, act_name, threads, batch, "satgemm_attack_gflops", f_attack / st_attack * 1e-9);
