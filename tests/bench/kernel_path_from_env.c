@@ -1,0 +1,33 @@
+/* kernel_path_from_env.c - linked into a copy of a program (sat-cli-paths) to run it on
+ * another kernel path: the arithmetic another CPU would do, on this one. Before main, it
+ * selects the GEMM path whose name starts with $SAT_KERNEL_PATH (e.g. "blis-zen3", as
+ * tests/kernel_paths.h names them) and turns the direct convolutions on or off with
+ * $SAT_DIRECT_CONV (1 or 0; default 1, where the CPU has them). For measurements only:
+ * the library itself reads no environment variables. */
+#define _POSIX_C_SOURCE 200809L
+#include "kernel_paths.h"
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((constructor)) static void kernel_path_from_env(void) {
+    const char *want = getenv("SAT_KERNEL_PATH"), *direct = getenv("SAT_DIRECT_CONV");
+    if (!want) return;
+    kernel_path paths[KERNEL_PATHS_MAX];
+    const int n = kernel_paths(paths);
+    const size_t len = strlen(want);
+    for (int i = 0; i < n; i++) {
+        if (paths[i].direct || strncmp(paths[i].name, want, len) != 0 || paths[i].name[len] != ',') continue;
+        if (!kernel_path_apply(&paths[i])) break;
+        sat__conv_direct_select(direct ? atoi(direct) : 1);
+        fprintf(stderr, "kernel path: %s, direct convolutions %s\n", sat__gemm_path(),
+                sat__conv_direct_available() ? "on" : "off");
+        return;
+    }
+    fprintf(stderr, "SAT_KERNEL_PATH=%s is not a GEMM path this CPU can run; it can run:\n", want);
+    for (int i = 0; i < n; i++)
+        if (!paths[i].direct) fprintf(stderr, "  %.*s\n", (int)strcspn(paths[i].name, ","), paths[i].name);
+    exit(2);
+}
