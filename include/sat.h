@@ -22,6 +22,12 @@
  *    two threads at once. The library keeps no mutable global state, never prints
  *    (unless a log callback is set), reads no environment variable and never calls
  *    abort() or exit().
+ *  - Reproducibility: with the same inputs, seeds and options, results (logits,
+ *    gradients, adversarial examples, trained weights) are bit-identical for any thread
+ *    count and any chunking of a batch (max_batch), on one machine with one build of the
+ *    library. Across CPUs they are equal up to float rounding: the kernels that a CPU
+ *    runs (BLIS's configuration for it, AVX-512 or not) sum in different orders, and
+ *    training amplifies those differences (docs/design.md says by how much).
  *  - Options structs begin with `uint32_t struct_size`. Initialise them with their
  *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
  *    min(struct_size, its own size) bytes; a larger struct from a newer header is
