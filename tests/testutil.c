@@ -2,6 +2,70 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The registry: what the running test owns, oldest first. */
+typedef struct tu_owned {
+    void *handle;
+    tu_destroy_fn destroy;
+} tu_owned;
+static tu_owned *owned;
+static size_t owned_count, owned_cap;
+
+void *tu_own(void *handle, tu_destroy_fn destroy) {
+    if (!handle) return NULL;
+    if (owned_count == owned_cap) {
+        size_t cap = owned_cap ? 2 * owned_cap : 64;
+        tu_owned *grown = realloc(owned, cap * sizeof *grown);
+        if (!grown) {
+            destroy(handle);
+            fail_msg("tu_own: out of memory");
+        }
+        owned = grown;
+        owned_cap = cap;
+    }
+    owned[owned_count++] = (tu_owned){handle, destroy};
+    return handle;
+}
+
+void tu_release(void *handle) {
+    if (!handle) return;
+    for (size_t i = owned_count; i-- > 0;) {
+        if (owned[i].handle != handle) continue;
+        tu_owned o = owned[i];
+        for (size_t j = i + 1; j < owned_count; j++) owned[j - 1] = owned[j];
+        owned_count--;
+        o.destroy(o.handle);
+        return;
+    }
+    fail_msg("tu_release: %p is not registered", handle);
+}
+
+void tu_release_all(void) {
+    /* One at a time, so that a destroy function that fails the test leaves the rest
+     * registered for the next call. */
+    while (owned_count > 0) {
+        tu_owned o = owned[--owned_count];
+        o.destroy(o.handle);
+    }
+    free(owned);
+    owned = NULL;
+    owned_cap = 0;
+}
+
+void *tu_alloc(size_t bytes) {
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) fail_msg("tu_alloc: no memory for %zu bytes", bytes);
+    return tu_own(p, free);
+}
+
+void tu_free(void *p) { tu_release(p); }
+
+static void destroy_context(void *h) { sat_context_destroy(h); }
+sat_context *tu_own_context(sat_context *ctx) { return tu_own(ctx, destroy_context); }
+static void destroy_sat_mem(void *h) { sat_free(h); }
+void *tu_own_sat_mem(void *p) { return tu_own(p, destroy_sat_mem); }
 
 sat_context *tu_context(int32_t threads, uint64_t seed) {
     sat_context_opts o;
@@ -10,7 +74,53 @@ sat_context *tu_context(int32_t threads, uint64_t seed) {
     o.seed = seed;
     sat_context *ctx = NULL;
     TU_CHECK(sat_context_create(&o, &ctx));
-    return ctx;
+    return tu_own_context(ctx);
+}
+
+/* tu_run_group gives every test this fixture as its initial state: the test's own
+ * setup, teardown and initial state. The setup puts the test's state back; the teardown
+ * finds the fixture through `current` (tests run one at a time). */
+typedef struct tu_fixture {
+    CMFixtureFunction setup, teardown;
+    void *state;
+} tu_fixture;
+static const tu_fixture *current;
+
+static int tu_setup(void **state) {
+    current = *state;
+    tu_release_all(); /* what a failed setup of the previous test left */
+    *state = current->state;
+    return current->setup ? current->setup(state) : 0;
+}
+
+static int tu_teardown(void **state) {
+    tu_release_all();
+    return current->teardown ? current->teardown(state) : 0;
+}
+
+int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t count) {
+    struct CMUnitTest *wrapped = calloc(count ? count : 1, sizeof *wrapped);
+    tu_fixture *fixtures = calloc(count ? count : 1, sizeof *fixtures);
+    if (!wrapped || !fixtures) {
+        free(wrapped);
+        free(fixtures);
+        fprintf(stderr, "tu_run_group %s: out of memory\n", name);
+        return count ? (int)count : 1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        fixtures[i] = (tu_fixture){tests[i].setup_func, tests[i].teardown_func,
+                                   tests[i].initial_state};
+        wrapped[i] = tests[i];
+        wrapped[i].setup_func = tu_setup;
+        wrapped[i].teardown_func = tu_teardown;
+        wrapped[i].initial_state = &fixtures[i];
+    }
+    const int failed = _cmocka_run_group_tests(name, wrapped, count, NULL, NULL);
+    tu_release_all();
+    current = NULL;
+    free(wrapped);
+    free(fixtures);
+    return failed;
 }
 
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {

@@ -13,7 +13,7 @@ int tu_run_on_every_path(const char *group, const struct CMUnitTest *tests, size
     for (int i = 0; i < n; i++) {
         char name[160];
         snprintf(name, sizeof name, "%s @ %s", group, paths[i].name);
-        const int f = kernel_path_apply(&paths[i]) ? _cmocka_run_group_tests(name, tests, count, NULL, NULL) : 1;
+        const int f = kernel_path_apply(&paths[i]) ? tu_run_group(name, tests, count) : 1;
         printf("kernel path %s: %s\n", f ? "FAILED" : "passed", name);
         failed += f;
     }

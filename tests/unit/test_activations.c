@@ -196,5 +196,5 @@ int main(void) {
         cmocka_unit_test(test_smoothrelu_param_grad),
         cmocka_unit_test(test_in_place_and_long),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_activations", tests, sizeof tests / sizeof tests[0]);
 }

@@ -132,8 +132,6 @@ static void test_linear_optimum(void **state) {
     check_linear(&L, &o, x, y);
     o.method = SAT_ATTACK_APGD_CE;
     check_linear(&L, &o, x, y);
-    sat_model_destroy(L.m);
-    sat_context_destroy(L.ctx);
 }
 
 /* ---- a small nonlinear model ---- */
@@ -182,8 +180,6 @@ static void test_ball_and_box(void **state) {
                 }
                 assert_true(moved);
             }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_pgd_beats_fgsm(void **state) {
@@ -207,8 +203,6 @@ static void test_pgd_beats_fgsm(void **state) {
     float l0[16];
     losses_at(m, x, y, 16, l0, NULL);
     assert_true(mean(lf, 16) > mean(l0, 16)); /* and FGSM itself raises the loss */
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* Softmax probability of class c for each example. */
@@ -241,8 +235,6 @@ static void test_targeted(void **state) {
         for (int i = 0; i < NN; i++)
             if (!(p1[i] > p0[i])) fail_msg("loss %d example %d: p(target) %g -> %g", loss, i, p0[i], p1[i]);
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_restarts_keep_worst(void **state) {
@@ -270,8 +262,6 @@ static void test_restarts_keep_worst(void **state) {
         }
         assert_true(differ); /* the later restarts found something better somewhere */
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* ---- the model is untouched and results are reproducible ---- */
@@ -290,7 +280,7 @@ static void test_model_unchanged(void **state) {
     TU_CHECK(sat_model_train_backward(m, x, y, NN, 0.0f, NULL, NULL));
     const int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
     assert_true(ns > 0);
-    float *p0 = malloc(sizeof(float) * (size_t)np), *s0 = malloc(sizeof(float) * (size_t)ns);
+    float *p0 = tu_alloc(sizeof(float) * (size_t)np), *s0 = tu_alloc(sizeof(float) * (size_t)ns);
     memcpy(p0, sat_model_params(m), sizeof(float) * (size_t)np);
     memcpy(s0, sat_model_state(m), sizeof(float) * (size_t)ns);
     for (int32_t method = SAT_ATTACK_FGSM; method <= SAT_ATTACK_APGD_DLR; method++)
@@ -301,10 +291,6 @@ static void test_model_unchanged(void **state) {
             assert_true(memcmp(p0, sat_model_params(m), sizeof(float) * (size_t)np) == 0);
             assert_true(memcmp(s0, sat_model_state(m), sizeof(float) * (size_t)ns) == 0);
         }
-    free(p0);
-    free(s0);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 #define NR 10
@@ -327,14 +313,14 @@ static void all_attacks(int32_t threads, int32_t max_batch, uint64_t seed, float
             o.seed = seed;
             run(m, &o, x, y, t, NR, out + k * NR * 32);
         }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    tu_release(m);
+    tu_release(ctx);
 }
 
 static void test_reproducible(void **state) {
     (void)state;
     const size_t len = 8 * NR * 32;
-    float *a = malloc(sizeof(float) * len), *b = malloc(sizeof(float) * len);
+    float *a = tu_alloc(sizeof(float) * len), *b = tu_alloc(sizeof(float) * len);
     const size_t slice = NR * 32;
     all_attacks(1, 16, 77, a, 0);
     all_attacks(1, 16, 77, b, 0);
@@ -347,8 +333,6 @@ static void test_reproducible(void **state) {
     all_attacks(2, 16, 77, b, 1); /* 2 threads */
     assert_true(memcmp(a + 2 * slice, b + 2 * slice, sizeof(float) * slice) == 0);
     assert_true(memcmp(a + 7 * slice, b + 7 * slice, sizeof(float) * slice) == 0);
-    free(a);
-    free(b);
 }
 
 static void test_in_place(void **state) {
@@ -362,8 +346,6 @@ static void test_in_place(void **state) {
     run(m, &o, x, y, NULL, NR, xa);
     run(m, &o, x, y, NULL, NR, x); /* x_adv == x, across three chunks */
     assert_true(memcmp(x, xa, sizeof x) == 0);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -374,6 +356,6 @@ int main(void) {
         cmocka_unit_test(test_in_place),
     };
     const struct CMUnitTest every_path[] = {cmocka_unit_test(test_reproducible)};
-    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    const int failed = tu_run_group("test_attack", tests, sizeof tests / sizeof tests[0]);
     return failed + tu_run_on_every_path("test_attack", every_path, sizeof every_path / sizeof every_path[0]);
 }

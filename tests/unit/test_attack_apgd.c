@@ -31,7 +31,7 @@ static void make_data(float *x, int32_t *y, int64_t n, uint64_t seed) {
 
 static sat_model *train_model(sat_context *ctx) {
     sat_model *m = tu_model(ctx, "input 1 4 4\ndense 32\nact\ndense 32\nact\ndense 4\n", SAT_ACT_SILU, BATCH);
-    float *x = malloc(sizeof(float) * NTRAIN * SZ);
+    float *x = tu_alloc(sizeof(float) * NTRAIN * SZ);
     int32_t y[NTRAIN];
     make_data(x, y, NTRAIN, 1);
     float *p = sat_model_params(m);
@@ -42,7 +42,7 @@ static sat_model *train_model(sat_context *ctx) {
         TU_CHECK(sat_model_train_backward(m, x + b * SZ, y + b, BATCH, 0.0f, NULL, NULL));
         for (int64_t i = 0; i < np; i++) p[i] -= 0.1f * g[i];
     }
-    free(x);
+    tu_free(x);
     return m;
 }
 
@@ -90,8 +90,6 @@ static void test_apgd_vs_pgd(void **state) {
             assert_true(pgd > clean);
         }
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_apgd_targeted(void **state) {
@@ -121,8 +119,6 @@ static void test_apgd_targeted(void **state) {
     const double before = sat__loss_dlr_targeted(z0, y, t, NTEST, K, NULL, NULL);
     const double after = sat__loss_dlr_targeted(z1, y, t, NTEST, K, NULL, NULL);
     assert_true(after > before);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -130,5 +126,5 @@ int main(void) {
         cmocka_unit_test(test_apgd_vs_pgd),
         cmocka_unit_test(test_apgd_targeted),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_attack_apgd", tests, sizeof tests / sizeof tests[0]);
 }

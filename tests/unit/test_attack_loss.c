@@ -157,5 +157,5 @@ int main(void) {
         cmocka_unit_test(test_geometry),      cmocka_unit_test(test_random_start),
         cmocka_unit_test(test_apgd_schedule),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_attack_loss", tests, sizeof tests / sizeof tests[0]);
 }

@@ -17,6 +17,7 @@ typedef struct fixture {
     int32_t y[N], t[N];
 } fixture;
 
+/* Per test: the context and model are registered, so they go with the test. */
 static int setup(void **state) {
     static fixture f;
     f.ctx = tu_context(1, 3);
@@ -31,12 +32,6 @@ static int setup(void **state) {
     return 0;
 }
 
-static int teardown(void **state) {
-    fixture *f = *state;
-    sat_model_destroy(f->m);
-    sat_context_destroy(f->ctx);
-    return 0;
-}
 
 static void test_defaults(void **state) {
     (void)state;
@@ -180,7 +175,6 @@ static void test_bad_data(void **state) {
     o.method = SAT_ATTACK_APGD_DLR;
     assert_int_equal(sat_attack(m3, &o, f->x, y3, t3, N, f->xa, NULL), SAT_E_INVALID_ARG);
     assert_true(strstr(sat_model_last_error(m3), "4 classes") != NULL);
-    sat_model_destroy(m3);
 }
 
 /* sat_pgd_attack is sat_attack with the method forced to PGD. */
@@ -278,14 +272,16 @@ static void test_trace(void **state) {
     tr.struct_size = 4;
     expect_rejected(f, sat_attack(f->m, &o, f->x, f->y, NULL, N, f->xa, &tr), SAT_E_INVALID_ARG,
                     "small trace struct");
-    sat_model_destroy(m8);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_struct_sizes),
-        cmocka_unit_test(test_bad_options), cmocka_unit_test(test_bad_data),
-        cmocka_unit_test(test_pgd_entry),   cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test_setup(test_struct_sizes, setup),
+        cmocka_unit_test_setup(test_bad_options, setup),
+        cmocka_unit_test_setup(test_bad_data, setup),
+        cmocka_unit_test_setup(test_pgd_entry, setup),
+        cmocka_unit_test_setup(test_trace, setup),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_run_group("test_attack_opts", tests, sizeof tests / sizeof tests[0]);
 }

@@ -30,8 +30,11 @@ typedef struct {
     char model_path[128];
 } fixture;
 
+/* The context is registered and goes with the test; the teardown removes the files. */
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    static fixture fx;
+    fixture *f = &fx;
+    memset(f, 0, sizeof *f);
     f->ctx = tu_context(1, 3);
     snprintf(f->dir, sizeof f->dir, "/tmp/sat_ckpt_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -46,8 +49,6 @@ static int teardown(void **state) {
     remove(f->path);
     remove(f->model_path);
     rmdir(f->dir);
-    sat_context_destroy(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -61,6 +62,7 @@ static run make_run(sat_context *ctx, const char *spec, int32_t method, int32_t 
     mo.max_batch = BATCH;
     mo.seed = seed;
     TU_CHECK(sat_model_create(ctx, spec, &mo, &r.model));
+    tu_own_model(r.model);
     sat_optimizer_opts oo;
     sat_optimizer_opts_init(&oo, sizeof oo);
     oo.kind = opt_kind;
@@ -68,6 +70,7 @@ static run make_run(sat_context *ctx, const char *spec, int32_t method, int32_t 
     oo.schedule = SAT_SCHED_COSINE; /* the learning rate depends on the restored step count */
     oo.total_steps = 2 * (K + J) * 2;
     TU_CHECK(sat_optimizer_create(r.model, &oo, &r.opt));
+    tu_own_optimizer(r.opt);
     sat_trainer_opts to;
     sat_trainer_opts_init(&to, sizeof to);
     to.method = method;
@@ -75,13 +78,14 @@ static run make_run(sat_context *ctx, const char *spec, int32_t method, int32_t 
     to.free_replays = 2;
     to.seed = seed + 1;
     TU_CHECK(sat_trainer_create(r.model, r.opt, &to, &r.trainer));
+    tu_own_trainer(r.trainer);
     return r;
 }
 
 static void free_run(run *r) {
-    sat_trainer_destroy(r->trainer);
-    sat_optimizer_destroy(r->opt);
-    sat_model_destroy(r->model);
+    tu_release(r->trainer);
+    tu_release(r->opt);
+    tu_release(r->model);
 }
 
 /* Batch i of a fixed stream of data. */
@@ -125,8 +129,6 @@ static void resume_matches(fixture *f, int32_t method, int32_t opt_kind) {
     assert_int_equal(batch, K);
     for (int i = K; i < K + J; i++) step(&resumed, i);
     assert_same_run(&whole, &resumed);
-    free_run(&resumed);
-    free_run(&whole);
 }
 
 static void test_resume_pgd_sgd(void **state) { resume_matches(*state, SAT_TRAIN_PGD, SAT_OPT_SGD); }
@@ -196,16 +198,6 @@ static void test_refused_changes_nothing(void **state) {
     TU_CHECK(sat_checkpoint_load(free_r.trainer, f->path, NULL, NULL));
     assert_memory_equal(sat_model_params(free_r.model), sat_model_params(src.model),
                         sizeof(float) * (size_t)sat_model_param_count(src.model));
-
-    free_run(&free_r);
-    free_run(&free_twin);
-    free_run(&other);
-    free_run(&other_twin);
-    free_run(&adam);
-    free_run(&adam_twin);
-    free_run(&r);
-    free_run(&twin);
-    free_run(&src);
 }
 
 static void test_model_load_reads_checkpoint(void **state) {
@@ -215,12 +207,11 @@ static void test_model_load_reads_checkpoint(void **state) {
     TU_CHECK(sat_checkpoint_save(src.trainer, NULL, 0, 1, f->path));
     sat_model *m = NULL;
     TU_CHECK(sat_model_load(f->ctx, f->path, NULL, &m));
+    tu_own_model(m);
     assert_memory_equal(sat_model_params(m), sat_model_params(src.model),
                         sizeof(float) * (size_t)sat_model_param_count(m));
     assert_memory_equal(sat_model_state(m), sat_model_state(src.model),
                         sizeof(float) * (size_t)sat_model_state_count(m));
-    sat_model_destroy(m);
-    free_run(&src);
 }
 
 static void test_bad_arguments(void **state) {
@@ -241,7 +232,6 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(sat_checkpoint_load(NULL, f->path, NULL, NULL), SAT_E_INVALID_ARG);
     assert_int_equal(sat_checkpoint_load(r.trainer, NULL, NULL, NULL), SAT_E_INVALID_ARG);
     assert_int_equal(sat_checkpoint_load(r.trainer, "", NULL, NULL), SAT_E_INVALID_ARG);
-    free_run(&r);
 }
 
 int main(void) {
@@ -252,5 +242,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_model_load_reads_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_checkpoint", tests, sizeof tests / sizeof tests[0]);
 }

@@ -76,5 +76,5 @@ static void test_pinned_values(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pinned_values)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_constants", tests, sizeof tests / sizeof tests[0]);
 }

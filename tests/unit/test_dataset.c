@@ -44,6 +44,7 @@ static sat_context *counting_context(counter *c) {
     o.alloc_user = c;
     sat_context *ctx = NULL;
     TU_CHECK(sat_context_create(&o, &ctx));
+    tu_own_context(ctx); /* c must outlive it: callers tu_alloc their counter */
     c->live = 0; /* count only what the data set code allocates from here on */
     return ctx;
 }
@@ -58,8 +59,12 @@ typedef struct {
 
 static int setup_tmp(void **state) {
     tmpdir *t = calloc(1, sizeof *t);
+    if (!t) return -1;
     snprintf(t->dir, sizeof t->dir, "/tmp/sat_dataset_XXXXXX");
-    if (!t || !mkdtemp(t->dir)) return -1;
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
     *state = t;
     return 0;
 }
@@ -127,7 +132,7 @@ static void write_idx_images(tmpdir *t, const char *name, uint32_t magic, uint32
                              uint32_t rows, uint32_t cols, size_t keep) {
     size_t pixels = (size_t)n * rows * cols, size = 16 + pixels;
     if (keep < size) size = keep; /* huge claimed sizes are only ever written cut short */
-    unsigned char *buf = malloc(size < 16 ? 16 : size);
+    unsigned char *buf = tu_alloc(size < 16 ? 16 : size);
     assert_non_null(buf);
     put_be32(buf, magic);
     put_be32(buf + 4, n);
@@ -135,21 +140,21 @@ static void write_idx_images(tmpdir *t, const char *name, uint32_t magic, uint32
     put_be32(buf + 12, cols);
     for (size_t i = 0; i + 16 < size; i++) buf[16 + i] = pixel_value((int64_t)i);
     write_file(t, name, buf, size);
-    free(buf);
+    tu_free(buf);
 }
 
 /* An IDX label file of n labels, label i = i % 10 (or `bad` at index bad_at). */
 static void write_idx_labels(tmpdir *t, const char *name, uint32_t magic, uint32_t n,
                              size_t keep, int bad_at, unsigned char bad) {
     size_t size = 8 + n;
-    unsigned char *buf = malloc(size);
+    unsigned char *buf = tu_alloc(size);
     assert_non_null(buf);
     put_be32(buf, magic);
     put_be32(buf + 4, n);
     for (uint32_t i = 0; i < n; i++) buf[8 + i] = (unsigned char)(i % 10);
     if (bad_at >= 0) buf[8 + bad_at] = bad;
     write_file(t, name, buf, keep < size ? keep : size);
-    free(buf);
+    tu_free(buf);
 }
 
 static void check_idx_contents(const sat_dataset *ds, int64_t n, int32_t rows, int32_t cols) {
@@ -175,6 +180,7 @@ static void check_idx_contents(const sat_dataset *ds, int64_t n, int32_t rows, i
     do {                                                                                        \
         (out) = (sat_dataset *)(uintptr_t)1;                                                    \
         int32_t st_ = (call);                                                                   \
+        if (st_ == SAT_OK) tu_own_dataset(out);                                                 \
         if (st_ != (code))                                                                      \
             fail_msg("%s -> %d (%s), expected %d: %s", #call, st_, sat_status_string(st_),     \
                      (code), sat_last_error());                                                 \
@@ -188,8 +194,8 @@ static void check_idx_contents(const sat_dataset *ds, int64_t n, int32_t rows, i
 
 static void test_idx_plain_and_gzip(void **state) {
     tmpdir *t = *state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     /* train split plain, test split gzip */
     write_idx_images(t, "train-images-idx3-ubyte", 0x803, 7, 5, 3, SIZE_MAX);
     write_idx_labels(t, "train-labels-idx1-ubyte", 0x801, 7, SIZE_MAX, -1, 0);
@@ -198,44 +204,46 @@ static void test_idx_plain_and_gzip(void **state) {
 
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds));
+    tu_own_dataset(ds);
     check_idx_contents(ds, 7, 5, 3);
-    sat_dataset_destroy(ds);
+    tu_release(ds);
 
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TEST, &ds));
+    tu_own_dataset(ds);
     check_idx_contents(ds, 12, 4, 6);
-    sat_dataset_destroy(ds);
+    tu_release(ds);
 
     /* explicit paths; a trailing slash on the directory is fine */
     char ip[512], lp[512], dir_slash[300];
     tmp_path(t, "t10k-images-idx3-ubyte.gz", ip, sizeof ip);
     tmp_path(t, "t10k-labels-idx1-ubyte.gz", lp, sizeof lp);
     TU_CHECK(sat_dataset_load_idx(ctx, ip, lp, &ds));
+    tu_own_dataset(ds);
     check_idx_contents(ds, 12, 4, 6);
-    sat_dataset_destroy(ds);
+    tu_release(ds);
     snprintf(dir_slash, sizeof dir_slash, "%s/", t->dir);
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_IDX, dir_slash, SAT_SPLIT_TEST, &ds));
     sat_dataset_destroy(ds);
 
-    assert_int_equal(cnt.live, 0);
-    sat_context_destroy(ctx);
+    assert_int_equal(cnt->live, 0);
 }
 
 static void test_idx_damaged(void **state) {
     tmpdir *t = *state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     sat_dataset *ds;
     const char *img = "train-images-idx3-ubyte.gz", *lab = "train-labels-idx1-ubyte.gz";
 
     /* missing files: the directory is empty */
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds, SAT_E_IO,
-                "train-images-idx3-ubyte", &cnt);
+                "train-images-idx3-ubyte", cnt);
     write_idx_images(t, img, 0x803, 20, 6, 6, SIZE_MAX);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds, SAT_E_IO,
-                "train-labels-idx1-ubyte", &cnt);
+                "train-labels-idx1-ubyte", cnt);
     assert_non_null(strstr(sat_last_error(), "No such file"));
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, "/nonexistent-dir-for-sat", SAT_SPLIT_TEST,
-                                 &ds), ds, SAT_E_IO, "t10k-images-idx3-ubyte", &cnt);
+                                 &ds), ds, SAT_E_IO, "t10k-images-idx3-ubyte", cnt);
 
     /* a good pair loads */
     write_idx_labels(t, lab, 0x801, 20, SIZE_MAX, -1, 0);
@@ -245,34 +253,34 @@ static void test_idx_damaged(void **state) {
     /* bad magic in either file (swapped files give that too) */
     write_idx_images(t, img, 0x801, 20, 6, 6, SIZE_MAX);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
     assert_non_null(strstr(sat_last_error(), "magic"));
     write_idx_images(t, img, 0x803, 20, 6, 6, SIZE_MAX);
     write_idx_labels(t, lab, 0x803, 20, SIZE_MAX, -1, 0);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, lab, &cnt);
+                SAT_E_FORMAT, lab, cnt);
 
     /* truncated labels, truncated images, truncated header, empty file */
     write_idx_labels(t, lab, 0x801, 20, 8 + 13, -1, 0);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, lab, &cnt);
+                SAT_E_FORMAT, lab, cnt);
     assert_non_null(strstr(sat_last_error(), "truncated"));
     write_idx_labels(t, lab, 0x801, 20, SIZE_MAX, -1, 0);
     write_idx_images(t, img, 0x803, 20, 6, 6, 16 + 20 * 36 - 1);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
     assert_non_null(strstr(sat_last_error(), "truncated"));
     write_idx_images(t, img, 0x803, 20, 6, 6, 10);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
     write_idx_images(t, img, 0x803, 20, 6, 6, 0);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
 
     /* count mismatch */
     write_idx_images(t, img, 0x803, 19, 6, 6, SIZE_MAX);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, lab, &cnt);
+                SAT_E_FORMAT, lab, cnt);
     assert_non_null(strstr(sat_last_error(), "19"));
 
     /* a label out of range */
@@ -280,28 +288,28 @@ static void test_idx_damaged(void **state) {
     write_idx_labels(t, lab, 0x801, 20, SIZE_MAX, 5, 11);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
                 SAT_E_FORMAT, "train-labels-idx1-ubyte.gz: label 11 at index 5 is not below 10",
-                &cnt);
+                cnt);
 
     /* zero and huge claimed dimensions: rejected from the header alone */
     write_idx_labels(t, lab, 0x801, 20, SIZE_MAX, -1, 0);
     const uint32_t dims[][3] = {{0, 6, 6},         {20, 0, 6},         {20, 6, 5000},
                                 {200000000, 1, 1}, {100000000, 28, 28}, {0xffffffffu, 4096, 4096}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
-        cnt.largest = 0;
+        cnt->largest = 0;
         write_idx_images(t, img, 0x803, dims[i][0], dims[i][1], dims[i][2], 16);
         EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                    SAT_E_FORMAT, img, &cnt);
-        assert_true(cnt.largest < ((size_t)1 << 20));
+                    SAT_E_FORMAT, img, cnt);
+        assert_true(cnt->largest < ((size_t)1 << 20));
     }
     /* plausible but false dimensions (2e6 images of 32x32 in a 16-byte file): memory grows
      * only with the data actually present */
     write_idx_images(t, img, 0x803, 2000000, 32, 32, 16 + 1000);
     write_idx_labels(t, lab, 0x801, 2000000, SIZE_MAX, -1, 0);
-    cnt.largest = 0;
+    cnt->largest = 0;
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
     assert_non_null(strstr(sat_last_error(), "truncated"));
-    assert_true(cnt.largest <= ((size_t)8 << 20));
+    assert_true(cnt->largest <= ((size_t)8 << 20));
 
     /* a gzip stream cut in the middle */
     write_idx_images(t, "train-images-idx3-ubyte", 0x803, 20, 6, 6, SIZE_MAX);
@@ -319,18 +327,17 @@ static void test_idx_damaged(void **state) {
     assert_true(size > 200);
     write_file(t, img, buf, size / 2);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_FORMAT, img, &cnt);
+                SAT_E_FORMAT, img, cnt);
 
     /* bad arguments */
     EXPECT_FAIL(sat_dataset_load(NULL, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_INVALID_ARG, "ctx", &cnt);
+                SAT_E_INVALID_ARG, "ctx", cnt);
     EXPECT_FAIL(sat_dataset_load(ctx, 7, t->dir, SAT_SPLIT_TRAIN, &ds), ds, SAT_E_INVALID_ARG,
-                "format", &cnt);
+                "format", cnt);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, 2, &ds), ds, SAT_E_INVALID_ARG,
-                "split", &cnt);
+                "split", cnt);
     assert_int_equal(sat_dataset_load(ctx, SAT_DATA_IDX, t->dir, SAT_SPLIT_TRAIN, NULL),
                      SAT_E_INVALID_ARG);
-    sat_context_destroy(ctx);
 }
 
 /* ---- CIFAR-10 ---- */
@@ -342,7 +349,7 @@ static unsigned char cifar_pixel(int64_t example, int64_t p) {
 static void write_cifar(tmpdir *t, const char *name, int64_t first, int64_t records,
                         size_t extra_bytes, int bad_label_at) {
     size_t size = (size_t)records * 3073 + extra_bytes;
-    unsigned char *buf = calloc(size ? size : 1, 1);
+    unsigned char *buf = tu_alloc(size);
     assert_non_null(buf);
     for (int64_t r = 0; r < records; r++) {
         unsigned char *rec = buf + r * 3073;
@@ -351,13 +358,13 @@ static void write_cifar(tmpdir *t, const char *name, int64_t first, int64_t reco
         for (int p = 0; p < 3072; p++) rec[1 + p] = cifar_pixel(first + r, p);
     }
     write_file(t, name, buf, size);
-    free(buf);
+    tu_free(buf);
 }
 
 static void test_cifar(void **state) {
     tmpdir *t = *state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     const int64_t per_file[5] = {2, 3, 1, 1, 4};
     char name[32];
     int64_t total = 0;
@@ -370,6 +377,7 @@ static void test_cifar(void **state) {
 
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TRAIN, &ds));
+    tu_own_dataset(ds);
     int32_t c, h, w, k;
     TU_CHECK(sat_dataset_shape(ds, &c, &h, &w, &k));
     assert_int_equal(sat_dataset_size(ds), total);
@@ -382,27 +390,27 @@ static void test_cifar(void **state) {
         for (int p = 0; p < 3072; p++)
             assert_true(sat_dataset_images(ds)[e * 3072 + p] == (float)cifar_pixel(e, p) / 255.0f);
     }
-    sat_dataset_destroy(ds);
+    tu_release(ds);
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TEST, &ds));
+    tu_own_dataset(ds);
     assert_int_equal(sat_dataset_size(ds), 3);
     assert_int_equal(sat_dataset_labels(ds)[2], 102 % 10);
     assert_true(sat_dataset_images(ds)[2 * 3072 + 5] == (float)cifar_pixel(102, 5) / 255.0f);
-    sat_dataset_destroy(ds);
+    tu_release(ds);
 
     /* size not a multiple of the record, empty file, bad label, missing file */
     write_cifar(t, "test_batch.bin", 0, 3, 100, -1);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TEST, &ds), ds,
-                SAT_E_FORMAT, "test_batch.bin", &cnt);
+                SAT_E_FORMAT, "test_batch.bin", cnt);
     write_cifar(t, "test_batch.bin", 0, 0, 0, -1);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TEST, &ds), ds,
-                SAT_E_FORMAT, "test_batch.bin", &cnt);
+                SAT_E_FORMAT, "test_batch.bin", cnt);
     write_cifar(t, "test_batch.bin", 0, 3, 0, 1);
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TEST, &ds), ds,
-                SAT_E_FORMAT, "test_batch.bin: label 10 at index 1 is not below 10", &cnt);
+                SAT_E_FORMAT, "test_batch.bin: label 10 at index 1 is not below 10", cnt);
     remove_file(t, "data_batch_4.bin");
     EXPECT_FAIL(sat_dataset_load(ctx, SAT_DATA_CIFAR10, t->dir, SAT_SPLIT_TRAIN, &ds), ds,
-                SAT_E_IO, "data_batch_4.bin", &cnt);
-    sat_context_destroy(ctx);
+                SAT_E_IO, "data_batch_4.bin", cnt);
 }
 
 /* ---- from_arrays ---- */
@@ -411,8 +419,8 @@ static void test_cifar(void **state) {
  * traced back; label i % classes. */
 static sat_dataset *make_ds(sat_context *ctx, int64_t n, int32_t h, int32_t w, int32_t classes) {
     int64_t per = (int64_t)h * w;
-    float *x = malloc((size_t)(n * per) * sizeof(float));
-    int32_t *y = malloc((size_t)n * sizeof(int32_t));
+    float *x = tu_alloc((size_t)(n * per) * sizeof(float));
+    int32_t *y = tu_alloc((size_t)n * sizeof(int32_t));
     assert_non_null(x);
     assert_non_null(y);
     for (int64_t i = 0; i < n; i++) {
@@ -421,8 +429,9 @@ static sat_dataset *make_ds(sat_context *ctx, int64_t n, int32_t h, int32_t w, i
     }
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_from_arrays(ctx, x, y, n, 1, h, w, classes, &ds));
-    free(x);
-    free(y);
+    tu_own_dataset(ds);
+    tu_free(x);
+    tu_free(y);
     return ds;
 }
 
@@ -433,13 +442,14 @@ static int64_t example_of(const float *img) {
 
 static void test_from_arrays(void **state) {
     (void)state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     float x[2 * 3 * 2 * 2];
     int32_t y[2] = {0, 4};
     for (int i = 0; i < 24; i++) x[i] = (float)i / 24.0f;
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, 2, 5, &ds));
+    tu_own_dataset(ds);
     x[0] = 0.5f; /* the data set holds a copy */
     assert_true(sat_dataset_images(ds)[0] == 0.0f);
     assert_true(sat_dataset_images(ds)[23] == 23.0f / 24.0f);
@@ -448,32 +458,32 @@ static void test_from_arrays(void **state) {
     TU_CHECK(sat_dataset_shape(ds, &c, NULL, NULL, &k));
     assert_int_equal(c, 3);
     assert_int_equal(k, 5);
-    sat_dataset_destroy(ds);
+    tu_release(ds);
 
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, NULL, y, 2, 3, 2, 2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "x", &cnt);
+                "x", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, NULL, 2, 3, 2, 2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "labels", &cnt);
+                "labels", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 0, 3, 2, 2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "n", &cnt);
+                "n", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 0, 2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "shape", &cnt);
+                "shape", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, -2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "shape", &cnt);
+                "shape", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, 2, 4, &ds), ds, SAT_E_INVALID_ARG,
-                "label 4 at index 1", &cnt);
+                "label 4 at index 1", cnt);
     y[0] = -1;
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, 2, 5, &ds), ds, SAT_E_INVALID_ARG,
-                "label -1", &cnt);
+                "label -1", cnt);
     y[0] = 0;
     x[13] = NAN;
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, 2, 5, &ds), ds, SAT_E_NUMERIC,
-                "pixel 13", &cnt);
+                "pixel 13", cnt);
     x[13] = INFINITY;
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 2, 3, 2, 2, 5, &ds), ds, SAT_E_NUMERIC,
-                "pixel 13", &cnt);
+                "pixel 13", cnt);
     EXPECT_FAIL(sat_dataset_from_arrays(ctx, x, y, 1, 65536, 65536, 65536, 5, &ds), ds,
-                SAT_E_INVALID_ARG, "too large", &cnt);
+                SAT_E_INVALID_ARG, "too large", cnt);
 
     /* NULL handles */
     sat_dataset_destroy(NULL);
@@ -483,7 +493,6 @@ static void test_from_arrays(void **state) {
     assert_null(sat_dataset_images(NULL));
     assert_null(sat_dataset_labels(NULL));
     assert_string_equal(sat_default_data_dir(), "/usr/share/datasets/fashion-mnist");
-    sat_context_destroy(ctx);
 }
 
 /* ---- shuffle and batch ---- */
@@ -494,8 +503,8 @@ static void epoch_examples(sat_dataset *ds, int64_t batch, int64_t *seen) {
     int32_t h, w, classes;
     TU_CHECK(sat_dataset_shape(ds, NULL, &h, &w, &classes));
     int64_t n = sat_dataset_size(ds), per = (int64_t)h * w, pos = 0;
-    float *x = malloc((size_t)(batch * per) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    float *x = tu_alloc((size_t)(batch * per) * sizeof(float));
+    int32_t *y = tu_alloc((size_t)batch * sizeof(int32_t));
     int64_t nb = (n + batch - 1) / batch;
     for (int64_t b = 0; b < nb; b++) {
         int64_t got = -1;
@@ -508,24 +517,24 @@ static void epoch_examples(sat_dataset *ds, int64_t batch, int64_t *seen) {
         }
     }
     assert_int_equal(pos, n);
-    free(x);
-    free(y);
+    tu_free(x);
+    tu_free(y);
 }
 
 static void assert_permutation(const int64_t *p, int64_t n) {
-    char *hit = calloc((size_t)n, 1);
+    char *hit = tu_alloc((size_t)n);
     for (int64_t i = 0; i < n; i++) {
         assert_in_range(p[i], 0, n - 1);
         assert_int_equal(hit[p[i]], 0);
         hit[p[i]] = 1;
     }
-    free(hit);
+    tu_free(hit);
 }
 
 static void test_shuffle_and_batch(void **state) {
     (void)state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     const int64_t n = 103;
     sat_dataset *ds = make_ds(ctx, n, 3, 4, 7);
     int64_t a[103], b[103], c[103];
@@ -555,7 +564,7 @@ static void test_shuffle_and_batch(void **state) {
     TU_CHECK(sat_dataset_shuffle(ds2, 43, 0, SAT_AUG_NONE));
     epoch_examples(ds2, 7, c);
     assert_memory_not_equal(a, c, sizeof a);
-    sat_dataset_destroy(ds2);
+    tu_release(ds2);
 
     /* argument errors leave the outputs alone */
     float x[12 * 10];
@@ -575,9 +584,8 @@ static void test_shuffle_and_batch(void **state) {
     assert_int_equal(sat_dataset_shuffle(ds, 1, 0, 8u), SAT_E_INVALID_ARG);
     assert_int_equal(sat_dataset_shuffle(ds, 1, -1, 0), SAT_E_INVALID_ARG);
     assert_int_equal(sat_dataset_shuffle(NULL, 1, 0, 0), SAT_E_INVALID_ARG);
-    sat_dataset_destroy(ds);
-    assert_int_equal(cnt.live, 0);
-    sat_context_destroy(ctx);
+    tu_release(ds);
+    assert_int_equal(cnt->live, 0);
 }
 
 /* All batches of one epoch concatenated. */
@@ -585,13 +593,13 @@ static float *epoch_images(sat_dataset *ds, int64_t batch) {
     int32_t c, h, w;
     TU_CHECK(sat_dataset_shape(ds, &c, &h, &w, NULL));
     int64_t n = sat_dataset_size(ds), per = (int64_t)c * h * w;
-    float *all = malloc((size_t)(n * per) * sizeof(float));
-    int32_t *y = malloc((size_t)batch * sizeof(int32_t));
+    float *all = tu_alloc((size_t)(n * per) * sizeof(float));
+    int32_t *y = tu_alloc((size_t)batch * sizeof(int32_t));
     for (int64_t b = 0; b * batch < n; b++) {
         int64_t got;
         TU_CHECK(sat_dataset_batch(ds, b, batch, all + b * batch * per, y, &got));
     }
-    free(y);
+    tu_free(y);
     return all;
 }
 
@@ -635,8 +643,8 @@ static void test_augmentation(void **state) {
     /* reproducible and independent of the batch size */
     float *out2 = epoch_images(ds, 5);
     assert_memory_equal(out, out2, (size_t)(n * per) * sizeof(float));
-    free(out2);
-    free(out);
+    tu_free(out2);
+    tu_free(out);
 
     /* crop: the same shape, each image a shift of its source by at most 4 with zero fill */
     TU_CHECK(sat_dataset_shuffle(ds, 9, 4, SAT_AUG_CROP));
@@ -666,7 +674,7 @@ static void test_augmentation(void **state) {
                              (long long)src[k]);
     }
     assert_true(shifted > n / 2);
-    free(out);
+    tu_free(out);
 
     /* both together keep values in [0,1] and the labels of the unaugmented order */
     TU_CHECK(sat_dataset_shuffle(ds, 1, 0, SAT_AUG_CROP | SAT_AUG_FLIP));
@@ -676,8 +684,6 @@ static void test_augmentation(void **state) {
     TU_CHECK(sat_dataset_batch(ds, 0, 64, x, y, &got));
     assert_int_equal(got, 64);
     for (int64_t i = 0; i < 64 * 30; i++) assert_true(x[i] >= 0.0f && x[i] <= 1.0f);
-    sat_dataset_destroy(ds);
-    sat_context_destroy(ctx);
 }
 
 /* A known 1x2x3 image under a flip becomes its mirror. */
@@ -689,6 +695,7 @@ static void test_flip_known_image(void **state) {
     const int32_t lab = 0;
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_from_arrays(ctx, img, &lab, 1, 1, 2, 3, 1, &ds));
+    tu_own_dataset(ds);
     int flips = 0, keeps = 0;
     for (int64_t epoch = 0; epoch < 40; epoch++) {
         float x[6];
@@ -703,25 +710,24 @@ static void test_flip_known_image(void **state) {
             fail_msg("epoch %lld: neither the image nor its mirror", (long long)epoch);
     }
     assert_true(flips > 5 && keeps > 5);
-    sat_dataset_destroy(ds);
-    sat_context_destroy(ctx);
 }
 
 /* ---- split and truncate ---- */
 
 static void test_split_truncate(void **state) {
     (void)state;
-    counter cnt;
-    sat_context *ctx = counting_context(&cnt);
+    counter *cnt = tu_alloc(sizeof *cnt);
+    sat_context *ctx = counting_context(cnt);
     const int64_t n = 50;
     sat_dataset *ds = make_ds(ctx, n, 2, 2, 10), *held = NULL;
-    cnt.base = cnt.live;
-    EXPECT_FAIL(sat_dataset_split(ds, 0, 1, &held), held, SAT_E_INVALID_ARG, "", &cnt);
+    cnt->base = cnt->live;
+    EXPECT_FAIL(sat_dataset_split(ds, 0, 1, &held), held, SAT_E_INVALID_ARG, "", cnt);
     assert_non_null(strstr(sat_dataset_last_error(ds), "count 0"));
-    EXPECT_FAIL(sat_dataset_split(ds, n, 1, &held), held, SAT_E_INVALID_ARG, "", &cnt);
+    EXPECT_FAIL(sat_dataset_split(ds, n, 1, &held), held, SAT_E_INVALID_ARG, "", cnt);
     assert_int_equal(sat_dataset_size(ds), n);
 
     TU_CHECK(sat_dataset_split(ds, 12, 77, &held));
+    tu_own_dataset(held);
     assert_int_equal(sat_dataset_size(ds), 38);
     assert_int_equal(sat_dataset_size(held), 12);
     int32_t k;
@@ -751,9 +757,10 @@ static void test_split_truncate(void **state) {
     /* the same seed picks the same examples */
     sat_dataset *ds2 = make_ds(ctx, n, 2, 2, 10), *held2 = NULL;
     TU_CHECK(sat_dataset_split(ds2, 12, 77, &held2));
+    tu_own_dataset(held2);
     assert_memory_equal(sat_dataset_images(held), sat_dataset_images(held2), 12 * 4 * sizeof(float));
-    sat_dataset_destroy(held2);
-    sat_dataset_destroy(ds2);
+    tu_release(held2);
+    tu_release(ds2);
 
     /* the remaining set still shuffles and batches over its own examples */
     TU_CHECK(sat_dataset_shuffle(ds, 3, 0, SAT_AUG_NONE));
@@ -781,10 +788,9 @@ static void test_split_truncate(void **state) {
     assert_int_equal(bad, 0);
     TU_CHECK(sat_dataset_truncate(ds, 10));
 
-    sat_dataset_destroy(held);
-    sat_dataset_destroy(ds);
-    assert_int_equal(cnt.live, 0);
-    sat_context_destroy(ctx);
+    tu_release(held);
+    tu_release(ds);
+    assert_int_equal(cnt->live, 0);
 }
 
 /* ---- the real Fashion-MNIST (Debian dataset-fashion-mnist) ---- */
@@ -799,6 +805,7 @@ static void test_fashion_mnist(void **state) {
     sat_context *ctx = tu_context(1, 0);
     sat_dataset *ds = NULL;
     TU_CHECK(sat_dataset_load(ctx, SAT_DATA_IDX, dir, SAT_SPLIT_TEST, &ds));
+    tu_own_dataset(ds);
     int32_t c, h, w, k;
     TU_CHECK(sat_dataset_shape(ds, &c, &h, &w, &k));
     assert_int_equal(sat_dataset_size(ds), 10000);
@@ -820,8 +827,6 @@ static void test_fashion_mnist(void **state) {
         if (x[i] > hi) hi = x[i];
     }
     assert_true(lo == 0.0f && hi == 1.0f);
-    sat_dataset_destroy(ds);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -836,5 +841,5 @@ int main(void) {
         cmocka_unit_test(test_split_truncate),
         cmocka_unit_test(test_fashion_mnist),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_dataset", tests, sizeof tests / sizeof tests[0]);
 }

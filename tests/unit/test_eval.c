@@ -107,8 +107,6 @@ static void test_accuracies(void **state) {
     assert_int_equal(small->struct_size, offsetof(sat_eval_result, fgsm_accuracy));
     assert_true(small->clean_accuracy == r.clean_accuracy);
     for (size_t i = offsetof(sat_eval_result, fgsm_accuracy); i < sizeof buf; i++) assert_int_equal(buf[i], 0xee);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_zero_gradient_flag(void **state) {
@@ -130,8 +128,6 @@ static void test_zero_gradient_flag(void **state) {
     assert_true(r.fgsm_accuracy == r.clean_accuracy);
     assert_true(isnan(r.apgd_accuracy));
     assert_false(r.flags & (SAT_FLAG_NOT_CONVERGED | SAT_FLAG_ONE_STEP_STRONGER));
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* A linear model and labels = its predictions; PGD with a tiny fixed step barely moves in
@@ -172,8 +168,6 @@ static void test_convergence_flags(void **state) {
     o.steps[1] = 20;
     TU_CHECK(sat_evaluate(m, &o, x, y, N, &r));
     assert_false(r.flags & (SAT_FLAG_NOT_CONVERGED | SAT_FLAG_ONE_STEP_STRONGER));
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_bad_arguments(void **state) {
@@ -224,8 +218,6 @@ static void test_bad_arguments(void **state) {
     r.struct_size = 2;
     y[7] = 0;
     assert_int_equal(sat_evaluate(m, NULL, x, y, N, &r), SAT_E_INVALID_ARG);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -234,5 +226,5 @@ int main(void) {
         cmocka_unit_test(test_zero_gradient_flag), cmocka_unit_test(test_convergence_flags),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_eval", tests, sizeof tests / sizeof tests[0]);
 }

@@ -21,8 +21,8 @@ static void check_case(const sat_context *ctx, int ta, int tb, shape s, int64_t 
     const int64_t brows = tb ? s.n : s.k, bcols = tb ? s.k : s.n;
     const int64_t lda = acols + pad, ldb = bcols + pad, ldc = s.n + pad;
     const int64_t na = arows * lda + 1, nb = brows * ldb + 1, nc = s.m * ldc + 1;
-    float *a = malloc((size_t)na * sizeof *a), *b = malloc((size_t)nb * sizeof *b);
-    float *c = malloc((size_t)nc * sizeof *c), *cref = malloc((size_t)nc * sizeof *c);
+    float *a = tu_alloc((size_t)na * sizeof *a), *b = tu_alloc((size_t)nb * sizeof *b);
+    float *c = tu_alloc((size_t)nc * sizeof *c), *cref = tu_alloc((size_t)nc * sizeof *c);
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);
@@ -49,10 +49,10 @@ static void check_case(const sat_context *ctx, int ta, int tb, shape s, int64_t 
         }
     }
     assert_true(c[nc - 1] == cref[nc - 1]);
-    free(a);
-    free(b);
-    free(c);
-    free(cref);
+    tu_free(a);
+    tu_free(b);
+    tu_free(c);
+    tu_free(cref);
 }
 
 static void run_all(int32_t threads) {
@@ -70,7 +70,6 @@ static void run_all(int32_t threads) {
     const shape big = {160, 301, 97};
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) check_case(ctx, ta, tb, big, 1, 0.75f, -0.5f, seed++);
-    sat_context_destroy(ctx);
 }
 
 static void test_gemm_one_thread(void **state) {
@@ -90,9 +89,9 @@ static void test_gemm_two_threads(void **state) {
 static void split_case(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta) {
     sat_context *ctx[3] = {tu_context(1, 1), tu_context(2, 1), tu_context(3, 1)};
     const int64_t lda = ta ? m : k, ldb = tb ? k : n;
-    float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n));
-    float *c0 = malloc(sizeof(float) * (size_t)(m * n)), *c = malloc(sizeof(float) * (size_t)(m * n));
-    float *init = malloc(sizeof(float) * (size_t)(m * n));
+    float *a = tu_alloc(sizeof(float) * (size_t)(m * k)), *b = tu_alloc(sizeof(float) * (size_t)(k * n));
+    float *c0 = tu_alloc(sizeof(float) * (size_t)(m * n)), *c = tu_alloc(sizeof(float) * (size_t)(m * n));
+    float *init = tu_alloc(sizeof(float) * (size_t)(m * n));
     tu_fill_uniform(a, m * k, -1, 1, 3);
     tu_fill_uniform(b, k * n, -1, 1, 4);
     tu_fill_uniform(init, m * n, -1, 1, 5);
@@ -120,8 +119,8 @@ static void split_case(int ta, int tb, int64_t m, int64_t n, int64_t k, float be
         }
         if (memcmp(c, c0, bytes) != 0) fail_msg("column blocks of %ld differ, %ldx%ldx%ld", (long)bs, (long)m, (long)n, (long)k);
     }
-    free(a), free(b), free(c0), free(c), free(init);
-    for (int t = 0; t < 3; t++) sat_context_destroy(ctx[t]);
+    tu_free(a), tu_free(b), tu_free(c0), tu_free(c), tu_free(init);
+    for (int t = 0; t < 3; t++) tu_release(ctx[t]);
 }
 
 static void test_gemm_split_bit_identical(void **state) {
@@ -175,7 +174,6 @@ static void test_gemm_empty(void **state) {
     sat__gemm(ctx, 0, 0, 2, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 2);
     sat__gemm(ctx, 0, 0, -1, 3, 2, 1.0f, a, 2, b, 3, 0.0f, c, 3);
     for (int i = 0; i < 6; i++) assert_true(c[i] == 7.0f);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {

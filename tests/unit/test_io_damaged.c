@@ -52,18 +52,24 @@ static unsigned char *save_image(sat_context *ctx, const char *spec, size_t *siz
     sat_model *m = tu_model(ctx, spec, SAT_ACT_SMOOTHRELU, 4);
     void *buf = NULL;
     TU_CHECK(sat_model_save_buffer(m, NULL, &buf, size));
-    sat_model_destroy(m);
+    tu_own_sat_mem(buf);
+    tu_release(m);
     return buf;
 }
 
+/* The context and the good image are registered and go with the test; the counter they
+ * use lives in a static fixture, so it outlives them. The teardown removes the directory. */
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    static fixture fx;
+    fixture *f = &fx;
+    memset(f, 0, sizeof *f);
     sat_context_opts o;
     sat_context_opts_init(&o, sizeof o);
     o.alloc_fn = count_alloc;
     o.dealloc_fn = count_free;
     o.alloc_user = &f->cnt;
     TU_CHECK(sat_context_create(&o, &f->ctx));
+    tu_own_context(f->ctx);
     f->good = save_image(f->ctx, SPEC_A, &f->size);
     f->cnt.live = 0;
     f->cnt.largest = 0;
@@ -76,9 +82,6 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *f = *state;
     rmdir(f->dir);
-    sat_free(f->good);
-    sat_context_destroy(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -112,7 +115,7 @@ static void reseal(unsigned char *img, size_t size) {
 }
 
 static unsigned char *copy(const fixture *f) {
-    unsigned char *c = malloc(f->size);
+    unsigned char *c = tu_alloc(f->size);
     memcpy(c, f->good, f->size);
     return c;
 }
@@ -121,6 +124,7 @@ static unsigned char *copy(const fixture *f) {
 static void expect_reject(fixture *f, const void *img, size_t size, int32_t want, const char *needle) {
     sat_model *m = (sat_model *)(uintptr_t)1;
     int32_t st = sat_model_load_buffer(f->ctx, img, size, NULL, &m);
+    if (st == SAT_OK) tu_own_model(m);
     if (st != want)
         fail_msg("status %d (%s), wanted %d; message: %s", st, sat_status_string(st), want, sat_last_error());
     assert_null(m);
@@ -159,7 +163,7 @@ static void test_every_flipped_byte(void **state) {
         expect_reject(f, c, f->size, SAT_E_FORMAT, NULL);
         c[i] ^= bit;
     }
-    free(c);
+    tu_free(c);
 }
 
 static void test_truncated(void **state) {
@@ -169,11 +173,11 @@ static void test_truncated(void **state) {
         expect_reject(f, f->good, lens[k], SAT_E_FORMAT, lens[k] >= 4 ? "truncated" : NULL);
     for (size_t n = 0; n < f->size; n++) expect_reject(f, f->good, n, SAT_E_FORMAT, NULL);
     /* Extra bytes after the end are damage too. */
-    unsigned char *c = malloc(f->size + 3);
+    unsigned char *c = tu_alloc(f->size + 3);
     memcpy(c, f->good, f->size);
     memset(c + f->size, 0, 3);
     expect_reject(f, c, f->size + 3, SAT_E_FORMAT, "unexpected bytes");
-    free(c);
+    tu_free(c);
     /* Truncated through a file, too: the message names the path. */
     char path[128];
     snprintf(path, sizeof path, "%s/cut.satm", f->dir);
@@ -202,7 +206,7 @@ static void test_wrong_magic_and_newer_version(void **state) {
     wr32(c + 4, 0);
     reseal(c, f->size);
     expect_reject(f, c, f->size, SAT_E_FORMAT, "version 0");
-    free(c);
+    tu_free(c);
 }
 
 static void test_huge_counts(void **state) {
@@ -230,7 +234,7 @@ static void test_huge_counts(void **state) {
     wr64(c + pos + 12, (uint64_t)2 << 20);
     reseal(c, f->size);
     expect_reject(f, c, f->size, SAT_E_FORMAT, "1 MiB");
-    free(c);
+    tu_free(c);
 }
 
 /* An image whose SPEC and OPTS come from `donor` and the rest from the good image. */
@@ -238,7 +242,7 @@ static unsigned char *splice(fixture *f, const unsigned char *donor, size_t dsiz
     size_t ds = find_section(donor, dsize, "SPEC"), dm = find_section(donor, dsize, "META");
     size_t gm = find_section(f->good, f->size, "META");
     size_t size = 16 + (dm - ds) + (f->size - gm);
-    unsigned char *c = malloc(size);
+    unsigned char *c = tu_alloc(size);
     memcpy(c, f->good, 16);
     memcpy(c + 16, donor + ds, dm - ds);
     memcpy(c + 16 + (dm - ds), f->good + gm, f->size - gm);
@@ -255,9 +259,6 @@ static void test_counts_must_match_spec(void **state) {
     size_t size = 0;
     unsigned char *c = splice(f, b, bsize, &size);
     expect_reject(f, c, size, SAT_E_FORMAT, "parameters");
-    free(c);
-    sat_free(b);
-    sat_context_destroy(plain);
 }
 
 /* Replaces the spec text (the SPEC section keeps its own length right). */
@@ -265,7 +266,7 @@ static unsigned char *with_spec(fixture *f, const char *spec, size_t len, size_t
     size_t s = find_section(f->good, f->size, "SPEC");
     size_t old = (size_t)rd64(f->good + s + 4);
     size_t size = f->size - old + 8 + len;
-    unsigned char *c = malloc(size);
+    unsigned char *c = tu_alloc(size);
     memcpy(c, f->good, s);
     memcpy(c + s, "SPEC", 4);
     wr64(c + s + 4, 8 + len);
@@ -283,16 +284,16 @@ static void test_invalid_values(void **state) {
     static const char unknown[] = "input 3 8 8\nconv3 4\n";
     unsigned char *c = with_spec(f, unknown, sizeof unknown - 1, &size);
     expect_reject(f, c, size, SAT_E_FORMAT, "unknown layer");
-    free(c);
+    tu_free(c);
     static const char latin1[] = "input 3 8 8\nconv 4 k=3\x80\n";
     c = with_spec(f, latin1, sizeof latin1 - 1, &size);
     expect_reject(f, c, size, SAT_E_FORMAT, "UTF-8");
-    free(c);
+    tu_free(c);
     /* A NUL would cut the spec short when it becomes a C string. */
     static const char nul[] = "input 3 8 8\0dense 10\n";
     c = with_spec(f, nul, sizeof nul - 1, &size);
     expect_reject(f, c, size, SAT_E_FORMAT, "byte 11");
-    free(c);
+    tu_free(c);
 
     /* A NaN or Inf parameter or statistic. */
     c = copy(f);
@@ -333,14 +334,14 @@ static void test_invalid_values(void **state) {
     memcpy(c + find_section(c, f->size, "BNST"), "META", 4);
     reseal(c, f->size);
     expect_reject(f, c, f->size, SAT_E_FORMAT, "twice");
-    free(c);
+    tu_free(c);
 }
 
 static void test_unknown_section_is_skipped(void **state) {
     fixture *f = *state;
     /* A later version may add sections; this one reads past them. */
     size_t size = f->size + 12 + 5;
-    unsigned char *c = malloc(size);
+    unsigned char *c = tu_alloc(size);
     memcpy(c, f->good, f->size - 4);
     memcpy(c + f->size - 4, "XTRA", 4);
     wr64(c + f->size, 5);
@@ -349,14 +350,14 @@ static void test_unknown_section_is_skipped(void **state) {
     sat_model *m = NULL;
     TU_CHECK(sat_model_load_buffer(f->ctx, c, size, NULL, &m));
     sat_model_destroy(m);
-    free(c);
+    tu_free(c);
 }
 
 /* Random edits behind a valid size and CRC reach the section and value checks: whatever
  * the bytes, a load either fails cleanly or gives a usable model. */
 static void test_resealed_random_edits(void **state) {
     fixture *f = *state;
-    unsigned char *c = malloc(f->size);
+    unsigned char *c = tu_alloc(f->size);
     uint64_t s = 12345;
     int loaded = 0;
     for (int iter = 0; iter < 3000; iter++) {
@@ -373,8 +374,9 @@ static void test_resealed_random_edits(void **state) {
         if (st == SAT_OK) {
             float x[3 * 8 * 8], logits[10];
             tu_fill_uniform(x, 3 * 8 * 8, 0.0f, 1.0f, 1);
+            tu_own_model(m);
             TU_CHECK(sat_model_forward(m, x, 1, logits));
-            sat_model_destroy(m);
+            tu_release(m);
             loaded++;
         } else {
             assert_null(m);
@@ -384,7 +386,7 @@ static void test_resealed_random_edits(void **state) {
     }
     /* Edits inside parameter values still load: the checks are not over-strict. */
     assert_true(loaded > 0);
-    free(c);
+    tu_free(c);
 }
 
 int main(void) {
@@ -399,5 +401,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_unknown_section_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resealed_random_edits, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_io_damaged", tests, sizeof tests / sizeof tests[0]);
 }

@@ -22,13 +22,17 @@ typedef struct {
 
 /* ResNet-20 on 3x8x8 with input normalisation and SmoothReLU (a learnable parameter per
  * layer), with its parameters and running statistics moved away from their initial values
- * so that a load that forgot to copy them would show. */
+ * so that a load that forgot to copy them would show. The context and model are
+ * registered and go with the test; the teardown removes the files. */
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    static fixture fx;
+    fixture *f = &fx;
+    memset(f, 0, sizeof *f);
     f->ctx = tu_context(1, 7);
     const float mean[3] = {0.49f, 0.48f, 0.45f}, std[3] = {0.25f, 0.24f, 0.26f};
     char *spec = NULL;
     TU_CHECK(sat_preset_spec("resnet20", 3, 8, 8, 10, mean, std, &spec));
+    tu_own_sat_mem(spec);
     sat_model_opts o;
     TU_CHECK(sat_model_opts_init(&o, sizeof o));
     o.activation = SAT_ACT_SMOOTHRELU;
@@ -36,7 +40,8 @@ static int setup(void **state) {
     o.train_backward_act = SAT_ACT_PSOFTPLUS;
     o.seed = 99;
     TU_CHECK(sat_model_create(f->ctx, spec, &o, &f->model));
-    sat_free(spec);
+    tu_own_model(f->model);
+    tu_release(spec);
     float *p = sat_model_params(f->model);
     int64_t np = sat_model_param_count(f->model);
     for (int64_t i = 0; i < np; i++) p[i] *= 1.0f + 0.01f * (float)(i % 7);
@@ -55,9 +60,6 @@ static int teardown(void **state) {
     fixture *f = *state;
     remove(f->path);
     rmdir(f->dir);
-    sat_model_destroy(f->model);
-    sat_context_destroy(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -112,9 +114,9 @@ static void test_file_roundtrip(void **state) {
     sat_model_meta_init(&got, sizeof got);
     sat_model *m = NULL;
     TU_CHECK(sat_model_load(f->ctx, f->path, &got, &m));
+    tu_own_model(m);
     assert_same_model(f->model, m);
     assert_memory_equal(&got, &meta, sizeof meta);
-    sat_model_destroy(m);
 }
 
 static void test_buffer_roundtrip_matches_file(void **state) {
@@ -123,10 +125,12 @@ static void test_buffer_roundtrip_matches_file(void **state) {
     void *buf = NULL;
     size_t size = 0;
     TU_CHECK(sat_model_save_buffer(f->model, &meta, &buf, &size));
+    tu_own_sat_mem(buf);
     sat_model *m = NULL;
     sat_model_meta got;
     sat_model_meta_init(&got, sizeof got);
     TU_CHECK(sat_model_load_buffer(f->ctx, buf, size, &got, &m));
+    tu_own_model(m);
     assert_same_model(f->model, m);
     assert_memory_equal(&got, &meta, sizeof meta);
 
@@ -134,22 +138,19 @@ static void test_buffer_roundtrip_matches_file(void **state) {
     TU_CHECK(sat_model_save(f->model, &meta, f->path));
     FILE *fp = fopen(f->path, "rb");
     assert_non_null(fp);
-    unsigned char *disk = malloc(size + 1);
+    unsigned char *disk = tu_alloc(size + 1);
     assert_int_equal(fread(disk, 1, size + 1, fp), size);
     fclose(fp);
     assert_memory_equal(disk, buf, size);
     assert_memory_equal(disk, "SATM\1\0\0\0", 8);
-    free(disk);
 
     /* Saving the loaded model gives the same bytes again. */
     void *buf2 = NULL;
     size_t size2 = 0;
     TU_CHECK(sat_model_save_buffer(m, &meta, &buf2, &size2));
+    tu_own_sat_mem(buf2);
     assert_int_equal(size, size2);
     assert_memory_equal(buf, buf2, size);
-    sat_free(buf2);
-    sat_free(buf);
-    sat_model_destroy(m);
 }
 
 static void test_meta_defaults_and_sizes(void **state) {
@@ -161,13 +162,14 @@ static void test_meta_defaults_and_sizes(void **state) {
     got.epochs = 123;
     sat_model *m = NULL;
     TU_CHECK(sat_model_load(f->ctx, f->path, &got, &m));
+    tu_own_model(m);
     assert_int_equal(got.struct_size, sizeof got);
     assert_int_equal(got.norm, SAT_NORM_LINF);
     assert_true(isnan(got.eps));
     assert_int_equal(got.method, SAT_TRAIN_STANDARD);
     assert_int_equal(got.epochs, 0);
     assert_true(isnan(got.clean_accuracy) && isnan(got.robust_accuracy));
-    sat_model_destroy(m);
+    tu_release(m);
 
     /* An older, shorter meta struct gets only the fields it has. */
     sat_model_meta meta = sample_meta();
@@ -176,10 +178,10 @@ static void test_meta_defaults_and_sizes(void **state) {
     memset(&small, 0xab, sizeof small);
     small.struct_size = (uint32_t)offsetof(sat_model_meta, steps);
     TU_CHECK(sat_model_load(f->ctx, f->path, &small, &m));
+    tu_own_model(m);
     assert_int_equal(small.struct_size, offsetof(sat_model_meta, steps));
     assert_int_equal(small.method, SAT_TRAIN_TRADES);
     assert_int_equal(small.steps, (int32_t)0xabababab);
-    sat_model_destroy(m);
 
     /* Meta init rejects bad sizes and zero-fills a larger struct's tail. */
     assert_int_equal(sat_model_meta_init(NULL, sizeof meta), SAT_E_INVALID_ARG);
@@ -240,5 +242,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_meta_defaults_and_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_io_roundtrip", tests, sizeof tests / sizeof tests[0]);
 }

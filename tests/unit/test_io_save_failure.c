@@ -22,8 +22,12 @@ typedef struct {
     char sub[128]; /* a directory inside dir */
 } fixture;
 
+/* The context and models are registered and go with the test; the teardown removes the
+ * files. */
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
+    static fixture fx;
+    fixture *f = &fx;
+    memset(f, 0, sizeof *f);
     f->ctx = tu_context(1, 1);
     f->a = tu_model(f->ctx, SPEC, SAT_ACT_SMOOTHRELU, 2);
     sat_model_opts o;
@@ -32,6 +36,7 @@ static int setup(void **state) {
     o.max_batch = 2;
     o.seed = 1234;
     TU_CHECK(sat_model_create(f->ctx, SPEC, &o, &f->b));
+    tu_own_model(f->b);
     snprintf(f->dir, sizeof f->dir, "/tmp/sat_io_save_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/model.satm", f->dir);
@@ -45,10 +50,6 @@ static int teardown(void **state) {
     remove(f->path);
     rmdir(f->sub);
     rmdir(f->dir);
-    sat_model_destroy(f->a);
-    sat_model_destroy(f->b);
-    sat_context_destroy(f->ctx);
-    free(f);
     return 0;
 }
 
@@ -58,17 +59,20 @@ static unsigned char *read_all(const char *path, size_t *size) {
     fseek(fp, 0, SEEK_END);
     long n = ftell(fp);
     fseek(fp, 0, SEEK_SET);
-    unsigned char *d = malloc((size_t)n + 1);
+    unsigned char *d = tu_alloc((size_t)n + 1);
     assert_int_equal(fread(d, 1, (size_t)n, fp), (size_t)n);
     fclose(fp);
     *size = (size_t)n;
     return d;
 }
 
+static void close_dir(void *d) { closedir(d); }
+
 /* Entries of dir other than . and ..; fails on any name with ".tmp." in it. */
 static int count_entries_no_temp(const char *dir) {
     DIR *d = opendir(dir);
     assert_non_null(d);
+    tu_own(d, close_dir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -76,13 +80,14 @@ static int count_entries_no_temp(const char *dir) {
         if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file left behind: %s", e->d_name);
         n++;
     }
-    closedir(d);
+    tu_release(d);
     return n;
 }
 
 static void assert_loads_as(fixture *f, const sat_model *want) {
     sat_model *m = NULL;
     TU_CHECK(sat_model_load(f->ctx, f->path, NULL, &m));
+    tu_own_model(m);
     int64_t np = sat_model_param_count(m);
     assert_memory_equal(sat_model_params(m), sat_model_params((sat_model *)want), sizeof(float) * (size_t)np);
     float x[2 * 36], la[10], lb[10];
@@ -90,7 +95,7 @@ static void assert_loads_as(fixture *f, const sat_model *want) {
     TU_CHECK(sat_model_forward(m, x, 2, la));
     TU_CHECK(sat_model_forward((sat_model *)want, x, 2, lb));
     assert_memory_equal(la, lb, sizeof la);
-    sat_model_destroy(m);
+    tu_release(m);
 }
 
 static void test_failed_saves_keep_old_file(void **state) {
@@ -129,8 +134,6 @@ static void test_failed_saves_keep_old_file(void **state) {
     unsigned char *after = read_all(f->path, &size1);
     assert_int_equal(size0, size1);
     assert_memory_equal(before, after, size0);
-    free(before);
-    free(after);
     assert_int_equal(count_entries_no_temp(f->dir), 2); /* model.satm and adir */
     assert_int_equal(count_entries_no_temp(f->sub), 0);
     assert_loads_as(f, f->a);
@@ -166,5 +169,5 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_successful_save_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_io_errors, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_io_save_failure", tests, sizeof tests / sizeof tests[0]);
 }

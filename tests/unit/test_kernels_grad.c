@@ -37,7 +37,7 @@ static double objective(const problem *p, float *out, const float *r, int64_t no
  * by their own size. */
 static void check_grad(const char *what, const problem *p, float *var, int64_t nv,
                        const float *grad, const float *r, int64_t nout, float h, double tol) {
-    float *out = malloc((size_t)nout * sizeof *out);
+    float *out = tu_alloc((size_t)nout * sizeof *out);
     assert_non_null(out);
     double gmax = 0.0;
     for (int64_t i = 0; i < nv; i++) gmax = fmax(gmax, fabs(grad[i]));
@@ -54,11 +54,11 @@ static void check_grad(const char *what, const problem *p, float *var, int64_t n
         if (!(fabs(fd - grad[i]) <= tol * (fabs(fd) + gmax)))
             fail_msg("%s[%ld]: analytic %.7g, differences %.7g", what, (long)i, grad[i], fd);
     }
-    free(out);
+    tu_free(out);
 }
 
 static float *alloc_fill(int64_t n, float lo, float hi, uint64_t seed) {
-    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    float *x = tu_alloc((size_t)(n > 0 ? n : 1) * sizeof *x);
     assert_non_null(x);
     tu_fill_uniform(x, n, lo, hi, seed);
     return x;
@@ -102,8 +102,8 @@ static void test_dense_grad(void **state) {
         for (int64_t j = 0; j < in; j++) s += (double)x[j] * w[o * in + j];
         assert_float_equal(y[o], s, 1e-5);
     }
-    free(x), free(w), free(b), free(r), free(dx), free(dw), free(db), free(y), free(dx2);
-    sat_context_destroy(ctx);
+    tu_free(x), tu_free(w), tu_free(b), tu_free(r), tu_free(dx), tu_free(dw), tu_free(db), tu_free(y), tu_free(dx2);
+    tu_release(ctx);
 }
 
 /* ---- convolution ---- */
@@ -147,7 +147,7 @@ static void conv_case_one(sat_conv_geom g, int32_t threads, int64_t n) {
     float *dw = alloc_fill(nw, 7, 7, 0), *db = alloc_fill(g.c_out, 7, 7, 0);
     /* The workspace is followed by canaries that must survive every call. */
     float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
-    double *yd = malloc((size_t)ny * sizeof *yd);
+    double *yd = tu_alloc((size_t)ny * sizeof *yd);
     problem p = {.run = run_conv, .ctx = ctx, .g = &g, .in = {x, w, b}, .ws = ws, .d = {n, threads}};
 
     run_conv(&p, y);
@@ -173,9 +173,9 @@ static void conv_case_one(sat_conv_geom g, int32_t threads, int64_t n) {
     run_conv(&p, y);
     conv_direct(&g, x, w, NULL, yd, n);
     for (int64_t i = 0; i < ny; i++) assert_true(fabs(y[i] - yd[i]) <= 1e-5 * (1 + fabs(yd[i])));
-    free(x), free(w), free(b), free(r), free(y), free(dx), free(dw), free(db), free(ws);
-    free(yd), free(dw2);
-    sat_context_destroy(ctx);
+    tu_free(x), tu_free(w), tu_free(b), tu_free(r), tu_free(y), tu_free(dx), tu_free(dw), tu_free(db), tu_free(ws);
+    tu_free(yd), tu_free(dw2);
+    tu_release(ctx);
 }
 
 /* Every case through the im2col path and, where the CPU has it, the direct kernels. */
@@ -259,7 +259,7 @@ static void test_conv_groups_match_single(void **state) {
     float *dw = alloc_fill(nw, 0, 0, 0), *dw1 = alloc_fill(nw, 0, 0, 0), *dwi = alloc_fill(nw, 0, 0, 0);
     float db[3], db1[3] = {0, 0, 0}, dbi[3];
     float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
-    double *yd = malloc((size_t)(n * osz) * sizeof *yd);
+    double *yd = tu_alloc((size_t)(n * osz) * sizeof *yd);
     sat__conv_forward(ctx, &g, x, w, b, y, n, ws, 2);
     sat__conv_backward_data(ctx, &g, dy, w, dx, n, ws, 2);
     sat__conv_backward_weights(ctx, &g, x, dy, dw, db, n, ws, 2);
@@ -277,9 +277,9 @@ static void test_conv_groups_match_single(void **state) {
     assert_true(tu_max_abs_diff(dx, dx1, n * isz) <= 1e-5f);
     assert_true(tu_max_abs_diff(dw, dw1, nw) <= 1e-2f);
     for (int j = 0; j < 3; j++) assert_float_equal(db[j], db1[j], 1e-2);
-    free(x), free(w), free(b), free(dy), free(y), free(y1), free(dx), free(dx1), free(dw);
-    free(dw1), free(dwi), free(ws), free(yd);
-    sat_context_destroy(ctx);
+    tu_free(x), tu_free(w), tu_free(b), tu_free(dy), tu_free(y), tu_free(y1), tu_free(dx), tu_free(dx1), tu_free(dw);
+    tu_free(dw1), tu_free(dwi), tu_free(ws), tu_free(yd);
+    tu_release(ctx);
 }
 
 /* Threads take whole groups side by side (lanes), each with its own workspace slot, and
@@ -311,13 +311,13 @@ static void conv_lanes_case(int32_t direct) {
             }
             if (memcmp(ref[k], out[k], (size_t)len[k] * sizeof(float)) != 0)
                 fail_msg("output %d differs with %d threads and %d lanes", k, threads[c], lanes[c]);
-            free(out[k]);
+            tu_free(out[k]);
         }
-        free(ws);
-        sat_context_destroy(ctx);
+        tu_free(ws);
+        tu_release(ctx);
     }
     /* and the chunked weight gradient is still the gradient */
-    double *yd = malloc((size_t)(n * osz) * sizeof *yd);
+    double *yd = tu_alloc((size_t)(n * osz) * sizeof *yd);
     double s = 0, worst = 0;
     for (int64_t j = 0; j < nw; j++) {
         const float keep = w[j];
@@ -339,9 +339,9 @@ static void conv_lanes_case(int32_t direct) {
     }
     if (!(worst <= 1e-4 * (s / nw)))
         fail_msg("chunked weight gradient off by %g (mean |dL/dw| %g)", worst, s / nw);
-    free(yd);
-    for (int k = 0; k < 3; k++) free(ref[k]);
-    free(x), free(w), free(b), free(dy);
+    tu_free(yd);
+    for (int k = 0; k < 3; k++) tu_free(ref[k]);
+    tu_free(x), tu_free(w), tu_free(b), tu_free(dy);
 }
 
 static void test_conv_lanes_bit_identical(void **state) {
@@ -403,7 +403,7 @@ static void test_bn_train_grad(void **state) {
     float dg2[2];
     sat__bn_backward_train(x, gamma, r, mean, invstd, NULL, dg2, NULL, n, c, hw, 0, c);
     assert_true(dg2[0] == dgamma[0] && dg2[1] == dgamma[1]);
-    free(x), free(gamma), free(beta), free(r), free(y), free(dx), free(dx2);
+    tu_free(x), tu_free(gamma), tu_free(beta), tu_free(r), tu_free(y), tu_free(dx), tu_free(dx2);
 }
 
 /* hw = 1 is the layout after a dense layer */
@@ -420,7 +420,7 @@ static void test_bn_train_grad_dense_layout(void **state) {
     check_grad("bn dx", &p, x, nx, dx, r, nx, 2e-3f, 5e-3);
     check_grad("bn dgamma", &p, gamma, c, dgamma, r, nx, 1e-2f, 1e-3);
     check_grad("bn dbeta", &p, beta, c, dbeta, r, nx, 0.5f, 1e-4);
-    free(x), free(gamma), free(beta), free(r), free(y), free(dx);
+    tu_free(x), tu_free(gamma), tu_free(beta), tu_free(r), tu_free(y), tu_free(dx);
 }
 
 static void test_bn_running_stats(void **state) {
@@ -445,7 +445,7 @@ static void test_bn_running_stats(void **state) {
         assert_float_equal(rm[ch], (1 - m) * rm0[ch] + m * mu, 1e-6);
         assert_float_equal(rv[ch], (1 - m) * rv0[ch] + m * ss / (cnt - 1), 1e-6);
     }
-    free(x), free(y);
+    tu_free(x), tu_free(y);
 }
 
 static void test_bn_infer_grad(void **state) {
@@ -467,7 +467,7 @@ static void test_bn_infer_grad(void **state) {
     check_grad("bn infer dx", &p, x, nx, dx, r, nx, 0.5f, 1e-4);
     check_grad("bn infer dgamma", &p, gamma, c, dgamma, r, nx, 0.5f, 1e-4);
     check_grad("bn infer dbeta", &p, beta, c, dbeta, r, nx, 0.5f, 1e-4);
-    free(x), free(gamma), free(beta), free(r), free(y), free(dx);
+    tu_free(x), tu_free(gamma), tu_free(beta), tu_free(r), tu_free(y), tu_free(dx);
 }
 
 /* ---- pooling ---- */
@@ -512,7 +512,7 @@ static void pool_case(int32_t k, int32_t s) {
     run_avgpool(&p, y);
     assert_float_equal(y[0], (x[0] + x[1] + x[w] + x[w + 1] + (k == 3 ? x[2] + x[w + 2] +
                               x[2 * w] + x[2 * w + 1] + x[2 * w + 2] : 0)) / (float)(k * k), 1e-6);
-    free(x), free(r), free(dx), free(y);
+    tu_free(x), tu_free(r), tu_free(dx), tu_free(y);
 }
 
 static void test_pooling_grad(void **state) {
@@ -542,7 +542,7 @@ static void test_gap_grad(void **state) {
     assert_float_equal(y[1], s / hw, 1e-6);
     sat__gap_backward(r, dx, n, c, hw);
     check_grad("gap dx", &p, x, nx, dx, r, n * c, 0.5f, 1e-4);
-    free(x), free(r), free(dx);
+    tu_free(x), tu_free(r), tu_free(dx);
 }
 
 /* ---- normalisation ---- */
@@ -564,7 +564,7 @@ static void test_normalize_grad(void **state) {
     }
     sat__normalize_backward(r, sd, dx, n, c, hw);
     check_grad("normalize dx", &p, x, nx, dx, r, nx, 0.25f, 1e-4);
-    free(x), free(r), free(dx), free(y);
+    tu_free(x), tu_free(r), tu_free(dx), tu_free(y);
 }
 
 /* ---- softmax cross-entropy ---- */
@@ -606,7 +606,7 @@ static void test_softmax_ce_grad(void **state) {
     for (int j = 0; j < 7; j++) assert_true(isfinite(dbig[j]));
     assert_float_equal(dbig[2], 1.0, 1e-6);
     assert_float_equal(dbig[6], -1.0, 1e-6);
-    free(l), free(dl);
+    tu_free(l), tu_free(dl);
 }
 
 /* ---- elementwise ---- */

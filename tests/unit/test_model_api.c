@@ -39,7 +39,6 @@ static void test_bad_specs(void **st) {
     sat_model *m = NULL;
     TU_CHECK(sat_model_create(ctx, "# a comment\n\ninput 1 2 2 # trailing\nflatten\ndense 2\n", NULL, &m));
     sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_presets_build(void **st) {
@@ -55,25 +54,24 @@ static void test_presets_build(void **st) {
         char *spec = NULL;
         float mean = 0.286f, sd = 0.353f;
         TU_CHECK(sat_preset_spec(names[i], 1, 28, 28, 10, &mean, &sd, &spec));
+        tu_own_sat_mem(spec);
         sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 4);
         if (expect[i] > 0) assert_int_equal(sat_model_param_count(m), expect[i]);
         int32_t c, h, w, k;
         TU_CHECK(sat_model_shape(m, &c, &h, &w, &k));
         assert_int_equal(c * h * w * 10, 28 * 28 * k);
-        sat_model_destroy(m);
-        sat_free(spec);
+        tu_release(m);
+        tu_release(spec);
     }
     /* resnet20 on CIFAR shape: about 0.27M parameters (He et al.), with 1x1 projections */
     char *spec = NULL;
     TU_CHECK(sat_preset_spec("resnet20", 3, 32, 32, 10, NULL, NULL, &spec));
+    tu_own_sat_mem(spec);
     sat_model *m = tu_model(ctx, spec, SAT_ACT_RELU, 2);
     int64_t np = sat_model_param_count(m);
     assert_true(np > 260000 && np < 280000);
-    sat_model_destroy(m);
-    sat_free(spec);
     assert_int_equal(sat_preset_spec("vgg", 1, 28, 28, 10, NULL, NULL, &spec), SAT_E_INVALID_ARG);
     assert_non_null(strstr(sat_last_error(), "unknown preset 'vgg'"));
-    sat_context_destroy(ctx);
 }
 
 /* ---- argument errors leave the model as it was ---- */
@@ -89,7 +87,7 @@ static void test_argument_errors(void **st) {
     tu_fill_uniform(x, 5 * 36, 0, 1, 1);
     TU_CHECK(sat_model_forward(m, x, 4, ref));
     int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
-    float *p0 = malloc(sizeof(float) * np), *s0 = malloc(sizeof(float) * ns);
+    float *p0 = tu_alloc(sizeof(float) * np), *s0 = tu_alloc(sizeof(float) * ns);
     memcpy(p0, sat_model_params(m), sizeof(float) * np);
     memcpy(s0, sat_model_state(m), sizeof(float) * ns);
 
@@ -134,10 +132,6 @@ static void test_argument_errors(void **st) {
     assert_int_equal(sat_model_create(ctx, SMALL, NULL, NULL), SAT_E_INVALID_ARG);
     sat_model_destroy(NULL);
     sat_context_destroy(NULL);
-    free(p0);
-    free(s0);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* An options struct from an older header (smaller struct_size) gets defaults for the
@@ -151,13 +145,14 @@ static void test_opts_sizes(void **st) {
     o.activation = SAT_ACT_GELU;
     sat_model *m = NULL;
     TU_CHECK(sat_model_create(ctx, SMALL, &o, &m));
+    tu_own_model(m);
     sat_model_opts got;
     sat_model_opts_init(&got, sizeof got);
     TU_CHECK(sat_model_get_opts(m, &got));
     assert_int_equal(got.activation, SAT_ACT_GELU);
     assert_int_equal(got.attack_backward_act, SAT_ACT_SAME);
     assert_int_equal(got.max_batch, 128);
-    sat_model_destroy(m);
+    tu_release(m);
     struct {
         sat_model_opts o;
         uint64_t future;
@@ -170,7 +165,6 @@ static void test_opts_sizes(void **st) {
     big.future = 1;
     assert_int_equal(sat_model_create(ctx, SMALL, &big.o, &m), SAT_E_INVALID_ARG);
     assert_non_null(strstr(sat_last_error(), "struct_size"));
-    sat_context_destroy(ctx);
 }
 
 /* ---- a steady-state step allocates nothing ---- */
@@ -191,34 +185,32 @@ static void count_free(void *user, void *p) {
 
 static void test_no_allocation_in_steps(void **st) {
     (void)st;
-    counter cnt = {0};
+    counter *cnt = tu_alloc(sizeof *cnt); /* it must outlive ctx, which the test owns */
     sat_context_opts co;
     sat_context_opts_init(&co, sizeof co);
     co.alloc_fn = count_alloc;
     co.dealloc_fn = count_free;
-    co.alloc_user = &cnt;
+    co.alloc_user = cnt;
     sat_context *ctx = NULL;
     TU_CHECK(sat_context_create(&co, &ctx));
+    tu_own_context(ctx);
     char *spec = NULL;
     TU_CHECK(sat_preset_spec("resnet20", 3, 16, 16, 10, NULL, NULL, &spec));
+    tu_own_sat_mem(spec);
     sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 8);
-    sat_free(spec);
-    assert_true(cnt.allocs > 0);
-    float *x = malloc(sizeof(float) * 8 * 3 * 16 * 16), *g = malloc(sizeof(float) * 8 * 3 * 16 * 16);
+    tu_release(spec);
+    assert_true(cnt->allocs > 0);
+    float *x = tu_alloc(sizeof(float) * 8 * 3 * 16 * 16), *g = tu_alloc(sizeof(float) * 8 * 3 * 16 * 16);
     float logits[8 * 10], loss;
     int32_t y[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     tu_fill_uniform(x, 8 * 3 * 256, 0, 1, 3);
-    int64_t before = cnt.allocs;
+    int64_t before = cnt->allocs;
     for (int i = 0; i < 3; i++) {
         TU_CHECK(sat_model_forward(m, x, 8, logits));
         TU_CHECK(sat_model_input_gradient(m, x, y, 8, NULL, g, logits));
         TU_CHECK(sat_model_train_backward(m, x, y, 8, 0.1f, &loss, NULL));
     }
-    assert_int_equal(cnt.allocs, before);
-    free(x);
-    free(g);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    assert_int_equal(cnt->allocs, before);
 }
 
 /* ---- thread count does not change results ---- */
@@ -230,21 +222,22 @@ static void run_threads_on(const char *preset, int32_t c, int32_t hw, int32_t th
     sat_context *ctx = tu_context(grow ? 1 : threads, 77);
     char *spec = NULL;
     TU_CHECK(sat_preset_spec(preset, c, hw, hw, 10, NULL, NULL, &spec));
+    tu_own_sat_mem(spec);
     sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, 16);
-    sat_free(spec);
+    tu_release(spec);
     if (grow) TU_CHECK(sat_context_set_num_threads(ctx, threads));
     assert_int_equal(sat_model_param_count(m), np);
     const int64_t in = (int64_t)c * hw * hw;
-    float *x = malloc(sizeof(float) * 16 * (size_t)in);
+    float *x = tu_alloc(sizeof(float) * 16 * (size_t)in);
     int32_t y[16];
     for (int i = 0; i < 16; i++) y[i] = i % 10;
     tu_fill_uniform(x, 16 * in, 0, 1, 5);
     TU_CHECK(sat_model_input_gradient(m, x, y, 16, NULL, grad, logits));
     TU_CHECK(sat_model_train_backward(m, x, y, 16, 0, NULL, NULL));
     memcpy(pgrad, sat_model_grads(m), sizeof(float) * np);
-    free(x);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    tu_free(x);
+    tu_release(m);
+    tu_release(ctx);
 }
 
 static void run_threads(int32_t threads, float *logits, float *grad, float *pgrad, int64_t np) {
@@ -254,15 +247,14 @@ static void run_threads(int32_t threads, float *logits, float *grad, float *pgra
 static void test_thread_independence(void **st) {
     (void)st;
     const int64_t np = 3274634;
-    float *l1 = malloc(sizeof(float) * 160), *l2 = malloc(sizeof(float) * 160);
-    float *g1 = malloc(sizeof(float) * 16 * 784), *g2 = malloc(sizeof(float) * 16 * 784);
-    float *p1 = malloc(sizeof(float) * np), *p2 = malloc(sizeof(float) * np);
+    float *l1 = tu_alloc(sizeof(float) * 160), *l2 = tu_alloc(sizeof(float) * 160);
+    float *g1 = tu_alloc(sizeof(float) * 16 * 784), *g2 = tu_alloc(sizeof(float) * 16 * 784);
+    float *p1 = tu_alloc(sizeof(float) * np), *p2 = tu_alloc(sizeof(float) * np);
     run_threads(1, l1, g1, p1, np);
     run_threads(2, l2, g2, p2, np);
     assert_memory_equal(l1, l2, sizeof(float) * 160);
     assert_memory_equal(g1, g2, sizeof(float) * 16 * 784);
     assert_memory_equal(p1, p2, sizeof(float) * np);
-    free(l1), free(l2), free(g1), free(g2), free(p1), free(p2);
 }
 
 /* The same for resnet20 (16-64 channel convolutions, projections, batch norm), with 3
@@ -271,7 +263,7 @@ static void test_thread_independence_resnet(void **st) {
     (void)st;
     const int64_t np = 272474, in = 3 * 16 * 16;
     float l[3][160], *g[3], *p[3];
-    for (int k = 0; k < 3; k++) g[k] = malloc(sizeof(float) * 16 * (size_t)in), p[k] = malloc(sizeof(float) * np);
+    for (int k = 0; k < 3; k++) g[k] = tu_alloc(sizeof(float) * 16 * (size_t)in), p[k] = tu_alloc(sizeof(float) * np);
     run_threads_on("resnet20", 3, 16, 1, 0, l[0], g[0], p[0], np);
     run_threads_on("resnet20", 3, 16, 3, 0, l[1], g[1], p[1], np);
     run_threads_on("resnet20", 3, 16, 2, 1, l[2], g[2], p[2], np);
@@ -280,7 +272,6 @@ static void test_thread_independence_resnet(void **st) {
         assert_memory_equal(g[0], g[k], sizeof(float) * 16 * (size_t)in);
         assert_memory_equal(p[0], p[k], sizeof(float) * np);
     }
-    for (int k = 0; k < 3; k++) free(g[k]), free(p[k]);
 }
 
 /* clone copies parameters and statistics; the copy is independent */
@@ -294,6 +285,7 @@ static void test_clone(void **st) {
     TU_CHECK(sat_model_train_backward(m, x, y, 4, 0, NULL, NULL)); /* moves running stats */
     sat_model *c = NULL;
     TU_CHECK(sat_model_clone(m, &c));
+    tu_own_model(c);
     TU_CHECK(sat_model_forward(m, x, 4, la));
     TU_CHECK(sat_model_forward(c, x, 4, lb));
     assert_memory_equal(la, lb, sizeof la);
@@ -301,9 +293,6 @@ static void test_clone(void **st) {
     TU_CHECK(sat_model_forward(m, x, 4, lb));
     assert_memory_equal(la, lb, sizeof la);
     assert_string_equal(sat_model_spec(c), sat_model_spec(m));
-    sat_model_destroy(c);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_status_strings(void **st) {
@@ -340,6 +329,6 @@ int main(void) {
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_thread_independence_resnet),
     };
-    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    const int failed = tu_run_group("test_model_api", tests, sizeof tests / sizeof tests[0]);
     return failed + tu_run_on_every_path("test_model_api", every_path, sizeof every_path / sizeof every_path[0]);
 }

@@ -59,7 +59,7 @@ static double loss_at(sat_model *m, const float *x, const int32_t *y, int64_t n)
 static void check_input_grad(sat_model *m, int64_t in_size, double tol) {
     int32_t classes;
     sat_model_shape(m, NULL, NULL, NULL, &classes);
-    float *x = malloc(sizeof(float) * NB * in_size), *g = malloc(sizeof(float) * NB * in_size);
+    float *x = tu_alloc(sizeof(float) * NB * in_size), *g = tu_alloc(sizeof(float) * NB * in_size);
     int32_t y[NB] = {0, 1 % classes, 2 % classes};
     tu_fill_uniform(x, NB * in_size, 0.1f, 0.9f, 7);
     TU_CHECK(sat_model_input_gradient(m, x, y, NB, NULL, g, NULL));
@@ -79,8 +79,8 @@ static void check_input_grad(sat_model *m, int64_t in_size, double tol) {
             bad++;
         }
     }
-    free(x);
-    free(g);
+    tu_free(x);
+    tu_free(g);
     assert_int_equal(bad, 0);
 }
 
@@ -91,9 +91,9 @@ static void check_param_grad(sat_model *m, int64_t in_size, double tol) {
     int32_t classes;
     sat_model_shape(m, NULL, NULL, NULL, &classes);
     int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
-    float *x = malloc(sizeof(float) * NB * in_size);
-    float *state = malloc(sizeof(float) * (size_t)(ns + 1));
-    float *g = malloc(sizeof(float) * (size_t)np);
+    float *x = tu_alloc(sizeof(float) * NB * in_size);
+    float *state = tu_alloc(sizeof(float) * (size_t)(ns + 1));
+    float *g = tu_alloc(sizeof(float) * (size_t)np);
     int32_t y[NB] = {0, 1 % classes, 2 % classes};
     tu_fill_uniform(x, NB * in_size, 0.1f, 0.9f, 11);
     memcpy(state, sat_model_state(m), sizeof(float) * (size_t)ns);
@@ -121,9 +121,9 @@ static void check_param_grad(sat_model *m, int64_t in_size, double tol) {
             bad++;
         }
     }
-    free(x);
-    free(state);
-    free(g);
+    tu_free(x);
+    tu_free(state);
+    tu_free(g);
     assert_int_equal(bad, 0);
 }
 
@@ -138,11 +138,11 @@ static void test_input_grad_every_activation(void **st) {
         if (act == SAT_ACT_SMOOTHRELU) o.act_param = 5.0f; /* smoother, so that FD is accurate */
         sat_model *m = NULL;
         TU_CHECK(sat_model_create(ctx, SPEC_CONV, &o, &m));
+        tu_own_model(m);
         print_message("activation %s\n", sat_activation_name(act));
         check_input_grad(m, 2 * 7 * 7, act == SAT_ACT_RELU ? 0.1 : 0.03);
-        sat_model_destroy(m);
+        tu_release(m);
     }
-    sat_context_destroy(ctx);
 }
 
 static void test_param_grad_every_activation(void **st) {
@@ -159,11 +159,11 @@ static void test_param_grad_every_activation(void **st) {
         if (act == SAT_ACT_SMOOTHRELU) o.act_param = 1.0f;
         sat_model *m = NULL;
         TU_CHECK(sat_model_create(ctx, SPEC_CONV, &o, &m));
+        tu_own_model(m);
         print_message("activation %s\n", sat_activation_name(act));
         check_param_grad(m, 2 * 7 * 7, 0.05);
-        sat_model_destroy(m);
+        tu_release(m);
     }
-    sat_context_destroy(ctx);
 }
 
 static void test_residual_model_grads(void **st) {
@@ -180,10 +180,8 @@ static void test_residual_model_grads(void **st) {
     o.attack_bn_mode = SAT_BN_BATCH;
     sat_model *mb = NULL;
     TU_CHECK(sat_model_create(ctx, SPEC_RES, &o, &mb));
+    tu_own_model(mb);
     check_input_grad(mb, 3 * 8 * 8, 0.03);
-    sat_model_destroy(mb);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* With a backward override, the input gradient must equal the one computed with the
@@ -201,6 +199,7 @@ static void test_backward_override(void **st) {
     o.attack_backward_param = 10.0f;
     sat_model *m = NULL;
     TU_CHECK(sat_model_create(ctx, spec, &o, &m));
+    tu_own_model(m);
     float x[3] = {0.2f, 0.5f, 0.9f}, g[3];
     int32_t y[1] = {1};
     float logits[2];
@@ -225,8 +224,6 @@ static void test_backward_override(void **st) {
         for (int j = 0; j < 4; j++) dx += W1[j * 3 + i] * dz[j];
         assert_true(fabs(dx - g[i]) < 1e-5);
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {

@@ -127,19 +127,17 @@ static void test_null_buffers(void **st) {
     assert_true(sat_optimizer_create(m, NULL, NULL) < 0);
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(m, NULL, &opt));
+    tu_own_optimizer(opt);
     assert_true(sat_trainer_create(m, opt, NULL, NULL) < 0);
     sat_trainer *tr = NULL;
     TU_CHECK(sat_trainer_create(m, opt, NULL, &tr));
+    tu_own_trainer(tr);
     assert_true(sat_train_step(tr, NULL, y, 2, NULL) < 0);
     assert_true(sat_train_step(tr, x, NULL, 2, NULL) < 0);
     assert_true(sat_checkpoint_save(tr, NULL, 0, 0, NULL) < 0);
     assert_true(sat_checkpoint_load(tr, NULL, NULL, NULL) < 0);
     TU_CHECK(sat_model_forward(m, x, 2, logits));
     assert_memory_equal(before, logits, sizeof logits);
-    sat_trainer_destroy(tr);
-    sat_optimizer_destroy(opt);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -147,5 +145,5 @@ int main(void) {
         cmocka_unit_test(test_null_handles),
         cmocka_unit_test(test_null_buffers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_null_args", tests, sizeof tests / sizeof tests[0]);
 }

@@ -31,9 +31,10 @@ static void setup(fixture *f) {
     tu_fill_uniform(sat_model_params(f->model), f->np, -1.0f, 1.0f, 11);
 }
 
+/* Releases the fixture early, for tests that make several in turn. */
 static void teardown(fixture *f) {
-    sat_model_destroy(f->model);
-    sat_context_destroy(f->ctx);
+    tu_release(f->model);
+    tu_release(f->ctx);
 }
 
 /* Gradient of step s: a fixed pseudo-random pattern per step. */
@@ -44,7 +45,7 @@ static void set_grads(fixture *f, int s) {
 static sat_optimizer *make_opt(fixture *f, const sat_optimizer_opts *o) {
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(f->model, o, &opt));
-    return opt;
+    return tu_own_optimizer(opt);
 }
 
 static void check_sgd(int nesterov, float momentum, int decay_biases) {
@@ -80,7 +81,7 @@ static void check_sgd(int nesterov, float momentum, int decay_biases) {
     const float *state = sat_optimizer_state(opt, &count);
     assert_true(count == (momentum > 0 ? f.np : 0));
     for (int64_t i = 0; i < count; i++) assert_true(fabs(state[i] - buf[i]) < 1e-5);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
     teardown(&f);
 }
 
@@ -134,7 +135,7 @@ static void check_adam(int kind, float wd) {
         assert_true(fabs(state[i] - mm[i]) < 1e-5);
         assert_true(fabs(state[f.np + i] - vv[i]) < 1e-5);
     }
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
     teardown(&f);
 }
 
@@ -174,7 +175,7 @@ static void test_no_decay_on_biases(void **st) {
             }
         }
         assert_int_equal(biases, db ? 0 : 6);
-        sat_optimizer_destroy(opt);
+        tu_release(opt);
         teardown(&f);
     }
 }
@@ -205,7 +206,7 @@ static void test_nonfinite_gradient(void **st) {
             assert_memory_equal(state, sv, sizeof(float) * (size_t)count);
             assert_int_equal(sat_optimizer_step_count(opt), 1);
         }
-        sat_optimizer_destroy(opt);
+        tu_release(opt);
         teardown(&f);
     }
 }
@@ -245,7 +246,7 @@ static void test_schedules(void **st) {
     TU_CHECK(sat_optimizer_step(opt));
     assert_int_equal(sat_optimizer_step_count(opt), 2);
     assert_true(fabsf(sat_optimizer_lr(opt) - 0.15f) < 1e-7f);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
 
     /* step: gamma at each milestone */
     sat_optimizer_opts_init(&o, sizeof o);
@@ -262,7 +263,7 @@ static void test_schedules(void **st) {
     expect_lr(opt, 24, 0.05);
     expect_lr(opt, 25, 0.025);
     expect_lr(opt, 500, 0.025);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
 
     /* cosine to 0 over 100 steps, with 10 warm-up steps multiplying it */
     sat_optimizer_opts_init(&o, sizeof o);
@@ -279,7 +280,7 @@ static void test_schedules(void **st) {
     expect_lr(opt, 50, 0.2);
     expect_lr(opt, 99, 0.4 * 0.5 * (1 + cos(PI * 0.99)));
     expect_lr(opt, 100, 0.0);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
 
     /* one-cycle: 0 -> lr at 0.4*200 = 80 -> 0 at 200, evaluated at t+1 */
     sat_optimizer_opts_init(&o, sizeof o);
@@ -294,7 +295,7 @@ static void test_schedules(void **st) {
     expect_lr(opt, 198, 1.0 / 120.0);
     expect_lr(opt, 199, 0.0);
     expect_lr(opt, 300, 0.0);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
     teardown(&f);
 }
 
@@ -311,8 +312,9 @@ static void test_struct_size(void **st) {
     o.struct_size = (uint32_t)offsetof(sat_optimizer_opts, schedule);
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(f.model, &o, &opt));
+    tu_own_optimizer(opt);
     expect_lr(opt, 12345, 0.05); /* constant schedule from the defaults */
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
 
     /* init with a short size leaves the caller's tail alone */
     unsigned char raw[sizeof(sat_optimizer_opts) + 16];
@@ -378,6 +380,7 @@ static void test_bad_options(void **st) {
         bad[i](&o);
         sat_optimizer *opt = (sat_optimizer *)&o; /* must be reset to NULL */
         int32_t s = sat_optimizer_create(f.model, &o, &opt);
+        if (s == SAT_OK) tu_own_optimizer(opt);
         if (s != SAT_E_INVALID_ARG) fail_msg("case %zu: status %d", i, s);
         assert_null(opt);
         assert_true(strlen(sat_last_error()) > 0);
@@ -390,10 +393,11 @@ static void test_bad_options(void **st) {
     assert_int_equal(sat_optimizer_set_step_count(NULL, 1), SAT_E_INVALID_ARG);
     sat_optimizer_destroy(NULL);
     TU_CHECK(sat_optimizer_create(f.model, NULL, &opt)); /* NULL opts: defaults */
+    tu_own_optimizer(opt);
     assert_true(fabsf(sat_optimizer_lr(opt) - 0.1f) < 1e-7f);
     assert_int_equal(sat_optimizer_set_step_count(opt, -1), SAT_E_INVALID_ARG);
     assert_int_equal(sat_optimizer_step_count(opt), 0);
-    sat_optimizer_destroy(opt);
+    tu_release(opt);
     teardown(&f);
 }
 
@@ -418,5 +422,5 @@ int main(void) {
         cmocka_unit_test(test_nonfinite_gradient), cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_struct_size),       cmocka_unit_test(test_bad_options),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_optim", tests, sizeof tests / sizeof tests[0]);
 }

@@ -28,7 +28,7 @@ static void test_every_index_once(void **st) {
             for (int64_t i = 0; i < n; i++) assert_int_equal(hits[i], 25);
             for (int64_t i = n; i < 40; i++) assert_int_equal(hits[i], 0);
         }
-        sat_context_destroy(ctx);
+        tu_release(ctx);
     }
 }
 
@@ -42,7 +42,7 @@ static void test_set_threads(void **st) {
     for (int i = 0; i < 10; i++) assert_int_equal(hits[i], 1);
     assert_int_equal(sat_context_set_num_threads(ctx, 0), SAT_E_INVALID_ARG);
     assert_int_equal(sat_context_set_num_threads(ctx, 257), SAT_E_INVALID_ARG);
-    sat_context_destroy(ctx);
+    tu_release(ctx);
     sat_context_opts o;
     sat_context_opts_init(&o, sizeof o);
     o.num_threads = 0;
@@ -57,5 +57,5 @@ int main(void) {
         cmocka_unit_test(test_every_index_once),
         cmocka_unit_test(test_set_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_pool", tests, sizeof tests / sizeof tests[0]);
 }

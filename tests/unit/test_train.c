@@ -18,13 +18,13 @@ static sat_optimizer *make_sgd(sat_model *m, float lr, float momentum, float wd)
     o.weight_decay = wd;
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(m, &o, &opt));
-    return opt;
+    return tu_own_optimizer(opt);
 }
 
 static sat_trainer *make_trainer(sat_model *m, sat_optimizer *opt, const sat_trainer_opts *o) {
     sat_trainer *t = NULL;
     TU_CHECK(sat_trainer_create(m, opt, o, &t));
-    return t;
+    return tu_own_trainer(t);
 }
 
 static void make_batch(float *x, int32_t *labels, int64_t n, int64_t size, int32_t classes, uint64_t seed) {
@@ -90,7 +90,7 @@ static void test_trades_gradient(void **st) {
 
     const int64_t np = sat_model_param_count(m);
     float *p = sat_model_params(m);
-    float *grad = malloc(sizeof(float) * (size_t)np);
+    float *grad = tu_alloc(sizeof(float) * (size_t)np);
     memcpy(grad, sat_model_grads(m), sizeof(float) * (size_t)np);
     double worst = 0.0, gmax = 0.0;
     for (int64_t i = 0; i < np; i++) {
@@ -106,11 +106,6 @@ static void test_trades_gradient(void **st) {
     }
     if (!(worst < 2e-3 * fmax(1.0, gmax))) fail_msg("TRADES gradient off by %g (max |g| %g)", worst, gmax);
     assert_true(gmax > 1e-3);
-    free(grad);
-    sat_trainer_destroy(t);
-    sat_optimizer_destroy(opt);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* ---- Free-AT: a replay's gradients are those of a train-plan backward on x + delta ---- */
@@ -146,7 +141,8 @@ static void test_free_replay_gradients(void **st) {
 
     sat_model *ref = NULL;
     TU_CHECK(sat_model_clone(m, &ref));
-    float *p1 = malloc(sizeof(float) * (size_t)np);
+    tu_own_model(ref);
+    float *p1 = tu_alloc(sizeof(float) * (size_t)np);
     memcpy(p1, sat_model_params(m), sizeof(float) * (size_t)np);
     sat_step_stats s;
     s.struct_size = sizeof s;
@@ -166,7 +162,7 @@ static void test_free_replay_gradients(void **st) {
     for (int64_t i = 0; i < np; i++) assert_true(fabsf(sat_model_params(m)[i] - (p1[i] - 0.05f * g[i])) <= 1e-6f);
 
     /* m replays per call = m optimizer steps */
-    sat_trainer_destroy(t);
+    tu_release(t);
     o.free_replays = 3;
     t = make_trainer(m, opt, &o);
     const int64_t before = sat_optimizer_step_count(opt);
@@ -175,13 +171,6 @@ static void test_free_replay_gradients(void **st) {
     /* a batch of another size starts again from a zero perturbation */
     TU_CHECK(sat_train_step(t, x, y, N - 1, NULL));
     assert_int_equal(t->delta_n, N - 1);
-
-    free(p1);
-    sat_model_destroy(ref);
-    sat_trainer_destroy(t);
-    sat_optimizer_destroy(opt);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* ---- determinism ---- */
@@ -209,11 +198,12 @@ static void run_open(run *r, int32_t threads, int32_t method, uint64_t seed) {
     r->t = make_trainer(r->m, r->opt, &o);
 }
 
+/* Releases a run early, for tests that open several in turn. */
 static void run_close(run *r) {
-    sat_trainer_destroy(r->t);
-    sat_optimizer_destroy(r->opt);
-    sat_model_destroy(r->m);
-    sat_context_destroy(r->ctx);
+    tu_release(r->t);
+    tu_release(r->opt);
+    tu_release(r->m);
+    tu_release(r->ctx);
 }
 
 static void run_steps(run *r, int from, int to) {
@@ -277,9 +267,6 @@ static void test_resume(void **st) {
     second.t->rng_counter = first.t->rng_counter;
     run_steps(&second, 2, DSTEPS);
     assert_same_model(&full, &second);
-    run_close(&full);
-    run_close(&first);
-    run_close(&second);
 }
 
 /* ---- the training attacks: they stay in the ball and in [0,1], raise the loss, and never
@@ -367,7 +354,7 @@ static void test_bad_batches(void **st) {
         run r;
         run_open(&r, 1, methods[k], 1);
         run_steps(&r, 0, 1); /* non-trivial optimizer state and statistics */
-        snap *s = malloc(sizeof *s);
+        snap *s = tu_alloc(sizeof *s);
         take(&r, s);
         float x[(DN + 1) * DD];
         int32_t y[DN + 1];
@@ -402,7 +389,7 @@ static void test_bad_batches(void **st) {
         assert_true(strlen(sat_trainer_last_error(r.t)) > 0);
         assert_true(stats.loss == 123.0f);
         assert_unchanged(&r, s);
-        free(s);
+        tu_free(s);
         run_close(&r);
     }
 }
@@ -436,14 +423,13 @@ static void test_stats(void **st) {
 
     /* with a clean fraction the clean accuracy is measured */
     run_open(&r, 1, SAT_TRAIN_PGD, 1);
-    sat_trainer_destroy(r.t);
+    tu_release(r.t);
     sat_trainer_opts o;
     sat_trainer_opts_init(&o, sizeof o);
     o.clean_fraction = 0.5f;
     r.t = make_trainer(r.m, r.opt, &o);
     TU_CHECK(sat_train_step(r.t, x, y, DN, &s));
     assert_true(s.clean_accuracy >= 0.0f && s.clean_accuracy <= 1.0f);
-    run_close(&r);
 }
 
 typedef void (*mutate_fn)(sat_trainer_opts *o);
@@ -485,6 +471,7 @@ static void test_bad_options(void **st) {
         bad[i](&o);
         sat_trainer *t = (sat_trainer *)&o;
         int32_t s = sat_trainer_create(r.m, r.opt, &o, &t);
+        if (s == SAT_OK) tu_own_trainer(t);
         if (s != SAT_E_INVALID_ARG) fail_msg("case %zu: status %d", i, s);
         assert_null(t);
         assert_true(strlen(sat_last_error()) > 0);
@@ -497,14 +484,14 @@ static void test_bad_options(void **st) {
     sat_model *other = tu_model(r.ctx, DSPEC, SAT_ACT_RELU, 4);
     assert_int_equal(sat_trainer_create(other, r.opt, NULL, &t), SAT_E_INVALID_ARG);
     assert_null(t);
-    sat_model_destroy(other);
+    tu_release(other);
     /* NULL opts: defaults with the context's seed */
     TU_CHECK(sat_trainer_create(r.m, r.opt, NULL, &t));
+    tu_own_trainer(t);
     assert_true(t->seed == r.ctx->seed);
-    sat_trainer_destroy(t);
+    tu_release(t);
     sat_trainer_destroy(NULL);
     assert_string_equal(sat_trainer_last_error(NULL), "");
-    run_close(&r);
 }
 
 int main(void) {
@@ -514,6 +501,6 @@ int main(void) {
         cmocka_unit_test(test_bad_options),     cmocka_unit_test(test_craft_bounds),
     };
     const struct CMUnitTest every_path[] = {cmocka_unit_test(test_determinism), cmocka_unit_test(test_resume)};
-    const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    const int failed = tu_run_group("test_train", tests, sizeof tests / sizeof tests[0]);
     return failed + tu_run_on_every_path("test_train", every_path, sizeof every_path / sizeof every_path[0]);
 }

@@ -44,8 +44,8 @@ static void make_data(float *x, int32_t *y, int n, uint64_t seed) {
 
 /* PGD-20 (Linf, step 2.5 eps / 20, start at x) with the attack plan, then accuracy. */
 static float robust_accuracy(sat_model *m, const float *x, const int32_t *y, int n, float eps) {
-    float *xa = malloc(sizeof(float) * (size_t)n * D), *g = malloc(sizeof(float) * (size_t)n * D);
-    float *logits = malloc(sizeof(float) * (size_t)n * 2);
+    float *xa = tu_alloc(sizeof(float) * (size_t)n * D), *g = tu_alloc(sizeof(float) * (size_t)n * D);
+    float *logits = tu_alloc(sizeof(float) * (size_t)n * 2);
     memcpy(xa, x, sizeof(float) * (size_t)n * D);
     const float alpha = 2.5f * eps / 20.0f;
     for (int s = 0; s < 20; s++) {
@@ -62,9 +62,9 @@ static float robust_accuracy(sat_model *m, const float *x, const int32_t *y, int
         TU_CHECK(sat_model_forward(m, xa + (size_t)b * D, BATCH, logits + (size_t)b * 2));
     }
     for (int i = 0; i < n; i++) correct += (logits[2 * i + 1] > logits[2 * i]) == (y[i] == 1);
-    free(xa);
-    free(g);
-    free(logits);
+    tu_free(xa);
+    tu_free(g);
+    tu_free(logits);
     return (float)correct / (float)n;
 }
 
@@ -84,6 +84,7 @@ static result train(sat_context *ctx, int32_t act, int32_t method, const float *
     oo.weight_decay = 0.0f;
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(m, &oo, &opt));
+    tu_own_optimizer(opt);
     sat_trainer_opts to;
     sat_trainer_opts_init(&to, sizeof to);
     to.method = method;
@@ -93,6 +94,7 @@ static result train(sat_context *ctx, int32_t act, int32_t method, const float *
     to.trades_beta = 6.0f;
     sat_trainer *t = NULL;
     TU_CHECK(sat_trainer_create(m, opt, &to, &t));
+    tu_own_trainer(t);
     /* Free-AT's m replays per batch count against its epochs, as in Shafahi et al. */
     const int epochs = method == SAT_TRAIN_FREE ? EPOCHS / 2 : EPOCHS;
     for (int e = 0; e < epochs; e++)
@@ -105,15 +107,15 @@ static result train(sat_context *ctx, int32_t act, int32_t method, const float *
     result r;
     r.clean = robust_accuracy(m, xt, yt, NTEST, 0.0f);
     r.robust = robust_accuracy(m, xt, yt, NTEST, EPS);
-    sat_trainer_destroy(t);
-    sat_optimizer_destroy(opt);
-    sat_model_destroy(m);
+    tu_release(t);
+    tu_release(opt);
+    tu_release(m);
     return r;
 }
 
 static void check_activation(int32_t act, int all_methods) {
     sat_context *ctx = tu_context(1, 21);
-    float *x = malloc(sizeof(float) * NTRAIN * D), *xt = malloc(sizeof(float) * NTEST * D);
+    float *x = tu_alloc(sizeof(float) * NTRAIN * D), *xt = tu_alloc(sizeof(float) * NTEST * D);
     int32_t y[NTRAIN], yt[NTEST];
     make_data(x, y, NTRAIN, 1);
     make_data(xt, yt, NTEST, 2);
@@ -136,9 +138,9 @@ static void check_activation(int32_t act, int all_methods) {
             assert_true(r.robust > std.robust + 0.3f);
         }
     }
-    free(x);
-    free(xt);
-    sat_context_destroy(ctx);
+    tu_free(x);
+    tu_free(xt);
+    tu_release(ctx);
 }
 
 static void test_relu(void **st) {
@@ -156,5 +158,5 @@ int main(void) {
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_silu),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_train_robust", tests, sizeof tests / sizeof tests[0]);
 }
