@@ -2,9 +2,11 @@
  * sat.hpp - C++17 header-only wrapper of libsat (sat.h).
  *
  * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Optimizer,
- *   sat::Trainer, sat::Dataset. Destroy order is the C one: a trainer before its model and
- *   optimizer, models/datasets before their context (declare them in that order and scope
- *   does it).
+ *   sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
+ *   trainer holds its model and optimizer, an optimizer its model, models and datasets
+ *   their context. So the C rule "destroy a handle before its parents" holds whatever
+ *   order the C++ objects are destroyed or moved in: a sat::Model that goes out of scope
+ *   while a sat::Trainer still uses it is destroyed when the trainer is.
  * - A failed call throws sat::Error (a std::runtime_error) carrying the status code and the
  *   library's message (from the handle's *_last_error or sat_last_error()).
  * - Arrays cross as sat::span<T>: std::span with C++20, else a minimal view. Both convert
@@ -121,12 +123,24 @@ inline void check_create(int32_t status, const char *parent_message) {
     throw Error(status, tls && *tls ? tls : (parent_message ? parent_message : ""));
 }
 
-template <class T, void (*Destroy)(T *)>
-struct Deleter {
-    void operator()(T *p) const noexcept { Destroy(p); }
+/* Shared ownership of a C handle whose deleter also holds the handles it was made from
+ * (`parents`): they are released only after Destroy(p) ran, so a parent never dies before
+ * its child, and moving the C++ object that owns a parent changes nothing for the child. */
+/* Base of the handle classes: movable (noexcept), not copyable. */
+class MoveOnly {
+protected:
+    MoveOnly() = default;
+    ~MoveOnly() = default;
+    MoveOnly(const MoveOnly &) = delete;
+    MoveOnly &operator=(const MoveOnly &) = delete;
+    MoveOnly(MoveOnly &&) noexcept = default;
+    MoveOnly &operator=(MoveOnly &&) noexcept = default;
 };
-template <class T, void (*Destroy)(T *)>
-using Owned = std::unique_ptr<T, Deleter<T, Destroy>>;
+
+template <class T, void (*Destroy)(T *), class... Parents>
+std::shared_ptr<T> own(T *p, std::shared_ptr<Parents>... parents) {
+    return std::shared_ptr<T>(p, [parents...](T *q) noexcept { Destroy(q); });
+}
 
 inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
     if (example <= 0 || size % static_cast<std::size_t>(example) != 0)
@@ -198,7 +212,7 @@ inline std::string version() { return sat_version_string(); }
 /* Context                                                                    */
 /* ------------------------------------------------------------------------- */
 
-class Context {
+class Context : detail::MoveOnly {
 public:
     explicit Context(int32_t num_threads = 1, uint64_t seed = 0) {
         sat_context_opts o = context_opts();
@@ -209,19 +223,20 @@ public:
     explicit Context(const sat_context_opts &opts) { create(opts); }
 
     sat_context *get() const noexcept { return h_.get(); }
-    sat_context *release() noexcept { return h_.release(); }
     const char *last_error() const noexcept { return sat_context_last_error(h_.get()); }
     void set_num_threads(int32_t n) {
         detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
     }
 
 private:
+    friend class Model;
+    friend class Dataset;
     void create(const sat_context_opts &o) {
         sat_context *c = nullptr;
         detail::check_tls(sat_context_create(&o, &c));
-        h_.reset(c);
+        h_ = detail::own<sat_context, sat_context_destroy>(c);
     }
-    detail::Owned<sat_context, sat_context_destroy> h_;
+    std::shared_ptr<sat_context> h_;
 };
 
 /* ------------------------------------------------------------------------- */
@@ -238,14 +253,14 @@ struct InputGradient {
     std::vector<float> losses, grad, logits;
 };
 
-class Model {
+class Model : detail::MoveOnly {
 public:
     Model(Context &ctx, const std::string &spec) { create(ctx, spec, nullptr); }
     Model(Context &ctx, const std::string &spec, const sat_model_opts &opts) {
         create(ctx, spec, &opts);
     }
-    /** Takes ownership of a handle from the C API. */
-    explicit Model(sat_model *owned) : h_(owned) { load_shape(); }
+    /** Takes ownership of a handle from the C API, created with ctx. */
+    Model(Context &ctx, sat_model *owned) : Model(ctx.h_, owned) {}
 
     /** The spec text of a preset ("mlp", "madry-cnn", "small-cnn", "resnet20"). */
     static std::string preset_spec(const std::string &name, int32_t channels, int32_t height,
@@ -259,25 +274,37 @@ public:
         sat_free(text);
         return s;
     }
+    /** A preset model without input normalisation (mean 0, std 1). */
     static Model preset(Context &ctx, const std::string &name, int32_t channels, int32_t height,
                         int32_t width, int32_t num_classes,
                         const sat_model_opts &opts = model_opts()) {
         return Model(ctx, preset_spec(name, channels, height, width, num_classes), opts);
     }
+    /** A preset model normalising its input by mean and std (`channels` values each). */
+    static Model preset(Context &ctx, const std::string &name, int32_t channels, int32_t height,
+                        int32_t width, int32_t num_classes, span<const float> mean,
+                        span<const float> std, const sat_model_opts &opts = model_opts()) {
+        if (mean.size() != static_cast<std::size_t>(channels) ||
+            std.size() != static_cast<std::size_t>(channels))
+            throw Error(SAT_E_SHAPE, "preset: mean and std need " + std::to_string(channels) +
+                                         " values each, got " + std::to_string(mean.size()) +
+                                         " and " + std::to_string(std.size()));
+        return Model(ctx, preset_spec(name, channels, height, width, num_classes, mean, std),
+                     opts);
+    }
     static Model load(Context &ctx, const std::string &path, sat_model_meta *meta = nullptr) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_load(ctx.get(), path.c_str(), meta, &m));
-        return Model(m);
+        return Model(ctx, m);
     }
     static Model load_buffer(Context &ctx, span<const unsigned char> data,
                              sat_model_meta *meta = nullptr) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_load_buffer(ctx.get(), data.data(), data.size(), meta, &m));
-        return Model(m);
+        return Model(ctx, m);
     }
 
     sat_model *get() const noexcept { return h_.get(); }
-    sat_model *release() noexcept { return h_.release(); }
     const char *last_error() const noexcept { return sat_model_last_error(h_.get()); }
 
     const Shape &shape() const noexcept { return shape_; }
@@ -294,7 +321,7 @@ public:
     Model clone() const {
         sat_model *m = nullptr;
         check(sat_model_clone(h_.get(), &m));
-        return Model(m);
+        return Model(ctx_, m);
     }
     void set_backward(int32_t attack_act, float attack_param, int32_t train_act,
                       float train_param) {
@@ -397,10 +424,17 @@ public:
     }
 
 private:
+    friend class Optimizer;
+    friend class Trainer;
+    Model(std::shared_ptr<sat_context> ctx, sat_model *owned)
+        : ctx_(std::move(ctx)), h_(detail::own<sat_model, sat_model_destroy>(owned, ctx_)) {
+        load_shape();
+    }
     void create(Context &ctx, const std::string &spec, const sat_model_opts *opts) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_create(ctx.get(), spec.c_str(), opts, &m));
-        h_.reset(m);
+        ctx_ = ctx.h_;
+        h_ = detail::own<sat_model, sat_model_destroy>(m, ctx_);
         load_shape();
     }
     void load_shape() {
@@ -417,7 +451,8 @@ private:
         return n;
     }
 
-    detail::Owned<sat_model, sat_model_destroy> h_;
+    std::shared_ptr<sat_context> ctx_;  // for clone(); h_'s deleter holds it too
+    std::shared_ptr<sat_model> h_;
     Shape shape_;
 };
 
@@ -425,12 +460,12 @@ private:
 /* Optimizer and Trainer                                                      */
 /* ------------------------------------------------------------------------- */
 
-class Optimizer {
+class Optimizer : detail::MoveOnly {
 public:
     Optimizer(Model &model, const sat_optimizer_opts &opts) {
         sat_optimizer *o = nullptr;
         detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
-        h_.reset(o);
+        h_ = detail::own<sat_optimizer, sat_optimizer_destroy>(o, model.h_);
     }
     sat_optimizer *get() const noexcept { return h_.get(); }
     const char *last_error() const noexcept { return sat_optimizer_last_error(h_.get()); }
@@ -447,23 +482,26 @@ public:
     }
 
 private:
-    detail::Owned<sat_optimizer, sat_optimizer_destroy> h_;
+    friend class Trainer;
+    std::shared_ptr<sat_optimizer> h_;
 };
 
-class Trainer {
+class Trainer : detail::MoveOnly {
 public:
-    /** Borrows model and optimizer: both must outlive the trainer. */
-    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts) : model_(&model) {
+    /** Uses model and opt, and keeps their handles alive as long as it lives: the
+     *  sat::Model and sat::Optimizer objects may be moved or destroyed meanwhile. */
+    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts)
+        : example_size_(model.example_size()) {
         sat_trainer *t = nullptr;
         detail::check_create(sat_trainer_create(model.get(), opt.get(), &opts, &t),
                              model.last_error());
-        h_.reset(t);
+        h_ = detail::own<sat_trainer, sat_trainer_destroy>(t, model.h_, opt.h_);
     }
     sat_trainer *get() const noexcept { return h_.get(); }
     const char *last_error() const noexcept { return sat_trainer_last_error(h_.get()); }
 
     sat_step_stats step(span<const float> x, span<const int32_t> labels) {
-        int64_t n = detail::batch_of(x.size(), model_->example_size(), "train step");
+        int64_t n = detail::batch_of(x.size(), example_size_, "train step");
         if (labels.size() != static_cast<std::size_t>(n))
             throw Error(SAT_E_SHAPE, "train step: " + std::to_string(labels.size()) +
                                          " labels for " + std::to_string(n) + " examples");
@@ -485,27 +523,28 @@ public:
     }
 
 private:
-    detail::Owned<sat_trainer, sat_trainer_destroy> h_;
-    Model *model_;
+    std::shared_ptr<sat_trainer> h_;
+    int64_t example_size_;
 };
 
 /* ------------------------------------------------------------------------- */
 /* Dataset                                                                    */
 /* ------------------------------------------------------------------------- */
 
-class Dataset {
+class Dataset : detail::MoveOnly {
 public:
-    explicit Dataset(sat_dataset *owned) : h_(owned) {}
+    /** Takes ownership of a handle from the C API, created with ctx. */
+    Dataset(Context &ctx, sat_dataset *owned) : Dataset(ctx.h_, owned) {}
 
     static Dataset load(Context &ctx, int32_t format, const std::string &dir, int32_t split) {
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_load(ctx.get(), format, dir.c_str(), split, &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
     static Dataset load_idx(Context &ctx, const std::string &images, const std::string &labels) {
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_load_idx(ctx.get(), images.c_str(), labels.c_str(), &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
     static Dataset from_arrays(Context &ctx, span<const float> x, span<const int32_t> labels,
                                int32_t channels, int32_t height, int32_t width,
@@ -517,7 +556,7 @@ public:
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_from_arrays(ctx.get(), x.data(), labels.data(), n, channels,
                                                   height, width, num_classes, &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
 
     sat_dataset *get() const noexcept { return h_.get(); }
@@ -549,13 +588,16 @@ public:
     Dataset split(int64_t count, uint64_t seed) {
         sat_dataset *d = nullptr;
         check(sat_dataset_split(h_.get(), count, seed, &d));
-        return Dataset(d);
+        return Dataset(ctx_, d);
     }
     void truncate(int64_t count) { check(sat_dataset_truncate(h_.get(), count)); }
 
 private:
+    Dataset(std::shared_ptr<sat_context> ctx, sat_dataset *owned)
+        : ctx_(std::move(ctx)), h_(detail::own<sat_dataset, sat_dataset_destroy>(owned, ctx_)) {}
     void check(int32_t status) const { detail::check(status, last_error()); }
-    detail::Owned<sat_dataset, sat_dataset_destroy> h_;
+    std::shared_ptr<sat_context> ctx_;  // for split(); h_'s deleter holds it too
+    std::shared_ptr<sat_dataset> h_;
 };
 
 }  // namespace sat
