@@ -19,6 +19,7 @@ packages=(
   valgrind                           # memory checks
   doxygen                            # the reference manual (target docs)
   python3-venv python3-setuptools    # pip install of the Python package into a venv
+  python3-mypy                       # the Python package's type hints are checked
   librust-pkg-config-dev             # the Rust binding's build script (offline crate)
 )
 # Rust binding: keep a toolchain installed outside Debian (rustup's ~/.cargo/bin) if any.

@@ -412,7 +412,8 @@ class Context(_Handle):
         self._log_cb = None
         if log is not None:
             # kept on self: the C side holds the pointer as long as the context lives
-            self._log_cb = _ffi.LOG_FN(lambda user, level, msg: log(int(level), _s(msg)))
+            send = log
+            self._log_cb = _ffi.LOG_FN(lambda user, level, msg: send(int(level), _s(msg)))
             o.log_fn = self._log_cb
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.context_create(ctypes.byref(o), ctypes.byref(h)))
@@ -441,7 +442,7 @@ def preset_spec(name: str, input_shape: Sequence[int], num_classes: int,
     lib.check(lib.raw.preset_spec(name.encode(), c, h, w, int(num_classes), _pf(m), _pf(s),
                                   ctypes.byref(out)))
     try:
-        return ctypes.string_at(out.value).decode()
+        return ctypes.string_at(out).decode()
     finally:
         lib.raw.free(out)
 
@@ -449,7 +450,8 @@ def preset_spec(name: str, input_shape: Sequence[int], num_classes: int,
 def activations(library: LibraryLike = None) -> List[str]:
     """Names of the activations the library knows, in id order."""
     lib = _library(library)
-    names, i = [], 0
+    names: List[str] = []
+    i = 0
     while True:
         n = lib.raw.activation_name(i)
         if not n:
@@ -561,6 +563,11 @@ class Model(_Handle):
 
     # -- batches ----------------------------------------------------------------------
 
+    @overload
+    def _batch(self, x: npt.ArrayLike) -> Tuple[FloatArray, None, int]: ...
+    @overload
+    def _batch(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Tuple[FloatArray, IntArray, int]: ...
+
     def _batch(self, x: npt.ArrayLike, labels: Optional[npt.ArrayLike] = None
                ) -> Tuple[FloatArray, Optional[IntArray], int]:
         x = _f32(x)
@@ -619,7 +626,7 @@ class Model(_Handle):
         if t is not None and t.size != n:
             raise ValueError(f"{t.size} targets for {n} examples")
         x_adv = _out(out, x.shape)
-        tr, tl, ta = None, None, None
+        tr, tl, ta = None, None, None  # type: Any, Any, Any
         if trace:
             cap = max(1, o.steps) * max(1, o.restarts)
             tl = np.zeros(cap, dtype=np.float32)
@@ -662,7 +669,7 @@ class Model(_Handle):
         self._check(self._lib.raw.model_save_buffer(self.handle, ctypes.byref(m) if m else None,
                                                     ctypes.byref(buf), ctypes.byref(size)))
         try:
-            return ctypes.string_at(buf.value, size.value)
+            return ctypes.string_at(buf, size.value)
         finally:
             self._lib.raw.free(buf)
 
@@ -832,7 +839,7 @@ class Dataset(_Handle):
     def _shape(self) -> Tuple[int, int, int, int]:
         v = [ctypes.c_int32() for _ in range(4)]
         self._check(self._lib.raw.dataset_shape(self.handle, *(ctypes.byref(a) for a in v)))
-        return tuple(a.value for a in v)
+        return (v[0].value, v[1].value, v[2].value, v[3].value)
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:

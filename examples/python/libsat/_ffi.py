@@ -10,6 +10,7 @@ import ctypes.util
 import os
 import shutil
 import subprocess
+from typing import Any
 
 c_int32 = ctypes.c_int32
 c_int64 = ctypes.c_int64
@@ -286,6 +287,11 @@ class RawLibrary:
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name[4:], fn)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name that no prototype set: a typing aid (attributes are the
+        # typed function pointers set in __init__) and a clear error.
+        raise AttributeError(f"libsat has no function sat_{name}")
 
     def has(self, name):
         """True if the library exports sat_<name> (name given with or without the prefix)."""
