@@ -1176,8 +1176,8 @@ impl<'m, 'ctx> Optimizer<'m, 'ctx> {
         self.model
     }
     /// The model, mutably (e.g. for [`Model::train_backward`] before [`Optimizer::step`]).
-    pub fn model_mut(&mut self) -> &mut Model<'ctx> {
-        self.model
+    pub fn model_mut(&mut self) -> ModelMut<'_, 'ctx> {
+        ModelMut(self.model)
     }
     /// Applies one update from the model's gradient block.
     pub fn step(&mut self) -> Result<()> {
@@ -1208,6 +1208,48 @@ impl<'m, 'ctx> Optimizer<'m, 'ctx> {
 impl Drop for Optimizer<'_, '_> {
     fn drop(&mut self) {
         unsafe { sys::sat_optimizer_destroy(self.raw) }
+    }
+}
+
+/// Mutable access to an optimizer's model ([`Optimizer::model_mut`]): the `&mut self`
+/// methods of [`Model`], and every `&self` one through `Deref`. It is not a `&mut Model`,
+/// so the model cannot be swapped for another one while the optimizer points at it:
+///
+/// ```compile_fail,E0596
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut other = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// std::mem::swap(&mut *optimizer.model_mut(), &mut other);
+/// drop(other); // would free the optimizer's model
+/// # Ok::<(), libsat::Error>(())
+/// ```
+pub struct ModelMut<'a, 'ctx>(&'a mut Model<'ctx>);
+
+impl<'ctx> std::ops::Deref for ModelMut<'_, 'ctx> {
+    type Target = Model<'ctx>;
+    fn deref(&self) -> &Model<'ctx> {
+        self.0
+    }
+}
+
+impl ModelMut<'_, '_> {
+    /// [`Model::set_backward`].
+    pub fn set_backward(&mut self, attack: Backward, train: Backward) -> Result<()> {
+        self.0.set_backward(attack, train)
+    }
+    /// [`Model::params_mut`].
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        self.0.params_mut()
+    }
+    /// [`Model::state_mut`].
+    pub fn state_mut(&mut self) -> &mut [f32] {
+        self.0.state_mut()
+    }
+    /// [`Model::train_backward`].
+    pub fn train_backward(&mut self, x: &[f32], labels: &[i32], label_smoothing: f32) -> Result<(f32, i64)> {
+        self.0.train_backward(x, labels, label_smoothing)
     }
 }
 
