@@ -18,7 +18,7 @@ packages=(
   python3-matplotlib                 # figures in the experiment reports
   valgrind                           # memory checks
   doxygen                            # the reference manual (target docs)
-  python3-venv python3-setuptools    # pip install of the Python package into a venv
+  python3-venv python3-setuptools python3-wheel  # pip install of the Python package into a venv
   python3-mypy                       # the Python package's type hints are checked
   librust-pkg-config-dev             # the Rust binding's build script (offline crate)
 )
