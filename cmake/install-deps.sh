@@ -17,6 +17,10 @@ packages=(
   python3-torch                      # reference implementation the tests compare against
   python3-matplotlib                 # figures in the experiment reports
   valgrind                           # memory checks
+  doxygen                            # the reference manual (target docs)
+  python3-venv python3-setuptools python3-wheel  # pip install of the Python package into a venv
+  python3-mypy                       # the Python package's type hints are checked
+  librust-pkg-config-dev             # the Rust binding's build script (offline crate)
 )
 # Rust binding: keep a toolchain installed outside Debian (rustup's ~/.cargo/bin) if any.
 if ! command -v cargo >/dev/null 2>&1 && [[ ! -x ${HOME:-/root}/.cargo/bin/cargo ]]; then

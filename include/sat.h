@@ -1,5 +1,6 @@
-/*
- * sat.h - libsat, Smooth Adversarial Training for image classifiers.
+/**
+ * @file sat.h
+ * @brief libsat, Smooth Adversarial Training for image classifiers.
  *
  * The one public header of libsat. C99, also valid C++.
  *
@@ -44,6 +45,8 @@
 extern "C" {
 #endif
 
+/** Marks the exported functions: default visibility (GCC/Clang) or dllimport/dllexport
+ *  (Windows); empty when SAT_STATIC_DEFINE is set for a static build. */
 #if defined(SAT_STATIC_DEFINE)
 #define SAT_API
 #elif defined(_WIN32)
@@ -62,10 +65,10 @@ extern "C" {
 /* Version                                                                    */
 /* ------------------------------------------------------------------------- */
 
-#define SAT_VERSION_MAJOR 0
-#define SAT_VERSION_MINOR 1
-#define SAT_VERSION_PATCH 0
-#define SAT_VERSION_STRING "0.1.0"
+#define SAT_VERSION_MAJOR 0        /**< major version of this header (also the SONAME's) */
+#define SAT_VERSION_MINOR 1        /**< minor version of this header */
+#define SAT_VERSION_PATCH 0        /**< patch version of this header */
+#define SAT_VERSION_STRING "0.1.0" /**< the version of this header as a string */
 
 /** Version of the library actually loaded, e.g. "0.1.0". Static string. */
 SAT_API const char *sat_version_string(void);
@@ -78,18 +81,18 @@ SAT_API const char *sat_build_info(void);
 /* Status codes                                                               */
 /* ------------------------------------------------------------------------- */
 
-#define SAT_OK 0
-#define SAT_E_INVALID_ARG (-1)  /* a NULL pointer, an out-of-range value, a bad spec */
-#define SAT_E_NOMEM (-2)        /* an allocation failed */
-#define SAT_E_SHAPE (-3)        /* a batch or buffer size does not fit the model */
-#define SAT_E_STATE (-4)        /* the handle is not in a state that allows the call */
-#define SAT_E_IO (-5)           /* open/read/write/rename failed */
-#define SAT_E_FORMAT (-6)       /* a file or buffer is damaged or not of the expected kind */
-#define SAT_E_VERSION (-7)      /* a file written by an unsupported format version */
-#define SAT_E_UNSUPPORTED (-8)  /* a valid request this build cannot do */
-#define SAT_E_NUMERIC (-9)      /* NaN or Inf in an input or produced by a computation */
-#define SAT_E_ABORTED (-10)     /* a callback asked to stop */
-#define SAT_E_INTERNAL (-11)    /* a bug in libsat: please report it */
+#define SAT_OK 0                /**< success */
+#define SAT_E_INVALID_ARG (-1)  /**< a NULL pointer, an out-of-range value, a bad spec */
+#define SAT_E_NOMEM (-2)        /**< an allocation failed */
+#define SAT_E_SHAPE (-3)        /**< a batch or buffer size does not fit the model */
+#define SAT_E_STATE (-4)        /**< the handle is not in a state that allows the call */
+#define SAT_E_IO (-5)           /**< open/read/write/rename failed */
+#define SAT_E_FORMAT (-6)       /**< a file or buffer is damaged or not of the expected kind */
+#define SAT_E_VERSION (-7)      /**< a file written by an unsupported format version */
+#define SAT_E_UNSUPPORTED (-8)  /**< a valid request this build cannot do */
+#define SAT_E_NUMERIC (-9)      /**< NaN or Inf in an input or produced by a computation */
+#define SAT_E_ABORTED (-10)     /**< a callback asked to stop */
+#define SAT_E_INTERNAL (-11)    /**< a bug in libsat: please report it */
 
 /** Static, never NULL, description of a status code ("invalid argument", ...). */
 SAT_API const char *sat_status_string(int32_t status);
@@ -106,33 +109,40 @@ SAT_API void sat_free(void *ptr);
 /* Context                                                                    */
 /* ------------------------------------------------------------------------- */
 
+/** Threads, seed, log callback and allocator shared by the handles created with it. */
 typedef struct sat_context sat_context;
 
-#define SAT_LOG_ERROR 0
-#define SAT_LOG_WARN 1
-#define SAT_LOG_INFO 2
-#define SAT_LOG_DEBUG 3
+#define SAT_LOG_ERROR 0  /**< log level: a call failed */
+#define SAT_LOG_WARN 1   /**< log level: something suspicious that did not fail the call */
+#define SAT_LOG_INFO 2   /**< log level: progress of long calls */
+#define SAT_LOG_DEBUG 3  /**< log level: details for debugging */
 
 /** Log callback: level is SAT_LOG_*, message is valid during the call only. */
 typedef void (*sat_log_fn)(void *user, int32_t level, const char *message);
 /** Allocator hooks. alloc must return memory aligned to `alignment` (a power of two,
  *  at most 64) or NULL. free receives what alloc returned. */
 typedef void *(*sat_alloc_fn)(void *user, size_t size, size_t alignment);
+/** Frees a block returned by the sat_alloc_fn of the same context (never NULL). */
 typedef void (*sat_dealloc_fn)(void *user, void *ptr);
 
+/** Options of sat_context_create(); initialise with sat_context_opts_init(). */
 typedef struct sat_context_opts {
-    uint32_t struct_size;
-    int32_t num_threads;   /* threads for BLIS and the worker pool; default 1, range 1..256 */
-    uint64_t seed;         /* default seed for models, attacks and trainers; default 0 */
-    sat_log_fn log_fn;     /* default NULL: the library never prints */
-    void *log_user;
-    int32_t log_level;     /* messages up to this level are sent; default SAT_LOG_INFO */
-    int32_t reserved0;
-    sat_alloc_fn alloc_fn; /* default NULL: aligned malloc */
-    sat_dealloc_fn dealloc_fn;
-    void *alloc_user;
+    uint32_t struct_size;  /**< sizeof(sat_context_opts), set by sat_context_opts_init() */
+    int32_t num_threads;   /**< threads for BLIS and the worker pool; default 1, range 1..256 */
+    uint64_t seed;         /**< default seed for models, attacks and trainers; default 0 */
+    sat_log_fn log_fn;     /**< default NULL: the library never prints */
+    void *log_user;        /**< passed to log_fn as `user`; default NULL */
+    int32_t log_level;     /**< messages up to this level are sent; default SAT_LOG_INFO */
+    int32_t reserved0;     /**< must be 0 */
+    sat_alloc_fn alloc_fn; /**< default NULL: aligned malloc */
+    sat_dealloc_fn dealloc_fn; /**< set together with alloc_fn; default NULL: free */
+    void *alloc_user;      /**< passed to alloc_fn and dealloc_fn as `user`; default NULL */
 } sat_context_opts;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_size);
 /** Creates a context. opts may be NULL for defaults. On failure *out is NULL and
  *  sat_last_error() says why. */
@@ -140,6 +150,7 @@ SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **o
 /** Destroys a context. All models, trainers and datasets created with it must be
  *  destroyed first. */
 SAT_API void sat_context_destroy(sat_context *ctx);
+/** Message of the last failed call on ctx ("" if none); valid until the next call on it. */
 SAT_API const char *sat_context_last_error(const sat_context *ctx);
 /** Changes the thread count (1..256) for later calls. */
 SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
@@ -148,19 +159,19 @@ SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_thread
 /* Activations                                                                */
 /* ------------------------------------------------------------------------- */
 
-/* Activation kinds. The parameter (`param`) of each: */
-#define SAT_ACT_SAME (-1)      /* in a backward override: use the forward function's derivative */
-#define SAT_ACT_RELU 0         /* max(x,0); no parameter */
-#define SAT_ACT_SOFTPLUS 1     /* log(1+exp(x)) */
-#define SAT_ACT_PSOFTPLUS 2    /* (1/a) log(1+exp(a x)), param a (default 10) */
-#define SAT_ACT_SILU 3         /* x sigmoid(b x), param b (default 1) */
-#define SAT_ACT_GELU 4         /* x Phi(x), erf form */
-#define SAT_ACT_GELU_TANH 5    /* tanh approximation of GELU */
-#define SAT_ACT_ELU 6          /* x if x>0 else a (exp(x)-1), param a (default 1) */
-#define SAT_ACT_CELU 7         /* max(0,x) + min(0, a (exp(x/a)-1)), param a (default 1) */
-#define SAT_ACT_SMOOTHRELU 8   /* x - (1/a) log(1+a x) for x>=0 else 0; a learnable per layer,
+/* Activation kinds, and the parameter (`param`) of each: */
+#define SAT_ACT_SAME (-1)      /**< in a backward override: use the forward function's derivative */
+#define SAT_ACT_RELU 0         /**< max(x,0); no parameter */
+#define SAT_ACT_SOFTPLUS 1     /**< log(1+exp(x)) */
+#define SAT_ACT_PSOFTPLUS 2    /**< (1/a) log(1+exp(a x)), param a (default 10) */
+#define SAT_ACT_SILU 3         /**< x sigmoid(b x), param b (default 1) */
+#define SAT_ACT_GELU 4         /**< x Phi(x), erf form */
+#define SAT_ACT_GELU_TANH 5    /**< tanh approximation of GELU */
+#define SAT_ACT_ELU 6          /**< x if x>0 else a (exp(x)-1), param a (default 1) */
+#define SAT_ACT_CELU 7         /**< max(0,x) + min(0, a (exp(x/a)-1)), param a (default 1) */
+#define SAT_ACT_SMOOTHRELU 8   /**< x - (1/a) log(1+a x) for x>=0 else 0; a learnable per layer,
                                   param = initial a (default 400) */
-#define SAT_ACT_COUNT 9
+#define SAT_ACT_COUNT 9         /**< number of activation kinds (ids are 0..SAT_ACT_COUNT-1) */
 
 /** Name of an activation ("relu", "silu", ...) or NULL if unknown. */
 SAT_API const char *sat_activation_name(int32_t act);
@@ -174,27 +185,35 @@ SAT_API float sat_activation_default_param(int32_t act);
 /* Models                                                                     */
 /* ------------------------------------------------------------------------- */
 
+/** A classifier: its graph, options, parameters and batch-norm statistics, and the
+ *  memory planned for running it. */
 typedef struct sat_model sat_model;
 
-#define SAT_BN_INFERENCE 0  /* batch norm uses running statistics */
-#define SAT_BN_BATCH 1      /* batch norm uses batch statistics (running ones untouched) */
+#define SAT_BN_INFERENCE 0  /**< batch norm uses running statistics */
+#define SAT_BN_BATCH 1      /**< batch norm uses batch statistics (running ones untouched) */
 
+/** Options of sat_model_create(); initialise with sat_model_opts_init(). */
 typedef struct sat_model_opts {
-    uint32_t struct_size;
-    int32_t activation;        /* SAT_ACT_*: every `act` line without its own kind; default SILU */
-    float act_param;           /* NaN (default): the activation's default parameter */
-    int32_t max_batch;         /* largest batch the model plans memory for; default 128 */
-    /* The paper's ablation: the derivative used in the backward pass, separately for the
-     * attacker (input gradients) and the optimizer (parameter gradients). SAT_ACT_SAME
-     * (default) uses the forward function's own derivative. */
+    uint32_t struct_size;      /**< sizeof(sat_model_opts), set by sat_model_opts_init() */
+    int32_t activation;        /**< SAT_ACT_*: every `act` line without its own kind; default SILU */
+    float act_param;           /**< NaN (default): the activation's default parameter */
+    int32_t max_batch;         /**< largest batch the model plans memory for; default 128 */
+    /** The paper's ablation: the derivative used in the backward pass, separately for the
+     *  attacker (input gradients, this field) and the optimizer (parameter gradients,
+     *  train_backward_act). SAT_ACT_SAME (default) uses the forward function's own
+     *  derivative; else a SAT_ACT_* whose derivative replaces it. */
     int32_t attack_backward_act;
-    float attack_backward_param;   /* NaN: default parameter of attack_backward_act */
-    int32_t train_backward_act;
-    float train_backward_param;
-    int32_t attack_bn_mode;    /* SAT_BN_INFERENCE (default) or SAT_BN_BATCH */
-    uint64_t seed;             /* parameter initialisation; default: the context's seed */
+    float attack_backward_param;   /**< NaN (default): default parameter of attack_backward_act */
+    int32_t train_backward_act;    /**< as attack_backward_act, for parameter gradients */
+    float train_backward_param;    /**< NaN (default): default parameter of train_backward_act */
+    int32_t attack_bn_mode;    /**< SAT_BN_INFERENCE (default) or SAT_BN_BATCH */
+    uint64_t seed;             /**< parameter initialisation; default: the context's seed */
 } sat_model_opts;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
 
 /**
@@ -230,7 +249,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  */
 SAT_API int32_t sat_model_create(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                                  sat_model **out);
+/** Destroys a model. Its optimizers and trainers must be destroyed first. */
 SAT_API void sat_model_destroy(sat_model *model);
+/** Message of the last failed call on model ("" if none); valid until the next call on it. */
 SAT_API const char *sat_model_last_error(const sat_model *model);
 /** A deep copy (parameters, batch-norm statistics, options) on the same context. */
 SAT_API int32_t sat_model_clone(const sat_model *model, sat_model **out);
@@ -238,6 +259,7 @@ SAT_API int32_t sat_model_clone(const sat_model *model, sat_model **out);
 /** Input shape per example and number of classes; any pointer may be NULL. */
 SAT_API int32_t sat_model_shape(const sat_model *model, int32_t *channels, int32_t *height,
                                 int32_t *width, int32_t *num_classes);
+/** The largest batch the model runs in one piece (sat_model_opts.max_batch). */
 SAT_API int64_t sat_model_max_batch(const sat_model *model);
 /** The normalised spec text the model was built from. Borrowed; lives as long as the model. */
 SAT_API const char *sat_model_spec(const sat_model *model);
@@ -250,13 +272,16 @@ SAT_API int32_t sat_model_set_backward(sat_model *model, int32_t attack_backward
 
 /** Number of trainable parameters (length of the parameter and gradient blocks). */
 SAT_API int64_t sat_model_param_count(const sat_model *model);
-/** Views of the flat parameter and gradient blocks (param_count floats each). The views
- *  stay valid for the life of the model; writing the parameter block is allowed. */
+/** View of the flat parameter block (param_count floats). It stays valid for the life of
+ *  the model; writing it is allowed. */
 SAT_API float *sat_model_params(sat_model *model);
+/** View of the flat gradient block (param_count floats), filled by
+ *  sat_model_train_backward(). It stays valid for the life of the model. */
 SAT_API float *sat_model_grads(sat_model *model);
-/** Number of non-trainable state values (batch-norm running mean and variance), and a
- *  view of them. */
+/** Number of non-trainable state values (batch-norm running mean and variance). */
 SAT_API int64_t sat_model_state_count(const sat_model *model);
+/** View of the state values (sat_model_state_count floats), valid for the life of the
+ *  model. */
 SAT_API float *sat_model_state(sat_model *model);
 /** Per-parameter decay mask (1 for weights, 0 for biases, batch-norm and activation
  *  parameters) written into mask[param_count]. */
@@ -290,43 +315,48 @@ SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const
 /* Attacks                                                                    */
 /* ------------------------------------------------------------------------- */
 
-#define SAT_ATTACK_FGSM 0
-#define SAT_ATTACK_PGD 1
-#define SAT_ATTACK_APGD_CE 2
-#define SAT_ATTACK_APGD_DLR 3   /* targeted APGD with the DLR loss, needs targets */
+#define SAT_ATTACK_FGSM 0       /**< fast gradient sign method: one step */
+#define SAT_ATTACK_PGD 1        /**< projected gradient descent */
+#define SAT_ATTACK_APGD_CE 2    /**< APGD (AutoAttack's step-size schedule) on cross-entropy */
+#define SAT_ATTACK_APGD_DLR 3   /**< targeted APGD with the DLR loss, needs targets */
 
-#define SAT_NORM_LINF 0
-#define SAT_NORM_L2 1
+#define SAT_NORM_LINF 0         /**< the L-infinity ball: every pixel moves at most eps */
+#define SAT_NORM_L2 1           /**< the L2 ball of radius eps per example */
 
-#define SAT_LOSS_CE 0
-#define SAT_LOSS_MARGIN 1       /* Carlini-Wagner margin on logits */
+#define SAT_LOSS_CE 0           /**< cross-entropy */
+#define SAT_LOSS_MARGIN 1       /**< Carlini-Wagner margin on logits */
 
+/** Options of sat_attack() and sat_pgd_attack(); initialise with sat_attack_opts_init(). */
 typedef struct sat_attack_opts {
-    uint32_t struct_size;
-    int32_t method;        /* SAT_ATTACK_*; default PGD */
-    int32_t norm;          /* SAT_NORM_*; default LINF */
-    int32_t loss;          /* SAT_LOSS_*; default CE */
-    float eps;             /* radius in [0,1] pixel units; default 8/255 */
-    float step_size;       /* 0 (default): 2.5 eps / steps for PGD; for FGSM eps without and
+    uint32_t struct_size;  /**< sizeof(sat_attack_opts), set by sat_attack_opts_init() */
+    int32_t method;        /**< SAT_ATTACK_*; default PGD */
+    int32_t norm;          /**< SAT_NORM_*; default LINF */
+    int32_t loss;          /**< SAT_LOSS_*; default CE */
+    float eps;             /**< radius in [0,1] pixel units; default 8/255 */
+    float step_size;       /**< 0 (default): 2.5 eps / steps for PGD; for FGSM eps without and
                               1.25 eps with a random start; APGD starts at 2 eps */
-    int32_t steps;         /* default 10 (ignored by FGSM) */
-    int32_t restarts;      /* default 1; the worst case per example is kept */
-    int32_t random_start;  /* 1 (default) uniform start in the ball; 0 start at x */
-    int32_t targeted;      /* 0 (default); 1: minimise the loss towards `targets` */
-    int32_t bn_mode;       /* -1 (default): the model's attack_bn_mode; else SAT_BN_* */
-    uint64_t seed;         /* random starts; default 0 */
+    int32_t steps;         /**< default 10 (ignored by FGSM) */
+    int32_t restarts;      /**< default 1; the worst case per example is kept */
+    int32_t random_start;  /**< 1 (default) uniform start in the ball; 0 start at x */
+    int32_t targeted;      /**< 0 (default); 1: minimise the loss towards `targets` */
+    int32_t bn_mode;       /**< -1 (default): the model's attack_bn_mode; else SAT_BN_* */
+    uint64_t seed;         /**< random starts; default 0 */
 } sat_attack_opts;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_attack_opts_init(sat_attack_opts *opts, uint32_t struct_size);
 
 /** Per-iteration statistics of an attack (arrays of `capacity` entries, caller owned). */
 typedef struct sat_attack_trace {
-    uint32_t struct_size;
-    int32_t capacity;      /* entries available in loss/accuracy */
-    int32_t count;         /* entries written (steps x restarts, at most capacity) */
-    int32_t reserved0;
-    float *loss;           /* mean loss after each step */
-    float *accuracy;       /* fraction still correctly classified after each step */
+    uint32_t struct_size;  /**< sizeof(sat_attack_trace), set by the caller */
+    int32_t capacity;      /**< entries available in loss/accuracy */
+    int32_t count;         /**< entries written (steps x restarts, at most capacity) */
+    int32_t reserved0;     /**< must be 0 */
+    float *loss;           /**< mean loss after each step */
+    float *accuracy;       /**< fraction still correctly classified after each step */
 } sat_attack_trace;
 
 /**
@@ -352,85 +382,102 @@ SAT_API int32_t sat_pgd_attack(sat_model *model, const sat_attack_opts *opts, co
 /* Optimizers and schedules                                                   */
 /* ------------------------------------------------------------------------- */
 
+/** An optimizer bound to one model: its kind, schedule and flat state block. */
 typedef struct sat_optimizer sat_optimizer;
 
-#define SAT_OPT_SGD 0
-#define SAT_OPT_ADAM 1
-#define SAT_OPT_ADAMW 2
+#define SAT_OPT_SGD 0          /**< SGD with momentum (optionally Nesterov) */
+#define SAT_OPT_ADAM 1         /**< Adam, weight decay added to the gradient */
+#define SAT_OPT_ADAMW 2        /**< Adam with decoupled weight decay */
 
-#define SAT_SCHED_CONSTANT 0
-#define SAT_SCHED_STEP 1       /* lr *= gamma at each milestone */
-#define SAT_SCHED_COSINE 2
-#define SAT_SCHED_ONECYCLE 3   /* triangular: up to lr at peak_frac of the steps, down to 0 */
+#define SAT_SCHED_CONSTANT 0   /**< the same learning rate throughout */
+#define SAT_SCHED_STEP 1       /**< lr *= gamma at each milestone */
+#define SAT_SCHED_COSINE 2     /**< cosine decay from lr to 0 over total_steps */
+#define SAT_SCHED_ONECYCLE 3   /**< triangular: up to lr at peak_frac of the steps, down to 0 */
 
-#define SAT_MAX_MILESTONES 8
+#define SAT_MAX_MILESTONES 8   /**< capacity of sat_optimizer_opts.milestones */
 
+/** Options of sat_optimizer_create(); initialise with sat_optimizer_opts_init(). */
 typedef struct sat_optimizer_opts {
-    uint32_t struct_size;
-    int32_t kind;            /* SAT_OPT_*; default SGD */
-    float lr;                /* default 0.1 */
-    float momentum;          /* SGD; default 0.9 */
-    int32_t nesterov;        /* SGD; default 0 */
-    float weight_decay;      /* default 5e-4 (SGD: L2 added to the gradient; AdamW: decoupled) */
-    int32_t decay_biases;    /* 0 (default): no decay on biases, batch-norm and activation params */
-    float beta1;             /* Adam; default 0.9 */
-    float beta2;             /* Adam; default 0.999 */
-    float adam_eps;          /* Adam; default 1e-8 */
-    int32_t schedule;        /* SAT_SCHED_*; default CONSTANT */
-    int32_t reserved1;       /* must be 0 */
-    int64_t total_steps;     /* for cosine and one-cycle; default 0 (required by them) */
-    int64_t warmup_steps;    /* linear warm-up from 0; default 0 */
-    float peak_frac;         /* one-cycle: where the peak is; default 0.4 */
-    float gamma;             /* step schedule factor; default 0.1 */
-    int32_t num_milestones;  /* step schedule */
-    int32_t reserved0;
-    int64_t milestones[SAT_MAX_MILESTONES];
+    uint32_t struct_size;    /**< sizeof(sat_optimizer_opts), set by sat_optimizer_opts_init() */
+    int32_t kind;            /**< SAT_OPT_*; default SGD */
+    float lr;                /**< default 0.1 */
+    float momentum;          /**< SGD; default 0.9 */
+    int32_t nesterov;        /**< SGD; default 0 */
+    float weight_decay;      /**< default 5e-4 (SGD: L2 added to the gradient; AdamW: decoupled) */
+    int32_t decay_biases;    /**< 0 (default): no decay on biases, batch-norm and activation params */
+    float beta1;             /**< Adam; default 0.9 */
+    float beta2;             /**< Adam; default 0.999 */
+    float adam_eps;          /**< Adam; default 1e-8 */
+    int32_t schedule;        /**< SAT_SCHED_*; default CONSTANT */
+    int32_t reserved1;       /**< must be 0 */
+    int64_t total_steps;     /**< for cosine and one-cycle; default 0 (required by them) */
+    int64_t warmup_steps;    /**< linear warm-up from 0; default 0 */
+    float peak_frac;         /**< one-cycle: where the peak is; default 0.4 */
+    float gamma;             /**< step schedule factor; default 0.1 */
+    int32_t num_milestones;  /**< step schedule */
+    int32_t reserved0;       /**< must be 0 */
+    int64_t milestones[SAT_MAX_MILESTONES]; /**< step schedule: steps where lr *= gamma */
 } sat_optimizer_opts;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_optimizer_opts_init(sat_optimizer_opts *opts, uint32_t struct_size);
 /** An optimizer for one model (its state is a flat block beside the parameters). */
 SAT_API int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts,
                                      sat_optimizer **out);
+/** Destroys an optimizer. Trainers using it must be destroyed first. */
 SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
+/** Message of the last failed call on opt ("" if none); valid until the next call on it. */
 SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
 /** Applies one update from the model's gradient block, then advances the schedule.
  *  Returns SAT_E_NUMERIC, changing nothing, if a gradient is NaN or Inf. */
 SAT_API int32_t sat_optimizer_step(sat_optimizer *opt);
 /** Learning rate the next step will use. */
 SAT_API float sat_optimizer_lr(const sat_optimizer *opt);
+/** Number of steps applied so far (it drives the schedule). */
 SAT_API int64_t sat_optimizer_step_count(const sat_optimizer *opt);
 /** View of the optimizer's flat state block and its length. */
 SAT_API float *sat_optimizer_state(sat_optimizer *opt, int64_t *count);
+/** Sets the step count (>= 0), e.g. to resume a schedule; the state block is unchanged. */
 SAT_API int32_t sat_optimizer_set_step_count(sat_optimizer *opt, int64_t step);
 
 /* ------------------------------------------------------------------------- */
 /* Adversarial training                                                       */
 /* ------------------------------------------------------------------------- */
 
+/** An adversarial training loop step: a model, its optimizer, the attack that crafts the
+ *  training examples and the buffers for it. */
 typedef struct sat_trainer sat_trainer;
 
-#define SAT_TRAIN_STANDARD 0
-#define SAT_TRAIN_PGD 1      /* Madry et al. */
-#define SAT_TRAIN_FAST 2     /* Wong et al.: FGSM from a uniform random start, step 1.25 eps */
-#define SAT_TRAIN_FREE 3     /* Shafahi et al.: m replays */
-#define SAT_TRAIN_TRADES 4   /* Zhang et al.: CE + beta KL */
+#define SAT_TRAIN_STANDARD 0 /**< no attack: training on the clean batch */
+#define SAT_TRAIN_PGD 1      /**< Madry et al. */
+#define SAT_TRAIN_FAST 2     /**< Wong et al.: FGSM from a uniform random start, step 1.25 eps */
+#define SAT_TRAIN_FREE 3     /**< Shafahi et al.: m replays */
+#define SAT_TRAIN_TRADES 4   /**< Zhang et al.: CE + beta KL */
 
+/** Options of sat_trainer_create(); initialise with sat_trainer_opts_init(). */
 typedef struct sat_trainer_opts {
-    uint32_t struct_size;
-    int32_t method;          /* SAT_TRAIN_*; default PGD */
-    int32_t norm;            /* SAT_NORM_*; default LINF */
-    float eps;               /* default 8/255 */
-    float step_size;         /* 0 (default): 2.5 eps / steps (PGD), 1.25 eps (Fast), eps (Free) */
-    int32_t steps;           /* attack steps (PGD, TRADES); default 7 */
-    int32_t random_start;    /* default 1 */
-    float clean_fraction;    /* weight of the clean loss in [0,1]; default 0 */
-    int32_t attack_bn_mode;  /* -1 (default): the model's; else SAT_BN_* */
-    float label_smoothing;   /* default 0 */
-    int32_t free_replays;    /* Free-AT m; default 4 */
-    float trades_beta;       /* default 6 */
-    uint64_t seed;           /* 0 from sat_trainer_opts_init; the context's seed when opts is NULL */
+    uint32_t struct_size;    /**< sizeof(sat_trainer_opts), set by sat_trainer_opts_init() */
+    int32_t method;          /**< SAT_TRAIN_*; default PGD */
+    int32_t norm;            /**< SAT_NORM_*; default LINF */
+    float eps;               /**< default 8/255 */
+    float step_size;         /**< 0 (default): 2.5 eps / steps (PGD), 1.25 eps (Fast), eps (Free) */
+    int32_t steps;           /**< attack steps (PGD, TRADES); default 7 */
+    int32_t random_start;    /**< default 1 */
+    float clean_fraction;    /**< weight of the clean loss in [0,1]; default 0 */
+    int32_t attack_bn_mode;  /**< -1 (default): the model's; else SAT_BN_* */
+    float label_smoothing;   /**< default 0 */
+    int32_t free_replays;    /**< Free-AT m; default 4 */
+    float trades_beta;       /**< default 6 */
+    uint64_t seed;           /**< 0 from sat_trainer_opts_init; the context's seed when opts is NULL */
 } sat_trainer_opts;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);
 /** A trainer that crafts adversarial examples with the model and updates it with opt
  *  (opts NULL: defaults, with the context's seed). All buffers are allocated here, for the
@@ -439,16 +486,19 @@ SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_si
  *  Bad options give SAT_E_INVALID_ARG with a message in sat_last_error(). */
 SAT_API int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt,
                                    const sat_trainer_opts *opts, sat_trainer **out);
+/** Destroys a trainer (before its model and optimizer). */
 SAT_API void sat_trainer_destroy(sat_trainer *trainer);
+/** Message of the last failed call on trainer ("" if none); valid until the next call on it. */
 SAT_API const char *sat_trainer_last_error(const sat_trainer *trainer);
 
+/** What sat_train_step() reports about one step. */
 typedef struct sat_step_stats {
-    uint32_t struct_size;
-    int32_t reserved0;
-    float loss;              /* mean training loss of the step */
-    float adv_accuracy;      /* accuracy on the adversarial examples (before the update) */
-    float clean_accuracy;    /* accuracy on the clean batch when it was computed, else NaN */
-    float lr;                /* learning rate used */
+    uint32_t struct_size;    /**< sizeof(sat_step_stats), set by the caller */
+    int32_t reserved0;       /**< must be 0 */
+    float loss;              /**< mean training loss of the step */
+    float adv_accuracy;      /**< accuracy on the adversarial examples (before the update) */
+    float clean_accuracy;    /**< accuracy on the clean batch when it was computed, else NaN */
+    float lr;                /**< learning rate used */
 } sat_step_stats;
 
 /** One adversarial training step on a batch of n (1..max_batch) examples: crafts the
@@ -465,40 +515,46 @@ SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32
 /* Evaluation                                                                 */
 /* ------------------------------------------------------------------------- */
 
-#define SAT_EVAL_MAX_STEPS 16
+#define SAT_EVAL_MAX_STEPS 16   /**< capacity of sat_eval_opts.steps */
 
-#define SAT_FLAG_ZERO_GRAD 1u        /* some input gradients are all zero */
-#define SAT_FLAG_NONFINITE_GRAD 2u   /* NaN/Inf input gradients */
-#define SAT_FLAG_NOT_CONVERGED 4u    /* robust accuracy still falling between the last two k */
-#define SAT_FLAG_ONE_STEP_STRONGER 8u /* FGSM beats the strongest multi-step PGD */
+#define SAT_FLAG_ZERO_GRAD 1u        /**< some input gradients are all zero */
+#define SAT_FLAG_NONFINITE_GRAD 2u   /**< NaN/Inf input gradients */
+#define SAT_FLAG_NOT_CONVERGED 4u    /**< robust accuracy still falling between the last two k */
+#define SAT_FLAG_ONE_STEP_STRONGER 8u /**< FGSM beats the strongest multi-step PGD */
 
+/** Options of sat_evaluate(); initialise with sat_eval_opts_init(). */
 typedef struct sat_eval_opts {
-    uint32_t struct_size;
-    int32_t norm;                  /* default LINF */
-    float eps;                     /* default 8/255 */
-    float step_size;               /* 0 (default): 2.5 eps / k for each k */
-    int32_t num_steps;             /* entries used in steps[]; default 3: 1, 10, 20 */
-    int32_t steps[SAT_EVAL_MAX_STEPS];
-    int32_t restarts;              /* default 1 */
-    int32_t apgd;                  /* 1: also APGD-CE + APGD-T; default 0 */
-    int32_t apgd_steps;            /* default 100 */
-    int32_t apgd_targets;          /* target classes for APGD-T; default 3 */
-    int32_t batch;                 /* chunk size; default: the model's max batch */
-    uint64_t seed;
+    uint32_t struct_size;          /**< sizeof(sat_eval_opts), set by sat_eval_opts_init() */
+    int32_t norm;                  /**< default LINF */
+    float eps;                     /**< default 8/255 */
+    float step_size;               /**< 0 (default): 2.5 eps / k for each k */
+    int32_t num_steps;             /**< entries used in steps[]; default 3: 1, 10, 20 */
+    int32_t steps[SAT_EVAL_MAX_STEPS]; /**< PGD step counts k to evaluate, ascending */
+    int32_t restarts;              /**< default 1 */
+    int32_t apgd;                  /**< 1: also APGD-CE + APGD-T; default 0 */
+    int32_t apgd_steps;            /**< default 100 */
+    int32_t apgd_targets;          /**< target classes for APGD-T; default 3 */
+    int32_t batch;                 /**< chunk size; default: the model's max batch */
+    uint64_t seed;                 /**< random starts of the attacks; default 0 */
 } sat_eval_opts;
 
+/** What sat_evaluate() measured. Accuracies are fractions in [0,1]. */
 typedef struct sat_eval_result {
-    uint32_t struct_size;
-    int32_t num_steps;
-    int64_t n;
-    float clean_accuracy;
-    float robust_accuracy[SAT_EVAL_MAX_STEPS]; /* under PGD-steps[i] */
-    float fgsm_accuracy;
-    float apgd_accuracy;           /* worst case of APGD-CE and APGD-T; NaN if not run */
-    uint32_t flags;                /* SAT_FLAG_* */
-    int32_t reserved0;
+    uint32_t struct_size;          /**< sizeof(sat_eval_result), set by the caller */
+    int32_t num_steps;             /**< entries of robust_accuracy (the options' num_steps) */
+    int64_t n;                     /**< examples evaluated */
+    float clean_accuracy;          /**< accuracy on the unperturbed examples */
+    float robust_accuracy[SAT_EVAL_MAX_STEPS]; /**< under PGD-steps[i] */
+    float fgsm_accuracy;           /**< under FGSM */
+    float apgd_accuracy;           /**< worst case of APGD-CE and APGD-T; NaN if not run */
+    uint32_t flags;                /**< SAT_FLAG_* */
+    int32_t reserved0;             /**< 0 */
 } sat_eval_result;
 
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
 SAT_API int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size);
 /** Clean and robust accuracy on n examples (processed in chunks). */
 SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x,
@@ -508,13 +564,14 @@ SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const 
 /* Datasets                                                                   */
 /* ------------------------------------------------------------------------- */
 
+/** Images and labels held by the library, with an epoch order and augmentation. */
 typedef struct sat_dataset sat_dataset;
 
-#define SAT_DATA_IDX 0      /* MNIST / Fashion-MNIST: DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] */
-#define SAT_DATA_CIFAR10 1  /* DIR/data_batch_{1..5}.bin, DIR/test_batch.bin */
+#define SAT_DATA_IDX 0      /**< MNIST / Fashion-MNIST: DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] */
+#define SAT_DATA_CIFAR10 1  /**< DIR/data_batch_{1..5}.bin, DIR/test_batch.bin */
 
-#define SAT_SPLIT_TRAIN 0
-#define SAT_SPLIT_TEST 1
+#define SAT_SPLIT_TRAIN 0   /**< the training files */
+#define SAT_SPLIT_TEST 1    /**< the test files */
 
 /** Directory of Debian's dataset-fashion-mnist package. Static string. */
 SAT_API const char *sat_default_data_dir(void);
@@ -527,6 +584,8 @@ SAT_API const char *sat_default_data_dir(void);
  *  the message in sat_last_error() names the file. On failure *out is NULL. */
 SAT_API int32_t sat_dataset_load(sat_context *ctx, int32_t format, const char *dir, int32_t split,
                                  sat_dataset **out);
+/** Loads an IDX image file and label file given by path (gzip or plain), as
+ *  sat_dataset_load() does. */
 SAT_API int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path,
                                      const char *labels_path, sat_dataset **out);
 /** Makes a data set from caller arrays (copied). Labels must be in [0, num_classes);
@@ -534,14 +593,20 @@ SAT_API int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path,
 SAT_API int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t *labels,
                                         int64_t n, int32_t channels, int32_t height, int32_t width,
                                         int32_t num_classes, sat_dataset **out);
+/** Destroys a data set (before its context). */
 SAT_API void sat_dataset_destroy(sat_dataset *ds);
+/** Message of the last failed call on ds ("" if none); valid until the next call on it. */
 SAT_API const char *sat_dataset_last_error(const sat_dataset *ds);
 /** Number of examples; SAT_E_INVALID_ARG (negative) for NULL. */
 SAT_API int64_t sat_dataset_size(const sat_dataset *ds);
+/** Shape of one example and number of classes; any pointer may be NULL. */
 SAT_API int32_t sat_dataset_shape(const sat_dataset *ds, int32_t *channels, int32_t *height,
                                   int32_t *width, int32_t *num_classes);
-/** Borrowed views of all images and labels (valid for the life of the data set). */
+/** Borrowed view of all images, in file order (n*C*H*W floats, valid for the life of the
+ *  data set). */
 SAT_API const float *sat_dataset_images(const sat_dataset *ds);
+/** Borrowed view of all labels, in file order (n values, valid for the life of the data
+ *  set). */
 SAT_API const int32_t *sat_dataset_labels(const sat_dataset *ds);
 /** Moves `count` examples (1..n-1) chosen by a seeded permutation into a new data set
  *  (a held-out validation split); both parts keep their original relative order. The
@@ -551,9 +616,9 @@ SAT_API int32_t sat_dataset_split(sat_dataset *ds, int64_t count, uint64_t seed,
 /** Keeps only the first `count` examples (1..n). */
 SAT_API int32_t sat_dataset_truncate(sat_dataset *ds, int64_t count);
 
-#define SAT_AUG_NONE 0u
-#define SAT_AUG_CROP 1u   /* random crop with 4 pixels of zero padding */
-#define SAT_AUG_FLIP 2u   /* random horizontal flip */
+#define SAT_AUG_NONE 0u   /**< no augmentation */
+#define SAT_AUG_CROP 1u   /**< random crop with 4 pixels of zero padding */
+#define SAT_AUG_FLIP 2u   /**< random horizontal flip */
 
 /** Starts an epoch: the order becomes a permutation that is a pure function of
  *  (seed, epoch), and augmentation (SAT_AUG_* flags) is drawn from (seed, epoch, position),
@@ -572,16 +637,18 @@ SAT_API int32_t sat_dataset_batch(sat_dataset *ds, int64_t index, int64_t batch,
 
 /** What a model was trained for and how; stored in model files. */
 typedef struct sat_model_meta {
-    uint32_t struct_size;
-    int32_t norm;        /* SAT_NORM_* of the threat model */
-    float eps;
-    int32_t method;      /* SAT_TRAIN_* */
-    int32_t steps;
-    int32_t epochs;
-    float clean_accuracy;  /* as measured at save time; NaN if unknown */
-    float robust_accuracy;
+    uint32_t struct_size;  /**< sizeof(sat_model_meta), set by sat_model_meta_init() */
+    int32_t norm;        /**< SAT_NORM_* of the threat model; default LINF */
+    float eps;           /**< radius of the threat model; NaN (default) if unknown */
+    int32_t method;      /**< SAT_TRAIN_*; default STANDARD */
+    int32_t steps;       /**< attack steps of the training; default 0 */
+    int32_t epochs;      /**< epochs trained; default 0 */
+    float clean_accuracy;  /**< as measured at save time; NaN if unknown */
+    float robust_accuracy; /**< as measured at save time; NaN if unknown */
 } sat_model_meta;
 
+/** Fills `*meta` with the defaults (unknown threat model and accuracies) and sets its
+ *  struct_size; pass `sizeof *meta` as struct_size. */
 SAT_API int32_t sat_model_meta_init(sat_model_meta *meta, uint32_t struct_size);
 
 /** Saves a model (spec, options, parameters, batch-norm statistics, meta) to path. The file
@@ -594,9 +661,11 @@ SAT_API int32_t sat_model_save(const sat_model *model, const sat_model_meta *met
  *  problem, *out stays NULL, and it never crashes. meta may be NULL. */
 SAT_API int32_t sat_model_load(sat_context *ctx, const char *path, sat_model_meta *meta,
                                sat_model **out);
-/** The same to and from memory. *buf_out is freed with sat_free(). */
+/** sat_model_save() into memory: *buf_out (freed with sat_free()) receives *size_out
+ *  bytes of a model file. */
 SAT_API int32_t sat_model_save_buffer(const sat_model *model, const sat_model_meta *meta,
                                       void **buf_out, size_t *size_out);
+/** sat_model_load() from `size` bytes at buf, with the same checks and errors. */
 SAT_API int32_t sat_model_load_buffer(sat_context *ctx, const void *buf, size_t size,
                                       sat_model_meta *meta, sat_model **out);
 

@@ -1,10 +1,13 @@
-/*
- * sat.hpp - C++17 header-only wrapper of libsat (sat.h).
+/**
+ * @file sat.hpp
+ * @brief C++17 header-only wrapper of libsat (sat.h).
  *
  * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Optimizer,
- *   sat::Trainer, sat::Dataset. Destroy order is the C one: a trainer before its model and
- *   optimizer, models/datasets before their context (declare them in that order and scope
- *   does it).
+ *   sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
+ *   trainer holds its model and optimizer, an optimizer its model, models and datasets
+ *   their context. So the C rule "destroy a handle before its parents" holds whatever
+ *   order the C++ objects are destroyed or moved in: a sat::Model that goes out of scope
+ *   while a sat::Trainer still uses it is destroyed when the trainer is.
  * - A failed call throws sat::Error (a std::runtime_error) carrying the status code and the
  *   library's message (from the handle's *_last_error or sat_last_error()).
  * - Arrays cross as sat::span<T>: std::span with C++20, else a minimal view. Both convert
@@ -17,6 +20,8 @@
  */
 #ifndef SAT_HPP
 #define SAT_HPP
+/** @namespace sat
+ *  @brief The C++ wrapper of libsat: RAII handle classes, sat::Error, options helpers. */
 
 #include "sat.h"
 
@@ -53,19 +58,22 @@ using span = std::span<T>;
 template <class T>
 class span {
 public:
-    using element_type = T;
-    using value_type = std::remove_cv_t<T>;
-    using size_type = std::size_t;
-    using pointer = T *;
-    using reference = T &;
-    using iterator = T *;
+    using element_type = T;                    /**< the element type, with its const */
+    using value_type = std::remove_cv_t<T>;    /**< the element type without const */
+    using size_type = std::size_t;             /**< type of sizes and indices */
+    using pointer = T *;                       /**< pointer to an element */
+    using reference = T &;                     /**< reference to an element */
+    using iterator = T *;                      /**< iterator: a plain pointer */
 
+    /** An empty view. */
     constexpr span() noexcept = default;
+    /** `size` elements starting at `data`. */
     constexpr span(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    /** The elements of a C array. */
     template <std::size_t N>
     constexpr span(T (&arr)[N]) noexcept : data_(arr), size_(N) {}
-    /* Any contiguous container with data() and size() whose elements convert (vector,
-     * array, string, another span). */
+    /** Any contiguous container with data() and size() whose elements convert (vector,
+     *  array, string, another span). */
     template <class C,
               class = std::enable_if_t<
                   !std::is_same_v<std::remove_cv_t<std::remove_reference_t<C>>, span> &&
@@ -73,12 +81,19 @@ public:
     constexpr span(C &&c) noexcept(noexcept(c.data()) && noexcept(c.size()))
         : data_(c.data()), size_(static_cast<std::size_t>(c.size())) {}
 
+    /** Pointer to the first element. */
     constexpr T *data() const noexcept { return data_; }
+    /** Number of elements. */
     constexpr std::size_t size() const noexcept { return size_; }
+    /** True when there are no elements. */
     constexpr bool empty() const noexcept { return size_ == 0; }
+    /** Element i (unchecked). */
     constexpr T &operator[](std::size_t i) const noexcept { return data_[i]; }
+    /** Iterator to the first element. */
     constexpr T *begin() const noexcept { return data_; }
+    /** Iterator past the last element. */
     constexpr T *end() const noexcept { return data_ + size_; }
+    /** `count` elements starting at `offset` (unchecked). */
     constexpr span subspan(std::size_t offset, std::size_t count) const noexcept {
         return span(data_ + offset, count);
     }
@@ -96,10 +111,13 @@ private:
 /** A libsat call failed. status() is the SAT_E_* code, what() the library's message. */
 class Error : public std::runtime_error {
 public:
+    /** An error with a SAT_E_* status; an empty message becomes the status string. */
     Error(int32_t status, const std::string &message)
         : std::runtime_error(message.empty() ? std::string(sat_status_string(status)) : message),
           status_(status) {}
+    /** The SAT_E_* status code. */
     int32_t status() const noexcept { return status_; }
+    /** sat_status_string() of the status ("invalid argument", ...). */
     const char *status_string() const noexcept { return sat_status_string(status_); }
 
 private:
@@ -121,12 +139,24 @@ inline void check_create(int32_t status, const char *parent_message) {
     throw Error(status, tls && *tls ? tls : (parent_message ? parent_message : ""));
 }
 
-template <class T, void (*Destroy)(T *)>
-struct Deleter {
-    void operator()(T *p) const noexcept { Destroy(p); }
+/* Shared ownership of a C handle whose deleter also holds the handles it was made from
+ * (`parents`): they are released only after Destroy(p) ran, so a parent never dies before
+ * its child, and moving the C++ object that owns a parent changes nothing for the child. */
+/* Base of the handle classes: movable (noexcept), not copyable. */
+class MoveOnly {
+protected:
+    MoveOnly() = default;
+    ~MoveOnly() = default;
+    MoveOnly(const MoveOnly &) = delete;
+    MoveOnly &operator=(const MoveOnly &) = delete;
+    MoveOnly(MoveOnly &&) noexcept = default;
+    MoveOnly &operator=(MoveOnly &&) noexcept = default;
 };
-template <class T, void (*Destroy)(T *)>
-using Owned = std::unique_ptr<T, Deleter<T, Destroy>>;
+
+template <class T, void (*Destroy)(T *), class... Parents>
+std::shared_ptr<T> own(T *p, std::shared_ptr<Parents>... parents) {
+    return std::shared_ptr<T>(p, [parents...](T *q) noexcept { Destroy(q); });
+}
 
 inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
     if (example <= 0 || size % static_cast<std::size_t>(example) != 0)
@@ -146,17 +176,21 @@ inline void need(std::size_t have, int64_t want, const char *what) {
 /* Options with the library's defaults                                        */
 /* ------------------------------------------------------------------------- */
 
+/** sat_context_opts with the library's defaults. */
 inline sat_context_opts context_opts() {
     sat_context_opts o{};
     detail::check_tls(sat_context_opts_init(&o, sizeof o));
     return o;
 }
+/** sat_model_opts with the library's defaults and the given activation (SAT_ACT_*). */
 inline sat_model_opts model_opts(int32_t activation = SAT_ACT_SILU) {
     sat_model_opts o{};
     detail::check_tls(sat_model_opts_init(&o, sizeof o));
     o.activation = activation;
     return o;
 }
+/** sat_attack_opts with the library's defaults and the given radius, steps and method
+ *  (SAT_ATTACK_*). */
 inline sat_attack_opts attack_opts(float eps, int32_t steps = 10, int32_t method = SAT_ATTACK_PGD) {
     sat_attack_opts o{};
     detail::check_tls(sat_attack_opts_init(&o, sizeof o));
@@ -165,6 +199,8 @@ inline sat_attack_opts attack_opts(float eps, int32_t steps = 10, int32_t method
     o.method = method;
     return o;
 }
+/** sat_optimizer_opts with the library's defaults, the given kind (SAT_OPT_*) and
+ *  learning rate. */
 inline sat_optimizer_opts optimizer_opts(int32_t kind = SAT_OPT_SGD, float lr = 0.1f) {
     sat_optimizer_opts o{};
     detail::check_tls(sat_optimizer_opts_init(&o, sizeof o));
@@ -172,6 +208,8 @@ inline sat_optimizer_opts optimizer_opts(int32_t kind = SAT_OPT_SGD, float lr = 
     o.lr = lr;
     return o;
 }
+/** sat_trainer_opts with the library's defaults, the given method (SAT_TRAIN_*), radius
+ *  and attack steps. */
 inline sat_trainer_opts trainer_opts(int32_t method, float eps, int32_t steps = 7) {
     sat_trainer_opts o{};
     detail::check_tls(sat_trainer_opts_init(&o, sizeof o));
@@ -180,72 +218,93 @@ inline sat_trainer_opts trainer_opts(int32_t method, float eps, int32_t steps = 
     o.steps = steps;
     return o;
 }
+/** sat_eval_opts with the library's defaults and the given radius. */
 inline sat_eval_opts eval_opts(float eps) {
     sat_eval_opts o{};
     detail::check_tls(sat_eval_opts_init(&o, sizeof o));
     o.eps = eps;
     return o;
 }
+/** sat_model_meta with the library's defaults (unknown threat model and accuracies). */
 inline sat_model_meta model_meta() {
     sat_model_meta m{};
     detail::check_tls(sat_model_meta_init(&m, sizeof m));
     return m;
 }
 
+/** Version of the loaded library (sat_version_string()). */
 inline std::string version() { return sat_version_string(); }
 
 /* ------------------------------------------------------------------------- */
 /* Context                                                                    */
 /* ------------------------------------------------------------------------- */
 
-class Context {
+/** Owns a sat_context: threads, seed, log callback and allocator of the handles made with
+ *  it. Models and datasets keep it alive. */
+class Context : detail::MoveOnly {
 public:
+    /** A context with `num_threads` threads and a default seed. */
     explicit Context(int32_t num_threads = 1, uint64_t seed = 0) {
         sat_context_opts o = context_opts();
         o.num_threads = num_threads;
         o.seed = seed;
         create(o);
     }
+    /** A context with all options (see context_opts()). */
     explicit Context(const sat_context_opts &opts) { create(opts); }
 
+    /** The C handle (still owned by this object). */
     sat_context *get() const noexcept { return h_.get(); }
-    sat_context *release() noexcept { return h_.release(); }
+    /** sat_context_last_error() of the handle. */
     const char *last_error() const noexcept { return sat_context_last_error(h_.get()); }
+    /** Changes the thread count (1..256) for later calls. */
     void set_num_threads(int32_t n) {
         detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
     }
 
 private:
+    friend class Model;
+    friend class Dataset;
     void create(const sat_context_opts &o) {
         sat_context *c = nullptr;
         detail::check_tls(sat_context_create(&o, &c));
-        h_.reset(c);
+        h_ = detail::own<sat_context, sat_context_destroy>(c);
     }
-    detail::Owned<sat_context, sat_context_destroy> h_;
+    std::shared_ptr<sat_context> h_;
 };
 
 /* ------------------------------------------------------------------------- */
 /* Model                                                                      */
 /* ------------------------------------------------------------------------- */
 
+/** Input shape of one example and the number of classes. */
 struct Shape {
-    int32_t channels = 0, height = 0, width = 0, num_classes = 0;
+    int32_t channels = 0;     /**< channels of an input example */
+    int32_t height = 0;       /**< height of an input example */
+    int32_t width = 0;        /**< width of an input example */
+    int32_t num_classes = 0;  /**< number of classes (logits per example) */
+    /** Floats per input example: channels * height * width. */
     int64_t example_size() const noexcept { return int64_t(channels) * height * width; }
 };
 
 /** Result of Model::input_gradient. */
 struct InputGradient {
-    std::vector<float> losses, grad, logits;
+    std::vector<float> losses;  /**< cross-entropy per example */
+    std::vector<float> grad;    /**< gradient of the summed losses with respect to x */
+    std::vector<float> logits;  /**< logits, n * num_classes */
 };
 
-class Model {
+/** Owns a sat_model. Keeps its context alive; optimizers and trainers keep it alive. */
+class Model : detail::MoveOnly {
 public:
+    /** A model from a spec (see sat_model_create()) with default options. */
     Model(Context &ctx, const std::string &spec) { create(ctx, spec, nullptr); }
+    /** A model from a spec with the given options (see model_opts()). */
     Model(Context &ctx, const std::string &spec, const sat_model_opts &opts) {
         create(ctx, spec, &opts);
     }
-    /** Takes ownership of a handle from the C API. */
-    explicit Model(sat_model *owned) : h_(owned) { load_shape(); }
+    /** Takes ownership of a handle from the C API, created with ctx. */
+    Model(Context &ctx, sat_model *owned) : Model(ctx.h_, owned) {}
 
     /** The spec text of a preset ("mlp", "madry-cnn", "small-cnn", "resnet20"). */
     static std::string preset_spec(const std::string &name, int32_t channels, int32_t height,
@@ -259,56 +318,83 @@ public:
         sat_free(text);
         return s;
     }
+    /** A preset model without input normalisation (mean 0, std 1). */
     static Model preset(Context &ctx, const std::string &name, int32_t channels, int32_t height,
                         int32_t width, int32_t num_classes,
                         const sat_model_opts &opts = model_opts()) {
         return Model(ctx, preset_spec(name, channels, height, width, num_classes), opts);
     }
+    /** A preset model normalising its input by mean and std (`channels` values each). */
+    static Model preset(Context &ctx, const std::string &name, int32_t channels, int32_t height,
+                        int32_t width, int32_t num_classes, span<const float> mean,
+                        span<const float> std, const sat_model_opts &opts = model_opts()) {
+        if (mean.size() != static_cast<std::size_t>(channels) ||
+            std.size() != static_cast<std::size_t>(channels))
+            throw Error(SAT_E_SHAPE, "preset: mean and std need " + std::to_string(channels) +
+                                         " values each, got " + std::to_string(mean.size()) +
+                                         " and " + std::to_string(std.size()));
+        return Model(ctx, preset_spec(name, channels, height, width, num_classes, mean, std),
+                     opts);
+    }
+    /** Loads a model file (sat_model_load()); meta, if given, receives its metadata. */
     static Model load(Context &ctx, const std::string &path, sat_model_meta *meta = nullptr) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_load(ctx.get(), path.c_str(), meta, &m));
-        return Model(m);
+        return Model(ctx, m);
     }
+    /** Loads a model from the bytes of a model file (sat_model_load_buffer()). */
     static Model load_buffer(Context &ctx, span<const unsigned char> data,
                              sat_model_meta *meta = nullptr) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_load_buffer(ctx.get(), data.data(), data.size(), meta, &m));
-        return Model(m);
+        return Model(ctx, m);
     }
 
+    /** The C handle (still owned by this object). */
     sat_model *get() const noexcept { return h_.get(); }
-    sat_model *release() noexcept { return h_.release(); }
+    /** sat_model_last_error() of the handle. */
     const char *last_error() const noexcept { return sat_model_last_error(h_.get()); }
 
+    /** Input shape and number of classes. */
     const Shape &shape() const noexcept { return shape_; }
+    /** Number of classes (logits per example). */
     int32_t num_classes() const noexcept { return shape_.num_classes; }
+    /** Floats per input example. */
     int64_t example_size() const noexcept { return shape_.example_size(); }
+    /** The largest batch run in one piece. */
     int64_t max_batch() const noexcept { return sat_model_max_batch(h_.get()); }
+    /** The normalised spec text the model was built from. */
     std::string spec() const { return sat_model_spec(h_.get()); }
+    /** The options the model was created with. */
     sat_model_opts opts() const {
         sat_model_opts o{};
         o.struct_size = sizeof o;
         check(sat_model_get_opts(h_.get(), &o));
         return o;
     }
+    /** A deep copy on the same context (sat_model_clone()). */
     Model clone() const {
         sat_model *m = nullptr;
         check(sat_model_clone(h_.get(), &m));
-        return Model(m);
+        return Model(ctx_, m);
     }
+    /** Changes the backward-activation overrides (sat_model_set_backward()). */
     void set_backward(int32_t attack_act, float attack_param, int32_t train_act,
                       float train_param) {
         check(sat_model_set_backward(h_.get(), attack_act, attack_param, train_act, train_param));
     }
 
+    /** Number of trainable parameters. */
     int64_t param_count() const noexcept { return sat_model_param_count(h_.get()); }
     /** The flat parameter block (writable) and gradient block, valid for the model's life. */
     span<float> params() noexcept {
         return {sat_model_params(h_.get()), static_cast<std::size_t>(param_count())};
     }
+    /** The flat gradient block, filled by train_backward(). */
     span<float> grads() noexcept {
         return {sat_model_grads(h_.get()), static_cast<std::size_t>(param_count())};
     }
+    /** The batch-norm running statistics. */
     span<float> state() noexcept {
         return {sat_model_state(h_.get()),
                 static_cast<std::size_t>(sat_model_state_count(h_.get()))};
@@ -320,6 +406,7 @@ public:
         detail::need(logits.size(), n * num_classes(), "forward logits");
         check(sat_model_forward(h_.get(), x.data(), n, logits.data()));
     }
+    /** Logits of a batch as a new vector (n * num_classes). */
     std::vector<float> forward(span<const float> x) {
         std::vector<float> out(
             static_cast<std::size_t>(detail::batch_of(x.size(), example_size(), "forward") *
@@ -367,6 +454,7 @@ public:
         check(sat_attack(h_.get(), &opts, x.data(), labels.data(),
                          targets.empty() ? nullptr : targets.data(), n, x_adv.data(), trace));
     }
+    /** Adversarial examples as a new vector (x.size() values). */
     std::vector<float> attack(const sat_attack_opts &opts, span<const float> x,
                               span<const int32_t> labels) {
         std::vector<float> out(x.size());
@@ -374,6 +462,7 @@ public:
         return out;
     }
 
+    /** Clean and robust accuracy (sat_evaluate()). */
     sat_eval_result evaluate(const sat_eval_opts &opts, span<const float> x,
                              span<const int32_t> labels) {
         int64_t n = batch_of_labels(x, labels, "evaluate");
@@ -383,9 +472,11 @@ public:
         return r;
     }
 
+    /** Saves a model file, atomically (sat_model_save()). */
     void save(const std::string &path, const sat_model_meta *meta = nullptr) const {
         check(sat_model_save(h_.get(), meta, path.c_str()));
     }
+    /** The bytes of a model file (sat_model_save_buffer()). */
     std::vector<unsigned char> save_buffer(const sat_model_meta *meta = nullptr) const {
         void *buf = nullptr;
         std::size_t size = 0;
@@ -397,10 +488,17 @@ public:
     }
 
 private:
+    friend class Optimizer;
+    friend class Trainer;
+    Model(std::shared_ptr<sat_context> ctx, sat_model *owned)
+        : ctx_(std::move(ctx)), h_(detail::own<sat_model, sat_model_destroy>(owned, ctx_)) {
+        load_shape();
+    }
     void create(Context &ctx, const std::string &spec, const sat_model_opts *opts) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_create(ctx.get(), spec.c_str(), opts, &m));
-        h_.reset(m);
+        ctx_ = ctx.h_;
+        h_ = detail::own<sat_model, sat_model_destroy>(m, ctx_);
         load_shape();
     }
     void load_shape() {
@@ -417,7 +515,8 @@ private:
         return n;
     }
 
-    detail::Owned<sat_model, sat_model_destroy> h_;
+    std::shared_ptr<sat_context> ctx_;  // for clone(); h_'s deleter holds it too
+    std::shared_ptr<sat_model> h_;
     Shape shape_;
 };
 
@@ -425,21 +524,30 @@ private:
 /* Optimizer and Trainer                                                      */
 /* ------------------------------------------------------------------------- */
 
-class Optimizer {
+/** Owns a sat_optimizer; keeps its model alive. */
+class Optimizer : detail::MoveOnly {
 public:
+    /** An optimizer for model (see optimizer_opts()). */
     Optimizer(Model &model, const sat_optimizer_opts &opts) {
         sat_optimizer *o = nullptr;
         detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
-        h_.reset(o);
+        h_ = detail::own<sat_optimizer, sat_optimizer_destroy>(o, model.h_);
     }
+    /** The C handle (still owned by this object). */
     sat_optimizer *get() const noexcept { return h_.get(); }
+    /** sat_optimizer_last_error() of the handle. */
     const char *last_error() const noexcept { return sat_optimizer_last_error(h_.get()); }
+    /** One update from the model's gradient block (sat_optimizer_step()). */
     void step() { detail::check(sat_optimizer_step(h_.get()), last_error()); }
+    /** Learning rate of the next step. */
     float lr() const noexcept { return sat_optimizer_lr(h_.get()); }
+    /** Steps applied so far. */
     int64_t step_count() const noexcept { return sat_optimizer_step_count(h_.get()); }
+    /** Sets the step count, e.g. to resume a schedule. */
     void set_step_count(int64_t step) {
         detail::check(sat_optimizer_set_step_count(h_.get(), step), last_error());
     }
+    /** The optimizer's flat state block. */
     span<float> state() noexcept {
         int64_t count = 0;
         float *p = sat_optimizer_state(h_.get(), &count);
@@ -447,23 +555,30 @@ public:
     }
 
 private:
-    detail::Owned<sat_optimizer, sat_optimizer_destroy> h_;
+    friend class Trainer;
+    std::shared_ptr<sat_optimizer> h_;
 };
 
-class Trainer {
+/** Owns a sat_trainer; keeps its model and optimizer alive. */
+class Trainer : detail::MoveOnly {
 public:
-    /** Borrows model and optimizer: both must outlive the trainer. */
-    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts) : model_(&model) {
+    /** Uses model and opt, and keeps their handles alive as long as it lives: the
+     *  sat::Model and sat::Optimizer objects may be moved or destroyed meanwhile. */
+    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts)
+        : example_size_(model.example_size()) {
         sat_trainer *t = nullptr;
         detail::check_create(sat_trainer_create(model.get(), opt.get(), &opts, &t),
                              model.last_error());
-        h_.reset(t);
+        h_ = detail::own<sat_trainer, sat_trainer_destroy>(t, model.h_, opt.h_);
     }
+    /** The C handle (still owned by this object). */
     sat_trainer *get() const noexcept { return h_.get(); }
+    /** sat_trainer_last_error() of the handle. */
     const char *last_error() const noexcept { return sat_trainer_last_error(h_.get()); }
 
+    /** One adversarial training step on a batch (sat_train_step()). */
     sat_step_stats step(span<const float> x, span<const int32_t> labels) {
-        int64_t n = detail::batch_of(x.size(), model_->example_size(), "train step");
+        int64_t n = detail::batch_of(x.size(), example_size_, "train step");
         if (labels.size() != static_cast<std::size_t>(n))
             throw Error(SAT_E_SHAPE, "train step: " + std::to_string(labels.size()) +
                                          " labels for " + std::to_string(n) + " examples");
@@ -472,6 +587,7 @@ public:
         detail::check(sat_train_step(h_.get(), x.data(), labels.data(), n, &s), last_error());
         return s;
     }
+    /** Saves a checkpoint (sat_checkpoint_save()). */
     void save_checkpoint(const std::string &path, int64_t epoch, int64_t batch_index,
                          const sat_model_meta *meta = nullptr) const {
         detail::check(sat_checkpoint_save(h_.get(), meta, epoch, batch_index, path.c_str()),
@@ -485,28 +601,33 @@ public:
     }
 
 private:
-    detail::Owned<sat_trainer, sat_trainer_destroy> h_;
-    Model *model_;
+    std::shared_ptr<sat_trainer> h_;
+    int64_t example_size_;
 };
 
 /* ------------------------------------------------------------------------- */
 /* Dataset                                                                    */
 /* ------------------------------------------------------------------------- */
 
-class Dataset {
+/** Owns a sat_dataset; keeps its context alive. */
+class Dataset : detail::MoveOnly {
 public:
-    explicit Dataset(sat_dataset *owned) : h_(owned) {}
+    /** Takes ownership of a handle from the C API, created with ctx. */
+    Dataset(Context &ctx, sat_dataset *owned) : Dataset(ctx.h_, owned) {}
 
+    /** Loads a data set from a directory (sat_dataset_load()). */
     static Dataset load(Context &ctx, int32_t format, const std::string &dir, int32_t split) {
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_load(ctx.get(), format, dir.c_str(), split, &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
+    /** Loads an IDX image and label file pair (sat_dataset_load_idx()). */
     static Dataset load_idx(Context &ctx, const std::string &images, const std::string &labels) {
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_load_idx(ctx.get(), images.c_str(), labels.c_str(), &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
+    /** A data set copied from arrays (sat_dataset_from_arrays()). */
     static Dataset from_arrays(Context &ctx, span<const float> x, span<const int32_t> labels,
                                int32_t channels, int32_t height, int32_t width,
                                int32_t num_classes) {
@@ -517,24 +638,31 @@ public:
         sat_dataset *d = nullptr;
         detail::check_tls(sat_dataset_from_arrays(ctx.get(), x.data(), labels.data(), n, channels,
                                                   height, width, num_classes, &d));
-        return Dataset(d);
+        return Dataset(ctx, d);
     }
 
+    /** The C handle (still owned by this object). */
     sat_dataset *get() const noexcept { return h_.get(); }
+    /** sat_dataset_last_error() of the handle. */
     const char *last_error() const noexcept { return sat_dataset_last_error(h_.get()); }
+    /** Number of examples. */
     int64_t size() const noexcept { return sat_dataset_size(h_.get()); }
+    /** Shape of one example and number of classes. */
     Shape shape() const {
         Shape s;
         check(sat_dataset_shape(h_.get(), &s.channels, &s.height, &s.width, &s.num_classes));
         return s;
     }
+    /** All images, in file order. */
     span<const float> images() const {
         return {sat_dataset_images(h_.get()),
                 static_cast<std::size_t>(size() * shape().example_size())};
     }
+    /** All labels, in file order. */
     span<const int32_t> labels() const noexcept {
         return {sat_dataset_labels(h_.get()), static_cast<std::size_t>(size())};
     }
+    /** Starts an epoch: seeded order and augmentation (sat_dataset_shuffle()). */
     void shuffle(uint64_t seed, int64_t epoch, uint32_t aug = SAT_AUG_NONE) {
         check(sat_dataset_shuffle(h_.get(), seed, epoch, aug));
     }
@@ -546,16 +674,21 @@ public:
         check(sat_dataset_batch(h_.get(), index, batch, x.data(), labels.data(), &n));
         return n;
     }
+    /** Moves `count` examples into a new data set (sat_dataset_split()). */
     Dataset split(int64_t count, uint64_t seed) {
         sat_dataset *d = nullptr;
         check(sat_dataset_split(h_.get(), count, seed, &d));
-        return Dataset(d);
+        return Dataset(ctx_, d);
     }
+    /** Keeps only the first `count` examples. */
     void truncate(int64_t count) { check(sat_dataset_truncate(h_.get(), count)); }
 
 private:
+    Dataset(std::shared_ptr<sat_context> ctx, sat_dataset *owned)
+        : ctx_(std::move(ctx)), h_(detail::own<sat_dataset, sat_dataset_destroy>(owned, ctx_)) {}
     void check(int32_t status) const { detail::check(status, last_error()); }
-    detail::Owned<sat_dataset, sat_dataset_destroy> h_;
+    std::shared_ptr<sat_context> ctx_;  // for split(); h_'s deleter holds it too
+    std::shared_ptr<sat_dataset> h_;
 };
 
 }  // namespace sat

@@ -3,8 +3,11 @@
 // -Wpedantic -Werror; sat_h_only.cpp, linked in, checks that sat.h compiles on its own.
 #include <sat.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -128,6 +131,102 @@ static void test_train_and_attack(sat::Context &ctx) {
     for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
 }
 
+// Live allocations of a context whose allocator hooks count them.
+static long live_blocks = 0;
+static void *counting_alloc(void *, std::size_t size, std::size_t alignment) {
+    void *p = nullptr;
+    if (posix_memalign(&p, alignment < sizeof(void *) ? sizeof(void *) : alignment, size) != 0)
+        return nullptr;
+    live_blocks++;
+    return p;
+}
+static void counting_free(void *, void *p) {
+    if (p) live_blocks--;
+    std::free(p);
+}
+
+static std::vector<float> bars(int n, std::vector<int32_t> &y) {
+    std::vector<float> x(static_cast<std::size_t>(n) * 16, 0.1f);
+    y.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; i++) {
+        y[static_cast<std::size_t>(i)] = i % 2;
+        for (int t = 0; t < 4; t++) x[i * 16 + (i % 2 ? t * 4 + 1 : 4 + t)] = 0.9f;
+    }
+    return x;
+}
+
+// A trainer keeps working when the sat::Model and sat::Optimizer it was made from are
+// moved (into a vector that then reallocates) and when they are destroyed: it holds their
+// handles, and they are freed only with the trainer.
+static void test_trainer_survives_parent_moves() {
+    sat_context_opts co = sat::context_opts();
+    co.seed = 5;
+    co.alloc_fn = counting_alloc;
+    co.dealloc_fn = counting_free;
+    sat::Context ctx(co);
+    const long with_context = live_blocks;
+    std::vector<int32_t> y;
+    std::vector<float> x = bars(4, y);
+    std::vector<float> first, after_moves;
+    {
+        std::vector<sat::Model> models;
+        models.push_back(sat::Model(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n"));
+        std::vector<sat::Optimizer> opts;
+        opts.emplace_back(models[0], sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+        sat_model *raw = models[0].get();
+        const sat::Model *old_address = &models[0];
+        std::unique_ptr<sat::Trainer> tr(
+            new sat::Trainer(models[0], opts[0], sat::trainer_opts(SAT_TRAIN_PGD, 0.1f, 2)));
+        for (int i = 0; i < 8; i++) {  // reallocations move every element
+            models.push_back(models[0].clone());
+            opts.push_back(sat::Optimizer(models.back(), sat::optimizer_opts()));
+        }
+        CHECK(&models[0] != old_address && models[0].get() == raw);
+        sat::Model moved = std::move(models[0]);
+        sat::Optimizer moved_opt = std::move(opts[0]);
+        CHECK(models[0].get() == nullptr && moved.get() == raw);
+        first.assign(moved.params().begin(), moved.params().end());
+        tr->step(x, y);
+        after_moves.assign(moved.params().begin(), moved.params().end());
+        CHECK(after_moves != first && moved_opt.step_count() == 1);
+        models.clear();
+        opts.clear();
+
+        // the model and optimizer objects go away first: their handles stay alive
+        const long with_all = live_blocks;
+        { sat::Model gone = std::move(moved); sat::Optimizer gone_opt = std::move(moved_opt); }
+        CHECK(live_blocks == with_all);
+        CHECK(sat_model_param_count(raw) == static_cast<int64_t>(first.size()));
+        sat_step_stats st = tr->step(x, y);
+        CHECK(std::isfinite(st.loss) && st.lr == 0.05f);
+        CHECK(std::vector<float>(sat_model_params(raw), sat_model_params(raw) + first.size()) !=
+              after_moves);
+        tr.reset();  // now the trainer, its optimizer and its model are freed
+    }
+    CHECK(live_blocks == with_context);
+}
+
+// Model::preset passes the normalisation it is given into the spec.
+static void test_preset_normalisation(sat::Context &ctx) {
+    const float mean[1] = {0.25f}, std[1] = {0.5f};
+    sat::Model plain = sat::Model::preset(ctx, "mlp", 1, 4, 4, 3);
+    sat::Model norm = sat::Model::preset(ctx, "mlp", 1, 4, 4, 3, mean, std);
+    CHECK(plain.spec().find("normalize") == std::string::npos);
+    CHECK(norm.spec().find("normalize mean=0.25 std=0.5") != std::string::npos);
+    std::vector<float> x(16, 0.25f);  // normalised to zero: the first layer sees only biases
+    std::vector<float> px(16, 0.0f);
+    sat::Model copy = plain.clone();
+    std::vector<float> pn(norm.params().begin(), norm.params().end());
+    std::copy(pn.begin(), pn.end(), copy.params().begin());
+    CHECK(norm.forward(x) == copy.forward(px));
+    try {
+        sat::Model::preset(ctx, "mlp", 1, 4, 4, 3, sat::span<const float>(), std);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_SHAPE);
+    }
+}
+
 static void test_dataset(sat::Context &ctx) {
     std::vector<float> x(6 * 4, 0.25f);
     std::vector<int32_t> y = {0, 1, 0, 1, 0, 1};
@@ -148,6 +247,8 @@ int main() {
         test_model(ctx);
         test_train_and_attack(ctx);
         test_dataset(ctx);
+        test_preset_normalisation(ctx);
+        test_trainer_survives_parent_moves();
     } catch (const sat::Error &e) {
         std::fprintf(stderr, "unexpected sat::Error %d: %s\n", e.status(), e.what());
         return 1;

@@ -1,48 +1,62 @@
-"""pytest setup for the Python bindings: which libsat to load and the C reference host.
+"""pytest setup for the Python bindings: the installed package, the libsat it must load, and
+the C programs the tests compare with.
 
-    --libsat=PATH          the shared library to test (else $LIBSAT_LIBRARY, else the system's)
-    --libsat-prefix=DIR    an install prefix: DIR/lib[/<multiarch>]/libsat.so.0 is loaded
-    --reference=PATH       the sat-py-reference program (tests that need it skip without it)
+The libsat package is imported as installed (tests/python/CMakeLists.txt installs it into a
+virtual environment with pip); it finds the C library itself ($LIBSAT_LIBRARY, pkg-config,
+the system's search).
+
+    --expect-library=PATH  the libsat.so the package must have found
+    --reference=PATH       the sat-py-reference program
+    --cc=PATH              C compiler for the struct layout test
+    --include-dir=DIR      directory of the sat.h the package is checked against
+    --stub-library=PATH    a libsat.so that reports another version (sat-py-version-stub)
 """
-import glob
-import os
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "examples", "python"))
-
-import libsat  # noqa: E402
+import libsat
 
 
 def pytest_addoption(parser):
-    parser.addoption("--libsat", default=None, help="path of libsat.so to test")
-    parser.addoption("--libsat-prefix", default=None, help="install prefix holding libsat")
+    parser.addoption("--expect-library", default=None, help="libsat.so the package must load")
     parser.addoption("--reference", default=None, help="path of the sat-py-reference program")
+    parser.addoption("--cc", default=None, help="C compiler for the layout test")
+    parser.addoption("--include-dir", default=None, help="directory holding sat.h")
+    parser.addoption("--stub-library", default=None,
+                     help="a libsat.so reporting a foreign version")
 
 
-def _from_prefix(prefix):
-    for pattern in ("lib/*/libsat.so.0", "lib64/libsat.so.0", "lib/libsat.so.0",
-                    "lib/*/libsat.so", "lib64/libsat.so", "lib/libsat.so"):
-        hits = sorted(glob.glob(os.path.join(prefix, pattern)))
-        if hits:
-            return hits[0]
-    raise pytest.UsageError(f"no libsat.so.0 under {prefix}/lib*: is the install staged?")
+def _required(pytestconfig, name):
+    value = pytestconfig.getoption(name)
+    if not value:
+        raise pytest.UsageError(f"{name}=... is required (tests/python/CMakeLists.txt passes it)")
+    return value
 
 
 @pytest.fixture(scope="session")
 def lib_path(pytestconfig):
-    path = pytestconfig.getoption("--libsat")
-    prefix = pytestconfig.getoption("--libsat-prefix")
-    if prefix:
-        path = _from_prefix(prefix)
-    return path  # None: $LIBSAT_LIBRARY or the system search
+    return _required(pytestconfig, "--expect-library")
 
 
 @pytest.fixture(scope="session")
-def lib(lib_path):
-    return libsat.load(lib_path)
+def lib():
+    return libsat.load()
+
+
+@pytest.fixture(scope="session")
+def cc(pytestconfig):
+    return _required(pytestconfig, "--cc")
+
+
+@pytest.fixture(scope="session")
+def include_dir(pytestconfig):
+    return _required(pytestconfig, "--include-dir")
+
+
+@pytest.fixture(scope="session")
+def stub_library(pytestconfig):
+    return _required(pytestconfig, "--stub-library")
 
 
 @pytest.fixture
@@ -53,10 +67,7 @@ def ctx(lib):
 
 @pytest.fixture(scope="session")
 def reference(pytestconfig):
-    path = pytestconfig.getoption("--reference")
-    if not path or not os.path.exists(path):
-        pytest.skip("sat-py-reference not given (--reference=PATH)")
-    return path
+    return _required(pytestconfig, "--reference")
 
 
 @pytest.fixture

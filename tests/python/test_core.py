@@ -11,10 +11,9 @@ MLP_SPEC = "input 1 4 4\nflatten\ndense 8\nact relu\ndense 3\n"
 
 
 def test_library_loaded(lib, lib_path):
-    assert lib.version == "0.1.0"
+    assert lib.version == libsat.__version__
     assert lib.build_info
-    if lib_path:
-        assert os.path.realpath(lib.path) == os.path.realpath(lib_path)
+    assert os.path.realpath(lib.path) == os.path.realpath(lib_path)
     assert "silu" in libsat.activations(lib)
 
 
@@ -80,6 +79,53 @@ def test_forward_matches_numpy_and_params_share_memory(ctx):
     # a view keeps the model alive after the last Python reference is gone
     del m
     assert np.isfinite(p).all()
+
+
+def test_close_waits_for_the_views(ctx):
+    import gc
+    m = libsat.Model(ctx, MLP_SPEC, seed=3)
+    x = np.random.default_rng(4).random((2, 1, 4, 4), dtype=np.float32)
+    expected = m.forward(x)
+    p = m.params
+    head = p[:8]  # a derived array keeps the view (and so the memory) alive too
+    before = p.copy()
+    g = m.grads
+    m.close()
+    assert m.closed
+    with pytest.raises(libsat.Error) as e:
+        m.forward(x)
+    assert e.value.status == libsat.SAT_E_STATE
+    with pytest.raises(libsat.Error):
+        m.params
+    # the memory is still the model's: readable and writable
+    np.testing.assert_array_equal(p, before)
+    p[0] = 0.5
+    assert head[0] == 0.5 and np.isfinite(g).all()
+    assert m._h is not None
+    del p, g
+    gc.collect()
+    assert m._h is not None  # `head` still holds it
+    del head
+    gc.collect()
+    assert m._h is None  # the last view is gone: the model is destroyed
+    assert expected.shape == (2, 3)
+    # the same for an optimizer's state and a data set's images
+    m = libsat.Model(ctx, MLP_SPEC)
+    opt = libsat.Optimizer(m, kind="adam")
+    state = opt.state
+    opt.close()
+    m.close()
+    assert state.size > 0 and np.isfinite(state).all() and m._h is not None
+    del state
+    gc.collect()
+    assert opt._h is None and m._h is None
+    ds = libsat.Dataset.from_arrays(ctx, np.full((3, 1, 2, 2), 0.5, np.float32), [0, 1, 0], 2)
+    images = ds.images
+    ds.close()
+    assert (images == 0.5).all() and ds._h is not None
+    del images
+    gc.collect()
+    assert ds._h is None
 
 
 def test_no_copy_for_float32_contiguous(ctx):

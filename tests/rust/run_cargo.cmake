@@ -1,5 +1,6 @@
-# run_cargo.cmake - runs `cargo test --offline` (unit, integration and doc tests; examples are built)
-# for examples/rust against the libsat staged in STAGE.
+# run_cargo.cmake - for the examples/rust workspace against the libsat staged in STAGE:
+# `cargo build --offline` (the install command of the README), `cargo test --offline` (unit,
+# integration, doc and compile-fail doc tests; examples are built), then the example.
 # -DCARGO -DPKG_CONFIG -DCRATE_DIR -DSTAGE -DTARGET_DIR
 file(GLOB_RECURSE _pc LIST_DIRECTORIES false "${STAGE}/libsat.pc")
 if(NOT _pc)
@@ -22,6 +23,11 @@ endif()
 set(ENV{CARGO_TARGET_DIR} "${TARGET_DIR}")
 set(ENV{CARGO_TERM_COLOR} "never")
 message(STATUS "PKG_CONFIG_PATH=${_pcdir}  LD_LIBRARY_PATH=$ENV{LD_LIBRARY_PATH}")
+execute_process(COMMAND ${CARGO} build --offline -j 2
+                WORKING_DIRECTORY ${CRATE_DIR} RESULT_VARIABLE _rc)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "cargo build failed (${_rc})")
+endif()
 execute_process(COMMAND ${CARGO} test --offline -j 2
                 WORKING_DIRECTORY ${CRATE_DIR} RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)

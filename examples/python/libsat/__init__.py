@@ -16,19 +16,35 @@ the model. Every failure of the library raises `libsat.Error` with the status co
 the library's own message ("model spec line 4: unknown layer 'conv3'").
 """
 
+from __future__ import annotations
+
 import ctypes
 import math
 import os
+import weakref
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    Type, TypeVar, Union, overload)
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _ffi
+from ._version import __version__
 from ._ffi import (SAT_E_ABORTED, SAT_E_FORMAT, SAT_E_INTERNAL, SAT_E_INVALID_ARG,  # noqa: F401
                    SAT_E_IO, SAT_E_NOMEM, SAT_E_NUMERIC, SAT_E_SHAPE, SAT_E_STATE,
                    SAT_E_UNSUPPORTED, SAT_E_VERSION, SAT_OK)
 
-__all__ = ["Error", "Library", "load", "Context", "Model", "Optimizer", "Trainer", "Dataset",
-           "preset_spec", "activations"]
+__all__ = ["__version__", "Error", "LibraryVersionError", "Library", "load", "Context", "Model",
+           "Optimizer", "Trainer", "Dataset", "preset_spec", "activations"]
+
+#: A filesystem path.
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+#: What `library=` accepts: a loaded Library, a path to libsat.so, or None (the default one).
+LibraryLike = Union["Library", PathLike, None]
+#: A name from one of the tables below, or the C constant itself.
+Enum = Union[str, int]
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int32]
 
 ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3}
 NORMS = {"linf": 0, "l2": 1}
@@ -45,14 +61,19 @@ AUG = {"none": 0, "crop": 1, "flip": 2}
 class Error(Exception):
     """A libsat call failed. `status` is the SAT_E_* code, `message` the library's text."""
 
-    def __init__(self, status, message, status_string=""):
+    def __init__(self, status: int, message: str, status_string: str = "") -> None:
         self.status = int(status)
         self.message = message or status_string
         self.status_string = status_string
         super().__init__(f"{self.message} [{status_string or 'status'} {self.status}]")
 
 
-def _s(b):
+class LibraryVersionError(ImportError):
+    """The libsat found is not a version this package can use (another major version, or
+    older than the package). Raised by `import libsat` and by `libsat.load`."""
+
+
+def _s(b: Optional[bytes]) -> str:
     return b.decode("utf-8", "replace") if b else ""
 
 
@@ -63,32 +84,46 @@ def _s(b):
 class Library:
     """A loaded libsat. Most code never needs this: Context(library=...) accepts a path."""
 
-    def __init__(self, path=None):
+    def __init__(self, path: Optional[PathLike] = None) -> None:
         self.raw = _ffi.RawLibrary(path)
-        self.path = self.raw.path
+        self.path: str = self.raw.path
+        _check_version(self.version_info, self.path)
 
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return self.raw.has(name)
 
     @property
-    def version(self):
+    def version(self) -> str:
         return _s(self.raw.version_string())
 
     @property
-    def build_info(self):
+    def version_info(self) -> Tuple[int, int, int]:
+        """(major, minor, patch) of the loaded library."""
+        v = [ctypes.c_int32() for _ in range(3)]
+        self.raw.version(*(ctypes.byref(a) for a in v))
+        return (v[0].value, v[1].value, v[2].value)
+
+    @property
+    def build_info(self) -> str:
         return _s(self.raw.build_info())
 
-    def status_string(self, status):
+    def status_string(self, status: int) -> str:
         return _s(self.raw.status_string(status))
 
-    def check(self, status, message_fn=None):
+    def check(self, status: int, message_fn: Optional[Callable[[], Optional[bytes]]] = None
+              ) -> None:
         """Raises Error for a failed status; message_fn() gives the handle's message."""
         if status == SAT_OK:
             return
         msg = _s(message_fn()) if message_fn else _s(self.raw.last_error())
         raise Error(status, msg, self.status_string(status))
 
-    def activation(self, act):
+    @overload
+    def activation(self, act: None) -> None: ...
+    @overload
+    def activation(self, act: Enum) -> int: ...
+
+    def activation(self, act: Optional[Enum]) -> Optional[int]:
         """Activation id from a name ('silu', 'swish', ...) or an int."""
         if act is None:
             return None
@@ -101,15 +136,33 @@ class Library:
             return out.value
         return int(act)
 
-    def activation_name(self, act):
+    def activation_name(self, act: int) -> str:
         return _s(self.raw.activation_name(act))
 
 
-_libraries = {}
+def _version_tuple(text: str) -> Tuple[int, int, int]:
+    major, minor, patch = (int(v) for v in text.split(".")[:3])
+    return major, minor, patch
 
 
-def load(path=None):
-    """The Library at `path` (or found through $LIBSAT_LIBRARY / the system), loaded once."""
+def _check_version(found: Tuple[int, int, int], path: str) -> None:
+    """The package calls the functions of libsat __version__; within a major version the
+    library only adds functions (docs/abi.md), so any library of the same major version
+    and at least this minor.patch works."""
+    want = _version_tuple(__version__)
+    if found[0] != want[0] or found < want:
+        raise LibraryVersionError(
+            f"the libsat Python package {__version__} needs libsat {want[0]}.x at least "
+            f"{__version__}, but {path} is libsat {'.'.join(map(str, found))}; install a "
+            f"matching libsat or name one with LIBSAT_LIBRARY=/path/to/libsat.so.{want[0]}")
+
+
+_libraries: Dict[str, Library] = {}
+
+
+def load(path: Optional[PathLike] = None) -> Library:
+    """The Library at `path` (or found through $LIBSAT_LIBRARY, pkg-config or the system's
+    search), loaded once. Raises LibraryVersionError for a libsat of the wrong version."""
     key = _ffi.find_library(path)
     lib = _libraries.get(key)
     if lib is None:
@@ -117,7 +170,7 @@ def load(path=None):
     return lib
 
 
-def _library(library):
+def _library(library: LibraryLike) -> Library:
     if isinstance(library, Library):
         return library
     return load(library)
@@ -127,7 +180,7 @@ def _library(library):
 # Arrays
 # --------------------------------------------------------------------------------------
 
-def _f32(a, name="array"):
+def _f32(a: npt.ArrayLike) -> FloatArray:
     """a as a float32 C-contiguous array: the same object when it already is one."""
     arr = np.ascontiguousarray(a, dtype=np.float32)
     if not arr.flags.aligned:
@@ -135,20 +188,21 @@ def _f32(a, name="array"):
     return arr
 
 
-def _i32(a):
+def _i32(a: npt.ArrayLike) -> IntArray:
     arr = np.ascontiguousarray(a, dtype=np.int32)
     return arr.reshape(-1)
 
 
-def _pf(arr):
+def _pf(arr: Optional[FloatArray]) -> Any:
     return arr.ctypes.data_as(_ffi.PF) if arr is not None else None
 
 
-def _pi(arr):
+def _pi(arr: Optional[IntArray]) -> Any:
     return arr.ctypes.data_as(_ffi.PI32) if arr is not None else None
 
 
-def _out(out, shape, dtype=np.float32):
+def _out(out: Optional[np.ndarray], shape: Tuple[int, ...], dtype: type = np.float32
+         ) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
     if (not isinstance(out, np.ndarray) or out.dtype != dtype or not out.flags.c_contiguous
@@ -159,16 +213,22 @@ def _out(out, shape, dtype=np.float32):
 
 
 class _View:
-    """Exposes library memory to numpy while keeping its owner alive."""
+    """Exposes library memory to numpy. The numpy array (and every array derived from it)
+    keeps this object as its base; while it lives, its owner counts it as a dependant, so
+    owner.close() only marks the handle closed and the memory stays valid until the last
+    view is gone."""
 
-    def __init__(self, owner, ptr, count, ctype="<f4", readonly=False):
-        self._owner = owner
+    def __init__(self, owner: "_Handle", ptr: Any, count: int, ctype: str, readonly: bool
+                 ) -> None:
         addr = ctypes.cast(ptr, ctypes.c_void_p).value or 0
         self.__array_interface__ = {"shape": (int(count),), "typestr": ctype,
                                     "data": (addr, readonly), "version": 3}
+        owner._live_children += 1
+        weakref.finalize(self, owner._release_child)
 
 
-def _view(owner, ptr, count, ctype="<f4", readonly=False):
+def _view(owner: "_Handle", ptr: Any, count: int, ctype: str = "<f4", readonly: bool = False
+          ) -> np.ndarray:
     if count <= 0 or not ptr:
         return np.empty(0, dtype=np.dtype(ctype))
     return np.asarray(_View(owner, ptr, count, ctype, readonly))
@@ -178,7 +238,7 @@ def _view(owner, ptr, count, ctype="<f4", readonly=False):
 # Options structs
 # --------------------------------------------------------------------------------------
 
-def _enum(value, table, what):
+def _enum(value: Enum, table: Mapping[str, int], what: str) -> int:
     if isinstance(value, str):
         try:
             return table[value.lower()]
@@ -187,7 +247,11 @@ def _enum(value, table, what):
     return int(value)
 
 
-def _opts(lib, cls, init_name, kwargs, enums=None):
+_S = TypeVar("_S", bound=ctypes.Structure)
+
+
+def _opts(lib: Library, cls: Type[_S], init_name: str, kwargs: Mapping[str, Any],
+          enums: Optional[Mapping[str, Tuple[Optional[Mapping[str, int]], str]]] = None) -> _S:
     """An options struct initialised by the library's own *_opts_init, then the
     keyword arguments applied. Unknown keywords raise TypeError."""
     o = cls()
@@ -218,7 +282,7 @@ def _opts(lib, cls, init_name, kwargs, enums=None):
     return o
 
 
-def _struct_dict(s):
+def _struct_dict(s: ctypes.Structure) -> Dict[str, Any]:
     out = {}
     for name, _ in s._fields_:
         if name == "struct_size" or name.startswith("reserved"):
@@ -240,7 +304,8 @@ EVAL_ENUMS = {"norm": (NORMS, "norm")}
 META_ENUMS = {"norm": (NORMS, "norm"), "method": (TRAIN_METHODS, "training method")}
 
 
-def _meta(lib, meta):
+def _meta(lib: Library, meta: Optional[Union[Mapping[str, Any], _ffi.ModelMeta]]
+          ) -> Optional[_ffi.ModelMeta]:
     if meta is None:
         return None
     if isinstance(meta, _ffi.ModelMeta):
@@ -252,23 +317,27 @@ def _meta(lib, meta):
 # Handles
 # --------------------------------------------------------------------------------------
 
+_H = TypeVar("_H", bound="_Handle")
+
+
 class _Handle:
     """Owns one C handle. The C rule "destroy a handle before the handles it was made from"
     is kept even when the garbage collector finalises a reference cycle in arbitrary order
     (which happens, e.g., with objects held by a traceback): a handle that still has live
-    dependants only marks itself closed and is destroyed when the last dependant goes."""
+    dependants (handles made from it, numpy views of its memory) only marks itself closed
+    and is destroyed when the last dependant goes."""
 
-    _destroy = None
-    _last_error = None
+    _destroy: str = ""
+    _last_error: str = ""
 
-    def __init__(self, lib):
+    def __init__(self, lib: Library) -> None:
         self._lib = lib
-        self._h = None
-        self._parents = ()
+        self._h: Optional[int] = None
+        self._parents: Tuple[_Handle, ...] = ()
         self._live_children = 0
         self._close_pending = False
 
-    def _adopt(self, h, *parents):
+    def _adopt(self, h: Optional[int], *parents: _Handle) -> None:
         """Takes ownership of handle h, made from (and depending on) `parents`."""
         self._h = h
         self._parents = parents
@@ -276,18 +345,25 @@ class _Handle:
             p._live_children += 1
 
     @property
-    def handle(self):
+    def handle(self) -> int:
         if not self._h or self._close_pending:
             raise Error(SAT_E_STATE, f"{type(self).__name__} is closed", "wrong state")
         return self._h
 
-    def _check(self, status):
+    def _check(self, status: int) -> None:
         h = self._h
         self._lib.check(status, lambda: getattr(self._lib.raw, self._last_error)(h))
 
-    def close(self):
-        """Destroys the handle now, or as soon as the handles made from it are destroyed
-        (also done when the object is garbage collected)."""
+    @property
+    def closed(self) -> bool:
+        """True once close() was called (the handle can no longer be used), even while
+        dependants still keep the C handle alive."""
+        return not self._h or self._close_pending
+
+    def close(self) -> None:
+        """Destroys the handle now, or as soon as its dependants (the handles made from it
+        and the numpy views of its memory) are gone; either way the object cannot be used
+        any more. Also done when the object is garbage collected."""
         if not self._h:
             return
         if self._live_children > 0:
@@ -297,24 +373,27 @@ class _Handle:
         getattr(self._lib.raw, self._destroy)(h)
         parents, self._parents = self._parents, ()
         for p in parents:
-            p._live_children -= 1
-            if p._close_pending and p._live_children == 0:
-                p.close()
+            p._release_child()
 
-    def __enter__(self):
+    def _release_child(self) -> None:
+        self._live_children -= 1
+        if self._close_pending and self._live_children == 0:
+            self.close()
+
+    def __enter__(self: _H) -> _H:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:
             pass
 
     @property
-    def last_error(self):
+    def last_error(self) -> str:
         return _s(getattr(self._lib.raw, self._last_error)(self._h)) if self._h else ""
 
 
@@ -324,28 +403,33 @@ class Context(_Handle):
     _destroy = "context_destroy"
     _last_error = "context_last_error"
 
-    def __init__(self, num_threads=None, seed=None, log=None, log_level=None, library=None):
+    def __init__(self, num_threads: Optional[int] = None, seed: Optional[int] = None,
+                 log: Optional[Callable[[int, str], None]] = None,
+                 log_level: Optional[int] = None, library: LibraryLike = None) -> None:
         super().__init__(_library(library))
         o = _opts(self._lib, _ffi.ContextOpts, "context_opts_init",
                   {"num_threads": num_threads, "seed": seed, "log_level": log_level})
         self._log_cb = None
         if log is not None:
             # kept on self: the C side holds the pointer as long as the context lives
-            self._log_cb = _ffi.LOG_FN(lambda user, level, msg: log(int(level), _s(msg)))
+            send = log
+            self._log_cb = _ffi.LOG_FN(lambda user, level, msg: send(int(level), _s(msg)))
             o.log_fn = self._log_cb
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.context_create(ctypes.byref(o), ctypes.byref(h)))
         self._adopt(h.value)
 
     @property
-    def library(self):
+    def library(self) -> Library:
         return self._lib
 
-    def set_num_threads(self, n):
+    def set_num_threads(self, n: int) -> None:
         self._check(self._lib.raw.context_set_num_threads(self.handle, int(n)))
 
 
-def preset_spec(name, input_shape, num_classes, mean=None, std=None, library=None):
+def preset_spec(name: str, input_shape: Sequence[int], num_classes: int,
+                mean: Optional[npt.ArrayLike] = None, std: Optional[npt.ArrayLike] = None,
+                library: LibraryLike = None) -> str:
     """Spec text of a preset ('mlp', 'madry-cnn', 'small-cnn', 'resnet20')."""
     lib = _library(library)
     c, h, w = (int(v) for v in input_shape)
@@ -358,15 +442,16 @@ def preset_spec(name, input_shape, num_classes, mean=None, std=None, library=Non
     lib.check(lib.raw.preset_spec(name.encode(), c, h, w, int(num_classes), _pf(m), _pf(s),
                                   ctypes.byref(out)))
     try:
-        return ctypes.string_at(out.value).decode()
+        return ctypes.string_at(out).decode()
     finally:
         lib.raw.free(out)
 
 
-def activations(library=None):
+def activations(library: LibraryLike = None) -> List[str]:
     """Names of the activations the library knows, in id order."""
     lib = _library(library)
-    names, i = [], 0
+    names: List[str] = []
+    i = 0
     while True:
         n = lib.raw.activation_name(i)
         if not n:
@@ -386,7 +471,7 @@ class Model(_Handle):
     _destroy = "model_destroy"
     _last_error = "model_last_error"
 
-    def __init__(self, ctx, spec, **opts):
+    def __init__(self, ctx: Context, spec: str, **opts: Any) -> None:
         super().__init__(ctx._lib)
         self._ctx = ctx  # the context must outlive the model
         o = _opts(self._lib, _ffi.ModelOpts, "model_opts_init", opts, MODEL_ENUMS)
@@ -397,7 +482,7 @@ class Model(_Handle):
         self._cache_shape()
 
     @classmethod
-    def _wrap(cls, ctx, h):
+    def _wrap(cls, ctx: Context, h: Optional[int]) -> Model:
         m = cls.__new__(cls)
         _Handle.__init__(m, ctx._lib)
         m._ctx = ctx
@@ -405,7 +490,7 @@ class Model(_Handle):
         m._cache_shape()
         return m
 
-    def _cache_shape(self):
+    def _cache_shape(self) -> None:
         c, h, w, k = (ctypes.c_int32() for _ in range(4))
         self._check(self._lib.raw.model_shape(self._h, ctypes.byref(c), ctypes.byref(h),
                                               ctypes.byref(w), ctypes.byref(k)))
@@ -414,68 +499,77 @@ class Model(_Handle):
         self.example_size = c.value * h.value * w.value
 
     @classmethod
-    def preset(cls, ctx, name, input_shape, num_classes, mean=None, std=None, **opts):
+    def preset(cls, ctx: Context, name: str, input_shape: Sequence[int], num_classes: int,
+               mean: Optional[npt.ArrayLike] = None, std: Optional[npt.ArrayLike] = None,
+               **opts: Any) -> Model:
         return cls(ctx, preset_spec(name, input_shape, num_classes, mean, std, ctx._lib), **opts)
 
     @property
-    def context(self):
+    def context(self) -> Context:
         return self._ctx
 
     @property
-    def spec(self):
+    def spec(self) -> str:
         return _s(self._lib.raw.model_spec(self.handle))
 
     @property
-    def max_batch(self):
+    def max_batch(self) -> int:
         return int(self._lib.raw.model_max_batch(self.handle))
 
     @property
-    def param_count(self):
+    def param_count(self) -> int:
         return int(self._lib.raw.model_param_count(self.handle))
 
     @property
-    def params(self):
+    def params(self) -> FloatArray:
         """The flat parameter block as a float32 array sharing memory with the model
-        (writing it changes the model)."""
+        (writing it changes the model). The array keeps the model's memory alive: close()
+        takes effect once the last such view is gone."""
         return _view(self, self._lib.raw.model_params(self.handle), self.param_count)
 
     @property
-    def grads(self):
+    def grads(self) -> FloatArray:
         """The flat gradient block (filled by train_backward), shared with the model."""
         return _view(self, self._lib.raw.model_grads(self.handle), self.param_count)
 
     @property
-    def state(self):
+    def state(self) -> FloatArray:
         """Batch-norm running statistics, shared with the model."""
         return _view(self, self._lib.raw.model_state(self.handle),
                      int(self._lib.raw.model_state_count(self.handle)))
 
-    def opts(self):
+    def opts(self) -> Dict[str, Any]:
         o = _ffi.ModelOpts()
         o.struct_size = ctypes.sizeof(o)
         self._check(self._lib.raw.model_get_opts(self.handle, ctypes.byref(o)))
         return _struct_dict(o)
 
-    def decay_mask(self):
+    def decay_mask(self) -> npt.NDArray[np.uint8]:
         out = np.empty(self.param_count, dtype=np.uint8)
         self._check(self._lib.raw.model_decay_mask(
             self.handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
         return out
 
-    def set_backward(self, attack_act=-1, attack_param=math.nan, train_act=-1,
-                     train_param=math.nan):
+    def set_backward(self, attack_act: Enum = -1, attack_param: float = math.nan,
+                     train_act: Enum = -1, train_param: float = math.nan) -> None:
         self._check(self._lib.raw.model_set_backward(
             self.handle, self._lib.activation(attack_act), attack_param,
             self._lib.activation(train_act), train_param))
 
-    def clone(self):
+    def clone(self) -> Model:
         h = ctypes.c_void_p()
         self._check(self._lib.raw.model_clone(self.handle, ctypes.byref(h)))
         return Model._wrap(self._ctx, h.value)
 
     # -- batches ----------------------------------------------------------------------
 
-    def _batch(self, x, labels=None):
+    @overload
+    def _batch(self, x: npt.ArrayLike) -> Tuple[FloatArray, None, int]: ...
+    @overload
+    def _batch(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Tuple[FloatArray, IntArray, int]: ...
+
+    def _batch(self, x: npt.ArrayLike, labels: Optional[npt.ArrayLike] = None
+               ) -> Tuple[FloatArray, Optional[IntArray], int]:
         x = _f32(x)
         if x.ndim == 0 or x.size % self.example_size or (
                 x.ndim > 1 and x.shape[0] * self.example_size != x.size):
@@ -487,14 +581,15 @@ class Model(_Handle):
                 raise ValueError(f"{labels.size} labels for {n} examples")
         return x, labels, n
 
-    def forward(self, x, out=None):
+    def forward(self, x: npt.ArrayLike, out: Optional[FloatArray] = None) -> FloatArray:
         """Logits (n, num_classes), batch norm in inference mode."""
         x, _, n = self._batch(x)
         logits = _out(out, (n, self.num_classes))
         self._check(self._lib.raw.model_forward(self.handle, _pf(x), n, _pf(logits)))
         return logits
 
-    def input_gradient(self, x, labels):
+    def input_gradient(self, x: npt.ArrayLike, labels: npt.ArrayLike
+                       ) -> Tuple[FloatArray, FloatArray, FloatArray]:
         """(losses[n], grad like x, logits[n, classes]): per-example cross-entropy and the
         gradient of their sum with respect to the input (the attack plan)."""
         x, labels, n = self._batch(x, labels)
@@ -505,7 +600,8 @@ class Model(_Handle):
                                                        _pf(losses), _pf(grad), _pf(logits)))
         return losses, grad, logits
 
-    def train_backward(self, x, labels, label_smoothing=0.0):
+    def train_backward(self, x: npt.ArrayLike, labels: npt.ArrayLike,
+                       label_smoothing: float = 0.0) -> Tuple[float, int]:
         """Mean cross-entropy and its parameter gradient (into `grads`); returns
         (loss, correct). Parameters are not changed."""
         x, labels, n = self._batch(x, labels)
@@ -515,7 +611,10 @@ class Model(_Handle):
                                                        ctypes.byref(correct)))
         return float(loss.value), int(correct.value)
 
-    def attack(self, x, labels, targets=None, trace=False, out=None, opts=None, **kwargs):
+    def attack(self, x: npt.ArrayLike, labels: npt.ArrayLike,
+               targets: Optional[npt.ArrayLike] = None, trace: bool = False,
+               out: Optional[FloatArray] = None, opts: Optional[_ffi.AttackOpts] = None,
+               **kwargs: Any) -> Union[FloatArray, Tuple[FloatArray, Dict[str, FloatArray]]]:
         """Adversarial examples for (x, labels). Keywords are sat_attack_opts fields:
         method ('fgsm', 'pgd', 'apgd-ce', 'apgd-dlr'), norm ('linf', 'l2'), loss ('ce',
         'margin'), eps, step_size, steps, restarts, random_start, targeted, bn_mode, seed.
@@ -527,7 +626,7 @@ class Model(_Handle):
         if t is not None and t.size != n:
             raise ValueError(f"{t.size} targets for {n} examples")
         x_adv = _out(out, x.shape)
-        tr, tl, ta = None, None, None
+        tr, tl, ta = None, None, None  # type: Any, Any, Any
         if trace:
             cap = max(1, o.steps) * max(1, o.restarts)
             tl = np.zeros(cap, dtype=np.float32)
@@ -540,7 +639,8 @@ class Model(_Handle):
             return x_adv, {"loss": tl[:tr.count].copy(), "accuracy": ta[:tr.count].copy()}
         return x_adv
 
-    def evaluate(self, x, labels, **kwargs):
+    def evaluate(self, x: npt.ArrayLike, labels: npt.ArrayLike, **kwargs: Any
+                 ) -> Dict[str, Any]:
         """Clean and robust accuracy; keywords are sat_eval_opts fields (steps=[1, 10, 20],
         eps, norm, restarts, apgd, ...). Returns a dict."""
         x, labels, n = self._batch(x, labels)
@@ -557,24 +657,25 @@ class Model(_Handle):
 
     # -- files ------------------------------------------------------------------------
 
-    def save(self, path, meta=None):
+    def save(self, path: PathLike, meta: Optional[Mapping[str, Any]] = None) -> None:
         """Writes a model file; meta is a dict of sat_model_meta fields (norm, eps, ...)."""
         m = _meta(self._lib, meta)
         self._check(self._lib.raw.model_save(self.handle, ctypes.byref(m) if m else None,
                                              os.fsencode(path)))
 
-    def save_buffer(self, meta=None):
+    def save_buffer(self, meta: Optional[Mapping[str, Any]] = None) -> bytes:
         m = _meta(self._lib, meta)
         buf, size = ctypes.c_void_p(), ctypes.c_size_t()
         self._check(self._lib.raw.model_save_buffer(self.handle, ctypes.byref(m) if m else None,
                                                     ctypes.byref(buf), ctypes.byref(size)))
         try:
-            return ctypes.string_at(buf.value, size.value)
+            return ctypes.string_at(buf, size.value)
         finally:
             self._lib.raw.free(buf)
 
     @classmethod
-    def load(cls, ctx, path, with_meta=False):
+    def load(cls, ctx: Context, path: PathLike, with_meta: bool = False
+             ) -> Union[Model, Tuple[Model, Dict[str, Any]]]:
         lib = ctx._lib
         meta = _opts(lib, _ffi.ModelMeta, "model_meta_init", {})
         h = ctypes.c_void_p()
@@ -584,7 +685,8 @@ class Model(_Handle):
         return (m, _struct_dict(meta)) if with_meta else m
 
     @classmethod
-    def load_buffer(cls, ctx, data, with_meta=False):
+    def load_buffer(cls, ctx: Context, data: bytes, with_meta: bool = False
+                    ) -> Union[Model, Tuple[Model, Dict[str, Any]]]:
         lib = ctx._lib
         data = bytes(data)
         meta = _opts(lib, _ffi.ModelMeta, "model_meta_init", {})
@@ -603,7 +705,7 @@ class Optimizer(_Handle):
     _destroy = "optimizer_destroy"
     _last_error = "optimizer_last_error"
 
-    def __init__(self, model, **opts):
+    def __init__(self, model: Model, **opts: Any) -> None:
         super().__init__(model._lib)
         self._model = model
         o = _opts(self._lib, _ffi.OptimizerOpts, "optimizer_opts_init", opts, OPTIMIZER_ENUMS)
@@ -612,23 +714,23 @@ class Optimizer(_Handle):
                                                        ctypes.byref(h)))
         self._adopt(h.value, model)
 
-    def step(self):
+    def step(self) -> None:
         self._check(self._lib.raw.optimizer_step(self.handle))
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return float(self._lib.raw.optimizer_lr(self.handle))
 
     @property
-    def step_count(self):
+    def step_count(self) -> int:
         return int(self._lib.raw.optimizer_step_count(self.handle))
 
     @step_count.setter
-    def step_count(self, step):
+    def step_count(self, step: int) -> None:
         self._check(self._lib.raw.optimizer_set_step_count(self.handle, int(step)))
 
     @property
-    def state(self):
+    def state(self) -> FloatArray:
         count = ctypes.c_int64()
         ptr = self._lib.raw.optimizer_state(self.handle, ctypes.byref(count))
         return _view(self, ptr, count.value)
@@ -642,7 +744,7 @@ class Trainer(_Handle):
     _destroy = "trainer_destroy"
     _last_error = "trainer_last_error"
 
-    def __init__(self, model, optimizer, **opts):
+    def __init__(self, model: Model, optimizer: Optimizer, **opts: Any) -> None:
         super().__init__(model._lib)
         self._model, self._optimizer = model, optimizer  # borrowed by the trainer
         o = _opts(self._lib, _ffi.TrainerOpts, "trainer_opts_init", opts, TRAINER_ENUMS)
@@ -652,14 +754,14 @@ class Trainer(_Handle):
         self._adopt(h.value, model, optimizer)
 
     @property
-    def model(self):
+    def model(self) -> Model:
         return self._model
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> Optimizer:
         return self._optimizer
 
-    def step(self, x, labels):
+    def step(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Dict[str, float]:
         """One training step; returns {'loss', 'adv_accuracy', 'clean_accuracy', 'lr'}."""
         x, labels, n = self._model._batch(x, labels)
         st = _ffi.StepStats()
@@ -668,13 +770,14 @@ class Trainer(_Handle):
                                              ctypes.byref(st)))
         return _struct_dict(st)
 
-    def save_checkpoint(self, path, epoch=0, batch_index=0, meta=None):
+    def save_checkpoint(self, path: PathLike, epoch: int = 0, batch_index: int = 0,
+                        meta: Optional[Mapping[str, Any]] = None) -> None:
         m = _meta(self._lib, meta)
         self._check(self._lib.raw.checkpoint_save(self.handle, ctypes.byref(m) if m else None,
                                                   int(epoch), int(batch_index),
                                                   os.fsencode(path)))
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path: PathLike) -> Tuple[int, int]:
         """Restores a checkpoint; returns (epoch, batch_index)."""
         e, b = ctypes.c_int64(), ctypes.c_int64()
         self._check(self._lib.raw.checkpoint_load(self.handle, os.fsencode(path),
@@ -688,13 +791,14 @@ class Dataset(_Handle):
     _destroy = "dataset_destroy"
     _last_error = "dataset_last_error"
 
-    def __init__(self, ctx, h):
+    def __init__(self, ctx: Context, h: Optional[int]) -> None:
         super().__init__(ctx._lib)
         self._ctx = ctx
         self._adopt(h, ctx)
 
     @classmethod
-    def load(cls, ctx, directory=None, format="idx", split="train"):
+    def load(cls, ctx: Context, directory: Optional[PathLike] = None, format: Enum = "idx",
+             split: Enum = "train") -> Dataset:
         """Loads DIR/{train,t10k}-... (IDX, gzip or plain) or CIFAR-10 binaries. directory
         defaults to the library's default data directory (Debian's Fashion-MNIST)."""
         lib = ctx._lib
@@ -707,7 +811,7 @@ class Dataset(_Handle):
         return cls(ctx, h.value)
 
     @classmethod
-    def load_idx(cls, ctx, images_path, labels_path):
+    def load_idx(cls, ctx: Context, images_path: PathLike, labels_path: PathLike) -> Dataset:
         lib = ctx._lib
         h = ctypes.c_void_p()
         lib.check(lib.raw.dataset_load_idx(ctx.handle, os.fsencode(images_path),
@@ -715,7 +819,8 @@ class Dataset(_Handle):
         return cls(ctx, h.value)
 
     @classmethod
-    def from_arrays(cls, ctx, x, labels, num_classes):
+    def from_arrays(cls, ctx: Context, x: npt.ArrayLike, labels: npt.ArrayLike,
+                    num_classes: int) -> Dataset:
         """x of shape (n, C, H, W) (copied), labels (n,)."""
         lib = ctx._lib
         x = _f32(x)
@@ -728,24 +833,24 @@ class Dataset(_Handle):
                                               int(num_classes), ctypes.byref(h)))
         return cls(ctx, h.value)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return int(self._lib.raw.dataset_size(self.handle))
 
-    def _shape(self):
+    def _shape(self) -> Tuple[int, int, int, int]:
         v = [ctypes.c_int32() for _ in range(4)]
         self._check(self._lib.raw.dataset_shape(self.handle, *(ctypes.byref(a) for a in v)))
-        return tuple(a.value for a in v)
+        return (v[0].value, v[1].value, v[2].value, v[3].value)
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> Tuple[int, int, int]:
         return self._shape()[:3]
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         return self._shape()[3]
 
     @property
-    def images(self):
+    def images(self) -> FloatArray:
         """All images, (n, C, H, W), a read-only view of the library's memory."""
         n = len(self)
         v = _view(self, self._lib.raw.dataset_images(self.handle), n * int(np.prod(self.input_shape)),
@@ -753,11 +858,12 @@ class Dataset(_Handle):
         return v.reshape((n,) + self.input_shape)
 
     @property
-    def labels(self):
+    def labels(self) -> IntArray:
         return _view(self, self._lib.raw.dataset_labels(self.handle), len(self), "<i4",
                      readonly=True)
 
-    def shuffle(self, seed=0, epoch=0, aug=0):
+    def shuffle(self, seed: int = 0, epoch: int = 0,
+                aug: Union[int, str, Sequence[str]] = 0) -> None:
         """Starts an epoch: seeded order and augmentation ('crop', 'flip', their sum or
         a list of names)."""
         if isinstance(aug, str):
@@ -766,7 +872,7 @@ class Dataset(_Handle):
             aug = sum(_enum(a, AUG, "augmentation") for a in aug)
         self._check(self._lib.raw.dataset_shuffle(self.handle, int(seed), int(epoch), aug))
 
-    def batch(self, index, batch_size):
+    def batch(self, index: int, batch_size: int) -> Tuple[FloatArray, IntArray]:
         """Batch `index` of the current order: (x (n, C, H, W), labels (n,))."""
         x = np.empty((batch_size,) + self.input_shape, dtype=np.float32)
         y = np.empty(batch_size, dtype=np.int32)
@@ -775,17 +881,27 @@ class Dataset(_Handle):
                                                 _pi(y), ctypes.byref(n)))
         return x[:n.value], y[:n.value]
 
-    def batches(self, batch_size):
+    def batches(self, batch_size: int) -> Iterator[Tuple[FloatArray, IntArray]]:
         """Iterates over the batches of the current order."""
         count = (len(self) + batch_size - 1) // batch_size
         for i in range(count):
             yield self.batch(i, batch_size)
 
-    def split(self, count, seed=0):
+    def split(self, count: int, seed: int = 0) -> Dataset:
         h = ctypes.c_void_p()
         self._check(self._lib.raw.dataset_split(self.handle, int(count), int(seed),
                                                 ctypes.byref(h)))
         return Dataset(self._ctx, h.value)
 
-    def truncate(self, count):
+    def truncate(self, count: int) -> None:
         self._check(self._lib.raw.dataset_truncate(self.handle, int(count)))
+
+
+# Import fails early, with a message that says what to do, when no usable libsat is found.
+try:
+    load()
+except OSError as e:
+    raise ImportError(
+        f"the libsat Python package cannot load the libsat C library ({e}); install libsat "
+        f"so that pkg-config or the dynamic loader finds it, or name it with "
+        f"LIBSAT_LIBRARY=/path/to/libsat.so.0") from e

@@ -8,6 +8,9 @@ where the header's fixed-width types are used (which is all of them).
 import ctypes
 import ctypes.util
 import os
+import shutil
+import subprocess
+from typing import Any
 
 c_int32 = ctypes.c_int32
 c_int64 = ctypes.c_int64
@@ -114,6 +117,20 @@ class ModelMeta(ctypes.Structure):
                 ("clean_accuracy", c_float), ("robust_accuracy", c_float)]
 
 
+# Every struct of sat.h and its mirror (tests/python/test_layout.py compares them with C).
+STRUCTS = {
+    "sat_context_opts": ContextOpts,
+    "sat_model_opts": ModelOpts,
+    "sat_attack_opts": AttackOpts,
+    "sat_attack_trace": AttackTrace,
+    "sat_optimizer_opts": OptimizerOpts,
+    "sat_trainer_opts": TrainerOpts,
+    "sat_step_stats": StepStats,
+    "sat_eval_opts": EvalOpts,
+    "sat_eval_result": EvalResult,
+    "sat_model_meta": ModelMeta,
+}
+
 PF = P(c_float)
 PI32 = P(c_int32)
 PI64 = P(c_int64)
@@ -209,18 +226,37 @@ PROTOTYPES = {
 }
 
 
+SONAME = "libsat.so.0"
+
+
+def _from_pkg_config():
+    """libdir/libsat.so.0 of the libsat that pkg-config knows (PKG_CONFIG_PATH honoured),
+    or None when there is no pkg-config or it knows no libsat."""
+    tool = os.environ.get("PKG_CONFIG") or shutil.which("pkg-config")
+    if not tool:
+        return None
+    try:
+        out = subprocess.run([tool, "--variable=libdir", "libsat"], capture_output=True,
+                             text=True, timeout=30, check=False)
+    except OSError:
+        return None
+    libdir = out.stdout.strip()
+    if out.returncode != 0 or not libdir:
+        return None
+    path = os.path.join(libdir, SONAME)
+    return path if os.path.exists(path) else None
+
+
 def find_library(path=None):
     """Where to load libsat from: an explicit path, then $LIBSAT_LIBRARY, then the
-    system's search (ctypes.util.find_library, i.e. ldconfig/ld), then the SONAME."""
+    libsat that pkg-config knows, then the system's search (ctypes.util.find_library,
+    i.e. ldconfig), then the SONAME through the dynamic loader's own search."""
     if path:
         return os.fspath(path)
     env = os.environ.get("LIBSAT_LIBRARY")
     if env:
         return env
-    found = ctypes.util.find_library("sat")
-    if found:
-        return found
-    return "libsat.so.0"
+    return _from_pkg_config() or ctypes.util.find_library("sat") or SONAME
 
 
 class _Missing:
@@ -251,6 +287,11 @@ class RawLibrary:
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name[4:], fn)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name that no prototype set: a typing aid (attributes are the
+        # typed function pointers set in __init__) and a clear error.
+        raise AttributeError(f"libsat has no function sat_{name}")
 
     def has(self, name):
         """True if the library exports sat_<name> (name given with or without the prefix)."""

@@ -40,9 +40,9 @@ fn main() -> Result<(), libsat::Error> {
     let mut model = Model::new(&ctx, "input 1 8 8\nconv 8 k=3 p=1\nact\nmaxpool k=2\nflatten\ndense 32\nact\ndense 2\n", &opts)?;
     println!("{} parameters", model.param_count());
 
-    let mut opt = Optimizer::new(&model, &OptimizerOpts::sgd(0.05, 0.9)?)?;
+    let mut opt = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.05, 0.9)?)?;
     {
-        let mut trainer = Trainer::new(&mut model, &mut opt, &TrainerOpts::pgd(eps, 3)?)?;
+        let mut trainer = Trainer::new(&mut opt, &TrainerOpts::pgd(eps, 3)?)?;
         let (mut bx, mut by) = (vec![0f32; batch * 64], vec![0i32; batch]);
         let per_epoch = train.num_batches(batch);
         for s in 0..steps {
@@ -57,6 +57,7 @@ fn main() -> Result<(), libsat::Error> {
         }
     }
 
+    drop(opt); // gives the model back
     let r = model.evaluate(&EvalOpts::new()?.eps(eps).steps(&[1, 10]), test.images(), test.labels())?;
     println!("test: clean {:.3}  FGSM {:.3}  PGD-1 {:.3}  PGD-10 {:.3}  flags {:#x}", r.clean_accuracy,
              r.fgsm_accuracy, r.robust_accuracy[0], r.robust_accuracy[1], r.flags.0);

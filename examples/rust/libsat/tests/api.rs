@@ -87,9 +87,9 @@ fn training_step_changes_parameters() {
     assert!(loss0.is_finite() && m.grads().iter().any(|&g| g != 0.0));
 
     let before = m.params().to_vec();
-    let mut opt = Optimizer::new(&m, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
+    let mut opt = Optimizer::new(&mut m, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
     {
-        let mut tr = Trainer::new(&mut m, &mut opt, &TrainerOpts::pgd(0.05, 2).unwrap()).unwrap();
+        let mut tr = Trainer::new(&mut opt, &TrainerOpts::pgd(0.05, 2).unwrap()).unwrap();
         let st = tr.step(&x, &y).unwrap();
         assert!(st.loss.is_finite() && (0.0..=1.0).contains(&st.adv_accuracy));
         assert!((st.lr - 0.05).abs() < 1e-7);
@@ -98,9 +98,10 @@ fn training_step_changes_parameters() {
     }
     assert_eq!(opt.step_count(), 2);
     // a plain optimizer step from train_backward
-    m.train_backward(&x, &y, 0.0).unwrap();
-    opt.step(&mut m).unwrap();
+    opt.model_mut().train_backward(&x, &y, 0.0).unwrap();
+    opt.step().unwrap();
     assert_eq!(opt.step_count(), 3);
+    drop(opt); // gives the model back
 
     let adv = m.attack(&AttackOpts::pgd(0.1, 3).unwrap(), &x, &y).unwrap();
     assert!(adv.iter().zip(&x).all(|(a, b)| (a - b).abs() <= 0.1 + 1e-6 && (0.0..=1.0).contains(a)));

@@ -66,9 +66,9 @@ fn end_to_end_train_evaluate_save_load() {
     assert_eq!((data.len(), data.input_shape(), data.num_classes()), (48, (1, 8, 8), 2));
 
     let mut model = mlp(&ctx, 3);
-    let mut opt = Optimizer::new(&model, &OptimizerOpts::sgd(0.1, 0.9).unwrap()).unwrap();
+    let mut opt = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9).unwrap()).unwrap();
     {
-        let mut trainer = Trainer::new(&mut model, &mut opt, &TrainerOpts::pgd(0.05, 3).unwrap().seed(5)).unwrap();
+        let mut trainer = Trainer::new(&mut opt, &TrainerOpts::pgd(0.05, 3).unwrap().seed(5)).unwrap();
         let (mut bx, mut by) = (vec![0f32; 16 * PIX], vec![0i32; 16]);
         for epoch in 0..2 {
             data.shuffle(9, epoch, Augment::NONE).unwrap();
@@ -85,6 +85,7 @@ fn end_to_end_train_evaluate_save_load() {
     let (tx, ty) = bars(2, 40);
     let opts = EvalOpts::new().unwrap().eps(0.05).steps(&[1, 5]).seed(4);
     assert_eq!(opts.step_list(), &[1, 5]);
+    drop(opt); // gives the model back
     let r = model.evaluate(&opts, &tx, &ty).unwrap();
     assert_eq!(r.n, 40);
     assert_eq!(r.steps, vec![1, 5]);
@@ -183,10 +184,10 @@ fn checkpoint_resume_is_bit_exact() {
     let topts = TrainerOpts::pgd(0.05, 2).unwrap().seed(21);
 
     let mut model = mlp(&ctx, 2);
-    let mut opt = Optimizer::new(&model, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
+    let mut opt = Optimizer::new(&mut model, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
     let after;
     {
-        let mut tr = Trainer::new(&mut model, &mut opt, &topts).unwrap();
+        let mut tr = Trainer::new(&mut opt, &topts).unwrap();
         for (x, y) in &batches[..2] {
             tr.step(x, y).unwrap();
         }
@@ -208,9 +209,9 @@ fn checkpoint_resume_is_bit_exact() {
 
     // into fresh handles built with the same spec
     let mut fresh = mlp(&ctx, 99);
-    let mut fopt = Optimizer::new(&fresh, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
+    let mut fopt = Optimizer::new(&mut fresh, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
     {
-        let mut tr = Trainer::new(&mut fresh, &mut fopt, &topts).unwrap();
+        let mut tr = Trainer::new(&mut fopt, &topts).unwrap();
         tr.load_checkpoint(&ck).unwrap();
         for (x, y) in &batches[2..] {
             tr.step(x, y).unwrap();
@@ -221,9 +222,9 @@ fn checkpoint_resume_is_bit_exact() {
     // a checkpoint of another architecture is refused and changes nothing
     let mut other = Model::new(&ctx, "input 1 8 8\nflatten\ndense 5\nact\ndense 2\n", &ModelOpts::new().unwrap()).unwrap();
     let before = other.params().to_vec();
-    let mut oopt = Optimizer::new(&other, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
+    let mut oopt = Optimizer::new(&mut other, &OptimizerOpts::adam(0.01).unwrap()).unwrap();
     {
-        let mut tr = Trainer::new(&mut other, &mut oopt, &topts).unwrap();
+        let mut tr = Trainer::new(&mut oopt, &topts).unwrap();
         let err = tr.load_checkpoint(&ck).unwrap_err();
         assert!(!err.message.is_empty(), "{err}");
         assert_eq!(tr.model().params(), &before[..]);
@@ -485,7 +486,7 @@ fn options_context_and_library_info() {
     assert!(!err.message.is_empty());
     ctx.set_num_threads(2).unwrap();
 
-    let m = mlp(&ctx, 1);
+    let mut m = mlp(&ctx, 1);
     let mask = m.decay_mask().unwrap();
     assert_eq!(mask.len(), m.param_count());
     assert_eq!(mask.iter().map(|&v| v as usize).sum::<usize>(), 64 * 16 + 16 * 2);
@@ -493,20 +494,21 @@ fn options_context_and_library_info() {
     let bn = Model::new(&ctx, "input 1 8 8\nconv 4 k=3\nbn\nact\nflatten\ndense 2\n", &ModelOpts::new().unwrap()).unwrap();
     assert_eq!(bn.state().len(), 8);
 
-    let err = Optimizer::new(&m, &OptimizerOpts::sgd(0.1, 0.9).unwrap().milestones(&[1; 9], 0.1)).err().unwrap();
+    let err = Optimizer::new(&mut m, &OptimizerOpts::sgd(0.1, 0.9).unwrap().milestones(&[1; 9], 0.1)).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidArg);
     assert!(err.message.contains("milestones"), "{err}");
-    let mut opt = Optimizer::new(&m, &OptimizerOpts::sgd(0.1, 0.9).unwrap().milestones(&[2, 4], 0.1)).unwrap();
+    let mut opt = Optimizer::new(&mut m, &OptimizerOpts::sgd(0.1, 0.9).unwrap().milestones(&[2, 4], 0.1)).unwrap();
     opt.set_step_count(3).unwrap();
     assert!((opt.lr() - 0.01).abs() < 1e-6, "{}", opt.lr());
-    let cos = Optimizer::new(&m, &OptimizerOpts::adamw(0.1, 0.01).unwrap().cosine(10).warmup(2)).unwrap();
+    drop(opt); // one optimizer per model at a time
+    let cos = Optimizer::new(&mut m, &OptimizerOpts::adamw(0.1, 0.01).unwrap().cosine(10).warmup(2)).unwrap();
     assert!(cos.lr() > 0.0 && cos.lr() < 0.1, "warm-up starts below the peak: {}", cos.lr());
     for opts in [TrainerOpts::fast(0.1), TrainerOpts::free(0.1, 2), TrainerOpts::trades(0.1, 2, 6.0), TrainerOpts::standard()] {
         let opts = opts.unwrap();
         let mut mm = mlp(&ctx, 2);
-        let mut o = Optimizer::new(&mm, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
+        let mut o = Optimizer::new(&mut mm, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
         let (x, y) = bars(4, 4);
-        let st = Trainer::new(&mut mm, &mut o, &opts).unwrap().step(&x, &y).unwrap();
+        let st = Trainer::new(&mut o, &opts).unwrap().step(&x, &y).unwrap();
         assert!(st.loss.is_finite(), "method {}", opts.method);
     }
 }

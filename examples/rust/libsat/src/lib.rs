@@ -1,6 +1,7 @@
 //! Rust bindings of libsat: Smooth Adversarial Training for image classifiers.
 //!
-//! [`sys`] holds the raw `extern "C"` declarations of `sat.h`; the rest is a safe layer:
+//! [`sys`] (the `libsat-sys` crate) holds the raw `extern "C"` declarations of `sat.h`;
+//! this crate is the safe layer:
 //! handles freed by `Drop`, `Result<T, Error>` carrying the library's own message, and
 //! slices in and out.
 //!
@@ -11,9 +12,9 @@
 //! let mut train = Dataset::load(&ctx, libsat::DataFormat::Idx, libsat::default_data_dir(),
 //!                               libsat::Split::Train)?;
 //! let mut model = Model::preset(&ctx, "madry-cnn", (1, 28, 28), 10, &ModelOpts::new()?)?;
-//! let mut opt = Optimizer::new(&model, &OptimizerOpts::sgd(0.01, 0.9)?)?;
+//! let mut opt = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.01, 0.9)?)?;
 //! {
-//!     let mut trainer = Trainer::new(&mut model, &mut opt, &TrainerOpts::pgd(0.3, 7)?)?;
+//!     let mut trainer = Trainer::new(&mut opt, &TrainerOpts::pgd(0.3, 7)?)?;
 //!     train.shuffle(1, 0, libsat::Augment::NONE)?;
 //!     let (mut x, mut y) = (vec![0f32; 64 * 28 * 28], vec![0i32; 64]);
 //!     for b in 0..train.num_batches(64) {
@@ -23,6 +24,7 @@
 //! }
 //! let test = Dataset::load(&ctx, libsat::DataFormat::Idx, libsat::default_data_dir(),
 //!                          libsat::Split::Test)?;
+//! drop(opt);  // gives the model back
 //! let r = model.evaluate(&EvalOpts::new()?.eps(0.3).steps(&[1, 10]), test.images(), test.labels())?;
 //! println!("clean {:.3}  PGD-10 {:.3}", r.clean_accuracy, r.robust_accuracy[1]);
 //! let bytes = model.save_buffer(None)?;
@@ -30,9 +32,11 @@
 //! # Ok::<(), libsat::Error>(())
 //! ```
 //!
-//! Borrowing mirrors the C rules: models and data sets borrow their context; an optimizer
-//! and a trainer hold the model mutably while they exist (they change its parameters), and
-//! `Trainer::model()` gives read access in between. Handles are neither `Send` nor `Sync`
+//! Lifetimes enforce the C rules on who outlives whom: models and data sets borrow their
+//! context; an optimizer holds its model mutably and a trainer its optimizer, as long as
+//! they exist (they change the parameters, and destroying them reads their parents), so a
+//! parent dropped too early is a compile error, not a use after free.
+//! [`Optimizer::model`] and [`Trainer::model`] give access in between. Handles are neither `Send` nor `Sync`
 //! (one handle, one thread, as in C).
 
 use std::ffi::{CStr, CString};
@@ -42,387 +46,8 @@ use std::os::raw::{c_char, c_void};
 use std::path::Path;
 use std::ptr;
 
-/// Raw declarations of `include/sat.h`: every function, constant and struct, with the
-/// structs laid out exactly as in C (checked by the `layout` tests).
-#[allow(non_camel_case_types)]
-pub mod sys {
-    use std::os::raw::{c_char, c_void};
-
-    pub const SAT_VERSION_MAJOR: i32 = 0;
-    pub const SAT_VERSION_MINOR: i32 = 1;
-    pub const SAT_VERSION_PATCH: i32 = 0;
-    pub const SAT_VERSION_STRING: &str = "0.1.0";
-
-    pub const SAT_OK: i32 = 0;
-    pub const SAT_E_INVALID_ARG: i32 = -1;
-    pub const SAT_E_NOMEM: i32 = -2;
-    pub const SAT_E_SHAPE: i32 = -3;
-    pub const SAT_E_STATE: i32 = -4;
-    pub const SAT_E_IO: i32 = -5;
-    pub const SAT_E_FORMAT: i32 = -6;
-    pub const SAT_E_VERSION: i32 = -7;
-    pub const SAT_E_UNSUPPORTED: i32 = -8;
-    pub const SAT_E_NUMERIC: i32 = -9;
-    pub const SAT_E_ABORTED: i32 = -10;
-    pub const SAT_E_INTERNAL: i32 = -11;
-
-    pub const SAT_LOG_ERROR: i32 = 0;
-    pub const SAT_LOG_WARN: i32 = 1;
-    pub const SAT_LOG_INFO: i32 = 2;
-    pub const SAT_LOG_DEBUG: i32 = 3;
-
-    pub const SAT_ACT_SAME: i32 = -1;
-    pub const SAT_ACT_RELU: i32 = 0;
-    pub const SAT_ACT_SOFTPLUS: i32 = 1;
-    pub const SAT_ACT_PSOFTPLUS: i32 = 2;
-    pub const SAT_ACT_SILU: i32 = 3;
-    pub const SAT_ACT_GELU: i32 = 4;
-    pub const SAT_ACT_GELU_TANH: i32 = 5;
-    pub const SAT_ACT_ELU: i32 = 6;
-    pub const SAT_ACT_CELU: i32 = 7;
-    pub const SAT_ACT_SMOOTHRELU: i32 = 8;
-    pub const SAT_ACT_COUNT: i32 = 9;
-
-    pub const SAT_BN_INFERENCE: i32 = 0;
-    pub const SAT_BN_BATCH: i32 = 1;
-
-    pub const SAT_ATTACK_FGSM: i32 = 0;
-    pub const SAT_ATTACK_PGD: i32 = 1;
-    pub const SAT_ATTACK_APGD_CE: i32 = 2;
-    pub const SAT_ATTACK_APGD_DLR: i32 = 3;
-    pub const SAT_NORM_LINF: i32 = 0;
-    pub const SAT_NORM_L2: i32 = 1;
-    pub const SAT_LOSS_CE: i32 = 0;
-    pub const SAT_LOSS_MARGIN: i32 = 1;
-
-    pub const SAT_OPT_SGD: i32 = 0;
-    pub const SAT_OPT_ADAM: i32 = 1;
-    pub const SAT_OPT_ADAMW: i32 = 2;
-    pub const SAT_SCHED_CONSTANT: i32 = 0;
-    pub const SAT_SCHED_STEP: i32 = 1;
-    pub const SAT_SCHED_COSINE: i32 = 2;
-    pub const SAT_SCHED_ONECYCLE: i32 = 3;
-    pub const SAT_MAX_MILESTONES: usize = 8;
-
-    pub const SAT_TRAIN_STANDARD: i32 = 0;
-    pub const SAT_TRAIN_PGD: i32 = 1;
-    pub const SAT_TRAIN_FAST: i32 = 2;
-    pub const SAT_TRAIN_FREE: i32 = 3;
-    pub const SAT_TRAIN_TRADES: i32 = 4;
-
-    pub const SAT_EVAL_MAX_STEPS: usize = 16;
-    pub const SAT_FLAG_ZERO_GRAD: u32 = 1;
-    pub const SAT_FLAG_NONFINITE_GRAD: u32 = 2;
-    pub const SAT_FLAG_NOT_CONVERGED: u32 = 4;
-    pub const SAT_FLAG_ONE_STEP_STRONGER: u32 = 8;
-
-    pub const SAT_DATA_IDX: i32 = 0;
-    pub const SAT_DATA_CIFAR10: i32 = 1;
-    pub const SAT_SPLIT_TRAIN: i32 = 0;
-    pub const SAT_SPLIT_TEST: i32 = 1;
-    pub const SAT_AUG_NONE: u32 = 0;
-    pub const SAT_AUG_CROP: u32 = 1;
-    pub const SAT_AUG_FLIP: u32 = 2;
-
-    #[repr(C)]
-    pub struct sat_context {
-        _opaque: [u8; 0],
-    }
-    #[repr(C)]
-    pub struct sat_model {
-        _opaque: [u8; 0],
-    }
-    #[repr(C)]
-    pub struct sat_optimizer {
-        _opaque: [u8; 0],
-    }
-    #[repr(C)]
-    pub struct sat_trainer {
-        _opaque: [u8; 0],
-    }
-    #[repr(C)]
-    pub struct sat_dataset {
-        _opaque: [u8; 0],
-    }
-
-    pub type sat_log_fn = Option<unsafe extern "C" fn(*mut c_void, i32, *const c_char)>;
-    pub type sat_alloc_fn = Option<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>;
-    pub type sat_dealloc_fn = Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>;
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_context_opts {
-        pub struct_size: u32,
-        pub num_threads: i32,
-        pub seed: u64,
-        pub log_fn: sat_log_fn,
-        pub log_user: *mut c_void,
-        pub log_level: i32,
-        pub reserved0: i32,
-        pub alloc_fn: sat_alloc_fn,
-        pub dealloc_fn: sat_dealloc_fn,
-        pub alloc_user: *mut c_void,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_model_opts {
-        pub struct_size: u32,
-        pub activation: i32,
-        pub act_param: f32,
-        pub max_batch: i32,
-        pub attack_backward_act: i32,
-        pub attack_backward_param: f32,
-        pub train_backward_act: i32,
-        pub train_backward_param: f32,
-        pub attack_bn_mode: i32,
-        pub seed: u64,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_attack_opts {
-        pub struct_size: u32,
-        pub method: i32,
-        pub norm: i32,
-        pub loss: i32,
-        pub eps: f32,
-        pub step_size: f32,
-        pub steps: i32,
-        pub restarts: i32,
-        pub random_start: i32,
-        pub targeted: i32,
-        pub bn_mode: i32,
-        pub seed: u64,
-    }
-
-    #[repr(C)]
-    #[derive(Debug)]
-    pub struct sat_attack_trace {
-        pub struct_size: u32,
-        pub capacity: i32,
-        pub count: i32,
-        pub reserved0: i32,
-        pub loss: *mut f32,
-        pub accuracy: *mut f32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_optimizer_opts {
-        pub struct_size: u32,
-        pub kind: i32,
-        pub lr: f32,
-        pub momentum: f32,
-        pub nesterov: i32,
-        pub weight_decay: f32,
-        pub decay_biases: i32,
-        pub beta1: f32,
-        pub beta2: f32,
-        pub adam_eps: f32,
-        pub schedule: i32,
-        pub reserved1: i32,
-        pub total_steps: i64,
-        pub warmup_steps: i64,
-        pub peak_frac: f32,
-        pub gamma: f32,
-        pub num_milestones: i32,
-        pub reserved0: i32,
-        pub milestones: [i64; SAT_MAX_MILESTONES],
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_trainer_opts {
-        pub struct_size: u32,
-        pub method: i32,
-        pub norm: i32,
-        pub eps: f32,
-        pub step_size: f32,
-        pub steps: i32,
-        pub random_start: i32,
-        pub clean_fraction: f32,
-        pub attack_bn_mode: i32,
-        pub label_smoothing: f32,
-        pub free_replays: i32,
-        pub trades_beta: f32,
-        pub seed: u64,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct sat_step_stats {
-        pub struct_size: u32,
-        pub reserved0: i32,
-        pub loss: f32,
-        pub adv_accuracy: f32,
-        pub clean_accuracy: f32,
-        pub lr: f32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_eval_opts {
-        pub struct_size: u32,
-        pub norm: i32,
-        pub eps: f32,
-        pub step_size: f32,
-        pub num_steps: i32,
-        pub steps: [i32; SAT_EVAL_MAX_STEPS],
-        pub restarts: i32,
-        pub apgd: i32,
-        pub apgd_steps: i32,
-        pub apgd_targets: i32,
-        pub batch: i32,
-        pub seed: u64,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct sat_eval_result {
-        pub struct_size: u32,
-        pub num_steps: i32,
-        pub n: i64,
-        pub clean_accuracy: f32,
-        pub robust_accuracy: [f32; SAT_EVAL_MAX_STEPS],
-        pub fgsm_accuracy: f32,
-        pub apgd_accuracy: f32,
-        pub flags: u32,
-        pub reserved0: i32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug)]
-    pub struct sat_model_meta {
-        pub struct_size: u32,
-        pub norm: i32,
-        pub eps: f32,
-        pub method: i32,
-        pub steps: i32,
-        pub epochs: i32,
-        pub clean_accuracy: f32,
-        pub robust_accuracy: f32,
-    }
-
-    extern "C" {
-        pub fn sat_version_string() -> *const c_char;
-        pub fn sat_version(major: *mut i32, minor: *mut i32, patch: *mut i32);
-        pub fn sat_build_info() -> *const c_char;
-        pub fn sat_status_string(status: i32) -> *const c_char;
-        pub fn sat_last_error() -> *const c_char;
-        pub fn sat_free(ptr: *mut c_void);
-
-        pub fn sat_context_opts_init(opts: *mut sat_context_opts, size: u32) -> i32;
-        pub fn sat_context_create(opts: *const sat_context_opts, out: *mut *mut sat_context) -> i32;
-        pub fn sat_context_destroy(ctx: *mut sat_context);
-        pub fn sat_context_last_error(ctx: *const sat_context) -> *const c_char;
-        pub fn sat_context_set_num_threads(ctx: *mut sat_context, num_threads: i32) -> i32;
-
-        pub fn sat_activation_name(act: i32) -> *const c_char;
-        pub fn sat_activation_from_name(name: *const c_char, act: *mut i32) -> i32;
-        pub fn sat_activation_default_param(act: i32) -> f32;
-
-        pub fn sat_model_opts_init(opts: *mut sat_model_opts, size: u32) -> i32;
-        pub fn sat_preset_spec(name: *const c_char, channels: i32, height: i32, width: i32,
-                               num_classes: i32, mean: *const f32, std: *const f32,
-                               spec_out: *mut *mut c_char) -> i32;
-        pub fn sat_model_create(ctx: *mut sat_context, spec: *const c_char,
-                                opts: *const sat_model_opts, out: *mut *mut sat_model) -> i32;
-        pub fn sat_model_destroy(model: *mut sat_model);
-        pub fn sat_model_last_error(model: *const sat_model) -> *const c_char;
-        pub fn sat_model_clone(model: *const sat_model, out: *mut *mut sat_model) -> i32;
-        pub fn sat_model_shape(model: *const sat_model, channels: *mut i32, height: *mut i32,
-                               width: *mut i32, num_classes: *mut i32) -> i32;
-        pub fn sat_model_max_batch(model: *const sat_model) -> i64;
-        pub fn sat_model_spec(model: *const sat_model) -> *const c_char;
-        pub fn sat_model_get_opts(model: *const sat_model, opts: *mut sat_model_opts) -> i32;
-        pub fn sat_model_set_backward(model: *mut sat_model, attack_backward_act: i32,
-                                      attack_backward_param: f32, train_backward_act: i32,
-                                      train_backward_param: f32) -> i32;
-        pub fn sat_model_param_count(model: *const sat_model) -> i64;
-        pub fn sat_model_params(model: *mut sat_model) -> *mut f32;
-        pub fn sat_model_grads(model: *mut sat_model) -> *mut f32;
-        pub fn sat_model_state_count(model: *const sat_model) -> i64;
-        pub fn sat_model_state(model: *mut sat_model) -> *mut f32;
-        pub fn sat_model_decay_mask(model: *const sat_model, mask: *mut u8) -> i32;
-        pub fn sat_model_forward(model: *mut sat_model, x: *const f32, n: i64,
-                                 logits: *mut f32) -> i32;
-        pub fn sat_model_input_gradient(model: *mut sat_model, x: *const f32, labels: *const i32,
-                                        n: i64, losses: *mut f32, grad: *mut f32,
-                                        logits: *mut f32) -> i32;
-        pub fn sat_model_train_backward(model: *mut sat_model, x: *const f32, labels: *const i32,
-                                        n: i64, label_smoothing: f32, loss: *mut f32,
-                                        correct: *mut i64) -> i32;
-
-        pub fn sat_attack_opts_init(opts: *mut sat_attack_opts, size: u32) -> i32;
-        pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
-                          labels: *const i32, targets: *const i32, n: i64, x_adv: *mut f32,
-                          trace: *mut sat_attack_trace) -> i32;
-        pub fn sat_pgd_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
-                              labels: *const i32, n: i64, x_adv: *mut f32,
-                              trace: *mut sat_attack_trace) -> i32;
-
-        pub fn sat_optimizer_opts_init(opts: *mut sat_optimizer_opts, size: u32) -> i32;
-        pub fn sat_optimizer_create(model: *mut sat_model, opts: *const sat_optimizer_opts,
-                                    out: *mut *mut sat_optimizer) -> i32;
-        pub fn sat_optimizer_destroy(opt: *mut sat_optimizer);
-        pub fn sat_optimizer_last_error(opt: *const sat_optimizer) -> *const c_char;
-        pub fn sat_optimizer_step(opt: *mut sat_optimizer) -> i32;
-        pub fn sat_optimizer_lr(opt: *const sat_optimizer) -> f32;
-        pub fn sat_optimizer_step_count(opt: *const sat_optimizer) -> i64;
-        pub fn sat_optimizer_state(opt: *mut sat_optimizer, count: *mut i64) -> *mut f32;
-        pub fn sat_optimizer_set_step_count(opt: *mut sat_optimizer, step: i64) -> i32;
-
-        pub fn sat_trainer_opts_init(opts: *mut sat_trainer_opts, size: u32) -> i32;
-        pub fn sat_trainer_create(model: *mut sat_model, opt: *mut sat_optimizer,
-                                  opts: *const sat_trainer_opts,
-                                  out: *mut *mut sat_trainer) -> i32;
-        pub fn sat_trainer_destroy(trainer: *mut sat_trainer);
-        pub fn sat_trainer_last_error(trainer: *const sat_trainer) -> *const c_char;
-        pub fn sat_train_step(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
-                              stats: *mut sat_step_stats) -> i32;
-
-        pub fn sat_eval_opts_init(opts: *mut sat_eval_opts, size: u32) -> i32;
-        pub fn sat_evaluate(model: *mut sat_model, opts: *const sat_eval_opts, x: *const f32,
-                            labels: *const i32, n: i64, result: *mut sat_eval_result) -> i32;
-
-        pub fn sat_default_data_dir() -> *const c_char;
-        pub fn sat_dataset_load(ctx: *mut sat_context, format: i32, dir: *const c_char, split: i32,
-                                out: *mut *mut sat_dataset) -> i32;
-        pub fn sat_dataset_load_idx(ctx: *mut sat_context, images_path: *const c_char,
-                                    labels_path: *const c_char, out: *mut *mut sat_dataset) -> i32;
-        pub fn sat_dataset_from_arrays(ctx: *mut sat_context, x: *const f32, labels: *const i32,
-                                       n: i64, channels: i32, height: i32, width: i32,
-                                       num_classes: i32, out: *mut *mut sat_dataset) -> i32;
-        pub fn sat_dataset_destroy(ds: *mut sat_dataset);
-        pub fn sat_dataset_last_error(ds: *const sat_dataset) -> *const c_char;
-        pub fn sat_dataset_size(ds: *const sat_dataset) -> i64;
-        pub fn sat_dataset_shape(ds: *const sat_dataset, channels: *mut i32, height: *mut i32,
-                                 width: *mut i32, num_classes: *mut i32) -> i32;
-        pub fn sat_dataset_images(ds: *const sat_dataset) -> *const f32;
-        pub fn sat_dataset_labels(ds: *const sat_dataset) -> *const i32;
-        pub fn sat_dataset_split(ds: *mut sat_dataset, count: i64, seed: u64,
-                                 held_out: *mut *mut sat_dataset) -> i32;
-        pub fn sat_dataset_truncate(ds: *mut sat_dataset, count: i64) -> i32;
-        pub fn sat_dataset_shuffle(ds: *mut sat_dataset, seed: u64, epoch: i64, aug: u32) -> i32;
-        pub fn sat_dataset_batch(ds: *mut sat_dataset, index: i64, batch: i64, x: *mut f32,
-                                 labels: *mut i32, n_out: *mut i64) -> i32;
-
-        pub fn sat_model_meta_init(meta: *mut sat_model_meta, size: u32) -> i32;
-        pub fn sat_model_save(model: *const sat_model, meta: *const sat_model_meta,
-                              path: *const c_char) -> i32;
-        pub fn sat_model_load(ctx: *mut sat_context, path: *const c_char, meta: *mut sat_model_meta,
-                              out: *mut *mut sat_model) -> i32;
-        pub fn sat_model_save_buffer(model: *const sat_model, meta: *const sat_model_meta,
-                                     buf_out: *mut *mut c_void, size_out: *mut usize) -> i32;
-        pub fn sat_model_load_buffer(ctx: *mut sat_context, buf: *const c_void, size: usize,
-                                     meta: *mut sat_model_meta, out: *mut *mut sat_model) -> i32;
-        pub fn sat_checkpoint_save(trainer: *const sat_trainer, meta: *const sat_model_meta,
-                                   epoch: i64, batch_index: i64, path: *const c_char) -> i32;
-        pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,
-                                   batch_index: *mut i64) -> i32;
-    }
-}
+/// The raw declarations of `sat.h` (the `libsat-sys` crate).
+pub use libsat_sys as sys;
 
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                               */
@@ -1094,7 +719,27 @@ impl EvalResult {
     }
 }
 
-/// A classifier. Borrows its context.
+/// A classifier. Borrows its context:
+///
+/// ```
+/// use libsat::{Context, Model, ModelOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// drop(model);
+/// drop(ctx);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+///
+/// so dropping the context first does not compile (the same code, two lines swapped):
+///
+/// ```compile_fail,E0505
+/// use libsat::{Context, Model, ModelOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// drop(ctx);
+/// drop(model);
+/// # Ok::<(), libsat::Error>(())
+/// ```
 pub struct Model<'ctx> {
     raw: *mut sys::sat_model,
     shape: (i32, i32, i32),
@@ -1464,20 +1109,61 @@ pub fn preset_spec_normalized(name: &str, input: (i32, i32, i32), num_classes: i
 /* Optimizer and Trainer                                                                */
 /* ------------------------------------------------------------------------------------ */
 
-/// An optimizer bound to one model. [`Optimizer::step`] takes that model mutably, since
-/// the update writes its parameters.
-pub struct Optimizer {
+/// An optimizer for one model. It holds the model mutably for its whole life: its updates
+/// write the parameters, and destroying it reads the model, so the model can neither be
+/// dropped nor used on its own while the optimizer exists. Reach it through
+/// [`Optimizer::model`] and [`Optimizer::model_mut`] meanwhile, or drop the optimizer first.
+///
+/// ```
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// optimizer.model_mut().params_mut()[0] = 1.0;
+/// optimizer.model_mut().train_backward(&[0.5; 8], &[0, 1], 0.0)?;
+/// optimizer.step()?;
+/// drop(optimizer);
+/// drop(model);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+///
+/// Dropping the model first (a use after free in C) does not compile (the code above with
+/// the last two lines swapped):
+///
+/// ```compile_fail,E0505
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// drop(model);
+/// drop(optimizer);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+///
+/// Nor does changing the model behind the optimizer's back (not through
+/// [`Optimizer::model_mut`]):
+///
+/// ```compile_fail,E0499
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// model.params_mut()[0] = 1.0;
+/// optimizer.step()?;
+/// # Ok::<(), libsat::Error>(())
+/// ```
+pub struct Optimizer<'m, 'ctx> {
     raw: *mut sys::sat_optimizer,
-    model: *mut sys::sat_model,
+    model: &'m mut Model<'ctx>,
 }
 
-impl Optimizer {
-    pub fn new(model: &Model<'_>, opts: &OptimizerOpts) -> Result<Self> {
+impl<'m, 'ctx> Optimizer<'m, 'ctx> {
+    pub fn new(model: &'m mut Model<'ctx>, opts: &OptimizerOpts) -> Result<Self> {
         let mut raw = ptr::null_mut();
         let m = model.raw;
         check_create(unsafe { sys::sat_optimizer_create(m, &opts.0, &mut raw) },
                      || unsafe { sys::sat_model_last_error(m) })?;
-        Ok(Optimizer { raw, model: m })
+        Ok(Optimizer { raw, model })
     }
 
     fn check(&self, status: i32) -> Result<()> {
@@ -1485,11 +1171,16 @@ impl Optimizer {
         check(status, || unsafe { sys::sat_optimizer_last_error(raw) })
     }
 
+    /// The model this optimizer updates.
+    pub fn model(&self) -> &Model<'ctx> {
+        self.model
+    }
+    /// The model, mutably (e.g. for [`Model::train_backward`] before [`Optimizer::step`]).
+    pub fn model_mut(&mut self) -> ModelMut<'_, 'ctx> {
+        ModelMut(self.model)
+    }
     /// Applies one update from the model's gradient block.
-    pub fn step(&mut self, model: &mut Model<'_>) -> Result<()> {
-        if model.raw != self.model {
-            return Err(Error::new(sys::SAT_E_INVALID_ARG, "Optimizer::step: not the optimizer's model"));
-        }
+    pub fn step(&mut self) -> Result<()> {
         self.check(unsafe { sys::sat_optimizer_step(self.raw) })
     }
     /// Learning rate the next step will use.
@@ -1514,32 +1205,100 @@ impl Optimizer {
     }
 }
 
-impl Drop for Optimizer {
+impl Drop for Optimizer<'_, '_> {
     fn drop(&mut self) {
         unsafe { sys::sat_optimizer_destroy(self.raw) }
+    }
+}
+
+/// Mutable access to an optimizer's model ([`Optimizer::model_mut`]): the `&mut self`
+/// methods of [`Model`], and every `&self` one through `Deref`. It is not a `&mut Model`,
+/// so the model cannot be swapped for another one while the optimizer points at it:
+///
+/// ```compile_fail,E0596
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut other = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// std::mem::swap(&mut *optimizer.model_mut(), &mut other);
+/// drop(other); // would free the optimizer's model
+/// # Ok::<(), libsat::Error>(())
+/// ```
+pub struct ModelMut<'a, 'ctx>(&'a mut Model<'ctx>);
+
+impl<'ctx> std::ops::Deref for ModelMut<'_, 'ctx> {
+    type Target = Model<'ctx>;
+    fn deref(&self) -> &Model<'ctx> {
+        self.0
+    }
+}
+
+impl ModelMut<'_, '_> {
+    /// [`Model::set_backward`].
+    pub fn set_backward(&mut self, attack: Backward, train: Backward) -> Result<()> {
+        self.0.set_backward(attack, train)
+    }
+    /// [`Model::params_mut`].
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        self.0.params_mut()
+    }
+    /// [`Model::state_mut`].
+    pub fn state_mut(&mut self) -> &mut [f32] {
+        self.0.state_mut()
+    }
+    /// [`Model::train_backward`].
+    pub fn train_backward(&mut self, x: &[f32], labels: &[i32], label_smoothing: f32) -> Result<(f32, i64)> {
+        self.0.train_backward(x, labels, label_smoothing)
     }
 }
 
 /// Statistics of one training step.
 pub type StepStats = sys::sat_step_stats;
 
-/// Adversarial training steps. Holds the model and the optimizer mutably while it lives.
-pub struct Trainer<'a, 'ctx> {
+/// Adversarial training steps. Holds the optimizer (and through it the model) mutably
+/// while it lives; [`Trainer::model`] reads the model between steps.
+///
+/// ```
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// let mut trainer = Trainer::new(&mut optimizer, &TrainerOpts::pgd(0.1, 2)?)?;
+/// trainer.step(&[0.5; 8], &[0, 1])?;
+/// drop(trainer);
+/// drop(optimizer);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+///
+/// Dropping the optimizer while the trainer still uses it does not compile (the last two
+/// lines swapped):
+///
+/// ```compile_fail,E0505
+/// use libsat::{Context, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
+/// let ctx = Context::new(1, 0)?;
+/// let mut model = Model::new(&ctx, "input 1 2 2\nflatten\ndense 2\n", &ModelOpts::new()?)?;
+/// let mut optimizer = Optimizer::new(&mut model, &OptimizerOpts::sgd(0.1, 0.9)?)?;
+/// let mut trainer = Trainer::new(&mut optimizer, &TrainerOpts::pgd(0.1, 2)?)?;
+/// trainer.step(&[0.5; 8], &[0, 1])?;
+/// drop(optimizer);
+/// drop(trainer);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+pub struct Trainer<'a, 'm, 'ctx> {
     raw: *mut sys::sat_trainer,
-    model: &'a mut Model<'ctx>,
-    opt: &'a mut Optimizer,
+    opt: &'a mut Optimizer<'m, 'ctx>,
 }
 
-impl<'a, 'ctx> Trainer<'a, 'ctx> {
-    pub fn new(model: &'a mut Model<'ctx>, opt: &'a mut Optimizer, opts: &TrainerOpts) -> Result<Self> {
-        if model.raw != opt.model {
-            return Err(Error::new(sys::SAT_E_INVALID_ARG, "Trainer::new: the optimizer belongs to another model"));
-        }
+impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
+    /// A trainer that crafts adversarial examples with the optimizer's model and updates it
+    /// with the optimizer.
+    pub fn new(opt: &'a mut Optimizer<'m, 'ctx>, opts: &TrainerOpts) -> Result<Self> {
         let mut raw = ptr::null_mut();
-        let m = model.raw;
+        let m = opt.model.raw;
         check_create(unsafe { sys::sat_trainer_create(m, opt.raw, &opts.0, &mut raw) },
                      || unsafe { sys::sat_model_last_error(m) })?;
-        Ok(Trainer { raw, model, opt })
+        Ok(Trainer { raw, opt })
     }
 
     fn check(&self, status: i32) -> Result<()> {
@@ -1549,11 +1308,11 @@ impl<'a, 'ctx> Trainer<'a, 'ctx> {
 
     /// The model being trained (read access between steps).
     pub fn model(&self) -> &Model<'ctx> {
-        self.model
+        self.opt.model()
     }
 
     /// The optimizer (read access between steps).
-    pub fn optimizer(&self) -> &Optimizer {
+    pub fn optimizer(&self) -> &Optimizer<'m, 'ctx> {
         self.opt
     }
 
@@ -1563,7 +1322,7 @@ impl<'a, 'ctx> Trainer<'a, 'ctx> {
 
     /// One adversarial training step on a batch.
     pub fn step(&mut self, x: &[f32], labels: &[i32]) -> Result<StepStats> {
-        let n = self.model.batch(x, Some(labels), "train step")?;
+        let n = self.opt.model.batch(x, Some(labels), "train step")?;
         let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
         self.check(unsafe { sys::sat_train_step(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
         Ok(st)
@@ -1589,7 +1348,7 @@ impl<'a, 'ctx> Trainer<'a, 'ctx> {
     }
 }
 
-impl Drop for Trainer<'_, '_> {
+impl Drop for Trainer<'_, '_, '_> {
     fn drop(&mut self) {
         unsafe { sys::sat_trainer_destroy(self.raw) }
     }
@@ -1795,63 +1554,7 @@ impl Drop for Dataset<'_> {
     }
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Layout checks                                                                        */
-/* ------------------------------------------------------------------------------------ */
-
-#[cfg(all(test, target_pointer_width = "64"))]
-mod layout {
-    use super::sys::*;
-    use std::mem::{align_of, offset_of, size_of};
-
-    /// Sizes and offsets worked out by hand from sat.h for LP64 (natural alignment, no
-    /// packing): the Rust structs must have exactly the C layout.
-    #[test]
-    fn struct_sizes_match_c() {
-        // 2*4, u64, 2 fn pointers... : 8 + 8 + 8 + 8 + 2*4 + 3*8
-        assert_eq!(size_of::<sat_context_opts>(), 64);
-        assert_eq!(offset_of!(sat_context_opts, seed), 8);
-        assert_eq!(offset_of!(sat_context_opts, log_level), 32);
-        assert_eq!(offset_of!(sat_context_opts, alloc_user), 56);
-        // 9 four-byte fields (36), padding to 40, u64 seed
-        assert_eq!(size_of::<sat_model_opts>(), 48);
-        assert_eq!(offset_of!(sat_model_opts, seed), 40);
-        // 11 four-byte fields (44), padding to 48, u64 seed
-        assert_eq!(size_of::<sat_attack_opts>(), 56);
-        assert_eq!(offset_of!(sat_attack_opts, seed), 48);
-        // 4 four-byte fields, 2 pointers
-        assert_eq!(size_of::<sat_attack_trace>(), 32);
-        assert_eq!(offset_of!(sat_attack_trace, loss), 16);
-        // 12 four-byte fields incl. reserved1 (48), 2 i64 (64), 4 four-byte (80), 8 i64
-        assert_eq!(size_of::<sat_optimizer_opts>(), 144);
-        assert_eq!(offset_of!(sat_optimizer_opts, reserved1), 44);
-        assert_eq!(offset_of!(sat_optimizer_opts, total_steps), 48);
-        assert_eq!(offset_of!(sat_optimizer_opts, peak_frac), 64);
-        assert_eq!(offset_of!(sat_optimizer_opts, milestones), 80);
-        // 12 four-byte fields (48), u64 seed
-        assert_eq!(size_of::<sat_trainer_opts>(), 56);
-        assert_eq!(offset_of!(sat_trainer_opts, seed), 48);
-        assert_eq!(size_of::<sat_step_stats>(), 24);
-        // 5 four-byte (20), steps[16] (84), 5 four-byte (104), u64 seed
-        assert_eq!(size_of::<sat_eval_opts>(), 112);
-        assert_eq!(offset_of!(sat_eval_opts, steps), 20);
-        assert_eq!(offset_of!(sat_eval_opts, restarts), 84);
-        assert_eq!(offset_of!(sat_eval_opts, batch), 100);
-        assert_eq!(offset_of!(sat_eval_opts, seed), 104);
-        // 2*4, i64 n (16), clean (20), robust[16] (84), fgsm, apgd, flags, reserved0 (100),
-        // padded to the 8-byte alignment of n
-        assert_eq!(size_of::<sat_eval_result>(), 104);
-        assert_eq!(offset_of!(sat_eval_result, n), 8);
-        assert_eq!(offset_of!(sat_eval_result, robust_accuracy), 20);
-        assert_eq!(offset_of!(sat_eval_result, fgsm_accuracy), 84);
-        assert_eq!(offset_of!(sat_eval_result, flags), 92);
-        assert_eq!(align_of::<sat_eval_result>(), 8);
-        // 8 four-byte fields
-        assert_eq!(size_of::<sat_model_meta>(), 32);
-    }
-}
-
 /// The README's example is compiled as a doctest so it stays in step with the API.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
 pub struct ReadmeExample;
