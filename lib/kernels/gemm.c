@@ -85,7 +85,7 @@ __attribute__((target("avx512f"))) static void sgemm_avx512_16x16(
 }
 #endif
 
-/* The path every GEMM runs on: a BLIS context (NULL: BLIS's native one), chosen once. */
+/* The path every GEMM runs on, chosen once: the BLIS context passed to every call, and its name. */
 static cntx_t own_cntx;
 static const cntx_t *gemm_cntx;
 static char gemm_path[64];
