@@ -152,7 +152,9 @@ SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **o
 SAT_API void sat_context_destroy(sat_context *ctx);
 /** Message of the last failed call on ctx ("" if none); valid until the next call on it. */
 SAT_API const char *sat_context_last_error(const sat_context *ctx);
-/** Changes the thread count (1..256) for later calls. */
+/** Changes the thread count (1..256) for later calls. The new threads are started before the
+ *  old ones stop: if they cannot be (SAT_E_NOMEM, SAT_E_INTERNAL), the context keeps its
+ *  thread count and threads, and stays usable. */
 SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
 
 /* ------------------------------------------------------------------------- */

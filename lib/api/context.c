@@ -74,7 +74,7 @@ int32_t sat_context_create(const sat_context_opts *opts, sat_context **out) {
     ctx->log_fn = o.log_fn;
     ctx->log_user = o.log_user;
     ctx->log_level = o.log_level;
-    int32_t st = sat__pool_create(ctx);
+    int32_t st = sat__pool_create(ctx, ctx->num_threads, &ctx->pool);
     if (st) {
         sat__dealloc(&tmp, ctx);
         return sat__fail_tls(st, "sat_context_create: cannot start the worker pool");
@@ -85,7 +85,7 @@ int32_t sat_context_create(const sat_context_opts *opts, sat_context **out) {
 
 void sat_context_destroy(sat_context *ctx) {
     if (!ctx) return;
-    sat__pool_destroy(ctx);
+    sat__pool_destroy(ctx, ctx->pool);
     sat_context tmp = *ctx;
     sat__dealloc(&tmp, ctx);
 }
@@ -96,7 +96,14 @@ int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads) {
     if (!ctx) return SAT_E_INVALID_ARG;
     if (num_threads < 1 || num_threads > 256)
         return sat__fail(ctx->err, SAT_E_INVALID_ARG, "num_threads %d not in 1..256", num_threads);
-    sat__pool_destroy(ctx);
+    /* The new pool first: if it cannot be had, the context keeps the one it has. */
+    struct sat_pool *pool = NULL;
+    int32_t st = sat__pool_create(ctx, num_threads, &pool);
+    if (st)
+        return sat__fail(ctx->err, st, "cannot start %d threads; the context keeps its %d", num_threads,
+                         ctx->num_threads);
+    sat__pool_destroy(ctx, ctx->pool);
+    ctx->pool = pool;
     ctx->num_threads = num_threads;
-    return sat__pool_create(ctx);
+    return SAT_OK;
 }

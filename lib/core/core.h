@@ -98,6 +98,7 @@ int sat__all_finite(const float *x, int64_t n);
  * must be thread-count independent write disjoint outputs per index. */
 typedef void (*sat_range_fn)(void *arg, int64_t begin, int64_t end);
 void sat__parallel_for(const sat_context *ctx, int64_t n, sat_range_fn fn, void *arg);
-int32_t sat__pool_create(sat_context *ctx);
-void sat__pool_destroy(sat_context *ctx);
+/* A pool of `threads` threads (the caller included; NULL for 1) with ctx's allocator. */
+int32_t sat__pool_create(const sat_context *ctx, int32_t threads, struct sat_pool **out);
+void sat__pool_destroy(const sat_context *ctx, struct sat_pool *pool);
 #endif

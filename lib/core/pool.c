@@ -6,11 +6,16 @@
 #include "core.h"
 
 #include <pthread.h>
-#include <stdlib.h>
+
+typedef struct worker_arg {
+    struct sat_pool *pool;
+    int32_t index;
+} worker_arg;
 
 struct sat_pool {
     int32_t threads; /* including the caller */
     pthread_t *workers;
+    worker_arg *args; /* one per worker, owned by the pool */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     uint64_t generation;
@@ -21,11 +26,6 @@ struct sat_pool {
     int64_t n;
 };
 
-typedef struct worker_arg {
-    struct sat_pool *pool;
-    int32_t index;
-} worker_arg;
-
 static void run_range(struct sat_pool *p, int32_t index, sat_range_fn fn, void *arg, int64_t n) {
     int64_t chunk = (n + p->threads - 1) / p->threads;
     int64_t begin = index * chunk, end = begin + chunk < n ? begin + chunk : n;
@@ -33,8 +33,7 @@ static void run_range(struct sat_pool *p, int32_t index, sat_range_fn fn, void *
 }
 
 static void *worker_main(void *raw) {
-    worker_arg wa = *(worker_arg *)raw;
-    free(raw);
+    const worker_arg wa = *(const worker_arg *)raw;
     struct sat_pool *p = wa.pool;
     uint64_t seen = 0;
     for (;;) {
@@ -85,49 +84,44 @@ static void stop_workers(struct sat_pool *p, int32_t started) {
     for (int32_t i = 0; i < started; i++) pthread_join(p->workers[i], NULL);
 }
 
-int32_t sat__pool_create(sat_context *ctx) {
-    ctx->pool = NULL;
-    if (ctx->num_threads <= 1) return SAT_OK;
-    struct sat_pool *p = sat__calloc(ctx, 1, sizeof *p);
-    if (!p) return SAT_E_NOMEM;
-    p->threads = ctx->num_threads;
-    p->workers = sat__calloc(ctx, (size_t)p->threads, sizeof(pthread_t));
-    if (!p->workers) {
-        sat__dealloc(ctx, p);
-        return SAT_E_NOMEM;
-    }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (int32_t i = 0; i < p->threads - 1; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
-        if (wa) {
-            wa->pool = p;
-            wa->index = i + 1;
-        }
-        if (!wa || pthread_create(&p->workers[i], NULL, worker_main, wa) != 0) {
-            free(wa);
-            stop_workers(p, i);
-            pthread_mutex_destroy(&p->mu);
-            pthread_cond_destroy(&p->wake);
-            pthread_cond_destroy(&p->done);
-            sat__dealloc(ctx, p->workers);
-            sat__dealloc(ctx, p);
-            return SAT_E_INTERNAL;
-        }
-    }
-    ctx->pool = p;
-    return SAT_OK;
-}
-
-void sat__pool_destroy(sat_context *ctx) {
-    struct sat_pool *p = ctx->pool;
-    if (!p) return;
-    stop_workers(p, p->threads - 1);
+static void pool_free(const sat_context *ctx, struct sat_pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
+    sat__dealloc(ctx, p->args);
     sat__dealloc(ctx, p->workers);
     sat__dealloc(ctx, p);
-    ctx->pool = NULL;
+}
+
+int32_t sat__pool_create(const sat_context *ctx, int32_t threads, struct sat_pool **out) {
+    *out = NULL;
+    if (threads <= 1) return SAT_OK;
+    struct sat_pool *p = sat__calloc(ctx, 1, sizeof *p);
+    if (!p) return SAT_E_NOMEM;
+    p->threads = threads;
+    p->workers = sat__calloc(ctx, (size_t)threads, sizeof(pthread_t));
+    p->args = sat__calloc(ctx, (size_t)threads, sizeof(worker_arg));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (!p->workers || !p->args) {
+        pool_free(ctx, p);
+        return SAT_E_NOMEM;
+    }
+    for (int32_t i = 0; i < threads - 1; i++) {
+        p->args[i] = (worker_arg){p, i + 1};
+        if (pthread_create(&p->workers[i], NULL, worker_main, &p->args[i]) != 0) {
+            stop_workers(p, i);
+            pool_free(ctx, p);
+            return SAT_E_INTERNAL;
+        }
+    }
+    *out = p;
+    return SAT_OK;
+}
+
+void sat__pool_destroy(const sat_context *ctx, struct sat_pool *p) {
+    if (!p) return;
+    stop_workers(p, p->threads - 1);
+    pool_free(ctx, p);
 }

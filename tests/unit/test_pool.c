@@ -52,10 +52,56 @@ static void test_set_threads(void **st) {
     assert_non_null(strstr(sat_last_error(), "num_threads"));
 }
 
+/* An allocator that refuses everything once `refuse` is set. */
+typedef struct gate {
+    int refuse;
+} gate;
+
+static void *gate_alloc(void *user, size_t size, size_t alignment) {
+    if (((gate *)user)->refuse) return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, alignment < sizeof(void *) ? sizeof(void *) : alignment, size) ? NULL : p;
+}
+
+static void gate_free(void *user, void *ptr) {
+    (void)user;
+    free(ptr);
+}
+
+/* A thread count that cannot be had leaves the context with the pool it had. */
+static void test_set_threads_failure_keeps_pool(void **st) {
+    (void)st;
+    static gate g;
+    g.refuse = 0;
+    sat_context_opts o;
+    sat_context_opts_init(&o, sizeof o);
+    o.num_threads = 3;
+    o.alloc_fn = gate_alloc;
+    o.dealloc_fn = gate_free;
+    o.alloc_user = &g;
+    sat_context *ctx = NULL;
+    TU_CHECK(sat_context_create(&o, &ctx));
+    tu_own_context(ctx);
+    const struct sat_pool *before = ctx->pool;
+    g.refuse = 1;
+    assert_int_equal(sat_context_set_num_threads(ctx, 5), SAT_E_NOMEM);
+    g.refuse = 0;
+    assert_non_null(strstr(sat_context_last_error(ctx), "keeps its 3"));
+    assert_int_equal(ctx->num_threads, 3);
+    assert_ptr_equal(ctx->pool, before);
+    int32_t hits[30] = {0};
+    job j = {hits};
+    sat__parallel_for(ctx, 30, mark, &j); /* the old workers still answer */
+    for (int i = 0; i < 30; i++) assert_int_equal(hits[i], 1);
+    TU_CHECK(sat_context_set_num_threads(ctx, 5));
+    assert_int_equal(ctx->num_threads, 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_index_once),
         cmocka_unit_test(test_set_threads),
+        cmocka_unit_test(test_set_threads_failure_keeps_pool),
     };
     return tu_run_group("test_pool", tests, sizeof tests / sizeof tests[0]);
 }
