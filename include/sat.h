@@ -117,7 +117,11 @@ typedef struct sat_context sat_context;
 #define SAT_LOG_INFO 2   /**< log level: progress of long calls */
 #define SAT_LOG_DEBUG 3  /**< log level: details for debugging */
 
-/** Log callback: level is SAT_LOG_*, message is valid during the call only. */
+/** Log callback: level is SAT_LOG_*, message is valid during the call only. It is called on
+ *  the thread of the libsat call that logs. Today the library logs, at SAT_LOG_INFO, each
+ *  model it builds (sat_model_create, _clone, _load): layers, parameter count, the memory
+ *  planned for activations and gradients, and which kernels run (the BLIS configuration or
+ *  the library's own micro-kernel, and whether the direct convolutions are used). */
 typedef void (*sat_log_fn)(void *user, int32_t level, const char *message);
 /** Allocator hooks. alloc must return memory aligned to `alignment` (a power of two,
  *  at most 64) or NULL. free receives what alloc returned. */

@@ -108,6 +108,12 @@ int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opt
         sat_model_destroy(m);
         return st;
     }
+    sat__log(ctx, SAT_LOG_INFO,
+             "model: %d layers, %lld parameters, %lld state values; %.1f MiB of activations and "
+             "gradients planned for batches up to %lld; GEMMs on %s; direct convolutions %s",
+             (int)m->num_nodes, (long long)m->num_params, (long long)m->num_state,
+             (double)m->arena_size * sizeof(float) / (1024.0 * 1024.0), (long long)m->max_batch, sat__gemm_path(),
+             sat__conv_direct_available() ? "on (stride-1 layers)" : "off");
     *out = m;
     return SAT_OK;
 }

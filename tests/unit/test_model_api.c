@@ -3,7 +3,10 @@
  * steady-state step allocates nothing, results do not depend on the thread count. */
 #include "testutil.h"
 
+#include "kernels/kernels.h"
+
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +298,49 @@ static void test_clone(void **st) {
     assert_string_equal(sat_model_spec(c), sat_model_spec(m));
 }
 
+typedef struct log_seen {
+    int calls, level;
+    char last[512];
+} log_seen;
+
+static void keep_log(void *user, int32_t level, const char *message) {
+    log_seen *s = user;
+    s->calls++;
+    s->level = level;
+    snprintf(s->last, sizeof s->last, "%s", message);
+}
+
+/* The log callback says what a model costs and which kernels run it, at SAT_LOG_INFO. */
+static void test_log_model(void **st) {
+    (void)st;
+    static log_seen seen;
+    memset(&seen, 0, sizeof seen);
+    sat_context_opts o;
+    sat_context_opts_init(&o, sizeof o);
+    o.log_fn = keep_log;
+    o.log_user = &seen;
+    sat_context *ctx = NULL;
+    TU_CHECK(sat_context_create(&o, &ctx));
+    tu_own_context(ctx);
+    const sat_model *m = tu_model(ctx, SMALL, SAT_ACT_SILU, 4);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.level, SAT_LOG_INFO);
+    char want[64];
+    snprintf(want, sizeof want, "%lld parameters", (long long)sat_model_param_count(m));
+    assert_non_null(strstr(seen.last, want));
+    assert_non_null(strstr(seen.last, "MiB"));
+    assert_non_null(strstr(seen.last, "GEMMs on "));
+    assert_non_null(strstr(seen.last, sat__gemm_path()));
+    /* below the level: nothing */
+    sat_context *quiet = NULL;
+    o.log_level = SAT_LOG_WARN;
+    TU_CHECK(sat_context_create(&o, &quiet));
+    tu_own_context(quiet);
+    seen.calls = 0;
+    tu_model(quiet, SMALL, SAT_ACT_SILU, 4);
+    assert_int_equal(seen.calls, 0);
+}
+
 static void test_status_strings(void **st) {
     (void)st;
     for (int32_t s = 0; s >= -11; s--) assert_string_not_equal(sat_status_string(s), "unknown status");
@@ -324,6 +370,7 @@ int main(void) {
         cmocka_unit_test(test_no_allocation_in_steps),
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_status_strings),
+        cmocka_unit_test(test_log_model),
     };
     const struct CMUnitTest every_path[] = {
         cmocka_unit_test(test_thread_independence),
