@@ -293,7 +293,10 @@ SAT_API float *sat_model_state(sat_model *model);
  *  parameters) written into mask[param_count]. */
 SAT_API int32_t sat_model_decay_mask(const sat_model *model, uint8_t *mask);
 
-/** Logits (n x num_classes) for a batch, batch norm in inference mode. */
+/** Logits (n x num_classes) for a batch of any size n >= 1, batch norm in inference mode.
+ *  Batches larger than the model's max_batch run in chunks of max_batch, with the same bits
+ *  as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x (then
+ *  nothing is written). */
 SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, float *logits);
 
 /**

@@ -198,11 +198,13 @@ int32_t sat_model_decay_mask(const sat_model *m, uint8_t *mask) {
     return SAT_OK;
 }
 
-int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, int64_t n, const char *fn) {
+/* x (and labels) of a batch of n examples, up to `most`. */
+static int32_t check_examples(sat_model *m, const float *x, const int32_t *labels, int64_t n, int64_t most,
+                              const char *fn) {
     if (!x) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x is NULL", fn);
-    if (n < 1 || n > m->max_batch)
-        return sat__fail(m->err, SAT_E_SHAPE, "%s: batch of %lld is outside 1..%lld (the model's max_batch)",
-                         fn, (long long)n, (long long)m->max_batch);
+    if (n < 1 || n > most)
+        return sat__fail(m->err, SAT_E_SHAPE, "%s: batch of %lld is outside 1..%lld%s", fn, (long long)n,
+                         (long long)most, most == m->max_batch ? " (the model's max_batch)" : "");
     if (!sat__all_finite(x, n * m->in_size))
         return sat__fail(m->err, SAT_E_NUMERIC, "%s: x contains NaN or Inf", fn);
     if (labels)
@@ -213,15 +215,27 @@ int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, in
     return SAT_OK;
 }
 
+int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, int64_t n, const char *fn) {
+    return check_examples(m, x, labels, n, m->max_batch, fn);
+}
+
 int32_t sat_model_forward(sat_model *m, const float *x, int64_t n, float *logits) {
     if (!m) return SAT_E_INVALID_ARG;
     if (!logits) return sat__fail(m->err, SAT_E_INVALID_ARG, "sat_model_forward: logits is NULL");
-    int32_t st = sat__check_batch(m, x, NULL, n, "sat_model_forward");
+    /* Any n whose input and logits can be addressed: batches above max_batch run in chunks of
+     * max_batch, with the same bits as one call per chunk (batch norm in inference mode
+     * treats every example on its own). */
+    const int64_t per_example = m->in_size > m->classes ? m->in_size : m->classes;
+    int32_t st = check_examples(m, x, NULL, n, INT64_MAX / (int64_t)sizeof(float) / per_example, "sat_model_forward");
     if (st) return st;
-    const float *out;
-    st = sat__forward(m, x, n, SAT__BN_INFER, &out);
-    if (st) return st;
-    memcpy(logits, out, sizeof(float) * (size_t)(n * m->classes));
+    for (int64_t s = 0; s < n; s += m->max_batch) {
+        const int64_t c = n - s < m->max_batch ? n - s : m->max_batch;
+        const float *out;
+        /* Only the first chunk can fail (its workspace), before any logits are written. */
+        st = sat__forward(m, x + s * m->in_size, c, SAT__BN_INFER, &out);
+        if (st) return st;
+        memcpy(logits + s * m->classes, out, sizeof(float) * (size_t)(c * m->classes));
+    }
     return SAT_OK;
 }
 

@@ -84,14 +84,16 @@ static void test_model(sat::Context &ctx) {
     float loss = m.train_backward(x, y);
     CHECK(std::isfinite(loss) && std::fabs(loss - 0.5f * (g.losses[0] + g.losses[1])) < 1e-5f);
 
-    // a handle error carries the handle's message
+    // a batch above max_batch runs in chunks; a handle error carries the handle's message
     std::vector<float> big(5 * 16, 0.5f);
+    CHECK(m.forward(big).size() == 5 * static_cast<size_t>(m.num_classes()));
+    big[4 * 16 + 3] = std::nanf("");
     try {
         m.forward(big);
         CHECK(false);
     } catch (const sat::Error &e) {
-        CHECK(e.status() == SAT_E_SHAPE);
-        CHECK(std::string(e.what()).find("max_batch") != std::string::npos);
+        CHECK(e.status() == SAT_E_NUMERIC);
+        CHECK(std::string(e.what()).find("NaN") != std::string::npos);
     }
     // a wrapper-side shape check
     try {

@@ -28,10 +28,12 @@ def test_bad_spec_raises_with_line(ctx):
 def test_handle_errors_carry_the_message(ctx):
     m = libsat.Model(ctx, MLP_SPEC, max_batch=4)
     x = np.zeros((5, 1, 4, 4), np.float32)
+    assert m.forward(x).shape[0] == 5  # above max_batch: run in chunks
+    x[4, 0, 1, 2] = np.nan
     with pytest.raises(libsat.Error) as e:
         m.forward(x)
-    assert e.value.status == libsat.SAT_E_SHAPE
-    assert "max_batch" in e.value.message
+    assert e.value.status == libsat.SAT_E_NUMERIC
+    assert "NaN" in e.value.message
     with pytest.raises(libsat.Error) as e:
         m.input_gradient(x[:2], [0, 7])
     assert e.value.status == libsat.SAT_E_INVALID_ARG and "label 7" in e.value.message

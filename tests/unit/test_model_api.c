@@ -97,9 +97,13 @@ static void test_argument_errors(void **st) {
     assert_int_equal(sat_model_forward(NULL, x, 4, logits), SAT_E_INVALID_ARG);
     assert_int_equal(sat_model_forward(m, NULL, 4, logits), SAT_E_INVALID_ARG);
     assert_int_equal(sat_model_forward(m, x, 4, NULL), SAT_E_INVALID_ARG);
-    assert_int_equal(sat_model_forward(m, x, 5, logits), SAT_E_SHAPE); /* above max_batch */
-    assert_non_null(strstr(sat_model_last_error(m), "max_batch"));
     assert_int_equal(sat_model_forward(m, x, 0, logits), SAT_E_SHAPE);
+    x[4 * 36 + 7] = NAN; /* in the second chunk of a batch above max_batch: nothing is written */
+    for (int i = 0; i < 5 * 4; i++) logits[i] = -7.0f;
+    assert_int_equal(sat_model_forward(m, x, 5, logits), SAT_E_NUMERIC);
+    assert_non_null(strstr(sat_model_last_error(m), "NaN"));
+    for (int i = 0; i < 5 * 4; i++) assert_true(logits[i] == -7.0f);
+    x[4 * 36 + 7] = 0.5f;
     assert_int_equal(sat_model_input_gradient(m, x, NULL, 4, NULL, g, NULL), SAT_E_INVALID_ARG);
     y[2] = 4;
     assert_int_equal(sat_model_input_gradient(m, x, y, 4, NULL, g, NULL), SAT_E_INVALID_ARG);
@@ -311,6 +315,23 @@ static void keep_log(void *user, int32_t level, const char *message) {
 }
 
 /* The log callback says what a model costs and which kernels run it, at SAT_LOG_INFO. */
+/* Batches above max_batch run in chunks, with the bits of one call per chunk and of a model
+ * whose max_batch holds them all. */
+static void test_forward_chunks_large_batches(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(2, 3);
+    sat_model *small = tu_model(ctx, SMALL, SAT_ACT_GELU, 4), *big = tu_model(ctx, SMALL, SAT_ACT_GELU, 16);
+    memcpy(sat_model_params(big), sat_model_params(small), sizeof(float) * (size_t)sat_model_param_count(small));
+    enum { N = 11 };
+    float x[N * 36], whole[N * 4], one_call[N * 4], chunked[N * 4];
+    tu_fill_uniform(x, N * 36, 0, 1, 12);
+    TU_CHECK(sat_model_forward(small, x, N, chunked));
+    TU_CHECK(sat_model_forward(big, x, N, one_call));
+    for (int s = 0; s < N; s += 4) TU_CHECK(sat_model_forward(small, x + s * 36, N - s < 4 ? N - s : 4, whole + s * 4));
+    assert_memory_equal(chunked, whole, sizeof whole);
+    assert_memory_equal(chunked, one_call, sizeof whole);
+}
+
 static void test_log_model(void **st) {
     (void)st;
     static log_seen seen;
@@ -371,6 +392,7 @@ int main(void) {
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_log_model),
+        cmocka_unit_test(test_forward_chunks_large_batches),
     };
     const struct CMUnitTest every_path[] = {
         cmocka_unit_test(test_thread_independence),

@@ -120,10 +120,12 @@ fn errors_carry_the_library_message() {
     let mut opts = ModelOpts::new().unwrap();
     opts.max_batch = 2;
     let m = Model::new(&ctx, SPEC, &opts).unwrap();
-    let (x, y) = batch(3);
+    let (mut x, y) = batch(3);
+    assert_eq!(m.forward(&x).unwrap().len(), 3 * m.num_classes()); // above max_batch: in chunks
+    x[2 * 16 + 5] = f32::NAN;
     let err = m.forward(&x).unwrap_err();
-    assert_eq!(err.status, sys::SAT_E_SHAPE);
-    assert!(err.message.contains("max_batch"), "{err}");
+    assert_eq!(err.status, sys::SAT_E_NUMERIC);
+    assert!(err.message.contains("NaN"), "{err}");
     let err = m.input_gradient(&x[..32], &[0, 9]).unwrap_err();
     assert_eq!(err.status, sys::SAT_E_INVALID_ARG);
     assert!(err.message.contains("label 9"), "{err}");
