@@ -28,7 +28,7 @@ int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap) {
     return count;
 }
 
-size_t sat__apgd_scratch_bytes(const sat_model *m, int64_t nc) {
+size_t sat__apgd_scratch_bytes(const sat__target *m, int64_t nc) {
     const size_t n = (size_t)nc, d = (size_t)m->in_size;
     return 5 * sat__attack_align(n * d * sizeof(float)) + sat__attack_align(d * sizeof(float)) +
            5 * sat__attack_align(n * sizeof(float)) + 2 * sat__attack_align(n * sizeof(int32_t)) +
@@ -74,7 +74,7 @@ static void momentum_step(const sat__attack_cfg *cfg, const float *x, float *xa,
 
 static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, int *have) {
     const sat__attack_cfg *cfg = c->cfg;
-    sat_model *m = c->m;
+    const sat__target *m = c->m;
     const int64_t d = m->in_size, nc = c->nc;
     const int32_t steps = cfg->steps;
     const size_t all = sizeof(float) * (size_t)(nc * d);

@@ -11,6 +11,30 @@
 
 #include "graph/graph.h"
 
+/* ---- the model as attacks see it ----
+ * Every attack runs on this interface, whoever implements the model: a libsat model
+ * (sat__target_of_model) or a host's callbacks (sat_callback_model). */
+typedef struct sat__target {
+    sat_context *ctx;        /* allocations */
+    char *err;               /* where failure messages go */
+    int32_t channels, height, width, classes;
+    int64_t in_size;         /* channels * height * width */
+    int64_t max_batch;       /* largest n forward accepts */
+    int32_t has_grad;        /* 0: backward is unavailable (gradient-free attacks only) */
+    int32_t attack_bn;       /* the model's batch-norm mode for attacks, SAT_BN_* */
+    void *self;
+    /* Logits [n x classes] of n <= max_batch examples, valid until the next call; bn is
+     * SAT__BN_INFER or SAT__BN_BATCH (a host model ignores it). */
+    int32_t (*forward)(void *self, const float *x, int64_t n, int32_t bn, const float **logits);
+    /* Input gradient dx [n x in_size] of sum_i <dlogits_i, logits_i>, for the x and n of the
+     * last forward call (which the caller passes again). May be called several times after
+     * one forward. */
+    int32_t (*backward)(void *self, const float *x, int64_t n, const float *dlogits, float *dx);
+} sat__target;
+
+/* The attack view of a libsat model: forward and the attack plan's backward. */
+void sat__target_of_model(sat_model *m, sat__target *t);
+
 /* ---- objectives (the value the attacker maximises) ---- */
 #define SAT__OBJ_CE 0        /* CE(z, y) */
 #define SAT__OBJ_CE_T 1      /* -CE(z, t) */
@@ -71,12 +95,18 @@ typedef struct sat__attack_cfg {
 
 /* Copies opts (NULL: defaults) over the defaults, checks every field against the model,
  * and fills cfg. On error returns SAT_E_INVALID_ARG with a message in m->err. */
-int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__attack_cfg *cfg);
+int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, sat__attack_cfg *cfg);
 
 /* Checks a batch for the public calls: x and labels non-NULL, n >= 1 (any size: work is
  * chunked), x finite (else SAT_E_NUMERIC), labels in range. Message into m->err. */
-int32_t sat__attack_check_data(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
                                const char *fn);
+
+/* sat_attack on any target: resolves opts, checks the data, runs, fills the trace. fn names
+ * the public call in messages. */
+int32_t sat__attack_target(const sat__target *m, const sat_attack_opts *opts, const char *fn, const float *x,
+                           const int32_t *labels, const int32_t *targets, int64_t n, float *x_adv,
+                           sat_attack_trace *trace);
 
 /* Optional outputs of sat__attack_run. */
 typedef struct sat__attack_out {
@@ -88,7 +118,7 @@ typedef struct sat__attack_out {
 } sat__attack_out;
 
 /* Bytes of scratch sat__attack_run needs for n examples (chunks of max_batch). */
-size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n);
+size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t n);
 
 /* Runs the attack of cfg on n >= 1 already validated examples (labels in range, targets in
  * range when the objective needs them, x finite), in chunks of the model's max_batch.
@@ -96,13 +126,13 @@ size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, in
  * (in place) but must not otherwise overlap it. work: sat__attack_work_bytes bytes aligned
  * to SAT_ALIGN, or NULL to allocate through the context (SAT_E_NOMEM on failure, before
  * anything is written). Parameters and running statistics are never changed. */
-int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
                         int64_t index_base, float *x_adv, void *work, sat__attack_out *out);
 
 /* The two algorithms on one chunk (nc <= max_batch), used by sat__attack_run. */
 typedef struct sat__attack_chunk {
-    sat_model *m;
+    const sat__target *m;
     const sat__attack_cfg *cfg;
     const float *x;
     const int32_t *labels, *targets;
@@ -117,7 +147,7 @@ typedef struct sat__attack_chunk {
 
 /* Evaluates the objective at xa: obj[nc], pred[nc], and when grad is non-NULL the input
  * gradient of the summed objective. dlogits is scratch of nc x classes. */
-int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
+int32_t sat__attack_eval(const sat__target *m, const sat__attack_cfg *cfg, const float *xa,
                          const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
                          int32_t *pred, float *dlogits, float *grad);
 /* Offers candidate xa (objective obj, prediction pred) for each example: it replaces the
@@ -144,7 +174,7 @@ int32_t sat__apgd_chunk(sat__attack_chunk *c);
  * iterations done when each is reached, e.g. 22, 41, 57, 70, 80, 87, 93, 99 for 100) and
  * returns how many there are. */
 int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap);
-size_t sat__pgd_scratch_bytes(const sat_model *m, int64_t nc);
-size_t sat__apgd_scratch_bytes(const sat_model *m, int64_t nc);
+size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__apgd_scratch_bytes(const sat__target *m, int64_t nc);
 
 #endif

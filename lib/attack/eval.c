@@ -34,7 +34,7 @@ int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size) {
     return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_eval_opts_init");
 }
 
-static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
+static int32_t check_eval_opts(const sat__target *m, const sat_eval_opts *o) {
     static const char *const what = "sat_eval_opts";
     char *err = m->err;
     if (o->norm != SAT_NORM_LINF && o->norm != SAT_NORM_L2)
@@ -70,7 +70,7 @@ static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
 }
 
 /* Attack options for one measurement (already checked by check_eval_opts). */
-static int32_t make_cfg(sat_model *m, const sat_eval_opts *e, int32_t method, int32_t steps,
+static int32_t make_cfg(const sat__target *m, const sat_eval_opts *e, int32_t method, int32_t steps,
                         sat__attack_cfg *cfg) {
     sat_attack_opts a;
     sat_attack_opts_init(&a, sizeof a);
@@ -94,12 +94,12 @@ typedef struct eval_buf {
 } eval_buf;
 
 /* Predictions with batch norm in inference mode, in chunks of max_batch. */
-static int32_t predict(sat_model *m, const float *x, int64_t n, int32_t *pred, float *logits_out) {
+static int32_t predict(const sat__target *m, const float *x, int64_t n, int32_t *pred, float *logits_out) {
     const int32_t k = m->classes;
     for (int64_t s = 0; s < n; s += m->max_batch) {
         const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
         const float *z;
-        int32_t st = sat__forward(m, x + s * m->in_size, nc, SAT__BN_INFER, &z);
+        int32_t st = m->forward(m->self, x + s * m->in_size, nc, SAT__BN_INFER, &z);
         if (st) return st;
         for (int64_t i = 0; i < nc; i++) {
             const float *row = z + i * k;
@@ -115,17 +115,17 @@ static int32_t predict(sat_model *m, const float *x, int64_t n, int32_t *pred, f
 
 /* Input gradient of CE at the clean point (attack plan): ORs SAT_FLAG_ZERO_GRAD if some
  * example's gradient is exactly zero, SAT_FLAG_NONFINITE_GRAD if some value is NaN/Inf. */
-static int32_t gradient_flags(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+static int32_t gradient_flags(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
                               const eval_buf *b, uint32_t *flags) {
     const int64_t d = m->in_size;
-    const int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
+    const int32_t bn = m->attack_bn == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
     for (int64_t s = 0; s < n; s += m->max_batch) {
         const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
         const float *z;
-        int32_t st = sat__forward(m, x + s * d, nc, bn, &z);
+        int32_t st = m->forward(m->self, x + s * d, nc, bn, &z);
         if (st) return st;
         sat__loss_ce(z, labels + s, nc, m->classes, NULL, b->dlogits);
-        st = sat__backward(m, SAT__PLAN_ATTACK, b->dlogits, b->grad);
+        st = m->backward(m->self, x + s * d, nc, b->dlogits, b->grad);
         if (st) return st;
         for (int64_t i = 0; i < nc; i++) {
             const float *g = b->grad + i * d;
@@ -139,7 +139,7 @@ static int32_t gradient_flags(sat_model *m, const float *x, const int32_t *label
 }
 
 /* Runs one attack on the chunk and clears ok[i] where the attack succeeds. */
-static int32_t attack_and_score(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+static int32_t attack_and_score(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                                 const int32_t *labels, const int32_t *targets, int64_t nc,
                                 int64_t base, const eval_buf *b, uint8_t *ok) {
     int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, b->x_adv, b->work, NULL);
@@ -180,7 +180,7 @@ typedef struct eval_counts {
     int64_t clean, robust[SAT_EVAL_MAX_STEPS], fgsm, apgd;
 } eval_counts;
 
-static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attack_cfg *pgd,
+static int32_t eval_chunk(const sat__target *m, const sat_eval_opts *e, const sat__attack_cfg *pgd,
                           const sat__attack_cfg *fgsm, const sat__attack_cfg *apgd_ce,
                           const sat__attack_cfg *apgd_t, int32_t num_targets, const float *x,
                           const int32_t *labels, int64_t nc, int64_t base, const eval_buf *b,
@@ -217,10 +217,13 @@ static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attac
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-int32_t sat_evaluate(sat_model *m, const sat_eval_opts *opts, const float *x, const int32_t *labels,
+int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x, const int32_t *labels,
                      int64_t n, sat_eval_result *result) {
     static const char *const fn = "sat_evaluate";
-    if (!m) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: model is NULL", fn);
+    if (!model) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: model is NULL", fn);
+    sat__target target;
+    sat__target_of_model(model, &target);
+    const sat__target *m = &target;
     if (!result) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: result is NULL", fn);
     const uint32_t result_size = result->struct_size;
     if (result_size < sizeof(uint32_t))

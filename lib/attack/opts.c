@@ -28,7 +28,7 @@ int32_t sat_attack_opts_init(sat_attack_opts *opts, uint32_t struct_size) {
     return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_attack_opts_init");
 }
 
-int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__attack_cfg *cfg) {
+int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, sat__attack_cfg *cfg) {
     static const char *const what = "sat_attack_opts";
     char *err = m->err;
     sat_attack_opts o = attack_defaults();
@@ -80,7 +80,7 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
     cfg->random_start = o.random_start;
     cfg->seed = o.seed;
     cfg->keep_last = 0;
-    const int32_t bn = o.bn_mode == -1 ? m->opts.attack_bn_mode : o.bn_mode;
+    const int32_t bn = o.bn_mode == -1 ? m->attack_bn : o.bn_mode;
     cfg->bn = bn == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
     switch (o.method) {
     case SAT_ATTACK_APGD_DLR:

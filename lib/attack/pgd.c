@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-size_t sat__pgd_scratch_bytes(const sat_model *m, int64_t nc) {
+size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc) {
     const size_t n = (size_t)nc, d = (size_t)m->in_size;
     return 2 * sat__attack_align(n * d * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
            sat__attack_align(n * sizeof(int32_t)) +
@@ -29,7 +29,7 @@ static void start_points(const sat__attack_chunk *c, int32_t r, float *xa) {
 
 int32_t sat__pgd_chunk(sat__attack_chunk *c) {
     const sat__attack_cfg *cfg = c->cfg;
-    sat_model *m = c->m;
+    const sat__target *m = c->m;
     const int64_t d = m->in_size, nc = c->nc;
     const int32_t steps = cfg->steps;
     unsigned char *p = c->scratch;

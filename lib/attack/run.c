@@ -7,13 +7,13 @@
 #include <string.h>
 
 /* The kept point, its objective, success flag and prediction per example. */
-static size_t keep_bytes(const sat_model *m, int64_t nc) {
+static size_t keep_bytes(const sat__target *m, int64_t nc) {
     const size_t n = (size_t)nc;
     return sat__attack_align(n * (size_t)m->in_size * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
            sat__attack_align(n) + sat__attack_align(n * sizeof(int32_t));
 }
 
-size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n) {
+size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t n) {
     const int64_t nc = n < m->max_batch ? n : m->max_batch;
     const size_t algo = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR
                             ? sat__apgd_scratch_bytes(m, nc)
@@ -28,16 +28,16 @@ static int32_t argmax_row(const float *z, int32_t classes) {
     return best;
 }
 
-int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
+int32_t sat__attack_eval(const sat__target *m, const sat__attack_cfg *cfg, const float *xa,
                          const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
                          int32_t *pred, float *dlogits, float *grad) {
     const float *logits;
-    int32_t st = sat__forward(m, xa, nc, cfg->bn, &logits);
+    int32_t st = m->forward(m->self, xa, nc, cfg->bn, &logits);
     if (st) return st;
     const int32_t k = m->classes;
     sat__attack_objective(cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
     for (int64_t i = 0; i < nc; i++) pred[i] = argmax_row(logits + i * k, k);
-    if (grad) st = sat__backward(m, SAT__PLAN_ATTACK, dlogits, grad);
+    if (grad) st = m->backward(m->self, xa, nc, dlogits, grad);
     return st;
 }
 
@@ -71,7 +71,7 @@ void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj
     o->trace_correct[entry] += correct;
 }
 
-int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
                         int64_t index_base, float *x_adv, void *work, sat__attack_out *out) {
     const int64_t d = m->in_size;
