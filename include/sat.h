@@ -288,6 +288,8 @@ SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const
 #define SAT_ATTACK_PGD 1
 #define SAT_ATTACK_APGD_CE 2
 #define SAT_ATTACK_APGD_DLR 3   /* targeted APGD with the DLR loss, needs targets */
+#define SAT_ATTACK_FAB 4        /* FAB, minimum norm; targeted = 1 is FAB-T (needs targets) */
+#define SAT_ATTACK_SQUARE 5     /* Square, score-based black-box: logits only */
 
 #define SAT_NORM_LINF 0
 #define SAT_NORM_L2 1

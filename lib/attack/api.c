@@ -21,10 +21,6 @@ int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32
     return SAT_OK;
 }
 
-static int needs_targets(const sat__attack_cfg *cfg) {
-    return cfg->objective == SAT__OBJ_CE_T || cfg->objective == SAT__OBJ_MARGIN_T ||
-           cfg->objective == SAT__OBJ_DLR_T;
-}
 
 static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, const char *fn, const float *x,
                               const int32_t *labels, const int32_t *targets, int64_t n, float *x_adv,
@@ -32,7 +28,7 @@ static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, 
     int32_t st = sat__attack_check_data(m, x, labels, n, fn);
     if (st) return st;
     if (!x_adv) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv is NULL", fn);
-    if (needs_targets(cfg)) {
+    if (cfg->uses_targets) {
         if (!targets)
             return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: a targeted attack needs targets", fn);
         for (int64_t i = 0; i < n; i++)

@@ -82,6 +82,7 @@ typedef struct sat__attack_cfg {
     int32_t norm;          /* SAT_NORM_* */
     int32_t objective;     /* SAT__OBJ_* */
     int32_t hit_target;    /* 1: success = classified as the target; 0: misclassified */
+    int32_t uses_targets;  /* the attack reads targets (targeted objectives, FAB-T) */
     float eps;
     float step;            /* PGD/FGSM step; APGD initial step */
     int32_t steps;         /* 1 for FGSM */
@@ -170,11 +171,26 @@ static inline void *sat__attack_carve(unsigned char **p, size_t bytes) {
 
 int32_t sat__pgd_chunk(sat__attack_chunk *c);
 int32_t sat__apgd_chunk(sat__attack_chunk *c);
+int32_t sat__fab_chunk(sat__attack_chunk *c);
+int32_t sat__square_chunk(sat__attack_chunk *c);
 /* APGD's checkpoints for `steps` iterations: writes up to cap of them (the number of
  * iterations done when each is reached, e.g. 22, 41, 57, 70, 80, 87, 93, 99 for 100) and
  * returns how many there are. */
 int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap);
 size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc);
 size_t sat__apgd_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__fab_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__square_scratch_bytes(const sat__target *m, int64_t nc);
+
+/* FAB's projection of t onto {z : <w, z> = b} inside [0,1]^size, shortest in the Linf or L2
+ * norm: writes the step d (t + d is the projection; when the box cannot reach the
+ * hyperplane, the box corner closest to it). work holds size pairs. */
+typedef struct sat__fab_pair {
+    double beta, a;
+} sat__fab_pair;
+void sat__fab_project(int32_t norm, const float *t, const float *w, double b, float *d, int64_t size,
+                      sat__fab_pair *work);
+/* Square's p: the fraction of pixels a proposal changes before query it (0-based). */
+double sat__square_p(int32_t it);
 
 #endif

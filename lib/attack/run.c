@@ -15,9 +15,14 @@ static size_t keep_bytes(const sat__target *m, int64_t nc) {
 
 size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t n) {
     const int64_t nc = n < m->max_batch ? n : m->max_batch;
-    const size_t algo = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR
-                            ? sat__apgd_scratch_bytes(m, nc)
-                            : sat__pgd_scratch_bytes(m, nc);
+    size_t algo;
+    switch (cfg->method) {
+    case SAT_ATTACK_APGD_CE:
+    case SAT_ATTACK_APGD_DLR: algo = sat__apgd_scratch_bytes(m, nc); break;
+    case SAT_ATTACK_FAB: algo = sat__fab_scratch_bytes(m, nc); break;
+    case SAT_ATTACK_SQUARE: algo = sat__square_scratch_bytes(m, nc); break;
+    default: algo = sat__pgd_scratch_bytes(m, nc); break;
+    }
     return keep_bytes(m, nc) + algo;
 }
 
@@ -71,6 +76,16 @@ void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj
     o->trace_correct[entry] += correct;
 }
 
+static int32_t run_chunk(sat__attack_chunk *c) {
+    switch (c->cfg->method) {
+    case SAT_ATTACK_APGD_CE:
+    case SAT_ATTACK_APGD_DLR: return sat__apgd_chunk(c);
+    case SAT_ATTACK_FAB: return sat__fab_chunk(c);
+    case SAT_ATTACK_SQUARE: return sat__square_chunk(c);
+    default: return sat__pgd_chunk(c);
+    }
+}
+
 int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
                         int64_t index_base, float *x_adv, void *work, sat__attack_out *out) {
@@ -101,8 +116,7 @@ int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const 
         c.labels = labels + s;
         c.targets = targets ? targets + s : NULL;
         c.index_base = index_base + s;
-        st = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR ? sat__apgd_chunk(&c)
-                                                                                     : sat__pgd_chunk(&c);
+        st = run_chunk(&c);
         if (st) break;
         /* Written only now, so that x_adv may be x itself. */
         memcpy(x_adv + s * d, c.best, sizeof(float) * (size_t)(c.nc * d));

@@ -39,6 +39,8 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_ATTACK_PGD, 1);
     assert_int_equal(SAT_ATTACK_APGD_CE, 2);
     assert_int_equal(SAT_ATTACK_APGD_DLR, 3);
+    assert_int_equal(SAT_ATTACK_FAB, 4);
+    assert_int_equal(SAT_ATTACK_SQUARE, 5);
     assert_int_equal(SAT_NORM_LINF, 0);
     assert_int_equal(SAT_NORM_L2, 1);
     assert_int_equal(SAT_LOSS_CE, 0);
