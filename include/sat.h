@@ -345,6 +345,64 @@ SAT_API int32_t sat_pgd_attack(sat_model *model, const sat_attack_opts *opts, co
                                sat_attack_trace *trace);
 
 /* ------------------------------------------------------------------------- */
+/* Models outside libsat                                                      */
+/* ------------------------------------------------------------------------- */
+
+/** A classifier the host implements (in C, or in another language through its FFI), given
+ *  to libsat as callbacks so that libsat's attacks and sat_callback_autoattack can evaluate
+ *  it. Attacks see raw [0,1] pixels: put any input normalisation inside the callbacks. */
+typedef struct sat_callback_model sat_callback_model;
+
+/** Logits callback: writes logits[n * num_classes] (row-major) for the n examples
+ *  x[n * C*H*W] (NCHW, [0,1]); 1 <= n <= max_batch. x and logits are valid during the call
+ *  only. Returns 0, or any other value to stop the running call, which then fails with
+ *  SAT_E_ABORTED. */
+typedef int32_t (*sat_logits_fn)(void *user, const float *x, int64_t n, float *logits);
+/** Input-gradient callback: writes dx[n * C*H*W], the gradient with respect to x of
+ *  sum_i sum_k dlogits[i * num_classes + k] * logits_k(x_i). It is always called with the
+ *  same x and n as the logits callback just before it (possibly several times after one
+ *  logits call, with different dlogits). Same return rule as sat_logits_fn. */
+typedef int32_t (*sat_input_grad_fn)(void *user, const float *x, int64_t n, const float *dlogits,
+                                     float *dx);
+
+typedef struct sat_callback_model_opts {
+    uint32_t struct_size;
+    int32_t channels;          /* input shape per example: required (>= 1) */
+    int32_t height;
+    int32_t width;
+    int32_t num_classes;       /* required, >= 2 */
+    int32_t max_batch;         /* largest n passed to the callbacks; default 128, 1..65536 */
+    int32_t reserved0;         /* must be 0 */
+    sat_logits_fn logits_fn;   /* required */
+    sat_input_grad_fn input_grad_fn; /* NULL: only gradient-free attacks (SAT_ATTACK_SQUARE) run */
+    void *user;                /* passed to both callbacks */
+} sat_callback_model_opts;
+
+/** Defaults: shape and callbacks unset (0 / NULL), max_batch 128. */
+SAT_API int32_t sat_callback_model_opts_init(sat_callback_model_opts *opts, uint32_t struct_size);
+/** Creates a callback model on ctx from opts (required; the library keeps a copy, and the
+ *  `user` pointer, which must stay valid while the model is used). A shape, class count or
+ *  max_batch out of range or a NULL logits_fn gives SAT_E_INVALID_ARG with a message in
+ *  sat_last_error(); *out is then NULL. Destroy it before ctx. */
+SAT_API int32_t sat_callback_model_create(sat_context *ctx, const sat_callback_model_opts *opts,
+                                          sat_callback_model **out);
+SAT_API void sat_callback_model_destroy(sat_callback_model *model);
+/** Message of the last failed call on the model ("" if none). */
+SAT_API const char *sat_callback_model_last_error(const sat_callback_model *model);
+/**
+ * sat_attack on a callback model: the same methods, options, checks and results, computed by
+ * the same code. The callbacks are called on the calling thread, one batch at a time, with
+ * batches of at most max_batch examples; bn_mode is ignored (the host's model decides).
+ * Methods that need gradients fail with SAT_E_UNSUPPORTED, before any callback runs, when
+ * the model has no input_grad_fn. A callback returning non-zero stops the call with
+ * SAT_E_ABORTED; x_adv then holds the results of the chunks finished before (the rest is
+ * unchanged).
+ */
+SAT_API int32_t sat_callback_attack(sat_callback_model *model, const sat_attack_opts *opts,
+                                    const float *x, const int32_t *labels, const int32_t *targets,
+                                    int64_t n, float *x_adv, sat_attack_trace *trace);
+
+/* ------------------------------------------------------------------------- */
 /* Optimizers and schedules                                                   */
 /* ------------------------------------------------------------------------- */
 

@@ -34,6 +34,8 @@ typedef struct sat__target {
 
 /* The attack view of a libsat model: forward and the attack plan's backward. */
 void sat__target_of_model(sat_model *m, sat__target *t);
+/* The attack view of a host's callback model (has_grad 0 without an input-gradient callback). */
+void sat__target_of_callback(sat_callback_model *m, sat__target *t);
 
 /* ---- objectives (the value the attacker maximises) ---- */
 #define SAT__OBJ_CE 0        /* CE(z, y) */
