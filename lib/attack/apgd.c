@@ -81,14 +81,14 @@ static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, i
 
     for (int64_t i = 0; i < nc; i++) {
         if (cfg->random_start) {
-            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, c->index_base + i,
+            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i),
                                      c->x + i * d, b->xa + i * d, d);
             sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, b->xa + i * d, d);
         } else {
             memcpy(b->xa + i * d, c->x + i * d, sizeof(float) * (size_t)d);
         }
     }
-    int32_t st = sat__attack_eval(m, cfg, b->xa, c->labels, c->targets, nc, b->obj, b->pred,
+    int32_t st = sat__attack_eval(c, b->xa, c->labels, c->targets, nc, b->obj, b->pred,
                                   b->dlogits, b->grad);
     if (st) return st;
     /* The start point is a candidate too, as in the reference implementation. */
@@ -115,7 +115,7 @@ static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, i
                           b->eta[i], a, b->z, d);
         /* The gradient at the last iterate is never used. */
         const int need_grad = it < steps - 1;
-        st = sat__attack_eval(m, cfg, b->xa, c->labels, c->targets, nc, b->obj, b->pred, b->dlogits,
+        st = sat__attack_eval(c, b->xa, c->labels, c->targets, nc, b->obj, b->pred, b->dlogits,
                               need_grad ? b->grad : NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * steps + it, b->obj, b->pred);

@@ -22,6 +22,7 @@ typedef struct sat__target {
     int64_t max_batch;       /* largest n forward accepts */
     int32_t has_grad;        /* 0: backward is unavailable (gradient-free attacks only) */
     int32_t attack_bn;       /* the model's batch-norm mode for attacks, SAT_BN_* */
+    int32_t deterministic;   /* 1: the same input always gives the same logits */
     void *self;
     /* Logits [n x classes] of n <= max_batch examples, valid until the next call; bn is
      * SAT__BN_INFER or SAT__BN_BATCH (a host model ignores it). */
@@ -93,6 +94,7 @@ typedef struct sat__attack_cfg {
     int32_t bn;            /* SAT__BN_INFER or SAT__BN_BATCH */
     int32_t keep_last;     /* 1: a restart yields its last iterate (as training expects);
                               0: its best one. sat_attack uses 0. */
+    int32_t eot;           /* passes averaged per evaluation on non-deterministic models; 1 */
     uint64_t seed;
 } sat__attack_cfg;
 
@@ -104,6 +106,22 @@ int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, s
  * chunked), x finite (else SAT_E_NUMERIC), labels in range. Message into m->err. */
 int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
                                const char *fn);
+
+/* ---- measurements shared by sat_evaluate and sat_autoattack ---- */
+
+/* Predictions pred[n] (and logits_out[n x classes] unless NULL) with batch norm in inference
+ * mode (the deployed model), in chunks of max_batch. */
+int32_t sat__predict(const sat__target *m, const float *x, int64_t n, int32_t *pred, float *logits_out);
+/* Input gradient of CE at x (the attack batch-norm mode), in chunks of max_batch: ORs
+ * SAT_FLAG_ZERO_GRAD into *flags if some example's gradient is exactly zero,
+ * SAT_FLAG_NONFINITE_GRAD if some value is NaN or Inf. grad and dlogits are scratch of
+ * max_batch x in_size and max_batch x classes. */
+int32_t sat__gradient_flags(const sat__target *m, const float *x, const int32_t *labels, int64_t n, float *grad,
+                            float *dlogits, uint32_t *flags);
+/* AutoAttack's targets: the class with the (t+1)-th largest logit other than the label
+ * (ties: lower index first), per example. */
+void sat__pick_targets(const float *logits, const int32_t *labels, int64_t nc, int32_t classes, int32_t t,
+                       int32_t *targets);
 
 /* sat_attack on any target: resolves opts, checks the data, runs, fills the trace. fn names
  * the public call in messages. */
@@ -125,13 +143,15 @@ size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, 
 
 /* Runs the attack of cfg on n >= 1 already validated examples (labels in range, targets in
  * range when the objective needs them, x finite), in chunks of the model's max_batch.
- * index_base is the global index of x[0] for the random starts. x_adv may be x itself
+ * index_base is the global index of x[0] for the random starts, or index (if not NULL)
+ * gives each example's global index. x_adv may be x itself
  * (in place) but must not otherwise overlap it. work: sat__attack_work_bytes bytes aligned
  * to SAT_ALIGN, or NULL to allocate through the context (SAT_E_NOMEM on failure, before
  * anything is written). Parameters and running statistics are never changed. */
 int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
-                        int64_t index_base, float *x_adv, void *work, sat__attack_out *out);
+                        int64_t index_base, const int64_t *index, float *x_adv, void *work,
+                        sat__attack_out *out);
 
 /* The two algorithms on one chunk (nc <= max_batch), used by sat__attack_run. */
 typedef struct sat__attack_chunk {
@@ -140,6 +160,8 @@ typedef struct sat__attack_chunk {
     const float *x;
     const int32_t *labels, *targets;
     int64_t nc, index_base;
+    const int64_t *index;     /* [nc] global indices of the examples, or NULL: index_base + i */
+    float *eot_grad, *eot_obj; /* [nc x size], [nc]: one pass of an expectation (cfg->eot > 1) */
     float *best;              /* [nc x size] the returned point per example */
     float *best_obj;          /* [nc] */
     uint8_t *best_hit;        /* [nc] */
@@ -148,11 +170,17 @@ typedef struct sat__attack_chunk {
     sat__attack_out *out;
 } sat__attack_chunk;
 
-/* Evaluates the objective at xa: obj[nc], pred[nc], and when grad is non-NULL the input
- * gradient of the summed objective. dlogits is scratch of nc x classes. */
-int32_t sat__attack_eval(const sat__target *m, const sat__attack_cfg *cfg, const float *xa,
-                         const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
-                         int32_t *pred, float *dlogits, float *grad);
+/* Evaluates the objective at xa (nc examples, with their labels and targets): obj[nc],
+ * pred[nc], and when grad is non-NULL the input gradient of the summed objective. dlogits is
+ * scratch of nc x classes. With cfg->eot > 1 on a model that is not deterministic, obj and
+ * grad are the means over eot passes (expectation over transformation) and pred is the
+ * last pass's. */
+int32_t sat__attack_eval(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
+                         int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad);
+/* The global index of example i of the chunk (random streams are keyed by it). */
+static inline int64_t sat__attack_index(const sat__attack_chunk *c, int64_t i) {
+    return c->index ? c->index[i] : c->index_base + i;
+}
 /* Offers candidate xa (objective obj, prediction pred) for each example: it replaces the
  * kept point if it succeeds where the kept one does not, or succeeds equally with a higher
  * objective. `force` accepts it unconditionally (the first candidate). */

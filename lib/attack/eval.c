@@ -93,58 +93,13 @@ typedef struct eval_buf {
     void *work;
 } eval_buf;
 
-/* Predictions with batch norm in inference mode, in chunks of max_batch. */
-static int32_t predict(const sat__target *m, const float *x, int64_t n, int32_t *pred, float *logits_out) {
-    const int32_t k = m->classes;
-    for (int64_t s = 0; s < n; s += m->max_batch) {
-        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
-        const float *z;
-        int32_t st = m->forward(m->self, x + s * m->in_size, nc, SAT__BN_INFER, &z);
-        if (st) return st;
-        for (int64_t i = 0; i < nc; i++) {
-            const float *row = z + i * k;
-            int32_t best = 0;
-            for (int32_t c = 1; c < k; c++)
-                if (row[c] > row[best]) best = c;
-            pred[s + i] = best;
-        }
-        if (logits_out) memcpy(logits_out + s * k, z, sizeof(float) * (size_t)(nc * k));
-    }
-    return SAT_OK;
-}
-
-/* Input gradient of CE at the clean point (attack plan): ORs SAT_FLAG_ZERO_GRAD if some
- * example's gradient is exactly zero, SAT_FLAG_NONFINITE_GRAD if some value is NaN/Inf. */
-static int32_t gradient_flags(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
-                              const eval_buf *b, uint32_t *flags) {
-    const int64_t d = m->in_size;
-    const int32_t bn = m->attack_bn == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
-    for (int64_t s = 0; s < n; s += m->max_batch) {
-        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
-        const float *z;
-        int32_t st = m->forward(m->self, x + s * d, nc, bn, &z);
-        if (st) return st;
-        sat__loss_ce(z, labels + s, nc, m->classes, NULL, b->dlogits);
-        st = m->backward(m->self, x + s * d, nc, b->dlogits, b->grad);
-        if (st) return st;
-        for (int64_t i = 0; i < nc; i++) {
-            const float *g = b->grad + i * d;
-            if (!sat__all_finite(g, d)) *flags |= SAT_FLAG_NONFINITE_GRAD;
-            int64_t j = 0;
-            while (j < d && g[j] == 0.0f) j++;
-            if (j == d) *flags |= SAT_FLAG_ZERO_GRAD;
-        }
-    }
-    return SAT_OK;
-}
-
 /* Runs one attack on the chunk and clears ok[i] where the attack succeeds. */
 static int32_t attack_and_score(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                                 const int32_t *labels, const int32_t *targets, int64_t nc,
                                 int64_t base, const eval_buf *b, uint8_t *ok) {
-    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, b->x_adv, b->work, NULL);
+    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, NULL, b->x_adv, b->work, NULL);
     if (st) return st;
-    st = predict(m, b->x_adv, nc, b->pred, NULL);
+    st = sat__predict(m, b->x_adv, nc, b->pred, NULL);
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) ok[i] = ok[i] && b->pred[i] == labels[i];
     return SAT_OK;
@@ -156,26 +111,6 @@ static int64_t count_ok(const uint8_t *ok, int64_t n) {
     return c;
 }
 
-/* The t-th largest clean logit of each example other than its label: AutoAttack's targets. */
-static void pick_targets(const float *logits, const int32_t *labels, int64_t nc, int32_t classes,
-                         int32_t t, int32_t *targets) {
-    for (int64_t i = 0; i < nc; i++) {
-        const float *z = logits + i * classes;
-        int32_t chosen = -1;
-        for (int32_t r = 0; r <= t; r++) {
-            int32_t best = -1;
-            for (int32_t c = 0; c < classes; c++) {
-                if (c == labels[i]) continue;
-                /* rank r: the best class strictly after rank r-1 in (value desc, index asc) order */
-                if (chosen >= 0 && (z[c] > z[chosen] || (z[c] == z[chosen] && c <= chosen))) continue;
-                if (best < 0 || z[c] > z[best]) best = c;
-            }
-            chosen = best;
-        }
-        targets[i] = chosen >= 0 ? chosen : (labels[i] + 1) % classes;
-    }
-}
-
 typedef struct eval_counts {
     int64_t clean, robust[SAT_EVAL_MAX_STEPS], fgsm, apgd;
 } eval_counts;
@@ -185,11 +120,11 @@ static int32_t eval_chunk(const sat__target *m, const sat_eval_opts *e, const sa
                           const sat__attack_cfg *apgd_t, int32_t num_targets, const float *x,
                           const int32_t *labels, int64_t nc, int64_t base, const eval_buf *b,
                           eval_counts *cnt, uint32_t *flags) {
-    int32_t st = predict(m, x, nc, b->pred, b->logits);
+    int32_t st = sat__predict(m, x, nc, b->pred, b->logits);
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) b->clean_ok[i] = b->pred[i] == labels[i];
     cnt->clean += count_ok(b->clean_ok, nc);
-    st = gradient_flags(m, x, labels, nc, b, flags);
+    st = sat__gradient_flags(m, x, labels, nc, b->grad, b->dlogits, flags);
     if (st) return st;
     uint8_t *ok = b->apgd_ok;
     for (int32_t k = 0; k < e->num_steps; k++) {
@@ -207,7 +142,7 @@ static int32_t eval_chunk(const sat__target *m, const sat_eval_opts *e, const sa
     memcpy(ok, b->clean_ok, (size_t)nc);
     st = attack_and_score(m, apgd_ce, x, labels, NULL, nc, base, b, ok);
     for (int32_t t = 0; st == SAT_OK && t < num_targets; t++) {
-        pick_targets(b->logits, labels, nc, m->classes, t, b->targets);
+        sat__pick_targets(b->logits, labels, nc, m->classes, t, b->targets);
         st = attack_and_score(m, apgd_t, x, labels, b->targets, nc, base, b, ok);
     }
     if (st) return st;

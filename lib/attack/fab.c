@@ -173,7 +173,7 @@ static int32_t run_restart(sat__attack_chunk *c, const fab_buf *b, int32_t r) {
     const int64_t d = m->in_size, nc = c->nc;
     for (int64_t i = 0; i < nc; i++) {
         if (r == 0) memcpy(b->x1 + i * d, c->x + i * d, sizeof(float) * (size_t)d);
-        else random_start(cfg, r, c->index_base + i, c->x + i * d, b->x1 + i * d, d);
+        else random_start(cfg, r, sat__attack_index(c, i), c->x + i * d, b->x1 + i * d, d);
         b->res[i] = INFINITY;
     }
     for (int32_t it = 0; it < cfg->steps; it++) {
@@ -181,7 +181,7 @@ static int32_t run_restart(sat__attack_chunk *c, const fab_buf *b, int32_t r) {
         if (st) return st;
         for (int64_t i = 0; i < nc; i++)
             if (b->dist[i] != INFINITY) step(cfg, b, i, c->x + i * d, d);
-        st = sat__attack_eval(m, cfg, b->x1, c->labels, c->targets, nc, b->obj, b->pred, NULL, NULL);
+        st = sat__attack_eval(c, b->x1, c->labels, c->targets, nc, b->obj, b->pred, NULL, NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * cfg->steps + it, b->obj, b->pred);
         for (int64_t i = 0; i < nc; i++) {
@@ -220,7 +220,7 @@ int32_t sat__fab_chunk(sat__attack_chunk *c) {
     /* Until something closer is found, each example keeps x0 (a success at distance 0 when it
      * is misclassified already). */
     memcpy(c->best, c->x, sizeof(float) * (size_t)(nc * d));
-    int32_t st = sat__attack_eval(m, c->cfg, c->x, c->labels, c->targets, nc, c->best_obj, c->best_pred, NULL, NULL);
+    int32_t st = sat__attack_eval(c, c->x, c->labels, c->targets, nc, c->best_obj, c->best_pred, NULL, NULL);
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) {
         c->best_hit[i] = c->best_pred[i] != c->labels[i];

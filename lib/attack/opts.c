@@ -85,6 +85,7 @@ int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, s
     cfg->random_start = o.random_start;
     cfg->seed = o.seed;
     cfg->keep_last = 0;
+    cfg->eot = 1;
     const int32_t bn = o.bn_mode == -1 ? m->attack_bn : o.bn_mode;
     cfg->bn = bn == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
     switch (o.method) {

@@ -21,7 +21,7 @@ static void start_points(const sat__attack_chunk *c, int32_t r, float *xa) {
         return;
     }
     for (int64_t i = 0; i < c->nc; i++) {
-        sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, c->index_base + i, c->x + i * d,
+        sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i), c->x + i * d,
                                  xa + i * d, d);
         sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, xa + i * d, d);
     }
@@ -47,7 +47,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
     for (int32_t r = 0; r < cfg->restarts; r++) {
         start_points(c, r, xa);
         for (int32_t s = 0; s < steps; s++) {
-            int32_t st = sat__attack_eval(m, cfg, xa, c->labels, c->targets, nc, obj, pred, dlogits, grad);
+            int32_t st = sat__attack_eval(c, xa, c->labels, c->targets, nc, obj, pred, dlogits, grad);
             if (st) return st;
             if (s > 0) {
                 /* obj and pred describe the iterate after step s-1. */
@@ -66,7 +66,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
             memcpy(c->best, xa, sizeof(float) * (size_t)(nc * d));
             continue;
         }
-        int32_t st = sat__attack_eval(m, cfg, xa, c->labels, c->targets, nc, obj, pred, dlogits, NULL);
+        int32_t st = sat__attack_eval(c, xa, c->labels, c->targets, nc, obj, pred, dlogits, NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * steps + steps - 1, obj, pred);
         sat__attack_offer(c, xa, obj, pred, !have);

@@ -248,7 +248,7 @@ static int hit(const sat__attack_chunk *c, int64_t i, int32_t pred) {
 
 static draws draws_of(const sat__attack_chunk *c, int32_t r, int64_t i, int32_t it) {
     const uint64_t key = sat__rng_u64(c->cfg->seed, SAT_STREAM_SQUARE, ~(uint64_t)r);
-    draws dr = {sat__rng_u64(key, SAT_STREAM_SQUARE, (uint64_t)(c->index_base + i)), it};
+    draws dr = {sat__rng_u64(key, SAT_STREAM_SQUARE, (uint64_t)(sat__attack_index(c, i))), it};
     return dr;
 }
 
@@ -259,7 +259,7 @@ static int32_t query(sat__attack_chunk *c, const square_buf *b, int64_t na) {
         b->lab[a] = c->labels[b->active[a]];
         if (c->targets) b->tgt[a] = c->targets[b->active[a]];
     }
-    int32_t st = sat__attack_eval(c->m, c->cfg, b->cand, b->lab, c->targets ? b->tgt : NULL, na, b->cand_obj,
+    int32_t st = sat__attack_eval(c, b->cand, b->lab, c->targets ? b->tgt : NULL, na, b->cand_obj,
                                   b->cand_pred, NULL, NULL);
     if (st) return st;
     for (int64_t a = 0; a < na; a++) {
@@ -282,7 +282,7 @@ static int32_t run_restart(sat__attack_chunk *c, const square_buf *b, int32_t r)
         if (cfg->norm == SAT_NORM_LINF) start_linf(m, cfg, &dr, c->x + i * d, b->best + i * d);
         else start_l2(m, cfg, &dr, c->x + i * d, b->best + i * d, b);
     }
-    int32_t st = sat__attack_eval(m, cfg, b->best, c->labels, c->targets, nc, b->obj, b->pred, NULL, NULL);
+    int32_t st = sat__attack_eval(c, b->best, c->labels, c->targets, nc, b->obj, b->pred, NULL, NULL);
     if (st) return st;
     for (int32_t it = 0; it < cfg->steps; it++) {
         int64_t na = 0;

@@ -23,6 +23,7 @@ void sat__target_of_model(sat_model *m, sat__target *t) {
     t->max_batch = m->max_batch;
     t->has_grad = 1;
     t->attack_bn = m->opts.attack_bn_mode;
+    t->deterministic = 1;
     t->self = m;
     t->forward = model_forward;
     t->backward = model_backward;
