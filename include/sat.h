@@ -558,6 +558,83 @@ SAT_API int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size);
 SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x,
                              const int32_t *labels, int64_t n, sat_eval_result *result);
 
+/* ---- AutoAttack (Croce & Hein, arXiv 2003.01690): the field's standard evaluation ---- */
+
+#define SAT_FLAG_SQUARE_STRONGER 16u /* Square broke more than 0.2% of the examples that every
+                                        gradient attack before it missed */
+
+/* Versions of the sequence (sat_autoattack_opts.version). */
+#define SAT_AA_STANDARD 0  /* APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries) */
+#define SAT_AA_PLUS 1      /* APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
+                              APGD-T, FAB-T */
+#define SAT_AA_RAND 2      /* APGD-CE, APGD-DLR, gradients averaged over 20 passes (randomised models) */
+
+/* The attacks of a sequence, as listed in sat_autoattack_result.attacks. */
+#define SAT_AA_ATTACK_APGD_CE 0   /* APGD on cross-entropy */
+#define SAT_AA_ATTACK_APGD_T 1    /* APGD on the targeted DLR loss, one run per target class */
+#define SAT_AA_ATTACK_FAB_T 2     /* targeted FAB, one run per target class */
+#define SAT_AA_ATTACK_SQUARE 3    /* Square */
+#define SAT_AA_ATTACK_APGD_DLR 4  /* APGD on the untargeted DLR loss */
+#define SAT_AA_ATTACK_FAB 5       /* untargeted FAB */
+
+#define SAT_AA_MAX_ATTACKS 8
+
+/* Per-example outcomes (sat_autoattack's `outcome`); values >= 0 are the position in
+ * sat_autoattack_result.attacks of the attack that broke the example. */
+#define SAT_AA_ROBUST (-1)         /* correct when clean and under every attack */
+#define SAT_AA_MISCLASSIFIED (-2)  /* already wrong when clean: not attacked */
+
+typedef struct sat_autoattack_opts {
+    uint32_t struct_size;
+    int32_t version;       /* SAT_AA_*; default SAT_AA_STANDARD */
+    int32_t norm;          /* SAT_NORM_LINF (default) or SAT_NORM_L2 */
+    float eps;             /* default 8/255; Linf in [0,1], L2 in [0, sqrt(C*H*W)] */
+    uint64_t seed;         /* random starts and Square's draws; default 0 */
+} sat_autoattack_opts;
+
+typedef struct sat_autoattack_result {
+    uint32_t struct_size;  /* set by the caller: the library writes this many bytes */
+    int32_t num_attacks;   /* entries used in attacks[] and accuracy_after[] */
+    int64_t n;             /* examples evaluated */
+    float clean_accuracy;
+    float robust_accuracy; /* correct under every attack of the sequence */
+    int32_t attacks[SAT_AA_MAX_ATTACKS];        /* SAT_AA_ATTACK_*, in the order run */
+    float accuracy_after[SAT_AA_MAX_ATTACKS];   /* robust accuracy after attacks[0..i]; NaN unused */
+    uint32_t flags;        /* SAT_FLAG_*: see docs/attacks.md for their meaning here */
+    int32_t reserved0;
+    int64_t square_only;   /* examples Square broke that every gradient attack before it missed */
+} sat_autoattack_result;
+
+SAT_API int32_t sat_autoattack_opts_init(sat_autoattack_opts *opts, uint32_t struct_size);
+/**
+ * AutoAttack's sequence on n examples (any n >= 1): each attack runs, in the version's
+ * order, only on the examples that are still classified correctly (batch norm in inference
+ * mode decides), and an example counts as robust only if it survives all of them. Targets
+ * are the classes with the highest clean logits other than the label (at most
+ * num_classes - 1 of them; APGD-T and APGD-DLR need at least 4 and 3 classes and are left
+ * out below that). Each example's random draws depend on its index in x only.
+ * opts may be NULL for the defaults. x_adv[n*C*H*W] (may be NULL; must not overlap x)
+ * receives the adversarial example of each broken example and x elsewhere; outcome[n] (may be NULL) receives
+ * SAT_AA_ROBUST, SAT_AA_MISCLASSIFIED or the position of the attack that broke it. result is
+ * required, with struct_size set. Flags: SAT_FLAG_ZERO_GRAD / NONFINITE_GRAD from the
+ * clean-point gradients, SAT_FLAG_NOT_CONVERGED when the attacks after the first two still
+ * break more than max(1, n/100) examples, SAT_FLAG_ONE_STEP_STRONGER when FGSM breaks more
+ * than that many of the examples left robust, SAT_FLAG_SQUARE_STRONGER (see above).
+ * Bad options or data give SAT_E_INVALID_ARG / SAT_E_SHAPE / SAT_E_NUMERIC with nothing
+ * written. The model is not changed. Cost: dominated by the first attack, since later ones
+ * see only the survivors.
+ */
+SAT_API int32_t sat_autoattack(sat_model *model, const sat_autoattack_opts *opts, const float *x,
+                               const int32_t *labels, int64_t n, float *x_adv, int32_t *outcome,
+                               sat_autoattack_result *result);
+/** sat_autoattack on a callback model (the same sequence, by the same code). Needs the
+ *  input-gradient callback (SAT_E_UNSUPPORTED without it); a callback returning non-zero
+ *  stops it with SAT_E_ABORTED, with x_adv and outcome partly written and result not. */
+SAT_API int32_t sat_callback_autoattack(sat_callback_model *model, const sat_autoattack_opts *opts,
+                                        const float *x, const int32_t *labels, int64_t n,
+                                        float *x_adv, int32_t *outcome,
+                                        sat_autoattack_result *result);
+
 /* ------------------------------------------------------------------------- */
 /* Datasets                                                                   */
 /* ------------------------------------------------------------------------- */

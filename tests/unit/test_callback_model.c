@@ -1,7 +1,9 @@
 /* test_callback_model.c - attacks on a model the host implements in C: a linear classifier
  * z = W x + b given as callbacks must give the same adversarial examples as the equivalent
- * libsat model (dense layer with the same weights) for every attack; without a gradient
- * callback only Square runs; a callback's failure stops the attack; bad options are refused. */
+ * libsat model (dense layer with the same weights) for every attack and for the AutoAttack
+ * sequence; without a gradient callback only Square runs; a model that hides its gradients
+ * is caught by Square and flagged; a callback's failure stops the attack; bad options are
+ * refused. */
 #include "testutil.h"
 
 #include <math.h>
@@ -17,6 +19,7 @@ typedef struct host_model {
     int64_t largest_batch;
     int64_t logits_calls, grad_calls;
     int fail_after; /* the logits callback fails on this call (0: never) */
+    int mask;       /* the gradient callback returns zeros: gradient masking */
 } host_model;
 
 static int32_t host_logits(void *user, const float *x, int64_t n, float *z) {
@@ -37,6 +40,10 @@ static int32_t host_grad(void *user, const float *x, int64_t n, const float *dz,
     (void)x;
     host_model *h = user;
     h->grad_calls++;
+    if (h->mask) {
+        memset(dx, 0, sizeof(float) * (size_t)(n * D));
+        return 0;
+    }
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < D; j++) {
             double s = 0.0;
@@ -122,6 +129,76 @@ static void test_same_result_as_libsat_model(void **state) {
         }
     assert_int_equal(h.largest_batch, MB);
     assert_true(h.grad_calls > 0);
+    sat_callback_model_destroy(cm);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+static void autoattack(sat_callback_model *cm, sat_model *m, const float *x, const int32_t *y, int32_t version,
+                       int32_t *outcome, sat_autoattack_result *r) {
+    sat_autoattack_opts o;
+    TU_CHECK(sat_autoattack_opts_init(&o, sizeof o));
+    o.version = version;
+    o.eps = 0.1f;
+    memset(r, 0, sizeof *r);
+    r->struct_size = sizeof *r;
+    if (cm) TU_CHECK(sat_callback_autoattack(cm, &o, x, y, N, NULL, outcome, r));
+    else TU_CHECK(sat_autoattack(m, &o, x, y, N, NULL, outcome, r));
+}
+
+/* The whole sequence on the host's model matches the sequence on the libsat twin, example
+ * by example, in every version ("rand" averages 20 gradient passes of the callback model,
+ * which may be randomised; this one is not, so the mean is the same gradient). */
+static void test_autoattack_same_as_libsat_model(void **state) {
+    (void)state;
+    sat_context *ctx;
+    host_model h;
+    sat_model *m;
+    float x[N * D];
+    int32_t y[N], t[N], oa[N], ob[N];
+    setup(&ctx, &h, &m, x, y, t);
+    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
+    for (int32_t version = SAT_AA_STANDARD; version <= SAT_AA_RAND; version++) {
+        sat_autoattack_result ra, rb;
+        autoattack(NULL, m, x, y, version, oa, &ra);
+        autoattack(cm, m, x, y, version, ob, &rb);
+        print_message("version %d: robust %.3f (libsat) %.3f (callbacks)\n", version, (double)ra.robust_accuracy,
+                      (double)rb.robust_accuracy);
+        assert_true(ra.robust_accuracy < ra.clean_accuracy); /* something to compare */
+        assert_memory_equal(oa, ob, sizeof oa);
+        assert_int_equal(ra.num_attacks, rb.num_attacks);
+        assert_true(ra.robust_accuracy == rb.robust_accuracy);
+        assert_int_equal(ra.flags, rb.flags);
+    }
+    sat_callback_model_destroy(cm);
+    sat_model_destroy(m);
+    sat_context_destroy(ctx);
+}
+
+/* A model whose gradient callback hides the gradient (all zeros) defeats the gradient
+ * attacks; Square, which needs logits only, breaks it anyway, and the result says so. */
+static void test_masked_gradients_flagged(void **state) {
+    (void)state;
+    sat_context *ctx;
+    host_model h;
+    sat_model *m;
+    float x[N * D];
+    int32_t y[N], t[N], outcome[N];
+    setup(&ctx, &h, &m, x, y, t);
+    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
+    sat_autoattack_result honest, masked;
+    autoattack(cm, NULL, x, y, SAT_AA_STANDARD, outcome, &honest);
+    assert_int_equal(honest.flags & (SAT_FLAG_ZERO_GRAD | SAT_FLAG_SQUARE_STRONGER), 0);
+    h.mask = 1;
+    autoattack(cm, NULL, x, y, SAT_AA_STANDARD, outcome, &masked);
+    assert_true(masked.flags & SAT_FLAG_ZERO_GRAD);
+    assert_true(masked.flags & SAT_FLAG_SQUARE_STRONGER);
+    assert_true(masked.square_only > 0);
+    int64_t by_square = 0;
+    for (int i = 0; i < N; i++) by_square += outcome[i] == 3;
+    assert_int_equal(by_square, masked.square_only);
+    /* the gradient attacks saw a more robust model than there is */
+    assert_true(masked.accuracy_after[2] > honest.robust_accuracy);
     sat_callback_model_destroy(cm);
     sat_model_destroy(m);
     sat_context_destroy(ctx);
@@ -222,6 +299,8 @@ static void test_bad_options(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_result_as_libsat_model),
+        cmocka_unit_test(test_autoattack_same_as_libsat_model),
+        cmocka_unit_test(test_masked_gradients_flagged),
         cmocka_unit_test(test_logits_only),
         cmocka_unit_test(test_callback_failure_aborts),
         cmocka_unit_test(test_bad_options),
