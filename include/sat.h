@@ -301,14 +301,22 @@ typedef struct sat_attack_opts {
     uint32_t struct_size;
     int32_t method;        /* SAT_ATTACK_*; default PGD */
     int32_t norm;          /* SAT_NORM_*; default LINF */
-    int32_t loss;          /* SAT_LOSS_*; default CE */
+    int32_t loss;          /* SAT_LOSS_*; default CE. FGSM and PGD only (APGD-CE: CE, APGD-DLR:
+                              DLR, FAB and Square: the logit margin) */
     float eps;             /* radius in [0,1] pixel units; default 8/255 */
     float step_size;       /* 0 (default): 2.5 eps / steps for PGD; for FGSM eps without and
-                              1.25 eps with a random start; APGD starts at 2 eps */
-    int32_t steps;         /* default 10 (ignored by FGSM) */
-    int32_t restarts;      /* default 1; the worst case per example is kept */
-    int32_t random_start;  /* 1 (default) uniform start in the ball; 0 start at x */
-    int32_t targeted;      /* 0 (default); 1: minimise the loss towards `targets` */
+                              1.25 eps with a random start; APGD starts at 2 eps; FAB and
+                              Square ignore it */
+    int32_t steps;         /* default 10 (ignored by FGSM); FAB: iterations (AutoAttack: 100);
+                              Square: queries after the first (AutoAttack: 5000) */
+    int32_t restarts;      /* default 1; the worst case per example is kept (FAB: the closest
+                              adversarial point) */
+    int32_t random_start;  /* 1 (default) uniform start in the ball; 0 start at x. FAB starts
+                              its first restart at x and later ones at random; Square starts
+                              on the ball's boundary (docs/attacks.md) */
+    int32_t targeted;      /* 0 (default); 1: minimise the loss towards `targets` (FAB-T:
+                              linearise towards the target, succeed on any misclassification;
+                              Square: raise the target's margin) */
     int32_t bn_mode;       /* -1 (default): the model's attack_bn_mode; else SAT_BN_* */
     uint64_t seed;         /* random starts; default 0 */
 } sat_attack_opts;
@@ -328,7 +336,8 @@ typedef struct sat_attack_trace {
 /**
  * Crafts adversarial examples x_adv[n*C*H*W] for (x, labels) with the method of opts
  * (NULL: the defaults of sat_attack_opts_init). targets (may be NULL unless targeted or
- * APGD-DLR) gives target labels. Every iterate stays within the eps-ball around x and in
+ * APGD-DLR) gives target labels. FAB is a minimum-norm attack: it returns the closest
+ * adversarial point it found when that is within eps, x otherwise. Square uses logits only. Every iterate stays within the eps-ball around x and in
  * [0,1]; the worst iterate found is returned (per example, over restarts). Any n >= 1 is
  * accepted: batches above the model's max_batch are processed in chunks. Each example's
  * attack is independent of the others and of the chunking, up to float rounding where a
