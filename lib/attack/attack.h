@@ -189,6 +189,12 @@ void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj,
 /* Adds one step's statistics to the trace. */
 void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj, const int32_t *pred);
 
+/* One allocation through the context holding `count` regions of sizes[i] bytes, each aligned
+ * to SAT_ALIGN; regions[i] receives region i. Returns the block (free it with sat__dealloc),
+ * or NULL with SAT_E_NOMEM and a message naming fn in m->err. */
+void *sat__attack_alloc_regions(const sat__target *m, const size_t *sizes, void **regions, size_t count,
+                                const char *fn);
+
 /* Scratch layout: consecutive blocks, each rounded up to SAT_ALIGN bytes. */
 static inline size_t sat__attack_align(size_t bytes) {
     return (bytes + SAT_ALIGN - 1) / SAT_ALIGN * SAT_ALIGN;

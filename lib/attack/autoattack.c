@@ -197,23 +197,11 @@ static int32_t autoattack(const sat__target *m, const sat_autoattack_opts *opts,
     const size_t sizes[] = {un * k * sizeof(float), un * sizeof(int32_t), ub * (size_t)d * sizeof(float),
                             ub * (size_t)d * sizeof(float), ub * k * sizeof(float), ub * k * sizeof(float),
                             3 * ub * sizeof(int32_t), ub * sizeof(int64_t), work};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sat__attack_align(sizes[i]);
-    unsigned char *block = sat__alloc(m->ctx, total);
-    if (!block) return sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
-    unsigned char *p = block;
-    aa_buf b;
-    b.logits = sat__attack_carve(&p, sizes[0]);
-    b.state = sat__attack_carve(&p, sizes[1]);
-    b.xb = sat__attack_carve(&p, sizes[2]);
-    b.xab = sat__attack_carve(&p, sizes[3]);
-    b.zb = sat__attack_carve(&p, sizes[4]);
-    b.dlogits = sat__attack_carve(&p, sizes[5]);
-    b.yb = sat__attack_carve(&p, sizes[6]);
-    b.tb = b.yb + mb;
-    b.pb = b.tb + mb;
-    b.idx = sat__attack_carve(&p, sizes[7]);
-    b.work = sat__attack_carve(&p, sizes[8]);
+    void *reg[sizeof sizes / sizeof sizes[0]];
+    void *block = sat__attack_alloc_regions(m, sizes, reg, sizeof sizes / sizeof sizes[0], fn);
+    if (!block) return SAT_E_NOMEM;
+    int32_t *ints = reg[6];
+    aa_buf b = {reg[0], reg[1], reg[2], reg[3], reg[4], reg[5], ints, ints + mb, ints + 2 * mb, reg[7], reg[8]};
 
     /* Clean predictions: only the correctly classified examples are attacked. */
     int32_t *pred = b.state;

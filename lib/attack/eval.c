@@ -195,21 +195,10 @@ int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x
     const size_t sizes[] = {c * d * sizeof(float),  c * k * sizeof(float), mb * d * sizeof(float),
                             mb * k * sizeof(float), c * sizeof(int32_t),   c * sizeof(int32_t),
                             c,                      c,                     work};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sat__attack_align(sizes[i]);
-    unsigned char *block = sat__alloc(m->ctx, total);
-    if (!block) return sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
-    unsigned char *p = block;
-    eval_buf b;
-    b.x_adv = sat__attack_carve(&p, sizes[0]);
-    b.logits = sat__attack_carve(&p, sizes[1]);
-    b.grad = sat__attack_carve(&p, sizes[2]);
-    b.dlogits = sat__attack_carve(&p, sizes[3]);
-    b.pred = sat__attack_carve(&p, sizes[4]);
-    b.targets = sat__attack_carve(&p, sizes[5]);
-    b.clean_ok = sat__attack_carve(&p, sizes[6]);
-    b.apgd_ok = sat__attack_carve(&p, sizes[7]);
-    b.work = sat__attack_carve(&p, sizes[8]);
+    void *reg[sizeof sizes / sizeof sizes[0]];
+    void *block = sat__attack_alloc_regions(m, sizes, reg, sizeof sizes / sizeof sizes[0], fn);
+    if (!block) return SAT_E_NOMEM;
+    eval_buf b = {reg[0], reg[1], reg[2], reg[3], reg[4], reg[5], reg[6], reg[7], reg[8]};
 
     eval_counts cnt;
     memset(&cnt, 0, sizeof cnt);

@@ -100,6 +100,20 @@ void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj
     o->trace_correct[entry] += correct;
 }
 
+void *sat__attack_alloc_regions(const sat__target *m, const size_t *sizes, void **regions, size_t count,
+                                const char *fn) {
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) total += sat__attack_align(sizes[i]);
+    unsigned char *block = sat__alloc(m->ctx, total);
+    if (!block) {
+        sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
+        return NULL;
+    }
+    unsigned char *p = block;
+    for (size_t i = 0; i < count; i++) regions[i] = sat__attack_carve(&p, sizes[i]);
+    return block;
+}
+
 static int32_t run_chunk(sat__attack_chunk *c) {
     switch (c->cfg->method) {
     case SAT_ATTACK_APGD_CE:

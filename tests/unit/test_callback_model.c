@@ -70,37 +70,50 @@ static sat_callback_model *host_callback_model(sat_context *ctx, host_model *h, 
     return cm;
 }
 
-static void setup(sat_context **ctx, host_model *h, sat_model **m, float *x, int32_t *y, int32_t *t) {
-    *ctx = tu_context(1, 3);
-    memset(h, 0, sizeof *h);
-    tu_fill_uniform(h->w, NCLS * D, -1.0f, 1.0f, 31);
-    tu_fill_uniform(h->b, NCLS, -0.2f, 0.2f, 32);
-    *m = tu_model(*ctx, "input 1 4 4\ndense 4\n", SAT_ACT_RELU, MB);
-    memcpy(sat_model_params(*m), h->w, sizeof h->w);
-    memcpy(sat_model_params(*m) + NCLS * D, h->b, sizeof h->b);
-    tu_fill_uniform(x, N * D, 0.0f, 1.0f, 33);
+/* The host model with random weights, its libsat twin, and N inputs labelled with the
+ * model's own prediction (every example starts correct), with targets. */
+typedef struct fixture {
+    sat_context *ctx;
+    host_model h;
+    sat_model *m;
+    float x[N * D];
+    int32_t y[N], t[N];
+} fixture;
+
+static void setup(fixture *f) {
+    f->ctx = tu_context(1, 3);
+    memset(&f->h, 0, sizeof f->h);
+    tu_fill_uniform(f->h.w, NCLS * D, -1.0f, 1.0f, 31);
+    tu_fill_uniform(f->h.b, NCLS, -0.2f, 0.2f, 32);
+    f->m = tu_model(f->ctx, "input 1 4 4\ndense 4\n", SAT_ACT_RELU, MB);
+    memcpy(sat_model_params(f->m), f->h.w, sizeof f->h.w);
+    memcpy(sat_model_params(f->m) + NCLS * D, f->h.b, sizeof f->h.b);
+    tu_fill_uniform(f->x, N * D, 0.0f, 1.0f, 33);
     float z[N * NCLS];
-    host_logits(h, x, N, z);
-    h->largest_batch = 0;
-    h->logits_calls = 0;
+    host_logits(&f->h, f->x, N, z);
+    f->h.largest_batch = 0;
+    f->h.logits_calls = 0;
     for (int i = 0; i < N; i++) {
         int best = 0;
         for (int k = 1; k < NCLS; k++)
             if (z[i * NCLS + k] > z[i * NCLS + best]) best = k;
-        y[i] = best; /* the model's own prediction: every example starts correct */
-        t[i] = (best + 1 + i % 3) % NCLS;
+        f->y[i] = best;
+        f->t[i] = (best + 1 + i % 3) % NCLS;
     }
+}
+
+static void teardown(fixture *f, sat_callback_model *cm) {
+    sat_callback_model_destroy(cm);
+    sat_model_destroy(f->m);
+    sat_context_destroy(f->ctx);
 }
 
 static void test_same_result_as_libsat_model(void **state) {
     (void)state;
-    sat_context *ctx;
-    host_model h;
-    sat_model *m;
-    float x[N * D], a[N * D], b[N * D];
-    int32_t y[N], t[N];
-    setup(&ctx, &h, &m, x, y, t);
-    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
+    fixture f;
+    setup(&f);
+    float a[N * D], b[N * D];
+    sat_callback_model *cm = host_callback_model(f.ctx, &f.h, 1);
     static const struct {
         int32_t method, targeted, steps;
     } cases[] = {
@@ -118,20 +131,18 @@ static void test_same_result_as_libsat_model(void **state) {
             o.norm = norm;
             o.eps = norm == SAT_NORM_LINF ? 0.05f : 0.3f;
             o.seed = 5;
-            TU_CHECK(sat_attack(m, &o, x, y, t, N, a, NULL));
-            TU_CHECK(sat_callback_attack(cm, &o, x, y, t, N, b, NULL));
+            TU_CHECK(sat_attack(f.m, &o, f.x, f.y, f.t, N, a, NULL));
+            TU_CHECK(sat_callback_attack(cm, &o, f.x, f.y, f.t, N, b, NULL));
             const float diff = tu_max_abs_diff(a, b, N * D);
             if (!(diff <= 1e-3f)) /* float rounding of two ways to compute W x + b */
                 fail_msg("method %d targeted %d norm %d: callback and libsat model differ by %g",
                          o.method, o.targeted, norm, (double)diff);
             /* the attack moved something: the comparison is not between two copies of x */
-            assert_true(tu_max_abs_diff(a, x, N * D) > 0.0f || o.method == SAT_ATTACK_FAB);
+            assert_true(tu_max_abs_diff(a, f.x, N * D) > 0.0f || o.method == SAT_ATTACK_FAB);
         }
-    assert_int_equal(h.largest_batch, MB);
-    assert_true(h.grad_calls > 0);
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    assert_int_equal(f.h.largest_batch, MB);
+    assert_true(f.h.grad_calls > 0);
+    teardown(&f, cm);
 }
 
 static void autoattack(sat_callback_model *cm, sat_model *m, const float *x, const int32_t *y, int32_t version,
@@ -151,17 +162,14 @@ static void autoattack(sat_callback_model *cm, sat_model *m, const float *x, con
  * which may be randomised; this one is not, so the mean is the same gradient). */
 static void test_autoattack_same_as_libsat_model(void **state) {
     (void)state;
-    sat_context *ctx;
-    host_model h;
-    sat_model *m;
-    float x[N * D];
-    int32_t y[N], t[N], oa[N], ob[N];
-    setup(&ctx, &h, &m, x, y, t);
-    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
+    fixture f;
+    setup(&f);
+    int32_t oa[N], ob[N];
+    sat_callback_model *cm = host_callback_model(f.ctx, &f.h, 1);
     for (int32_t version = SAT_AA_STANDARD; version <= SAT_AA_RAND; version++) {
         sat_autoattack_result ra, rb;
-        autoattack(NULL, m, x, y, version, oa, &ra);
-        autoattack(cm, m, x, y, version, ob, &rb);
+        autoattack(NULL, f.m, f.x, f.y, version, oa, &ra);
+        autoattack(cm, f.m, f.x, f.y, version, ob, &rb);
         print_message("version %d: robust %.3f (libsat) %.3f (callbacks)\n", version, (double)ra.robust_accuracy,
                       (double)rb.robust_accuracy);
         assert_true(ra.robust_accuracy < ra.clean_accuracy); /* something to compare */
@@ -170,27 +178,22 @@ static void test_autoattack_same_as_libsat_model(void **state) {
         assert_true(ra.robust_accuracy == rb.robust_accuracy);
         assert_int_equal(ra.flags, rb.flags);
     }
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    teardown(&f, cm);
 }
 
 /* A model whose gradient callback hides the gradient (all zeros) defeats the gradient
  * attacks; Square, which needs logits only, breaks it anyway, and the result says so. */
 static void test_masked_gradients_flagged(void **state) {
     (void)state;
-    sat_context *ctx;
-    host_model h;
-    sat_model *m;
-    float x[N * D];
-    int32_t y[N], t[N], outcome[N];
-    setup(&ctx, &h, &m, x, y, t);
-    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
+    fixture f;
+    setup(&f);
+    int32_t outcome[N];
+    sat_callback_model *cm = host_callback_model(f.ctx, &f.h, 1);
     sat_autoattack_result honest, masked;
-    autoattack(cm, NULL, x, y, SAT_AA_STANDARD, outcome, &honest);
+    autoattack(cm, NULL, f.x, f.y, SAT_AA_STANDARD, outcome, &honest);
     assert_int_equal(honest.flags & (SAT_FLAG_ZERO_GRAD | SAT_FLAG_SQUARE_STRONGER), 0);
-    h.mask = 1;
-    autoattack(cm, NULL, x, y, SAT_AA_STANDARD, outcome, &masked);
+    f.h.mask = 1;
+    autoattack(cm, NULL, f.x, f.y, SAT_AA_STANDARD, outcome, &masked);
     assert_true(masked.flags & SAT_FLAG_ZERO_GRAD);
     assert_true(masked.flags & SAT_FLAG_SQUARE_STRONGER);
     assert_true(masked.square_only > 0);
@@ -199,59 +202,47 @@ static void test_masked_gradients_flagged(void **state) {
     assert_int_equal(by_square, masked.square_only);
     /* the gradient attacks saw a more robust model than there is */
     assert_true(masked.accuracy_after[2] > honest.robust_accuracy);
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    teardown(&f, cm);
 }
 
 static void test_logits_only(void **state) {
     (void)state;
-    sat_context *ctx;
-    host_model h;
-    sat_model *m;
-    float x[N * D], a[N * D], b[N * D];
-    int32_t y[N], t[N];
-    setup(&ctx, &h, &m, x, y, t);
-    sat_callback_model *cm = host_callback_model(ctx, &h, 0);
+    fixture f;
+    setup(&f);
+    float a[N * D], b[N * D];
+    sat_callback_model *cm = host_callback_model(f.ctx, &f.h, 0);
     sat_attack_opts o;
     TU_CHECK(sat_attack_opts_init(&o, sizeof o));
     o.method = SAT_ATTACK_SQUARE;
     o.steps = 100;
-    TU_CHECK(sat_callback_attack(cm, &o, x, y, NULL, N, a, NULL));
-    TU_CHECK(sat_attack(m, &o, x, y, NULL, N, b, NULL));
+    TU_CHECK(sat_callback_attack(cm, &o, f.x, f.y, NULL, N, a, NULL));
+    TU_CHECK(sat_attack(f.m, &o, f.x, f.y, NULL, N, b, NULL));
     assert_true(tu_max_abs_diff(a, b, N * D) <= 1e-3f);
     /* gradient attacks are refused before anything runs, leaving x_adv alone */
-    memcpy(b, x, sizeof b);
+    memcpy(b, f.x, sizeof b);
     for (int32_t method = SAT_ATTACK_FGSM; method <= SAT_ATTACK_FAB; method++) {
         o.method = method;
-        h.logits_calls = 0;
-        assert_int_equal(sat_callback_attack(cm, &o, x, y, t, N, b, NULL), SAT_E_UNSUPPORTED);
+        f.h.logits_calls = 0;
+        assert_int_equal(sat_callback_attack(cm, &o, f.x, f.y, f.t, N, b, NULL), SAT_E_UNSUPPORTED);
         assert_non_null(strstr(sat_callback_model_last_error(cm), "gradient"));
-        assert_int_equal(h.logits_calls, 0);
-        assert_memory_equal(b, x, sizeof b);
+        assert_int_equal(f.h.logits_calls, 0);
+        assert_memory_equal(b, f.x, sizeof b);
     }
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    teardown(&f, cm);
 }
 
 static void test_callback_failure_aborts(void **state) {
     (void)state;
-    sat_context *ctx;
-    host_model h;
-    sat_model *m;
-    float x[N * D], a[N * D];
-    int32_t y[N], t[N];
-    setup(&ctx, &h, &m, x, y, t);
-    sat_callback_model *cm = host_callback_model(ctx, &h, 1);
-    h.fail_after = 3;
+    fixture f;
+    setup(&f);
+    float a[N * D];
+    sat_callback_model *cm = host_callback_model(f.ctx, &f.h, 1);
+    f.h.fail_after = 3;
     sat_attack_opts o;
     TU_CHECK(sat_attack_opts_init(&o, sizeof o));
-    assert_int_equal(sat_callback_attack(cm, &o, x, y, NULL, N, a, NULL), SAT_E_ABORTED);
+    assert_int_equal(sat_callback_attack(cm, &o, f.x, f.y, NULL, N, a, NULL), SAT_E_ABORTED);
     assert_non_null(strstr(sat_callback_model_last_error(cm), "returned 7"));
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
+    teardown(&f, cm);
 }
 
 static void test_bad_options(void **state) {
