@@ -336,9 +336,10 @@ typedef struct sat_attack_trace {
 /**
  * Crafts adversarial examples x_adv[n*C*H*W] for (x, labels) with the method of opts
  * (NULL: the defaults of sat_attack_opts_init). targets (may be NULL unless targeted or
- * APGD-DLR) gives target labels. FAB is a minimum-norm attack: it returns the closest
- * adversarial point it found when that is within eps, x otherwise. Square uses logits only. Every iterate stays within the eps-ball around x and in
- * [0,1]; the worst iterate found is returned (per example, over restarts). Any n >= 1 is
+ * APGD-DLR) gives target labels. Every iterate stays within the eps-ball around x and in
+ * [0,1]; the worst iterate found is returned (per example, over restarts). FAB is a
+ * minimum-norm attack: its iterates leave the ball, and it returns the closest adversarial
+ * point it found when that is within eps, x otherwise. Square uses logits only. Any n >= 1 is
  * accepted: batches above the model's max_batch are processed in chunks. Each example's
  * attack is independent of the others and of the chunking, up to float rounding where a
  * different batch shape makes BLIS choose a different kernel. x_adv may be the same buffer as x (not a partial overlap). eps is in [0,1] for
