@@ -288,8 +288,8 @@ SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const
 #define SAT_ATTACK_PGD 1
 #define SAT_ATTACK_APGD_CE 2
 #define SAT_ATTACK_APGD_DLR 3   /* targeted APGD with the DLR loss, needs targets */
-#define SAT_ATTACK_FAB 4        /* FAB, minimum norm; targeted = 1 is FAB-T (needs targets) */
-#define SAT_ATTACK_SQUARE 5     /* Square, score-based black-box: logits only */
+#define SAT_ATTACK_FAB 4        /**< FAB, minimum norm; targeted = 1 is FAB-T (needs targets) */
+#define SAT_ATTACK_SQUARE 5     /**< Square, score-based black-box: logits only */
 
 #define SAT_NORM_LINF 0
 #define SAT_NORM_L2 1
@@ -375,17 +375,18 @@ typedef int32_t (*sat_logits_fn)(void *user, const float *x, int64_t n, float *l
 typedef int32_t (*sat_input_grad_fn)(void *user, const float *x, int64_t n, const float *dlogits,
                                      float *dx);
 
+/** Options of sat_callback_model_create(); initialise with sat_callback_model_opts_init(). */
 typedef struct sat_callback_model_opts {
-    uint32_t struct_size;
-    int32_t channels;          /* input shape per example: required (>= 1) */
-    int32_t height;
-    int32_t width;
-    int32_t num_classes;       /* required, >= 2 */
-    int32_t max_batch;         /* largest n passed to the callbacks; default 128, 1..65536 */
-    int32_t reserved0;         /* must be 0 */
-    sat_logits_fn logits_fn;   /* required */
-    sat_input_grad_fn input_grad_fn; /* NULL: only gradient-free attacks (SAT_ATTACK_SQUARE) run */
-    void *user;                /* passed to both callbacks */
+    uint32_t struct_size;      /**< sizeof(sat_callback_model_opts) */
+    int32_t channels;          /**< input channels per example: required (>= 1) */
+    int32_t height;            /**< input height: required (>= 1) */
+    int32_t width;             /**< input width: required (>= 1) */
+    int32_t num_classes;       /**< number of logits: required (>= 2) */
+    int32_t max_batch;         /**< largest n passed to the callbacks; default 128, 1..65536 */
+    int32_t reserved0;         /**< must be 0 */
+    sat_logits_fn logits_fn;   /**< required */
+    sat_input_grad_fn input_grad_fn; /**< NULL: only gradient-free attacks (SAT_ATTACK_SQUARE) */
+    void *user;                /**< passed to both callbacks */
 } sat_callback_model_opts;
 
 /** Defaults: shape and callbacks unset (0 / NULL), max_batch 128. */
@@ -396,6 +397,7 @@ SAT_API int32_t sat_callback_model_opts_init(sat_callback_model_opts *opts, uint
  *  sat_last_error(); *out is then NULL. Destroy it before ctx. */
 SAT_API int32_t sat_callback_model_create(sat_context *ctx, const sat_callback_model_opts *opts,
                                           sat_callback_model **out);
+/** Destroys a callback model (NULL: no-op). The callbacks are not called. */
 SAT_API void sat_callback_model_destroy(sat_callback_model *model);
 /** Message of the last failed call on the model ("" if none). */
 SAT_API const char *sat_callback_model_last_error(const sat_callback_model *model);
@@ -406,7 +408,7 @@ SAT_API const char *sat_callback_model_last_error(const sat_callback_model *mode
  * Methods that need gradients fail with SAT_E_UNSUPPORTED, before any callback runs, when
  * the model has no input_grad_fn. A callback returning non-zero stops the call with
  * SAT_E_ABORTED; x_adv then holds the results of the chunks finished before (the rest is
- * unchanged).
+ * unchanged). Uses the model's handle for messages: one thread at a time.
  */
 SAT_API int32_t sat_callback_attack(sat_callback_model *model, const sat_attack_opts *opts,
                                     const float *x, const int32_t *labels, const int32_t *targets,
@@ -570,51 +572,57 @@ SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const 
 
 /* ---- AutoAttack (Croce & Hein, arXiv 2003.01690): the field's standard evaluation ---- */
 
-#define SAT_FLAG_SQUARE_STRONGER 16u /* Square broke more than 0.2% of the examples that every
-                                        gradient attack before it missed */
+/** Square broke more than 0.2% of the examples after every gradient attack before it had
+ *  failed on them (sat_autoattack only). */
+#define SAT_FLAG_SQUARE_STRONGER 16u
 
 /* Versions of the sequence (sat_autoattack_opts.version). */
-#define SAT_AA_STANDARD 0  /* APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries) */
-#define SAT_AA_PLUS 1      /* APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
-                              APGD-T, FAB-T */
-#define SAT_AA_RAND 2      /* APGD-CE, APGD-DLR, gradients averaged over 20 passes (randomised models) */
+#define SAT_AA_STANDARD 0  /**< APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries) */
+#define SAT_AA_PLUS 1      /**< APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
+                                APGD-T, FAB-T */
+#define SAT_AA_RAND 2      /**< APGD-CE, APGD-DLR, gradients averaged over 20 passes (randomised
+                                models) */
 
 /* The attacks of a sequence, as listed in sat_autoattack_result.attacks. */
-#define SAT_AA_ATTACK_APGD_CE 0   /* APGD on cross-entropy */
-#define SAT_AA_ATTACK_APGD_T 1    /* APGD on the targeted DLR loss, one run per target class */
-#define SAT_AA_ATTACK_FAB_T 2     /* targeted FAB, one run per target class */
-#define SAT_AA_ATTACK_SQUARE 3    /* Square */
-#define SAT_AA_ATTACK_APGD_DLR 4  /* APGD on the untargeted DLR loss */
-#define SAT_AA_ATTACK_FAB 5       /* untargeted FAB */
+#define SAT_AA_ATTACK_APGD_CE 0   /**< APGD on cross-entropy */
+#define SAT_AA_ATTACK_APGD_T 1    /**< APGD on the targeted DLR loss, one run per target class */
+#define SAT_AA_ATTACK_FAB_T 2     /**< targeted FAB, one run per target class */
+#define SAT_AA_ATTACK_SQUARE 3    /**< Square */
+#define SAT_AA_ATTACK_APGD_DLR 4  /**< APGD on the untargeted DLR loss */
+#define SAT_AA_ATTACK_FAB 5       /**< untargeted FAB */
 
-#define SAT_AA_MAX_ATTACKS 8
+#define SAT_AA_MAX_ATTACKS 8      /**< capacity of the per-attack arrays of sat_autoattack_result */
 
 /* Per-example outcomes (sat_autoattack's `outcome`); values >= 0 are the position in
  * sat_autoattack_result.attacks of the attack that broke the example. */
-#define SAT_AA_ROBUST (-1)         /* correct when clean and under every attack */
-#define SAT_AA_MISCLASSIFIED (-2)  /* already wrong when clean: not attacked */
+#define SAT_AA_ROBUST (-1)         /**< correct when clean and under every attack */
+#define SAT_AA_MISCLASSIFIED (-2)  /**< already wrong when clean: not attacked */
 
+/** Options of sat_autoattack(); initialise with sat_autoattack_opts_init(). */
 typedef struct sat_autoattack_opts {
-    uint32_t struct_size;
-    int32_t version;       /* SAT_AA_*; default SAT_AA_STANDARD */
-    int32_t norm;          /* SAT_NORM_LINF (default) or SAT_NORM_L2 */
-    float eps;             /* default 8/255; Linf in [0,1], L2 in [0, sqrt(C*H*W)] */
-    uint64_t seed;         /* random starts and Square's draws; default 0 */
+    uint32_t struct_size;  /**< sizeof(sat_autoattack_opts) */
+    int32_t version;       /**< SAT_AA_*; default SAT_AA_STANDARD */
+    int32_t norm;          /**< SAT_NORM_LINF (default) or SAT_NORM_L2 */
+    float eps;             /**< default 8/255; Linf in [0,1], L2 in [0, sqrt(C*H*W)] */
+    uint64_t seed;         /**< random starts and Square's draws; default 0 */
 } sat_autoattack_opts;
 
+/** What sat_autoattack() measured. The caller sets struct_size; the library writes that many
+ *  bytes (an older, smaller struct gets its prefix). */
 typedef struct sat_autoattack_result {
-    uint32_t struct_size;  /* set by the caller: the library writes this many bytes */
-    int32_t num_attacks;   /* entries used in attacks[] and accuracy_after[] */
-    int64_t n;             /* examples evaluated */
-    float clean_accuracy;
-    float robust_accuracy; /* correct under every attack of the sequence */
-    int32_t attacks[SAT_AA_MAX_ATTACKS];        /* SAT_AA_ATTACK_*, in the order run */
-    float accuracy_after[SAT_AA_MAX_ATTACKS];   /* robust accuracy after attacks[0..i]; NaN unused */
-    uint32_t flags;        /* SAT_FLAG_*: see docs/attacks.md for their meaning here */
-    int32_t reserved0;
-    int64_t square_only;   /* examples Square broke that every gradient attack before it missed */
+    uint32_t struct_size;  /**< set by the caller: the library writes this many bytes */
+    int32_t num_attacks;   /**< entries used in attacks[] and accuracy_after[] */
+    int64_t n;             /**< examples evaluated */
+    float clean_accuracy;  /**< fraction classified correctly without attack */
+    float robust_accuracy; /**< fraction correct under every attack of the sequence */
+    int32_t attacks[SAT_AA_MAX_ATTACKS];        /**< SAT_AA_ATTACK_*, in the order run; -1 unused */
+    float accuracy_after[SAT_AA_MAX_ATTACKS];   /**< robust accuracy after attacks[0..i]; NaN unused */
+    uint32_t flags;        /**< SAT_FLAG_*: see docs/attacks.md for their meaning here */
+    int32_t reserved0;     /**< 0 */
+    int64_t square_only;   /**< examples Square broke that every gradient attack before it missed */
 } sat_autoattack_result;
 
+/** Fills `*opts` with the defaults named in sat_autoattack_opts' field comments. */
 SAT_API int32_t sat_autoattack_opts_init(sat_autoattack_opts *opts, uint32_t struct_size);
 /**
  * AutoAttack's sequence on n examples (any n >= 1): each attack runs, in the version's
@@ -624,22 +632,23 @@ SAT_API int32_t sat_autoattack_opts_init(sat_autoattack_opts *opts, uint32_t str
  * num_classes - 1 of them; APGD-T and APGD-DLR need at least 4 and 3 classes and are left
  * out below that). Each example's random draws depend on its index in x only.
  * opts may be NULL for the defaults. x_adv[n*C*H*W] (may be NULL; must not overlap x)
- * receives the adversarial example of each broken example and x elsewhere; outcome[n] (may be NULL) receives
- * SAT_AA_ROBUST, SAT_AA_MISCLASSIFIED or the position of the attack that broke it. result is
- * required, with struct_size set. Flags: SAT_FLAG_ZERO_GRAD / NONFINITE_GRAD from the
- * clean-point gradients, SAT_FLAG_NOT_CONVERGED when the attacks after the first two still
- * break more than max(1, n/100) examples, SAT_FLAG_ONE_STEP_STRONGER when FGSM breaks more
- * than that many of the examples left robust, SAT_FLAG_SQUARE_STRONGER (see above).
+ * receives the adversarial example of each broken example and x elsewhere; outcome[n] (may
+ * be NULL) receives SAT_AA_ROBUST, SAT_AA_MISCLASSIFIED or the position of the attack that
+ * broke it. result is required, with struct_size set. Flags: SAT_FLAG_ZERO_GRAD /
+ * SAT_FLAG_NONFINITE_GRAD from the clean-point gradients; SAT_FLAG_NOT_CONVERGED when the
+ * attacks after the first two still break more than max(1, n/100) examples;
+ * SAT_FLAG_ONE_STEP_STRONGER when FGSM breaks more than that many of the examples left
+ * robust; SAT_FLAG_SQUARE_STRONGER (see above).
  * Bad options or data give SAT_E_INVALID_ARG / SAT_E_SHAPE / SAT_E_NUMERIC with nothing
  * written. The model is not changed. Cost: dominated by the first attack, since later ones
- * see only the survivors.
+ * see only the survivors. Threads: like sat_attack (the model's handle, one thread at a time).
  */
 SAT_API int32_t sat_autoattack(sat_model *model, const sat_autoattack_opts *opts, const float *x,
                                const int32_t *labels, int64_t n, float *x_adv, int32_t *outcome,
                                sat_autoattack_result *result);
 /** sat_autoattack on a callback model (the same sequence, by the same code). Needs the
  *  input-gradient callback (SAT_E_UNSUPPORTED without it); a callback returning non-zero
- *  stops it with SAT_E_ABORTED, with x_adv and outcome partly written and result not. */
+ *  stops it with SAT_E_ABORTED, with x_adv partly written and outcome and result not. */
 SAT_API int32_t sat_callback_autoattack(sat_callback_model *model, const sat_autoattack_opts *opts,
                                         const float *x, const int32_t *labels, int64_t n,
                                         float *x_adv, int32_t *outcome,

@@ -93,12 +93,14 @@ static int32_t make_plan(const sat__target *m, const sat_autoattack_opts *o, aa_
     static const char *const what = "sat_autoattack_opts";
     if (o->version != SAT_AA_STANDARD && o->version != SAT_AA_PLUS && o->version != SAT_AA_RAND)
         return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: unknown version %d", what, o->version);
+#define AA_COUNT(a) ((int32_t)(sizeof(a) / sizeof((a)[0])))
     const aa_step *steps = o->version == SAT_AA_STANDARD ? standard_steps
                            : o->version == SAT_AA_PLUS   ? plus_steps
                                                          : rand_steps;
-    const int32_t count = o->version == SAT_AA_STANDARD ? (int32_t)(sizeof standard_steps / sizeof standard_steps[0])
-                          : o->version == SAT_AA_PLUS   ? (int32_t)(sizeof plus_steps / sizeof plus_steps[0])
-                                                        : (int32_t)(sizeof rand_steps / sizeof rand_steps[0]);
+    const int32_t count = o->version == SAT_AA_STANDARD ? AA_COUNT(standard_steps)
+                          : o->version == SAT_AA_PLUS   ? AA_COUNT(plus_steps)
+                                                        : AA_COUNT(rand_steps);
+#undef AA_COUNT
     memset(p, 0, sizeof *p);
     for (int32_t i = 0; i < count; i++) {
         aa_step s = steps[i];

@@ -52,7 +52,9 @@ int32_t sat_callback_model_create(sat_context *ctx, const sat_callback_model_opt
     if (!out) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: out is NULL", what);
     *out = NULL;
     if (!ctx) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: ctx is NULL", what);
-    if (!opts) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: opts is NULL (the input shape and callbacks are required)", what);
+    if (!opts)
+        return sat__fail_tls(SAT_E_INVALID_ARG, "%s: opts is NULL (the input shape and callbacks are required)",
+                             what);
     sat_callback_model_opts o = callback_defaults();
     char err[SAT_ERRMSG_SIZE];
     int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_callback_model_opts", err);

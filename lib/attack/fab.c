@@ -90,9 +90,11 @@ static void random_start(const sat__attack_cfg *cfg, int32_t restart, int64_t ex
                          float *x1, int64_t d) {
     const uint64_t key = sat__rng_u64(cfg->seed, SAT_STREAM_FAB, (uint64_t)restart);
     const uint64_t base = (uint64_t)example * (uint64_t)d;
-    for (int64_t j = 0; j < d; j++)
-        x1[j] = cfg->norm == SAT_NORM_LINF ? 2.0f * sat__rng_uniform(key, SAT_STREAM_FAB, base + (uint64_t)j) - 1.0f
-                                           : sat__rng_normal(key, SAT_STREAM_FAB, base + (uint64_t)j);
+    for (int64_t j = 0; j < d; j++) {
+        const uint64_t at = base + (uint64_t)j;
+        x1[j] = cfg->norm == SAT_NORM_LINF ? 2.0f * sat__rng_uniform(key, SAT_STREAM_FAB, at) - 1.0f
+                                           : sat__rng_normal(key, SAT_STREAM_FAB, at);
+    }
     const double len = norm_of(cfg->norm, x1, d);
     const double f = len > 0.0 ? 0.5 * (double)cfg->eps / len : 0.0;
     for (int64_t j = 0; j < d; j++) {
