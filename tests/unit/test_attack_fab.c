@@ -99,8 +99,6 @@ static void check_closed_form(int targeted) {
         TU_CHECK(sat_model_forward(m, xa, N, z));
         for (int i = 0; i < N; i++) assert_int_equal(z[i * C3 + t[i]] > z[i * C3 + y[i]], 1);
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_fab_linear_closed_form(void **state) {
@@ -136,8 +134,6 @@ static void test_fab_eps_threshold(void **state) {
     o.eps = (float)(best * 1.1);
     TU_CHECK(sat_attack(m, &o, x, &y, NULL, 1, xa, NULL));
     assert_true(distance(SAT_NORM_L2, x, xa) <= best * 1.02);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* The projection where the box binds: the result lies in the box and on the hyperplane,
@@ -213,8 +209,6 @@ static void test_fab_trained_model(void **state) {
         const int64_t robust = count_correct(m, xa, y, NTEST);
         if (!(robust < clean)) fail_msg("norm %d: FAB broke nothing (%lld of %lld)", norm, (long long)robust, (long long)clean);
     }
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -225,5 +219,5 @@ int main(void) {
         cmocka_unit_test(test_projection_box),
         cmocka_unit_test(test_fab_trained_model),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_attack_fab", tests, sizeof tests / sizeof tests[0]);
 }

@@ -37,7 +37,7 @@ static void test_square_ball_box_monotone(void **state) {
     sat_context *ctx = tu_context(1, 5);
     sat_model *m = tu_model(ctx, "input 3 12 12\nconv 8 k=3 s=2\nact\ndense 10\n", SAT_ACT_SILU, 16);
     enum { N = 16, D = 3 * 12 * 12, Q = 300 };
-    float *x = malloc(sizeof(float) * N * D), *xa = malloc(sizeof(float) * N * D);
+    float *x = tu_alloc(sizeof(float) * N * D), *xa = tu_alloc(sizeof(float) * N * D);
     float loss[Q], acc[Q];
     int32_t y[N];
     tu_fill_uniform(x, N * D, 0.0f, 1.0f, 6);
@@ -60,10 +60,6 @@ static void test_square_ball_box_monotone(void **state) {
         }
         assert_true(loss[Q - 1] > loss[0]); /* and it did rise */
     }
-    free(x);
-    free(xa);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 /* On the trained toy task at 12x12 pixels, Linf Square with AutoAttack's 5000 queries comes
@@ -74,7 +70,7 @@ static void test_square_close_to_apgd(void **state) {
     sat_context *ctx = tu_context(1, 4);
     sat_model *m = train_model_scaled(ctx, 3);
     enum { N = 128, D = SZ * 9 };
-    float *x = malloc(sizeof(float) * N * D), *xa = malloc(sizeof(float) * N * D), *xb = malloc(sizeof(float) * N * D);
+    float *x = tu_alloc(sizeof(float) * N * D), *xa = tu_alloc(sizeof(float) * N * D), *xb = tu_alloc(sizeof(float) * N * D);
     int32_t y[N];
     make_data_scaled(x, y, N, 7, 3);
     const int64_t clean = count_correct_d(m, x, y, N, D);
@@ -101,11 +97,6 @@ static void test_square_close_to_apgd(void **state) {
         TU_CHECK(sat_attack(m, &o, x, y, NULL, N, xb, NULL));
         assert_memory_equal(xa, xb, sizeof(float) * N * D);
     }
-    free(x);
-    free(xa);
-    free(xb);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -114,5 +105,5 @@ int main(void) {
         cmocka_unit_test(test_square_ball_box_monotone),
         cmocka_unit_test(test_square_close_to_apgd),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_attack_square", tests, sizeof tests / sizeof tests[0]);
 }

@@ -94,8 +94,6 @@ static void test_standard_sequence(void **state) {
     TU_CHECK(sat_attack(m, &ao, x, y, NULL, NTEST, xp, NULL));
     const int64_t apgd = count_correct(m, xp, y, NTEST);
     assert_true(llabs(apgd - (int64_t)llround(r.accuracy_after[0] * NTEST)) <= 1);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_versions(void **state) {
@@ -119,8 +117,6 @@ static void test_versions(void **state) {
     /* plus repeats standard's runs (same seeds and streams) and adds more: never weaker. */
     assert_true(plus_r.robust_accuracy <= std_r.robust_accuracy + 1.0f / NTEST);
     assert_true(rand_r.robust_accuracy >= plus_r.robust_accuracy - 1.0f / NTEST);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 static void test_bad_input(void **state) {
@@ -163,8 +159,6 @@ static void test_bad_input(void **state) {
     memcpy(&n, small + 8, sizeof n);
     assert_int_equal(n, 4);
     for (size_t i = prefix; i < sizeof small; i++) assert_int_equal(small[i], 0xab);
-    sat_model_destroy(m);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -173,5 +167,5 @@ int main(void) {
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_bad_input),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_autoattack", tests, sizeof tests / sizeof tests[0]);
 }

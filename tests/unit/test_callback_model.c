@@ -67,7 +67,7 @@ static sat_callback_model *host_callback_model(sat_context *ctx, host_model *h, 
     o.user = h;
     sat_callback_model *cm = NULL;
     TU_CHECK(sat_callback_model_create(ctx, &o, &cm));
-    return cm;
+    return tu_own_callback_model(cm);
 }
 
 /* The host model with random weights, its libsat twin, and N inputs labelled with the
@@ -100,12 +100,6 @@ static void setup(fixture *f) {
         f->y[i] = best;
         f->t[i] = (best + 1 + i % 3) % NCLS;
     }
-}
-
-static void teardown(fixture *f, sat_callback_model *cm) {
-    sat_callback_model_destroy(cm);
-    sat_model_destroy(f->m);
-    sat_context_destroy(f->ctx);
 }
 
 static void test_same_result_as_libsat_model(void **state) {
@@ -142,7 +136,6 @@ static void test_same_result_as_libsat_model(void **state) {
         }
     assert_int_equal(f.h.largest_batch, MB);
     assert_true(f.h.grad_calls > 0);
-    teardown(&f, cm);
 }
 
 static void autoattack(sat_callback_model *cm, sat_model *m, const float *x, const int32_t *y, int32_t version,
@@ -178,7 +171,6 @@ static void test_autoattack_same_as_libsat_model(void **state) {
         assert_true(ra.robust_accuracy == rb.robust_accuracy);
         assert_int_equal(ra.flags, rb.flags);
     }
-    teardown(&f, cm);
 }
 
 /* A model whose gradient callback hides the gradient (all zeros) defeats the gradient
@@ -202,7 +194,6 @@ static void test_masked_gradients_flagged(void **state) {
     assert_int_equal(by_square, masked.square_only);
     /* the gradient attacks saw a more robust model than there is */
     assert_true(masked.accuracy_after[2] > honest.robust_accuracy);
-    teardown(&f, cm);
 }
 
 static void test_logits_only(void **state) {
@@ -228,7 +219,6 @@ static void test_logits_only(void **state) {
         assert_int_equal(f.h.logits_calls, 0);
         assert_memory_equal(b, f.x, sizeof b);
     }
-    teardown(&f, cm);
 }
 
 static void test_callback_failure_aborts(void **state) {
@@ -242,7 +232,6 @@ static void test_callback_failure_aborts(void **state) {
     TU_CHECK(sat_attack_opts_init(&o, sizeof o));
     assert_int_equal(sat_callback_attack(cm, &o, f.x, f.y, NULL, N, a, NULL), SAT_E_ABORTED);
     assert_non_null(strstr(sat_callback_model_last_error(cm), "returned 7"));
-    teardown(&f, cm);
 }
 
 static void test_bad_options(void **state) {
@@ -278,13 +267,13 @@ static void test_bad_options(void **state) {
     assert_int_equal(sat_callback_model_create(NULL, &o, &cm), SAT_E_INVALID_ARG);
     assert_int_equal(sat_callback_attack(NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL), SAT_E_INVALID_ARG);
     TU_CHECK(sat_callback_model_create(ctx, &o, &cm));
+    tu_own_callback_model(cm);
     float x[D] = {0}, xa[D];
     int32_t y = NCLS; /* out of range */
     assert_int_equal(sat_callback_attack(cm, NULL, x, &y, NULL, 1, xa, NULL), SAT_E_INVALID_ARG);
     assert_int_equal(h.logits_calls, 0);
-    sat_callback_model_destroy(cm);
+    tu_release(cm);
     sat_callback_model_destroy(NULL);
-    sat_context_destroy(ctx);
 }
 
 int main(void) {
@@ -296,5 +285,5 @@ int main(void) {
         cmocka_unit_test(test_callback_failure_aborts),
         cmocka_unit_test(test_bad_options),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("test_callback_model", tests, sizeof tests / sizeof tests[0]);
 }

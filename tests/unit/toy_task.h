@@ -41,7 +41,7 @@ static sat_model *train_model_scaled(sat_context *ctx, int up) {
     snprintf(spec, sizeof spec, "input 1 %d %d\ndense 32\nact\ndense 32\nact\ndense 4\n", 4 * up, 4 * up);
     sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, BATCH);
     const int64_t d = (int64_t)SZ * up * up;
-    float *x = malloc(sizeof(float) * (size_t)(NTRAIN * d));
+    float *x = tu_alloc(sizeof(float) * (size_t)(NTRAIN * d));
     int32_t y[NTRAIN];
     make_data_scaled(x, y, NTRAIN, 1, up);
     float *p = sat_model_params(m);
@@ -52,7 +52,7 @@ static sat_model *train_model_scaled(sat_context *ctx, int up) {
         TU_CHECK(sat_model_train_backward(m, x + b * d, y + b, BATCH, 0.0f, NULL, NULL));
         for (int64_t i = 0; i < np; i++) p[i] -= 0.1f * g[i];
     }
-    free(x);
+    tu_free(x);
     return m;
 }
 
