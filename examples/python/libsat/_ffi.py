@@ -151,6 +151,9 @@ STRUCTS = {
     "sat_step_stats": StepStats,
     "sat_eval_opts": EvalOpts,
     "sat_eval_result": EvalResult,
+    "sat_autoattack_opts": AutoattackOpts,
+    "sat_autoattack_result": AutoattackResult,
+    "sat_callback_model_opts": CallbackModelOpts,
     "sat_model_meta": ModelMeta,
 }
 
