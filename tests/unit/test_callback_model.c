@@ -53,7 +53,8 @@ static int32_t host_grad(void *user, const float *x, int64_t n, const float *dz,
     return 0;
 }
 
-static sat_callback_model *host_callback_model(sat_context *ctx, host_model *h, int with_grad) {
+/* Options that describe the host model h (1x4x4 inputs, NCLS classes, batches of MB). */
+static sat_callback_model_opts host_opts(host_model *h, int with_grad) {
     sat_callback_model_opts o;
     TU_CHECK(sat_callback_model_opts_init(&o, sizeof o));
     assert_int_equal(o.max_batch, 128);
@@ -65,6 +66,11 @@ static sat_callback_model *host_callback_model(sat_context *ctx, host_model *h, 
     o.logits_fn = host_logits;
     o.input_grad_fn = with_grad ? host_grad : NULL;
     o.user = h;
+    return o;
+}
+
+static sat_callback_model *host_callback_model(sat_context *ctx, host_model *h, int with_grad) {
+    const sat_callback_model_opts o = host_opts(h, with_grad);
     sat_callback_model *cm = NULL;
     TU_CHECK(sat_callback_model_create(ctx, &o, &cm));
     return tu_own_callback_model(cm);
@@ -239,15 +245,7 @@ static void test_bad_options(void **state) {
     sat_context *ctx = tu_context(1, 0);
     host_model h;
     memset(&h, 0, sizeof h);
-    sat_callback_model_opts o;
-    TU_CHECK(sat_callback_model_opts_init(&o, sizeof o));
-    o.channels = 1;
-    o.height = 4;
-    o.width = 4;
-    o.num_classes = NCLS;
-    o.logits_fn = host_logits;
-    o.input_grad_fn = host_grad;
-    o.user = &h;
+    const sat_callback_model_opts o = host_opts(&h, 1);
     sat_callback_model *cm = (sat_callback_model *)&h; /* must be reset to NULL on failure */
     sat_callback_model_opts bad = o;
     bad.logits_fn = NULL;
