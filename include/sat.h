@@ -593,6 +593,9 @@ SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32
 #define SAT_FLAG_NONFINITE_GRAD 2u   /**< NaN/Inf input gradients */
 #define SAT_FLAG_NOT_CONVERGED 4u    /**< robust accuracy still falling between the last two k */
 #define SAT_FLAG_ONE_STEP_STRONGER 8u /**< FGSM beats the strongest multi-step PGD */
+#define SAT_FLAG_SQUARE_STRONGER 16u  /**< sat_autoattack only: Square broke more than 0.2% of
+                                           the examples after every gradient attack before it
+                                           had failed on them */
 
 /** Options of sat_evaluate(); initialise with sat_eval_opts_init(). */
 typedef struct sat_eval_opts {
@@ -633,10 +636,6 @@ SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const 
                              const int32_t *labels, int64_t n, sat_eval_result *result);
 
 /* ---- AutoAttack (Croce & Hein, arXiv 2003.01690): the field's standard evaluation ---- */
-
-/** Square broke more than 0.2% of the examples after every gradient attack before it had
- *  failed on them (sat_autoattack only). */
-#define SAT_FLAG_SQUARE_STRONGER 16u
 
 /* Versions of the sequence (sat_autoattack_opts.version). */
 #define SAT_AA_STANDARD 0  /**< APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries) */
