@@ -328,6 +328,8 @@ SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const
 #define SAT_ATTACK_PGD 1        /**< projected gradient descent */
 #define SAT_ATTACK_APGD_CE 2    /**< APGD (AutoAttack's step-size schedule) on cross-entropy */
 #define SAT_ATTACK_APGD_DLR 3   /**< targeted APGD with the DLR loss, needs targets */
+#define SAT_ATTACK_FAB 4        /**< FAB, minimum norm; targeted = 1 is FAB-T (needs targets) */
+#define SAT_ATTACK_SQUARE 5     /**< Square, score-based black-box: logits only */
 
 #define SAT_NORM_LINF 0         /**< the L-infinity ball: every pixel moves at most eps */
 #define SAT_NORM_L2 1           /**< the L2 ball of radius eps per example */
@@ -340,14 +342,22 @@ typedef struct sat_attack_opts {
     uint32_t struct_size;  /**< sizeof(sat_attack_opts), set by sat_attack_opts_init() */
     int32_t method;        /**< SAT_ATTACK_*; default PGD */
     int32_t norm;          /**< SAT_NORM_*; default LINF */
-    int32_t loss;          /**< SAT_LOSS_*; default CE */
+    int32_t loss;          /**< SAT_LOSS_*; default CE. FGSM and PGD only (APGD-CE: CE,
+                              APGD-DLR: DLR, FAB and Square: the logit margin) */
     float eps;             /**< radius in [0,1] pixel units; default 8/255 */
     float step_size;       /**< 0 (default): 2.5 eps / steps for PGD; for FGSM eps without and
-                              1.25 eps with a random start; APGD starts at 2 eps */
-    int32_t steps;         /**< default 10 (ignored by FGSM) */
-    int32_t restarts;      /**< default 1; the worst case per example is kept */
-    int32_t random_start;  /**< 1 (default) uniform start in the ball; 0 start at x */
-    int32_t targeted;      /**< 0 (default); 1: minimise the loss towards `targets` */
+                              1.25 eps with a random start; APGD starts at 2 eps; FAB and
+                              Square ignore it */
+    int32_t steps;         /**< default 10 (ignored by FGSM); FAB: iterations (AutoAttack: 100);
+                              Square: queries after the first (AutoAttack: 5000) */
+    int32_t restarts;      /**< default 1; the worst case per example is kept (FAB: the closest
+                              adversarial point) */
+    int32_t random_start;  /**< 1 (default) uniform start in the ball; 0 start at x. FAB starts
+                              its first restart at x and later ones at random; Square starts
+                              on the ball's boundary (docs/attacks.md) */
+    int32_t targeted;      /**< 0 (default); 1: minimise the loss towards `targets` (FAB-T:
+                              linearise towards the target, succeed on any misclassification;
+                              Square: raise the target's margin) */
     int32_t bn_mode;       /**< -1 (default): the model's attack_bn_mode; else SAT_BN_* */
     uint64_t seed;         /**< random starts; default 0 */
 } sat_attack_opts;
@@ -372,7 +382,9 @@ typedef struct sat_attack_trace {
  * Crafts adversarial examples x_adv[n*C*H*W] for (x, labels) with the method of opts
  * (NULL: the defaults of sat_attack_opts_init). targets (may be NULL unless targeted or
  * APGD-DLR) gives target labels. Every iterate stays within the eps-ball around x and in
- * [0,1]; the worst iterate found is returned (per example, over restarts). Any n >= 1 is
+ * [0,1]; the worst iterate found is returned (per example, over restarts). FAB is a
+ * minimum-norm attack: its iterates leave the ball, and it returns the closest adversarial
+ * point it found when that is within eps, x otherwise. Square uses logits only. Any n >= 1 is
  * accepted: batches above the model's max_batch are processed in chunks. Each example's
  * attack is independent of the others and of the chunking, up to float rounding where a
  * different batch shape makes BLIS choose a different kernel. x_adv may be the same buffer as x (not a partial overlap). eps is in [0,1] for
@@ -386,6 +398,66 @@ SAT_API int32_t sat_attack(sat_model *model, const sat_attack_opts *opts, const 
 SAT_API int32_t sat_pgd_attack(sat_model *model, const sat_attack_opts *opts, const float *x,
                                const int32_t *labels, int64_t n, float *x_adv,
                                sat_attack_trace *trace);
+
+/* ------------------------------------------------------------------------- */
+/* Models outside libsat                                                      */
+/* ------------------------------------------------------------------------- */
+
+/** A classifier the host implements (in C, or in another language through its FFI), given
+ *  to libsat as callbacks so that libsat's attacks and sat_callback_autoattack can evaluate
+ *  it. Attacks see raw [0,1] pixels: put any input normalisation inside the callbacks. */
+typedef struct sat_callback_model sat_callback_model;
+
+/** Logits callback: writes logits[n * num_classes] (row-major) for the n examples
+ *  x[n * C*H*W] (NCHW, [0,1]); 1 <= n <= max_batch. x and logits are valid during the call
+ *  only. Returns 0, or any other value to stop the running call, which then fails with
+ *  SAT_E_ABORTED. */
+typedef int32_t (*sat_logits_fn)(void *user, const float *x, int64_t n, float *logits);
+/** Input-gradient callback: writes dx[n * C*H*W], the gradient with respect to x of
+ *  sum_i sum_k dlogits[i * num_classes + k] * logits_k(x_i). It is always called with the
+ *  same x and n as the logits callback just before it (possibly several times after one
+ *  logits call, with different dlogits). Same return rule as sat_logits_fn. */
+typedef int32_t (*sat_input_grad_fn)(void *user, const float *x, int64_t n, const float *dlogits,
+                                     float *dx);
+
+/** Options of sat_callback_model_create(); initialise with sat_callback_model_opts_init(). */
+typedef struct sat_callback_model_opts {
+    uint32_t struct_size;      /**< sizeof(sat_callback_model_opts) */
+    int32_t channels;          /**< input channels per example: required (>= 1) */
+    int32_t height;            /**< input height: required (>= 1) */
+    int32_t width;             /**< input width: required (>= 1) */
+    int32_t num_classes;       /**< number of logits: required (>= 2) */
+    int32_t max_batch;         /**< largest n passed to the callbacks; default 128, 1..65536 */
+    int32_t reserved0;         /**< must be 0 */
+    sat_logits_fn logits_fn;   /**< required */
+    sat_input_grad_fn input_grad_fn; /**< NULL: only gradient-free attacks (SAT_ATTACK_SQUARE) */
+    void *user;                /**< passed to both callbacks */
+} sat_callback_model_opts;
+
+/** Defaults: shape and callbacks unset (0 / NULL), max_batch 128. */
+SAT_API int32_t sat_callback_model_opts_init(sat_callback_model_opts *opts, uint32_t struct_size);
+/** Creates a callback model on ctx from opts (required; the library keeps a copy, and the
+ *  `user` pointer, which must stay valid while the model is used). A shape, class count or
+ *  max_batch out of range or a NULL logits_fn gives SAT_E_INVALID_ARG with a message in
+ *  sat_last_error(); *out is then NULL. Destroy it before ctx. */
+SAT_API int32_t sat_callback_model_create(sat_context *ctx, const sat_callback_model_opts *opts,
+                                          sat_callback_model **out);
+/** Destroys a callback model (NULL: no-op). The callbacks are not called. */
+SAT_API void sat_callback_model_destroy(sat_callback_model *model);
+/** Message of the last failed call on the model ("" if none). */
+SAT_API const char *sat_callback_model_last_error(const sat_callback_model *model);
+/**
+ * sat_attack on a callback model: the same methods, options, checks and results, computed by
+ * the same code. The callbacks are called on the calling thread, one batch at a time, with
+ * batches of at most max_batch examples; bn_mode is ignored (the host's model decides).
+ * Methods that need gradients fail with SAT_E_UNSUPPORTED, before any callback runs, when
+ * the model has no input_grad_fn. A callback returning non-zero stops the call with
+ * SAT_E_ABORTED; x_adv then holds the results of the chunks finished before (the rest is
+ * unchanged). Uses the model's handle for messages: one thread at a time.
+ */
+SAT_API int32_t sat_callback_attack(sat_callback_model *model, const sat_attack_opts *opts,
+                                    const float *x, const int32_t *labels, const int32_t *targets,
+                                    int64_t n, float *x_adv, sat_attack_trace *trace);
 
 /* ------------------------------------------------------------------------- */
 /* Optimizers and schedules                                                   */
@@ -530,6 +602,9 @@ SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32
 #define SAT_FLAG_NONFINITE_GRAD 2u   /**< NaN/Inf input gradients */
 #define SAT_FLAG_NOT_CONVERGED 4u    /**< robust accuracy still falling between the last two k */
 #define SAT_FLAG_ONE_STEP_STRONGER 8u /**< FGSM beats the strongest multi-step PGD */
+#define SAT_FLAG_SQUARE_STRONGER 16u  /**< sat_autoattack only: Square broke more than 0.2% of
+                                           the examples after every gradient attack before it
+                                           had failed on them */
 
 /** Options of sat_evaluate(); initialise with sat_eval_opts_init(). */
 typedef struct sat_eval_opts {
@@ -568,6 +643,86 @@ SAT_API int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size);
 /** Clean and robust accuracy on n examples (processed in chunks). */
 SAT_API int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x,
                              const int32_t *labels, int64_t n, sat_eval_result *result);
+
+/* ---- AutoAttack (Croce & Hein, arXiv 2003.01690): the field's standard evaluation ---- */
+
+/* Versions of the sequence (sat_autoattack_opts.version). */
+#define SAT_AA_STANDARD 0  /**< APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries) */
+#define SAT_AA_PLUS 1      /**< APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
+                                APGD-T, FAB-T */
+#define SAT_AA_RAND 2      /**< APGD-CE, APGD-DLR, gradients averaged over 20 passes (randomised
+                                models) */
+
+/* The attacks of a sequence, as listed in sat_autoattack_result.attacks. */
+#define SAT_AA_ATTACK_APGD_CE 0   /**< APGD on cross-entropy */
+#define SAT_AA_ATTACK_APGD_T 1    /**< APGD on the targeted DLR loss, one run per target class */
+#define SAT_AA_ATTACK_FAB_T 2     /**< targeted FAB, one run per target class */
+#define SAT_AA_ATTACK_SQUARE 3    /**< Square */
+#define SAT_AA_ATTACK_APGD_DLR 4  /**< APGD on the untargeted DLR loss */
+#define SAT_AA_ATTACK_FAB 5       /**< untargeted FAB */
+
+#define SAT_AA_MAX_ATTACKS 8      /**< capacity of the per-attack arrays of sat_autoattack_result */
+
+/* Per-example outcomes (sat_autoattack's `outcome`); values >= 0 are the position in
+ * sat_autoattack_result.attacks of the attack that broke the example. */
+#define SAT_AA_ROBUST (-1)         /**< correct when clean and under every attack */
+#define SAT_AA_MISCLASSIFIED (-2)  /**< already wrong when clean: not attacked */
+
+/** Options of sat_autoattack(); initialise with sat_autoattack_opts_init(). */
+typedef struct sat_autoattack_opts {
+    uint32_t struct_size;  /**< sizeof(sat_autoattack_opts) */
+    int32_t version;       /**< SAT_AA_*; default SAT_AA_STANDARD */
+    int32_t norm;          /**< SAT_NORM_LINF (default) or SAT_NORM_L2 */
+    float eps;             /**< default 8/255; Linf in [0,1], L2 in [0, sqrt(C*H*W)] */
+    uint64_t seed;         /**< random starts and Square's draws; default 0 */
+} sat_autoattack_opts;
+
+/** What sat_autoattack() measured. The caller sets struct_size; the library writes that many
+ *  bytes (an older, smaller struct gets its prefix). */
+typedef struct sat_autoattack_result {
+    uint32_t struct_size;  /**< set by the caller: the library writes this many bytes */
+    int32_t num_attacks;   /**< entries used in attacks[] and accuracy_after[] */
+    int64_t n;             /**< examples evaluated */
+    float clean_accuracy;  /**< fraction classified correctly without attack */
+    float robust_accuracy; /**< fraction correct under every attack of the sequence */
+    int32_t attacks[SAT_AA_MAX_ATTACKS];        /**< SAT_AA_ATTACK_*, in the order run; -1 unused */
+    float accuracy_after[SAT_AA_MAX_ATTACKS];   /**< robust accuracy after attacks[0..i]; NaN unused */
+    uint32_t flags;        /**< SAT_FLAG_*: see docs/attacks.md for their meaning here */
+    int32_t reserved0;     /**< 0 */
+    int64_t square_only;   /**< examples Square broke that every gradient attack before it missed */
+} sat_autoattack_result;
+
+/** Fills `*opts` with the defaults named in sat_autoattack_opts' field comments. */
+SAT_API int32_t sat_autoattack_opts_init(sat_autoattack_opts *opts, uint32_t struct_size);
+/**
+ * AutoAttack's sequence on n examples (any n >= 1): each attack runs, in the version's
+ * order, only on the examples that are still classified correctly (batch norm in inference
+ * mode decides), and an example counts as robust only if it survives all of them. Targets
+ * are the classes with the highest clean logits other than the label (at most
+ * num_classes - 1 of them; APGD-T and APGD-DLR need at least 4 and 3 classes and are left
+ * out below that). Each example's random draws depend on its index in x only.
+ * opts may be NULL for the defaults. x_adv[n*C*H*W] (may be NULL; must not overlap x)
+ * receives the adversarial example of each broken example and x elsewhere; outcome[n] (may
+ * be NULL) receives SAT_AA_ROBUST, SAT_AA_MISCLASSIFIED or the position of the attack that
+ * broke it. result is required, with struct_size set. Flags: SAT_FLAG_ZERO_GRAD /
+ * SAT_FLAG_NONFINITE_GRAD from the clean-point gradients; SAT_FLAG_NOT_CONVERGED when the
+ * attacks after the first two still break more than max(1, n/100) examples;
+ * SAT_FLAG_ONE_STEP_STRONGER when FGSM breaks more than that many of the examples left
+ * robust; SAT_FLAG_SQUARE_STRONGER (see above).
+ * Bad options or data give SAT_E_INVALID_ARG / SAT_E_SHAPE / SAT_E_NUMERIC with nothing
+ * written. The model is not changed. Cost: dominated by the first attack, since later ones
+ * see only the survivors. Threads: like sat_attack (the model's handle, one thread at a time).
+ */
+SAT_API int32_t sat_autoattack(sat_model *model, const sat_autoattack_opts *opts, const float *x,
+                               const int32_t *labels, int64_t n, float *x_adv, int32_t *outcome,
+                               sat_autoattack_result *result);
+/** sat_autoattack on a callback model (the same sequence, by the same code). Needs the
+ *  input-gradient callback (SAT_E_UNSUPPORTED without it); a callback returning non-zero
+ *  stops it with SAT_E_ABORTED, with x_adv partly written and outcome and result not. */
+SAT_API int32_t sat_callback_autoattack(sat_callback_model *model, const sat_autoattack_opts *opts,
+                                        const float *x, const int32_t *labels, int64_t n,
+                                        float *x_adv, int32_t *outcome,
+                                        sat_autoattack_result *result);
 
 /* ------------------------------------------------------------------------- */
 /* Datasets                                                                   */

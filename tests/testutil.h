@@ -43,6 +43,7 @@ sat_model *tu_own_model(sat_model *model);
 sat_optimizer *tu_own_optimizer(sat_optimizer *opt);
 sat_trainer *tu_own_trainer(sat_trainer *trainer);
 sat_dataset *tu_own_dataset(sat_dataset *ds);
+sat_callback_model *tu_own_callback_model(sat_callback_model *model);
 /* Memory the library handed out (sat_free). */
 void *tu_own_sat_mem(void *p);
 

@@ -20,3 +20,7 @@ static void destroy_trainer(void *h) { sat_trainer_destroy(h); }
 sat_trainer *tu_own_trainer(sat_trainer *trainer) { return tu_own(trainer, destroy_trainer); }
 static void destroy_dataset(void *h) { sat_dataset_destroy(h); }
 sat_dataset *tu_own_dataset(sat_dataset *ds) { return tu_own(ds, destroy_dataset); }
+static void destroy_callback_model(void *h) { sat_callback_model_destroy(h); }
+sat_callback_model *tu_own_callback_model(sat_callback_model *model) {
+    return tu_own(model, destroy_callback_model);
+}

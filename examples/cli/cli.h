@@ -76,12 +76,23 @@ typedef struct cli_config {
     int32_t restarts;
     int32_t apgd;
     int32_t apgd_steps;
+    int32_t autoattack;    /* 1: also run AutoAttack (sat_autoattack) */
+    int32_t aa_version;    /* SAT_AA_*; default standard */
 
     /* compare */
     int32_t num_acts;
     int32_t acts[CLI_MAX_ACTS];
     const char *log_dir;
 } cli_config;
+
+/* ---- autoattack.c ---- */
+/* Runs AutoAttack (cfg->aa_version, cfg->norm, eps, cfg->seed) on the data set and prints
+ * the robust accuracy after each attack and what its flags mean; *res receives the result.
+ * Returns an exit code. */
+int cli_autoattack(const cli_config *cfg, sat_model *model, sat_dataset *ds, float eps,
+                   sat_autoattack_result *res);
+/* The name of an attack of the sequence (SAT_AA_ATTACK_*), e.g. "APGD-CE". */
+const char *cli_aa_attack_name(int32_t attack);
 
 /* ---- main.c ---- */
 extern const char *cli_prog; /* "sat-cli" */

@@ -1,5 +1,5 @@
-/* eval.c - `sat-cli eval`: clean, FGSM and PGD-k accuracy of a model file, optional APGD,
- * and the gradient-masking checks explained in words. */
+/* eval.c - `sat-cli eval`: clean, FGSM and PGD-k accuracy of a model file, optional APGD
+ * and AutoAttack, and the gradient-masking checks explained in words. */
 #include "cli.h"
 
 #include <math.h>
@@ -138,6 +138,11 @@ int cli_cmd_eval(const cli_config *cfg_in) {
     char dur[32];
     cli_format_duration(dur, sizeof dur, secs);
     printf("\nevaluation took %s\n", dur);
+    sat_autoattack_result aa;
+    if (cfg.autoattack) {
+        rc = cli_autoattack(&cfg, model, test, eps, &aa);
+        if (rc) goto done;
+    }
 
     if (cfg.log) {
         FILE *f = cli_log_open(cfg.log, 1);
@@ -159,6 +164,12 @@ int cli_cmd_eval(const cli_config *cfg_in) {
         cli_json_num(&j, "apgd_acc", cfg.apgd ? res.apgd_accuracy : NAN);
         cli_json_int(&j, "flags", res.flags);
         cli_json_num(&j, "seconds", secs);
+        if (cfg.autoattack) {
+            cli_json_num(&j, "aa_robust_acc", aa.robust_accuracy);
+            cli_json_num_array(&j, "aa_acc_after", aa.accuracy_after, aa.num_attacks);
+            cli_json_int(&j, "aa_square_only", aa.square_only);
+            cli_json_int(&j, "aa_flags", aa.flags);
+        }
         cli_json_end(&j);
         fclose(f);
     }

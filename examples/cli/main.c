@@ -153,13 +153,19 @@ static const char *const help_eval[] = {
     "  --restarts R        random restarts per PGD attack, worst case kept (default 1)\n"
     "  --apgd              also run APGD-CE and targeted APGD-DLR (AutoAttack's schedule)\n"
     "  --apgd-steps K      APGD iterations (default 100)\n"
+    "  --autoattack        also run AutoAttack (Croce & Hein): APGD-CE, APGD-T, FAB-T and\n"
+    "                      Square on the examples still robust, with the gradient-masking\n"
+    "                      checks and whether black-box Square finds what gradients missed\n"
+    "  --aa-version V      standard (default), plus (more restarts and attacks) or rand\n"
+    "                      (for randomised models); implies --autoattack\n"
     "  --batch N           evaluation batch (default: the model's)\n"
     "  --log FILE          append the result as one JSON line\n"
     "\n" HELP_RUNTIME,
     "\n"
     "Examples:\n"
     "  sat-cli eval --model-file quick.sat\n"
-    "  sat-cli eval --model-file quick.sat --pgd-steps 10,50,100 --restarts 3 --apgd\n", NULL};
+    "  sat-cli eval --model-file quick.sat --pgd-steps 10,50,100 --restarts 3 --apgd\n"
+    "  sat-cli eval --model-file quick.sat --test-limit 1000 --autoattack\n", NULL};
 
 static const char *const help_compare[] = {
     "Usage: sat-cli compare [OPTIONS]\n"
@@ -235,7 +241,8 @@ enum opt_id {
     O_MODEL, O_SPEC, O_ACT, O_ACT_PARAM, O_METHOD, O_NORM, O_EPS, O_STEPS, O_STEP_SIZE,
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
-    O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_ACTS, O_LOG_DIR, O_HELP
+    O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
+    O_HELP
 };
 
 typedef struct opt_def {
@@ -284,6 +291,8 @@ static const opt_def opts[] = {
     {"restarts", O_RESTARTS, 1, CMD_EVAL | CMD_COMPARE},
     {"apgd", O_APGD, 0, CMD_EVAL | CMD_COMPARE},
     {"apgd-steps", O_APGD_STEPS, 1, CMD_EVAL | CMD_COMPARE},
+    {"autoattack", O_AUTOATTACK, 0, CMD_EVAL},
+    {"aa-version", O_AA_VERSION, 1, CMD_EVAL},
     {"acts", O_ACTS, 1, CMD_COMPARE},
     {"log-dir", O_LOG_DIR, 1, CMD_COMPARE},
     {"help", O_HELP, 0, CMD_ALL},
@@ -294,6 +303,8 @@ typedef struct name_value {
     int32_t value;
 } name_value;
 
+static const name_value aa_versions[] = {
+    {"standard", SAT_AA_STANDARD}, {"plus", SAT_AA_PLUS}, {"rand", SAT_AA_RAND}, {0, 0}};
 static const name_value formats[] = {{"idx", SAT_DATA_IDX}, {"cifar10", SAT_DATA_CIFAR10}, {0, 0}};
 static const name_value methods[] = {{"standard", SAT_TRAIN_STANDARD}, {"pgd", SAT_TRAIN_PGD},
                                      {"fast", SAT_TRAIN_FAST},         {"free", SAT_TRAIN_FREE},
@@ -526,6 +537,8 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_RESTARTS: return parse_i32(name, arg, 1, 1000, &c->restarts);
     case O_APGD: c->apgd = 1; return 0;
     case O_APGD_STEPS: return parse_i32(name, arg, 1, 100000, &c->apgd_steps);
+    case O_AUTOATTACK: c->autoattack = 1; return 0;
+    case O_AA_VERSION: c->autoattack = 1; return parse_choice(name, arg, aa_versions, &c->aa_version);
     case O_ACTS: return parse_acts_list(arg, c);
     case O_LOG_DIR: c->log_dir = arg; return 0;
     default: return CLI_EXIT_FAILURE;

@@ -28,7 +28,7 @@ int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap) {
     return count;
 }
 
-size_t sat__apgd_scratch_bytes(const sat_model *m, int64_t nc) {
+size_t sat__apgd_scratch_bytes(const sat__target *m, int64_t nc) {
     const size_t n = (size_t)nc, d = (size_t)m->in_size;
     return 5 * sat__attack_align(n * d * sizeof(float)) + sat__attack_align(d * sizeof(float)) +
            5 * sat__attack_align(n * sizeof(float)) + 2 * sat__attack_align(n * sizeof(int32_t)) +
@@ -74,21 +74,21 @@ static void momentum_step(const sat__attack_cfg *cfg, const float *x, float *xa,
 
 static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, int *have) {
     const sat__attack_cfg *cfg = c->cfg;
-    sat_model *m = c->m;
+    const sat__target *m = c->m;
     const int64_t d = m->in_size, nc = c->nc;
     const int32_t steps = cfg->steps;
     const size_t all = sizeof(float) * (size_t)(nc * d);
 
     for (int64_t i = 0; i < nc; i++) {
         if (cfg->random_start) {
-            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, c->index_base + i,
+            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i),
                                      c->x + i * d, b->xa + i * d, d);
             sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, b->xa + i * d, d);
         } else {
             memcpy(b->xa + i * d, c->x + i * d, sizeof(float) * (size_t)d);
         }
     }
-    int32_t st = sat__attack_eval(m, cfg, b->xa, c->labels, c->targets, nc, b->obj, b->pred,
+    int32_t st = sat__attack_eval(c, b->xa, c->labels, c->targets, nc, b->obj, b->pred,
                                   b->dlogits, b->grad);
     if (st) return st;
     /* The start point is a candidate too, as in the reference implementation. */
@@ -115,7 +115,7 @@ static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, i
                           b->eta[i], a, b->z, d);
         /* The gradient at the last iterate is never used. */
         const int need_grad = it < steps - 1;
-        st = sat__attack_eval(m, cfg, b->xa, c->labels, c->targets, nc, b->obj, b->pred, b->dlogits,
+        st = sat__attack_eval(c, b->xa, c->labels, c->targets, nc, b->obj, b->pred, b->dlogits,
                               need_grad ? b->grad : NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * steps + it, b->obj, b->pred);

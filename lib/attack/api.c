@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-int32_t sat__attack_check_data(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
                                const char *fn) {
     if (!x) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x is NULL", fn);
     if (!labels) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: labels is NULL", fn);
@@ -21,18 +21,14 @@ int32_t sat__attack_check_data(sat_model *m, const float *x, const int32_t *labe
     return SAT_OK;
 }
 
-static int needs_targets(const sat__attack_cfg *cfg) {
-    return cfg->objective == SAT__OBJ_CE_T || cfg->objective == SAT__OBJ_MARGIN_T ||
-           cfg->objective == SAT__OBJ_DLR_T;
-}
 
-static int32_t attack_checked(sat_model *m, const sat__attack_cfg *cfg, const char *fn, const float *x,
+static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, const char *fn, const float *x,
                               const int32_t *labels, const int32_t *targets, int64_t n, float *x_adv,
                               sat_attack_trace *trace) {
     int32_t st = sat__attack_check_data(m, x, labels, n, fn);
     if (st) return st;
     if (!x_adv) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv is NULL", fn);
-    if (needs_targets(cfg)) {
+    if (cfg->uses_targets) {
         if (!targets)
             return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: a targeted attack needs targets", fn);
         for (int64_t i = 0; i < n; i++)
@@ -68,7 +64,7 @@ static int32_t attack_checked(sat_model *m, const sat__attack_cfg *cfg, const ch
     if (!work || (len > 0 && (!out.trace_obj || !out.trace_correct))) {
         st = sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
     } else {
-        st = sat__attack_run(m, cfg, x, labels, targets, n, 0, x_adv, work, &out);
+        st = sat__attack_run(m, cfg, x, labels, targets, n, 0, NULL, x_adv, work, &out);
     }
     if (st == SAT_OK && trace) {
         for (int64_t i = 0; i < len; i++) {
@@ -83,31 +79,41 @@ static int32_t attack_checked(sat_model *m, const sat__attack_cfg *cfg, const ch
     return st;
 }
 
+int32_t sat__attack_target(const sat__target *m, const sat_attack_opts *opts, const char *fn, const float *x,
+                           const int32_t *labels, const int32_t *targets, int64_t n, float *x_adv,
+                           sat_attack_trace *trace) {
+    sat__attack_cfg cfg;
+    int32_t st = sat__attack_resolve(m, opts, &cfg);
+    if (st) return st;
+    return attack_checked(m, &cfg, fn, x, labels, targets, n, x_adv, trace);
+}
+
 int32_t sat_attack(sat_model *model, const sat_attack_opts *opts, const float *x, const int32_t *labels,
                    const int32_t *targets, int64_t n, float *x_adv, sat_attack_trace *trace) {
     if (!model) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_attack: model is NULL");
-    sat__attack_cfg cfg;
-    int32_t st = sat__attack_resolve(model, opts, &cfg);
-    if (st) return st;
-    return attack_checked(model, &cfg, "sat_attack", x, labels, targets, n, x_adv, trace);
+    sat__target m;
+    sat__target_of_model(model, &m);
+    return sat__attack_target(&m, opts, "sat_attack", x, labels, targets, n, x_adv, trace);
 }
 
 int32_t sat_pgd_attack(sat_model *model, const sat_attack_opts *opts, const float *x,
                        const int32_t *labels, int64_t n, float *x_adv, sat_attack_trace *trace) {
     if (!model) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_pgd_attack: model is NULL");
+    sat__target m;
+    sat__target_of_model(model, &m);
     sat_attack_opts o;
     sat_attack_opts_init(&o, sizeof o);
     if (opts) {
-        int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_attack_opts", model->err);
+        int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_attack_opts", m.err);
         if (st) return st;
     }
     o.method = SAT_ATTACK_PGD;
     sat__attack_cfg cfg;
-    int32_t st = sat__attack_resolve(model, &o, &cfg);
+    int32_t st = sat__attack_resolve(&m, &o, &cfg);
     if (st) return st;
     /* A targeted PGD needs targets this call cannot take. */
     if (cfg.objective == SAT__OBJ_CE_T || cfg.objective == SAT__OBJ_MARGIN_T)
-        return sat__fail(model->err, SAT_E_INVALID_ARG,
+        return sat__fail(m.err, SAT_E_INVALID_ARG,
                          "sat_pgd_attack: targeted attacks need sat_attack (which takes targets)");
-    return attack_checked(model, &cfg, "sat_pgd_attack", x, labels, NULL, n, x_adv, trace);
+    return attack_checked(&m, &cfg, "sat_pgd_attack", x, labels, NULL, n, x_adv, trace);
 }

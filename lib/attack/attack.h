@@ -11,6 +11,33 @@
 
 #include "graph/graph.h"
 
+/* ---- the model as attacks see it ----
+ * Every attack runs on this interface, whoever implements the model: a libsat model
+ * (sat__target_of_model) or a host's callbacks (sat_callback_model). */
+typedef struct sat__target {
+    sat_context *ctx;        /* allocations */
+    char *err;               /* where failure messages go */
+    int32_t channels, height, width, classes;
+    int64_t in_size;         /* channels * height * width */
+    int64_t max_batch;       /* largest n forward accepts */
+    int32_t has_grad;        /* 0: backward is unavailable (gradient-free attacks only) */
+    int32_t attack_bn;       /* the model's batch-norm mode for attacks, SAT_BN_* */
+    int32_t deterministic;   /* 1: the same input always gives the same logits */
+    void *self;
+    /* Logits [n x classes] of n <= max_batch examples, valid until the next call; bn is
+     * SAT__BN_INFER or SAT__BN_BATCH (a host model ignores it). */
+    int32_t (*forward)(void *self, const float *x, int64_t n, int32_t bn, const float **logits);
+    /* Input gradient dx [n x in_size] of sum_i <dlogits_i, logits_i>, for the x and n of the
+     * last forward call (which the caller passes again). May be called several times after
+     * one forward. */
+    int32_t (*backward)(void *self, const float *x, int64_t n, const float *dlogits, float *dx);
+} sat__target;
+
+/* The attack view of a libsat model: forward and the attack plan's backward. */
+void sat__target_of_model(sat_model *m, sat__target *t);
+/* The attack view of a host's callback model (has_grad 0 without an input-gradient callback). */
+void sat__target_of_callback(sat_callback_model *m, sat__target *t);
+
 /* ---- objectives (the value the attacker maximises) ---- */
 #define SAT__OBJ_CE 0        /* CE(z, y) */
 #define SAT__OBJ_CE_T 1      /* -CE(z, t) */
@@ -58,6 +85,7 @@ typedef struct sat__attack_cfg {
     int32_t norm;          /* SAT_NORM_* */
     int32_t objective;     /* SAT__OBJ_* */
     int32_t hit_target;    /* 1: success = classified as the target; 0: misclassified */
+    int32_t uses_targets;  /* the attack reads targets (targeted objectives, FAB-T) */
     float eps;
     float step;            /* PGD/FGSM step; APGD initial step */
     int32_t steps;         /* 1 for FGSM */
@@ -66,17 +94,40 @@ typedef struct sat__attack_cfg {
     int32_t bn;            /* SAT__BN_INFER or SAT__BN_BATCH */
     int32_t keep_last;     /* 1: a restart yields its last iterate (as training expects);
                               0: its best one. sat_attack uses 0. */
+    int32_t eot;           /* passes averaged per evaluation on non-deterministic models; 1 */
     uint64_t seed;
 } sat__attack_cfg;
 
 /* Copies opts (NULL: defaults) over the defaults, checks every field against the model,
  * and fills cfg. On error returns SAT_E_INVALID_ARG with a message in m->err. */
-int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__attack_cfg *cfg);
+int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, sat__attack_cfg *cfg);
 
 /* Checks a batch for the public calls: x and labels non-NULL, n >= 1 (any size: work is
  * chunked), x finite (else SAT_E_NUMERIC), labels in range. Message into m->err. */
-int32_t sat__attack_check_data(sat_model *m, const float *x, const int32_t *labels, int64_t n,
+int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32_t *labels, int64_t n,
                                const char *fn);
+
+/* ---- measurements shared by sat_evaluate and sat_autoattack ---- */
+
+/* Predictions pred[n] (and logits_out[n x classes] unless NULL) with batch norm in inference
+ * mode (the deployed model), in chunks of max_batch. */
+int32_t sat__predict(const sat__target *m, const float *x, int64_t n, int32_t *pred, float *logits_out);
+/* Input gradient of CE at x (the attack batch-norm mode), in chunks of max_batch: ORs
+ * SAT_FLAG_ZERO_GRAD into *flags if some example's gradient is exactly zero,
+ * SAT_FLAG_NONFINITE_GRAD if some value is NaN or Inf. grad and dlogits are scratch of
+ * max_batch x in_size and max_batch x classes. */
+int32_t sat__gradient_flags(const sat__target *m, const float *x, const int32_t *labels, int64_t n, float *grad,
+                            float *dlogits, uint32_t *flags);
+/* AutoAttack's targets: the class with the (t+1)-th largest logit other than the label
+ * (ties: lower index first), per example. */
+void sat__pick_targets(const float *logits, const int32_t *labels, int64_t nc, int32_t classes, int32_t t,
+                       int32_t *targets);
+
+/* sat_attack on any target: resolves opts, checks the data, runs, fills the trace. fn names
+ * the public call in messages. */
+int32_t sat__attack_target(const sat__target *m, const sat_attack_opts *opts, const char *fn, const float *x,
+                           const int32_t *labels, const int32_t *targets, int64_t n, float *x_adv,
+                           sat_attack_trace *trace);
 
 /* Optional outputs of sat__attack_run. */
 typedef struct sat__attack_out {
@@ -88,25 +139,29 @@ typedef struct sat__attack_out {
 } sat__attack_out;
 
 /* Bytes of scratch sat__attack_run needs for n examples (chunks of max_batch). */
-size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n);
+size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t n);
 
 /* Runs the attack of cfg on n >= 1 already validated examples (labels in range, targets in
  * range when the objective needs them, x finite), in chunks of the model's max_batch.
- * index_base is the global index of x[0] for the random starts. x_adv may be x itself
+ * index_base is the global index of x[0] for the random starts, or index (if not NULL)
+ * gives each example's global index. x_adv may be x itself
  * (in place) but must not otherwise overlap it. work: sat__attack_work_bytes bytes aligned
  * to SAT_ALIGN, or NULL to allocate through the context (SAT_E_NOMEM on failure, before
  * anything is written). Parameters and running statistics are never changed. */
-int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
-                        int64_t index_base, float *x_adv, void *work, sat__attack_out *out);
+                        int64_t index_base, const int64_t *index, float *x_adv, void *work,
+                        sat__attack_out *out);
 
 /* The two algorithms on one chunk (nc <= max_batch), used by sat__attack_run. */
 typedef struct sat__attack_chunk {
-    sat_model *m;
+    const sat__target *m;
     const sat__attack_cfg *cfg;
     const float *x;
     const int32_t *labels, *targets;
     int64_t nc, index_base;
+    const int64_t *index;     /* [nc] global indices of the examples, or NULL: index_base + i */
+    float *eot_grad, *eot_obj; /* [nc x size], [nc]: one pass of an expectation (cfg->eot > 1) */
     float *best;              /* [nc x size] the returned point per example */
     float *best_obj;          /* [nc] */
     uint8_t *best_hit;        /* [nc] */
@@ -115,11 +170,17 @@ typedef struct sat__attack_chunk {
     sat__attack_out *out;
 } sat__attack_chunk;
 
-/* Evaluates the objective at xa: obj[nc], pred[nc], and when grad is non-NULL the input
- * gradient of the summed objective. dlogits is scratch of nc x classes. */
-int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
-                         const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
-                         int32_t *pred, float *dlogits, float *grad);
+/* Evaluates the objective at xa (nc examples, with their labels and targets): obj[nc],
+ * pred[nc], and when grad is non-NULL the input gradient of the summed objective. dlogits is
+ * scratch of nc x classes. With cfg->eot > 1 on a model that is not deterministic, obj and
+ * grad are the means over eot passes (expectation over transformation) and pred is the
+ * last pass's. */
+int32_t sat__attack_eval(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
+                         int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad);
+/* The global index of example i of the chunk (random streams are keyed by it). */
+static inline int64_t sat__attack_index(const sat__attack_chunk *c, int64_t i) {
+    return c->index ? c->index[i] : c->index_base + i;
+}
 /* Offers candidate xa (objective obj, prediction pred) for each example: it replaces the
  * kept point if it succeeds where the kept one does not, or succeeds equally with a higher
  * objective. `force` accepts it unconditionally (the first candidate). */
@@ -127,6 +188,12 @@ void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj,
                        const int32_t *pred, int force);
 /* Adds one step's statistics to the trace. */
 void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj, const int32_t *pred);
+
+/* One allocation through the context holding `count` regions of sizes[i] bytes, each aligned
+ * to SAT_ALIGN; regions[i] receives region i. Returns the block (free it with sat__dealloc),
+ * or NULL with SAT_E_NOMEM and a message naming fn in m->err. */
+void *sat__attack_alloc_regions(const sat__target *m, const size_t *sizes, void **regions, size_t count,
+                                const char *fn);
 
 /* Scratch layout: consecutive blocks, each rounded up to SAT_ALIGN bytes. */
 static inline size_t sat__attack_align(size_t bytes) {
@@ -140,11 +207,26 @@ static inline void *sat__attack_carve(unsigned char **p, size_t bytes) {
 
 int32_t sat__pgd_chunk(sat__attack_chunk *c);
 int32_t sat__apgd_chunk(sat__attack_chunk *c);
+int32_t sat__fab_chunk(sat__attack_chunk *c);
+int32_t sat__square_chunk(sat__attack_chunk *c);
 /* APGD's checkpoints for `steps` iterations: writes up to cap of them (the number of
  * iterations done when each is reached, e.g. 22, 41, 57, 70, 80, 87, 93, 99 for 100) and
  * returns how many there are. */
 int32_t sat__apgd_checkpoints(int32_t steps, int32_t *iters, int32_t cap);
-size_t sat__pgd_scratch_bytes(const sat_model *m, int64_t nc);
-size_t sat__apgd_scratch_bytes(const sat_model *m, int64_t nc);
+size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__apgd_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__fab_scratch_bytes(const sat__target *m, int64_t nc);
+size_t sat__square_scratch_bytes(const sat__target *m, int64_t nc);
+
+/* FAB's projection of t onto {z : <w, z> = b} inside [0,1]^size, shortest in the Linf or L2
+ * norm: writes the step d (t + d is the projection; when the box cannot reach the
+ * hyperplane, the box corner closest to it). work holds size pairs. */
+typedef struct sat__fab_pair {
+    double beta, a;
+} sat__fab_pair;
+void sat__fab_project(int32_t norm, const float *t, const float *w, double b, float *d, int64_t size,
+                      sat__fab_pair *work);
+/* Square's p: the fraction of pixels a proposal changes before query it (0-based). */
+double sat__square_p(int32_t it);
 
 #endif

@@ -34,7 +34,7 @@ int32_t sat_eval_opts_init(sat_eval_opts *opts, uint32_t struct_size) {
     return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_eval_opts_init");
 }
 
-static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
+static int32_t check_eval_opts(const sat__target *m, const sat_eval_opts *o) {
     static const char *const what = "sat_eval_opts";
     char *err = m->err;
     if (o->norm != SAT_NORM_LINF && o->norm != SAT_NORM_L2)
@@ -70,7 +70,7 @@ static int32_t check_eval_opts(sat_model *m, const sat_eval_opts *o) {
 }
 
 /* Attack options for one measurement (already checked by check_eval_opts). */
-static int32_t make_cfg(sat_model *m, const sat_eval_opts *e, int32_t method, int32_t steps,
+static int32_t make_cfg(const sat__target *m, const sat_eval_opts *e, int32_t method, int32_t steps,
                         sat__attack_cfg *cfg) {
     sat_attack_opts a;
     sat_attack_opts_init(&a, sizeof a);
@@ -93,58 +93,13 @@ typedef struct eval_buf {
     void *work;
 } eval_buf;
 
-/* Predictions with batch norm in inference mode, in chunks of max_batch. */
-static int32_t predict(sat_model *m, const float *x, int64_t n, int32_t *pred, float *logits_out) {
-    const int32_t k = m->classes;
-    for (int64_t s = 0; s < n; s += m->max_batch) {
-        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
-        const float *z;
-        int32_t st = sat__forward(m, x + s * m->in_size, nc, SAT__BN_INFER, &z);
-        if (st) return st;
-        for (int64_t i = 0; i < nc; i++) {
-            const float *row = z + i * k;
-            int32_t best = 0;
-            for (int32_t c = 1; c < k; c++)
-                if (row[c] > row[best]) best = c;
-            pred[s + i] = best;
-        }
-        if (logits_out) memcpy(logits_out + s * k, z, sizeof(float) * (size_t)(nc * k));
-    }
-    return SAT_OK;
-}
-
-/* Input gradient of CE at the clean point (attack plan): ORs SAT_FLAG_ZERO_GRAD if some
- * example's gradient is exactly zero, SAT_FLAG_NONFINITE_GRAD if some value is NaN/Inf. */
-static int32_t gradient_flags(sat_model *m, const float *x, const int32_t *labels, int64_t n,
-                              const eval_buf *b, uint32_t *flags) {
-    const int64_t d = m->in_size;
-    const int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
-    for (int64_t s = 0; s < n; s += m->max_batch) {
-        const int64_t nc = n - s < m->max_batch ? n - s : m->max_batch;
-        const float *z;
-        int32_t st = sat__forward(m, x + s * d, nc, bn, &z);
-        if (st) return st;
-        sat__loss_ce(z, labels + s, nc, m->classes, NULL, b->dlogits);
-        st = sat__backward(m, SAT__PLAN_ATTACK, b->dlogits, b->grad);
-        if (st) return st;
-        for (int64_t i = 0; i < nc; i++) {
-            const float *g = b->grad + i * d;
-            if (!sat__all_finite(g, d)) *flags |= SAT_FLAG_NONFINITE_GRAD;
-            int64_t j = 0;
-            while (j < d && g[j] == 0.0f) j++;
-            if (j == d) *flags |= SAT_FLAG_ZERO_GRAD;
-        }
-    }
-    return SAT_OK;
-}
-
 /* Runs one attack on the chunk and clears ok[i] where the attack succeeds. */
-static int32_t attack_and_score(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+static int32_t attack_and_score(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                                 const int32_t *labels, const int32_t *targets, int64_t nc,
                                 int64_t base, const eval_buf *b, uint8_t *ok) {
-    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, b->x_adv, b->work, NULL);
+    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, NULL, b->x_adv, b->work, NULL);
     if (st) return st;
-    st = predict(m, b->x_adv, nc, b->pred, NULL);
+    st = sat__predict(m, b->x_adv, nc, b->pred, NULL);
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) ok[i] = ok[i] && b->pred[i] == labels[i];
     return SAT_OK;
@@ -156,40 +111,20 @@ static int64_t count_ok(const uint8_t *ok, int64_t n) {
     return c;
 }
 
-/* The t-th largest clean logit of each example other than its label: AutoAttack's targets. */
-static void pick_targets(const float *logits, const int32_t *labels, int64_t nc, int32_t classes,
-                         int32_t t, int32_t *targets) {
-    for (int64_t i = 0; i < nc; i++) {
-        const float *z = logits + i * classes;
-        int32_t chosen = -1;
-        for (int32_t r = 0; r <= t; r++) {
-            int32_t best = -1;
-            for (int32_t c = 0; c < classes; c++) {
-                if (c == labels[i]) continue;
-                /* rank r: the best class strictly after rank r-1 in (value desc, index asc) order */
-                if (chosen >= 0 && (z[c] > z[chosen] || (z[c] == z[chosen] && c <= chosen))) continue;
-                if (best < 0 || z[c] > z[best]) best = c;
-            }
-            chosen = best;
-        }
-        targets[i] = chosen >= 0 ? chosen : (labels[i] + 1) % classes;
-    }
-}
-
 typedef struct eval_counts {
     int64_t clean, robust[SAT_EVAL_MAX_STEPS], fgsm, apgd;
 } eval_counts;
 
-static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attack_cfg *pgd,
+static int32_t eval_chunk(const sat__target *m, const sat_eval_opts *e, const sat__attack_cfg *pgd,
                           const sat__attack_cfg *fgsm, const sat__attack_cfg *apgd_ce,
                           const sat__attack_cfg *apgd_t, int32_t num_targets, const float *x,
                           const int32_t *labels, int64_t nc, int64_t base, const eval_buf *b,
                           eval_counts *cnt, uint32_t *flags) {
-    int32_t st = predict(m, x, nc, b->pred, b->logits);
+    int32_t st = sat__predict(m, x, nc, b->pred, b->logits);
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) b->clean_ok[i] = b->pred[i] == labels[i];
     cnt->clean += count_ok(b->clean_ok, nc);
-    st = gradient_flags(m, x, labels, nc, b, flags);
+    st = sat__gradient_flags(m, x, labels, nc, b->grad, b->dlogits, flags);
     if (st) return st;
     uint8_t *ok = b->apgd_ok;
     for (int32_t k = 0; k < e->num_steps; k++) {
@@ -207,7 +142,7 @@ static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attac
     memcpy(ok, b->clean_ok, (size_t)nc);
     st = attack_and_score(m, apgd_ce, x, labels, NULL, nc, base, b, ok);
     for (int32_t t = 0; st == SAT_OK && t < num_targets; t++) {
-        pick_targets(b->logits, labels, nc, m->classes, t, b->targets);
+        sat__pick_targets(b->logits, labels, nc, m->classes, t, b->targets);
         st = attack_and_score(m, apgd_t, x, labels, b->targets, nc, base, b, ok);
     }
     if (st) return st;
@@ -217,10 +152,13 @@ static int32_t eval_chunk(sat_model *m, const sat_eval_opts *e, const sat__attac
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-int32_t sat_evaluate(sat_model *m, const sat_eval_opts *opts, const float *x, const int32_t *labels,
+int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x, const int32_t *labels,
                      int64_t n, sat_eval_result *result) {
     static const char *const fn = "sat_evaluate";
-    if (!m) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: model is NULL", fn);
+    if (!model) return sat__fail_tls(SAT_E_INVALID_ARG, "%s: model is NULL", fn);
+    sat__target target;
+    sat__target_of_model(model, &target);
+    const sat__target *m = &target;
     if (!result) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: result is NULL", fn);
     const uint32_t result_size = result->struct_size;
     if (result_size < sizeof(uint32_t))
@@ -257,21 +195,10 @@ int32_t sat_evaluate(sat_model *m, const sat_eval_opts *opts, const float *x, co
     const size_t sizes[] = {c * d * sizeof(float),  c * k * sizeof(float), mb * d * sizeof(float),
                             mb * k * sizeof(float), c * sizeof(int32_t),   c * sizeof(int32_t),
                             c,                      c,                     work};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sat__attack_align(sizes[i]);
-    unsigned char *block = sat__alloc(m->ctx, total);
-    if (!block) return sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
-    unsigned char *p = block;
-    eval_buf b;
-    b.x_adv = sat__attack_carve(&p, sizes[0]);
-    b.logits = sat__attack_carve(&p, sizes[1]);
-    b.grad = sat__attack_carve(&p, sizes[2]);
-    b.dlogits = sat__attack_carve(&p, sizes[3]);
-    b.pred = sat__attack_carve(&p, sizes[4]);
-    b.targets = sat__attack_carve(&p, sizes[5]);
-    b.clean_ok = sat__attack_carve(&p, sizes[6]);
-    b.apgd_ok = sat__attack_carve(&p, sizes[7]);
-    b.work = sat__attack_carve(&p, sizes[8]);
+    void *reg[sizeof sizes / sizeof sizes[0]];
+    void *block = sat__attack_alloc_regions(m, sizes, reg, sizeof sizes / sizeof sizes[0], fn);
+    if (!block) return SAT_E_NOMEM;
+    eval_buf b = {reg[0], reg[1], reg[2], reg[3], reg[4], reg[5], reg[6], reg[7], reg[8]};
 
     eval_counts cnt;
     memset(&cnt, 0, sizeof cnt);

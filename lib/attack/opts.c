@@ -28,7 +28,7 @@ int32_t sat_attack_opts_init(sat_attack_opts *opts, uint32_t struct_size) {
     return sat__opts_init(opts, struct_size, &d, sizeof d, "sat_attack_opts_init");
 }
 
-int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__attack_cfg *cfg) {
+int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, sat__attack_cfg *cfg) {
     static const char *const what = "sat_attack_opts";
     char *err = m->err;
     sat_attack_opts o = attack_defaults();
@@ -36,7 +36,7 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
         int32_t st = sat__opts_copy(&o, sizeof o, opts, what, err);
         if (st) return st;
     }
-    if (o.method < SAT_ATTACK_FGSM || o.method > SAT_ATTACK_APGD_DLR)
+    if (o.method < SAT_ATTACK_FGSM || o.method > SAT_ATTACK_SQUARE)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown method %d", what, o.method);
     if (o.norm != SAT_NORM_LINF && o.norm != SAT_NORM_L2)
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: unknown norm %d", what, o.norm);
@@ -71,6 +71,11 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
         return sat__fail(err, SAT_E_INVALID_ARG,
                          "%s: APGD-DLR needs at least 4 classes, the model has %d", what, m->classes);
 
+    if (!m->has_grad && o.method != SAT_ATTACK_SQUARE)
+        return sat__fail(err, SAT_E_UNSUPPORTED,
+                         "%s: method %d needs input gradients, which this model does not give "
+                         "(only SAT_ATTACK_SQUARE runs on logits alone)", what, o.method);
+
     memset(cfg, 0, sizeof *cfg);
     cfg->method = o.method;
     cfg->norm = o.norm;
@@ -80,7 +85,8 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
     cfg->random_start = o.random_start;
     cfg->seed = o.seed;
     cfg->keep_last = 0;
-    const int32_t bn = o.bn_mode == -1 ? m->opts.attack_bn_mode : o.bn_mode;
+    cfg->eot = 1;
+    const int32_t bn = o.bn_mode == -1 ? m->attack_bn : o.bn_mode;
     cfg->bn = bn == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
     switch (o.method) {
     case SAT_ATTACK_APGD_DLR:
@@ -92,6 +98,19 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
         cfg->objective = o.targeted ? SAT__OBJ_CE_T : SAT__OBJ_CE;
         cfg->hit_target = o.targeted;
         break;
+    case SAT_ATTACK_FAB:
+        /* FAB-T linearises towards the target but, as in AutoAttack, succeeds on any
+         * misclassification; the margin is what its trace reports. */
+        cfg->objective = SAT__OBJ_MARGIN;
+        cfg->hit_target = 0;
+        cfg->uses_targets = o.targeted;
+        break;
+    case SAT_ATTACK_SQUARE:
+        /* Square's loss is the margin (Andriushchenko et al.), towards the target when
+         * targeted. */
+        cfg->objective = o.targeted ? SAT__OBJ_MARGIN_T : SAT__OBJ_MARGIN;
+        cfg->hit_target = o.targeted;
+        break;
     default:
         if (o.loss == SAT_LOSS_CE)
             cfg->objective = o.targeted ? SAT__OBJ_CE_T : SAT__OBJ_CE;
@@ -100,6 +119,9 @@ int32_t sat__attack_resolve(sat_model *m, const sat_attack_opts *opts, sat__atta
         cfg->hit_target = o.targeted;
         break;
     }
+    if (cfg->objective == SAT__OBJ_CE_T || cfg->objective == SAT__OBJ_MARGIN_T ||
+        cfg->objective == SAT__OBJ_DLR_T)
+        cfg->uses_targets = 1;
     if (o.step_size > 0.0f)
         cfg->step = o.step_size;
     else if (fgsm)

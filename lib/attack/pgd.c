@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-size_t sat__pgd_scratch_bytes(const sat_model *m, int64_t nc) {
+size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc) {
     const size_t n = (size_t)nc, d = (size_t)m->in_size;
     return 2 * sat__attack_align(n * d * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
            sat__attack_align(n * sizeof(int32_t)) +
@@ -21,7 +21,7 @@ static void start_points(const sat__attack_chunk *c, int32_t r, float *xa) {
         return;
     }
     for (int64_t i = 0; i < c->nc; i++) {
-        sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, c->index_base + i, c->x + i * d,
+        sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i), c->x + i * d,
                                  xa + i * d, d);
         sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, xa + i * d, d);
     }
@@ -29,7 +29,7 @@ static void start_points(const sat__attack_chunk *c, int32_t r, float *xa) {
 
 int32_t sat__pgd_chunk(sat__attack_chunk *c) {
     const sat__attack_cfg *cfg = c->cfg;
-    sat_model *m = c->m;
+    const sat__target *m = c->m;
     const int64_t d = m->in_size, nc = c->nc;
     const int32_t steps = cfg->steps;
     unsigned char *p = c->scratch;
@@ -47,7 +47,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
     for (int32_t r = 0; r < cfg->restarts; r++) {
         start_points(c, r, xa);
         for (int32_t s = 0; s < steps; s++) {
-            int32_t st = sat__attack_eval(m, cfg, xa, c->labels, c->targets, nc, obj, pred, dlogits, grad);
+            int32_t st = sat__attack_eval(c, xa, c->labels, c->targets, nc, obj, pred, dlogits, grad);
             if (st) return st;
             if (s > 0) {
                 /* obj and pred describe the iterate after step s-1. */
@@ -66,7 +66,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
             memcpy(c->best, xa, sizeof(float) * (size_t)(nc * d));
             continue;
         }
-        int32_t st = sat__attack_eval(m, cfg, xa, c->labels, c->targets, nc, obj, pred, dlogits, NULL);
+        int32_t st = sat__attack_eval(c, xa, c->labels, c->targets, nc, obj, pred, dlogits, NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * steps + steps - 1, obj, pred);
         sat__attack_offer(c, xa, obj, pred, !have);

@@ -6,19 +6,31 @@
 #include <math.h>
 #include <string.h>
 
-/* The kept point, its objective, success flag and prediction per example. */
-static size_t keep_bytes(const sat_model *m, int64_t nc) {
+/* Whether evaluations average several passes (a randomised model and cfg->eot > 1). */
+static int uses_eot(const sat__target *m, const sat__attack_cfg *cfg) { return cfg->eot > 1 && !m->deterministic; }
+
+/* The kept point, its objective, success flag and prediction per example, and the buffers
+ * of one expectation pass. */
+static size_t keep_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t nc) {
     const size_t n = (size_t)nc;
+    const size_t eot = uses_eot(m, cfg) ? sat__attack_align(n * (size_t)m->in_size * sizeof(float)) +
+                                              sat__attack_align(n * sizeof(float))
+                                        : 0;
     return sat__attack_align(n * (size_t)m->in_size * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
-           sat__attack_align(n) + sat__attack_align(n * sizeof(int32_t));
+           sat__attack_align(n) + sat__attack_align(n * sizeof(int32_t)) + eot;
 }
 
-size_t sat__attack_work_bytes(const sat_model *m, const sat__attack_cfg *cfg, int64_t n) {
+size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, int64_t n) {
     const int64_t nc = n < m->max_batch ? n : m->max_batch;
-    const size_t algo = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR
-                            ? sat__apgd_scratch_bytes(m, nc)
-                            : sat__pgd_scratch_bytes(m, nc);
-    return keep_bytes(m, nc) + algo;
+    size_t algo;
+    switch (cfg->method) {
+    case SAT_ATTACK_APGD_CE:
+    case SAT_ATTACK_APGD_DLR: algo = sat__apgd_scratch_bytes(m, nc); break;
+    case SAT_ATTACK_FAB: algo = sat__fab_scratch_bytes(m, nc); break;
+    case SAT_ATTACK_SQUARE: algo = sat__square_scratch_bytes(m, nc); break;
+    default: algo = sat__pgd_scratch_bytes(m, nc); break;
+    }
+    return keep_bytes(m, cfg, nc) + algo;
 }
 
 static int32_t argmax_row(const float *z, int32_t classes) {
@@ -28,16 +40,33 @@ static int32_t argmax_row(const float *z, int32_t classes) {
     return best;
 }
 
-int32_t sat__attack_eval(sat_model *m, const sat__attack_cfg *cfg, const float *xa,
-                         const int32_t *labels, const int32_t *targets, int64_t nc, float *obj,
-                         int32_t *pred, float *dlogits, float *grad) {
+static int32_t eval_once(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
+                         int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad) {
+    const sat__target *m = c->m;
     const float *logits;
-    int32_t st = sat__forward(m, xa, nc, cfg->bn, &logits);
+    int32_t st = m->forward(m->self, xa, nc, c->cfg->bn, &logits);
     if (st) return st;
     const int32_t k = m->classes;
-    sat__attack_objective(cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
+    sat__attack_objective(c->cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
     for (int64_t i = 0; i < nc; i++) pred[i] = argmax_row(logits + i * k, k);
-    if (grad) st = sat__backward(m, SAT__PLAN_ATTACK, dlogits, grad);
+    if (grad) st = m->backward(m->self, xa, nc, dlogits, grad);
+    return st;
+}
+
+int32_t sat__attack_eval(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
+                         int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad) {
+    int32_t st = eval_once(c, xa, labels, targets, nc, obj, pred, dlogits, grad);
+    if (st || !uses_eot(c->m, c->cfg)) return st;
+    /* Expectation over transformation (Athalye et al.): the mean over eot passes. */
+    const int64_t d = c->m->in_size;
+    const int32_t passes = c->cfg->eot;
+    for (int32_t p = 1; p < passes && st == SAT_OK; p++) {
+        st = eval_once(c, xa, labels, targets, nc, c->eot_obj, pred, dlogits, grad ? c->eot_grad : NULL);
+        for (int64_t i = 0; st == SAT_OK && i < nc; i++) obj[i] += c->eot_obj[i];
+        for (int64_t j = 0; st == SAT_OK && grad && j < nc * d; j++) grad[j] += c->eot_grad[j];
+    }
+    for (int64_t i = 0; i < nc; i++) obj[i] /= (float)passes;
+    for (int64_t j = 0; grad && j < nc * d; j++) grad[j] /= (float)passes;
     return st;
 }
 
@@ -71,9 +100,34 @@ void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj
     o->trace_correct[entry] += correct;
 }
 
-int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x,
+void *sat__attack_alloc_regions(const sat__target *m, const size_t *sizes, void **regions, size_t count,
+                                const char *fn) {
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) total += sat__attack_align(sizes[i]);
+    unsigned char *block = sat__alloc(m->ctx, total);
+    if (!block) {
+        sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
+        return NULL;
+    }
+    unsigned char *p = block;
+    for (size_t i = 0; i < count; i++) regions[i] = sat__attack_carve(&p, sizes[i]);
+    return block;
+}
+
+static int32_t run_chunk(sat__attack_chunk *c) {
+    switch (c->cfg->method) {
+    case SAT_ATTACK_APGD_CE:
+    case SAT_ATTACK_APGD_DLR: return sat__apgd_chunk(c);
+    case SAT_ATTACK_FAB: return sat__fab_chunk(c);
+    case SAT_ATTACK_SQUARE: return sat__square_chunk(c);
+    default: return sat__pgd_chunk(c);
+    }
+}
+
+int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                         const int32_t *labels, const int32_t *targets, int64_t n,
-                        int64_t index_base, float *x_adv, void *work, sat__attack_out *out) {
+                        int64_t index_base, const int64_t *index, float *x_adv, void *work,
+                        sat__attack_out *out) {
     const int64_t d = m->in_size;
     const int64_t chunk = n < m->max_batch ? n : m->max_batch;
     void *owned = NULL;
@@ -92,6 +146,10 @@ int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x
     c.best_obj = sat__attack_carve(&p, (size_t)chunk * sizeof(float));
     c.best_hit = sat__attack_carve(&p, (size_t)chunk);
     c.best_pred = sat__attack_carve(&p, (size_t)chunk * sizeof(int32_t));
+    if (uses_eot(m, cfg)) {
+        c.eot_grad = sat__attack_carve(&p, (size_t)(chunk * d) * sizeof(float));
+        c.eot_obj = sat__attack_carve(&p, (size_t)chunk * sizeof(float));
+    }
     c.scratch = p;
 
     int32_t st = SAT_OK;
@@ -101,8 +159,8 @@ int32_t sat__attack_run(sat_model *m, const sat__attack_cfg *cfg, const float *x
         c.labels = labels + s;
         c.targets = targets ? targets + s : NULL;
         c.index_base = index_base + s;
-        st = cfg->method == SAT_ATTACK_APGD_CE || cfg->method == SAT_ATTACK_APGD_DLR ? sat__apgd_chunk(&c)
-                                                                                     : sat__pgd_chunk(&c);
+        c.index = index ? index + s : NULL;
+        st = run_chunk(&c);
         if (st) break;
         /* Written only now, so that x_adv may be x itself. */
         memcpy(x_adv + s * d, c.best, sizeof(float) * (size_t)(c.nc * d));

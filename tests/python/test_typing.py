@@ -18,6 +18,10 @@ GOOD = """
     loss, correct = model.train_backward(x, [0, 1])
     stats: dict = libsat.Trainer(model, libsat.Optimizer(model, lr=0.1)).step(x, [0, 1])
     version: str = libsat.__version__
+    host = libsat.CallbackModel(ctx, (1, 4, 4), 3, lambda x: x.reshape(len(x), -1)[:, :3],
+                                lambda x, dz: np.zeros_like(x))
+    report: dict = host.autoattack(x, [0, 1], eps=0.1)
+    robust: float = model.autoattack(x, [0, 1])["robust_accuracy"]
 """
 
 BAD = """

@@ -2,49 +2,13 @@
  * 4-class task): APGD-CE reaches at least PGD's loss with the same number of steps, and
  * targeted APGD-DLR finds misclassifications. */
 #include "testutil.h"
+#include "toy_task.h"
 
 #include "attack/attack.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SZ 16
-#define K 4
-#define NTRAIN 256
-#define NTEST 64
-#define BATCH 32
-
-/* Class c: a fixed prototype in [0.2, 0.8]^16 plus uniform noise of +-0.15, clipped. */
-static void make_data(float *x, int32_t *y, int64_t n, uint64_t seed) {
-    float proto[K * SZ], noise[SZ];
-    tu_fill_uniform(proto, K * SZ, 0.2f, 0.8f, 99);
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = (int32_t)((i * 7 + seed) % K);
-        tu_fill_uniform(noise, SZ, -0.15f, 0.15f, seed * 100000 + (uint64_t)i);
-        for (int j = 0; j < SZ; j++) {
-            const float v = proto[y[i] * SZ + j] + noise[j];
-            x[i * SZ + j] = v < 0 ? 0 : (v > 1 ? 1 : v);
-        }
-    }
-}
-
-static sat_model *train_model(sat_context *ctx) {
-    sat_model *m = tu_model(ctx, "input 1 4 4\ndense 32\nact\ndense 32\nact\ndense 4\n", SAT_ACT_SILU, BATCH);
-    float *x = tu_alloc(sizeof(float) * NTRAIN * SZ);
-    int32_t y[NTRAIN];
-    make_data(x, y, NTRAIN, 1);
-    float *p = sat_model_params(m);
-    const float *g = sat_model_grads(m);
-    const int64_t np = sat_model_param_count(m);
-    for (int step = 0; step < 300; step++) {
-        const int64_t b = (step * BATCH) % NTRAIN;
-        TU_CHECK(sat_model_train_backward(m, x + b * SZ, y + b, BATCH, 0.0f, NULL, NULL));
-        for (int64_t i = 0; i < np; i++) p[i] -= 0.1f * g[i];
-    }
-    tu_free(x);
-    return m;
-}
 
 static double mean_loss(sat_model *m, const float *x, const int32_t *y, int64_t n, int64_t *correct) {
     float l[BATCH], z[BATCH * K];

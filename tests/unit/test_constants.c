@@ -1,6 +1,6 @@
 /* test_constants.c - values callers compile into their programs never change: status
  * codes, activation, attack, norm, loss, training-method, optimizer, schedule, data-set,
- * split, augmentation and flag constants are part of the ABI (docs/abi.md). The ABI
+ * split, augmentation, flag and AutoAttack constants are part of the ABI (docs/abi.md). The ABI
  * check sees types and symbols but not macro values; this test pins them. */
 #include "testutil.h"
 
@@ -39,6 +39,8 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_ATTACK_PGD, 1);
     assert_int_equal(SAT_ATTACK_APGD_CE, 2);
     assert_int_equal(SAT_ATTACK_APGD_DLR, 3);
+    assert_int_equal(SAT_ATTACK_FAB, 4);
+    assert_int_equal(SAT_ATTACK_SQUARE, 5);
     assert_int_equal(SAT_NORM_LINF, 0);
     assert_int_equal(SAT_NORM_L2, 1);
     assert_int_equal(SAT_LOSS_CE, 0);
@@ -64,6 +66,20 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_FLAG_NONFINITE_GRAD, 2);
     assert_int_equal(SAT_FLAG_NOT_CONVERGED, 4);
     assert_int_equal(SAT_FLAG_ONE_STEP_STRONGER, 8);
+    assert_int_equal(SAT_FLAG_SQUARE_STRONGER, 16);
+
+    assert_int_equal(SAT_AA_STANDARD, 0);
+    assert_int_equal(SAT_AA_PLUS, 1);
+    assert_int_equal(SAT_AA_RAND, 2);
+    assert_int_equal(SAT_AA_ATTACK_APGD_CE, 0);
+    assert_int_equal(SAT_AA_ATTACK_APGD_T, 1);
+    assert_int_equal(SAT_AA_ATTACK_FAB_T, 2);
+    assert_int_equal(SAT_AA_ATTACK_SQUARE, 3);
+    assert_int_equal(SAT_AA_ATTACK_APGD_DLR, 4);
+    assert_int_equal(SAT_AA_ATTACK_FAB, 5);
+    assert_int_equal(SAT_AA_MAX_ATTACKS, 8);
+    assert_int_equal(SAT_AA_ROBUST, -1);
+    assert_int_equal(SAT_AA_MISCLASSIFIED, -2);
 
     assert_int_equal(SAT_DATA_IDX, 0);
     assert_int_equal(SAT_DATA_CIFAR10, 1);

@@ -70,6 +70,17 @@ static void test_null_handles(void **st) {
     assert_non_null(sat_trainer_last_error(NULL));
     assert_true(sat_eval_opts_init(NULL, 64) < 0);
     assert_true(sat_evaluate(NULL, NULL, x, y, 1, NULL) < 0);
+    assert_true(sat_autoattack_opts_init(NULL, 64) < 0);
+    assert_true(sat_autoattack(NULL, NULL, x, y, 1, NULL, NULL, NULL) < 0);
+    sat_callback_model *cb = (sat_callback_model *)&act; /* must come back NULL */
+    assert_true(sat_callback_model_opts_init(NULL, 64) < 0);
+    assert_true(sat_callback_model_create(NULL, NULL, &cb) < 0);
+    assert_null(cb);
+    assert_true(sat_callback_model_create(NULL, NULL, NULL) < 0);
+    assert_non_null(sat_callback_model_last_error(NULL));
+    assert_true(sat_callback_attack(NULL, NULL, x, y, NULL, 1, x, NULL) < 0);
+    assert_true(sat_callback_autoattack(NULL, NULL, x, y, 1, NULL, NULL, NULL) < 0);
+    sat_callback_model_destroy(NULL);
     assert_true(sat_dataset_load(NULL, SAT_DATA_IDX, NULL, 0, &d) < 0);
     assert_null(d);
     assert_true(sat_dataset_load_idx(NULL, NULL, NULL, &d) < 0);
@@ -120,6 +131,12 @@ static void test_null_buffers(void **st) {
     assert_true(sat_pgd_attack(m, NULL, x, NULL, 2, x, NULL) < 0);
     assert_true(sat_pgd_attack(m, NULL, x, y, 2, NULL, NULL) < 0);
     assert_true(sat_evaluate(m, NULL, x, y, 2, NULL) < 0);
+    sat_autoattack_result ar;
+    memset(&ar, 0, sizeof ar);
+    ar.struct_size = sizeof ar;
+    assert_true(sat_autoattack(m, NULL, NULL, y, 2, NULL, NULL, &ar) < 0);
+    assert_true(sat_autoattack(m, NULL, x, NULL, 2, NULL, NULL, &ar) < 0);
+    assert_true(sat_autoattack(m, NULL, x, y, 2, NULL, NULL, NULL) < 0);
     assert_true(sat_model_clone(m, NULL) < 0);
     assert_true(sat_model_decay_mask(m, NULL) < 0);
     assert_true(sat_model_save(m, NULL, NULL) < 0);

@@ -35,7 +35,7 @@ from ._ffi import (SAT_E_ABORTED, SAT_E_FORMAT, SAT_E_INTERNAL, SAT_E_INVALID_AR
                    SAT_E_UNSUPPORTED, SAT_E_VERSION, SAT_OK)
 
 __all__ = ["__version__", "Error", "LibraryVersionError", "Library", "load", "Context", "Model",
-           "Optimizer", "Trainer", "Dataset", "preset_spec", "activations"]
+           "CallbackModel", "Optimizer", "Trainer", "Dataset", "preset_spec", "activations"]
 
 #: A filesystem path.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -45,8 +45,21 @@ LibraryLike = Union["Library", PathLike, None]
 Enum = Union[str, int]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int32]
+#: CallbackModel's logits callable: x (n, C, H, W) -> logits (n, num_classes).
+LogitsFn = Callable[[FloatArray], npt.ArrayLike]
+#: CallbackModel's input-gradient callable: (x, dlogits) -> gradient like x.
+InputGradFn = Callable[[FloatArray, FloatArray], npt.ArrayLike]
 
-ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3}
+ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3,
+                  "fab": 4, "square": 5}
+AA_VERSIONS = {"standard": 0, "plus": 1, "rand": 2}
+# Names of the attacks of an AutoAttack sequence, indexed by SAT_AA_ATTACK_*.
+AA_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square", "apgd-dlr", "fab")
+# AutoAttack outcomes of an example besides the index of the attack that broke it.
+AA_ROBUST = -1
+AA_MISCLASSIFIED = -2
+FLAGS = {1: "zero_grad", 2: "nonfinite_grad", 4: "not_converged", 8: "one_step_stronger",
+         16: "square_stronger"}
 NORMS = {"linf": 0, "l2": 1}
 LOSSES = {"ce": 0, "margin": 1}
 BN_MODES = {"inference": 0, "batch": 1}
@@ -301,6 +314,7 @@ OPTIMIZER_ENUMS = {"kind": (OPTIMIZERS, "optimizer"), "schedule": (SCHEDULES, "s
 TRAINER_ENUMS = {"method": (TRAIN_METHODS, "training method"), "norm": (NORMS, "norm"),
                  "attack_bn_mode": (BN_MODES, "batch-norm mode")}
 EVAL_ENUMS = {"norm": (NORMS, "norm")}
+AUTOATTACK_ENUMS = {"version": (AA_VERSIONS, "AutoAttack version"), "norm": (NORMS, "norm")}
 META_ENUMS = {"norm": (NORMS, "norm"), "method": (TRAIN_METHODS, "training method")}
 
 
@@ -460,7 +474,94 @@ def activations(library: LibraryLike = None) -> List[str]:
         i += 1
 
 
-class Model(_Handle):
+class _Classifier(_Handle):
+    """What libsat's attacks see of a classifier: input shape, classes, and the attack
+    entry points (sat_attack / sat_autoattack or their callback-model twins)."""
+
+    _raw_attack: str = ""
+    _raw_autoattack: str = ""
+    input_shape: Tuple[int, ...]
+    num_classes: int
+    example_size: int
+
+    # -- batches ----------------------------------------------------------------------
+
+    @overload
+    def _batch(self, x: npt.ArrayLike) -> Tuple[FloatArray, None, int]: ...
+    @overload
+    def _batch(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Tuple[FloatArray, IntArray, int]: ...
+
+    def _batch(self, x: npt.ArrayLike, labels: Optional[npt.ArrayLike] = None
+               ) -> Tuple[FloatArray, Optional[IntArray], int]:
+        x = _f32(x)
+        if x.ndim == 0 or x.size % self.example_size or (
+                x.ndim > 1 and x.shape[0] * self.example_size != x.size):
+            raise ValueError(f"x of shape {x.shape} is not a batch of {self.input_shape} examples")
+        n = x.size // self.example_size
+        if labels is not None:
+            labels = _i32(labels)
+            if labels.size != n:
+                raise ValueError(f"{labels.size} labels for {n} examples")
+        return x, labels, n
+
+    def attack(self, x: npt.ArrayLike, labels: npt.ArrayLike,
+               targets: Optional[npt.ArrayLike] = None, trace: bool = False,
+               out: Optional[FloatArray] = None, opts: Optional[_ffi.AttackOpts] = None,
+               **kwargs: Any) -> Union[FloatArray, Tuple[FloatArray, Dict[str, FloatArray]]]:
+        """Adversarial examples for (x, labels). Keywords are sat_attack_opts fields:
+        method ('fgsm', 'pgd', 'apgd-ce', 'apgd-dlr', 'fab', 'square'), norm ('linf', 'l2'),
+        loss ('ce', 'margin'), eps, step_size, steps, restarts, random_start, targeted,
+        bn_mode, seed. With trace=True returns (x_adv, {'loss': [...], 'accuracy': [...]})."""
+        x, labels, n = self._batch(x, labels)
+        o = opts if opts is not None else _opts(self._lib, _ffi.AttackOpts, "attack_opts_init",
+                                                kwargs, ATTACK_ENUMS)
+        t = _i32(targets) if targets is not None else None
+        if t is not None and t.size != n:
+            raise ValueError(f"{t.size} targets for {n} examples")
+        x_adv = _out(out, x.shape)
+        tr, tl, ta = None, None, None  # type: Any, Any, Any
+        if trace:
+            cap = max(1, o.steps) * max(1, o.restarts)
+            tl = np.zeros(cap, dtype=np.float32)
+            ta = np.zeros(cap, dtype=np.float32)
+            tr = _ffi.AttackTrace(ctypes.sizeof(_ffi.AttackTrace), cap, 0, 0, _pf(tl), _pf(ta))
+        self._check(getattr(self._lib.raw, self._raw_attack)(
+            self.handle, ctypes.byref(o), _pf(x), _pi(labels), _pi(t), n, _pf(x_adv),
+            ctypes.byref(tr) if tr is not None else None))
+        if trace:
+            return x_adv, {"loss": tl[:tr.count].copy(), "accuracy": ta[:tr.count].copy()}
+        return x_adv
+
+    def autoattack(self, x: npt.ArrayLike, labels: npt.ArrayLike, return_adv: bool = False,
+                   **kwargs: Any) -> Dict[str, Any]:
+        """AutoAttack's sequence (sat_autoattack). Keywords: version ('standard', 'plus',
+        'rand'), norm ('linf', 'l2'), eps, seed. Returns a dict: clean_accuracy,
+        robust_accuracy, attacks (names in the order run), accuracy_after (one per attack),
+        flags (set of names), square_only, outcome (int32 per example: AA_ROBUST,
+        AA_MISCLASSIFIED or the index in attacks of the attack that broke it), and x_adv when
+        return_adv is true."""
+        x, labels, n = self._batch(x, labels)
+        o = _opts(self._lib, _ffi.AutoattackOpts, "autoattack_opts_init", kwargs, AUTOATTACK_ENUMS)
+        r = _ffi.AutoattackResult()
+        r.struct_size = ctypes.sizeof(r)
+        outcome = np.empty(n, dtype=np.int32)
+        x_adv = np.empty(x.shape, dtype=np.float32) if return_adv else None
+        self._check(getattr(self._lib.raw, self._raw_autoattack)(
+            self.handle, ctypes.byref(o), _pf(x), _pi(labels), n, _pf(x_adv), _pi(outcome),
+            ctypes.byref(r)))
+        k = r.num_attacks
+        out: Dict[str, Any] = {
+            "clean_accuracy": r.clean_accuracy, "robust_accuracy": r.robust_accuracy,
+            "attacks": [AA_ATTACKS[a] for a in list(r.attacks)[:k]],
+            "accuracy_after": list(r.accuracy_after)[:k],
+            "flags": {name for bit, name in FLAGS.items() if r.flags & bit},
+            "square_only": int(r.square_only), "outcome": outcome}
+        if return_adv:
+            out["x_adv"] = x_adv
+        return out
+
+
+class Model(_Classifier):
     """A classifier built from a text spec or a preset.
 
     Options (keywords): activation ('silu', 'relu', ... or an id), act_param, max_batch,
@@ -470,6 +571,8 @@ class Model(_Handle):
 
     _destroy = "model_destroy"
     _last_error = "model_last_error"
+    _raw_attack = "attack"
+    _raw_autoattack = "autoattack"
 
     def __init__(self, ctx: Context, spec: str, **opts: Any) -> None:
         super().__init__(ctx._lib)
@@ -561,26 +664,6 @@ class Model(_Handle):
         self._check(self._lib.raw.model_clone(self.handle, ctypes.byref(h)))
         return Model._wrap(self._ctx, h.value)
 
-    # -- batches ----------------------------------------------------------------------
-
-    @overload
-    def _batch(self, x: npt.ArrayLike) -> Tuple[FloatArray, None, int]: ...
-    @overload
-    def _batch(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Tuple[FloatArray, IntArray, int]: ...
-
-    def _batch(self, x: npt.ArrayLike, labels: Optional[npt.ArrayLike] = None
-               ) -> Tuple[FloatArray, Optional[IntArray], int]:
-        x = _f32(x)
-        if x.ndim == 0 or x.size % self.example_size or (
-                x.ndim > 1 and x.shape[0] * self.example_size != x.size):
-            raise ValueError(f"x of shape {x.shape} is not a batch of {self.input_shape} examples")
-        n = x.size // self.example_size
-        if labels is not None:
-            labels = _i32(labels)
-            if labels.size != n:
-                raise ValueError(f"{labels.size} labels for {n} examples")
-        return x, labels, n
-
     def forward(self, x: npt.ArrayLike, out: Optional[FloatArray] = None) -> FloatArray:
         """Logits (n, num_classes), batch norm in inference mode."""
         x, _, n = self._batch(x)
@@ -610,34 +693,6 @@ class Model(_Handle):
                                                        label_smoothing, ctypes.byref(loss),
                                                        ctypes.byref(correct)))
         return float(loss.value), int(correct.value)
-
-    def attack(self, x: npt.ArrayLike, labels: npt.ArrayLike,
-               targets: Optional[npt.ArrayLike] = None, trace: bool = False,
-               out: Optional[FloatArray] = None, opts: Optional[_ffi.AttackOpts] = None,
-               **kwargs: Any) -> Union[FloatArray, Tuple[FloatArray, Dict[str, FloatArray]]]:
-        """Adversarial examples for (x, labels). Keywords are sat_attack_opts fields:
-        method ('fgsm', 'pgd', 'apgd-ce', 'apgd-dlr'), norm ('linf', 'l2'), loss ('ce',
-        'margin'), eps, step_size, steps, restarts, random_start, targeted, bn_mode, seed.
-        With trace=True returns (x_adv, {'loss': [...], 'accuracy': [...]})."""
-        x, labels, n = self._batch(x, labels)
-        o = opts if opts is not None else _opts(self._lib, _ffi.AttackOpts, "attack_opts_init",
-                                                kwargs, ATTACK_ENUMS)
-        t = _i32(targets) if targets is not None else None
-        if t is not None and t.size != n:
-            raise ValueError(f"{t.size} targets for {n} examples")
-        x_adv = _out(out, x.shape)
-        tr, tl, ta = None, None, None  # type: Any, Any, Any
-        if trace:
-            cap = max(1, o.steps) * max(1, o.restarts)
-            tl = np.zeros(cap, dtype=np.float32)
-            ta = np.zeros(cap, dtype=np.float32)
-            tr = _ffi.AttackTrace(ctypes.sizeof(_ffi.AttackTrace), cap, 0, 0, _pf(tl), _pf(ta))
-        self._check(self._lib.raw.attack(self.handle, ctypes.byref(o), _pf(x), _pi(labels),
-                                         _pi(t), n, _pf(x_adv),
-                                         ctypes.byref(tr) if tr is not None else None))
-        if trace:
-            return x_adv, {"loss": tl[:tr.count].copy(), "accuracy": ta[:tr.count].copy()}
-        return x_adv
 
     def evaluate(self, x: npt.ArrayLike, labels: npt.ArrayLike, **kwargs: Any
                  ) -> Dict[str, Any]:
@@ -695,6 +750,87 @@ class Model(_Handle):
                                             ctypes.byref(h)))
         m = cls._wrap(ctx, h.value)
         return (m, _struct_dict(meta)) if with_meta else m
+
+
+class CallbackModel(_Classifier):
+    """A classifier libsat did not build (numpy, PyTorch, ...), given as Python callables so
+    that libsat's attacks and AutoAttack run on it unchanged:
+
+        logits_fn(x) -> (n, num_classes) array, for x of shape (n, *input_shape)
+        input_grad_fn(x, dlogits) -> array like x: the gradient with respect to x of
+            sum(dlogits * logits_fn(x)); None allows only gradient-free attacks ('square')
+
+    x and dlogits are float32 views of library memory, valid during the call only (copy
+    them to keep them). Batches have at most max_batch examples. An exception raised by a
+    callback stops the running attack and is raised again from it.
+    """
+
+    _destroy = "callback_model_destroy"
+    _last_error = "callback_model_last_error"
+    _raw_attack = "callback_attack"
+    _raw_autoattack = "callback_autoattack"
+
+    def __init__(self, ctx: Context, input_shape: Sequence[int], num_classes: int,
+                 logits_fn: LogitsFn, input_grad_fn: Optional[InputGradFn] = None,
+                 max_batch: int = 128) -> None:
+        super().__init__(ctx._lib)
+        self._ctx = ctx
+        self.input_shape = tuple(int(v) for v in input_shape)
+        self.num_classes = int(num_classes)
+        self.example_size = int(np.prod(self.input_shape))
+        self._error: Optional[BaseException] = None
+        if len(self.input_shape) != 3:
+            raise ValueError(f"input_shape {input_shape} is not (channels, height, width)")
+        self._c_logits = _ffi.LOGITS_FN(self._trampoline(logits_fn, grad=False))
+        self._c_grad = (_ffi.INPUT_GRAD_FN(self._trampoline(input_grad_fn, grad=True))
+                        if input_grad_fn is not None else None)
+        c, h, w = self.input_shape
+        o = _opts(self._lib, _ffi.CallbackModelOpts, "callback_model_opts_init",
+                  {"channels": c, "height": h, "width": w, "num_classes": self.num_classes,
+                   "max_batch": max_batch})
+        o.logits_fn = self._c_logits
+        if self._c_grad is not None:
+            o.input_grad_fn = self._c_grad
+        hnd = ctypes.c_void_p()
+        self._lib.check(self._lib.raw.callback_model_create(ctx.handle, ctypes.byref(o),
+                                                            ctypes.byref(hnd)))
+        self._adopt(hnd.value, ctx)
+
+    def _trampoline(self, fn: Callable[..., npt.ArrayLike], grad: bool
+                    ) -> Callable[..., int]:
+        shape, k = self.input_shape, self.num_classes
+
+        def call(user: Any, xp: Any, n: int, ap: Any, bp: Any) -> int:
+            try:
+                x = np.ctypeslib.as_array(xp, shape=(n,) + shape)
+                if grad:
+                    res = fn(x, np.ctypeslib.as_array(ap, shape=(n, k)))
+                    want, dst = (n,) + shape, bp
+                else:
+                    res = fn(x)
+                    want, dst = (n, k), ap
+                arr = np.asarray(res, dtype=np.float32)
+                if arr.size != int(np.prod(want)):
+                    raise ValueError(f"callback returned shape {arr.shape}, expected {want}")
+                np.ctypeslib.as_array(dst, shape=want)[...] = arr.reshape(want)
+                return 0
+            except BaseException as e:  # reported by the call that ran the attack
+                self._error = e
+                return 1
+
+        if grad:
+            return call
+        return lambda user, xp, n, zp: call(user, xp, n, zp, None)
+
+    def _check(self, status: int) -> None:
+        err, self._error = self._error, None
+        if err is not None and status == SAT_E_ABORTED:
+            raise err
+        super()._check(status)
+
+    @property
+    def context(self) -> Context:
+        return self._ctx
 
 
 class Optimizer(_Handle):

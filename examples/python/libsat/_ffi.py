@@ -38,10 +38,13 @@ SAT_E_INTERNAL = -11
 
 SAT_EVAL_MAX_STEPS = 16
 SAT_MAX_MILESTONES = 8
+SAT_AA_MAX_ATTACKS = 8
 
 LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 ALLOC_FN = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_size_t, c_size_t)
 DEALLOC_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
+LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
+INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
 
 
 class ContextOpts(ctypes.Structure):
@@ -111,6 +114,26 @@ class EvalResult(ctypes.Structure):
                 ("reserved0", c_int32)]
 
 
+class AutoattackOpts(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("version", c_int32), ("norm", c_int32),
+                ("eps", c_float), ("seed", c_uint64)]
+
+
+class AutoattackResult(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("num_attacks", c_int32), ("n", c_int64),
+                ("clean_accuracy", c_float), ("robust_accuracy", c_float),
+                ("attacks", c_int32 * SAT_AA_MAX_ATTACKS),
+                ("accuracy_after", c_float * SAT_AA_MAX_ATTACKS), ("flags", c_uint32),
+                ("reserved0", c_int32), ("square_only", c_int64)]
+
+
+class CallbackModelOpts(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("channels", c_int32), ("height", c_int32),
+                ("width", c_int32), ("num_classes", c_int32), ("max_batch", c_int32),
+                ("reserved0", c_int32), ("logits_fn", LOGITS_FN),
+                ("input_grad_fn", INPUT_GRAD_FN), ("user", c_void_p)]
+
+
 class ModelMeta(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("norm", c_int32), ("eps", c_float),
                 ("method", c_int32), ("steps", c_int32), ("epochs", c_int32),
@@ -128,6 +151,9 @@ STRUCTS = {
     "sat_step_stats": StepStats,
     "sat_eval_opts": EvalOpts,
     "sat_eval_result": EvalResult,
+    "sat_autoattack_opts": AutoattackOpts,
+    "sat_autoattack_result": AutoattackResult,
+    "sat_callback_model_opts": CallbackModelOpts,
     "sat_model_meta": ModelMeta,
 }
 
@@ -199,6 +225,18 @@ PROTOTYPES = {
     # evaluation
     "sat_eval_opts_init": (c_int32, [P(EvalOpts), c_uint32]),
     "sat_evaluate": (c_int32, [H, P(EvalOpts), PF, PI32, c_int64, P(EvalResult)]),
+    "sat_autoattack_opts_init": (c_int32, [P(AutoattackOpts), c_uint32]),
+    "sat_autoattack": (c_int32, [H, P(AutoattackOpts), PF, PI32, c_int64, PF, PI32,
+                                 P(AutoattackResult)]),
+    # models outside libsat
+    "sat_callback_model_opts_init": (c_int32, [P(CallbackModelOpts), c_uint32]),
+    "sat_callback_model_create": (c_int32, [H, P(CallbackModelOpts), P(H)]),
+    "sat_callback_model_destroy": (None, [H]),
+    "sat_callback_model_last_error": (c_char_p, [H]),
+    "sat_callback_attack": (c_int32, [H, P(AttackOpts), PF, PI32, PI32, c_int64, PF,
+                                      P(AttackTrace)]),
+    "sat_callback_autoattack": (c_int32, [H, P(AutoattackOpts), PF, PI32, c_int64, PF, PI32,
+                                          P(AutoattackResult)]),
     # datasets
     "sat_default_data_dir": (c_char_p, []),
     "sat_dataset_load": (c_int32, [H, c_int32, c_char_p, c_int32, P(H)]),

@@ -51,6 +51,8 @@ pub const SAT_ATTACK_FGSM: i32 = 0;
 pub const SAT_ATTACK_PGD: i32 = 1;
 pub const SAT_ATTACK_APGD_CE: i32 = 2;
 pub const SAT_ATTACK_APGD_DLR: i32 = 3;
+pub const SAT_ATTACK_FAB: i32 = 4;
+pub const SAT_ATTACK_SQUARE: i32 = 5;
 pub const SAT_NORM_LINF: i32 = 0;
 pub const SAT_NORM_L2: i32 = 1;
 pub const SAT_LOSS_CE: i32 = 0;
@@ -76,6 +78,20 @@ pub const SAT_FLAG_ZERO_GRAD: u32 = 1;
 pub const SAT_FLAG_NONFINITE_GRAD: u32 = 2;
 pub const SAT_FLAG_NOT_CONVERGED: u32 = 4;
 pub const SAT_FLAG_ONE_STEP_STRONGER: u32 = 8;
+pub const SAT_FLAG_SQUARE_STRONGER: u32 = 16;
+
+pub const SAT_AA_STANDARD: i32 = 0;
+pub const SAT_AA_PLUS: i32 = 1;
+pub const SAT_AA_RAND: i32 = 2;
+pub const SAT_AA_ATTACK_APGD_CE: i32 = 0;
+pub const SAT_AA_ATTACK_APGD_T: i32 = 1;
+pub const SAT_AA_ATTACK_FAB_T: i32 = 2;
+pub const SAT_AA_ATTACK_SQUARE: i32 = 3;
+pub const SAT_AA_ATTACK_APGD_DLR: i32 = 4;
+pub const SAT_AA_ATTACK_FAB: i32 = 5;
+pub const SAT_AA_MAX_ATTACKS: usize = 8;
+pub const SAT_AA_ROBUST: i32 = -1;
+pub const SAT_AA_MISCLASSIFIED: i32 = -2;
 
 pub const SAT_DATA_IDX: i32 = 0;
 pub const SAT_DATA_CIFAR10: i32 = 1;
@@ -105,10 +121,18 @@ pub struct sat_trainer {
 pub struct sat_dataset {
     _opaque: [u8; 0],
 }
+#[repr(C)]
+pub struct sat_callback_model {
+    _opaque: [u8; 0],
+}
 
 pub type sat_log_fn = Option<unsafe extern "C" fn(*mut c_void, i32, *const c_char)>;
 pub type sat_alloc_fn = Option<unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void>;
 pub type sat_dealloc_fn = Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>;
+pub type sat_logits_fn =
+    Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *mut f32) -> i32>;
+pub type sat_input_grad_fn =
+    Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *const f32, *mut f32) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -254,6 +278,46 @@ pub struct sat_eval_result {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+pub struct sat_callback_model_opts {
+    pub struct_size: u32,
+    pub channels: i32,
+    pub height: i32,
+    pub width: i32,
+    pub num_classes: i32,
+    pub max_batch: i32,
+    pub reserved0: i32,
+    pub logits_fn: sat_logits_fn,
+    pub input_grad_fn: sat_input_grad_fn,
+    pub user: *mut c_void,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sat_autoattack_opts {
+    pub struct_size: u32,
+    pub version: i32,
+    pub norm: i32,
+    pub eps: f32,
+    pub seed: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct sat_autoattack_result {
+    pub struct_size: u32,
+    pub num_attacks: i32,
+    pub n: i64,
+    pub clean_accuracy: f32,
+    pub robust_accuracy: f32,
+    pub attacks: [i32; SAT_AA_MAX_ATTACKS],
+    pub accuracy_after: [f32; SAT_AA_MAX_ATTACKS],
+    pub flags: u32,
+    pub reserved0: i32,
+    pub square_only: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
 pub struct sat_model_meta {
     pub struct_size: u32,
     pub norm: i32,
@@ -323,6 +387,15 @@ extern "C" {
                           labels: *const i32, n: i64, x_adv: *mut f32,
                           trace: *mut sat_attack_trace) -> i32;
 
+    pub fn sat_callback_model_opts_init(opts: *mut sat_callback_model_opts, size: u32) -> i32;
+    pub fn sat_callback_model_create(ctx: *mut sat_context, opts: *const sat_callback_model_opts,
+                                     out: *mut *mut sat_callback_model) -> i32;
+    pub fn sat_callback_model_destroy(model: *mut sat_callback_model);
+    pub fn sat_callback_model_last_error(model: *const sat_callback_model) -> *const c_char;
+    pub fn sat_callback_attack(model: *mut sat_callback_model, opts: *const sat_attack_opts,
+                               x: *const f32, labels: *const i32, targets: *const i32, n: i64,
+                               x_adv: *mut f32, trace: *mut sat_attack_trace) -> i32;
+
     pub fn sat_optimizer_opts_init(opts: *mut sat_optimizer_opts, size: u32) -> i32;
     pub fn sat_optimizer_create(model: *mut sat_model, opts: *const sat_optimizer_opts,
                                 out: *mut *mut sat_optimizer) -> i32;
@@ -346,6 +419,14 @@ extern "C" {
     pub fn sat_eval_opts_init(opts: *mut sat_eval_opts, size: u32) -> i32;
     pub fn sat_evaluate(model: *mut sat_model, opts: *const sat_eval_opts, x: *const f32,
                         labels: *const i32, n: i64, result: *mut sat_eval_result) -> i32;
+    pub fn sat_autoattack_opts_init(opts: *mut sat_autoattack_opts, size: u32) -> i32;
+    pub fn sat_autoattack(model: *mut sat_model, opts: *const sat_autoattack_opts, x: *const f32,
+                          labels: *const i32, n: i64, x_adv: *mut f32, outcome: *mut i32,
+                          result: *mut sat_autoattack_result) -> i32;
+    pub fn sat_callback_autoattack(model: *mut sat_callback_model,
+                                   opts: *const sat_autoattack_opts, x: *const f32,
+                                   labels: *const i32, n: i64, x_adv: *mut f32,
+                                   outcome: *mut i32, result: *mut sat_autoattack_result) -> i32;
 
     pub fn sat_default_data_dir() -> *const c_char;
     pub fn sat_dataset_load(ctx: *mut sat_context, format: i32, dir: *const c_char, split: i32,

@@ -40,6 +40,11 @@ rust_layout! {
                     apgd_steps, apgd_targets, batch, seed }
     sat_eval_result { struct_size, num_steps, n, clean_accuracy, robust_accuracy,
                       fgsm_accuracy, apgd_accuracy, flags, reserved0 }
+    sat_autoattack_opts { struct_size, version, norm, eps, seed }
+    sat_autoattack_result { struct_size, num_attacks, n, clean_accuracy, robust_accuracy,
+                            attacks, accuracy_after, flags, reserved0, square_only }
+    sat_callback_model_opts { struct_size, channels, height, width, num_classes, max_batch,
+                              reserved0, logits_fn, input_grad_fn, user }
     sat_model_meta { struct_size, norm, eps, method, steps, epochs, clean_accuracy,
                      robust_accuracy }
 }
