@@ -112,6 +112,11 @@ SAT_API void sat_free(void *ptr);
 /** Threads, seed, log callback and allocator shared by the handles created with it. */
 typedef struct sat_context sat_context;
 
+/** The default of every options struct's `seed` (models, attacks, trainers, evaluation,
+ *  AutoAttack): use the seed of the context the handle belongs to. So options from their
+ *  *_opts_init function and NULL options seed alike. Any other value is used as it is. */
+#define SAT_SEED_CONTEXT UINT64_MAX
+
 #define SAT_LOG_ERROR 0  /**< log level: a call failed */
 #define SAT_LOG_WARN 1   /**< log level: something suspicious that did not fail the call */
 #define SAT_LOG_INFO 2   /**< log level: progress of long calls */
@@ -133,7 +138,8 @@ typedef void (*sat_dealloc_fn)(void *user, void *ptr);
 typedef struct sat_context_opts {
     uint32_t struct_size;  /**< sizeof(sat_context_opts), set by sat_context_opts_init() */
     int32_t num_threads;   /**< threads for BLIS and the worker pool; default 1, range 1..256 */
-    uint64_t seed;         /**< default seed for models, attacks and trainers; default 0 */
+    uint64_t seed;         /**< seed of the models, attacks and trainers whose options leave
+                                *   theirs at SAT_SEED_CONTEXT; default 0 */
     sat_log_fn log_fn;     /**< default NULL: the library never prints */
     void *log_user;        /**< passed to log_fn as `user`; default NULL */
     int32_t log_level;     /**< messages up to this level are sent; default SAT_LOG_INFO */
@@ -213,7 +219,7 @@ typedef struct sat_model_opts {
     int32_t train_backward_act;    /**< as attack_backward_act, for parameter gradients */
     float train_backward_param;    /**< NaN (default): default parameter of train_backward_act */
     int32_t attack_bn_mode;    /**< SAT_BN_INFERENCE (default) or SAT_BN_BATCH */
-    uint64_t seed;             /**< parameter initialisation; default: the context's seed */
+    uint64_t seed;             /**< parameter initialisation; default SAT_SEED_CONTEXT */
 } sat_model_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -359,7 +365,7 @@ typedef struct sat_attack_opts {
                               linearise towards the target, succeed on any misclassification;
                               Square: raise the target's margin) */
     int32_t bn_mode;       /**< -1 (default): the model's attack_bn_mode; else SAT_BN_* */
-    uint64_t seed;         /**< random starts; default 0 */
+    uint64_t seed;         /**< random starts; default SAT_SEED_CONTEXT */
 } sat_attack_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -552,7 +558,7 @@ typedef struct sat_trainer_opts {
     float label_smoothing;   /**< default 0 */
     int32_t free_replays;    /**< Free-AT m; default 4 */
     float trades_beta;       /**< default 6 */
-    uint64_t seed;           /**< 0 from sat_trainer_opts_init; the context's seed when opts is NULL */
+    uint64_t seed;           /**< random starts and draws of the attacks; default SAT_SEED_CONTEXT */
 } sat_trainer_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -561,7 +567,7 @@ typedef struct sat_trainer_opts {
  *  below 4. */
 SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);
 /** A trainer that crafts adversarial examples with the model and updates it with opt
- *  (opts NULL: defaults, with the context's seed). All buffers are allocated here, for the
+ *  (opts NULL: defaults). All buffers are allocated here, for the
  *  model's max_batch, so a step allocates nothing. The trainer borrows model and opt;
  *  destroy it before them, and do not use them from another thread while it lives.
  *  Bad options give SAT_E_INVALID_ARG with a message in sat_last_error(). */
@@ -619,7 +625,7 @@ typedef struct sat_eval_opts {
     int32_t apgd_steps;            /**< default 100 */
     int32_t apgd_targets;          /**< target classes for APGD-T; default 3 */
     int32_t batch;                 /**< chunk size; default: the model's max batch */
-    uint64_t seed;                 /**< random starts of the attacks; default 0 */
+    uint64_t seed;                 /**< random starts of the attacks; default SAT_SEED_CONTEXT */
 } sat_eval_opts;
 
 /** What sat_evaluate() measured. Accuracies are fractions in [0,1]. */
@@ -674,7 +680,7 @@ typedef struct sat_autoattack_opts {
     int32_t version;       /**< SAT_AA_*; default SAT_AA_STANDARD */
     int32_t norm;          /**< SAT_NORM_LINF (default) or SAT_NORM_L2 */
     float eps;             /**< default 8/255; Linf in [0,1], L2 in [0, sqrt(C*H*W)] */
-    uint64_t seed;         /**< random starts and Square's draws; default 0 */
+    uint64_t seed;         /**< random starts and Square's draws; default SAT_SEED_CONTEXT */
 } sat_autoattack_opts;
 
 /** What sat_autoattack() measured. The caller sets struct_size; the library writes that many

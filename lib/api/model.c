@@ -19,7 +19,7 @@ static sat_model_opts model_defaults(void) {
     d.train_backward_act = SAT_ACT_SAME;
     d.train_backward_param = NAN;
     d.attack_bn_mode = SAT_BN_INFERENCE;
-    d.seed = 0;
+    d.seed = SAT_SEED_CONTEXT;
     return d;
 }
 
@@ -78,11 +78,11 @@ int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opt
                          sat_model **out) {
     char err[SAT_ERRMSG_SIZE];
     sat_model_opts o = model_defaults();
-    o.seed = ctx->seed;
     if (opts) {
         int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_model_opts", err);
         if (st) return sat__fail_tls(st, "%s", err);
     }
+    o.seed = sat__seed(ctx, o.seed);
     int32_t st = check_opts(&o, err);
     if (st) return sat__fail_tls(st, "%s", err);
     sat_model *m = sat__calloc(ctx, 1, sizeof *m);

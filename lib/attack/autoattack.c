@@ -47,7 +47,7 @@ static sat_autoattack_opts aa_defaults(void) {
     d.version = SAT_AA_STANDARD;
     d.norm = SAT_NORM_LINF;
     d.eps = 8.0f / 255.0f;
-    d.seed = 0;
+    d.seed = SAT_SEED_CONTEXT;
     return d;
 }
 
@@ -175,6 +175,7 @@ static int32_t check_call(const sat__target *m, const sat_autoattack_opts *opts,
                          result->struct_size);
     *o = aa_defaults();
     int32_t st = opts ? sat__opts_copy(o, sizeof *o, opts, "sat_autoattack_opts", m->err) : SAT_OK;
+    o->seed = sat__seed(m->ctx, o->seed); /* before the target runs offset it */
     if (st == SAT_OK) st = make_plan(m, o, plan);
     if (st == SAT_OK) st = sat__attack_check_data(m, x, labels, n, fn);
     /* Later attacks read x after earlier ones wrote x_adv. */

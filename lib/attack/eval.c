@@ -25,7 +25,7 @@ static sat_eval_opts eval_defaults(void) {
     d.apgd_steps = 100;
     d.apgd_targets = 3;
     d.batch = 0;
-    d.seed = 0;
+    d.seed = SAT_SEED_CONTEXT;
     return d;
 }
 

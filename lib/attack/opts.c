@@ -19,7 +19,7 @@ static sat_attack_opts attack_defaults(void) {
     d.random_start = 1;
     d.targeted = 0;
     d.bn_mode = -1;
-    d.seed = 0;
+    d.seed = SAT_SEED_CONTEXT;
     return d;
 }
 
@@ -83,7 +83,7 @@ int32_t sat__attack_resolve(const sat__target *m, const sat_attack_opts *opts, s
     cfg->steps = steps;
     cfg->restarts = o.restarts;
     cfg->random_start = o.random_start;
-    cfg->seed = o.seed;
+    cfg->seed = sat__seed(m->ctx, o.seed);
     cfg->keep_last = 0;
     cfg->eot = 1;
     const int32_t bn = o.bn_mode == -1 ? m->attack_bn : o.bn_mode;

@@ -56,6 +56,11 @@ void sat__log(const sat_context *ctx, int32_t level, const char *fmt, ...)
     ;
 
 /* ---- allocation (aligned to SAT_ALIGN, through the context's hooks) ---- */
+/* An options struct's seed as used: SAT_SEED_CONTEXT stands for the context's seed. */
+static inline uint64_t sat__seed(const sat_context *ctx, uint64_t seed) {
+    return seed == SAT_SEED_CONTEXT ? ctx->seed : seed;
+}
+
 void *sat__alloc(const sat_context *ctx, size_t size);
 void *sat__calloc(const sat_context *ctx, size_t count, size_t size);
 void sat__dealloc(const sat_context *ctx, void *ptr);

@@ -26,7 +26,7 @@ static sat_trainer_opts trainer_defaults(void) {
     d.label_smoothing = 0.0f;
     d.free_replays = 4;
     d.trades_beta = 6.0f;
-    d.seed = 0;
+    d.seed = SAT_SEED_CONTEXT;
     return d;
 }
 
@@ -95,11 +95,11 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
         return sat__fail_tls(SAT_E_INVALID_ARG, "sat_trainer_create: the optimizer was created for another model");
     char err[SAT_ERRMSG_SIZE];
     sat_trainer_opts o = trainer_defaults();
-    o.seed = model->ctx->seed; /* without opts: the context's seed */
     if (opts) {
         int32_t st = sat__opts_copy(&o, sizeof o, opts, "sat_trainer_opts", err);
         if (st) return sat__fail_tls(st, "%s", err);
     }
+    o.seed = sat__seed(model->ctx, o.seed);
     int32_t st = check_opts(&o, err);
     if (st) return sat__fail_tls(st, "%s", err);
     const int64_t batch_floats = model->max_batch * model->in_size;

@@ -49,7 +49,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.random_start, 1);
     assert_int_equal(o.targeted, 0);
     assert_int_equal(o.bn_mode, -1);
-    assert_true(o.seed == 0);
+    assert_true(o.seed == SAT_SEED_CONTEXT);
     assert_int_equal(sat_attack_opts_init(NULL, sizeof o), SAT_E_INVALID_ARG);
     assert_int_equal(sat_attack_opts_init(&o, 2), SAT_E_INVALID_ARG);
 }
@@ -190,6 +190,25 @@ static void test_pgd_entry(void **state) {
     assert_true(memcmp(a, b, sizeof a) == 0);
 }
 
+/* Options from sat_attack_opts_init draw their random starts from the context's seed (3 in
+ * the fixture), as NULL-free callers of the other option structs do; another seed draws
+ * others. */
+static void test_default_seed_is_the_contexts(void **state) {
+    fixture *f = *state;
+    float a[N * SZ], b[N * SZ], c[N * SZ];
+    sat_attack_opts o;
+    TU_CHECK(sat_attack_opts_init(&o, sizeof o));
+    o.steps = 2;
+    o.step_size = 0.001f; /* small steps: the random start shows in the result */
+    TU_CHECK(sat_attack(f->m, &o, f->x, f->y, NULL, N, a, NULL));
+    o.seed = 3;
+    TU_CHECK(sat_attack(f->m, &o, f->x, f->y, NULL, N, b, NULL));
+    o.seed = 4;
+    TU_CHECK(sat_attack(f->m, &o, f->x, f->y, NULL, N, c, NULL));
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_not_equal(a, c, sizeof a);
+}
+
 static void test_trace(void **state) {
     fixture *f = *state;
     enum { CAP = 64 };
@@ -282,6 +301,7 @@ int main(void) {
         cmocka_unit_test_setup(test_bad_data, setup),
         cmocka_unit_test_setup(test_pgd_entry, setup),
         cmocka_unit_test_setup(test_trace, setup),
+        cmocka_unit_test_setup(test_default_seed_is_the_contexts, setup),
     };
     return tu_run_group("test_attack_opts", tests, sizeof tests / sizeof tests[0]);
 }

@@ -43,7 +43,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o.apgd_steps, 100);
     assert_int_equal(o.apgd_targets, 3);
     assert_int_equal(o.batch, 0);
-    assert_true(o.seed == 0);
+    assert_true(o.seed == SAT_SEED_CONTEXT);
 }
 
 static void test_accuracies(void **state) {

@@ -362,6 +362,31 @@ static void test_log_model(void **st) {
     assert_int_equal(seen.calls, 0);
 }
 
+/* NULL options and options from sat_model_opts_init initialise alike, from the context's
+ * seed; an explicit seed is used as it is. */
+static void test_default_seed_is_the_contexts(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 42);
+    sat_model_opts o;
+    TU_CHECK(sat_model_opts_init(&o, sizeof o));
+    assert_true(o.seed == SAT_SEED_CONTEXT);
+    sat_model *a = NULL, *b = NULL, *c = NULL;
+    TU_CHECK(sat_model_create(ctx, SMALL, NULL, &a));
+    tu_own_model(a);
+    TU_CHECK(sat_model_create(ctx, SMALL, &o, &b));
+    tu_own_model(b);
+    o.seed = 43;
+    TU_CHECK(sat_model_create(ctx, SMALL, &o, &c));
+    tu_own_model(c);
+    const size_t bytes = sizeof(float) * (size_t)sat_model_param_count(a);
+    assert_memory_equal(sat_model_params(a), sat_model_params(b), bytes);
+    assert_memory_not_equal(sat_model_params(a), sat_model_params(c), bytes);
+    sat_model_opts got;
+    TU_CHECK(sat_model_opts_init(&got, sizeof got));
+    TU_CHECK(sat_model_get_opts(b, &got));
+    assert_true(got.seed == 42); /* the seed the model was initialised from */
+}
+
 static void test_status_strings(void **st) {
     (void)st;
     for (int32_t s = 0; s >= -11; s--) assert_string_not_equal(sat_status_string(s), "unknown status");
@@ -392,6 +417,7 @@ int main(void) {
         cmocka_unit_test(test_clone),
         cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_log_model),
+        cmocka_unit_test(test_default_seed_is_the_contexts),
         cmocka_unit_test(test_forward_chunks_large_batches),
     };
     const struct CMUnitTest every_path[] = {

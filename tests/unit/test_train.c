@@ -452,6 +452,26 @@ static void m_lsnan(sat_trainer_opts *o) { o->label_smoothing = NAN; }
 static void m_rep(sat_trainer_opts *o) { o->free_replays = 0; }
 static void m_beta(sat_trainer_opts *o) { o->trades_beta = -1.0f; }
 
+/* NULL options and options from sat_trainer_opts_init train alike: both take the context's
+ * seed; another seed trains another model. */
+static void test_default_seed_is_the_contexts(void **st) {
+    (void)st;
+    run r[3];
+    for (int k = 0; k < 3; k++) {
+        r[k].ctx = tu_context(1, 21);
+        r[k].m = tu_model(r[k].ctx, DSPEC, SAT_ACT_SILU, DN);
+        r[k].opt = make_sgd(r[k].m, 0.05f, 0.9f, 5e-4f);
+        sat_trainer_opts o;
+        sat_trainer_opts_init(&o, sizeof o);
+        if (k == 2) o.seed = 22;
+        r[k].t = make_trainer(r[k].m, r[k].opt, k == 0 ? NULL : &o);
+        run_steps(&r[k], 0, 2);
+    }
+    assert_same_model(&r[0], &r[1]);
+    assert_memory_not_equal(sat_model_params(r[0].m), sat_model_params(r[2].m),
+                            sizeof(float) * (size_t)sat_model_param_count(r[0].m));
+}
+
 static void test_bad_options(void **st) {
     (void)st;
     sat_trainer_opts o;
@@ -460,7 +480,7 @@ static void test_bad_options(void **st) {
     assert_int_equal(o.norm, SAT_NORM_LINF);
     assert_true(o.eps == 8.0f / 255.0f && o.step_size == 0.0f && o.steps == 7 && o.random_start == 1);
     assert_true(o.clean_fraction == 0.0f && o.attack_bn_mode == -1 && o.label_smoothing == 0.0f);
-    assert_true(o.free_replays == 4 && o.trades_beta == 6.0f && o.seed == 0);
+    assert_true(o.free_replays == 4 && o.trades_beta == 6.0f && o.seed == SAT_SEED_CONTEXT);
 
     run r;
     run_open(&r, 1, SAT_TRAIN_PGD, 1);
@@ -499,6 +519,7 @@ int main(void) {
         cmocka_unit_test(test_trades_gradient), cmocka_unit_test(test_free_replay_gradients),
         cmocka_unit_test(test_bad_batches),     cmocka_unit_test(test_stats),
         cmocka_unit_test(test_bad_options),     cmocka_unit_test(test_craft_bounds),
+        cmocka_unit_test(test_default_seed_is_the_contexts),
     };
     const struct CMUnitTest every_path[] = {cmocka_unit_test(test_determinism), cmocka_unit_test(test_resume)};
     const int failed = tu_run_group("test_train", tests, sizeof tests / sizeof tests[0]);
