@@ -325,7 +325,7 @@ static void test_kill_during_saves(void **state) {
                "%lld left a temporary\n",
                kind_name[kind], (long long)ks.in_save[kind], (long long)ks.found_new[kind],
                (long long)ks.temps_found[kind]);
-    printf("  at most %d temporaries at once; none left after the next save\n", ks.max_temps);
+    printf("  at most %d temporary files at once; none left after the next save\n", ks.max_temps);
 }
 
 /* A child with a file-size limit below the file's size saves version 1 over version 0. */
