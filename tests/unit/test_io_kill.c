@@ -217,6 +217,19 @@ static void child_saves(fixture *f, int wfd, const int start[KINDS]) {
         }
 }
 
+/* Forks a child that talks to the parent through a pipe. Returns the child's pid in the
+ * parent, with *fd the read end, and 0 in the child, with *fd the write end. */
+static pid_t fork_with_pipe(int *fd) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    close(pid == 0 ? p[0] : p[1]);
+    *fd = pid == 0 ? p[1] : p[0];
+    return pid;
+}
+
 typedef struct {
     int64_t kills;
     int64_t in_save[KINDS];     /* kills while a save of the kind was running */
@@ -237,16 +250,9 @@ static void test_kill_during_saves(void **state) {
 
     for (int64_t k = 0; k < opt_kills; k++) {
         int start[KINDS] = {on_disk[MODEL] ^ 1, on_disk[CKPT] ^ 1};
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(p[0]);
-            child_saves(f, p[1], start);
-        }
-        close(p[1]);
+        int fd;
+        pid_t pid = fork_with_pipe(&fd);
+        if (pid == 0) child_saves(f, fd, start);
         int last_done[KINDS] = {on_disk[MODEL], on_disk[CKPT]};
         int running[KINDS] = {-1, -1};
         int done_once[KINDS] = {0, 0};
@@ -256,7 +262,7 @@ static void test_kill_during_saves(void **state) {
         int killed = 0;
         for (;;) {
             char msg[2];
-            ssize_t r = read(p[0], msg, 2);
+            ssize_t r = read(fd, msg, 2);
             if (r < 0 && errno == EINTR) continue;
             if (r == 0) break;
             if (r != 2) {
@@ -284,7 +290,7 @@ static void test_kill_during_saves(void **state) {
             }
         }
         if (!killed) kill(pid, SIGKILL);
-        close(p[0]);
+        close(fd);
         int status = 0;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_false(bad_read);
@@ -333,13 +339,9 @@ static void disk_full(fixture *f, int kind) {
     TU_CHECK(save(f, kind, 0));
     struct stat st;
     assert_int_equal(stat(f->path[kind], &st), 0);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
+    int fd;
+    pid_t pid = fork_with_pipe(&fd);
     if (pid == 0) {
-        close(p[0]);
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = {(rlim_t)st.st_size / 2, (rlim_t)st.st_size / 2};
         if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
@@ -347,14 +349,13 @@ static void disk_full(fixture *f, int kind) {
         int32_t rc = save(f, kind, 1);
         memcpy(msg, &rc, sizeof rc);
         snprintf(msg + sizeof rc, sizeof msg - sizeof rc, "%s", save_error(f, kind, 1));
-        if (write(p[1], msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
+        if (write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
         _exit(0);
     }
-    close(p[1]);
     char msg[1024];
     ssize_t got = 0, r;
-    while (got < (ssize_t)sizeof msg && (r = read(p[0], msg + got, sizeof msg - (size_t)got)) > 0) got += r;
-    close(p[0]);
+    while (got < (ssize_t)sizeof msg && (r = read(fd, msg + got, sizeof msg - (size_t)got)) > 0) got += r;
+    close(fd);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
