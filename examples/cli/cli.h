@@ -16,6 +16,7 @@
 #define CLI_EXIT_USAGE 2   /* bad command line */
 #define CLI_EXIT_DATA 3    /* missing or bad data set, model file, spec or checkpoint */
 #define CLI_EXIT_NUMERIC 4 /* NaN/Inf during training or evaluation */
+#define CLI_EXIT_INTERRUPTED 5 /* train stopped by SIGINT/SIGTERM after saving the checkpoint */
 
 #define CLI_MAX_ACTS 16
 

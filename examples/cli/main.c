@@ -47,6 +47,7 @@ static const char *const help_main[] = {
     "  2  bad usage: unknown option, bad value, missing argument\n"
     "  3  bad data: missing or damaged data set, model file, model spec or checkpoint\n"
     "  4  numerical failure: NaN or Inf in training or evaluation (lower --lr)\n"
+    "  5  interrupted: train stopped by SIGINT or SIGTERM after saving the checkpoint\n"
     "\n"
     "Run `sat-cli COMMAND --help` for the options of a command. See docs/cli.md.\n", NULL};
 
@@ -125,6 +126,9 @@ static const char *const help_train[] = {
     "  --log FILE          per-epoch metrics as JSON lines (epoch, train_loss,\n"
     "                      train_adv_acc, val_clean_acc, val_fgsm_acc, val_pgd_acc, lr,\n"
     "                      images_per_sec, seconds, best, catastrophic_overfitting)\n"
+    "Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes --checkpoint and exits\n"
+    "with code 5; --resume continues exactly there. A second signal stops at once (the\n"
+    "files on disk stay whole).\n"
     "\n" HELP_RUNTIME,
     "\n"
     "Examples:\n"

@@ -1,18 +1,106 @@
 /* train.c - `sat-cli train`: data and model setup, the epoch loop with robust early
  * stopping (the best model by held-out PGD accuracy is kept), catastrophic-overfitting
- * detection for FGSM-based methods, checkpoints and the per-epoch JSON log. */
+ * detection for FGSM-based methods, checkpoints, the per-epoch JSON log, and stopping
+ * cleanly on SIGINT or SIGTERM. */
 #include "cli.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Catastrophic overfitting (Wong et al.): PGD accuracy falls below this fraction of its
  * best while FGSM accuracy stays high. */
 #define CO_PGD_FRACTION 0.3f
 #define CO_FGSM_MIN 0.5f /* FGSM accuracy at least half the clean accuracy */
+
+/* SIGINT (Ctrl-C) and SIGTERM during `sat-cli train`: the handler records the signal, puts
+ * the previous actions back and says so on stderr (only async-signal-safe calls); the
+ * training loop looks at the flag after every step, writes the checkpoint and stops with
+ * CLI_EXIT_INTERRUPTED. So a second signal during that shutdown gets the default action
+ * and ends the program at once; the files on disk are then the previous ones or the new
+ * ones, never partial (every save is a temporary file renamed into place). A signal that
+ * was ignored when the program started (nohup) stays ignored. */
+static volatile sig_atomic_t stop_signal;
+static struct sigaction prev_int, prev_term;
+
+static void on_stop_signal(int sig) {
+    static const char msg[] = "sat-cli: stopping after the current step to save the checkpoint "
+                              "(a second signal stops at once)\n";
+    stop_signal = sig;
+    sigaction(SIGINT, &prev_int, NULL);
+    sigaction(SIGTERM, &prev_term, NULL);
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing to do about it in a handler */
+    }
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, NULL, &prev_int);
+    sigaction(SIGTERM, NULL, &prev_term);
+    if (prev_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    if (prev_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, NULL);
+}
+
+/* What the model files of a run say about it after `epochs` epochs. */
+static sat_model_meta run_meta(const cli_config *cfg, int32_t norm, float eps, int64_t epochs,
+                               float clean, float robust) {
+    sat_model_meta meta;
+    sat_model_meta_init(&meta, sizeof meta);
+    meta.norm = norm;
+    meta.eps = eps;
+    meta.method = cfg->method;
+    meta.steps = cfg->steps;
+    meta.epochs = (int32_t)epochs;
+    meta.clean_accuracy = clean;
+    meta.robust_accuracy = robust;
+    return meta;
+}
+
+/* Writes the checkpoint at the loop position (epoch, next batch) after a stop signal and
+ * says what was done. Returns the exit code. */
+static int stop_after_signal(const cli_config *cfg, sat_trainer *trainer, const sat_model_meta *meta,
+                             const char *out_path, int64_t epoch, int64_t batch_done,
+                             int64_t batches, int32_t epochs_done) {
+    const char *sig = stop_signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    char where[128];
+    if (batch_done == 0)
+        snprintf(where, sizeof where, "after epoch %lld", (long long)epoch);
+    else
+        snprintf(where, sizeof where, "after step %lld of %lld in epoch %lld", (long long)batch_done,
+                 (long long)batches, (long long)epoch + 1);
+    if (!cfg->checkpoint) {
+        fprintf(stderr, "%s: interrupted by %s: stopped %s; no --checkpoint was given, so the run "
+                        "cannot be resumed%s%s\n",
+                cli_prog, sig, where, epochs_done > 0 && out_path ? "; the model so far is in " : "",
+                epochs_done > 0 && out_path ? out_path : "");
+        return CLI_EXIT_INTERRUPTED;
+    }
+    if (batch_done > 0) {
+        /* An epoch boundary was checkpointed already at the end of the epoch. */
+        int32_t st = sat_checkpoint_save(trainer, meta, epoch, batch_done, cfg->checkpoint);
+        if (st) {
+            char what[1100];
+            snprintf(what, sizeof what, "interrupted by %s, and cannot save the checkpoint to '%s'",
+                     sig, cfg->checkpoint);
+            return cli_fail(st, what, sat_trainer_last_error(trainer));
+        }
+    }
+    fprintf(stderr, "%s: interrupted by %s: stopped %s; checkpoint saved to %s; run the same "
+                    "command with --resume to continue\n",
+            cli_prog, sig, where, cfg->checkpoint);
+    return CLI_EXIT_INTERRUPTED;
+}
 
 static const char *method_name(int32_t m) {
     switch (m) {
@@ -258,8 +346,9 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         goto done;
     }
 
-    /* Resume: the checkpoint has the last epoch; the best so far is the --out file. */
-    int64_t start_epoch = 0;
+    /* Resume: the checkpoint has the loop position (the next epoch and, after an
+     * interruption, the next batch in it); the best so far is the --out file. */
+    int64_t start_epoch = 0, start_batch = 0;
     float best_score = -1.0f;
     int have_best = 0;
     if (cfg->resume && cfg->checkpoint) {
@@ -272,10 +361,24 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                 rc = cli_fail(st, what, sat_trainer_last_error(trainer));
                 goto done;
             }
+            if (bi > batches || (bi > 0 && ep >= cfg->epochs)) {
+                fprintf(stderr, "%s: cannot resume from '%s': its position (after batch %lld in "
+                                "epoch %lld) is past the end of this run (%d epochs of %lld "
+                                "batches); resume with the options of the interrupted run\n",
+                        cli_prog, cfg->checkpoint, (long long)bi, (long long)ep + 1,
+                        (int)cfg->epochs, (long long)batches);
+                rc = CLI_EXIT_DATA;
+                goto done;
+            }
             start_epoch = ep;
-            if (!cfg->quiet)
+            start_batch = bi;
+            if (!cfg->quiet && bi == 0)
                 printf("%sresuming from %s after epoch %lld\n", label ? label : "",
                        cfg->checkpoint, (long long)ep);
+            else if (!cfg->quiet)
+                printf("%sresuming from %s after step %lld of %lld in epoch %lld\n",
+                       label ? label : "", cfg->checkpoint, (long long)bi, (long long)batches,
+                       (long long)ep + 1);
             if (out_path && val && file_exists(out_path)) {
                 sat_model *prev = NULL;
                 sat_model_meta meta;
@@ -297,7 +400,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         }
     }
     if (log_path) {
-        log = cli_log_open(log_path, start_epoch > 0);
+        log = cli_log_open(log_path, start_epoch > 0 || start_batch > 0);
         if (!log) {
             rc = CLI_EXIT_FAILURE;
             goto done;
@@ -350,7 +453,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         double loss_sum = 0, acc_sum = 0;
         int64_t seen = 0;
         float lr_used = sat_optimizer_lr(opt);
-        for (int64_t b = 0; b < batches; b++) {
+        for (int64_t b = epoch == start_epoch ? start_batch : 0; b < batches; b++) {
             int64_t nb = 0;
             st = sat_dataset_batch(train, b, batch, x, y, &nb);
             if (st) {
@@ -377,6 +480,13 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
             cli_progress_update(&prog, label, (int32_t)epoch + 1, b + 1, batches, seen,
                                 cli_now() - t0, (float)(loss_sum / (double)seen),
                                 (float)(acc_sum / (double)seen));
+            if (stop_signal && b + 1 < batches) {
+                cli_progress_clear(&prog);
+                sat_model_meta meta = run_meta(cfg, norm, eps, epoch, NAN, NAN);
+                rc = stop_after_signal(cfg, trainer, &meta, out_path, epoch, b + 1, batches,
+                                       (int32_t)epoch);
+                goto done;
+            }
         }
         const double t_train = cli_now() - t0;
         train_seconds += t_train;
@@ -416,15 +526,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                 isfinite(vfgsm) && vfgsm >= CO_FGSM_MIN * vclean)
                 co = 1;
         }
-        sat_model_meta meta;
-        sat_model_meta_init(&meta, sizeof meta);
-        meta.norm = norm;
-        meta.eps = eps;
-        meta.method = cfg->method;
-        meta.steps = cfg->steps;
-        meta.epochs = (int32_t)epoch + 1;
-        meta.clean_accuracy = vclean;
-        meta.robust_accuracy = vpgd;
+        sat_model_meta meta = run_meta(cfg, norm, eps, epoch + 1, vclean, vpgd);
         if (out_path && (is_best || !val)) {
             st = sat_model_save(model, &meta, out_path);
             if (st) {
@@ -445,7 +547,9 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         }
         const double t_epoch = cli_now() - t0;
         const double ips = t_train > 0 ? (double)seen / t_train : 0;
-        const double tloss = loss_sum / (double)seen, tacc = acc_sum / (double)seen;
+        /* seen is 0 when a resumed run starts after the last step of an epoch. */
+        const double tloss = seen ? loss_sum / (double)seen : NAN;
+        const double tacc = seen ? acc_sum / (double)seen : NAN;
         if (log) {
             cli_json j;
             cli_json_begin(&j, log);
@@ -485,6 +589,11 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                    100.0 * best_pgd_seen, 100.0 * vfgsm, (int)res->best_epoch);
             fflush(stdout);
             break;
+        }
+        if (stop_signal && epoch + 1 < cfg->epochs) {
+            rc = stop_after_signal(cfg, trainer, &meta, out_path, epoch + 1, 0, batches,
+                                   (int32_t)epoch + 1);
+            goto done;
         }
     }
     res->seconds = cli_now() - run_start;
@@ -534,6 +643,7 @@ int cli_cmd_train(const cli_config *cfg) {
     memset(&res, 0, sizeof res);
     int rc = cli_context(cfg, &ctx);
     if (rc) return rc;
+    catch_stop_signals();
     rc = cli_load_split(cfg, ctx, SAT_SPLIT_TRAIN, cfg->train_limit, &train);
     if (!rc) rc = cli_split_val(cfg, train, &val);
     if (!rc) rc = cli_train_model(cfg, ctx, train, val, cfg->act, cfg->out, cfg->log, NULL, &res);

@@ -1,14 +1,17 @@
 /* test_io_save_failure.c - a save that fails leaves the previous file whole and no
  * temporary file behind; a save that succeeds replaces the file and also leaves no
  * temporary. Failures are provoked without permissions (root ignores them): a directory
- * that does not exist, and a target that is a directory. */
-#define _POSIX_C_SOURCE 200809L
+ * that does not exist, and a target that is a directory. A save removes the temporaries
+ * that earlier saves of the same target left when they died, and only those. */
+#define _DEFAULT_SOURCE /* flock */
 #include "testutil.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,7 +71,7 @@ static unsigned char *read_all(const char *path, size_t *size) {
 
 static void close_dir(void *d) { closedir(d); }
 
-/* Entries of dir other than . and ..; fails on any name with ".tmp." in it. */
+/* Entries of dir other than . and ..; fails on any name with "tmp." in it. */
 static int count_entries_no_temp(const char *dir) {
     DIR *d = opendir(dir);
     assert_non_null(d);
@@ -77,7 +80,7 @@ static int count_entries_no_temp(const char *dir) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file left behind: %s", e->d_name);
+        if (strstr(e->d_name, "tmp.")) fail_msg("temporary file left behind: %s", e->d_name);
         n++;
     }
     tu_release(d);
@@ -151,6 +154,64 @@ static void test_successful_save_replaces(void **state) {
     assert_int_equal(count_entries_no_temp(f->dir), 1);
 }
 
+/* Writes a small file at dir/name; returns its descriptor when keep_open (else closes it). */
+static int make_file(const char *dir, const char *name, int keep_open) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "SATM", 4), 4);
+    if (keep_open) return fd;
+    close(fd);
+    return -1;
+}
+
+static int file_exists_in(const char *dir, const char *name) {
+    char p[256];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0;
+}
+
+static void close_fd(void *p) { close((int)(intptr_t)p - 1); }
+
+static void test_save_removes_stale_temps(void **state) {
+    fixture *f = *state;
+    /* Left by saves of model.satm that died (nobody holds them). */
+    make_file(f->dir, "model.satm.sat-tmp.Ab3dE9", 0);
+    make_file(f->dir, "model.satm.sat-tmp.000000", 0);
+    /* A save in progress holds a lock on its temporary: it must survive. */
+    int busy = make_file(f->dir, "model.satm.sat-tmp.busy42", 1);
+    tu_own((void *)(intptr_t)(busy + 1), close_fd);
+    assert_int_equal(flock(busy, LOCK_EX), 0);
+    /* Names that only look similar are not the library's to remove. */
+    const char *others[] = {"model.satm.sat-tmp.abc12", "model.satm.sat-tmp.abc1234",
+                            "model.satm.sat-tmp.ab-c12", "other.satm.sat-tmp.Ab3dE9",
+                            "model.satm.tmp.Ab3dE9", "xmodel.satm.sat-tmp.Ab3dE9"};
+    const size_t n_others = sizeof others / sizeof others[0];
+    for (size_t i = 0; i < n_others; i++) make_file(f->dir, others[i], 0);
+
+    TU_CHECK(sat_model_save(f->a, NULL, f->path));
+    assert_loads_as(f, f->a);
+    assert_false(file_exists_in(f->dir, "model.satm.sat-tmp.Ab3dE9"));
+    assert_false(file_exists_in(f->dir, "model.satm.sat-tmp.000000"));
+    assert_true(file_exists_in(f->dir, "model.satm.sat-tmp.busy42"));
+    for (size_t i = 0; i < n_others; i++)
+        if (!file_exists_in(f->dir, others[i])) fail_msg("%s was removed", others[i]);
+
+    /* Once its owner is gone (the lock with it), the next save removes it too. */
+    tu_release((void *)(intptr_t)(busy + 1));
+    TU_CHECK(sat_model_save(f->b, NULL, f->path));
+    assert_false(file_exists_in(f->dir, "model.satm.sat-tmp.busy42"));
+    assert_loads_as(f, f->b);
+    for (size_t i = 0; i < n_others; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/%s", f->dir, others[i]);
+        assert_int_equal(remove(p), 0);
+    }
+    assert_int_equal(count_entries_no_temp(f->dir), 1);
+}
+
 static void test_load_io_errors(void **state) {
     fixture *f = *state;
     sat_model *m = (sat_model *)(uintptr_t)1;
@@ -167,6 +228,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_failed_saves_keep_old_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_successful_save_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_removes_stale_temps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_io_errors, setup, teardown),
     };
     return tu_run_group("test_io_save_failure", tests, sizeof tests / sizeof tests[0]);
