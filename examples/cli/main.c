@@ -76,6 +76,13 @@ static const char *const help_main[] = {
     "  --act-param A       the activation's parameter (psoftplus alpha 10, smoothrelu\n"   \
     "                      400, silu beta 1, elu/celu alpha 1)\n"
 
+#define HELP_BACKWARD                                                                      \
+    "  --attack-backward ACT[:A]  the paper's ablation: the attacker's input gradients use\n" \
+    "                      the derivative of ACT (e.g. psoftplus:10 or softplus:10, the\n"  \
+    "                      parametric Softplus) instead of the forward function's own\n"    \
+    "  --train-backward ACT[:A]   the same for the optimizer's parameter gradients\n"      \
+    "                      (validation and evaluation always use the true derivative)\n"
+
 #define HELP_RECIPE                                                                        \
     "Training:\n"                                                                          \
     "  --method M          standard, pgd (default, Madry et al.), fast (FGSM with random\n" \
@@ -114,7 +121,7 @@ static const char *const help_train[] = {
     "overfitting late in training does not cost the result. With --method fast or free,\n"
     "catastrophic overfitting (PGD accuracy collapsing to below 30%% of its best while FGSM\n"
     "accuracy stays high) is detected, reported and ends the run.\n"
-    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_ACT "\n", HELP_RECIPE
+    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_ACT HELP_BACKWARD "\n", HELP_RECIPE
     "\n",
     "Output:\n"
     "  --out FILE          model file for the best model (default model.sat); written\n"
@@ -171,12 +178,20 @@ static const char *const help_compare[] = {
     "at the same clean accuracy.\n"
     "\n"
     "  --acts LIST         activations to compare, comma separated (default relu,silu)\n"
+    "  --seeds LIST        seeds, comma separated (default: --seed): every activation is\n"
+    "                      trained with every seed; the table gives mean +- standard\n"
+    "                      deviation and each activation's paired difference against the\n"
+    "                      first with a 95%% confidence interval (Student t)\n"
+    "  --jobs N            trainings run at once, each in its own process (default 1)\n"
     "  --pgd-steps LIST    evaluation step counts (default 1,10,20)\n"
     "  --restarts R        evaluation restarts (default 1)\n"
     "  --apgd              also evaluate with APGD\n"
-    "  --log-dir DIR       write compare.jsonl, compare.csv, train-ACT.jsonl (per-epoch logs)\n"
-    "                      and model-ACT.sat there; examples/plot_logs.py DIR makes plots\n"
+    "  --log-dir DIR       write compare.jsonl, compare.csv, and per run (ACT-seedS)\n"
+    "                      train-ACT-seedS.jsonl, model-ACT-seedS.sat and run-ACT-seedS.json\n"
+    "                      there; the same command again resumes, reusing finished runs;\n"
+    "                      examples/plot_logs.py DIR makes plots\n"
     "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL "  --act-param A       parameter of the activations\n"
+    HELP_BACKWARD
     "\n", HELP_RECIPE "\n", HELP_RUNTIME
     "\n"
     "Examples:\n"
@@ -235,7 +250,8 @@ enum opt_id {
     O_MODEL, O_SPEC, O_ACT, O_ACT_PARAM, O_METHOD, O_NORM, O_EPS, O_STEPS, O_STEP_SIZE,
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
-    O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_ACTS, O_LOG_DIR, O_HELP
+    O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_ACTS, O_LOG_DIR, O_HELP,
+    O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS
 };
 
 typedef struct opt_def {
@@ -287,6 +303,10 @@ static const opt_def opts[] = {
     {"acts", O_ACTS, 1, CMD_COMPARE},
     {"log-dir", O_LOG_DIR, 1, CMD_COMPARE},
     {"help", O_HELP, 0, CMD_ALL},
+    {"attack-backward", O_ATTACK_BACKWARD, 1, CMD_TC},
+    {"train-backward", O_TRAIN_BACKWARD, 1, CMD_TC},
+    {"seeds", O_SEEDS, 1, CMD_COMPARE},
+    {"jobs", O_JOBS, 1, CMD_COMPARE},
 };
 
 typedef struct name_value {
@@ -420,6 +440,47 @@ static int parse_acts_list(const char *arg, cli_config *c) {
     return 0;
 }
 
+/* ACT[:A] of --attack-backward / --train-backward; softplus with a parameter is the
+ * parametric Softplus. */
+static int parse_backward(const char *opt, const char *arg, int32_t *act, float *param) {
+    char name[64];
+    const char *colon = strchr(arg, ':');
+    size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (len >= sizeof name) len = sizeof name - 1;
+    memcpy(name, arg, len);
+    name[len] = 0;
+    int rc = parse_act(opt, name, act);
+    if (rc) return rc;
+    *param = NAN;
+    if (!colon) return 0;
+    if (*act == SAT_ACT_SOFTPLUS) *act = SAT_ACT_PSOFTPLUS;
+    if (*act != SAT_ACT_PSOFTPLUS && *act != SAT_ACT_SILU && *act != SAT_ACT_ELU &&
+        *act != SAT_ACT_CELU && *act != SAT_ACT_SMOOTHRELU)
+        return usage_error("--%s: '%s' has no parameter (ACT:A is for softplus, psoftplus, "
+                           "silu, elu, celu and smoothrelu)", opt, name);
+    return parse_f(opt, colon + 1, 1e-6, 1e6, param);
+}
+
+static int parse_seeds(const char *arg, cli_config *c) {
+    char buf[1024];
+    if (strlen(arg) >= sizeof buf) return usage_error("--seeds: list too long: %s%s", arg, "");
+    strcpy(buf, arg);
+    c->num_seeds = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (c->num_seeds == CLI_MAX_SEEDS)
+            return usage_error("--seeds: at most 64 seeds, got '%s'%s", arg, "");
+        int64_t s;
+        int rc = parse_i64("seeds", tok, 0, INT64_MAX, &s);
+        if (rc) return rc;
+        for (int32_t i = 0; i < c->num_seeds; i++)
+            if (c->seeds[i] == (uint64_t)s)
+                return usage_error("--seeds: seed %s is listed twice%s", tok, "");
+        c->seeds[c->num_seeds++] = (uint64_t)s;
+    }
+    if (c->num_seeds == 0) return usage_error("--seeds: empty list '%s'%s", arg, "");
+    return 0;
+}
+
 static void defaults(cli_config *c, const char *command) {
     memset(c, 0, sizeof *c);
     c->command = command;
@@ -430,6 +491,11 @@ static void defaults(cli_config *c, const char *command) {
     c->preset = "small-cnn";
     c->act = SAT_ACT_SILU;
     c->act_param = NAN;
+    c->attack_backward = SAT_ACT_SAME;
+    c->attack_backward_param = NAN;
+    c->train_backward = SAT_ACT_SAME;
+    c->train_backward_param = NAN;
+    c->jobs = 1;
     c->method = SAT_TRAIN_PGD;
     c->norm = -1;
     c->eps = NAN;
@@ -528,6 +594,12 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_APGD_STEPS: return parse_i32(name, arg, 1, 100000, &c->apgd_steps);
     case O_ACTS: return parse_acts_list(arg, c);
     case O_LOG_DIR: c->log_dir = arg; return 0;
+    case O_ATTACK_BACKWARD:
+        return parse_backward(name, arg, &c->attack_backward, &c->attack_backward_param);
+    case O_TRAIN_BACKWARD:
+        return parse_backward(name, arg, &c->train_backward, &c->train_backward_param);
+    case O_SEEDS: return parse_seeds(arg, c);
+    case O_JOBS: return parse_i32(name, arg, 1, 256, &c->jobs);
     default: return CLI_EXIT_FAILURE;
     }
 }
