@@ -157,8 +157,8 @@ typedef struct cli_run {
 } cli_run;
 
 /* A hash of every option that changes a run's numbers (not the activation and seed, which
- * name the run, nor threads, jobs and output options). A result is reused only under the
- * same hash. */
+ * name the run, nor threads, jobs and output options) and of the library's version and
+ * build. A result is reused only under the same hash. */
 uint64_t cli_recipe_hash(const cli_config *cfg);
 /* Writes the run's raw results as one JSON line (the line of compare.jsonl). */
 void cli_run_write(FILE *f, const cli_config *cfg, const cli_run *r, float eps, uint64_t recipe);

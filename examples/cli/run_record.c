@@ -33,7 +33,8 @@ uint64_t cli_recipe_hash(const cli_config *c) {
                      (int)c->val_steps, (int)c->restarts, (int)c->apgd, (int)c->apgd_steps);
     for (int32_t i = 0; i < c->num_pgd && n > 0 && (size_t)n < sizeof buf; i++)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "%d,", (int)c->pgd_steps[i]);
-    return fnv1a(1469598103934665603ull, buf);
+    /* A library of another version or build may compute other numbers. */
+    return fnv1a(fnv1a(1469598103934665603ull, buf), sat_build_info());
 }
 
 static const char *backward_name(int32_t act) {
