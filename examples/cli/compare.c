@@ -106,10 +106,16 @@ static double col_value(const cli_config *cfg, const cli_run *r, int32_t c) {
     return 100.0 * v;
 }
 
-static void col_header(FILE *f, const cli_config *cfg) {
-    fprintf(f, " clean %% |");
+/* A table's header: `lead` (lead_cols cells), the accuracy columns, `tail` (tail_cols
+ * cells), and the separator line. */
+static void table_head(FILE *f, const cli_config *cfg, const char *lead, int32_t lead_cols,
+                       const char *tail, int32_t tail_cols) {
+    fprintf(f, "| %s | clean %% |", lead);
     for (int32_t i = 0; i < cfg->num_pgd; i++) fprintf(f, " PGD-%d %% |", (int)cfg->pgd_steps[i]);
     if (cfg->apgd) fprintf(f, " APGD-CE/T %% |");
+    fprintf(f, "%s\n|", tail);
+    for (int32_t c = 0; c < lead_cols + num_cols(cfg) + tail_cols; c++) fprintf(f, "---|");
+    fprintf(f, "\n");
 }
 
 /* The values of column c over the seeds of activation a. */
@@ -122,11 +128,7 @@ static void print_tables(FILE *f, const compare *cmp) {
     const cli_config *cfg = cmp->cfg;
     const int32_t n = cmp->num_seeds, cols = num_cols(cfg);
     double v[CLI_MAX_SEEDS], base[CLI_MAX_SEEDS];
-    fprintf(f, "| activation | seeds |");
-    col_header(f, cfg);
-    fprintf(f, " train time | img/s |\n|---|---|");
-    for (int32_t c = 0; c < cols; c++) fprintf(f, "---|");
-    fprintf(f, "---|---|\n");
+    table_head(f, cfg, "activation | seeds", 2, " train time | img/s |", 2);
     for (int32_t a = 0; a < cfg->num_acts; a++) {
         fprintf(f, "| %s | %d |", sat_activation_name(cfg->acts[a]), (int)n);
         for (int32_t c = 0; c < cols; c++) {
@@ -157,11 +159,8 @@ static void print_tables(FILE *f, const compare *cmp) {
     else
         fprintf(f, "\nDifference against %s, in points (one seed: no confidence interval; "
                    "give several with --seeds):\n", sat_activation_name(cfg->acts[0]));
-    fprintf(f, "\n| difference |");
-    col_header(f, cfg);
-    fprintf(f, "\n|---|");
-    for (int32_t c = 0; c < cols; c++) fprintf(f, "---|");
     fprintf(f, "\n");
+    table_head(f, cfg, "difference", 1, "", 0);
     for (int32_t a = 1; a < cfg->num_acts; a++) {
         fprintf(f, "| %s - %s |", sat_activation_name(cfg->acts[a]),
                 sat_activation_name(cfg->acts[0]));

@@ -395,21 +395,30 @@ static int parse_f(const char *opt, const char *arg, double lo, double hi, float
     return 0;
 }
 
-static int parse_steps_list(const char *arg, cli_config *c) {
-    char buf[512];
-    if (strlen(arg) >= sizeof buf) return usage_error("--pgd-steps: list too long: %s%s", arg, "");
+/* A comma-separated list of --opt: item(c, token, i) takes the i-th entry; *count ends as
+ * the number of entries, at most max. Returns 0 or an exit code. */
+static int parse_list(const char *opt, const char *arg, int32_t max, int32_t *count,
+                      cli_config *c, int (*item)(cli_config *c, const char *tok, int32_t i)) {
+    char buf[1024];
+    if (strlen(arg) >= sizeof buf) return usage_error("--%s: list too long: %s", opt, arg);
     strcpy(buf, arg);
-    c->num_pgd = 0;
+    *count = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (c->num_pgd == SAT_EVAL_MAX_STEPS)
-            return usage_error("--pgd-steps: at most 16 step counts, got '%s'%s", arg, "");
-        int32_t k;
-        int rc = parse_i32("pgd-steps", tok, 1, 100000, &k);
+        if (*count == max) {
+            char what[96];
+            snprintf(what, sizeof what, "%s: at most %d entries", opt, (int)max);
+            return usage_error("--%s, got '%s'", what, arg);
+        }
+        int rc = item(c, tok, *count);
         if (rc) return rc;
-        c->pgd_steps[c->num_pgd++] = k;
+        ++*count;
     }
-    if (c->num_pgd == 0) return usage_error("--pgd-steps: empty list '%s'%s", arg, "");
+    if (*count == 0) return usage_error("--%s: empty list '%s'", opt, arg);
     return 0;
+}
+
+static int steps_item(cli_config *c, const char *tok, int32_t i) {
+    return parse_i32("pgd-steps", tok, 1, 100000, &c->pgd_steps[i]);
 }
 
 static int parse_act(const char *opt, const char *arg, int32_t *out) {
@@ -421,22 +430,11 @@ static int parse_act(const char *opt, const char *arg, int32_t *out) {
     return CLI_EXIT_USAGE;
 }
 
-static int parse_acts_list(const char *arg, cli_config *c) {
-    char buf[512];
-    if (strlen(arg) >= sizeof buf) return usage_error("--acts: list too long: %s%s", arg, "");
-    strcpy(buf, arg);
-    c->num_acts = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (c->num_acts == CLI_MAX_ACTS)
-            return usage_error("--acts: at most 16 activations, got '%s'%s", arg, "");
-        int rc = parse_act("acts", tok, &c->acts[c->num_acts]);
-        if (rc) return rc;
-        for (int32_t i = 0; i < c->num_acts; i++)
-            if (c->acts[i] == c->acts[c->num_acts])
-                return usage_error("--acts: '%s' is listed twice%s", tok, "");
-        c->num_acts++;
-    }
-    if (c->num_acts == 0) return usage_error("--acts: empty list '%s'%s", arg, "");
+static int acts_item(cli_config *c, const char *tok, int32_t i) {
+    int rc = parse_act("acts", tok, &c->acts[i]);
+    if (rc) return rc;
+    for (int32_t j = 0; j < i; j++)
+        if (c->acts[j] == c->acts[i]) return usage_error("--acts: '%s' is listed twice%s", tok, "");
     return 0;
 }
 
@@ -461,23 +459,14 @@ static int parse_backward(const char *opt, const char *arg, int32_t *act, float 
     return parse_f(opt, colon + 1, 1e-6, 1e6, param);
 }
 
-static int parse_seeds(const char *arg, cli_config *c) {
-    char buf[1024];
-    if (strlen(arg) >= sizeof buf) return usage_error("--seeds: list too long: %s%s", arg, "");
-    strcpy(buf, arg);
-    c->num_seeds = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (c->num_seeds == CLI_MAX_SEEDS)
-            return usage_error("--seeds: at most 64 seeds, got '%s'%s", arg, "");
-        int64_t s;
-        int rc = parse_i64("seeds", tok, 0, INT64_MAX, &s);
-        if (rc) return rc;
-        for (int32_t i = 0; i < c->num_seeds; i++)
-            if (c->seeds[i] == (uint64_t)s)
-                return usage_error("--seeds: seed %s is listed twice%s", tok, "");
-        c->seeds[c->num_seeds++] = (uint64_t)s;
-    }
-    if (c->num_seeds == 0) return usage_error("--seeds: empty list '%s'%s", arg, "");
+static int seeds_item(cli_config *c, const char *tok, int32_t i) {
+    int64_t s;
+    int rc = parse_i64("seeds", tok, 0, INT64_MAX, &s);
+    if (rc) return rc;
+    for (int32_t j = 0; j < i; j++)
+        if (c->seeds[j] == (uint64_t)s)
+            return usage_error("--seeds: seed %s is listed twice%s", tok, "");
+    c->seeds[i] = (uint64_t)s;
     return 0;
 }
 
@@ -588,17 +577,18 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_LOG: c->log = arg; return 0;
     case O_QUIET: c->quiet = 1; return 0;
     case O_MODEL_FILE: c->model_file = arg; return 0;
-    case O_PGD_STEPS: return parse_steps_list(arg, c);
+    case O_PGD_STEPS:
+        return parse_list(name, arg, SAT_EVAL_MAX_STEPS, &c->num_pgd, c, steps_item);
     case O_RESTARTS: return parse_i32(name, arg, 1, 1000, &c->restarts);
     case O_APGD: c->apgd = 1; return 0;
     case O_APGD_STEPS: return parse_i32(name, arg, 1, 100000, &c->apgd_steps);
-    case O_ACTS: return parse_acts_list(arg, c);
+    case O_ACTS: return parse_list(name, arg, CLI_MAX_ACTS, &c->num_acts, c, acts_item);
     case O_LOG_DIR: c->log_dir = arg; return 0;
     case O_ATTACK_BACKWARD:
         return parse_backward(name, arg, &c->attack_backward, &c->attack_backward_param);
     case O_TRAIN_BACKWARD:
         return parse_backward(name, arg, &c->train_backward, &c->train_backward_param);
-    case O_SEEDS: return parse_seeds(arg, c);
+    case O_SEEDS: return parse_list(name, arg, CLI_MAX_SEEDS, &c->num_seeds, c, seeds_item);
     case O_JOBS: return parse_i32(name, arg, 1, 256, &c->jobs);
     default: return CLI_EXIT_FAILURE;
     }
