@@ -3,8 +3,8 @@
 
 Usage: python3 examples/plot_logs.py DIR [--out OUTDIR]
 
-Reads DIR/compare.jsonl (one line per activation) and, when present, the per-epoch
-training logs DIR/train-ACT.jsonl, and writes into OUTDIR (default DIR):
+Reads DIR/compare.jsonl (one line per run: activation and seed) and, when present, the
+per-epoch training logs DIR/train-ACT-seedS.jsonl, and writes into OUTDIR (default DIR):
 
   robust_vs_steps.png   robust accuracy against the number of PGD steps, one line per
                         activation (the curve must flatten for the number to be trusted)
@@ -41,6 +41,17 @@ def read_jsonl(path):
     return rows
 
 
+def run_name(r):
+    """A run of compare: its activation, and its seed when the log has one."""
+    return r["activation"] + (f" seed {r['seed']}" if "seed" in r else "")
+
+
+def train_log(logdir, r):
+    """The per-epoch log of a run: train-ACT-seedS.jsonl (train-ACT.jsonl before seeds)."""
+    name = r["activation"] + (f"-seed{r['seed']}" if "seed" in r else "")
+    return os.path.join(logdir, f"train-{name}.jsonl")
+
+
 def pct(v):
     return None if v is None else 100.0 * v
 
@@ -50,7 +61,7 @@ def plot_robust_vs_steps(rows, out):
     for r in rows:
         steps = r["pgd_steps"]
         acc = [pct(a) for a in r["pgd_acc"]]
-        ax.plot(steps, acc, marker="o", label=r["activation"])
+        ax.plot(steps, acc, marker="o", label=run_name(r))
     ax.set_xscale("log")
     ax.set_xlabel("PGD steps (k)")
     ax.set_ylabel("robust accuracy (%)")
@@ -69,7 +80,7 @@ def plot_clean_vs_robust(rows, out):
         clean = pct(r["clean_acc"])
         robust = pct(r["pgd_acc"][-1])
         ax.scatter([clean], [robust], s=60)
-        ax.annotate(r["activation"], (clean, robust), textcoords="offset points",
+        ax.annotate(run_name(r), (clean, robust), textcoords="offset points",
                     xytext=(6, 4))
     k = rows[0]["pgd_steps"][-1]
     ax.set_xlabel("clean accuracy (%)")
@@ -85,9 +96,9 @@ def plot_clean_vs_robust(rows, out):
 def plot_training(logdir, rows, out):
     curves = []
     for r in rows:
-        path = os.path.join(logdir, f"train-{r['activation']}.jsonl")
+        path = train_log(logdir, r)
         if os.path.exists(path):
-            curves.append((r["activation"], read_jsonl(path)))
+            curves.append((run_name(r), read_jsonl(path)))
     if not curves:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))

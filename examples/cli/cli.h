@@ -1,7 +1,8 @@
 /* cli.h - shared declarations of sat-cli: the parsed configuration, exit codes, and the
  * functions each source file provides (main.c parses, train.c trains, eval.c evaluates,
- * compare.c runs the activation comparison, progress.c draws progress, metrics.c writes
- * JSON lines and CSV). */
+ * compare.c runs the activation comparison, runs.c runs its trainings as child processes,
+ * run_record.c writes and reads back one run's results, stats.c has the statistics over
+ * seeds, progress.c draws progress, metrics.c writes JSON lines and CSV). */
 #ifndef SAT_CLI_H
 #define SAT_CLI_H
 
@@ -19,6 +20,7 @@
 #define CLI_EXIT_INTERRUPTED 5 /* train stopped by SIGINT/SIGTERM after saving the checkpoint */
 
 #define CLI_MAX_ACTS 16
+#define CLI_MAX_SEEDS 64
 
 typedef struct cli_config {
     const char *command; /* "train", "eval", "compare" */
@@ -36,6 +38,12 @@ typedef struct cli_config {
     const char *spec_file;
     int32_t act;           /* SAT_ACT_* */
     float act_param;       /* NaN: default */
+    /* the paper's ablation: the derivative of the backward pass (SAT_ACT_SAME: the
+     * forward function's own), for the attacker and for the optimizer */
+    int32_t attack_backward;
+    float attack_backward_param; /* NaN: default */
+    int32_t train_backward;
+    float train_backward_param;  /* NaN: default */
 
     /* threat model and training method */
     int32_t method;        /* SAT_TRAIN_* */
@@ -84,6 +92,9 @@ typedef struct cli_config {
     int32_t num_acts;
     int32_t acts[CLI_MAX_ACTS];
     const char *log_dir;
+    int32_t num_seeds;     /* 0: the one --seed */
+    uint64_t seeds[CLI_MAX_SEEDS];
+    int32_t jobs;          /* trainings run at once, each in its own process */
 } cli_config;
 
 /* ---- autoattack.c ---- */
@@ -146,6 +157,49 @@ int cli_cmd_eval(const cli_config *cfg);
 
 /* ---- compare.c ---- */
 int cli_cmd_compare(const cli_config *cfg);
+
+/* ---- run_record.c: one compare run (one activation, one seed) ---- */
+typedef struct cli_run {
+    int32_t act;
+    uint64_t seed;
+    cli_train_result train; /* model is always NULL here */
+    sat_eval_result eval;
+    int64_t n_test;
+    int32_t resumed;        /* read back from the log directory, not recomputed */
+} cli_run;
+
+/* A hash of every option that changes a run's numbers (not the activation and seed, which
+ * name the run, nor threads, jobs and output options) and of the library's version and
+ * build. A result is reused only under the same hash. */
+uint64_t cli_recipe_hash(const cli_config *cfg);
+/* Writes the run's raw results as one JSON line (the line of compare.jsonl). */
+void cli_run_write(FILE *f, const cli_config *cfg, const cli_run *r, float eps, uint64_t recipe);
+/* Reads a line written by cli_run_write back into *r (act and seed must already be set and
+ * must match). Returns 0 on success, -1 when the line is damaged or of another recipe. */
+int cli_run_parse(const char *line, const cli_config *cfg, uint64_t recipe, cli_run *r);
+
+/* ---- runs.c: independent jobs as child processes ---- */
+/* Runs in the child: does job `index` and writes its result text to `result`. Returns an
+ * exit code. */
+typedef int (*cli_job_fn)(void *user, int32_t index, FILE *result);
+/* Runs in the parent when job `index` has succeeded, with the text it wrote. Returns an
+ * exit code. */
+typedef int (*cli_job_done_fn)(void *user, int32_t index, const char *result);
+/* Runs jobs 0..n-1, each in a forked process, at most `jobs` at a time. A job that fails
+ * (non-zero exit, killed, or done() failing) is reported on stderr with names[index]; no
+ * new job starts after that, the running ones finish. Returns 0 or the first failure's
+ * exit code. */
+int cli_run_jobs(int32_t n, const char *const *names, int32_t jobs, cli_job_fn run,
+                 cli_job_done_fn done, void *user);
+
+/* ---- stats.c ---- */
+double cli_mean(const double *x, int32_t n);
+double cli_stddev(const double *x, int32_t n); /* sample (n-1); NaN for n < 2 */
+double cli_t975(int32_t df);                   /* two-sided 95% quantile of Student's t */
+/* Mean of a[i]-b[i] and its 95% confidence interval [lo, hi] (Student t with n-1 degrees
+ * of freedom over the n paired differences; NaN bounds for n < 2). n <= CLI_MAX_SEEDS. */
+void cli_paired_ci(const double *a, const double *b, int32_t n, double *mean, double *lo,
+                   double *hi);
 
 /* ---- progress.c ---- */
 typedef struct cli_progress {

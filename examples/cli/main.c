@@ -77,6 +77,13 @@ static const char *const help_main[] = {
     "  --act-param A       the activation's parameter (psoftplus alpha 10, smoothrelu\n"   \
     "                      400, silu beta 1, elu/celu alpha 1)\n"
 
+#define HELP_BACKWARD                                                                      \
+    "  --attack-backward ACT[:A]  the paper's ablation: the attacker's input gradients use\n" \
+    "                      the derivative of ACT (e.g. psoftplus:10 or softplus:10, the\n"  \
+    "                      parametric Softplus) instead of the forward function's own\n"    \
+    "  --train-backward ACT[:A]   the same for the optimizer's parameter gradients\n"      \
+    "                      (validation and evaluation always use the true derivative)\n"
+
 #define HELP_RECIPE                                                                        \
     "Training:\n"                                                                          \
     "  --method M          standard, pgd (default, Madry et al.), fast (FGSM with random\n" \
@@ -115,7 +122,7 @@ static const char *const help_train[] = {
     "overfitting late in training does not cost the result. With --method fast or free,\n"
     "catastrophic overfitting (PGD accuracy collapsing to below 30%% of its best while FGSM\n"
     "accuracy stays high) is detected, reported and ends the run.\n"
-    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_ACT "\n", HELP_RECIPE
+    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_ACT HELP_BACKWARD "\n", HELP_RECIPE
     "\n",
     "Output:\n"
     "  --out FILE          model file for the best model (default model.sat); written\n"
@@ -174,19 +181,27 @@ static const char *const help_eval[] = {
 static const char *const help_compare[] = {
     "Usage: sat-cli compare [OPTIONS]\n"
     "\n"
-    "Trains the same recipe (same data, seed, model, attack and optimizer) once per\n"
-    "activation of --acts, evaluates each best model on the test split and prints a table\n"
-    "activation | clean %% | PGD-k robust %% for each k | train time. This is the experiment\n"
-    "of Smooth Adversarial Training (Xie et al.): smooth activations give better robustness\n"
-    "at the same clean accuracy.\n"
+    "Trains the same recipe (same data, model, attack and optimizer) once per activation\n"
+    "of --acts and seed of --seeds, evaluates each best model on the test split and prints\n"
+    "a table activation | clean %% | PGD-k robust %% for each k | train time. This is the\n"
+    "experiment of Smooth Adversarial Training (Xie et al.), who report better robustness\n"
+    "at the same clean accuracy with smooth activations.\n"
     "\n"
     "  --acts LIST         activations to compare, comma separated (default relu,silu)\n"
+    "  --seeds LIST        seeds, comma separated (default: --seed): every activation is\n"
+    "                      trained with every seed; the table gives mean +- standard\n"
+    "                      deviation and each activation's paired difference against the\n"
+    "                      first with a 95%% confidence interval (Student t)\n"
+    "  --jobs N            trainings run at once, each in its own process (default 1)\n"
     "  --pgd-steps LIST    evaluation step counts (default 1,10,20)\n"
     "  --restarts R        evaluation restarts (default 1)\n"
     "  --apgd              also evaluate with APGD\n"
-    "  --log-dir DIR       write compare.jsonl, compare.csv, train-ACT.jsonl (per-epoch logs)\n"
-    "                      and model-ACT.sat there; examples/plot_logs.py DIR makes plots\n"
+    "  --log-dir DIR       write compare.jsonl, compare.csv, and per run (ACT-seedS)\n"
+    "                      train-ACT-seedS.jsonl, model-ACT-seedS.sat and run-ACT-seedS.json\n"
+    "                      there; the same command again resumes, reusing finished runs;\n"
+    "                      examples/plot_logs.py DIR makes plots\n"
     "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL "  --act-param A       parameter of the activations\n"
+    HELP_BACKWARD
     "\n", HELP_RECIPE "\n", HELP_RUNTIME
     "\n"
     "Examples:\n"
@@ -246,7 +261,7 @@ enum opt_id {
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
     O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
-    O_HELP
+    O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS
 };
 
 typedef struct opt_def {
@@ -300,6 +315,10 @@ static const opt_def opts[] = {
     {"acts", O_ACTS, 1, CMD_COMPARE},
     {"log-dir", O_LOG_DIR, 1, CMD_COMPARE},
     {"help", O_HELP, 0, CMD_ALL},
+    {"attack-backward", O_ATTACK_BACKWARD, 1, CMD_TC},
+    {"train-backward", O_TRAIN_BACKWARD, 1, CMD_TC},
+    {"seeds", O_SEEDS, 1, CMD_COMPARE},
+    {"jobs", O_JOBS, 1, CMD_COMPARE},
 };
 
 typedef struct name_value {
@@ -390,21 +409,30 @@ static int parse_f(const char *opt, const char *arg, double lo, double hi, float
     return 0;
 }
 
-static int parse_steps_list(const char *arg, cli_config *c) {
-    char buf[512];
-    if (strlen(arg) >= sizeof buf) return usage_error("--pgd-steps: list too long: %s%s", arg, "");
+/* A comma-separated list of --opt: item(c, token, i) takes the i-th entry; *count ends as
+ * the number of entries, at most max. Returns 0 or an exit code. */
+static int parse_list(const char *opt, const char *arg, int32_t max, int32_t *count,
+                      cli_config *c, int (*item)(cli_config *c, const char *tok, int32_t i)) {
+    char buf[1024];
+    if (strlen(arg) >= sizeof buf) return usage_error("--%s: list too long: %s", opt, arg);
     strcpy(buf, arg);
-    c->num_pgd = 0;
+    *count = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (c->num_pgd == SAT_EVAL_MAX_STEPS)
-            return usage_error("--pgd-steps: at most 16 step counts, got '%s'%s", arg, "");
-        int32_t k;
-        int rc = parse_i32("pgd-steps", tok, 1, 100000, &k);
+        if (*count == max) {
+            char what[96];
+            snprintf(what, sizeof what, "%s: at most %d entries", opt, (int)max);
+            return usage_error("--%s, got '%s'", what, arg);
+        }
+        int rc = item(c, tok, *count);
         if (rc) return rc;
-        c->pgd_steps[c->num_pgd++] = k;
+        ++*count;
     }
-    if (c->num_pgd == 0) return usage_error("--pgd-steps: empty list '%s'%s", arg, "");
+    if (*count == 0) return usage_error("--%s: empty list '%s'", opt, arg);
     return 0;
+}
+
+static int steps_item(cli_config *c, const char *tok, int32_t i) {
+    return parse_i32("pgd-steps", tok, 1, 100000, &c->pgd_steps[i]);
 }
 
 static int parse_act(const char *opt, const char *arg, int32_t *out) {
@@ -416,22 +444,43 @@ static int parse_act(const char *opt, const char *arg, int32_t *out) {
     return CLI_EXIT_USAGE;
 }
 
-static int parse_acts_list(const char *arg, cli_config *c) {
-    char buf[512];
-    if (strlen(arg) >= sizeof buf) return usage_error("--acts: list too long: %s%s", arg, "");
-    strcpy(buf, arg);
-    c->num_acts = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (c->num_acts == CLI_MAX_ACTS)
-            return usage_error("--acts: at most 16 activations, got '%s'%s", arg, "");
-        int rc = parse_act("acts", tok, &c->acts[c->num_acts]);
-        if (rc) return rc;
-        for (int32_t i = 0; i < c->num_acts; i++)
-            if (c->acts[i] == c->acts[c->num_acts])
-                return usage_error("--acts: '%s' is listed twice%s", tok, "");
-        c->num_acts++;
-    }
-    if (c->num_acts == 0) return usage_error("--acts: empty list '%s'%s", arg, "");
+static int acts_item(cli_config *c, const char *tok, int32_t i) {
+    int rc = parse_act("acts", tok, &c->acts[i]);
+    if (rc) return rc;
+    for (int32_t j = 0; j < i; j++)
+        if (c->acts[j] == c->acts[i]) return usage_error("--acts: '%s' is listed twice%s", tok, "");
+    return 0;
+}
+
+/* ACT[:A] of --attack-backward / --train-backward; softplus with a parameter is the
+ * parametric Softplus. */
+static int parse_backward(const char *opt, const char *arg, int32_t *act, float *param) {
+    char name[64];
+    const char *colon = strchr(arg, ':');
+    size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (len >= sizeof name) len = sizeof name - 1;
+    memcpy(name, arg, len);
+    name[len] = 0;
+    int rc = parse_act(opt, name, act);
+    if (rc) return rc;
+    *param = NAN;
+    if (!colon) return 0;
+    if (*act == SAT_ACT_SOFTPLUS) *act = SAT_ACT_PSOFTPLUS;
+    if (*act != SAT_ACT_PSOFTPLUS && *act != SAT_ACT_SILU && *act != SAT_ACT_ELU &&
+        *act != SAT_ACT_CELU && *act != SAT_ACT_SMOOTHRELU)
+        return usage_error("--%s: '%s' has no parameter (ACT:A is for softplus, psoftplus, "
+                           "silu, elu, celu and smoothrelu)", opt, name);
+    return parse_f(opt, colon + 1, 1e-6, 1e6, param);
+}
+
+static int seeds_item(cli_config *c, const char *tok, int32_t i) {
+    int64_t s;
+    int rc = parse_i64("seeds", tok, 0, INT64_MAX, &s);
+    if (rc) return rc;
+    for (int32_t j = 0; j < i; j++)
+        if (c->seeds[j] == (uint64_t)s)
+            return usage_error("--seeds: seed %s is listed twice%s", tok, "");
+    c->seeds[i] = (uint64_t)s;
     return 0;
 }
 
@@ -445,6 +494,11 @@ static void defaults(cli_config *c, const char *command) {
     c->preset = "small-cnn";
     c->act = SAT_ACT_SILU;
     c->act_param = NAN;
+    c->attack_backward = SAT_ACT_SAME;
+    c->attack_backward_param = NAN;
+    c->train_backward = SAT_ACT_SAME;
+    c->train_backward_param = NAN;
+    c->jobs = 1;
     c->method = SAT_TRAIN_PGD;
     c->norm = -1;
     c->eps = NAN;
@@ -537,14 +591,21 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_LOG: c->log = arg; return 0;
     case O_QUIET: c->quiet = 1; return 0;
     case O_MODEL_FILE: c->model_file = arg; return 0;
-    case O_PGD_STEPS: return parse_steps_list(arg, c);
+    case O_PGD_STEPS:
+        return parse_list(name, arg, SAT_EVAL_MAX_STEPS, &c->num_pgd, c, steps_item);
     case O_RESTARTS: return parse_i32(name, arg, 1, 1000, &c->restarts);
     case O_APGD: c->apgd = 1; return 0;
     case O_APGD_STEPS: return parse_i32(name, arg, 1, 100000, &c->apgd_steps);
     case O_AUTOATTACK: c->autoattack = 1; return 0;
     case O_AA_VERSION: c->autoattack = 1; return parse_choice(name, arg, aa_versions, &c->aa_version);
-    case O_ACTS: return parse_acts_list(arg, c);
+    case O_ACTS: return parse_list(name, arg, CLI_MAX_ACTS, &c->num_acts, c, acts_item);
     case O_LOG_DIR: c->log_dir = arg; return 0;
+    case O_ATTACK_BACKWARD:
+        return parse_backward(name, arg, &c->attack_backward, &c->attack_backward_param);
+    case O_TRAIN_BACKWARD:
+        return parse_backward(name, arg, &c->train_backward, &c->train_backward_param);
+    case O_SEEDS: return parse_list(name, arg, CLI_MAX_SEEDS, &c->num_seeds, c, seeds_item);
+    case O_JOBS: return parse_i32(name, arg, 1, 256, &c->jobs);
     default: return CLI_EXIT_FAILURE;
     }
 }

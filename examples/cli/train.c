@@ -263,6 +263,18 @@ static int build_model(const cli_config *cfg, sat_context *ctx, sat_dataset *tra
     return CLI_EXIT_OK;
 }
 
+/* The paper's ablation: cfg's backward derivatives (own: 1) or the forward function's own
+ * derivative everywhere (own: 0), which is what validation, evaluation and the saved model
+ * use, so that robustness is measured against the model's true gradient. */
+static int set_backward(const cli_config *cfg, sat_model *model, int own) {
+    int32_t st = own ? sat_model_set_backward(model, cfg->attack_backward,
+                                              cfg->attack_backward_param, cfg->train_backward,
+                                              cfg->train_backward_param)
+                     : sat_model_set_backward(model, SAT_ACT_SAME, NAN, SAT_ACT_SAME, NAN);
+    if (st) return cli_fail(st, "cannot set the backward derivatives", sat_model_last_error(model));
+    return CLI_EXIT_OK;
+}
+
 static float default_eps(const cli_config *cfg) {
     if (!isnan(cfg->eps)) return cfg->eps;
     return cfg->format == SAT_DATA_CIFAR10 ? 8.0f / 255.0f : 0.1f;
@@ -293,7 +305,11 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
     int32_t *y = NULL;
     FILE *log = NULL;
     int rc = build_model(cfg, ctx, train, act, eval_batch, &model);
-    if (rc) return rc;
+    if (!rc) rc = set_backward(cfg, model, 1);
+    if (rc) {
+        sat_model_destroy(model);
+        return rc;
+    }
 
     int32_t c, h, w;
     sat_dataset_shape(train, &c, &h, &w, NULL);
@@ -391,6 +407,9 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                                                                      : meta.robust_accuracy;
                     if (isnan(best_score)) best_score = -1.0f;
                     have_best = 1;
+                    res->best_epoch = meta.epochs;
+                    res->best_val_clean = meta.clean_accuracy;
+                    res->best_val_robust = meta.robust_accuracy;
                 }
                 sat_model_destroy(prev);
             }
@@ -496,6 +515,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         /* Held-out check: clean, FGSM and PGD-k accuracy on the validation split. */
         float vclean = NAN, vpgd = NAN, vfgsm = NAN;
         int is_best = 0, co = 0;
+        if ((val || out_path) && (rc = set_backward(cfg, model, 0)) != 0) goto done;
         if (val) {
             sat_eval_result er;
             memset(&er, 0, sizeof er);
@@ -536,7 +556,8 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                 goto done;
             }
         }
-        if (cfg->checkpoint && strcmp(cfg->command, "train") == 0) {
+        if ((val || out_path) && (rc = set_backward(cfg, model, 1)) != 0) goto done;
+        if (cfg->checkpoint) {
             st = sat_checkpoint_save(trainer, &meta, epoch + 1, 0, cfg->checkpoint);
             if (st) {
                 char what[1100];
@@ -603,7 +624,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         memcpy(sat_model_params(model), best_params, (size_t)np * sizeof(float));
         if (ns) memcpy(sat_model_state(model), best_state, (size_t)ns * sizeof(float));
     }
-    rc = CLI_EXIT_OK;
+    rc = set_backward(cfg, model, 0);
 
 done:
     if (log) fclose(log);
