@@ -27,6 +27,9 @@ pub const SAT_E_NUMERIC: i32 = -9;
 pub const SAT_E_ABORTED: i32 = -10;
 pub const SAT_E_INTERNAL: i32 = -11;
 
+/// Seed fields set to this take the context's seed.
+pub const SAT_SEED_CONTEXT: u64 = u64::MAX;
+
 pub const SAT_LOG_ERROR: i32 = 0;
 pub const SAT_LOG_WARN: i32 = 1;
 pub const SAT_LOG_INFO: i32 = 2;
