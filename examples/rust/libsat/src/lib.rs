@@ -238,7 +238,8 @@ opts_type!(
     /// `sat_model_opts`: activation, max batch, backward overrides, seed.
     ModelOpts, sys::sat_model_opts, sys::sat_model_opts_init);
 opts_type!(
-    /// `sat_attack_opts`: method (FGSM, PGD, APGD-CE, APGD-DLR), norm, eps, steps, restarts, ...
+    /// `sat_attack_opts`: method (FGSM, PGD, APGD-CE, APGD-DLR, FAB, Square), norm, eps, steps,
+    /// restarts, ...
     AttackOpts, sys::sat_attack_opts, sys::sat_attack_opts_init);
 opts_type!(
     /// `sat_optimizer_opts`: kind, lr, momentum, weight decay, schedule.
@@ -252,6 +253,10 @@ opts_type!(
 opts_type!(
     /// `sat_model_meta`: what a model was trained for and how, stored in model files.
     ModelMeta, sys::sat_model_meta, sys::sat_model_meta_init);
+opts_type!(
+    /// `sat_autoattack_opts`: version of the sequence, norm, eps and seed of
+    /// [`Model::autoattack`].
+    AutoAttackOpts, sys::sat_autoattack_opts, sys::sat_autoattack_opts_init);
 
 /// Threat-model norm (`SAT_NORM_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +275,75 @@ pub enum AttackMethod {
     ApgdCe = sys::SAT_ATTACK_APGD_CE,
     /// Targeted APGD with the DLR loss: needs targets.
     ApgdDlr = sys::SAT_ATTACK_APGD_DLR,
+    /// FAB, minimum norm: returns the closest adversarial point found when it is within
+    /// eps, `x` otherwise. With `targeted(true)` it is FAB-T (needs targets).
+    Fab = sys::SAT_ATTACK_FAB,
+    /// Square, score-based black-box (logits only); `steps` counts its queries.
+    Square = sys::SAT_ATTACK_SQUARE,
+}
+
+/// Version of the AutoAttack sequence (`SAT_AA_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum AutoAttackVersion {
+    /// APGD-CE, APGD-T, FAB-T, Square.
+    Standard = sys::SAT_AA_STANDARD,
+    /// APGD-CE, APGD-DLR, FAB, Square, APGD-T, FAB-T, with more restarts.
+    Plus = sys::SAT_AA_PLUS,
+    /// APGD-CE and APGD-DLR with gradients averaged over several passes (randomised models).
+    Rand = sys::SAT_AA_RAND,
+}
+
+/// One attack of an AutoAttack sequence (`SAT_AA_ATTACK_*`), as listed in
+/// [`AutoAttackResult::attacks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoAttackStage {
+    ApgdCe,
+    /// APGD on the targeted DLR loss, one run per target class.
+    ApgdT,
+    /// Targeted FAB, one run per target class.
+    FabT,
+    Square,
+    /// APGD on the untargeted DLR loss.
+    ApgdDlr,
+    Fab,
+    /// A value this crate does not know (a newer library).
+    Other(i32),
+}
+
+impl AutoAttackStage {
+    pub fn from_raw(v: i32) -> Self {
+        match v {
+            sys::SAT_AA_ATTACK_APGD_CE => Self::ApgdCe,
+            sys::SAT_AA_ATTACK_APGD_T => Self::ApgdT,
+            sys::SAT_AA_ATTACK_FAB_T => Self::FabT,
+            sys::SAT_AA_ATTACK_SQUARE => Self::Square,
+            sys::SAT_AA_ATTACK_APGD_DLR => Self::ApgdDlr,
+            sys::SAT_AA_ATTACK_FAB => Self::Fab,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// What AutoAttack did with one example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoAttackOutcome {
+    /// Correct when clean and under every attack (`SAT_AA_ROBUST`).
+    Robust,
+    /// Already wrong when clean: not attacked (`SAT_AA_MISCLASSIFIED`).
+    Misclassified,
+    /// Broken by the attack at this position of [`AutoAttackResult::attacks`].
+    BrokenBy(usize),
+}
+
+impl AutoAttackOutcome {
+    pub fn from_raw(v: i32) -> Self {
+        match v {
+            sys::SAT_AA_ROBUST => Self::Robust,
+            v if v >= 0 => Self::BrokenBy(v as usize),
+            _ => Self::Misclassified,
+        }
+    }
 }
 
 /// Attack loss (`SAT_LOSS_*`).
@@ -336,6 +410,14 @@ impl AttackOpts {
     /// L-inf targeted APGD with the DLR loss: use [`Model::attack_targeted`].
     pub fn apgd_dlr(eps: f32, steps: i32) -> Result<Self> {
         Ok(Self::new()?.method(AttackMethod::ApgdDlr).eps(eps).steps(steps).targeted(true))
+    }
+    /// L-inf untargeted FAB with `steps` iterations (AutoAttack uses 100).
+    pub fn fab(eps: f32, steps: i32) -> Result<Self> {
+        Ok(Self::new()?.method(AttackMethod::Fab).eps(eps).steps(steps))
+    }
+    /// L-inf untargeted Square with `queries` queries after the first (AutoAttack uses 5000).
+    pub fn square(eps: f32, queries: i32) -> Result<Self> {
+        Ok(Self::new()?.method(AttackMethod::Square).eps(eps).steps(queries))
     }
     pub fn method(mut self, method: AttackMethod) -> Self {
         self.0.method = method as i32;
@@ -485,6 +567,31 @@ impl TrainerOpts {
         self.0.norm = norm as i32;
         self
     }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+}
+
+impl AutoAttackOpts {
+    /// The standard sequence at this L-inf eps.
+    pub fn standard(eps: f32) -> Result<Self> {
+        Ok(Self::new()?.eps(eps))
+    }
+    pub fn version(mut self, version: AutoAttackVersion) -> Self {
+        self.0.version = version as i32;
+        self
+    }
+    pub fn norm(mut self, norm: Norm) -> Self {
+        self.0.norm = norm as i32;
+        self
+    }
+    /// Linf: in [0,1]; L2: in [0, sqrt(C*H*W)].
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.0.eps = eps;
+        self
+    }
+    /// [`sys::SAT_SEED_CONTEXT`] (the default) takes the context's seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.0.seed = seed;
         self
@@ -682,6 +789,9 @@ impl EvalFlags {
     pub const NOT_CONVERGED: EvalFlags = EvalFlags(sys::SAT_FLAG_NOT_CONVERGED);
     /// FGSM beats the strongest multi-step PGD.
     pub const ONE_STEP_STRONGER: EvalFlags = EvalFlags(sys::SAT_FLAG_ONE_STEP_STRONGER);
+    /// AutoAttack only: Square broke more than 0.2% of the examples after every gradient
+    /// attack before it had failed on them.
+    pub const SQUARE_STRONGER: EvalFlags = EvalFlags(sys::SAT_FLAG_SQUARE_STRONGER);
 
     pub fn contains(self, other: EvalFlags) -> bool {
         self.0 & other.0 == other.0
@@ -717,6 +827,29 @@ impl EvalResult {
             .chain(self.apgd_accuracy)
             .fold(self.clean_accuracy, f32::min)
     }
+}
+
+/// Result of [`Model::autoattack`] and [`Model::autoattack_with_examples`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoAttackResult {
+    /// Examples evaluated.
+    pub n: i64,
+    pub clean_accuracy: f32,
+    /// Fraction correct under every attack of the sequence (the last of `accuracy_after`).
+    pub robust_accuracy: f32,
+    /// The attacks, in the order run.
+    pub attacks: Vec<AutoAttackStage>,
+    /// Robust accuracy after `attacks[0..=i]`; never rises along the sequence.
+    pub accuracy_after: Vec<f32>,
+    /// `SAT_FLAG_*` warnings (including [`EvalFlags::SQUARE_STRONGER`]).
+    pub flags: EvalFlags,
+    /// Examples Square broke that every gradient attack before it missed.
+    pub square_only: i64,
+    /// One outcome per example.
+    pub outcomes: Vec<AutoAttackOutcome>,
+    /// With [`Model::autoattack_with_examples`]: the adversarial example of each broken
+    /// example and the clean one elsewhere, like `x`.
+    pub x_adv: Option<Vec<f32>>,
 }
 
 /// A classifier. Borrows its context:
@@ -1014,7 +1147,7 @@ impl<'ctx> Model<'ctx> {
     }
 
     /// Adversarial examples for (x, labels) with the method of `opts` (FGSM, PGD,
-    /// APGD-CE); the model is never changed.
+    /// APGD-CE, FAB, Square); the model is never changed.
     pub fn attack(&self, opts: &AttackOpts, x: &[f32], labels: &[i32]) -> Result<Vec<f32>> {
         self.attack_impl(opts, x, labels, None, None)
     }
@@ -1030,6 +1163,48 @@ impl<'ctx> Model<'ctx> {
         let mut trace = AttackTrace::default();
         let x_adv = self.attack_impl(opts, x, labels, targets, Some(&mut trace))?;
         Ok((x_adv, trace))
+    }
+
+    fn autoattack_impl(&self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32], keep_adv: bool)
+                       -> Result<AutoAttackResult> {
+        let n = self.batch(x, Some(labels), "autoattack")?;
+        let mut x_adv = if keep_adv { Some(vec![0f32; x.len()]) } else { None };
+        let mut outcome = vec![0i32; n as usize];
+        let mut r = sys::sat_autoattack_result {
+            struct_size: std::mem::size_of::<sys::sat_autoattack_result>() as u32,
+            ..Default::default()
+        };
+        self.check(unsafe {
+            sys::sat_autoattack(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(), n,
+                                x_adv.as_mut().map_or(ptr::null_mut(), |v| v.as_mut_ptr()),
+                                outcome.as_mut_ptr(), &mut r)
+        })?;
+        let k = (r.num_attacks.max(0) as usize).min(sys::SAT_AA_MAX_ATTACKS);
+        Ok(AutoAttackResult {
+            n: r.n,
+            clean_accuracy: r.clean_accuracy,
+            robust_accuracy: r.robust_accuracy,
+            attacks: r.attacks[..k].iter().map(|&a| AutoAttackStage::from_raw(a)).collect(),
+            accuracy_after: r.accuracy_after[..k].to_vec(),
+            flags: EvalFlags(r.flags),
+            square_only: r.square_only,
+            outcomes: outcome.into_iter().map(AutoAttackOutcome::from_raw).collect(),
+            x_adv,
+        })
+    }
+
+    /// AutoAttack's sequence on n examples: each attack runs only on the examples still
+    /// classified correctly; an example is robust only if it survives them all. The model
+    /// is not changed. Bad options give an error with the library's message.
+    pub fn autoattack(&self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32]) -> Result<AutoAttackResult> {
+        self.autoattack_impl(opts, x, labels, false)
+    }
+
+    /// [`Model::autoattack`], also returning the adversarial examples in
+    /// [`AutoAttackResult::x_adv`].
+    pub fn autoattack_with_examples(&self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32])
+                                    -> Result<AutoAttackResult> {
+        self.autoattack_impl(opts, x, labels, true)
     }
 
     /// Clean accuracy, and robust accuracy under FGSM, PGD with each step count of
