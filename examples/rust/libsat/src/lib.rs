@@ -852,6 +852,32 @@ pub struct AutoAttackResult {
     pub x_adv: Option<Vec<f32>>,
 }
 
+/// Buffers for one sat_autoattack-style call (`call(x_adv or NULL, outcome, result)`) and
+/// the safe result built from them.
+fn run_autoattack(n: i64, x_len: usize, keep_adv: bool,
+                  call: impl FnOnce(*mut f32, *mut i32, *mut sys::sat_autoattack_result) -> Result<()>)
+                  -> Result<AutoAttackResult> {
+    let mut x_adv = if keep_adv { Some(vec![0f32; x_len]) } else { None };
+    let mut outcome = vec![0i32; n as usize];
+    let mut r = sys::sat_autoattack_result {
+        struct_size: std::mem::size_of::<sys::sat_autoattack_result>() as u32,
+        ..Default::default()
+    };
+    call(x_adv.as_mut().map_or(ptr::null_mut(), |v| v.as_mut_ptr()), outcome.as_mut_ptr(), &mut r)?;
+    let k = (r.num_attacks.max(0) as usize).min(sys::SAT_AA_MAX_ATTACKS);
+    Ok(AutoAttackResult {
+        n: r.n,
+        clean_accuracy: r.clean_accuracy,
+        robust_accuracy: r.robust_accuracy,
+        attacks: r.attacks[..k].iter().map(|&a| AutoAttackStage::from_raw(a)).collect(),
+        accuracy_after: r.accuracy_after[..k].to_vec(),
+        flags: EvalFlags(r.flags),
+        square_only: r.square_only,
+        outcomes: outcome.into_iter().map(AutoAttackOutcome::from_raw).collect(),
+        x_adv,
+    })
+}
+
 /// A classifier. Borrows its context:
 ///
 /// ```
@@ -1168,28 +1194,8 @@ impl<'ctx> Model<'ctx> {
     fn autoattack_impl(&self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32], keep_adv: bool)
                        -> Result<AutoAttackResult> {
         let n = self.batch(x, Some(labels), "autoattack")?;
-        let mut x_adv = if keep_adv { Some(vec![0f32; x.len()]) } else { None };
-        let mut outcome = vec![0i32; n as usize];
-        let mut r = sys::sat_autoattack_result {
-            struct_size: std::mem::size_of::<sys::sat_autoattack_result>() as u32,
-            ..Default::default()
-        };
-        self.check(unsafe {
-            sys::sat_autoattack(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(), n,
-                                x_adv.as_mut().map_or(ptr::null_mut(), |v| v.as_mut_ptr()),
-                                outcome.as_mut_ptr(), &mut r)
-        })?;
-        let k = (r.num_attacks.max(0) as usize).min(sys::SAT_AA_MAX_ATTACKS);
-        Ok(AutoAttackResult {
-            n: r.n,
-            clean_accuracy: r.clean_accuracy,
-            robust_accuracy: r.robust_accuracy,
-            attacks: r.attacks[..k].iter().map(|&a| AutoAttackStage::from_raw(a)).collect(),
-            accuracy_after: r.accuracy_after[..k].to_vec(),
-            flags: EvalFlags(r.flags),
-            square_only: r.square_only,
-            outcomes: outcome.into_iter().map(AutoAttackOutcome::from_raw).collect(),
-            x_adv,
+        run_autoattack(n, x.len(), keep_adv, |xa, out, r| {
+            self.check(unsafe { sys::sat_autoattack(self.raw, &opts.0, x.as_ptr(), labels.as_ptr(), n, xa, out, r) })
         })
     }
 
@@ -1232,6 +1238,281 @@ impl<'ctx> Model<'ctx> {
 impl Drop for Model<'_> {
     fn drop(&mut self) {
         unsafe { sys::sat_model_destroy(self.raw) }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Callback models                                                                      */
+/* ------------------------------------------------------------------------------------ */
+
+/// What a [`CallbackModel`]'s closures return: `Err(message)` stops the running call, which
+/// then fails with [`ErrorKind::Aborted`] and this message.
+pub type CallbackResult = std::result::Result<(), String>;
+
+type LogitsClosure<'a> = Box<dyn FnMut(&[f32], &mut [f32]) -> CallbackResult + 'a>;
+type GradClosure<'a> = Box<dyn FnMut(&[f32], &[f32], &mut [f32]) -> CallbackResult + 'a>;
+
+/// What the trampolines reach through `user`: the closures and the first failure of a call.
+struct CallbackState<'a> {
+    example_size: usize,
+    num_classes: usize,
+    logits: LogitsClosure<'a>,
+    grad: Option<GradClosure<'a>>,
+    failure: Option<String>,
+}
+
+impl CallbackState<'_> {
+    /// Runs one closure call; an `Err` or a panic (caught here: it never unwinds into C) is
+    /// recorded and turned into a non-zero status.
+    fn guard(&mut self, f: impl FnOnce(&mut Self) -> CallbackResult) -> i32 {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *self)));
+        let failure = match outcome {
+            Ok(Ok(())) => return 0,
+            Ok(Err(message)) => message,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".into());
+                format!("callback panicked: {what}")
+            }
+        };
+        self.failure.get_or_insert(failure);
+        1
+    }
+}
+
+unsafe extern "C" fn logits_trampoline(user: *mut c_void, x: *const f32, n: i64, logits: *mut f32) -> i32 {
+    let st = &mut *(user as *mut CallbackState);
+    let n = n.max(0) as usize;
+    let x = std::slice::from_raw_parts(x, n * st.example_size);
+    let out = std::slice::from_raw_parts_mut(logits, n * st.num_classes);
+    st.guard(|st| (st.logits)(x, out))
+}
+
+unsafe extern "C" fn grad_trampoline(user: *mut c_void, x: *const f32, n: i64, dlogits: *const f32,
+                                     dx: *mut f32) -> i32 {
+    let st = &mut *(user as *mut CallbackState);
+    let n = n.max(0) as usize;
+    let x = std::slice::from_raw_parts(x, n * st.example_size);
+    let dl = std::slice::from_raw_parts(dlogits, n * st.num_classes);
+    let dx = std::slice::from_raw_parts_mut(dx, n * st.example_size);
+    st.guard(|st| match st.grad.as_mut() {
+        Some(g) => g(x, dl, dx),
+        None => Err("no input-gradient closure".into()),
+    })
+}
+
+/// A classifier implemented in Rust, given to libsat as closures so that its attacks and
+/// AutoAttack can evaluate it. Borrows its context and whatever the closures borrow.
+///
+/// The logits closure gets `x` (n examples, NCHW, raw [0,1] pixels) and writes
+/// `n * num_classes` logits. The optional input-gradient closure gets the same `x`, the
+/// `dlogits` (`n * num_classes`) and writes `dx` (like `x`), the gradient of
+/// `sum dlogits * logits(x)`; without it only gradient-free attacks (Square) run. A closure
+/// returning `Err` or panicking stops the call with [`ErrorKind::Aborted`]: the panic is
+/// caught before it reaches the library, and its message is the error's.
+///
+/// The closures may borrow local data, which must then outlive the model:
+///
+/// ```
+/// use libsat::{CallbackModel, Context};
+/// let ctx = Context::new(1, 0)?;
+/// let bias = vec![0.5f32, -0.5];
+/// let model = CallbackModel::new(&ctx, (1, 1, 2), 2, |x: &[f32], out: &mut [f32]| {
+///     out.iter_mut().zip(x.iter().zip(bias.iter().cycle())).for_each(|(o, (p, b))| *o = p + b);
+///     Ok(())
+/// })?;
+/// drop(model);
+/// drop(bias);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+///
+/// so dropping what a closure borrows first does not compile (the same code, two lines
+/// swapped):
+///
+/// ```compile_fail,E0505
+/// use libsat::{CallbackModel, Context};
+/// let ctx = Context::new(1, 0)?;
+/// let bias = vec![0.5f32, -0.5];
+/// let model = CallbackModel::new(&ctx, (1, 1, 2), 2, |x: &[f32], out: &mut [f32]| {
+///     out.iter_mut().zip(x.iter().zip(bias.iter().cycle())).for_each(|(o, (p, b))| *o = p + b);
+///     Ok(())
+/// })?;
+/// drop(bias);
+/// drop(model);
+/// # Ok::<(), libsat::Error>(())
+/// ```
+pub struct CallbackModel<'a> {
+    raw: *mut sys::sat_callback_model,
+    state: *mut CallbackState<'a>,
+    shape: (i32, i32, i32),
+    num_classes: usize,
+    _ctx: PhantomData<&'a Context>,
+}
+
+impl<'a> CallbackModel<'a> {
+    /// A model with logits only (Square and other gradient-free attacks).
+    pub fn new(ctx: &'a Context, input: (i32, i32, i32), num_classes: i32,
+               logits: impl FnMut(&[f32], &mut [f32]) -> CallbackResult + 'a) -> Result<Self> {
+        Self::create(ctx, input, num_classes, None, Box::new(logits), None)
+    }
+
+    /// A model with logits and input gradients (every attack, AutoAttack).
+    pub fn with_input_grad(ctx: &'a Context, input: (i32, i32, i32), num_classes: i32,
+                           logits: impl FnMut(&[f32], &mut [f32]) -> CallbackResult + 'a,
+                           input_grad: impl FnMut(&[f32], &[f32], &mut [f32]) -> CallbackResult + 'a)
+                           -> Result<Self> {
+        Self::create(ctx, input, num_classes, None, Box::new(logits), Some(Box::new(input_grad)))
+    }
+
+    /// Like [`CallbackModel::with_input_grad`] (`input_grad` may be `None`), with the
+    /// largest batch the closures are given (default 128).
+    pub fn with_max_batch(ctx: &'a Context, input: (i32, i32, i32), num_classes: i32, max_batch: i32,
+                          logits: impl FnMut(&[f32], &mut [f32]) -> CallbackResult + 'a,
+                          input_grad: Option<Box<dyn FnMut(&[f32], &[f32], &mut [f32]) -> CallbackResult + 'a>>)
+                          -> Result<Self> {
+        Self::create(ctx, input, num_classes, Some(max_batch), Box::new(logits), input_grad)
+    }
+
+    fn create(ctx: &'a Context, input: (i32, i32, i32), num_classes: i32, max_batch: Option<i32>,
+              logits: LogitsClosure<'a>, grad: Option<GradClosure<'a>>) -> Result<Self> {
+        let mut o = std::mem::MaybeUninit::<sys::sat_callback_model_opts>::zeroed();
+        check_tls(unsafe {
+            sys::sat_callback_model_opts_init(o.as_mut_ptr(), std::mem::size_of::<sys::sat_callback_model_opts>() as u32)
+        })?;
+        let mut o = unsafe { o.assume_init() };
+        let es = [input.0, input.1, input.2].iter().map(|&d| d.max(0) as usize).product();
+        let has_grad = grad.is_some();
+        let state = Box::into_raw(Box::new(CallbackState {
+            example_size: es,
+            num_classes: num_classes.max(0) as usize,
+            logits,
+            grad,
+            failure: None,
+        }));
+        o.channels = input.0;
+        o.height = input.1;
+        o.width = input.2;
+        o.num_classes = num_classes;
+        if let Some(mb) = max_batch {
+            o.max_batch = mb;
+        }
+        o.logits_fn = Some(logits_trampoline);
+        o.input_grad_fn = if has_grad { Some(grad_trampoline) } else { None };
+        o.user = state as *mut c_void;
+        let mut raw = ptr::null_mut();
+        let st = unsafe { sys::sat_callback_model_create(ctx.as_ptr(), &o, &mut raw) };
+        if let Err(e) = check_create(st, || unsafe { sys::sat_context_last_error(ctx.as_ptr()) }) {
+            drop(unsafe { Box::from_raw(state) });
+            return Err(e);
+        }
+        Ok(CallbackModel { raw, state, shape: input, num_classes: num_classes as usize, _ctx: PhantomData })
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::sat_callback_model {
+        self.raw
+    }
+    pub fn input_shape(&self) -> (i32, i32, i32) {
+        self.shape
+    }
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    pub fn example_size(&self) -> usize {
+        (self.shape.0 * self.shape.1 * self.shape.2) as usize
+    }
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_callback_model_last_error(self.raw)) }
+    }
+
+    /// Runs a library call that may call the closures; a closure's failure replaces the
+    /// library's generic "aborted" message.
+    fn call(&mut self, f: impl FnOnce(*mut sys::sat_callback_model) -> i32) -> Result<()> {
+        unsafe { (*self.state).failure = None };
+        let status = f(self.raw);
+        let failure = unsafe { (*self.state).failure.take() };
+        let raw = self.raw;
+        match (check(status, || unsafe { sys::sat_callback_model_last_error(raw) }), failure) {
+            (Err(mut e), Some(msg)) if e.status == sys::SAT_E_ABORTED => {
+                e.message = msg;
+                Err(e)
+            }
+            (r, _) => r,
+        }
+    }
+
+    fn batch(&self, x: &[f32], labels: &[i32], what: &str) -> Result<i64> {
+        let es = self.example_size();
+        if es == 0 || x.len() % es != 0 {
+            return Err(shape_error(format!("{what}: {} values are not whole examples of {es}", x.len())));
+        }
+        let n = x.len() / es;
+        if labels.len() != n {
+            return Err(shape_error(format!("{what}: {} labels for {n} examples", labels.len())));
+        }
+        Ok(n as i64)
+    }
+
+    /// [`Model::attack`] on this model (`sat_callback_attack`).
+    pub fn attack(&mut self, opts: &AttackOpts, x: &[f32], labels: &[i32]) -> Result<Vec<f32>> {
+        self.attack_impl(opts, x, labels, None)
+    }
+
+    /// [`Model::attack_targeted`] on this model.
+    pub fn attack_targeted(&mut self, opts: &AttackOpts, x: &[f32], labels: &[i32], targets: &[i32])
+                           -> Result<Vec<f32>> {
+        self.attack_impl(opts, x, labels, Some(targets))
+    }
+
+    fn attack_impl(&mut self, opts: &AttackOpts, x: &[f32], labels: &[i32], targets: Option<&[i32]>)
+                   -> Result<Vec<f32>> {
+        let n = self.batch(x, labels, "attack")?;
+        if let Some(t) = targets {
+            if t.len() != n as usize {
+                return Err(shape_error(format!("attack: {} targets for {n} examples", t.len())));
+            }
+        }
+        let mut x_adv = x.to_vec();
+        self.call(|raw| unsafe {
+            sys::sat_callback_attack(raw, &opts.0, x.as_ptr(), labels.as_ptr(),
+                                     targets.map_or(ptr::null(), |t| t.as_ptr()), n, x_adv.as_mut_ptr(),
+                                     ptr::null_mut())
+        })?;
+        Ok(x_adv)
+    }
+
+    /// [`Model::autoattack`] on this model (`sat_callback_autoattack`); needs the
+    /// input-gradient closure ([`ErrorKind::Unsupported`] without it).
+    pub fn autoattack(&mut self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32]) -> Result<AutoAttackResult> {
+        self.autoattack_impl(opts, x, labels, false)
+    }
+
+    /// [`CallbackModel::autoattack`], also returning the adversarial examples.
+    pub fn autoattack_with_examples(&mut self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32])
+                                    -> Result<AutoAttackResult> {
+        self.autoattack_impl(opts, x, labels, true)
+    }
+
+    fn autoattack_impl(&mut self, opts: &AutoAttackOpts, x: &[f32], labels: &[i32], keep_adv: bool)
+                       -> Result<AutoAttackResult> {
+        let n = self.batch(x, labels, "autoattack")?;
+        run_autoattack(n, x.len(), keep_adv, |xa, out, r| {
+            self.call(|raw| unsafe {
+                sys::sat_callback_autoattack(raw, &opts.0, x.as_ptr(), labels.as_ptr(), n, xa, out, r)
+            })
+        })
+    }
+}
+
+impl Drop for CallbackModel<'_> {
+    fn drop(&mut self) {
+        // The library never calls the closures from destroy; free them after it.
+        unsafe {
+            sys::sat_callback_model_destroy(self.raw);
+            drop(Box::from_raw(self.state));
+        }
     }
 }
 
