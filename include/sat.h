@@ -367,7 +367,7 @@ typedef struct sat_tensor_info {
 } sat_tensor_info;
 
 /**
- * One layer of a model (one line of its spec), as sat_model_layer_info() reports it.
+ * One layer of a model (one layer line of its spec), as sat_model_layer_info() reports it.
  *
  * Layout of the blocks, so that weights can be copied from or to another framework
  * without guessing: every tensor is row-major in the shape it reports. A dense weight is
@@ -403,7 +403,8 @@ typedef struct sat_layer_info {
     sat_tensor_info state[SAT_LAYER_MAX_TENSORS];  /**< its ranges of the state block */
 } sat_layer_info;
 
-/** Number of layers: the lines of the spec, the input layer included (so >= 2).
+/** Number of layers: one per layer line of the spec (comments and blank lines are not
+ *  layers), the input layer included (so >= 2).
  *  SAT_E_INVALID_ARG (negative) for NULL. Threads: as every call on the model's handle. */
 SAT_API int32_t sat_model_layer_count(const sat_model *model);
 /**
