@@ -19,6 +19,7 @@ the library's own message ("model spec line 4: unknown layer 'conv3'").
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 import os
 import weakref
@@ -35,7 +36,8 @@ from ._ffi import (SAT_E_ABORTED, SAT_E_FORMAT, SAT_E_INTERNAL, SAT_E_INVALID_AR
                    SAT_E_UNSUPPORTED, SAT_E_VERSION, SAT_OK)
 
 __all__ = ["__version__", "Error", "LibraryVersionError", "Library", "load", "Context", "Model",
-           "CallbackModel", "Optimizer", "Trainer", "Dataset", "preset_spec", "activations"]
+           "CallbackModel", "Optimizer", "Trainer", "Dataset", "Layer", "Tensor", "preset_spec",
+           "activations"]
 
 #: A filesystem path.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -60,6 +62,9 @@ AA_ROBUST = -1
 AA_MISCLASSIFIED = -2
 FLAGS = {1: "zero_grad", 2: "nonfinite_grad", 4: "not_converged", 8: "one_step_stronger",
          16: "square_stronger"}
+#: sat_tensor_info.role by SAT_TENSOR_* id: the keys of Layer.params and Layer.state.
+TENSOR_ROLES = ("weight", "bias", "bn_scale", "bn_shift", "act_alpha", "running_mean",
+                "running_var")
 NORMS = {"linf": 0, "l2": 1}
 LOSSES = {"ce": 0, "margin": 1}
 BN_MODES = {"inference": 0, "batch": 1}
@@ -561,6 +566,38 @@ class _Classifier(_Handle):
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One tensor of a layer: `data` is a numpy view of its range of the model's parameter
+    (or state) block in its logical row-major shape, sharing memory with the model (dense
+    weight [out, in], conv weight [out, in, k, k], as torch.nn.Linear / Conv2d)."""
+
+    role: str                  #: a TENSOR_ROLES name: 'weight', 'bias', 'bn_scale', ...
+    offset: int                #: index of its first float in the block
+    shape: Tuple[int, ...]     #: logical shape
+    data: FloatArray           #: view of shape `shape` into the block (writable)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer (spec line) of a model, as sat_model_layer_info reports it."""
+
+    index: int                 #: position in the model (0 is the input)
+    op: str                    #: spec keyword: 'input', 'conv', 'dense', 'bn', 'act', ...
+    name: str                  #: its name= label, '' if none
+    line: int                  #: spec line
+    inputs: Tuple[int, ...]    #: indices of the layers it reads (two for 'add')
+    output_shape: Tuple[int, int, int]  #: (channels, height, width) per example
+    units: int                 #: dense/conv outputs, else 0
+    kernel: int                #: conv/pooling window, else 0
+    stride: int                #: conv/pooling stride, else 0
+    padding: int               #: conv padding, else 0
+    activation: Optional[str]  #: act: the activation's name, else None
+    act_param: float           #: act: its parameter, else NaN
+    params: Dict[str, Tensor]  #: its tensors of the parameter block, by role, in block order
+    state: Dict[str, Tensor]   #: its tensors of the state block (batch-norm statistics)
+
+
 class Model(_Classifier):
     """A classifier built from a text spec or a preset.
 
@@ -640,6 +677,43 @@ class Model(_Classifier):
         """Batch-norm running statistics, shared with the model."""
         return _view(self, self._lib.raw.model_state(self.handle),
                      int(self._lib.raw.model_state_count(self.handle)))
+
+    @property
+    def layer_count(self) -> int:
+        """Number of layers, the input layer included."""
+        return int(self._lib.raw.model_layer_count(self.handle))
+
+    def layer(self, index: int) -> Layer:
+        """Layer `index` (0 = input, in spec order) with numpy views of its tensors."""
+        li = _ffi.LayerInfo()
+        li.struct_size = ctypes.sizeof(li)
+        self._check(self._lib.raw.model_layer_info(self.handle, int(index), ctypes.byref(li)))
+        blocks = (self.params, self.state)
+
+        def tensors(infos: Any, count: int, block: FloatArray) -> Dict[str, Tensor]:
+            out: Dict[str, Tensor] = {}
+            for t in infos[:count]:
+                shape = tuple(int(d) for d in t.shape[:t.ndim])
+                view = block[t.offset:t.offset + t.count].reshape(shape)
+                out[TENSOR_ROLES[t.role]] = Tensor(TENSOR_ROLES[t.role], int(t.offset), shape,
+                                                   view)
+            return out
+
+        inputs = tuple(i for i in (li.input0, li.input1) if i >= 0)
+        return Layer(index=int(index), op=_s(li.op_name), name=_s(li.name), line=li.line,
+                     inputs=inputs, output_shape=(li.channels, li.height, li.width),
+                     units=li.units, kernel=li.kernel, stride=li.stride, padding=li.padding,
+                     activation=(self._lib.activation_name(li.activation)
+                                 if li.activation >= 0 else None),
+                     act_param=float(li.act_param),
+                     params=tensors(li.params, li.num_params, blocks[0]),
+                     state=tensors(li.state, li.num_state, blocks[1]))
+
+    def layers(self) -> List[Layer]:
+        """Every layer in spec order (a topological order: inputs come first). Each
+        Tensor.data is a view into the model's blocks, so copying a PyTorch state_dict in is
+        `layer.params["weight"].data[...] = w.numpy()`."""
+        return [self.layer(i) for i in range(self.layer_count)]
 
     def opts(self) -> Dict[str, Any]:
         o = _ffi.ModelOpts()

@@ -96,6 +96,28 @@ pub const SAT_AA_MAX_ATTACKS: usize = 8;
 pub const SAT_AA_ROBUST: i32 = -1;
 pub const SAT_AA_MISCLASSIFIED: i32 = -2;
 
+pub const SAT_LAYER_INPUT: i32 = 0;
+pub const SAT_LAYER_NORMALIZE: i32 = 1;
+pub const SAT_LAYER_DENSE: i32 = 2;
+pub const SAT_LAYER_CONV: i32 = 3;
+pub const SAT_LAYER_BN: i32 = 4;
+pub const SAT_LAYER_ACT: i32 = 5;
+pub const SAT_LAYER_MAXPOOL: i32 = 6;
+pub const SAT_LAYER_AVGPOOL: i32 = 7;
+pub const SAT_LAYER_GAP: i32 = 8;
+pub const SAT_LAYER_ADD: i32 = 9;
+pub const SAT_LAYER_FLATTEN: i32 = 10;
+pub const SAT_LAYER_COUNT: i32 = 11;
+pub const SAT_TENSOR_WEIGHT: i32 = 0;
+pub const SAT_TENSOR_BIAS: i32 = 1;
+pub const SAT_TENSOR_BN_SCALE: i32 = 2;
+pub const SAT_TENSOR_BN_SHIFT: i32 = 3;
+pub const SAT_TENSOR_ACT_ALPHA: i32 = 4;
+pub const SAT_TENSOR_RUNNING_MEAN: i32 = 5;
+pub const SAT_TENSOR_RUNNING_VAR: i32 = 6;
+pub const SAT_LAYER_MAX_TENSORS: usize = 4;
+pub const SAT_LAYER_NAME_MAX: usize = 32;
+
 pub const SAT_DATA_IDX: i32 = 0;
 pub const SAT_DATA_CIFAR10: i32 = 1;
 pub const SAT_SPLIT_TRAIN: i32 = 0;
@@ -319,6 +341,45 @@ pub struct sat_autoattack_result {
     pub square_only: i64,
 }
 
+/// One tensor of a layer: a range of the parameter or state block, row-major in `shape`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct sat_tensor_info {
+    pub role: i32,
+    pub ndim: i32,
+    pub offset: i64,
+    pub count: i64,
+    pub shape: [i32; 4],
+}
+
+/// One layer of a model, filled by `sat_model_layer_info` (the caller sets struct_size).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sat_layer_info {
+    pub struct_size: u32,
+    pub op: i32,
+    pub op_name: [c_char; SAT_LAYER_NAME_MAX],
+    pub name: [c_char; SAT_LAYER_NAME_MAX],
+    pub line: i32,
+    pub input0: i32,
+    pub input1: i32,
+    pub channels: i32,
+    pub height: i32,
+    pub width: i32,
+    pub units: i32,
+    pub kernel: i32,
+    pub stride: i32,
+    pub padding: i32,
+    pub has_bias: i32,
+    pub activation: i32,
+    pub act_param: f32,
+    pub num_params: i32,
+    pub num_state: i32,
+    pub reserved0: i32,
+    pub params: [sat_tensor_info; SAT_LAYER_MAX_TENSORS],
+    pub state: [sat_tensor_info; SAT_LAYER_MAX_TENSORS],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct sat_model_meta {
@@ -381,6 +442,10 @@ extern "C" {
     pub fn sat_model_train_backward(model: *mut sat_model, x: *const f32, labels: *const i32,
                                     n: i64, label_smoothing: f32, loss: *mut f32,
                                     correct: *mut i64) -> i32;
+
+    pub fn sat_model_layer_count(model: *const sat_model) -> i32;
+    pub fn sat_model_layer_info(model: *const sat_model, index: i32,
+                                info: *mut sat_layer_info) -> i32;
 
     pub fn sat_attack_opts_init(opts: *mut sat_attack_opts, size: u32) -> i32;
     pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,

@@ -49,6 +49,9 @@ use std::ptr;
 /// The raw declarations of `sat.h` (the `libsat-sys` crate).
 pub use libsat_sys as sys;
 
+mod layers;
+pub use layers::{Block, LayerInfo, LayerOp, TensorInfo, TensorRole};
+
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                               */
 /* ------------------------------------------------------------------------------------ */
