@@ -107,6 +107,7 @@ struct sat_exec {
     int64_t arena_size;         /* floats */
     float *ws;                  /* conv workspace, ws_lanes slots (one per thread, see conv.c) */
     int64_t ws_lanes;
+    int64_t ws_size;            /* floats */
     /* arena offsets in floats, per node (-1: none) */
     int64_t *a_out;             /* forward output, max_batch * size */
     int64_t *a_grad;            /* gradient of the output */

@@ -294,5 +294,6 @@ int32_t sat__plan_reserve_lanes(sat_exec *e, char *err) {
     sat__dealloc(ctx, e->ws);
     e->ws = ws;
     e->ws_lanes = lanes;
+    e->ws_size = floats > 0 ? floats : 1;
     return SAT_OK;
 }
