@@ -17,6 +17,7 @@ packages=(
   python3-torch                      # reference implementation the tests compare against
   python3-matplotlib                 # figures in the experiment reports
   valgrind                           # memory checks
+  clang libclang-rt-14-dev           # ThreadSanitizer build of the multi-threaded tests
   doxygen                            # the reference manual (target docs)
   python3-venv python3-setuptools python3-wheel  # pip install of the Python package into a venv
   python3-mypy                       # the Python package's type hints are checked

@@ -421,6 +421,103 @@ SAT_API int32_t sat_model_layer_count(const sat_model *model);
 SAT_API int32_t sat_model_layer_info(const sat_model *model, int32_t index, sat_layer_info *info);
 
 /* ------------------------------------------------------------------------- */
+/* Executions: any loss, and one model's weights on several threads           */
+/* ------------------------------------------------------------------------- */
+
+/** The memory and bookkeeping of running one model (activations, gradients, workspace),
+ *  apart from the model's weights. A model can have any number of executions; each is used
+ *  by one thread at a time, and executions of one model may run on different threads at
+ *  once as long as none of them writes the model (see sat_exec_forward and
+ *  sat_exec_backward). */
+typedef struct sat_exec sat_exec;
+
+#define SAT_EXEC_INFERENCE 0  /**< forward only: no memory for any backward */
+#define SAT_EXEC_INPUT_GRAD 1 /**< forward and backward to the input (the attack plan) */
+#define SAT_EXEC_TRAIN 2      /**< forward in any batch-norm mode, backward to the input and/or parameters */
+
+/** Batch norm uses batch statistics and updates the running ones (the model's state): a
+ *  forward in this mode writes the model. */
+#define SAT_BN_TRAIN 2
+
+/** Options of sat_exec_create(); initialise with sat_exec_opts_init(). */
+typedef struct sat_exec_opts {
+    uint32_t struct_size; /**< sizeof(sat_exec_opts), set by sat_exec_opts_init() */
+    int32_t kind;         /**< SAT_EXEC_*; default SAT_EXEC_TRAIN (every call allowed) */
+    int64_t max_batch;    /**< largest batch of one forward; 0 (default): the model's max_batch */
+} sat_exec_opts;
+
+/** Fills the first struct_size bytes of `*opts` with the defaults (the ones each field's
+ *  comment names; bytes beyond the library's own struct become zero) and sets its
+ *  struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size below 4. */
+SAT_API int32_t sat_exec_opts_init(sat_exec_opts *opts, uint32_t struct_size);
+
+/**
+ * Creates an execution of `model` (opts may be NULL for the defaults) and plans its memory
+ * once: an SAT_EXEC_INFERENCE execution holds only the outputs a forward needs, reusing
+ * memory as soon as a layer's output is consumed; the other kinds also hold what a
+ * backward reads and the gradients. The execution borrows the model, which must outlive
+ * it: destroy executions before their model. *out is destroyed with sat_exec_destroy().
+ * Errors: SAT_E_INVALID_ARG (NULL model or out, unknown kind, max_batch outside 0..65536,
+ * a bad struct_size), SAT_E_NOMEM; the message is in sat_last_error().
+ * Threading: creating an execution only reads the model.
+ */
+SAT_API int32_t sat_exec_create(sat_model *model, const sat_exec_opts *opts, sat_exec **out);
+/** Frees an execution; NULL and the model's own execution (sat_model_exec()) are no-ops. */
+SAT_API void sat_exec_destroy(sat_exec *exec);
+/** Message of the last failed call on exec ("" if none); valid until the next call on it.
+ *  The model's own execution shares the model's message. */
+SAT_API const char *sat_exec_last_error(const sat_exec *exec);
+
+/**
+ * Forward pass of a batch of n examples x[n*C*H*W] (1 <= n <= the execution's max_batch)
+ * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
+ * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
+ * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
+ * SAT_EXEC_TRAIN executions). A forward in SAT_BN_TRAIN mode writes the model's state, like
+ * an optimizer step writes its parameters: it must not overlap any other call on an
+ * execution of the same model. The other modes only read the model, so executions of one
+ * model can run them on several threads at once.
+ * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
+ * or x, bad bn_mode), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
+ * SAT_EXEC_TRAIN), SAT_E_SHAPE (n outside 1..max_batch), SAT_E_NUMERIC (NaN or Inf in x).
+ * SAT_E_NOMEM when more threads need more workspace than can be had; then no forward is
+ * left for a backward.
+ */
+SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int32_t bn_mode,
+                                 float *logits);
+
+/**
+ * Backward pass of the last forward from the caller's dL/dlogits[n*classes] (n of that
+ * forward): to the input, dx[n*C*H*W] (NULL: not wanted), and/or to the parameters,
+ * param_grads[sat_model_param_count] (NULL: not wanted; it may be sat_model_grads()), both
+ * overwritten. The loss is the caller's: its reduction too. dL/dlogits of a sum of
+ * per-example losses gives each example's own input gradient; scaling it by 1/n gives the
+ * gradient of the mean (as sat_model_train_backward() does for cross-entropy).
+ * The derivative used by activations is the model's attack backward (sat_model_opts
+ * attack_backward_act) when only dx is asked for, else the train backward. Batch norm
+ * follows the mode of the forward. The parameters are read as they are now; the
+ * activations are those of the last forward. A backward may be repeated with other
+ * dlogits. Threading: writes only exec, dx and param_grads; two executions writing one
+ * param_grads buffer at once is a race.
+ * Errors (nothing written): SAT_E_INVALID_ARG (NULL exec or dlogits, dx and param_grads
+ * both NULL), SAT_E_STATE (no forward since the execution was made; a SAT_EXEC_INFERENCE
+ * execution; param_grads on a SAT_EXEC_INPUT_GRAD one),
+ * SAT_E_NUMERIC (NaN or Inf in dlogits).
+ */
+SAT_API int32_t sat_exec_backward(sat_exec *exec, const float *dlogits, float *dx, float *param_grads);
+
+/**
+ * The model's own execution (SAT_EXEC_TRAIN, the model's max_batch): the one its own calls
+ * (sat_model_forward, sat_model_input_gradient, sat_model_train_backward, attacks, the
+ * trainer, evaluation) use, made on first use. Use it for a loss of your own without a
+ * second arena. Borrowed: it lives as long as the model, and sat_exec_destroy() on it does
+ * nothing. Any of the model's own calls replaces its last forward. Errors go to the model's
+ * message. NULL for a NULL model, or when its memory cannot be had (SAT_E_NOMEM in
+ * sat_model_last_error()).
+ */
+SAT_API sat_exec *sat_model_exec(sat_model *model);
+
+/* ------------------------------------------------------------------------- */
 /* Attacks                                                                    */
 /* ------------------------------------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * @file sat.hpp
  * @brief C++17 header-only wrapper of libsat (sat.h).
  *
- * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::CallbackModel,
+ * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Exec, sat::CallbackModel,
  *   sat::Optimizer, sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
  *   trainer holds its model and optimizer, an optimizer its model, models and datasets
  *   their context. So the C rule "destroy a handle before its parents" holds whatever
@@ -285,6 +285,16 @@ inline const sat_tensor_info *find_tensor(const sat_layer_info &layer, int32_t r
     for (int32_t i = 0; i < layer.num_state && i < SAT_LAYER_MAX_TENSORS; i++)
         if (layer.state[i].role == role) return &layer.state[i];
     return nullptr;
+}
+
+/** sat_exec_opts with the library's defaults, the given kind (SAT_EXEC_*) and largest
+ *  batch (0: the model's). */
+inline sat_exec_opts exec_opts(int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0) {
+    sat_exec_opts o{};
+    detail::check_tls(sat_exec_opts_init(&o, sizeof o));
+    o.kind = kind;
+    o.max_batch = max_batch;
+    return o;
 }
 
 /** Version of the loaded library (sat_version_string()). */
@@ -599,6 +609,7 @@ public:
 private:
     friend class Optimizer;
     friend class Trainer;
+    friend class Exec;
     Model(std::shared_ptr<sat_context> ctx, sat_model *owned)
         : ctx_(std::move(ctx)), h_(detail::own<sat_model, sat_model_destroy>(owned, ctx_)) {
         load_shape();
@@ -773,6 +784,86 @@ private:
     std::shared_ptr<State> state_;
     std::shared_ptr<sat_callback_model> h_;
     Shape shape_;
+};
+
+/* ------------------------------------------------------------------------- */
+/* Executions                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/** Owns a sat_exec: the memory that runs a model, for a loss of the host's own (forward,
+ *  then backward from dL/dlogits) and for running one model on several threads (one Exec
+ *  per thread). Keeps its model alive. */
+class Exec : detail::MoveOnly {
+public:
+    /** An execution of model of the given kind (SAT_EXEC_*) and largest batch (0: the
+     *  model's). */
+    explicit Exec(Model &model, int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0)
+        : Exec(model, exec_opts(kind, max_batch)) {}
+    /** An execution with all options (see exec_opts()). */
+    Exec(Model &model, const sat_exec_opts &opts) : sizes_(sizes_of(model)) {
+        sat_exec *e = nullptr;
+        detail::check_create(sat_exec_create(model.get(), &opts, &e), model.last_error());
+        h_ = detail::own<sat_exec, sat_exec_destroy>(e, model.h_);
+    }
+    /** The model's own execution (sat_model_exec()): the one its own calls use, so it
+     *  costs no second arena. Borrowed from the model, which this object keeps alive. */
+    static Exec of_model(Model &model) {
+        sat_exec *e = sat_model_exec(model.get());
+        if (!e) throw Error(SAT_E_NOMEM, model.last_error());
+        return Exec(model, e);
+    }
+
+    /** The C handle (still owned by this object, or by its model for of_model()). */
+    sat_exec *get() const noexcept { return h_.get(); }
+    /** sat_exec_last_error() of the handle. */
+    const char *last_error() const noexcept { return sat_exec_last_error(h_.get()); }
+
+    /** Forward pass into logits (n * num_classes), batch norm in bn_mode (SAT_BN_*); keeps
+     *  what backward() needs. n is x.size() / example_size. */
+    void forward(span<const float> x, span<float> logits, int32_t bn_mode = SAT_BN_INFERENCE) {
+        int64_t n = detail::batch_of(x.size(), sizes_.example, "Exec::forward");
+        detail::need(logits.size(), n * sizes_.classes, "Exec::forward logits");
+        check(sat_exec_forward(h_.get(), x.data(), n, bn_mode, logits.data()));
+    }
+    /** Logits of a batch as a new vector. */
+    std::vector<float> forward(span<const float> x, int32_t bn_mode = SAT_BN_INFERENCE) {
+        std::vector<float> out(static_cast<std::size_t>(
+            detail::batch_of(x.size(), sizes_.example, "Exec::forward") * sizes_.classes));
+        forward(x, out, bn_mode);
+        return out;
+    }
+    /** Backward of the last forward from dL/dlogits (n * num_classes) to the input (dx,
+     *  n * example_size values) and/or the parameters (param_grads, param_count values, e.g.
+     *  Model::grads()); an empty span is not wanted. */
+    void backward(span<const float> dlogits, span<float> dx, span<float> param_grads = {}) {
+        int64_t n = detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits");
+        if (!dx.empty()) detail::need(dx.size(), n * sizes_.example, "Exec::backward dx");
+        if (!param_grads.empty()) detail::need(param_grads.size(), sizes_.params, "Exec::backward param_grads");
+        check(sat_exec_backward(h_.get(), dlogits.data(), dx.empty() ? nullptr : dx.data(),
+                                param_grads.empty() ? nullptr : param_grads.data()));
+    }
+    /** The input gradient of the last forward as a new vector. */
+    std::vector<float> input_gradient(span<const float> dlogits) {
+        std::vector<float> dx(static_cast<std::size_t>(
+            detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits") * sizes_.example));
+        backward(dlogits, dx);
+        return dx;
+    }
+
+private:
+    struct Sizes {
+        int64_t example, classes, params;
+    };
+    static Sizes sizes_of(const Model &m) { return {m.example_size(), m.num_classes(), m.param_count()}; }
+    static void keep(sat_exec *) noexcept {}
+    Exec(Model &model, sat_exec *borrowed) : sizes_(sizes_of(model)) {
+        /* The model frees its own execution: this only keeps the model alive. */
+        h_ = detail::own<sat_exec, keep>(borrowed, model.h_);
+    }
+    void check(int32_t status) const { detail::check(status, last_error()); }
+
+    Sizes sizes_;
+    std::shared_ptr<sat_exec> h_;
 };
 
 /* ------------------------------------------------------------------------- */

@@ -2,7 +2,12 @@
  *
  * num_threads - 1 persistent workers plus the calling thread. A call splits [0, n) into
  * num_threads contiguous ranges that depend only on n and the thread count, so a kernel
- * that writes disjoint outputs per index gives the same bits for any thread count. */
+ * that writes disjoint outputs per index gives the same bits for any thread count.
+ *
+ * Several threads may submit at once (executions of one model on different threads share
+ * their context's pool): one call holds the pool, and a call that finds it held runs its
+ * whole range on its own thread instead of waiting. That is the one-thread split, so the
+ * bits are the same either way. */
 #include "core.h"
 
 #include <pthread.h>
@@ -16,6 +21,7 @@ struct sat_pool {
     int32_t threads; /* including the caller */
     pthread_t *workers;
     worker_arg *args; /* one per worker, owned by the pool */
+    pthread_mutex_t submit; /* held by the call the workers are serving */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     uint64_t generation;
@@ -58,7 +64,7 @@ static void *worker_main(void *raw) {
 void sat__parallel_for(const sat_context *ctx, int64_t n, sat_range_fn fn, void *arg) {
     struct sat_pool *p = ctx ? ctx->pool : NULL;
     if (n <= 0) return;
-    if (!p || n == 1) {
+    if (!p || n == 1 || pthread_mutex_trylock(&p->submit) != 0) {
         fn(arg, 0, n);
         return;
     }
@@ -74,6 +80,7 @@ void sat__parallel_for(const sat_context *ctx, int64_t n, sat_range_fn fn, void 
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->submit);
 }
 
 static void stop_workers(struct sat_pool *p, int32_t started) {
@@ -85,6 +92,7 @@ static void stop_workers(struct sat_pool *p, int32_t started) {
 }
 
 static void pool_free(const sat_context *ctx, struct sat_pool *p) {
+    pthread_mutex_destroy(&p->submit);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
@@ -101,6 +109,7 @@ int32_t sat__pool_create(const sat_context *ctx, int32_t threads, struct sat_poo
     p->threads = threads;
     p->workers = sat__calloc(ctx, (size_t)threads, sizeof(pthread_t));
     p->args = sat__calloc(ctx, (size_t)threads, sizeof(worker_arg));
+    pthread_mutex_init(&p->submit, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);

@@ -9,9 +9,12 @@
  *           batch norm as chosen for the attack, running statistics never touched.
  *   TRAIN:  forward in training mode + parameter gradients; input gradients only where a
  *           parameter upstream needs them, or when the caller asks for dL/dx (Free-AT).
- * Memory: parameters, gradients and state are flat blocks; activations, gradients and
- * scratch live in one arena sized for max_batch when the model is created, so a step
- * allocates nothing. */
+ * Memory: parameters, gradients and state are flat blocks held by the model (the weights).
+ * Activations, gradients and scratch live in the arena of an execution (struct sat_exec),
+ * planned once for its kind and largest batch, so a step allocates nothing. Several
+ * executions of one model can run at once on different threads: a forward or backward
+ * only reads the model, except a training forward (running statistics) and parameter
+ * gradients written into the model's own block. */
 #ifndef SAT_GRAPH_H
 #define SAT_GRAPH_H
 
@@ -52,10 +55,6 @@ typedef struct sat_node {
     int64_t n_w;
     int64_t s_mean, s_var;      /* state */
     int64_t k_mean, k_std;      /* constants (normalize) */
-    /* arena offsets in floats (-1: none) */
-    int64_t a_out;              /* forward output, max_batch * size */
-    int64_t a_grad;             /* gradient of the output */
-    int64_t a_save;             /* batch norm: saved mean and inverse std (2c) */
     int32_t consumers;          /* how many nodes read this output */
     int32_t alias;              /* output is the input's buffer (flatten) */
 } sat_node;
@@ -86,28 +85,54 @@ struct sat_model {
     float *consts;
     int64_t num_consts;
 
+    uint8_t *need_dx[2];        /* per plan and node: compute the gradient w.r.t. its inputs */
+    int64_t planned_floats;     /* arena of a training execution for max_batch */
+
+    /* The execution the model's own calls (forward, input gradient, train backward, attacks,
+     * trainer) use: made on first use, so a model run only through sat_exec handles holds
+     * only its weights. */
+    struct sat_exec *own_exec;
+    int32_t live_children;      /* handles made from this model and still alive (__atomic) */
+
+    char err[SAT_ERRMSG_SIZE];
+};
+
+/* An execution: the memory and bookkeeping of running one model, used by one thread. */
+struct sat_exec {
+    sat_model *m;
+    int32_t kind;               /* SAT_EXEC_* */
+    int32_t owned_by_model;     /* the model's own execution (m->own_exec) */
+    int64_t max_batch;
     float *arena;
     int64_t arena_size;         /* floats */
     float *ws;                  /* conv workspace, ws_lanes slots (one per thread, see conv.c) */
     int64_t ws_lanes;
-    int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1) */
-    int64_t a_dlogits, a_losses;
+    int64_t ws_size;            /* floats */
+    /* arena offsets in floats, per node (-1: none) */
+    int64_t *a_out;             /* forward output, max_batch * size */
+    int64_t *a_grad;            /* gradient of the output */
+    int64_t *a_save;            /* batch norm: saved mean and inverse std (2c) */
+    int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1), two halves */
+    int64_t scratch_half;
+    int64_t a_dlogits, a_losses; /* -1 for an inference execution */
     float **out_ptr;            /* per node, set by each forward */
     float **grad_ptr;           /* per node */
     uint8_t *grad_fresh;        /* per node, during backward: no contribution yet */
-    uint8_t *need_dx[2];        /* per plan and node: compute the gradient w.r.t. its inputs */
 
     /* what the last forward was, so that backward can check it matches */
     int64_t run_n;
     int32_t run_bn;
     int32_t run_valid;
 
-    char err[SAT_ERRMSG_SIZE];
+    char *err;                  /* own_err, or the model's message for its own execution */
+    char own_err[SAT_ERRMSG_SIZE];
 };
 
 /* One entry per op. */
 typedef struct sat_run {
     sat_model *m;
+    sat_exec *e;         /* arena, workspace */
+    float *grads;        /* backward only: parameter gradients go here (when param_grads) */
     int64_t n;
     int32_t bn;          /* SAT__BN_* */
     int32_t plan;        /* backward only */
@@ -141,30 +166,53 @@ static inline int sat__node_has_params(const sat_node *nd) {
 
 /* spec.c: parses a spec into m->nodes (shapes, parameter layout); message into err. */
 int32_t sat__parse_spec(sat_model *m, const char *spec, char *err);
-/* plan.c: lays out the arena for max_batch and the two plans' needs; allocates blocks. */
-int32_t sat__plan(sat_model *m, char *err);
+/* plan.c: allocates the model's blocks and the two plans' gradient needs, and checks that
+ * a training execution for max_batch can be laid out. */
+int32_t sat__plan_model(sat_model *m, char *err);
+/* plan.c: lays out an execution's arena for its kind and max_batch and allocates it. */
+int32_t sat__plan_exec(sat_exec *e, char *err);
 /* out = a + b over count floats (out may be a), split over the worker pool. */
 void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count);
 /* Threads beyond this share workspace slots (conv layers then use this many). */
 #define SAT__MAX_LANES 16
 /* Makes the workspace large enough for the context's current thread count (it may have
  * grown since the model was created). Allocates only when it grows. */
-int32_t sat__plan_reserve_lanes(sat_model *m, char *err);
+int32_t sat__plan_reserve_lanes(sat_exec *e, char *err);
 /* init.c: initial parameters and statistics from a seed. */
 void sat__init_params(sat_model *m, uint64_t seed);
 
+/* exec.c: an execution of kind SAT_EXEC_* for batches up to max_batch (message into err);
+ * counted among the model's live children unless it is the model's own. */
+int32_t sat__exec_create(sat_model *m, int32_t kind, int64_t max_batch, int owned_by_model, sat_exec **out,
+                         char *err);
+void sat__exec_free(sat_exec *e);
+/* The model's own execution (a training one for max_batch), made on first use; NULL with
+ * a message in m->err if it cannot be. */
+sat_exec *sat__model_exec(sat_model *m);
+
 /* executor.c */
+int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const float **logits);
+/* Backward from dlogits [run_n x classes] through the plan. grads (NULL: none) receives the
+ * parameter gradients, overwritten; dx (may be NULL) the input gradient. */
+int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx, float *grads);
+/* The same on the model's own execution; parameter gradients (TRAIN) overwrite m->grads. */
 int32_t sat__forward(sat_model *m, const float *x, int64_t n, int32_t bn, const float **logits);
-/* Backward from dlogits [run_n x classes] through the plan. Param grads (TRAIN) overwrite
- * m->grads. dx (may be NULL) receives the input gradient. */
 int32_t sat__backward(sat_model *m, int32_t plan, const float *dlogits, float *dx);
 /* Resolved activation for the backward of a plan. */
 void sat__plan_backward_act(const sat_model *m, int32_t plan, int32_t *act, float *param);
 
-/* model.c: shared by the API entry points */
+/* model.c: building and freeing a model, and checks shared by the entry points. */
+sat_model_opts sat__model_defaults(void);
+int32_t sat__model_check_backward(int32_t act, float param);
+/* Builds a model without initialising parameters (load and clone fill them); a failure's
+ * message goes to the thread-local buffer. */
 int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                          sat_model **out);
-int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
+void sat__model_free(sat_model *m);
+/* x (and labels, may be NULL) of a batch of n examples, up to `most`; message naming fn
+ * into err. sat__check_batch: up to the model's max_batch, message into m->err. */
+int32_t sat__check_examples(const sat_model *m, const float *x, const int32_t *labels, int64_t n, int64_t most,
+                            const char *fn, char *err);
 int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, int64_t n,
                          const char *fn);
 

@@ -86,8 +86,8 @@ static void dense_backward(const sat_run *r, const sat_node *nd, const float *x0
                            const float *dy, float *dx0, float *dx1) {
     (void)y, (void)dx1;
     sat_model *m = r->m;
-    float *dw = r->param_grads ? m->grads + nd->p_w : NULL;
-    float *db = r->param_grads && nd->p_b >= 0 ? m->grads + nd->p_b : NULL;
+    float *dw = r->param_grads ? r->grads + nd->p_w : NULL;
+    float *db = r->param_grads && nd->p_b >= 0 ? r->grads + nd->p_b : NULL;
     if (dx0 || dw)
         sat__dense_backward(m->ctx, x0, m->params + nd->p_w, dy, dx0, dw, db, r->n,
                             input_of(m, nd)->size, nd->units);
@@ -125,7 +125,7 @@ static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, 
     (void)x1;
     sat_model *m = r->m;
     sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, m->ws, m->ws_lanes);
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
 }
 
 static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -133,11 +133,11 @@ static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0,
     (void)y, (void)dx1;
     sat_model *m = r->m;
     if (r->param_grads)
-        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, m->grads + nd->p_w,
-                                   nd->p_b >= 0 ? m->grads + nd->p_b : NULL, r->n, m->ws, m->ws_lanes);
+        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
+                                   nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
     if (dx0)
-        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, m->ws,
-                                m->ws_lanes);
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
+                                r->e->ws_lanes);
 }
 
 /* Work on independent outputs goes to the worker pool in ranges of units: examples for
@@ -203,7 +203,7 @@ static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float 
                               int64_t c0, int64_t c1) {
     (void)dy;
     sat_model *m = r->m;
-    float *save = m->arena + nd->a_save;
+    float *save = r->e->arena + r->e->a_save[nd - m->nodes];
     const int upd = r->bn == SAT__BN_TRAIN;
     sat__bn_forward_train(x0, m->params + nd->p_gamma, m->params + nd->p_beta, y, r->n, nd->c, (int64_t)nd->h * nd->w,
                           save, save + nd->c, upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL,
@@ -213,9 +213,9 @@ static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float 
 static void bn_train_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                               int64_t c0, int64_t c1) {
     sat_model *m = r->m;
-    const float *save = m->arena + nd->a_save;
-    float *dg = r->param_grads ? m->grads + nd->p_gamma : NULL;
-    float *db = r->param_grads ? m->grads + nd->p_beta : NULL;
+    const float *save = r->e->arena + r->e->a_save[nd - m->nodes];
+    float *dg = r->param_grads ? r->grads + nd->p_gamma : NULL;
+    float *db = r->param_grads ? r->grads + nd->p_beta : NULL;
     sat__bn_backward_train(x0, m->params + nd->p_gamma, dy, save, save + nd->c, dx, dg, db, r->n, nd->c,
                            (int64_t)nd->h * nd->w, c0, c1);
 }
@@ -233,8 +233,8 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
     (void)y, (void)dx1;
     sat_model *m = r->m;
     const float *g = m->params + nd->p_gamma;
-    float *dg = r->param_grads ? m->grads + nd->p_gamma : NULL;
-    float *db = r->param_grads ? m->grads + nd->p_beta : NULL;
+    float *dg = r->param_grads ? r->grads + nd->p_gamma : NULL;
+    float *db = r->param_grads ? r->grads + nd->p_beta : NULL;
     int64_t hw = (int64_t)nd->h * nd->w;
     if (r->bn == SAT__BN_INFER) {
         if (!dg && !db) {
@@ -255,7 +255,7 @@ static int32_t act_infer(sat_model *m, sat_node *nd, char *err) {
         nd->act = m->opts.activation;
         if (isnan(nd->act_param)) nd->act_param = m->opts.act_param;
     }
-    if (isnan(nd->act_param)) nd->act_param = sat_activation_default_param(nd->act);
+    if (isnan(nd->act_param)) nd->act_param = sat__act_default_param(nd->act);
     if (nd->act == SAT_ACT_SMOOTHRELU) nd->p_alpha = add_params(m, 1);
     return SAT_OK;
 }
@@ -326,7 +326,7 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
         ew_run(m, &j);
     }
     if (r->param_grads && nd->p_alpha >= 0)
-        m->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
+        r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
 }
 
 /* ---- pooling ---- */

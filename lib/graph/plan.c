@@ -1,4 +1,8 @@
-/* plan.c - compiles the two plans of a parsed graph and lays out its memory.
+/* plan.c - compiles the two plans of a parsed graph and lays out an execution's memory.
+ *
+ * An inference execution keeps no output past its last reader: all outputs are placed
+ * first-fit over their forward lifetimes. Executions with a backward are laid out as
+ * follows.
  *
  * Forward outputs that a backward reads (the inputs of conv, dense, batch norm, activation
  * and max pooling, and the logits) stay alive for the whole step, so each gets its own
@@ -50,39 +54,54 @@ static int64_t place_intervals(interval *iv, int count) {
 /* Rounds a float count up to a cache line so that every region starts aligned. */
 static int64_t align_floats(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
-int32_t sat__plan(sat_model *m, char *err) {
+/* The node that last reads node i's output, following aliases (a flatten's output is its
+ * input's buffer, so that buffer lives as long as the flatten's readers). The logits are
+ * read after the pass: N. */
+static void last_uses(const sat_model *m, int32_t *last) {
     const int N = m->num_nodes;
-    const int64_t B = m->max_batch;
-    sat_context *ctx = m->ctx;
-
-    m->params = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
-    m->grads = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
-    m->state = sat__calloc(ctx, (size_t)(m->num_state ? m->num_state : 1), sizeof(float));
-    m->out_ptr = sat__calloc(ctx, (size_t)N, sizeof(float *));
-    m->grad_ptr = sat__calloc(ctx, (size_t)N, sizeof(float *));
-    m->grad_fresh = sat__calloc(ctx, (size_t)N, 1);
-    m->need_dx[0] = sat__calloc(ctx, (size_t)N, 1);
-    m->need_dx[1] = sat__calloc(ctx, (size_t)N, 1);
-    interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
-    uint8_t *kept = sat__calloc(ctx, (size_t)N, 1);
-    if (!m->params || !m->grads || !m->state || !m->out_ptr || !m->grad_ptr || !m->grad_fresh ||
-        !m->need_dx[0] || !m->need_dx[1] || !iv || !kept) {
-        sat__dealloc(ctx, iv);
-        sat__dealloc(ctx, kept);
-        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld parameters",
-                         (long long)m->num_params);
+    for (int i = N - 1; i >= 0; i--) {
+        last[i] = i == N - 1 ? N : i;
+        for (int j = i + 1; j < N; j++) {
+            const sat_node *nd = &m->nodes[j];
+            if (nd->in0 != i && nd->in1 != i) continue;
+            int32_t until = nd->alias ? last[j] : j;
+            if (until > last[i]) last[i] = until;
+        }
     }
+}
 
-    /* Which output gradients each plan needs: the attack plan all of them (down to the
-     * input); the train plan those with a parameter at or above the node. */
-    for (int i = 0; i < N; i++) {
-        const sat_node *nd = &m->nodes[i];
-        m->need_dx[SAT__PLAN_ATTACK][i] = 1;
-        int up = sat__node_has_params(nd);
-        if (nd->in0 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in0];
-        if (nd->in1 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in1];
-        m->need_dx[SAT__PLAN_TRAIN][i] = (uint8_t)up;
+/* An inference execution: every output is short-lived (the logits last until the end),
+ * placed first-fit over its forward lifetime; no gradients, no scratch. */
+static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
+    const sat_model *m = e->m;
+    const int N = m->num_nodes;
+    const int64_t B = e->max_batch;
+    int64_t off = 0;
+    for (int i = 0; i < N; i++)
+        if (m->nodes[i].op == SAT_OP_BN) {
+            e->a_save[i] = off;
+            off += align_floats(2 * (int64_t)m->nodes[i].c);
+        }
+    last_uses(m, last);
+    int count = 0;
+    for (int i = 1; i < N; i++) {
+        if (m->nodes[i].alias) continue;
+        interval *v = &iv[count++];
+        v->node = i;
+        v->start = i;
+        v->end = last[i];
+        v->size = align_floats(B * m->nodes[i].size);
     }
+    int64_t region = place_intervals(iv, count);
+    for (int k = 0; k < count; k++) e->a_out[iv[k].node] = off + iv[k].offset;
+    return off + region;
+}
+
+/* An execution with a backward (input gradients, training): see the top of this file. */
+static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
+    const sat_model *m = e->m;
+    const int N = m->num_nodes;
+    const int64_t B = e->max_batch;
 
     /* Outputs some backward reads; an aliased output (flatten) keeps its source. */
     kept[N - 1] = 1;
@@ -97,22 +116,23 @@ int32_t sat__plan(sat_model *m, char *err) {
     int64_t off = 0;
     int64_t scratch = 0;
     for (int i = 0; i < N; i++) {
-        sat_node *nd = &m->nodes[i];
+        const sat_node *nd = &m->nodes[i];
         if (i > 0 && !nd->alias && kept[i]) {
-            nd->a_out = off;
+            e->a_out[i] = off;
             off += align_floats(B * nd->size);
         }
         if (nd->op == SAT_OP_BN) {
-            nd->a_save = off;
+            e->a_save[i] = off;
             off += align_floats(2 * (int64_t)nd->c);
         }
         if (nd->consumers > 1 && B * nd->size > scratch) scratch = B * nd->size;
     }
-    m->a_scratch = off;
+    e->a_scratch = off;
+    e->scratch_half = align_floats(scratch);
     off += 2 * align_floats(scratch);
-    m->a_dlogits = off;
+    e->a_dlogits = off;
     off += align_floats(B * m->classes);
-    m->a_losses = off;
+    e->a_losses = off;
     off += align_floats(B);
 
     /* Gradient lifetimes in backward steps: node N-1 is step 0. The last node's gradient
@@ -129,7 +149,7 @@ int32_t sat__plan(sat_model *m, char *err) {
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t grad_region = place_intervals(iv, count);
-    for (int k = 0; k < count; k++) m->nodes[iv[k].node].a_grad = off + iv[k].offset;
+    for (int k = 0; k < count; k++) e->a_grad[iv[k].node] = off + iv[k].offset;
 
     /* Short-lived outputs, in forward steps: from their node to their last consumer. */
     count = 0;
@@ -145,45 +165,135 @@ int32_t sat__plan(sat_model *m, char *err) {
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t short_region = place_intervals(iv, count);
-    for (int k = 0; k < count; k++) m->nodes[iv[k].node].a_out = off + iv[k].offset;
-    off += grad_region > short_region ? grad_region : short_region;
+    for (int k = 0; k < count; k++) e->a_out[iv[k].node] = off + iv[k].offset;
+    return off + (grad_region > short_region ? grad_region : short_region);
+}
+
+/* Sets e's offsets for its kind and max_batch; returns the arena's size in floats, or -1
+ * when the temporaries cannot be had. */
+static int64_t layout(sat_exec *e) {
+    const sat_model *m = e->m;
+    const int N = m->num_nodes;
+    sat_context *ctx = m->ctx;
+    for (int i = 0; i < N; i++) e->a_out[i] = e->a_grad[i] = e->a_save[i] = -1;
+    e->a_scratch = e->a_dlogits = e->a_losses = -1;
+    e->scratch_half = 0;
+    interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
+    uint8_t *kept = sat__calloc(ctx, (size_t)N, 1);
+    int32_t *last = sat__calloc(ctx, (size_t)N, sizeof(int32_t));
+    int64_t size = -1;
+    if (iv && kept && last)
+        size = e->kind == SAT_EXEC_INFERENCE ? layout_inference(e, iv, last) : layout_backward(e, iv, kept);
     sat__dealloc(ctx, iv);
     sat__dealloc(ctx, kept);
+    sat__dealloc(ctx, last);
+    return size;
+}
 
-    m->arena_size = off;
-    /* A spec (perhaps from a hostile file) may ask for absurd sizes: refuse clearly rather
-     * than let the allocator fail late. The arena is not zeroed: every region is written
-     * before it is read, and untouched pages of a large arena then cost nothing. */
-    if (off > MAX_ARENA_FLOATS)
+/* A spec (perhaps from a hostile file) may ask for absurd sizes: refuse clearly rather than
+ * let the allocator fail late. */
+static int32_t check_size(const sat_exec *e, int64_t floats, char *err) {
+    if (floats < 0) return sat__fail(err, SAT_E_NOMEM, "model: out of memory while planning");
+    if (floats > MAX_ARENA_FLOATS)
         return sat__fail(err, SAT_E_SHAPE, "model: the activations need %lld GiB for max_batch %lld (limit %lld GiB)",
-                         (long long)(off >> 28), (long long)B, (long long)(MAX_ARENA_FLOATS >> 28));
-    m->arena = sat__alloc(ctx, (size_t)off * sizeof(float));
-    if (!m->arena)
-        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for a %lld MiB arena (max_batch %lld)",
-                         (long long)(off * 4 >> 20), (long long)B);
-    return sat__plan_reserve_lanes(m, err);
+                         (long long)(floats >> 28), (long long)e->max_batch, (long long)(MAX_ARENA_FLOATS >> 28));
+    return SAT_OK;
+}
+
+/* Per-node arrays of an execution (offsets and pointers). */
+static int alloc_node_arrays(sat_exec *e) {
+    const size_t N = (size_t)e->m->num_nodes;
+    const sat_context *ctx = e->m->ctx;
+    e->a_out = sat__calloc(ctx, N, sizeof(int64_t));
+    e->a_grad = sat__calloc(ctx, N, sizeof(int64_t));
+    e->a_save = sat__calloc(ctx, N, sizeof(int64_t));
+    e->out_ptr = sat__calloc(ctx, N, sizeof(float *));
+    e->grad_ptr = sat__calloc(ctx, N, sizeof(float *));
+    e->grad_fresh = sat__calloc(ctx, N, 1);
+    return e->a_out && e->a_grad && e->a_save && e->out_ptr && e->grad_ptr && e->grad_fresh;
+}
+
+int32_t sat__plan_model(sat_model *m, char *err) {
+    const int N = m->num_nodes;
+    sat_context *ctx = m->ctx;
+
+    m->params = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
+    m->grads = sat__calloc(ctx, (size_t)(m->num_params ? m->num_params : 1), sizeof(float));
+    m->state = sat__calloc(ctx, (size_t)(m->num_state ? m->num_state : 1), sizeof(float));
+    m->need_dx[0] = sat__calloc(ctx, (size_t)N, 1);
+    m->need_dx[1] = sat__calloc(ctx, (size_t)N, 1);
+    if (!m->params || !m->grads || !m->state || !m->need_dx[0] || !m->need_dx[1])
+        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld parameters",
+                         (long long)m->num_params);
+
+    /* Which output gradients each plan needs: the attack plan all of them (down to the
+     * input); the train plan those with a parameter at or above the node. */
+    for (int i = 0; i < N; i++) {
+        const sat_node *nd = &m->nodes[i];
+        m->need_dx[SAT__PLAN_ATTACK][i] = 1;
+        int up = sat__node_has_params(nd);
+        if (nd->in0 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in0];
+        if (nd->in1 >= 0) up |= m->need_dx[SAT__PLAN_TRAIN][nd->in1];
+        m->need_dx[SAT__PLAN_TRAIN][i] = (uint8_t)up;
+    }
+
+    /* The model's own (training) execution is made on first use; its size is checked now,
+     * so that a model that could never run is refused when it is made. */
+    sat_exec probe;
+    memset(&probe, 0, sizeof probe);
+    probe.m = m;
+    probe.kind = SAT_EXEC_TRAIN;
+    probe.max_batch = m->max_batch;
+    const int64_t floats = alloc_node_arrays(&probe) ? layout(&probe) : -1;
+    int32_t st = check_size(&probe, floats, err);
+    m->planned_floats = st == SAT_OK ? floats : 0;
+    sat__dealloc(ctx, probe.a_out);
+    sat__dealloc(ctx, probe.a_grad);
+    sat__dealloc(ctx, probe.a_save);
+    sat__dealloc(ctx, probe.out_ptr);
+    sat__dealloc(ctx, probe.grad_ptr);
+    sat__dealloc(ctx, probe.grad_fresh);
+    return st;
+}
+
+int32_t sat__plan_exec(sat_exec *e, char *err) {
+    if (!alloc_node_arrays(e)) return sat__fail(err, SAT_E_NOMEM, "execution: out of memory");
+    const int64_t off = layout(e);
+    int32_t st = check_size(e, off, err);
+    if (st) return st;
+    e->arena_size = off;
+    /* The arena is not zeroed: every region is written before it is read, and untouched
+     * pages of a large arena then cost nothing. */
+    e->arena = sat__alloc(e->m->ctx, (size_t)(off > 0 ? off : 1) * sizeof(float));
+    if (!e->arena)
+        return sat__fail(err, SAT_E_NOMEM, "execution: out of memory for a %lld MiB arena (max_batch %lld)",
+                         (long long)(off * 4 >> 20), (long long)e->max_batch);
+    return sat__plan_reserve_lanes(e, err);
 }
 
 /* Floats of workspace for `lanes` lanes: the most any node needs at max_batch. */
-static int64_t workspace_floats(const sat_model *m, int64_t lanes) {
+static int64_t workspace_floats(const sat_exec *e, int64_t lanes) {
+    const sat_model *m = e->m;
     int64_t ws = 0;
     for (int i = 0; i < m->num_nodes; i++) {
-        int64_t w = sat__ops[m->nodes[i].op].workspace(&m->nodes[i], m->max_batch, lanes);
+        int64_t w = sat__ops[m->nodes[i].op].workspace(&m->nodes[i], e->max_batch, lanes);
         if (w > ws) ws = w;
     }
     return ws;
 }
 
-int32_t sat__plan_reserve_lanes(sat_model *m, char *err) {
-    int64_t lanes = m->ctx->num_threads < SAT__MAX_LANES ? m->ctx->num_threads : SAT__MAX_LANES;
-    if (lanes <= m->ws_lanes) return SAT_OK;
-    const int64_t floats = workspace_floats(m, lanes);
-    float *ws = sat__alloc(m->ctx, (size_t)(floats > 0 ? floats : 1) * sizeof(float));
+int32_t sat__plan_reserve_lanes(sat_exec *e, char *err) {
+    const sat_context *ctx = e->m->ctx;
+    int64_t lanes = ctx->num_threads < SAT__MAX_LANES ? ctx->num_threads : SAT__MAX_LANES;
+    if (lanes <= e->ws_lanes) return SAT_OK;
+    const int64_t floats = workspace_floats(e, lanes);
+    float *ws = sat__alloc(ctx, (size_t)(floats > 0 ? floats : 1) * sizeof(float));
     if (!ws)
-        return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld MiB of workspace for %lld threads",
+        return sat__fail(err, SAT_E_NOMEM, "execution: out of memory for %lld MiB of workspace for %lld threads",
                          (long long)(floats * 4 >> 20), (long long)lanes);
-    sat__dealloc(m->ctx, m->ws);
-    m->ws = ws;
-    m->ws_lanes = lanes;
+    sat__dealloc(ctx, e->ws);
+    e->ws = ws;
+    e->ws_lanes = lanes;
+    e->ws_size = floats > 0 ? floats : 1;
     return SAT_OK;
 }

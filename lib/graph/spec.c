@@ -89,7 +89,6 @@ static void node_defaults(sat_node *nd, int line) {
     nd->act_param = NAN;
     nd->p_w = nd->p_b = nd->p_gamma = nd->p_beta = nd->p_alpha = -1;
     nd->s_mean = nd->s_var = nd->k_mean = nd->k_std = -1;
-    nd->a_out = nd->a_grad = nd->a_save = -1;
 }
 
 #define FAIL(...) return sat__fail(err, SAT_E_INVALID_ARG, __VA_ARGS__)
@@ -119,7 +118,7 @@ static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, float *norm_me
                          sat__ops[nd->op].name, tok);
                 break;
             case SAT_OP_ACT:
-                if (positional || sat_activation_from_name(tok, &nd->act) != SAT_OK)
+                if (positional || sat__act_from_name(tok, &nd->act) != SAT_OK)
                     FAIL("model spec line %d: unknown activation '%s'", line, tok);
                 break;
             case SAT_OP_ADD: {

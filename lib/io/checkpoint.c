@@ -199,7 +199,8 @@ int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epo
         sat__rd_floats(trainer->delta, ci.delta, ci.delta_count);
         trainer->delta_n = ci.delta_n;
     }
-    m->run_valid = 0; /* the last forward's activations no longer match the parameters */
+    /* the last forward's activations no longer match the parameters */
+    if (m->own_exec) m->own_exec->run_valid = 0;
     if (epoch) *epoch = ci.epoch;
     if (batch_index) *batch_index = ci.batch_index;
     sat__dealloc(ctx, data);

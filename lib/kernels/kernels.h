@@ -30,6 +30,11 @@ void sat__gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                    int64_t ldc);
 
+/* ---- activation kinds (activation_kinds.c): name, kind from a name, default parameter ---- */
+const char *sat__act_name(int32_t act);
+int32_t sat__act_from_name(const char *name, int32_t *act);
+float sat__act_default_param(int32_t act);
+
 /* ---- activations (act is SAT_ACT_*, param its parameter: never NaN here) ---- */
 void sat__act_forward(int32_t act, float param, const float *x, float *y, int64_t n);
 /* dx[i] = dy[i] * f'(x[i]) where f is act with param; x is the activation's *input*. */
@@ -141,6 +146,8 @@ void sat__normalize_backward(const float *dy, const float *std, float *dx, int64
  * example's loss; dlogits (may be NULL) receives scale * d(sum of losses)/d(logits). */
 double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, int64_t classes,
                        float smoothing, float *losses, float *dlogits, float scale);
+/* Number of rows of logits [n x classes] whose first largest entry is the label. */
+int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
 
 /* ---- elementwise ---- */
 void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */

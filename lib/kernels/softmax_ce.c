@@ -43,3 +43,15 @@ double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, in
     }
     return total;
 }
+
+int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes) {
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logits + i * classes;
+        int32_t best = 0;
+        for (int32_t c = 1; c < classes; c++)
+            if (row[c] > row[best]) best = c;
+        correct += best == labels[i];
+    }
+    return correct;
+}

@@ -240,6 +240,71 @@ static void test_dataset(sat::Context &ctx) {
     CHECK(ds.batch(1, 4, bx, by) == 2);
 }
 
+// Cross-entropy's dL/dlogits (3 classes): softmax - onehot, per example (a sum of losses).
+static std::vector<float> ce_dlogits(const std::vector<float> &logits, const std::vector<int32_t> &y) {
+    std::vector<float> dl(logits.size());
+    for (std::size_t n = 0; n < y.size(); n++) {
+        double mx = logits[n * 3], s = 0;
+        for (int k = 1; k < 3; k++) mx = std::max(mx, double(logits[n * 3 + k]));
+        for (int k = 0; k < 3; k++) s += std::exp(logits[n * 3 + k] - mx);
+        for (int k = 0; k < 3; k++) dl[n * 3 + k] = float(std::exp(logits[n * 3 + k] - mx) / s - (k == y[n]));
+    }
+    return dl;
+}
+
+// Executions: a host loss through forward and backward, the model's own execution, and
+// an execution that outlives the C++ model object it was made from.
+static void test_exec(sat::Context &ctx) {
+    sat_model_opts o = sat::model_opts(SAT_ACT_SILU);
+    o.max_batch = 4;
+    o.seed = 5;
+    std::vector<float> x(3 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float(i % 5) / 5.0f;
+    std::vector<int32_t> y = {1, 0, 2};
+    sat::Exec *kept = nullptr;
+    std::vector<float> logits;
+    {
+        sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 3\n", o);
+        sat::InputGradient ref = m.input_gradient(x, y);
+        sat::Exec e(m, SAT_EXEC_INPUT_GRAD);
+        logits = e.forward(x);
+        CHECK(logits == ref.logits);
+        std::vector<float> dl = ce_dlogits(logits, y);
+        std::vector<float> dx = e.input_gradient(dl);
+        for (std::size_t i = 0; i < dx.size(); i++) CHECK(std::fabs(dx[i] - ref.grad[i]) < 1e-5f);
+        // parameter gradients need a training execution
+        std::vector<float> pg(static_cast<std::size_t>(m.param_count()));
+        try {
+            e.backward(dl, {}, pg);
+            CHECK(false);
+        } catch (const sat::Error &err) {
+            CHECK(err.status() == SAT_E_STATE);
+            CHECK(std::string(err.what()).find("sat_exec_backward") != std::string::npos);
+        }
+        sat::Exec own = sat::Exec::of_model(m);
+        CHECK(own.get() == sat_model_exec(m.get()));
+        own.forward(x, logits, SAT_BN_BATCH);
+        dl = ce_dlogits(logits, y);
+        for (float &d : dl) d /= 3.0f; // the mean: the reduction is the caller's
+        own.backward(dl, {}, m.grads());
+        std::vector<float> mean_grads(m.grads().begin(), m.grads().end());
+        float loss = m.train_backward(x, y);
+        CHECK(std::isfinite(loss));
+        for (std::size_t i = 0; i < pg.size(); i++) CHECK(std::fabs(mean_grads[i] - m.grads()[i]) < 1e-5f);
+        kept = new sat::Exec(m, SAT_EXEC_INFERENCE, 2);
+    }
+    // the model object is gone; the execution keeps the model alive
+    std::vector<float> two(x.begin(), x.begin() + 32);
+    CHECK(kept->forward(two).size() == 6);
+    try {
+        kept->forward(x); // 3 examples, max_batch 2
+        CHECK(false);
+    } catch (const sat::Error &err) {
+        CHECK(err.status() == SAT_E_SHAPE);
+    }
+    delete kept;
+}
+
 int main() {
     CHECK(sat_h_only_check() == 0);
     CHECK(sat::version() == SAT_VERSION_STRING);
@@ -247,6 +312,7 @@ int main() {
         sat::Context ctx(1, 7);
         test_bad_spec_throws_with_line(ctx);
         test_model(ctx);
+        test_exec(ctx);
         test_train_and_attack(ctx);
         test_dataset(ctx);
         test_preset_normalisation(ctx);

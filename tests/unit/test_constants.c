@@ -35,6 +35,10 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_LOG_DEBUG, 3);
     assert_int_equal(SAT_BN_INFERENCE, 0);
     assert_int_equal(SAT_BN_BATCH, 1);
+    assert_int_equal(SAT_BN_TRAIN, 2);
+    assert_int_equal(SAT_EXEC_INFERENCE, 0);
+    assert_int_equal(SAT_EXEC_INPUT_GRAD, 1);
+    assert_int_equal(SAT_EXEC_TRAIN, 2);
 
     assert_int_equal(SAT_ATTACK_FGSM, 0);
     assert_int_equal(SAT_ATTACK_PGD, 1);

@@ -52,6 +52,15 @@ static void test_null_handles(void **st) {
     assert_true(sat_model_input_gradient(NULL, x, y, 1, NULL, NULL, NULL) < 0);
     assert_true(sat_model_train_backward(NULL, x, y, 1, 0, NULL, NULL) < 0);
     assert_non_null(sat_model_last_error(NULL));
+    sat_exec *e = (sat_exec *)&act; /* must come back NULL */
+    assert_true(sat_exec_opts_init(NULL, 64) < 0);
+    assert_true(sat_exec_create(NULL, NULL, &e) < 0);
+    assert_null(e);
+    assert_true(sat_exec_forward(NULL, x, 1, SAT_BN_INFERENCE, x) < 0);
+    assert_true(sat_exec_backward(NULL, x, x, NULL) < 0);
+    assert_non_null(sat_exec_last_error(NULL));
+    assert_null(sat_model_exec(NULL));
+    sat_exec_destroy(NULL);
     assert_true(sat_attack_opts_init(NULL, 64) < 0);
     assert_true(sat_attack(NULL, NULL, x, y, NULL, 1, x, NULL) < 0);
     assert_true(sat_pgd_attack(NULL, NULL, x, y, 1, x, NULL) < 0);
@@ -140,6 +149,13 @@ static void test_null_buffers(void **st) {
     assert_true(sat_autoattack(m, NULL, x, NULL, 2, NULL, NULL, &ar) < 0);
     assert_true(sat_autoattack(m, NULL, x, y, 2, NULL, NULL, NULL) < 0);
     assert_true(sat_model_clone(m, NULL) < 0);
+    sat_exec *e = sat_model_exec(m);
+    assert_non_null(e);
+    assert_true(sat_exec_create(m, NULL, NULL) < 0);
+    assert_true(sat_exec_forward(e, NULL, 2, SAT_BN_INFERENCE, logits) < 0);
+    TU_CHECK(sat_exec_forward(e, x, 2, SAT_BN_INFERENCE, NULL));
+    assert_true(sat_exec_backward(e, NULL, x, NULL) < 0);
+    assert_true(sat_exec_backward(e, logits, NULL, NULL) < 0);
     assert_true(sat_model_decay_mask(m, NULL) < 0);
     assert_true(sat_model_layer_info(m, 0, NULL) < 0);
     assert_true(sat_model_save(m, NULL, NULL) < 0);

@@ -1,8 +1,10 @@
 /* test_pool.c - the worker pool runs every index exactly once, for any thread count and
- * many calls in a row, and the context can change its thread count. */
+ * many calls in a row, also when several threads submit to one pool at once, and the
+ * context can change its thread count. */
 #include "testutil.h"
 #include "core/core.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,11 +99,40 @@ static void test_set_threads_failure_keeps_pool(void **st) {
     assert_int_equal(ctx->num_threads, 5);
 }
 
+/* Executions of one model on several threads share the context's pool: a call that finds
+ * the pool busy runs its range itself. Every call still runs each index exactly once. */
+typedef struct submitter {
+    sat_context *ctx;
+    int32_t hits[1000];
+} submitter;
+
+static void *submit_many(void *arg) {
+    submitter *s = arg;
+    job j = {s->hits};
+    for (int rep = 0; rep < 200; rep++) sat__parallel_for(s->ctx, 1000, mark, &j);
+    return NULL;
+}
+
+static void test_concurrent_submitters(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(3, 0);
+    submitter *subs = tu_alloc(4 * sizeof *subs);
+    pthread_t tid[4];
+    for (int t = 0; t < 4; t++) {
+        subs[t].ctx = ctx;
+        assert_int_equal(pthread_create(&tid[t], NULL, submit_many, &subs[t]), 0);
+    }
+    for (int t = 0; t < 4; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 1000; i++) assert_int_equal(subs[t].hits[i], 200);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_index_once),
         cmocka_unit_test(test_set_threads),
         cmocka_unit_test(test_set_threads_failure_keeps_pool),
+        cmocka_unit_test(test_concurrent_submitters),
     };
     return tu_run_group("test_pool", tests, sizeof tests / sizeof tests[0]);
 }

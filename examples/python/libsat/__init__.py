@@ -36,7 +36,7 @@ from ._ffi import (SAT_E_ABORTED, SAT_E_FORMAT, SAT_E_INTERNAL, SAT_E_INVALID_AR
                    SAT_E_UNSUPPORTED, SAT_E_VERSION, SAT_OK)
 
 __all__ = ["__version__", "Error", "LibraryVersionError", "Library", "load", "Context", "Model",
-           "CallbackModel", "Optimizer", "Trainer", "Dataset", "Layer", "Tensor", "preset_spec",
+           "Exec", "CallbackModel", "Optimizer", "Trainer", "Dataset", "Layer", "Tensor", "preset_spec",
            "activations"]
 
 #: A filesystem path.
@@ -67,7 +67,8 @@ TENSOR_ROLES = ("weight", "bias", "bn_scale", "bn_shift", "act_alpha", "running_
                 "running_var")
 NORMS = {"linf": 0, "l2": 1}
 LOSSES = {"ce": 0, "margin": 1}
-BN_MODES = {"inference": 0, "batch": 1}
+BN_MODES = {"inference": 0, "batch": 1, "train": 2}
+EXEC_KINDS = {"inference": 0, "input_grad": 1, "input-grad": 1, "train": 2}
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 SCHEDULES = {"constant": 0, "step": 1, "cosine": 2, "onecycle": 3}
 TRAIN_METHODS = {"standard": 0, "pgd": 1, "fast": 2, "free": 3, "trades": 4}
@@ -825,6 +826,84 @@ class Model(_Classifier):
         m = cls._wrap(ctx, h.value)
         return (m, _struct_dict(meta)) if with_meta else m
 
+
+
+class Exec(_Handle):
+    """An execution of a model: the memory that runs it, apart from its weights. For a
+    loss of your own: forward() with a chosen batch-norm mode, then backward() from your
+    dL/dlogits to the input and/or the parameters (the reduction, per example or mean, is
+    how you scale dlogits). Several Exec objects of one model may run on different threads
+    at once (inference and input gradients only read the model).
+
+    kind: 'inference' (forward only, no backward memory), 'input_grad' (backward to the
+    input) or 'train' (default: also parameter gradients and bn_mode='train').
+    max_batch: the largest batch of one forward; 0 (default) the model's.
+    """
+
+    _destroy = "exec_destroy"
+    _last_error = "exec_last_error"
+
+    def __init__(self, model: Model, kind: Enum = "train", max_batch: int = 0) -> None:
+        super().__init__(model._lib)
+        self._model = model
+        o = _opts(self._lib, _ffi.ExecOpts, "exec_opts_init", {"kind": kind, "max_batch": max_batch},
+                  {"kind": (EXEC_KINDS, "execution kind")})
+        h = ctypes.c_void_p()
+        self._lib.check(self._lib.raw.exec_create(model.handle, ctypes.byref(o), ctypes.byref(h)))
+        self._adopt(h.value, model)
+        self._x_shape: Tuple[int, ...] = ()
+
+    @classmethod
+    def of_model(cls, model: Model) -> Exec:
+        """The model's own execution (sat_model_exec): the one its own calls use, so it
+        costs no second arena. The model frees it; this object keeps the model alive."""
+        h = model._lib.raw.model_exec(model.handle)
+        if not h:
+            model._check(SAT_E_NOMEM)
+        e = cls.__new__(cls)
+        _Handle.__init__(e, model._lib)
+        e._model = model
+        e._adopt(h, model)
+        e._x_shape = ()
+        return e
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    def forward(self, x: npt.ArrayLike, bn_mode: Enum = "inference",
+                out: Optional[FloatArray] = None) -> FloatArray:
+        """Logits (n, num_classes), keeping what backward() needs. bn_mode: 'inference',
+        'batch' or 'train' (batch statistics and the running ones updated: writes the
+        model; 'train' executions only)."""
+        x, _, n = self._model._batch(x)
+        logits = _out(out, (n, self._model.num_classes))
+        self._check(self._lib.raw.exec_forward(self.handle, _pf(x), n,
+                                               _enum(bn_mode, BN_MODES, "batch-norm mode"), _pf(logits)))
+        self._x_shape = x.shape if x.ndim > 1 else (n,) + tuple(self._model.input_shape)
+        return logits
+
+    def backward(self, dlogits: npt.ArrayLike, input_grad: bool = True,
+                 param_grads: Union[bool, FloatArray, None] = None
+                 ) -> Tuple[Optional[FloatArray], Optional[FloatArray]]:
+        """Backward of the last forward from dL/dlogits (n, num_classes). Returns
+        (dx shaped like the forward's x or None, parameter gradients or None).
+        param_grads: None/False (not wanted), True (a new array) or a float32 array of
+        param_count values to overwrite (e.g. model.grads)."""
+        dl = _f32(dlogits)
+        n = dl.size // max(1, self._model.num_classes)
+        if dl.size != n * self._model.num_classes:
+            raise ValueError(f"dlogits of {dl.size} values is not n x {self._model.num_classes}")
+        dx = np.empty((n,) + tuple(self._model.input_shape), dtype=np.float32) if input_grad else None
+        if dx is not None and self._x_shape and int(np.prod(self._x_shape)) == dx.size:
+            dx = dx.reshape(self._x_shape)
+        grads: Optional[FloatArray] = None
+        if isinstance(param_grads, np.ndarray):
+            grads = _out(param_grads, (self._model.param_count,))
+        elif param_grads:
+            grads = np.empty(self._model.param_count, dtype=np.float32)
+        self._check(self._lib.raw.exec_backward(self.handle, _pf(dl), _pf(dx), _pf(grads)))
+        return dx, grads
 
 class CallbackModel(_Classifier):
     """A classifier libsat did not build (numpy, PyTorch, ...), given as Python callables so

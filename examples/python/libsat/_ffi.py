@@ -64,6 +64,10 @@ class ModelOpts(ctypes.Structure):
                 ("seed", c_uint64)]
 
 
+class ExecOpts(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("max_batch", c_int64)]
+
+
 class AttackOpts(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("method", c_int32), ("norm", c_int32),
                 ("loss", c_int32), ("eps", c_float), ("step_size", c_float), ("steps", c_int32),
@@ -164,6 +168,7 @@ class ModelMeta(ctypes.Structure):
 STRUCTS = {
     "sat_context_opts": ContextOpts,
     "sat_model_opts": ModelOpts,
+    "sat_exec_opts": ExecOpts,
     "sat_attack_opts": AttackOpts,
     "sat_attack_trace": AttackTrace,
     "sat_optimizer_opts": OptimizerOpts,
@@ -220,6 +225,14 @@ PROTOTYPES = {
     "sat_model_grads": (PF, [H]),
     "sat_model_state_count": (c_int64, [H]),
     "sat_model_state": (PF, [H]),
+    # executions
+    "sat_exec_opts_init": (c_int32, [P(ExecOpts), c_uint32]),
+    "sat_exec_create": (c_int32, [H, P(ExecOpts), P(H)]),
+    "sat_exec_destroy": (None, [H]),
+    "sat_exec_last_error": (c_char_p, [H]),
+    "sat_exec_forward": (c_int32, [H, PF, c_int64, c_int32, PF]),
+    "sat_exec_backward": (c_int32, [H, PF, PF, PF]),
+    "sat_model_exec": (H, [H]),
     "sat_model_decay_mask": (c_int32, [H, P(ctypes.c_uint8)]),
     "sat_model_forward": (c_int32, [H, PF, c_int64, PF]),
     "sat_model_input_gradient": (c_int32, [H, PF, PI32, c_int64, PF, PF, PF]),

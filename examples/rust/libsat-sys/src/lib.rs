@@ -49,6 +49,11 @@ pub const SAT_ACT_COUNT: i32 = 9;
 
 pub const SAT_BN_INFERENCE: i32 = 0;
 pub const SAT_BN_BATCH: i32 = 1;
+pub const SAT_BN_TRAIN: i32 = 2;
+
+pub const SAT_EXEC_INFERENCE: i32 = 0;
+pub const SAT_EXEC_INPUT_GRAD: i32 = 1;
+pub const SAT_EXEC_TRAIN: i32 = 2;
 
 pub const SAT_ATTACK_FGSM: i32 = 0;
 pub const SAT_ATTACK_PGD: i32 = 1;
@@ -135,6 +140,10 @@ pub struct sat_model {
     _opaque: [u8; 0],
 }
 #[repr(C)]
+pub struct sat_exec {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
 pub struct sat_optimizer {
     _opaque: [u8; 0],
 }
@@ -187,6 +196,14 @@ pub struct sat_model_opts {
     pub train_backward_param: f32,
     pub attack_bn_mode: i32,
     pub seed: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sat_exec_opts {
+    pub struct_size: u32,
+    pub kind: i32,
+    pub max_batch: i64,
 }
 
 #[repr(C)]
@@ -446,6 +463,17 @@ extern "C" {
     pub fn sat_model_layer_count(model: *const sat_model) -> i32;
     pub fn sat_model_layer_info(model: *const sat_model, index: i32,
                                 info: *mut sat_layer_info) -> i32;
+
+    pub fn sat_exec_opts_init(opts: *mut sat_exec_opts, size: u32) -> i32;
+    pub fn sat_exec_create(model: *mut sat_model, opts: *const sat_exec_opts,
+                           out: *mut *mut sat_exec) -> i32;
+    pub fn sat_exec_destroy(exec: *mut sat_exec);
+    pub fn sat_exec_last_error(exec: *const sat_exec) -> *const c_char;
+    pub fn sat_exec_forward(exec: *mut sat_exec, x: *const f32, n: i64, bn_mode: i32,
+                            logits: *mut f32) -> i32;
+    pub fn sat_exec_backward(exec: *mut sat_exec, dlogits: *const f32, dx: *mut f32,
+                             param_grads: *mut f32) -> i32;
+    pub fn sat_model_exec(model: *mut sat_model) -> *mut sat_exec;
 
     pub fn sat_attack_opts_init(opts: *mut sat_attack_opts, size: u32) -> i32;
     pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,

@@ -26,6 +26,7 @@ rust_layout! {
     sat_model_opts { struct_size, activation, act_param, max_batch, attack_backward_act,
                      attack_backward_param, train_backward_act, train_backward_param,
                      attack_bn_mode, seed }
+    sat_exec_opts { struct_size, kind, max_batch }
     sat_attack_opts { struct_size, method, norm, loss, eps, step_size, steps, restarts,
                       random_start, targeted, bn_mode, seed }
     sat_attack_trace { struct_size, capacity, count, reserved0, loss, accuracy }

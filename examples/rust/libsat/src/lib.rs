@@ -241,6 +241,9 @@ opts_type!(
     /// `sat_model_opts`: activation, max batch, backward overrides, seed.
     ModelOpts, sys::sat_model_opts, sys::sat_model_opts_init);
 opts_type!(
+    /// `sat_exec_opts`: the kind of an [`Exec`] and its largest batch.
+    ExecOpts, sys::sat_exec_opts, sys::sat_exec_opts_init);
+opts_type!(
     /// `sat_attack_opts`: method (FGSM, PGD, APGD-CE, APGD-DLR, FAB, Square), norm, eps, steps,
     /// restarts, ...
     AttackOpts, sys::sat_attack_opts, sys::sat_attack_opts_init);
@@ -366,6 +369,35 @@ pub enum BnMode {
     Inference = sys::SAT_BN_INFERENCE,
     /// Batch statistics (running ones untouched).
     Batch = sys::SAT_BN_BATCH,
+    /// Batch statistics and the running ones updated (writes the model): only for
+    /// [`Model::exec`], the model's own execution, which borrows the model mutably.
+    Train = sys::SAT_BN_TRAIN,
+}
+
+/// What an [`Exec`] plans memory for (`SAT_EXEC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExecKind {
+    /// Forward only: no memory for any backward.
+    Inference = sys::SAT_EXEC_INFERENCE,
+    /// Forward and backward to the input.
+    InputGrad = sys::SAT_EXEC_INPUT_GRAD,
+    /// Also parameter gradients.
+    Train = sys::SAT_EXEC_TRAIN,
+}
+
+impl ExecOpts {
+    /// Options of the given kind; the largest batch is the model's.
+    pub fn kind(kind: ExecKind) -> Result<Self> {
+        let mut o = ExecOpts::new()?;
+        o.0.kind = kind as i32;
+        Ok(o)
+    }
+    /// The largest batch of one forward (0: the model's).
+    pub fn max_batch(mut self, max_batch: i64) -> Self {
+        self.0.max_batch = max_batch;
+        self
+    }
 }
 
 impl ModelOpts {
@@ -1080,6 +1112,19 @@ impl<'ctx> Model<'ctx> {
         Ok(mask)
     }
 
+    /// The model's own execution (`sat_model_exec`): the one its own calls use, so a loss
+    /// of your own costs no second arena. It borrows the model mutably, so it may run a
+    /// training forward ([`BnMode::Train`], which updates the running statistics) and
+    /// write parameter gradients into the model's own block
+    /// ([`Exec::backward_to_model_grads`]).
+    pub fn exec(&mut self) -> Result<Exec<'_>> {
+        let raw = unsafe { sys::sat_model_exec(self.raw) };
+        if raw.is_null() {
+            return Err(Error::new(sys::SAT_E_NOMEM, self.last_error()));
+        }
+        Ok(Exec::wrap(raw, self, Some(self.raw)))
+    }
+
     fn check(&self, status: i32) -> Result<()> {
         let raw = self.raw;
         check(status, || unsafe { sys::sat_model_last_error(raw) })
@@ -1516,6 +1561,146 @@ impl Drop for CallbackModel<'_> {
             sys::sat_callback_model_destroy(self.raw);
             drop(Box::from_raw(self.state));
         }
+    }
+}
+
+/// An execution of a model: the memory that runs it, apart from its weights. For a loss
+/// of your own: [`Exec::forward`] with a batch-norm mode, then [`Exec::backward`] from your
+/// dL/dlogits to the input and/or the parameters (the reduction, per example or mean, is
+/// how you scale dlogits).
+///
+/// An `Exec` made with [`Exec::new`] borrows its model immutably and is `Send`: several of
+/// them may run one model on several threads at once (see `tests/exec.rs`). They only
+/// read the model, so none of them runs [`BnMode::Train`]; the model's own execution
+/// ([`Model::exec`]) can, as it borrows the model mutably.
+pub struct Exec<'m> {
+    raw: *mut sys::sat_exec,
+    /// The model, when this is its own execution (borrowed mutably).
+    own_model: Option<*mut sys::sat_model>,
+    example_size: usize,
+    num_classes: usize,
+    param_count: usize,
+    _model: PhantomData<fn() -> &'m ()>,
+}
+
+// SAFETY: an execution's memory is its own and is used by the one thread that holds the
+// Exec; what it shares is the model's weights, which it only reads (BnMode::Train, the one
+// forward that writes the model, is refused unless the Exec borrows the model mutably),
+// and which cannot change while the borrow lasts. The model's own calls (&self) use the
+// model's own execution. The context's worker pool takes concurrent callers.
+unsafe impl Send for Exec<'_> {}
+
+impl<'m> Exec<'m> {
+    fn wrap(raw: *mut sys::sat_exec, model: &Model, own_model: Option<*mut sys::sat_model>) -> Self {
+        Exec {
+            raw,
+            own_model,
+            example_size: model.example_size(),
+            num_classes: model.num_classes(),
+            param_count: model.param_count(),
+            _model: PhantomData,
+        }
+    }
+
+    /// An execution of `model` (see [`ExecOpts`]: kind and largest batch).
+    pub fn new(model: &'m Model, opts: &ExecOpts) -> Result<Self> {
+        let mut raw = ptr::null_mut();
+        let m = model.raw;
+        check_create(unsafe { sys::sat_exec_create(m, &opts.0, &mut raw) },
+                     || unsafe { sys::sat_model_last_error(m) })?;
+        Ok(Self::wrap(raw, model, None))
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::sat_exec {
+        self.raw
+    }
+    pub fn last_error(&self) -> String {
+        unsafe { cstr(sys::sat_exec_last_error(self.raw)) }
+    }
+    fn check(&self, status: i32) -> Result<()> {
+        let raw = self.raw;
+        check(status, || unsafe { sys::sat_exec_last_error(raw) })
+    }
+
+    /// Logits, `n * num_classes` values, for `x` holding n examples; keeps what
+    /// [`Exec::backward`] needs.
+    pub fn forward(&mut self, x: &[f32], bn_mode: BnMode) -> Result<Vec<f32>> {
+        if bn_mode == BnMode::Train && self.own_model.is_none() {
+            return Err(Error::new(sys::SAT_E_STATE,
+                                  "Exec::forward: BnMode::Train writes the model; use Model::exec, which borrows it mutably"));
+        }
+        let es = self.example_size;
+        if es == 0 || x.len() % es != 0 {
+            return Err(shape_error(format!("Exec::forward: {} values are not whole examples of {es}", x.len())));
+        }
+        let n = x.len() / es;
+        let mut logits = vec![0f32; n * self.num_classes];
+        self.check(unsafe {
+            sys::sat_exec_forward(self.raw, x.as_ptr(), n as i64, bn_mode as i32, logits.as_mut_ptr())
+        })?;
+        Ok(logits)
+    }
+
+    /// Backward of the last forward from dL/dlogits (`n * num_classes`): to the input
+    /// (`dx`, `n * example_size` values) and/or the parameters (`param_grads`, param_count
+    /// values); `None` is not wanted. Both are overwritten.
+    pub fn backward(&mut self, dlogits: &[f32], dx: Option<&mut [f32]>, param_grads: Option<&mut [f32]>)
+                    -> Result<()> {
+        let k = self.num_classes;
+        if k == 0 || dlogits.len() % k != 0 {
+            return Err(shape_error(format!("Exec::backward: {} dlogits are not rows of {k}", dlogits.len())));
+        }
+        let n = dlogits.len() / k;
+        if let Some(d) = &dx {
+            if d.len() < n * self.example_size {
+                return Err(shape_error(format!("Exec::backward: dx has {} values, needs {}", d.len(),
+                                               n * self.example_size)));
+            }
+        }
+        if let Some(g) = &param_grads {
+            if g.len() < self.param_count {
+                return Err(shape_error(format!("Exec::backward: param_grads has {} values, needs {}", g.len(),
+                                               self.param_count)));
+            }
+        }
+        let dx = dx.map_or(ptr::null_mut(), |d| d.as_mut_ptr());
+        let pg = param_grads.map_or(ptr::null_mut(), |g| g.as_mut_ptr());
+        self.check(unsafe { sys::sat_exec_backward(self.raw, dlogits.as_ptr(), dx, pg) })
+    }
+
+    /// The input gradient of the last forward as a new vector.
+    pub fn input_gradient(&mut self, dlogits: &[f32]) -> Result<Vec<f32>> {
+        let n = if self.num_classes == 0 { 0 } else { dlogits.len() / self.num_classes };
+        let mut dx = vec![0f32; n * self.example_size];
+        self.backward(dlogits, Some(&mut dx), None)?;
+        Ok(dx)
+    }
+
+    /// For the model's own execution ([`Model::exec`]): parameter gradients into the
+    /// model's gradient block (what an [`Optimizer`] applies), and the input gradient into
+    /// `dx` if given.
+    pub fn backward_to_model_grads(&mut self, dlogits: &[f32], dx: Option<&mut [f32]>) -> Result<()> {
+        let Some(m) = self.own_model else {
+            return Err(Error::new(sys::SAT_E_STATE,
+                                  "Exec::backward_to_model_grads: only for the model's own execution (Model::exec)"));
+        };
+        let grads = unsafe { slice_mut_or_empty(sys::sat_model_grads(m), self.param_count) };
+        self.backward(dlogits, dx, Some(grads))
+    }
+
+    /// The model's gradient block, for the model's own execution (empty otherwise).
+    pub fn model_grads(&self) -> &[f32] {
+        match self.own_model {
+            Some(m) => unsafe { slice_or_empty(sys::sat_model_grads(m), self.param_count) },
+            None => &[],
+        }
+    }
+}
+
+impl Drop for Exec<'_> {
+    fn drop(&mut self) {
+        // A no-op for the model's own execution: the model frees it.
+        unsafe { sys::sat_exec_destroy(self.raw) }
     }
 }
 

@@ -1,0 +1,47 @@
+/* exec.c - executions of a model: made from the model, planned for their kind, freed.
+ * The model counts the executions made from it (live_children) so that it is not freed
+ * under them; its own execution is not counted (the model frees it). */
+#include "graph.h"
+
+void sat__exec_free(sat_exec *e) {
+    if (!e) return;
+    const sat_context *ctx = e->m->ctx;
+    sat__dealloc(ctx, e->arena);
+    sat__dealloc(ctx, e->ws);
+    sat__dealloc(ctx, e->a_out);
+    sat__dealloc(ctx, e->a_grad);
+    sat__dealloc(ctx, e->a_save);
+    sat__dealloc(ctx, e->out_ptr);
+    sat__dealloc(ctx, e->grad_ptr);
+    sat__dealloc(ctx, e->grad_fresh);
+    if (!e->owned_by_model) __atomic_sub_fetch(&e->m->live_children, 1, __ATOMIC_ACQ_REL);
+    sat__dealloc(ctx, e);
+}
+
+int32_t sat__exec_create(sat_model *m, int32_t kind, int64_t max_batch, int owned_by_model, sat_exec **out,
+                         char *err) {
+    *out = NULL;
+    sat_exec *e = sat__calloc(m->ctx, 1, sizeof *e);
+    if (!e) return sat__fail(err, SAT_E_NOMEM, "execution: out of memory");
+    e->m = m;
+    e->kind = kind;
+    e->owned_by_model = owned_by_model;
+    e->max_batch = max_batch;
+    e->err = owned_by_model ? m->err : e->own_err;
+    if (!owned_by_model) __atomic_add_fetch(&m->live_children, 1, __ATOMIC_ACQ_REL);
+    int32_t st = sat__plan_exec(e, err);
+    if (st) {
+        sat__exec_free(e);
+        return st;
+    }
+    sat__log(m->ctx, SAT_LOG_DEBUG, "execution: kind %d, %.1f MiB of activations%s for batches up to %lld", kind,
+             (double)e->arena_size * sizeof(float) / (1024.0 * 1024.0),
+             kind == SAT_EXEC_INFERENCE ? "" : " and gradients", (long long)max_batch);
+    *out = e;
+    return SAT_OK;
+}
+
+sat_exec *sat__model_exec(sat_model *m) {
+    if (!m->own_exec) sat__exec_create(m, SAT_EXEC_TRAIN, m->max_batch, 1, &m->own_exec, m->err);
+    return m->own_exec;
+}
