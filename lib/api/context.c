@@ -44,6 +44,11 @@ int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_size) {
     return SAT_OK;
 }
 
+/* Why sat__pool_create failed, for the message: its memory or a thread. */
+static const char *pool_failure(int32_t status) {
+    return status == SAT_E_NOMEM ? "out of memory" : "a thread could not be created";
+}
+
 int32_t sat_context_create(const sat_context_opts *opts, sat_context **out) {
     sat__clear_tls_error();
     if (!out) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_context_create: out is NULL");
@@ -77,7 +82,8 @@ int32_t sat_context_create(const sat_context_opts *opts, sat_context **out) {
     int32_t st = sat__pool_create(ctx, ctx->num_threads, &ctx->pool);
     if (st) {
         sat__dealloc(&tmp, ctx);
-        return sat__fail_tls(st, "sat_context_create: cannot start the worker pool");
+        return sat__fail_tls(st, "sat_context_create: cannot start the worker pool: %s",
+                             pool_failure(st));
     }
     *out = ctx;
     return SAT_OK;
@@ -100,8 +106,8 @@ int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads) {
     struct sat_pool *pool = NULL;
     int32_t st = sat__pool_create(ctx, num_threads, &pool);
     if (st)
-        return sat__fail(ctx->err, st, "cannot start %d threads; the context keeps its %d", num_threads,
-                         ctx->num_threads);
+        return sat__fail(ctx->err, st, "cannot start %d threads (%s); the context keeps its %d",
+                         num_threads, pool_failure(st), ctx->num_threads);
     sat__pool_destroy(ctx, ctx->pool);
     ctx->pool = pool;
     ctx->num_threads = num_threads;
