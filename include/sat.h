@@ -301,8 +301,9 @@ SAT_API int32_t sat_model_decay_mask(const sat_model *model, uint8_t *mask);
 
 /** Logits (n x num_classes) for a batch of any size n >= 1, batch norm in inference mode.
  *  Batches larger than the model's max_batch run in chunks of max_batch, with the same bits
- *  as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x (then
- *  nothing is written). */
+ *  as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x,
+ *  SAT_E_INVALID_ARG when logits overlaps x (then nothing is written). Finite pixels outside
+ *  [0,1] are computed on as they are. */
 SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, float *logits);
 
 /**
@@ -310,7 +311,8 @@ SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, f
  * with respect to the input (grad[n*C*H*W], may be NULL), batch norm in the attack mode.
  * The gradient is that of the *sum* of per-example losses, so each example's gradient is
  * independent of the batch. No parameter gradients are computed and nothing in the model
- * changes. logits[n*classes] may be NULL.
+ * changes. logits[n*classes] may be NULL. No output buffer may overlap x
+ * (SAT_E_INVALID_ARG).
  */
 SAT_API int32_t sat_model_input_gradient(sat_model *model, const float *x, const int32_t *labels,
                                          int64_t n, float *losses, float *grad, float *logits);
@@ -478,7 +480,7 @@ SAT_API const char *sat_exec_last_error(const sat_exec *exec);
  * execution of the same model. The other modes only read the model, so executions of one
  * model can run them on several threads at once.
  * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
- * or x, bad bn_mode), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
+ * or x, bad bn_mode, logits overlapping x), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
  * SAT_EXEC_TRAIN), SAT_E_SHAPE (n outside 1..max_batch), SAT_E_NUMERIC (NaN or Inf in x).
  * SAT_E_NOMEM when more threads need more workspace than can be had; then no forward is
  * left for a backward.
@@ -584,8 +586,11 @@ typedef struct sat_attack_trace {
  * point it found when that is within eps, x otherwise. Square uses logits only. Any n >= 1 is
  * accepted: batches above the model's max_batch are processed in chunks. Each example's
  * attack is independent of the others and of the chunking, up to float rounding where a
- * different batch shape makes BLIS choose a different kernel. x_adv may be the same buffer as x (not a partial overlap). eps is in [0,1] for
- * Linf and in [0, sqrt(C*H*W)] for L2. trace may be NULL.
+ * different batch shape makes BLIS choose a different kernel. x_adv may be the same buffer
+ * as x; a partial overlap is SAT_E_INVALID_ARG. eps is in [0,1] for Linf and in
+ * [0, sqrt(C*H*W)] for L2. trace may be NULL. Pixels of x must be in [0,1]
+ * (SAT_E_INVALID_ARG otherwise: the ball would not lie in the box), and finite
+ * (SAT_E_NUMERIC); the same holds for evaluation, AutoAttack and the callback attacks.
  * The model's parameters and batch-norm statistics are never changed.
  */
 SAT_API int32_t sat_attack(sat_model *model, const sat_attack_opts *opts, const float *x,

@@ -63,6 +63,8 @@ int32_t sat_exec_forward(sat_exec *e, const float *x, int64_t n, int32_t bn_mode
                          fn);
     int32_t st = sat__check_examples(m, x, NULL, n, e->max_batch, fn, e->err);
     if (st) return st;
+    if (logits && sat__overlap(logits, n * m->classes, x, n * m->in_size))
+        return sat__fail(e->err, SAT_E_INVALID_ARG, "%s: logits overlaps x", fn);
     /* A forward that fails past the checks (workspace) leaves nothing a backward could use. */
     e->run_valid = 0;
     const int32_t bn = bn_mode == SAT_BN_TRAIN ? SAT__BN_TRAIN : bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;

@@ -102,6 +102,9 @@ int32_t sat_model_forward(sat_model *m, const float *x, int64_t n, float *logits
     int32_t st = sat__check_examples(m, x, NULL, n, INT64_MAX / (int64_t)sizeof(float) / per_example, "sat_model_forward",
                                      m->err);
     if (st) return st;
+    /* Later chunks read x after earlier ones wrote their logits. */
+    if (sat__overlap(logits, n * m->classes, x, n * m->in_size))
+        return sat__fail(m->err, SAT_E_INVALID_ARG, "sat_model_forward: logits overlaps x");
     for (int64_t s = 0; s < n; s += m->max_batch) {
         const int64_t c = n - s < m->max_batch ? n - s : m->max_batch;
         const float *out;
@@ -119,6 +122,11 @@ int32_t sat_model_input_gradient(sat_model *m, const float *x, const int32_t *la
     if (!labels) return sat__fail(m->err, SAT_E_INVALID_ARG, "sat_model_input_gradient: labels is NULL");
     int32_t st = sat__check_batch(m, x, labels, n, "sat_model_input_gradient");
     if (st) return st;
+    if ((grad && sat__overlap(grad, n * m->in_size, x, n * m->in_size)) ||
+        (logits && sat__overlap(logits, n * m->classes, x, n * m->in_size)) ||
+        (losses && sat__overlap(losses, n, x, n * m->in_size)))
+        return sat__fail(m->err, SAT_E_INVALID_ARG,
+                         "sat_model_input_gradient: an output buffer overlaps x");
     const float *out;
     int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
     st = sat__forward(m, x, n, bn, &out);

@@ -14,6 +14,12 @@ int32_t sat__attack_check_data(const sat__target *m, const float *x, const int32
                          fn, (long long)n);
     if (!sat__all_finite(x, n * m->in_size))
         return sat__fail(m->err, SAT_E_NUMERIC, "%s: x contains NaN or Inf", fn);
+    /* The threat model is the eps-ball inside [0,1]: for a pixel outside the box, x_adv
+     * (clipped to it) would lie farther than eps from x. */
+    for (int64_t i = 0; i < n * m->in_size; i++)
+        if (!(x[i] >= 0.0f && x[i] <= 1.0f))
+            return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: pixel %lld of x is %g, outside [0,1]", fn,
+                             (long long)i, (double)x[i]);
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= m->classes)
             return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: label %d at index %lld is not in 0..%d", fn,
@@ -28,6 +34,9 @@ static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, 
     int32_t st = sat__attack_check_data(m, x, labels, n, fn);
     if (st) return st;
     if (!x_adv) return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv is NULL", fn);
+    if (x_adv != x && sat__overlap(x_adv, n * m->in_size, x, n * m->in_size))
+        return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv overlaps x (it may be x itself, not part of it)",
+                         fn);
     if (cfg->uses_targets) {
         if (!targets)
             return sat__fail(m->err, SAT_E_INVALID_ARG, "%s: a targeted attack needs targets", fn);

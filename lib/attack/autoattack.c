@@ -179,8 +179,8 @@ static int32_t check_call(const sat__target *m, const sat_autoattack_opts *opts,
     if (st == SAT_OK) st = make_plan(m, o, plan);
     if (st == SAT_OK) st = sat__attack_check_data(m, x, labels, n, fn);
     /* Later attacks read x after earlier ones wrote x_adv. */
-    if (st == SAT_OK && x_adv == x)
-        st = sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv must be a buffer other than x", fn);
+    if (st == SAT_OK && x_adv && sat__overlap(x_adv, n * m->in_size, x, n * m->in_size))
+        st = sat__fail(m->err, SAT_E_INVALID_ARG, "%s: x_adv must not overlap x", fn);
     return st;
 }
 

@@ -96,6 +96,9 @@ int32_t sat__opts_init(void *opts, uint32_t struct_size, const void *defaults, s
 
 /* ---- small checks ---- */
 int sat__all_finite(const float *x, int64_t n);
+/* 1 if the n floats at a and the m floats at b share a byte: an output that overlaps an
+ * input the call is still reading. */
+int sat__overlap(const float *a, int64_t n, const float *b, int64_t m);
 
 
 

@@ -89,6 +89,11 @@ int32_t sat__opts_copy(void *dst, size_t own_size, const void *src, const char *
     return SAT_OK;
 }
 
+int sat__overlap(const float *a, int64_t n, const float *b, int64_t m) {
+    const uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < b0 + (uintptr_t)m * sizeof(float) && b0 < a0 + (uintptr_t)n * sizeof(float);
+}
+
 int sat__all_finite(const float *x, int64_t n) {
     /* Bitwise test: an exponent of all ones means NaN or Inf. */
     for (int64_t i = 0; i < n; i++) {
