@@ -1,0 +1,365 @@
+/* test_hostile_args.c - every public call that takes data gets hostile numbers and
+ * arguments: NaN and Inf pixels, pixels outside [0,1], labels out of range, n = 0,
+ * negative n, n > INT32_MAX, an output buffer that is the input or overlaps it, and eps
+ * outside its range. A table gives what each call must return for each case; a call that
+ * fails must change nothing (the model's parameters and statistics, the optimizer's state,
+ * the data set and the output buffer are compared byte for byte). The program prints the
+ * table it checked (docs/testing.md, "Hostile arguments"). NULL handles and buffers are
+ * test_null_args.c's. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const SPEC = "input 1 6 6\nconv 3 k=3 p=1\nbn\nact\nflatten\ndense 4\n";
+enum { N = 4, PIX = 36, CLASSES = 4, BUF = 2 * N * PIX };
+
+typedef struct inputs {
+    float *x;       /* N examples */
+    int32_t *y, *t; /* labels, targets */
+    int64_t n;
+    float *out;     /* the call's output buffer (N examples' worth and more) */
+    int eps_set;    /* 0: the call's own eps */
+    float eps;
+} inputs;
+
+typedef struct handles {
+    sat_context *ctx;
+    sat_model *model, *other;
+    sat_optimizer *opt;
+    sat_trainer *trainer;
+    sat_exec *exec;
+    sat_dataset *ds;
+    sat_callback_model *cb;
+} handles;
+
+static handles H;
+
+/* ---- the cases ---- */
+
+typedef struct hostile_case {
+    const char *name;
+    void (*apply)(inputs *in);
+} hostile_case;
+
+static void c_nan(inputs *in) { in->x[PIX + 5] = NAN; }
+static void c_inf(inputs *in) { in->x[PIX + 5] = INFINITY; }
+static void c_below(inputs *in) { in->x[PIX + 5] = -0.25f; }
+static void c_above(inputs *in) { in->x[PIX + 5] = 1.25f; }
+static void c_label_high(inputs *in) { in->y[1] = CLASSES; }
+static void c_label_neg(inputs *in) { in->y[1] = -1; }
+static void c_n_zero(inputs *in) { in->n = 0; }
+static void c_n_neg(inputs *in) { in->n = -1; }
+static void c_n_huge(inputs *in) { in->n = (int64_t)INT32_MAX + 1; }
+static void c_n_overflow(inputs *in) { in->n = INT64_MAX / 8; }
+static void c_alias(inputs *in) { in->out = in->x; }
+static void c_overlap(inputs *in) { in->out = in->x + 1; }
+static void c_eps_neg(inputs *in) { in->eps_set = 1, in->eps = -0.1f; }
+static void c_eps_nan(inputs *in) { in->eps_set = 1, in->eps = NAN; }
+static void c_eps_big(inputs *in) { in->eps_set = 1, in->eps = 100.0f; }
+
+static const hostile_case CASES[] = {
+    {"NaN pixel", c_nan},        {"Inf pixel", c_inf},         {"pixel -0.25", c_below},
+    {"pixel 1.25", c_above},     {"label = classes", c_label_high}, {"label -1", c_label_neg},
+    {"n = 0", c_n_zero},         {"n = -1", c_n_neg},          {"n = 2^31", c_n_huge},
+    {"n = 2^60", c_n_overflow},
+    {"out == x", c_alias},       {"out = x + 1", c_overlap},   {"eps -0.1", c_eps_neg},
+    {"eps NaN", c_eps_nan},      {"eps 100", c_eps_big},
+};
+enum { NUM_CASES = sizeof CASES / sizeof *CASES };
+
+/* ---- the calls ---- */
+
+static float eps_or(const inputs *in, float dflt) { return in->eps_set ? in->eps : dflt; }
+
+static int32_t k_forward(inputs *in) { return sat_model_forward(H.model, in->x, in->n, in->out); }
+static int32_t k_input_gradient(inputs *in) {
+    return sat_model_input_gradient(H.model, in->x, in->y, in->n, NULL, in->out, NULL);
+}
+static int32_t k_train_backward(inputs *in) {
+    float loss;
+    return sat_model_train_backward(H.model, in->x, in->y, in->n, 0.0f, &loss, NULL);
+}
+static int32_t k_exec_forward(inputs *in) {
+    return sat_exec_forward(H.exec, in->x, in->n, SAT_BN_INFERENCE, in->out);
+}
+static int32_t attack(inputs *in, int32_t method) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.method = method;
+    o.steps = method == SAT_ATTACK_SQUARE ? 10 : 2;
+    o.targeted = method == SAT_ATTACK_APGD_DLR;
+    o.eps = eps_or(in, o.eps);
+    return sat_attack(H.model, &o, in->x, in->y, o.targeted ? in->t : NULL, in->n, in->out, NULL);
+}
+static int32_t k_fgsm(inputs *in) { return attack(in, SAT_ATTACK_FGSM); }
+static int32_t k_pgd(inputs *in) { return attack(in, SAT_ATTACK_PGD); }
+static int32_t k_apgd_ce(inputs *in) { return attack(in, SAT_ATTACK_APGD_CE); }
+static int32_t k_apgd_dlr(inputs *in) { return attack(in, SAT_ATTACK_APGD_DLR); }
+static int32_t k_fab(inputs *in) { return attack(in, SAT_ATTACK_FAB); }
+static int32_t k_square(inputs *in) { return attack(in, SAT_ATTACK_SQUARE); }
+static int32_t k_pgd_l2(inputs *in) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.norm = SAT_NORM_L2;
+    o.steps = 2;
+    o.eps = eps_or(in, 0.5f);
+    return sat_pgd_attack(H.model, &o, in->x, in->y, in->n, in->out, NULL);
+}
+static int32_t k_callback_attack(inputs *in) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.method = SAT_ATTACK_SQUARE;
+    o.steps = 10;
+    o.eps = eps_or(in, o.eps);
+    return sat_callback_attack(H.cb, &o, in->x, in->y, NULL, in->n, in->out, NULL);
+}
+static int32_t k_train_step(inputs *in) { return sat_train_step(H.trainer, in->x, in->y, in->n, NULL); }
+static int32_t k_evaluate(inputs *in) {
+    sat_eval_opts o;
+    sat_eval_opts_init(&o, sizeof o);
+    o.num_steps = 1;
+    o.steps[0] = 2;
+    o.eps = eps_or(in, o.eps);
+    sat_eval_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    return sat_evaluate(H.model, &o, in->x, in->y, in->n, &r);
+}
+static int32_t k_autoattack(inputs *in) {
+    sat_autoattack_opts o;
+    sat_autoattack_opts_init(&o, sizeof o);
+    o.eps = eps_or(in, 0.01f);
+    sat_autoattack_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    int32_t outcome[N];
+    return sat_autoattack(H.model, &o, in->x, in->y, in->n, in->out, outcome, &r);
+}
+static int32_t k_from_arrays(inputs *in) {
+    sat_dataset *ds = NULL;
+    int32_t st = sat_dataset_from_arrays(H.ctx, in->x, in->y, in->n, 1, 6, 6, CLASSES, &ds);
+    sat_dataset_destroy(ds);
+    return st;
+}
+static int32_t k_trainer_create(inputs *in) {
+    sat_trainer_opts o;
+    sat_trainer_opts_init(&o, sizeof o);
+    o.eps = eps_or(in, o.eps);
+    sat_trainer *t = NULL;
+    int32_t st = sat_trainer_create(H.model, H.opt, &o, &t);
+    sat_trainer_destroy(t);
+    return st;
+}
+static int32_t k_dataset_batch(inputs *in) {
+    int32_t y[2 * N];
+    int64_t got = 0;
+    return sat_dataset_batch(H.ds, 0, in->n, in->out, y, &got);
+}
+static int32_t k_dataset_split(inputs *in) {
+    sat_dataset *held = NULL;
+    int32_t st = sat_dataset_split(H.ds, in->n, 1, &held);
+    sat_dataset_destroy(held);
+    return st;
+}
+static int32_t k_dataset_truncate(inputs *in) { return sat_dataset_truncate(H.ds, in->n); }
+
+/* What each call returns for each case, in the order of CASES:
+ *   O SAT_OK, I SAT_E_INVALID_ARG, S SAT_E_SHAPE, N SAT_E_NUMERIC, - not applicable.
+ * A call that succeeds on a case (O) has that case as part of its contract: documented in
+ * sat.h and docs/testing.md. */
+typedef struct row {
+    const char *name;
+    int32_t (*run)(inputs *in);
+    const char *expect; /* NUM_CASES characters */
+} row;
+
+/* n = 2^31 is a valid n for the calls that work in chunks (the caller's buffers then hold
+ * that many examples, and they are read): '-' there. n = 2^60 examples cannot be
+ * addressed: every call refuses it before reading. */
+/*                                 NaN, Inf, -.25, 1.25, y=C, y=-1, n=0, n=-1, 2^31, 2^60,
+ *                                 out==x, out=x+1, eps -0.1, eps NaN, eps 100 */
+static const row ROWS[] = {
+    {"sat_model_forward", k_forward, "NNOO--SS-SII---"},
+    {"sat_model_input_gradient", k_input_gradient, "NNOOIISSSSII---"},
+    {"sat_model_train_backward", k_train_backward, "NNOOIISSSS-----"},
+    {"sat_exec_forward", k_exec_forward, "NNOO--SSSSII---"},
+    {"sat_attack FGSM", k_fgsm, "NNIIIISS-SOIIII"},
+    {"sat_attack PGD", k_pgd, "NNIIIISS-SOIIII"},
+    {"sat_attack APGD-CE", k_apgd_ce, "NNIIIISS-SOIIII"},
+    {"sat_attack APGD-DLR", k_apgd_dlr, "NNIIIISS-SOIIII"},
+    {"sat_attack FAB", k_fab, "NNIIIISS-SOIIII"},
+    {"sat_attack Square", k_square, "NNIIIISS-SOIIII"},
+    {"sat_pgd_attack L2", k_pgd_l2, "NNIIIISS-SOIIII"},
+    {"sat_callback_attack Square", k_callback_attack, "NNIIIISS-SOIIII"},
+    {"sat_train_step", k_train_step, "NNOOIISSSS-----"},
+    {"sat_evaluate", k_evaluate, "NNIIIISS-S--III"},
+    {"sat_autoattack", k_autoattack, "NNIIIISS-SIIIII"},
+    {"sat_dataset_from_arrays", k_from_arrays, "NNOOIIII-I-----"},
+    {"sat_trainer_create", k_trainer_create, "------------III"},
+    {"sat_dataset_batch", k_dataset_batch, "------IIOO-----"},
+    {"sat_dataset_split", k_dataset_split, "------IIII-----"},
+    {"sat_dataset_truncate", k_dataset_truncate, "------IIII-----"},
+};
+
+static int32_t code_of(char c) {
+    switch (c) {
+    case 'O': return SAT_OK;
+    case 'I': return SAT_E_INVALID_ARG;
+    case 'S': return SAT_E_SHAPE;
+    case 'N': return SAT_E_NUMERIC;
+    default: return 1;
+    }
+}
+
+static char letter_of(int32_t st) {
+    switch (st) {
+    case SAT_OK: return 'O';
+    case SAT_E_INVALID_ARG: return 'I';
+    case SAT_E_SHAPE: return 'S';
+    case SAT_E_NUMERIC: return 'N';
+    default: return '?';
+    }
+}
+
+/* ---- what must not change ---- */
+
+typedef struct snapshot {
+    float *params, *state, *opt_state, *images;
+    int32_t *labels;
+    int64_t np, ns, no, nd, step;
+} snapshot;
+
+static void take(snapshot *s) {
+    s->np = sat_model_param_count(H.model);
+    s->ns = sat_model_state_count(H.model);
+    const float *os = sat_optimizer_state(H.opt, &s->no);
+    s->nd = sat_dataset_size(H.ds);
+    s->step = sat_optimizer_step_count(H.opt);
+    s->params = tu_alloc((size_t)s->np * sizeof(float));
+    s->state = tu_alloc((size_t)(s->ns + 1) * sizeof(float));
+    s->opt_state = tu_alloc((size_t)(s->no + 1) * sizeof(float));
+    s->images = tu_alloc((size_t)(s->nd + 1) * PIX * sizeof(float));
+    s->labels = tu_alloc((size_t)(s->nd + 1) * sizeof(int32_t));
+    memcpy(s->params, sat_model_params(H.model), (size_t)s->np * sizeof(float));
+    memcpy(s->state, sat_model_state(H.model), (size_t)s->ns * sizeof(float));
+    memcpy(s->opt_state, os, (size_t)s->no * sizeof(float));
+    memcpy(s->images, sat_dataset_images(H.ds), (size_t)s->nd * PIX * sizeof(float));
+    memcpy(s->labels, sat_dataset_labels(H.ds), (size_t)s->nd * sizeof(int32_t));
+}
+
+static int same(const snapshot *a, const snapshot *b) {
+    return a->np == b->np && a->ns == b->ns && a->no == b->no && a->nd == b->nd &&
+           a->step == b->step &&
+           !memcmp(a->params, b->params, (size_t)a->np * sizeof(float)) &&
+           !memcmp(a->state, b->state, (size_t)a->ns * sizeof(float)) &&
+           !memcmp(a->opt_state, b->opt_state, (size_t)a->no * sizeof(float)) &&
+           !memcmp(a->images, b->images, (size_t)a->nd * PIX * sizeof(float)) &&
+           !memcmp(a->labels, b->labels, (size_t)a->nd * sizeof(int32_t));
+}
+
+/* ---- setup ---- */
+
+static int32_t cb_logits(void *user, const float *x, int64_t n, float *logits) {
+    return sat_model_forward(user, x, n, logits);
+}
+
+static void make_handles(void) {
+    memset(&H, 0, sizeof H);
+    H.ctx = tu_context(2, 3);
+    sat_model_opts mo;
+    sat_model_opts_init(&mo, sizeof mo);
+    mo.max_batch = N;
+    TU_CHECK(sat_model_create(H.ctx, SPEC, &mo, &H.model));
+    tu_own_model(H.model);
+    TU_CHECK(sat_model_create(H.ctx, SPEC, &mo, &H.other));
+    tu_own_model(H.other);
+    TU_CHECK(sat_optimizer_create(H.model, NULL, &H.opt));
+    tu_own_optimizer(H.opt);
+    sat_trainer_opts to;
+    sat_trainer_opts_init(&to, sizeof to);
+    to.steps = 2;
+    TU_CHECK(sat_trainer_create(H.model, H.opt, &to, &H.trainer));
+    tu_own_trainer(H.trainer);
+    TU_CHECK(sat_exec_create(H.model, NULL, &H.exec));
+    tu_own(H.exec, (tu_destroy_fn)sat_exec_destroy);
+    sat_callback_model_opts co;
+    sat_callback_model_opts_init(&co, sizeof co);
+    co.channels = 1, co.height = 6, co.width = 6, co.num_classes = CLASSES, co.max_batch = N;
+    co.logits_fn = cb_logits;
+    co.user = H.other;
+    TU_CHECK(sat_callback_model_create(H.ctx, &co, &H.cb));
+    tu_own_callback_model(H.cb);
+}
+
+static void good_inputs(inputs *in, float *x, int32_t *y, int32_t *t, float *out) {
+    tu_fill_uniform(x, N * PIX, 0, 1, 5);
+    for (int i = 0; i < N; i++) y[i] = i % CLASSES, t[i] = (i + 1) % CLASSES;
+    for (int i = 0; i < BUF; i++) out[i] = 12345.0f; /* a sentinel no call writes */
+    *in = (inputs){x, y, t, N, out, 0, 0.0f};
+}
+
+static void test_table(void **st) {
+    (void)st;
+    make_handles();
+    float *x = tu_alloc(BUF * sizeof(float)), *out = tu_alloc(BUF * sizeof(float));
+    float *x_before = tu_alloc(BUF * sizeof(float)), *out_before = tu_alloc(BUF * sizeof(float));
+    int32_t y[N], t[N];
+    {
+        inputs in;
+        good_inputs(&in, x, y, t, out);
+        TU_CHECK(sat_dataset_from_arrays(H.ctx, x, y, N, 1, 6, 6, CLASSES, &H.ds));
+        tu_own_dataset(H.ds);
+        TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL)); /* state and moments not zero */
+    }
+    int mismatches = 0;
+    printf("hostile: %-28s", "call");
+    for (int c = 0; c < NUM_CASES; c++) printf(" | %s", CASES[c].name);
+    printf("\n");
+    for (size_t r = 0; r < sizeof ROWS / sizeof *ROWS; r++) {
+        const row *rw = &ROWS[r];
+        assert_int_equal(strlen(rw->expect), NUM_CASES);
+        char got[NUM_CASES + 1] = {0};
+        for (int c = 0; c < NUM_CASES; c++) {
+            got[c] = '-';
+            if (rw->expect[c] == '-') continue;
+            inputs in;
+            good_inputs(&in, x, y, t, out);
+            CASES[c].apply(&in);
+            snapshot before, after;
+            take(&before);
+            memcpy(x_before, x, BUF * sizeof(float));
+            memcpy(out_before, out, BUF * sizeof(float));
+            int32_t status = rw->run(&in);
+            take(&after);
+            got[c] = letter_of(status);
+            if (status != code_of(rw->expect[c])) {
+                printf("MISMATCH %s, %s: %d (%s), expected %c: %s\n", rw->name, CASES[c].name,
+                       status, sat_status_string(status), rw->expect[c], sat_model_last_error(H.model));
+                mismatches++;
+            }
+            if (status != SAT_OK) {
+                /* nothing changed: the handles, the output buffer, the input */
+                if (!same(&before, &after) || memcmp(out, out_before, BUF * sizeof(float)) ||
+                    memcmp(x, x_before, BUF * sizeof(float))) {
+                    printf("CHANGED %s, %s: failed with %d but wrote\n", rw->name, CASES[c].name, status);
+                    mismatches++;
+                }
+            }
+            tu_free(before.params), tu_free(before.state), tu_free(before.opt_state);
+            tu_free(before.images), tu_free(before.labels);
+            tu_free(after.params), tu_free(after.state), tu_free(after.opt_state);
+            tu_free(after.images), tu_free(after.labels);
+        }
+        printf("hostile: %-28s %s\n", rw->name, got);
+    }
+    assert_int_equal(mismatches, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+    };
+    return tu_run_group("hostile_args", tests, sizeof tests / sizeof *tests);
+}
