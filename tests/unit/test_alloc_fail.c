@@ -75,7 +75,7 @@ typedef struct fixture {
     sat_callback_model *cb;
     float *x, *x_adv, *x_dup;
     int32_t labels[N], targets[N], outcome[N];
-    char dir[64], model_path[96], ckpt_path[96], images[96], labels_path[96];
+    char dir[64], model_path[96], ckpt_path[96], images[96], labels_path[96], cifar_path[96];
     void *model_buf;
     size_t model_buf_size;
     sat_model *made;     /* a fresh model prepared for calls on a model's first use */
@@ -255,6 +255,23 @@ static int32_t run_load_idx(void) {
 static int32_t run_dataset_load(void) {
     return sat_dataset_load(F.ctx, SAT_DATA_IDX, F.dir, SAT_SPLIT_TEST, &made_ds);
 }
+static int32_t run_cifar_load(void) {
+    return sat_dataset_load(F.ctx, SAT_DATA_CIFAR10, F.dir, SAT_SPLIT_TEST, &made_ds);
+}
+/* A model whose execution was made for 2 threads, on a context that now has 4: its next
+ * pass enlarges the per-thread workspace. */
+static void prepare_more_threads(void) {
+    TU_CHECK(sat_context_set_num_threads(F.ctx, 2));
+    prepare_fresh_model();
+    float logits[N * CLASSES];
+    TU_CHECK(sat_model_forward(F.made, F.x, N, logits));
+    TU_CHECK(sat_context_set_num_threads(F.ctx, 4));
+}
+static int32_t run_forward_more_threads(void) {
+    float logits[N * CLASSES];
+    return sat_model_forward(F.made, F.x, N, logits);
+}
+static void back_to_two_threads(void) { TU_CHECK(sat_context_set_num_threads(F.ctx, 2)); }
 static int32_t run_split(void) { return sat_dataset_split(F.ds, 2, 7, &held_ds); }
 static void undo_split(void) {
     /* the split moved two examples out of F.ds: rebuild it as it was */
@@ -432,6 +449,9 @@ static const call CALLS[] = {
     {"sat_dataset_from_arrays", NULL, run_from_arrays, tls_msg, cleanup_made},
     {"sat_dataset_load_idx", NULL, run_load_idx, tls_msg, cleanup_made},
     {"sat_dataset_load (IDX)", NULL, run_dataset_load, tls_msg, cleanup_made},
+    {"sat_dataset_load (CIFAR-10)", NULL, run_cifar_load, tls_msg, cleanup_made},
+    {"sat_model_forward (threads 2 -> 4)", prepare_more_threads, run_forward_more_threads, made_msg,
+     back_to_two_threads},
     {"sat_dataset_split", NULL, run_split, ds_msg, undo_split},
     {"sat_dataset_shuffle", NULL, run_shuffle, ds_msg, undo_shuffle},
     {"sat_optimizer_create (Adam)", NULL, run_optimizer_create, tls_msg, cleanup_made},
@@ -514,6 +534,15 @@ static int setup(void **st) {
     for (int i = 0; i < N; i++) lab[8 + i] = (unsigned char)F.labels[i];
     write_file(F.images, img, sizeof img);
     write_file(F.labels_path, lab, sizeof lab);
+    /* CIFAR-10's test file of N records (label byte, then 3x32x32 pixels) */
+    enum { RECORD = 1 + 3 * 32 * 32 };
+    unsigned char *cifar = calloc(N, RECORD);
+    SETUP_CHECK(cifar != NULL);
+    for (int i = 0; i < N * RECORD; i++) cifar[i] = (unsigned char)(i * 13);
+    for (int i = 0; i < N; i++) cifar[i * RECORD] = (unsigned char)(i % 10);
+    snprintf(F.cifar_path, sizeof F.cifar_path, "%s/test_batch.bin", F.dir);
+    write_file(F.cifar_path, cifar, (size_t)N * RECORD);
+    free(cifar);
     void *warm[4];
     backtrace(warm, 4); /* loads what backtrace needs before any count is taken */
     return 0;
@@ -531,7 +560,7 @@ static int teardown(void **st) {
     sat_context_destroy(F.ctx);
     int64_t live = F.fa ? F.fa->live : 0;
     sat_free(F.model_buf);
-    unlink(F.model_path), unlink(F.ckpt_path), unlink(F.images), unlink(F.labels_path);
+    unlink(F.model_path), unlink(F.ckpt_path), unlink(F.images), unlink(F.labels_path), unlink(F.cifar_path);
     rmdir(F.dir);
     free(F.x), free(F.x_adv), free(F.x_dup), free(F.fa);
     return live == 0 ? 0 : -1; /* every block the library took through the hooks came back */
