@@ -235,7 +235,8 @@ SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
  *   "small-cnn"  conv3x3x16 s2, act, conv3x3x32 s2, act, dense 100, act, dense classes (fast)
  *   "resnet20"   CIFAR ResNet of He et al.: 3 stages x 3 basic blocks, widths 16/32/64, batch norm
  * channels/height/width give the input shape, num_classes the output size; mean and std
- * (arrays of `channels` values, or NULL for mean 0 / std 1) the input normalisation.
+ * (arrays of `channels` values, or NULL for mean 0 / std 1) the input normalisation: a
+ * mean that is not finite or a std that is not finite and positive is SAT_E_INVALID_ARG.
  * *spec_out is freed with sat_free().
  */
 SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t height, int32_t width,

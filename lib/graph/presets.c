@@ -2,6 +2,7 @@
  * builds can always be printed, edited and stored in a model file. */
 #include "graph.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,6 +69,13 @@ int32_t sat_preset_spec(const char *name, int32_t channels, int32_t height, int3
         return sat__fail_tls(SAT_E_INVALID_ARG,
                              "sat_preset_spec: bad shape %dx%dx%d or class count %d", channels, height,
                              width, num_classes);
+    /* Refused here rather than by sat_model_create on the text, so the message names the call. */
+    for (int32_t i = 0; i < channels; i++)
+        if ((mean && !isfinite(mean[i])) || (std && !(isfinite(std[i]) && std[i] > 0)))
+            return sat__fail_tls(SAT_E_INVALID_ARG,
+                                 "sat_preset_spec: channel %d: mean %g, std %g (the mean must be "
+                                 "finite, the std finite and positive)",
+                                 i, mean ? (double)mean[i] : 0.0, std ? (double)std[i] : 1.0);
     char data[16384];
     buf b = {data, 0, sizeof data, 0};
     put(&b, "# preset %s\ninput %d %d %d\n", name, channels, height, width);
