@@ -357,9 +357,228 @@ static void test_table(void **st) {
     assert_int_equal(mismatches, 0);
 }
 
+/* ---- the other calls: hostile sizes, counts and numbers, one line each ---- */
+
+static int32_t s_threads_0(void) { return sat_context_set_num_threads(H.ctx, 0); }
+static int32_t s_threads_257(void) { return sat_context_set_num_threads(H.ctx, 257); }
+static int32_t s_context_threads_neg(void) {
+    sat_context_opts o;
+    sat_context_opts_init(&o, sizeof o);
+    o.num_threads = -1;
+    sat_context *c = NULL;
+    int32_t st = sat_context_create(&o, &c);
+    sat_context_destroy(c);
+    return st;
+}
+static int32_t model_with(int32_t max_batch, float act_param) {
+    sat_model_opts o;
+    sat_model_opts_init(&o, sizeof o);
+    o.max_batch = max_batch;
+    o.act_param = act_param;
+    sat_model *m = NULL;
+    int32_t st = sat_model_create(H.ctx, SPEC, &o, &m);
+    sat_model_destroy(m);
+    return st;
+}
+static int32_t s_max_batch_0(void) { return model_with(0, NAN); }
+static int32_t s_max_batch_neg(void) { return model_with(-1, NAN); }
+static int32_t s_max_batch_huge(void) { return model_with(INT32_MAX, NAN); }
+static int32_t s_act_param_inf(void) { return model_with(4, INFINITY); }
+static int32_t s_act_param_neg(void) { return model_with(4, -1.0f); }
+static int32_t exec_with(int64_t max_batch) {
+    sat_exec_opts o;
+    sat_exec_opts_init(&o, sizeof o);
+    o.max_batch = max_batch;
+    sat_exec *e = NULL;
+    int32_t st = sat_exec_create(H.model, &o, &e);
+    sat_exec_destroy(e);
+    return st;
+}
+static int32_t s_exec_batch_neg(void) { return exec_with(-1); }
+static int32_t s_exec_batch_huge(void) { return exec_with((int64_t)INT32_MAX + 1); }
+static int32_t s_backward_nan(void) { return sat_model_set_backward(H.model, SAT_ACT_SOFTPLUS, NAN, -1, NAN) == SAT_OK ? sat_model_set_backward(H.model, -1, NAN, -1, NAN) : -99; }
+static int32_t s_backward_inf(void) { return sat_model_set_backward(H.model, SAT_ACT_SOFTPLUS, INFINITY, -1, NAN); }
+static int32_t s_backward_kind(void) { return sat_model_set_backward(H.model, 999, NAN, -1, NAN); }
+static int32_t s_step_count_neg(void) { return sat_optimizer_set_step_count(H.opt, -1); }
+static int32_t s_shuffle_aug(void) { return sat_dataset_shuffle(H.ds, 1, 0, 1u << 7); }
+static int32_t s_shuffle_epoch(void) { return sat_dataset_shuffle(H.ds, 1, -1, SAT_AUG_NONE); }
+static int32_t s_batch_index(void) {
+    float x[N * PIX];
+    int32_t y[N];
+    int64_t got;
+    return sat_dataset_batch(H.ds, 99, 2, x, y, &got);
+}
+static int32_t s_from_arrays_dims(void) {
+    float x[PIX] = {0};
+    int32_t y[1] = {0};
+    sat_dataset *d = NULL;
+    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 0, 6, CLASSES, &d);
+    sat_dataset_destroy(d);
+    return st;
+}
+static int32_t s_from_arrays_classes(void) {
+    float x[PIX] = {0};
+    int32_t y[1] = {0};
+    sat_dataset *d = NULL;
+    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 6, 6, 1, &d);
+    sat_dataset_destroy(d);
+    return st;
+}
+static int32_t s_from_arrays_no_class(void) {
+    float x[PIX] = {0};
+    int32_t y[1] = {0};
+    sat_dataset *d = NULL;
+    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 6, 6, 0, &d);
+    sat_dataset_destroy(d);
+    return st;
+}
+static int32_t s_preset_dims(void) {
+    char *spec = NULL;
+    int32_t st = sat_preset_spec("mlp", 1, -6, 6, CLASSES, NULL, NULL, &spec);
+    sat_free(spec);
+    return st;
+}
+static int32_t s_preset_std_zero(void) {
+    char *spec = NULL;
+    const float mean[1] = {0.5f}, sd[1] = {0.0f};
+    int32_t st = sat_preset_spec("mlp", 1, 6, 6, CLASSES, mean, sd, &spec);
+    sat_free(spec);
+    return st;
+}
+static int32_t s_callback_classes(void) {
+    sat_callback_model_opts o;
+    sat_callback_model_opts_init(&o, sizeof o);
+    o.channels = 1, o.height = 6, o.width = 6, o.num_classes = 1, o.logits_fn = cb_logits;
+    sat_callback_model *c = NULL;
+    int32_t st = sat_callback_model_create(H.ctx, &o, &c);
+    sat_callback_model_destroy(c);
+    return st;
+}
+static int32_t s_exec_backward_nan(void) {
+    float logits[N * CLASSES], d[N * CLASSES], dx[N * PIX];
+    float x[N * PIX];
+    tu_fill_uniform(x, N * PIX, 0, 1, 8);
+    int32_t st = sat_exec_forward(H.exec, x, N, SAT_BN_INFERENCE, logits);
+    if (st) return st;
+    for (int i = 0; i < N * CLASSES; i++) d[i] = 0.1f;
+    d[3] = NAN;
+    return sat_exec_backward(H.exec, d, dx, NULL);
+}
+static int32_t s_label_smoothing(void) {
+    float x[N * PIX], loss;
+    int32_t y[N] = {0, 1, 2, 3};
+    tu_fill_uniform(x, N * PIX, 0, 1, 8);
+    return sat_model_train_backward(H.model, x, y, N, 1.5f, &loss, NULL);
+}
+static int32_t s_attack_steps_neg(void) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.steps = -3;
+    float x[N * PIX], xa[N * PIX];
+    int32_t y[N] = {0, 1, 2, 3};
+    tu_fill_uniform(x, N * PIX, 0, 1, 8);
+    return sat_attack(H.model, &o, x, y, NULL, N, xa, NULL);
+}
+static int32_t s_attack_step_nan(void) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.step_size = NAN;
+    float x[N * PIX], xa[N * PIX];
+    int32_t y[N] = {0, 1, 2, 3};
+    tu_fill_uniform(x, N * PIX, 0, 1, 8);
+    return sat_attack(H.model, &o, x, y, NULL, N, xa, NULL);
+}
+static int32_t s_optimizer_lr_nan(void) {
+    sat_optimizer_opts o;
+    sat_optimizer_opts_init(&o, sizeof o);
+    o.lr = NAN;
+    sat_optimizer *op = NULL;
+    int32_t st = sat_optimizer_create(H.model, &o, &op);
+    sat_optimizer_destroy(op);
+    return st;
+}
+static int32_t s_trainer_smoothing(void) {
+    sat_trainer_opts o;
+    sat_trainer_opts_init(&o, sizeof o);
+    o.label_smoothing = -0.5f;
+    sat_trainer *t = NULL;
+    int32_t st = sat_trainer_create(H.model, H.opt, &o, &t);
+    sat_trainer_destroy(t);
+    return st;
+}
+
+typedef struct scalar_row {
+    const char *name;
+    int32_t (*run)(void);
+    int32_t expect;
+} scalar_row;
+
+static const scalar_row SCALARS[] = {
+    {"sat_context_set_num_threads(0)", s_threads_0, SAT_E_INVALID_ARG},
+    {"sat_context_set_num_threads(257)", s_threads_257, SAT_E_INVALID_ARG},
+    {"sat_context_create, num_threads -1", s_context_threads_neg, SAT_E_INVALID_ARG},
+    {"sat_model_create, max_batch 0", s_max_batch_0, SAT_E_INVALID_ARG},
+    {"sat_model_create, max_batch -1", s_max_batch_neg, SAT_E_INVALID_ARG},
+    {"sat_model_create, max_batch 2^31-1", s_max_batch_huge, SAT_E_INVALID_ARG},
+    {"sat_model_create, act_param Inf", s_act_param_inf, SAT_E_INVALID_ARG},
+    {"sat_model_create, act_param -1", s_act_param_neg, SAT_E_INVALID_ARG},
+    {"sat_exec_create, max_batch -1", s_exec_batch_neg, SAT_E_INVALID_ARG},
+    {"sat_exec_create, max_batch 2^31", s_exec_batch_huge, SAT_E_INVALID_ARG},
+    {"sat_model_set_backward, param NaN (default), then back", s_backward_nan, SAT_OK},
+    {"sat_model_set_backward, param Inf", s_backward_inf, SAT_E_INVALID_ARG},
+    {"sat_model_set_backward, kind 999", s_backward_kind, SAT_E_INVALID_ARG},
+    {"sat_model_train_backward, label_smoothing 1.5", s_label_smoothing, SAT_E_INVALID_ARG},
+    {"sat_exec_backward, NaN in dlogits", s_exec_backward_nan, SAT_E_NUMERIC},
+    {"sat_attack, steps -3", s_attack_steps_neg, SAT_E_INVALID_ARG},
+    {"sat_attack, step_size NaN", s_attack_step_nan, SAT_E_INVALID_ARG},
+    {"sat_optimizer_create, lr NaN", s_optimizer_lr_nan, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_step_count(-1)", s_step_count_neg, SAT_E_INVALID_ARG},
+    {"sat_trainer_create, label_smoothing -0.5", s_trainer_smoothing, SAT_E_INVALID_ARG},
+    {"sat_dataset_shuffle, unknown aug bit", s_shuffle_aug, SAT_E_INVALID_ARG},
+    {"sat_dataset_shuffle, epoch -1", s_shuffle_epoch, SAT_E_INVALID_ARG},
+    {"sat_dataset_batch, index past the end", s_batch_index, SAT_E_INVALID_ARG},
+    {"sat_dataset_from_arrays, height 0", s_from_arrays_dims, SAT_E_INVALID_ARG},
+    {"sat_dataset_from_arrays, 1 class (allowed)", s_from_arrays_classes, SAT_OK},
+    {"sat_dataset_from_arrays, 0 classes", s_from_arrays_no_class, SAT_E_INVALID_ARG},
+    {"sat_preset_spec, height -6", s_preset_dims, SAT_E_INVALID_ARG},
+    {"sat_preset_spec, std 0", s_preset_std_zero, SAT_E_INVALID_ARG},
+    {"sat_callback_model_create, 1 class", s_callback_classes, SAT_E_INVALID_ARG},
+};
+
+static void test_scalars(void **st) {
+    (void)st;
+    make_handles();
+    float x[N * PIX];
+    int32_t y[N] = {0, 1, 2, 3};
+    tu_fill_uniform(x, N * PIX, 0, 1, 5);
+    TU_CHECK(sat_dataset_from_arrays(H.ctx, x, y, N, 1, 6, 6, CLASSES, &H.ds));
+    tu_own_dataset(H.ds);
+    TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL));
+    int mismatches = 0;
+    for (size_t i = 0; i < sizeof SCALARS / sizeof *SCALARS; i++) {
+        snapshot before, after;
+        take(&before);
+        int32_t status = SCALARS[i].run();
+        take(&after);
+        printf("hostile: %-56s %d (%s)\n", SCALARS[i].name, status, sat_status_string(status));
+        if (status != SCALARS[i].expect) {
+            printf("MISMATCH %s: %d, expected %d\n", SCALARS[i].name, status, SCALARS[i].expect);
+            mismatches++;
+        }
+        if (!same(&before, &after)) {
+            printf("CHANGED %s\n", SCALARS[i].name);
+            mismatches++;
+        }
+    }
+    /* the handles still work after all of it */
+    TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL));
+    assert_int_equal(mismatches, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_scalars),
     };
     return tu_run_group("hostile_args", tests, sizeof tests / sizeof *tests);
 }
