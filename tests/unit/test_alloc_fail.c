@@ -335,11 +335,18 @@ static int32_t cb_logits(void *user, const float *x, int64_t n, float *logits) {
     (void)user;
     return sat_model_forward(F.model, x, n, logits);
 }
+static int32_t cb_input_grad(void *user, const float *x, int64_t n, const float *dlogits, float *dx) {
+    (void)user;
+    sat_exec *e = sat_model_exec(F.model);
+    int32_t st = e ? sat_exec_forward(e, x, n, SAT_BN_INFERENCE, NULL) : SAT_E_NOMEM;
+    return st ? st : sat_exec_backward(e, dlogits, dx, NULL);
+}
 static sat_callback_model_opts cb_opts(void) {
     sat_callback_model_opts o;
     sat_callback_model_opts_init(&o, sizeof o);
     o.channels = 1, o.height = 6, o.width = 6, o.num_classes = CLASSES, o.max_batch = 4;
     o.logits_fn = cb_logits;
+    o.input_grad_fn = cb_input_grad;
     return o;
 }
 static int32_t run_callback_create(void) {
@@ -352,6 +359,22 @@ static int32_t run_callback_attack(void) {
     o.method = SAT_ATTACK_SQUARE;
     o.steps = 20;
     return sat_callback_attack(F.cb, &o, F.x, F.labels, NULL, N, F.x_adv, NULL);
+}
+static int32_t run_callback_apgd(void) {
+    sat_attack_opts o;
+    sat_attack_opts_init(&o, sizeof o);
+    o.method = SAT_ATTACK_APGD_CE;
+    o.steps = 3;
+    return sat_callback_attack(F.cb, &o, F.x, F.labels, NULL, N, F.x_adv, NULL);
+}
+static int32_t run_callback_autoattack(void) {
+    sat_autoattack_opts o;
+    sat_autoattack_opts_init(&o, sizeof o);
+    o.eps = 0.02f;
+    sat_autoattack_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    return sat_callback_autoattack(F.cb, &o, F.x, F.labels, N, F.x_adv, F.outcome, &r);
 }
 static int32_t run_checkpoint_save(void) {
     return sat_checkpoint_save(F.trainer, NULL, 2, 3, F.ckpt_path);
@@ -457,6 +480,8 @@ static const call CALLS[] = {
     {"sat_optimizer_create (Adam)", NULL, run_optimizer_create, tls_msg, cleanup_made},
     {"sat_callback_model_create", NULL, run_callback_create, tls_msg, cleanup_made},
     {"sat_callback_attack (Square)", NULL, run_callback_attack, cb_msg, NULL},
+    {"sat_callback_attack (APGD-CE)", NULL, run_callback_apgd, cb_msg, NULL},
+    {"sat_callback_autoattack (standard)", NULL, run_callback_autoattack, cb_msg, NULL},
     {"sat_evaluate (PGD, FGSM, APGD)", NULL, run_evaluate, model_msg, NULL},
     {"sat_autoattack (standard)", NULL, run_autoattack, model_msg, NULL},
     {"sat_checkpoint_save", NULL, run_checkpoint_save, trainer_msg, NULL},
