@@ -197,8 +197,10 @@ SAT_API float sat_activation_default_param(int32_t act);
 /* Models                                                                     */
 /* ------------------------------------------------------------------------- */
 
-/** A classifier: its graph, options, parameters and batch-norm statistics, and the
- *  memory planned for running it. */
+/** A classifier: its graph, options, parameters and batch-norm statistics. The memory
+ *  that runs it belongs to executions (sat_exec); the model's own calls use one the model
+ *  makes on first use (sat_model_exec()), so the first call that runs a model may fail
+ *  with SAT_E_NOMEM. */
 typedef struct sat_model sat_model;
 
 #define SAT_BN_INFERENCE 0  /**< batch norm uses running statistics */
