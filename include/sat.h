@@ -182,8 +182,7 @@ SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_thread
  * Each call reports first with done = 0, then after every bounded piece of work (one
  * attack iteration of one chunk of at most max_batch examples, one evaluated chunk, one
  * optimizer update, one read of at most 1 MiB or 256 records), with done never
- * decreasing, and last with done == total (so a call that reaches total has done all its
- * work). It is called on the thread that made the call, never concurrently with itself
+ * decreasing, and last with done == total. It is called on the thread that made the call, never concurrently with itself
  * for one context, and must not call libsat on the handles of the running call.
  *
  * Return 0 to go on, anything else to cancel: the call then stops at that point and
