@@ -168,6 +168,50 @@ SAT_API const char *sat_context_last_error(const sat_context *ctx);
 SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
 
 /* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/**
+ * Progress callback of a context's long calls. `what` names the running public call
+ * ("sat_attack", "sat_evaluate", "sat_train_step", ...; a static string), `done` of `total`
+ * units of its work are finished. Units are the call's own and say how much is left: for
+ * attacks, evaluation and AutoAttack one unit is one example through one attack iteration
+ * (or one pass of the model); for a training step one example through one attack step or
+ * one optimizer update; for data set loading one example read.
+ *
+ * Each call reports first with done = 0, then after every bounded piece of work (one
+ * attack iteration of one chunk of at most max_batch examples, one evaluated chunk, one
+ * optimizer update, one read of at most 1 MiB or 256 records), with done never
+ * decreasing, and last with done == total. It is called on the thread that made the call, never concurrently with itself
+ * for one context, and must not call libsat on the handles of the running call.
+ *
+ * Return 0 to go on, anything else to cancel: the call then stops at that point and
+ * returns SAT_E_ABORTED with a message naming the call, even at done == total. To cancel
+ * from another thread (a GUI's button, a server's deadline, a signal handler), let that
+ * thread set a flag that the callback reads. What a cancelled call leaves:
+ *  - sat_attack, sat_pgd_attack, sat_callback_attack: x_adv holds the results of the chunks
+ *    of max_batch examples finished before, the rest of it is unchanged; trace unchanged.
+ *  - sat_evaluate: result unchanged.
+ *  - sat_autoattack, sat_callback_autoattack: x_adv may be partly written; outcome and
+ *    result unchanged.
+ *  - sat_train_step: like a step that fails with SAT_E_NUMERIC: parameters, batch-norm
+ *    statistics, optimizer state and step, RNG position and Free-AT's perturbation as
+ *    before the call, so the next call with the same batch computes the same bits as if
+ *    the cancelled call had never happened.
+ *  - sat_dataset_load, sat_dataset_load_idx: *out NULL, nothing allocated; the message is
+ *    in sat_last_error().
+ * The model's parameters and batch-norm statistics are never changed by a cancelled call.
+ */
+typedef int32_t (*sat_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/** Sets (or with fn NULL removes) the progress callback of the long calls made with ctx
+ *  and the handles created with it (models, callback models, trainers, data sets); `user`
+ *  is passed to it as is and must stay valid while it is set. It applies from the next
+ *  call on. Returns SAT_E_INVALID_ARG for a NULL ctx. Threads: like every call on ctx,
+ *  not while another thread uses ctx or its handles. */
+SAT_API int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, void *user);
+
+/* ------------------------------------------------------------------------- */
 /* Activations                                                                */
 /* ------------------------------------------------------------------------- */
 

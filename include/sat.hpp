@@ -107,6 +107,40 @@ private:
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/** A context's progress function (Context::set_progress): `what` names the running call,
+ *  `done` of `total` units are finished (see sat_progress_fn). Return true to cancel the
+ *  call, which then throws sat::Error with status SAT_E_ABORTED. An exception it throws
+ *  cancels the call too and is thrown again by it. */
+using ProgressFn = std::function<bool(const char *what, int64_t done, int64_t total)>;
+
+namespace detail {
+/* An exception thrown by a progress function cannot cross the C library: it is kept here
+ * (the function runs on the calling thread) until the cancelled call returns. */
+inline std::exception_ptr &progress_exception() noexcept {
+    static thread_local std::exception_ptr e;
+    return e;
+}
+inline void rethrow_progress_exception() {
+    if (std::exception_ptr e = std::exchange(progress_exception(), nullptr)) std::rethrow_exception(e);
+}
+/* What the C context's callback points to; the context handle keeps it alive. */
+struct ProgressState {
+    ProgressFn fn;
+    static int32_t call(void *user, const char *what, int64_t done, int64_t total) noexcept {
+        try {
+            return static_cast<ProgressState *>(user)->fn(what, done, total) ? 1 : 0;
+        } catch (...) {
+            progress_exception() = std::current_exception();
+            return 1;
+        }
+    }
+};
+}  // namespace detail
+
+/* ------------------------------------------------------------------------- */
 /* Errors                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -128,10 +162,12 @@ private:
 
 namespace detail {
 inline void check(int32_t status, const char *message) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, message ? message : "");
 }
 /* For failures before a handle exists. */
 inline void check_tls(int32_t status) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, sat_last_error());
 }
 /* For creating a handle from another one: the thread-local message, else the parent's. */
@@ -316,16 +352,29 @@ public:
     void set_num_threads(int32_t n) {
         detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
     }
+    /** Sets (an empty function: removes) the progress function of the long calls made with
+     *  this context's handles: attacks, evaluation, training steps, data set loading. It
+     *  is called on the thread that makes the call; to cancel from another thread, let it
+     *  read a flag (a std::atomic<bool>) that thread sets. See ProgressFn. */
+    void set_progress(ProgressFn fn) {
+        progress_->fn = std::move(fn);
+        detail::check(sat_context_set_progress(h_.get(), progress_->fn ? detail::ProgressState::call : nullptr,
+                                               progress_.get()),
+                      last_error());
+    }
 
 private:
     friend class Model;
     friend class CallbackModel;
     friend class Dataset;
     void create(const sat_context_opts &o) {
+        /* The progress state lives as long as the C context, which models keep alive. */
+        progress_ = std::make_shared<detail::ProgressState>();
         sat_context *c = nullptr;
         detail::check_tls(sat_context_create(&o, &c));
-        h_ = detail::own<sat_context, sat_context_destroy>(c);
+        h_ = detail::own<sat_context, sat_context_destroy>(c, progress_);
     }
+    std::shared_ptr<detail::ProgressState> progress_;
     std::shared_ptr<sat_context> h_;
 };
 

@@ -47,6 +47,7 @@ ALLOC_FN = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_size_t, c_size_t)
 DEALLOC_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
 LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
 INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_int64, c_int64)
 
 
 class ContextOpts(ctypes.Structure):
@@ -198,6 +199,8 @@ PROTOTYPES = {
     "sat_context_destroy": (None, [H]),
     "sat_context_last_error": (c_char_p, [H]),
     "sat_context_set_num_threads": (c_int32, [H, c_int32]),
+    # progress and cancellation
+    "sat_context_set_progress": (c_int32, [H, PROGRESS_FN, c_void_p]),
     # activations
     "sat_activation_name": (c_char_p, [c_int32]),
     "sat_activation_from_name": (c_int32, [c_char_p, PI32]),

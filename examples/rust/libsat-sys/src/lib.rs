@@ -158,6 +158,8 @@ pub type sat_logits_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *mut f32) -> i32>;
 pub type sat_input_grad_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *const f32, *mut f32) -> i32>;
+/// Progress callback: (user, what, done, total); non-zero cancels the running call.
+pub type sat_progress_fn = Option<unsafe extern "C" fn(*mut c_void, *const c_char, i64, i64) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -406,6 +408,9 @@ extern "C" {
     pub fn sat_context_destroy(ctx: *mut sat_context);
     pub fn sat_context_last_error(ctx: *const sat_context) -> *const c_char;
     pub fn sat_context_set_num_threads(ctx: *mut sat_context, num_threads: i32) -> i32;
+
+    // progress and cancellation
+    pub fn sat_context_set_progress(ctx: *mut sat_context, f: sat_progress_fn, user: *mut c_void) -> i32;
 
     pub fn sat_activation_name(act: i32) -> *const c_char;
     pub fn sat_activation_from_name(name: *const c_char, act: *mut i32) -> i32;
