@@ -107,3 +107,10 @@ int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads) {
     ctx->num_threads = num_threads;
     return SAT_OK;
 }
+
+int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, void *user) {
+    if (!ctx) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_context_set_progress: ctx is NULL");
+    ctx->progress_fn = fn;
+    ctx->progress_user = fn ? user : NULL;
+    return SAT_OK;
+}

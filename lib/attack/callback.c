@@ -115,6 +115,7 @@ void sat__target_of_callback(sat_callback_model *m, sat__target *t) {
     t->has_grad = m->o.input_grad_fn != NULL;
     t->attack_bn = SAT_BN_INFERENCE;
     t->deterministic = 0; /* the host's model may be randomised */
+    t->progress = NULL;
     t->self = m;
     t->forward = callback_forward;
     t->backward = callback_backward;

@@ -22,6 +22,8 @@ struct sat_context {
     sat_alloc_fn alloc_fn;
     sat_dealloc_fn dealloc_fn;
     void *alloc_user;
+    sat_progress_fn progress_fn; /* sat_context_set_progress; NULL: no reports */
+    void *progress_user;
     struct sat_pool *pool; /* worker pool for non-BLIS kernels; NULL when num_threads == 1 */
     char err[SAT_ERRMSG_SIZE];
 };
@@ -54,6 +56,24 @@ void sat__log(const sat_context *ctx, int32_t level, const char *fmt, ...)
 
 #endif
     ;
+
+/* ---- progress and cancellation of long calls (progress.c) ----
+ * One per public call: begin reports done = 0 of total, add and to report more done work.
+ * Each returns SAT_E_ABORTED, with a message naming `what` in err (NULL: the thread-local
+ * message), when the context's callback asks to stop; the caller then unwinds, restoring
+ * what it promised to leave unchanged. A NULL progress (internal callers) reports nothing. */
+typedef struct sat__progress {
+    sat_progress_fn fn;
+    void *user;
+    const char *what; /* the public call, a static string */
+    int64_t done, total;
+    char *err;
+} sat__progress;
+int32_t sat__progress_begin(sat__progress *p, const sat_context *ctx, const char *what, int64_t total,
+                            char *err);
+int32_t sat__progress_add(sat__progress *p, int64_t units);
+/* Reports done (if it is more than reported so far). */
+int32_t sat__progress_to(sat__progress *p, int64_t done);
 
 /* ---- allocation (aligned to SAT_ALIGN, through the context's hooks) ---- */
 /* An options struct's seed as used: SAT_SEED_CONTEXT stands for the context's seed. */

@@ -49,6 +49,8 @@ struct sat_trainer {
     float *param_backup;         /* snapshot for the rollback of a failed step [num_params] */
     float *opt_backup;           /* [opt->state_count] */
     float *bn_backup;            /* running statistics [num_state] */
+    sat__progress *progress;     /* the running step's progress (NULL between steps): one unit
+                                    per example and attack step or update */
     char err[SAT_ERRMSG_SIZE];
 };
 

@@ -245,7 +245,8 @@ static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels
     }
     s->loss = (float)loss;
     s->lr = sat_optimizer_lr(t->opt);
-    return apply_update(t);
+    st = apply_update(t);
+    return st ? st : sat__progress_add(t->progress, n);
 }
 
 /* Free-AT: m replays of the batch, each one backward giving parameter and input gradients,
@@ -288,6 +289,7 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
         }
         loss += sum / (double)n;
         acc += (double)correct / (double)n;
+        if ((st = sat__progress_add(t->progress, n))) return st;
     }
     s->loss = (float)(loss / t->opts.free_replays);
     s->adv_accuracy = (float)(acc / t->opts.free_replays);
@@ -306,7 +308,18 @@ static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels
     s->adv_accuracy = (float)ca / (float)n;
     s->clean_accuracy = (float)cc / (float)n;
     s->lr = sat_optimizer_lr(t->opt);
-    return apply_update(t);
+    st = apply_update(t);
+    return st ? st : sat__progress_add(t->progress, n);
+}
+
+/* Progress units per example of one step: its attack steps and its updates. */
+static int64_t step_units(const sat_trainer_opts *o) {
+    switch (o->method) {
+    case SAT_TRAIN_STANDARD: return 1;
+    case SAT_TRAIN_FAST: return 2;
+    case SAT_TRAIN_FREE: return o->free_replays;
+    default: return (int64_t)o->steps + 1; /* PGD, TRADES */
+    }
 }
 
 int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
@@ -326,11 +339,18 @@ int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, in
     s.loss = s.adv_accuracy = s.clean_accuracy = s.lr = NAN;
     snapshot snap;
     take_snapshot(t, &snap);
-    switch (t->opts.method) {
-    case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
-    case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
-    default: st = step_single(t, x, labels, n, &s); break;
+    /* A cancel is a failure like NaN: the rollback below undoes the step. */
+    sat__progress progress;
+    st = sat__progress_begin(&progress, m->ctx, "sat_train_step", n * step_units(&t->opts), t->err);
+    t->progress = &progress;
+    if (st == SAT_OK) {
+        switch (t->opts.method) {
+        case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
+        case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
+        default: st = step_single(t, x, labels, n, &s); break;
+        }
     }
+    t->progress = NULL;
     if (st) {
         rollback(t, &snap);
         return st;

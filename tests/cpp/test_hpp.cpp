@@ -4,11 +4,13 @@
 #include <sat.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -305,6 +307,88 @@ static void test_exec(sat::Context &ctx) {
     delete kept;
 }
 
+// Progress: reports from 0 to total, a cancel throws SAT_E_ABORTED and a cancelled training
+// step changes nothing, an exception thrown by the function comes out of the call, and a
+// flag set by another thread cancels a running attack.
+static void test_progress() {
+    sat::Context ctx(1, 7);
+    sat_model_opts o = sat::model_opts();
+    o.max_batch = 4;
+    sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n", o);
+    std::vector<float> x(10 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y(10);
+    for (std::size_t i = 0; i < y.size(); i++) y[i] = int32_t(i % 2);
+    const std::vector<float> ref = m.attack(sat::attack_opts(0.1f, 3), x, y);
+
+    std::vector<int64_t> done;
+    int64_t total = -1;
+    ctx.set_progress([&](const char *what, int64_t d, int64_t t) {
+        CHECK(std::string(what) == "sat_attack");
+        done.push_back(d);
+        total = t;
+        return false;
+    });
+    CHECK(m.attack(sat::attack_opts(0.1f, 3), x, y) == ref);
+    CHECK(done.size() == 1 + 3 * 3 && done.front() == 0 && done.back() == total && total == 30);
+    CHECK(std::is_sorted(done.begin(), done.end()));
+
+    int calls = 0;
+    ctx.set_progress([&](const char *, int64_t, int64_t) { return ++calls == 4; });
+    try {
+        m.attack(sat::attack_opts(0.1f, 3), x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED && std::string(e.what()).find("cancelled") != std::string::npos);
+    }
+
+    sat::Optimizer opt(m, sat::optimizer_opts());
+    sat::Trainer tr(m, opt, sat::trainer_opts(SAT_TRAIN_FREE, 0.1f));
+    const std::vector<float> before(m.params().begin(), m.params().end());
+    calls = 0;
+    ctx.set_progress([&](const char *, int64_t, int64_t) { return ++calls == 3; });
+    try {
+        tr.step(sat::span<const float>(x.data(), 4 * 16), sat::span<const int32_t>(y.data(), 4));
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED);
+    }
+    CHECK(std::vector<float>(m.params().begin(), m.params().end()) == before && opt.step_count() == 0);
+
+    struct Stop {};
+    ctx.set_progress([](const char *, int64_t d, int64_t) -> bool {
+        if (d > 0) throw Stop{};
+        return false;
+    });
+    bool stopped = false;
+    try {
+        m.attack(sat::attack_opts(0.1f, 3), x, y);
+    } catch (const Stop &) {
+        stopped = true;
+    }
+    CHECK(stopped);
+
+    std::atomic<bool> cancel{false}, started{false};
+    ctx.set_progress([&](const char *, int64_t d, int64_t) {
+        if (d > 0) started = true;
+        return cancel.load();
+    });
+    std::thread other([&] {
+        while (!started) std::this_thread::yield();
+        cancel = true;
+    });
+    try {
+        m.attack(sat::attack_opts(0.1f, 100000000), x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED);
+    }
+    other.join();
+
+    ctx.set_progress(nullptr);
+    CHECK(m.attack(sat::attack_opts(0.1f, 3), x, y) == ref);
+}
+
 int main() {
     CHECK(sat_h_only_check() == 0);
     CHECK(sat::version() == SAT_VERSION_STRING);
@@ -317,6 +401,7 @@ int main() {
         test_dataset(ctx);
         test_preset_normalisation(ctx);
         test_trainer_survives_parent_moves();
+        test_progress();
     } catch (const sat::Error &e) {
         std::fprintf(stderr, "unexpected sat::Error %d: %s\n", e.status(), e.what());
         return 1;

@@ -39,6 +39,7 @@
 //! [`Optimizer::model`] and [`Trainer::model`] give access in between. Handles are neither `Send` nor `Sync`
 //! (one handle, one thread, as in C).
 
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
@@ -48,6 +49,9 @@ use std::ptr;
 
 /// The raw declarations of `sat.h` (the `libsat-sys` crate).
 pub use libsat_sys as sys;
+
+mod layers;
+pub use layers::{Block, LayerInfo, LayerOp, TensorInfo, TensorRole};
 
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                               */
@@ -747,6 +751,8 @@ impl PartialEq for Backward {
 /// Threads and the default seed shared by the models and data sets made with it.
 pub struct Context {
     raw: *mut sys::sat_context,
+    /// The `user` of the C progress callback: boxed, so its address does not move.
+    progress: Box<RefCell<ProgressState>>,
 }
 
 impl Context {
@@ -760,7 +766,7 @@ impl Context {
         o.seed = seed;
         let mut raw = ptr::null_mut();
         check_tls(unsafe { sys::sat_context_create(&o, &mut raw) })?;
-        Ok(Context { raw })
+        Ok(Context { raw, progress: Box::new(RefCell::new(ProgressState { closure: None, panic: None })) })
     }
 
     pub fn as_ptr(&self) -> *mut sys::sat_context {
@@ -782,6 +788,90 @@ impl Context {
 impl Drop for Context {
     fn drop(&mut self) {
         unsafe { sys::sat_context_destroy(self.raw) }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Progress and cancellation                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+type ProgressClosure = Box<dyn FnMut(&str, i64, i64) -> bool>;
+
+/// What the progress trampoline reaches through `user`.
+struct ProgressState {
+    closure: Option<ProgressClosure>,
+    panic: Option<String>,
+}
+
+unsafe extern "C" fn progress_trampoline(user: *mut c_void, what: *const c_char, done: i64, total: i64) -> i32 {
+    let cell = &*(user as *const RefCell<ProgressState>);
+    // Busy only if the closure itself led here again; such a report is not passed on.
+    let Ok(mut st) = cell.try_borrow_mut() else { return 0 };
+    let what = cstr(what);
+    let st = &mut *st;
+    let Some(f) = st.closure.as_mut() else { return 0 };
+    // A panic must not unwind into C: it cancels the call and is kept for take_progress_panic.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&what, done, total))) {
+        Ok(cancel) => cancel as i32,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string payload".into());
+            st.panic.get_or_insert(format!("progress closure panicked: {what}"));
+            1
+        }
+    }
+}
+
+impl Context {
+    /// Sets the progress closure of the long calls made with this context's models, callback
+    /// models, trainers and data sets (attacks, AutoAttack, evaluation, training steps, data
+    /// set loading). It gets the running call's name (`"sat_attack"`, `"sat_train_step"`,
+    /// ...) and `done` of `total` units of its work, is called on the calling thread first
+    /// with `done == 0`, then after every bounded piece of work, last with `done == total`;
+    /// returning `true` cancels the call, which then fails with [`ErrorKind::Aborted`]. A
+    /// cancelled training step leaves the model and optimizer as they were. To cancel from
+    /// another thread, capture an `Arc<AtomicBool>` that thread sets:
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    /// let ctx = libsat::Context::new(1, 0)?;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let flag = stop.clone();
+    /// ctx.set_progress(move |_what, _done, _total| flag.load(Ordering::Relaxed))?;
+    /// // another thread: stop.store(true, Ordering::Relaxed);
+    /// # Ok::<(), libsat::Error>(())
+    /// ```
+    ///
+    /// A panic in the closure cancels the call too; its message is kept for
+    /// [`Context::take_progress_panic`]. Calling this from inside the closure fails with
+    /// [`ErrorKind::State`].
+    pub fn set_progress(&self, f: impl FnMut(&str, i64, i64) -> bool + 'static) -> Result<()> {
+        self.replace_progress(Some(Box::new(f)))
+    }
+
+    /// Removes the progress closure: long calls report nothing and cannot be cancelled.
+    pub fn clear_progress(&self) -> Result<()> {
+        self.replace_progress(None)
+    }
+
+    /// The message of a panic in the progress closure that cancelled a call, once.
+    pub fn take_progress_panic(&self) -> Option<String> {
+        self.progress.try_borrow_mut().ok().and_then(|mut st| st.panic.take())
+    }
+
+    fn replace_progress(&self, closure: Option<ProgressClosure>) -> Result<()> {
+        let mut st = self.progress.try_borrow_mut().map_err(|_| {
+            Error::new(sys::SAT_E_STATE, "set_progress: called from inside the progress closure")
+        })?;
+        let on = closure.is_some();
+        st.closure = closure;
+        let raw = self.raw;
+        let user = &*self.progress as *const RefCell<ProgressState> as *mut c_void;
+        check(unsafe { sys::sat_context_set_progress(raw, if on { Some(progress_trampoline) } else { None }, user) },
+              || unsafe { sys::sat_context_last_error(raw) })
     }
 }
 
