@@ -458,6 +458,11 @@ SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int3
  */
 SAT_API int32_t sat_exec_backward(sat_exec *exec, const float *dlogits, float *dx, float *param_grads);
 
+/** The batch size n of the last forward, the one sat_exec_backward() runs from (its
+ *  buffers hold n rows); 0 when there is none (no forward yet) and for NULL. For the
+ *  model's own execution, any of the model's own calls sets it. */
+SAT_API int64_t sat_exec_last_batch(const sat_exec *exec);
+
 /**
  * The model's own execution (SAT_EXEC_TRAIN, the model's max_batch): the one its own calls
  * (sat_model_forward, sat_model_input_gradient, sat_model_train_backward, attacks, the

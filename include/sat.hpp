@@ -735,11 +735,14 @@ public:
         forward(x, out, bn_mode);
         return out;
     }
-    /** Backward of the last forward from dL/dlogits (n * num_classes) to the input (dx,
-     *  n * example_size values) and/or the parameters (param_grads, param_count values, e.g.
-     *  Model::grads()); an empty span is not wanted. */
+    /** The batch size of the last forward (sat_exec_last_batch()); 0 when there is none. */
+    int64_t last_batch() const noexcept { return sat_exec_last_batch(h_.get()); }
+    /** Backward of the last forward (n = last_batch() examples) from dL/dlogits
+     *  (n * num_classes) to the input (dx, n * example_size values) and/or the parameters
+     *  (param_grads, param_count values, e.g. Model::grads()); an empty span is not wanted. */
     void backward(span<const float> dlogits, span<float> dx, span<float> param_grads = {}) {
-        int64_t n = detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits");
+        const int64_t n = last_batch();
+        if (n > 0) detail::need(dlogits.size(), n * sizes_.classes, "Exec::backward dlogits");
         if (!dx.empty()) detail::need(dx.size(), n * sizes_.example, "Exec::backward dx");
         if (!param_grads.empty()) detail::need(param_grads.size(), sizes_.params, "Exec::backward param_grads");
         check(sat_exec_backward(h_.get(), dlogits.data(), dx.empty() ? nullptr : dx.data(),
@@ -747,8 +750,9 @@ public:
     }
     /** The input gradient of the last forward as a new vector. */
     std::vector<float> input_gradient(span<const float> dlogits) {
-        std::vector<float> dx(static_cast<std::size_t>(
-            detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits") * sizes_.example));
+        /* one value at least, so that without a forward the library says so */
+        const int64_t n = last_batch();
+        std::vector<float> dx(static_cast<std::size_t>(n > 0 ? n * sizes_.example : 1));
         backward(dlogits, dx);
         return dx;
     }

@@ -272,6 +272,14 @@ static void test_exec(sat::Context &ctx) {
         logits = e.forward(x);
         CHECK(logits == ref.logits);
         std::vector<float> dl = ce_dlogits(logits, y);
+        CHECK(e.last_batch() == 3);
+        std::vector<float> dx2(48);
+        try {
+            e.backward(sat::span<const float>(dl.data(), 6), dx2); // 2 rows for 3 examples
+            CHECK(false);
+        } catch (const sat::Error &err) {
+            CHECK(err.status() == SAT_E_SHAPE);
+        }
         std::vector<float> dx = e.input_gradient(dl);
         for (std::size_t i = 0; i < dx.size(); i++) CHECK(std::fabs(dx[i] - ref.grad[i]) < 1e-5f);
         // parameter gradients need a training execution

@@ -967,6 +967,11 @@ class Exec(_Handle):
     def model(self) -> Model:
         return self._model
 
+    @property
+    def last_batch(self) -> int:
+        """The batch size of the last forward, which backward() runs from (0: none)."""
+        return int(self._lib.raw.exec_last_batch(self.handle))
+
     def forward(self, x: npt.ArrayLike, bn_mode: Enum = "inference",
                 out: Optional[FloatArray] = None) -> FloatArray:
         """Logits (n, num_classes), keeping what backward() needs. bn_mode: 'inference',
@@ -987,10 +992,12 @@ class Exec(_Handle):
         param_grads: None/False (not wanted), True (a new array) or a float32 array of
         param_count values to overwrite (e.g. model.grads)."""
         dl = _f32(dlogits)
-        n = dl.size // max(1, self._model.num_classes)
-        if dl.size != n * self._model.num_classes:
-            raise ValueError(f"dlogits of {dl.size} values is not n x {self._model.num_classes}")
-        dx = np.empty((n,) + tuple(self._model.input_shape), dtype=np.float32) if input_grad else None
+        n = self.last_batch
+        if n and dl.size != n * self._model.num_classes:
+            raise ValueError(f"dlogits of {dl.size} values is not {n} x {self._model.num_classes} "
+                             f"(the last forward's batch)")
+        dx = (np.empty((max(n, 1),) + tuple(self._model.input_shape), dtype=np.float32)
+              if input_grad else None)
         if dx is not None and self._x_shape and int(np.prod(self._x_shape)) == dx.size:
             dx = dx.reshape(self._x_shape)
         grads: Optional[FloatArray] = None

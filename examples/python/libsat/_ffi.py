@@ -235,6 +235,7 @@ PROTOTYPES = {
     "sat_exec_last_error": (c_char_p, [H]),
     "sat_exec_forward": (c_int32, [H, PF, c_int64, c_int32, PF]),
     "sat_exec_backward": (c_int32, [H, PF, PF, PF]),
+    "sat_exec_last_batch": (c_int64, [H]),
     "sat_model_exec": (H, [H]),
     "sat_model_decay_mask": (c_int32, [H, P(ctypes.c_uint8)]),
     "sat_model_forward": (c_int32, [H, PF, c_int64, PF]),

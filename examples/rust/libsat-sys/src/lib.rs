@@ -474,6 +474,7 @@ extern "C" {
                             logits: *mut f32) -> i32;
     pub fn sat_exec_backward(exec: *mut sat_exec, dlogits: *const f32, dx: *mut f32,
                              param_grads: *mut f32) -> i32;
+    pub fn sat_exec_last_batch(exec: *const sat_exec) -> i64;
     pub fn sat_model_exec(model: *mut sat_model) -> *mut sat_exec;
 
     pub fn sat_model_layer_count(model: *const sat_model) -> i32;

@@ -1728,16 +1728,28 @@ impl<'m> Exec<'m> {
         Ok(logits)
     }
 
-    /// Backward of the last forward from dL/dlogits (`n * num_classes`): to the input
-    /// (`dx`, `n * example_size` values) and/or the parameters (`param_grads`, param_count
-    /// values); `None` is not wanted. Both are overwritten.
+    /// The batch size of the last forward, which [`Exec::backward`] runs from (0: none).
+    pub fn last_batch(&self) -> usize {
+        unsafe { sys::sat_exec_last_batch(self.raw) }.max(0) as usize
+    }
+
+    /// Backward of the last forward (n = [`Exec::last_batch`] examples) from dL/dlogits
+    /// (`n * num_classes`): to the input (`dx`, `n * example_size` values) and/or the
+    /// parameters (`param_grads`, param_count values); `None` is not wanted. Both are
+    /// overwritten.
     pub fn backward(&mut self, dlogits: &[f32], dx: Option<&mut [f32]>, param_grads: Option<&mut [f32]>)
                     -> Result<()> {
         let k = self.num_classes;
-        if k == 0 || dlogits.len() % k != 0 {
-            return Err(shape_error(format!("Exec::backward: {} dlogits are not rows of {k}", dlogits.len())));
+        let n = self.last_batch();
+        // the library reads n rows: a shorter slice is refused here
+        if dlogits.len() != n * k {
+            if n == 0 {
+                return Err(Error::new(sys::SAT_E_STATE,
+                                      "Exec::backward: no forward to run backward from (call Exec::forward first)"));
+            }
+            return Err(shape_error(format!("Exec::backward: {} dlogits for {n} examples of {k} classes",
+                                           dlogits.len())));
         }
-        let n = dlogits.len() / k;
         if let Some(d) = &dx {
             if d.len() < n * self.example_size {
                 return Err(shape_error(format!("Exec::backward: dx has {} values, needs {}", d.len(),
@@ -1757,8 +1769,7 @@ impl<'m> Exec<'m> {
 
     /// The input gradient of the last forward as a new vector.
     pub fn input_gradient(&mut self, dlogits: &[f32]) -> Result<Vec<f32>> {
-        let n = if self.num_classes == 0 { 0 } else { dlogits.len() / self.num_classes };
-        let mut dx = vec![0f32; n * self.example_size];
+        let mut dx = vec![0f32; self.last_batch() * self.example_size];
         self.backward(dlogits, Some(&mut dx), None)?;
         Ok(dx)
     }
