@@ -1877,6 +1877,19 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
         self.opt
     }
 
+    /// [`Optimizer::set_lr`] on the optimizer this trainer holds; from the next step on.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.opt.set_lr(lr)
+    }
+    /// [`Optimizer::set_lr_scale`] on the optimizer this trainer holds.
+    pub fn set_lr_scale(&mut self, range: std::ops::Range<usize>, scale: f32) -> Result<()> {
+        self.opt.set_lr_scale(range, scale)
+    }
+    /// [`Optimizer::set_frozen`] on the optimizer this trainer holds.
+    pub fn set_frozen(&mut self, mask: Option<&[u8]>) -> Result<()> {
+        self.opt.set_frozen(mask)
+    }
+
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_trainer_last_error(self.raw)) }
     }
