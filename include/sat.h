@@ -33,7 +33,9 @@
  *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
  *    min(struct_size, its own size) bytes; a larger struct from a newer header is
  *    accepted only if the unknown tail is all zero bytes.
- *  - `*_destroy(NULL)` is a no-op.
+ *  - `*_destroy(NULL)` is a no-op. A handle that others were made from (a context, a
+ *    model, an optimizer) is not destroyed while any of them lives: the call is refused
+ *    and the handle stays usable (see "Destroying with a status" at the end).
  */
 #ifndef SAT_H
 #define SAT_H

@@ -1,6 +1,8 @@
 /* checkpoint.c - a model file plus what a training run needs to continue bit-exactly:
- * the optimizer's state block and step count, the trainer's RNG key and counter (and the
- * Free-AT perturbation), and the host's loop position.
+ * the optimizer's state block, step count and runtime settings (optimizer_image.c), the
+ * trainer's RNG key and counter (and the Free-AT perturbation), and the host's loop
+ * position. A model-and-optimizer checkpoint (optimizer_checkpoint.c) lacks the last two
+ * sections and is refused here with a message naming its own load function.
  *
  * Loading restores into existing handles. The whole file is read and checked against the
  * handles (spec text, counts, optimizer kind, perturbation size) before the first value is
