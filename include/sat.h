@@ -33,7 +33,9 @@
  *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
  *    min(struct_size, its own size) bytes; a larger struct from a newer header is
  *    accepted only if the unknown tail is all zero bytes.
- *  - `*_destroy(NULL)` is a no-op.
+ *  - `*_destroy(NULL)` is a no-op. A handle that others were made from (a context, a
+ *    model, an optimizer) is not destroyed while any of them lives: the call is refused
+ *    and the handle stays usable (see "Destroying with a status" at the end).
  */
 #ifndef SAT_H
 #define SAT_H
@@ -157,8 +159,9 @@ SAT_API int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_si
 /** Creates a context. opts may be NULL for defaults. On failure *out is NULL and
  *  sat_last_error() says why. */
 SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **out);
-/** Destroys a context. All models, trainers and datasets created with it must be
- *  destroyed first. */
+/** Destroys a context. All models, data sets and callback models created with it must be
+ *  destroyed first: while any lives, nothing is destroyed, the context stays usable and
+ *  sat_last_error() says why (sat_context_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_context_destroy(sat_context *ctx);
 /** Message of the last failed call on ctx ("" if none); valid until the next call on it. */
 SAT_API const char *sat_context_last_error(const sat_context *ctx);
@@ -307,7 +310,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  */
 SAT_API int32_t sat_model_create(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                                  sat_model **out);
-/** Destroys a model. Its optimizers and trainers must be destroyed first. */
+/** Destroys a model. Its optimizers and trainers must be destroyed first: while any lives,
+ *  nothing is destroyed, the model stays usable and sat_last_error() says why
+ *  (sat_model_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_model_destroy(sat_model *model);
 /** Message of the last failed call on model ("" if none); valid until the next call on it. */
 SAT_API const char *sat_model_last_error(const sat_model *model);
@@ -754,7 +759,9 @@ SAT_API int32_t sat_optimizer_opts_init(sat_optimizer_opts *opts, uint32_t struc
 /** An optimizer for one model (its state is a flat block beside the parameters). */
 SAT_API int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts,
                                      sat_optimizer **out);
-/** Destroys an optimizer. Trainers using it must be destroyed first. */
+/** Destroys an optimizer. Trainers using it must be destroyed first: while any lives,
+ *  nothing is destroyed and sat_last_error() says why (sat_optimizer_destroy_checked()
+ *  also returns SAT_E_STATE). */
 SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
 /** Message of the last failed call on opt ("" if none); valid until the next call on it. */
 SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
@@ -1093,6 +1100,95 @@ SAT_API int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_
  *  match the handles). epoch and batch_index may be NULL. */
 SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epoch,
                                     int64_t *batch_index);
+
+/* ------------------------------------------------------------------------- */
+/* Runtime control of an optimizer: learning rate, parameter groups, freezing */
+/* ------------------------------------------------------------------------- */
+
+/* A trainer borrows its optimizer (sat_trainer_create), so these calls on that optimizer
+ * handle take effect from the trainer's next sat_train_step. Parameter groups are ranges of
+ * the flat parameter block (sat_model_params), e.g. one layer's weights. */
+
+/** Sets the base learning rate (finite, > 0): the rate the schedule scales, so under a
+ *  cosine, step or one-cycle schedule the next step uses `lr` times the schedule's factor
+ *  at the current step count (sat_optimizer_lr() tells), and the schedule is not
+ *  restarted. SAT_E_INVALID_ARG for a bad lr (nothing changes). Saved in checkpoints.
+ *  Threads: like sat_optimizer_step (one thread at a time per optimizer). */
+SAT_API int32_t sat_optimizer_set_lr(sat_optimizer *opt, float lr);
+/** The base learning rate (sat_optimizer_opts.lr or the last sat_optimizer_set_lr());
+ *  NaN for NULL. */
+SAT_API float sat_optimizer_base_lr(const sat_optimizer *opt);
+/** Multiplies the learning rate of parameters offset .. offset+count-1 of the flat block
+ *  by `scale` (finite, >= 0; every scale starts at 1). A scale of 0 stops the parameter
+ *  moving while the optimizer state (momentum, Adam moments) still follows its gradient;
+ *  to stop both, freeze it. For AdamW the decoupled weight decay is scaled too, as it is
+ *  proportional to the learning rate. SAT_E_INVALID_ARG for a range outside the block or a
+ *  bad scale (nothing changes). Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_lr_scale(sat_optimizer *opt, int64_t offset, int64_t count,
+                                           float scale);
+/** Copies the per-parameter learning-rate scales into scales[param_count]. */
+SAT_API int32_t sat_optimizer_get_lr_scale(const sat_optimizer *opt, float *scales);
+/** Sets the freeze mask: mask[param_count] of 0 (trained) and 1 (frozen); NULL unfreezes
+ *  everything. A frozen parameter is skipped by every update (sat_optimizer_step, and so
+ *  sat_train_step): its value does not change (no gradient step, no weight decay) and its
+ *  optimizer state (momentum buffer, Adam moments) is not updated either, so unfreezing it
+ *  resumes from the state it had. The step count, which drives the schedule and Adam's bias
+ *  correction, is the optimizer's and keeps advancing. Gradients are still computed for
+ *  frozen parameters (sat_model_grads). Any value above 1 gives SAT_E_INVALID_ARG and
+ *  nothing changes. Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_frozen(sat_optimizer *opt, const uint8_t *mask);
+/** Copies the freeze mask into mask[param_count] (1 = frozen). */
+SAT_API int32_t sat_optimizer_get_frozen(const sat_optimizer *opt, uint8_t *mask);
+
+/* ------------------------------------------------------------------------- */
+/* Checkpoints of a model and an optimizer, without a trainer                */
+/* ------------------------------------------------------------------------- */
+
+/** Saves the optimizer's model (as sat_model_save does, with meta, which may be NULL) and
+ *  the optimizer: state block, step count, base learning rate, learning-rate scales and
+ *  freeze mask. For a host's own training loop (sat_model_train_backward or its own loss,
+ *  then sat_optimizer_step): loading it into fresh handles built with the same spec and
+ *  optimizer options continues bit-exactly. The same atomic write as sat_model_save (a
+ *  temporary file renamed over path; an existing file is replaced whole or kept). The file
+ *  is a checkpoint without trainer state: sat_model_load() reads it;
+ *  sat_checkpoint_load() refuses it with SAT_E_FORMAT (docs/file-format.md). Errors go to
+ *  sat_optimizer_last_error(). */
+SAT_API int32_t sat_optimizer_checkpoint_save(const sat_optimizer *opt, const sat_model_meta *meta,
+                                              const char *path);
+/** Restores a sat_optimizer_checkpoint_save() file into the optimizer and its model
+ *  (parameters, batch-norm statistics, optimizer state, step count and settings). The
+ *  whole file is checked first, so on failure nothing changes: SAT_E_IO / SAT_E_FORMAT /
+ *  SAT_E_VERSION for an unreadable, damaged or newer file, SAT_E_FORMAT for a trainer
+ *  checkpoint (load that with sat_checkpoint_load()), SAT_E_INVALID_ARG when the file's
+ *  model spec, counts or optimizer kind differ from the handles'. meta (may be NULL)
+ *  receives the stored meta. */
+SAT_API int32_t sat_optimizer_checkpoint_load(sat_optimizer *opt, const char *path,
+                                              sat_model_meta *meta);
+
+/* ------------------------------------------------------------------------- */
+/* Destroying with a status                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* Handles made from a context (models, data sets, callback models), from a model
+ * (optimizers, trainers, executions) and from an optimizer (trainers) are counted: a parent
+ * cannot be destroyed while a child lives. The void *_destroy functions keep their
+ * signature for existing programs and refuse silently (the message is in sat_last_error());
+ * these return the status. Counts are atomic: children may be made and destroyed on
+ * different threads. */
+
+/** sat_context_destroy() with a status: SAT_OK (also for NULL) when destroyed; SAT_E_STATE
+ *  when a model, data set or callback model made with it is still alive: then nothing is
+ *  destroyed, the context stays usable, and the message is in sat_context_last_error() and
+ *  sat_last_error(). */
+SAT_API int32_t sat_context_destroy_checked(sat_context *ctx);
+/** sat_model_destroy() with a status: SAT_E_STATE, leaving the model usable, while an
+ *  optimizer, trainer or execution made from it lives (message in sat_model_last_error()
+ *  and sat_last_error()); SAT_OK (also for NULL) when destroyed. */
+SAT_API int32_t sat_model_destroy_checked(sat_model *model);
+/** sat_optimizer_destroy() with a status: SAT_E_STATE, leaving the optimizer usable, while a
+ *  trainer uses it (message in sat_optimizer_last_error() and sat_last_error()); SAT_OK
+ *  (also for NULL) when destroyed. */
+SAT_API int32_t sat_optimizer_destroy_checked(sat_optimizer *opt);
 
 #ifdef __cplusplus
 }

@@ -191,9 +191,30 @@ protected:
     MoveOnly &operator=(MoveOnly &&) noexcept = default;
 };
 
+template <class T, void (*Destroy)(T *)>
+struct Deleter {
+    std::vector<std::shared_ptr<void>> parents;  // released after Destroy ran
+    bool closed = false;                         // close() destroyed the handle already
+    void operator()(T *q) noexcept {
+        if (!closed) Destroy(q);
+    }
+};
+
 template <class T, void (*Destroy)(T *), class... Parents>
 std::shared_ptr<T> own(T *p, std::shared_ptr<Parents>... parents) {
-    return std::shared_ptr<T>(p, [parents...](T *q) noexcept { Destroy(q); });
+    return std::shared_ptr<T>(p, Deleter<T, Destroy>{{parents...}, false});
+}
+
+/* Destroys h's handle now through its *_destroy_checked function: throws sat::Error
+ * (SAT_E_STATE) and keeps the handle while handles made from it live; else h becomes empty.
+ * Copies of h held elsewhere (a child's deleter) only keep the parents' references. */
+template <class T, void (*Destroy)(T *)>
+void close(std::shared_ptr<T> &h, int32_t (*destroy_checked)(T *), const char *(*last_error)(const T *)) {
+    if (!h) return;
+    int32_t st = destroy_checked(h.get());
+    if (st != SAT_OK) throw Error(st, last_error(h.get()));
+    std::get_deleter<Deleter<T, Destroy>>(h)->closed = true;
+    h.reset();
 }
 
 inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
@@ -372,6 +393,13 @@ public:
                                                progress_.get()),
                       last_error());
     }
+    /** Destroys the context now (sat_context_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a model or data set made with it lives; after
+     *  success get() is nullptr. Without close(), the context goes with its last user. */
+    void close() {
+        detail::close<sat_context, sat_context_destroy>(h_, sat_context_destroy_checked,
+                                                       sat_context_last_error);
+    }
 
 private:
     friend class Model;
@@ -486,6 +514,13 @@ public:
         o.struct_size = sizeof o;
         check(sat_model_get_opts(h_.get(), &o));
         return o;
+    }
+    /** Destroys the model now (sat_model_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while an optimizer or trainer made from it lives;
+     *  after success get() is nullptr. Without close(), the model goes with its last user. */
+    void close() {
+        detail::close<sat_model, sat_model_destroy>(h_, sat_model_destroy_checked, sat_model_last_error);
+        ctx_.reset();
     }
     /** A deep copy on the same context (sat_model_clone()). */
     Model clone() const {
@@ -927,7 +962,8 @@ private:
 class Optimizer : detail::MoveOnly {
 public:
     /** An optimizer for model (see optimizer_opts()). */
-    Optimizer(Model &model, const sat_optimizer_opts &opts) {
+    Optimizer(Model &model, const sat_optimizer_opts &opts)
+        : num_params_(sat_model_param_count(model.get())) {
         sat_optimizer *o = nullptr;
         detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
         h_ = detail::own<sat_optimizer, sat_optimizer_destroy>(o, model.h_);
@@ -953,8 +989,56 @@ public:
         return {p, static_cast<std::size_t>(count)};
     }
 
+    /** Sets the base learning rate, which the schedule scales (sat_optimizer_set_lr()). */
+    void set_lr(float lr) { detail::check(sat_optimizer_set_lr(h_.get(), lr), last_error()); }
+    /** The base learning rate (sat_optimizer_base_lr()). */
+    float base_lr() const noexcept { return sat_optimizer_base_lr(h_.get()); }
+    /** Scales the learning rate of parameters [offset, offset + count) of the flat block
+     *  (sat_optimizer_set_lr_scale()). */
+    void set_lr_scale(int64_t offset, int64_t count, float scale) {
+        detail::check(sat_optimizer_set_lr_scale(h_.get(), offset, count, scale), last_error());
+    }
+    /** The per-parameter learning-rate scales (sat_optimizer_get_lr_scale()). */
+    std::vector<float> lr_scale() const {
+        std::vector<float> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_lr_scale(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Sets the freeze mask, one 0/1 per parameter (sat_optimizer_set_frozen()); an empty
+     *  span unfreezes everything. */
+    void set_frozen(span<const uint8_t> mask) {
+        if (!mask.empty()) detail::need(mask.size(), num_params_, "set_frozen");
+        detail::check(sat_optimizer_set_frozen(h_.get(), mask.empty() ? nullptr : mask.data()),
+                      last_error());
+    }
+    /** The freeze mask, 1 = frozen (sat_optimizer_get_frozen()). */
+    std::vector<uint8_t> frozen() const {
+        std::vector<uint8_t> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_frozen(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Saves the model and this optimizer (sat_optimizer_checkpoint_save()). */
+    void save_checkpoint(const std::string &path, const sat_model_meta *meta = nullptr) const {
+        detail::check(sat_optimizer_checkpoint_save(h_.get(), meta, path.c_str()), last_error());
+    }
+    /** Restores a sat_optimizer_checkpoint_save() file into the model and this optimizer
+     *  (sat_optimizer_checkpoint_load()); returns the stored meta. */
+    sat_model_meta load_checkpoint(const std::string &path) {
+        sat_model_meta meta = model_meta();
+        detail::check(sat_optimizer_checkpoint_load(h_.get(), path.c_str(), &meta), last_error());
+        return meta;
+    }
+    /** Destroys the optimizer now (sat_optimizer_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a trainer uses it; after success get() is
+     *  nullptr. */
+    void close() {
+        detail::close<sat_optimizer, sat_optimizer_destroy>(h_, sat_optimizer_destroy_checked,
+                                                           sat_optimizer_last_error);
+    }
+
 private:
     friend class Trainer;
+    int64_t num_params_;
     std::shared_ptr<sat_optimizer> h_;
 };
 

@@ -25,8 +25,23 @@ struct sat_context {
     sat_progress_fn progress_fn; /* sat_context_set_progress; NULL: no reports */
     void *progress_user;
     struct sat_pool *pool; /* worker pool for non-BLIS kernels; NULL when num_threads == 1 */
+    int32_t live_children; /* models, datasets, callback models made from it (atomic) */
     char err[SAT_ERRMSG_SIZE];
 };
+
+/* ---- parents and children: a handle that others were made from (a context, a model, an
+ * optimizer) keeps a count of them, so that destroying it early is refused instead of
+ * leaving them dangling. Children may be made on different threads: the count is atomic. */
+static inline void sat__child_attach(int32_t *live_children) {
+    __atomic_add_fetch(live_children, 1, __ATOMIC_RELAXED);
+}
+static inline void sat__child_detach(int32_t *live_children) {
+    __atomic_sub_fetch(live_children, 1, __ATOMIC_RELEASE);
+}
+/* SAT_OK when no child lives; else SAT_E_STATE with a message naming `fn` into the handle's
+ * buffer `err` and the thread-local one (a void destroy can only leave it there). */
+int32_t sat__check_no_children(const int32_t *live_children, char *err, const char *fn,
+                               const char *kinds);
 
 /* ---- errors ---- */
 

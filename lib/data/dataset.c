@@ -73,6 +73,7 @@ int32_t sat__dataset_alloc(sat_context *ctx, int64_t n, int32_t c, int32_t h, in
     sat_dataset *ds = sat__calloc(ctx, 1, sizeof *ds);
     if (!ds) return sat__fail_tls(SAT_E_NOMEM, "data set: out of memory");
     ds->ctx = ctx;
+    sat__child_attach(&ctx->live_children);
     ds->n = n;
     ds->c = c;
     ds->h = h;
@@ -198,11 +199,12 @@ int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t 
 
 void sat_dataset_destroy(sat_dataset *ds) {
     if (!ds) return;
-    const sat_context *ctx = ds->ctx;
+    sat_context *ctx = ds->ctx;
     sat__dealloc(ctx, ds->images);
     sat__dealloc(ctx, ds->labels);
     sat__dealloc(ctx, ds->order);
     sat__dealloc(ctx, ds);
+    sat__child_detach(&ctx->live_children);
 }
 
 /* ---- views ---- */

@@ -74,11 +74,15 @@ static int32_t check_opts(const sat_trainer_opts *o, char *err) {
 
 void sat_trainer_destroy(sat_trainer *t) {
     if (!t) return;
-    const sat_context *ctx = t->model->ctx;
+    sat_model *model = t->model;
+    sat_optimizer *opt = t->opt;
+    const sat_context *ctx = model->ctx;
     float *bufs[] = {t->delta, t->delta_backup, t->x_adv, t->grad_x, t->dlogits, t->logits_a,
                      t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
     sat__dealloc(ctx, t);
+    sat__child_detach(&model->live_children);
+    sat__child_detach(&opt->live_children);
 }
 
 static float *alloc_floats(const sat_context *ctx, int64_t count) {
@@ -115,6 +119,8 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     if (!t) return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
     t->model = model;
     t->opt = opt;
+    sat__child_attach(&model->live_children);
+    sat__child_attach(&opt->live_children);
     t->opts = o;
     t->seed = o.seed;
     t->rng_counter = 0;

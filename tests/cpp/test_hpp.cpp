@@ -135,6 +135,79 @@ static void test_train_and_attack(sat::Context &ctx) {
     for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
 }
 
+// Learning rate, scales, freezing and the model-and-optimizer checkpoint through the wrapper.
+static void test_runtime_control(sat::Context &ctx) {
+    const char *spec = "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n";
+    sat::Model m(ctx, spec, sat::model_opts());
+    sat::Optimizer opt(m, sat::optimizer_opts(SAT_OPT_ADAM, 0.01f));
+    const std::size_t np = m.params().size();
+    opt.set_lr(0.02f);
+    CHECK(opt.base_lr() == 0.02f && opt.lr() == 0.02f);
+    opt.set_lr_scale(0, 8, 0.5f);
+    std::vector<float> scales = opt.lr_scale();
+    CHECK(scales.size() == np && scales[7] == 0.5f && scales[8] == 1.0f);
+    std::vector<uint8_t> mask(np, 0);
+    for (std::size_t i = 0; i < 136; i++) mask[i] = 1;  // the first dense layer
+    opt.set_frozen(mask);
+    CHECK(opt.frozen() == mask);
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y = {0, 1, 1, 0};
+    std::vector<float> before(m.params().begin(), m.params().end());
+    m.train_backward(x, y);
+    opt.step();
+    CHECK(std::equal(before.begin(), before.begin() + 136, m.params().begin()));
+    CHECK(!std::equal(before.begin() + 136, before.end(), m.params().begin() + 136));
+    try {
+        opt.set_lr(-1.0f);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_INVALID_ARG && opt.base_lr() == 0.02f);
+    }
+
+    const std::string path = "test_hpp_runtime.satc";
+    sat_model_meta meta = sat::model_meta();
+    meta.epochs = 3;
+    opt.save_checkpoint(path, &meta);
+    sat::Model m2(ctx, spec, sat::model_opts());
+    sat::Optimizer opt2(m2, sat::optimizer_opts(SAT_OPT_ADAM, 0.01f));
+    CHECK(opt2.load_checkpoint(path).epochs == 3);
+    CHECK(opt2.base_lr() == 0.02f && opt2.frozen() == mask && opt2.step_count() == 1);
+    CHECK(std::equal(m.params().begin(), m.params().end(), m2.params().begin()));
+    opt2.set_frozen({});
+    CHECK(opt2.frozen() == std::vector<uint8_t>(np, 0));
+    std::remove(path.c_str());
+}
+
+// close() refuses while handles made from the object live, and the object stays usable.
+static void test_close_with_children() {
+    sat::Context ctx(1, 0);
+    sat::Model m(ctx, "input 1 2 2\nflatten\ndense 3\n");
+    sat::Optimizer opt(m, sat::optimizer_opts());
+    sat::Trainer tr(m, opt, sat::trainer_opts(SAT_TRAIN_STANDARD, 0.1f));
+    auto refused = [](auto &&close) {
+        try {
+            close();
+            return false;
+        } catch (const sat::Error &e) {
+            return e.status() == SAT_E_STATE && std::string(e.what()).find("still alive") != std::string::npos;
+        }
+    };
+    CHECK(refused([&] { ctx.close(); }));
+    CHECK(refused([&] { m.close(); }));
+    CHECK(refused([&] { opt.close(); }));
+    std::vector<float> x = {0.1f, 0.2f, 0.3f, 0.4f};
+    std::vector<int32_t> y = {1};
+    tr.step(x, y);  // everything still works
+    { sat::Trainer gone = std::move(tr); }
+    opt.close();
+    CHECK(opt.get() == nullptr);
+    m.close();
+    CHECK(m.get() == nullptr);
+    ctx.close();
+    CHECK(ctx.get() == nullptr);
+}
+
 // Live allocations of a context whose allocator hooks count them.
 static long live_blocks = 0;
 static void *counting_alloc(void *, std::size_t size, std::size_t alignment) {
@@ -410,6 +483,8 @@ int main() {
         test_preset_normalisation(ctx);
         test_trainer_survives_parent_moves();
         test_progress();
+        test_runtime_control(ctx);
+        test_close_with_children();
     } catch (const sat::Error &e) {
         std::fprintf(stderr, "unexpected sat::Error %d: %s\n", e.status(), e.what());
         return 1;

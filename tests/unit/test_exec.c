@@ -333,8 +333,15 @@ static void test_live_children(void **st) {
     assert_int_equal(m->live_children, 2);
     tu_release(a);
     assert_int_equal(m->live_children, 1);
+    /* the model refuses to go while an execution lives, and stays usable */
+    assert_int_equal(sat_model_destroy_checked(m), SAT_E_STATE);
+    assert_non_null(strstr(sat_model_last_error(m), "executions"));
+    float x[IN] = {0}, logits[CLASSES];
+    TU_CHECK(sat_exec_forward(b, x, 1, SAT_BN_INFERENCE, logits));
     tu_release(b);
     assert_int_equal(m->live_children, 0);
+    /* the model's own execution does not count */
+    tu_release(m);
 }
 
 int main(void) {

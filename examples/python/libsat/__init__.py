@@ -353,6 +353,9 @@ class _Handle:
     and is destroyed when the last dependant goes."""
 
     _destroy: str = ""
+    # A parent handle's status-returning destroy: it refuses while a child made outside this
+    # package (through the raw functions) is alive, and close() then raises.
+    _destroy_checked: str = ""
     _last_error: str = ""
 
     def __init__(self, lib: Library) -> None:
@@ -415,8 +418,13 @@ class _Handle:
         if self._live_children > 0:
             self._close_pending = True
             return
-        h, self._h = self._h, None
-        getattr(self._lib.raw, self._destroy)(h)
+        if self._destroy_checked:
+            # Raises, keeping the handle usable, while the library still counts children.
+            self._check(getattr(self._lib.raw, self._destroy_checked)(self._h))
+            h, self._h = self._h, None
+        else:
+            h, self._h = self._h, None
+            getattr(self._lib.raw, self._destroy)(h)
         parents, self._parents = self._parents, ()
         for p in parents:
             p._release_child()
@@ -457,6 +465,7 @@ class Context(_Handle):
     """
 
     _destroy = "context_destroy"
+    _destroy_checked = "context_destroy_checked"
     _last_error = "context_last_error"
 
     def __init__(self, num_threads: Optional[int] = None, seed: Optional[int] = None,
@@ -704,6 +713,7 @@ class Model(_Classifier):
     """
 
     _destroy = "model_destroy"
+    _destroy_checked = "model_destroy_checked"
     _last_error = "model_last_error"
     _raw_attack = "attack"
     _raw_autoattack = "autoattack"
@@ -1095,6 +1105,7 @@ class Optimizer(_Handle):
     total_steps, warmup_steps, milestones=[...], gamma, ..."""
 
     _destroy = "optimizer_destroy"
+    _destroy_checked = "optimizer_destroy_checked"
     _last_error = "optimizer_last_error"
 
     def __init__(self, model: Model, **opts: Any) -> None:
@@ -1126,6 +1137,63 @@ class Optimizer(_Handle):
         count = ctypes.c_int64()
         ptr = self._lib.raw.optimizer_state(self.handle, ctypes.byref(count))
         return _view(self, ptr, count.value)
+
+    @property
+    def base_lr(self) -> float:
+        """The base learning rate, which the schedule scales (lr is the scaled one)."""
+        return float(self._lib.raw.optimizer_base_lr(self.handle))
+
+    @base_lr.setter
+    def base_lr(self, lr: float) -> None:
+        self._check(self._lib.raw.optimizer_set_lr(self.handle, float(lr)))
+
+    def set_lr_scale(self, offset: int, count: int, scale: float) -> None:
+        """Scales the learning rate of parameters [offset, offset + count) of the flat block
+        (a parameter group, e.g. one layer's weights)."""
+        self._check(self._lib.raw.optimizer_set_lr_scale(self.handle, int(offset), int(count),
+                                                         float(scale)))
+
+    @property
+    def lr_scale(self) -> FloatArray:
+        """A copy of the per-parameter learning-rate scales."""
+        out = np.empty(self._model.param_count, dtype=np.float32)
+        self._check(self._lib.raw.optimizer_get_lr_scale(self.handle, _pf(out)))
+        return out
+
+    @property
+    def frozen(self) -> npt.NDArray[np.uint8]:
+        """A copy of the freeze mask (1 = frozen)."""
+        out = np.empty(self._model.param_count, dtype=np.uint8)
+        self._check(self._lib.raw.optimizer_get_frozen(
+            self.handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+        return out
+
+    @frozen.setter
+    def frozen(self, mask: Optional[npt.ArrayLike]) -> None:
+        """Sets the freeze mask (param_count values of 0 or 1, booleans work); None
+        unfreezes everything."""
+        if mask is None:
+            self._check(self._lib.raw.optimizer_set_frozen(self.handle, None))
+            return
+        m = np.ascontiguousarray(mask, dtype=np.uint8).reshape(-1)
+        if m.size != self._model.param_count:
+            raise ValueError(f"frozen: {m.size} values for {self._model.param_count} parameters")
+        self._check(self._lib.raw.optimizer_set_frozen(
+            self.handle, m.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+
+    def save_checkpoint(self, path: PathLike, meta: Optional[Mapping[str, Any]] = None) -> None:
+        """Saves the model and this optimizer, without a trainer."""
+        m = _meta(self._lib, meta)
+        self._check(self._lib.raw.optimizer_checkpoint_save(
+            self.handle, ctypes.byref(m) if m else None, os.fsencode(path)))
+
+    def load_checkpoint(self, path: PathLike) -> Dict[str, Any]:
+        """Restores a save_checkpoint() file into the model and this optimizer; returns the
+        stored meta."""
+        meta = _opts(self._lib, _ffi.ModelMeta, "model_meta_init", {})
+        self._check(self._lib.raw.optimizer_checkpoint_load(self.handle, os.fsencode(path),
+                                                            ctypes.byref(meta)))
+        return _struct_dict(meta)
 
 
 class Trainer(_Handle):

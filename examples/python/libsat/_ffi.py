@@ -202,6 +202,7 @@ PROTOTYPES = {
     "sat_context_opts_init": (c_int32, [P(ContextOpts), c_uint32]),
     "sat_context_create": (c_int32, [P(ContextOpts), P(H)]),
     "sat_context_destroy": (None, [H]),
+    "sat_context_destroy_checked": (c_int32, [H]),
     "sat_context_last_error": (c_char_p, [H]),
     "sat_context_set_num_threads": (c_int32, [H, c_int32]),
     # progress and cancellation
@@ -216,6 +217,7 @@ PROTOTYPES = {
                                   P(c_void_p)]),
     "sat_model_create": (c_int32, [H, c_char_p, P(ModelOpts), P(H)]),
     "sat_model_destroy": (None, [H]),
+    "sat_model_destroy_checked": (c_int32, [H]),
     "sat_model_last_error": (c_char_p, [H]),
     "sat_model_clone": (c_int32, [H, P(H)]),
     "sat_model_shape": (c_int32, [H, PI32, PI32, PI32, PI32]),
@@ -258,6 +260,13 @@ PROTOTYPES = {
     "sat_optimizer_step_count": (c_int64, [H]),
     "sat_optimizer_state": (PF, [H, PI64]),
     "sat_optimizer_set_step_count": (c_int32, [H, c_int64]),
+    "sat_optimizer_destroy_checked": (c_int32, [H]),
+    "sat_optimizer_set_lr": (c_int32, [H, c_float]),
+    "sat_optimizer_base_lr": (c_float, [H]),
+    "sat_optimizer_set_lr_scale": (c_int32, [H, c_int64, c_int64, c_float]),
+    "sat_optimizer_get_lr_scale": (c_int32, [H, PF]),
+    "sat_optimizer_set_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
+    "sat_optimizer_get_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
     # training
     "sat_trainer_opts_init": (c_int32, [P(TrainerOpts), c_uint32]),
     "sat_trainer_create": (c_int32, [H, H, P(TrainerOpts), P(H)]),
@@ -303,6 +312,8 @@ PROTOTYPES = {
     "sat_model_load_buffer": (c_int32, [H, c_void_p, c_size_t, P(ModelMeta), P(H)]),
     "sat_checkpoint_save": (c_int32, [H, P(ModelMeta), c_int64, c_int64, c_char_p]),
     "sat_checkpoint_load": (c_int32, [H, c_char_p, PI64, PI64]),
+    "sat_optimizer_checkpoint_save": (c_int32, [H, P(ModelMeta), c_char_p]),
+    "sat_optimizer_checkpoint_load": (c_int32, [H, c_char_p, P(ModelMeta)]),
 }
 
 

@@ -565,4 +565,23 @@ extern "C" {
                                epoch: i64, batch_index: i64, path: *const c_char) -> i32;
     pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,
                                batch_index: *mut i64) -> i32;
+
+    // runtime control of an optimizer
+    pub fn sat_optimizer_set_lr(opt: *mut sat_optimizer, lr: f32) -> i32;
+    pub fn sat_optimizer_base_lr(opt: *const sat_optimizer) -> f32;
+    pub fn sat_optimizer_set_lr_scale(opt: *mut sat_optimizer, offset: i64, count: i64, scale: f32) -> i32;
+    pub fn sat_optimizer_get_lr_scale(opt: *const sat_optimizer, scales: *mut f32) -> i32;
+    pub fn sat_optimizer_set_frozen(opt: *mut sat_optimizer, mask: *const u8) -> i32;
+    pub fn sat_optimizer_get_frozen(opt: *const sat_optimizer, mask: *mut u8) -> i32;
+
+    // checkpoints of a model and an optimizer
+    pub fn sat_optimizer_checkpoint_save(opt: *const sat_optimizer, meta: *const sat_model_meta,
+                                         path: *const c_char) -> i32;
+    pub fn sat_optimizer_checkpoint_load(opt: *mut sat_optimizer, path: *const c_char,
+                                         meta: *mut sat_model_meta) -> i32;
+
+    // destroying with a status (SAT_E_STATE while children live)
+    pub fn sat_context_destroy_checked(ctx: *mut sat_context) -> i32;
+    pub fn sat_model_destroy_checked(model: *mut sat_model) -> i32;
+    pub fn sat_optimizer_destroy_checked(opt: *mut sat_optimizer) -> i32;
 }

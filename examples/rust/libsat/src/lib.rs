@@ -783,6 +783,21 @@ impl Context {
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_context_last_error(self.raw)) }
     }
+
+    /// Destroys the context now and reports the library's status
+    /// (`sat_context_destroy_checked`). The borrow checker already keeps models and data
+    /// sets from outliving the context, so this fails only while a handle made through
+    /// [`sys`] from [`Context::as_ptr`] lives: the context is then handed back, still usable.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_context_destroy_checked(raw) }, || unsafe { sys::sat_context_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
 }
 
 impl Drop for Context {
@@ -1370,6 +1385,23 @@ impl<'ctx> Model<'ctx> {
     }
 }
 
+impl Model<'_> {
+    /// Destroys the model now and reports the library's status (`sat_model_destroy_checked`).
+    /// Safe code cannot drop a model its optimizers still borrow, so this fails only while
+    /// a handle made through [`sys`] from [`Model::as_ptr`] lives: the model is then handed
+    /// back, still usable.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_model_destroy_checked(raw) }, || unsafe { sys::sat_model_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
 impl Drop for Model<'_> {
     fn drop(&mut self) {
         unsafe { sys::sat_model_destroy(self.raw) }
@@ -1945,6 +1977,79 @@ impl<'m, 'ctx> Optimizer<'m, 'ctx> {
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_optimizer_last_error(self.raw)) }
     }
+
+    /// Sets the base learning rate (finite, > 0); the schedule scales it, so [`Optimizer::lr`]
+    /// is this times the schedule's factor at the current step.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.check(unsafe { sys::sat_optimizer_set_lr(self.raw, lr) })
+    }
+    /// The base learning rate.
+    pub fn base_lr(&self) -> f32 {
+        unsafe { sys::sat_optimizer_base_lr(self.raw) }
+    }
+    /// Scales the learning rate of the parameters in `range` of the flat block (a parameter
+    /// group, e.g. one layer's weights) by `scale` (finite, >= 0; every scale starts at 1).
+    pub fn set_lr_scale(&mut self, range: std::ops::Range<usize>, scale: f32) -> Result<()> {
+        let count = range.end.saturating_sub(range.start);
+        self.check(unsafe { sys::sat_optimizer_set_lr_scale(self.raw, range.start as i64, count as i64, scale) })
+    }
+    /// The per-parameter learning-rate scales.
+    pub fn lr_scale(&self) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; self.model.param_count()];
+        self.check(unsafe { sys::sat_optimizer_get_lr_scale(self.raw, out.as_mut_ptr()) })?;
+        Ok(out)
+    }
+    /// Sets the freeze mask (one 0 or 1 per parameter; `None` unfreezes everything): frozen
+    /// parameters and their optimizer state never change in a step.
+    pub fn set_frozen(&mut self, mask: Option<&[u8]>) -> Result<()> {
+        let p = match mask {
+            None => ptr::null(),
+            Some(m) if m.len() == self.model.param_count() => m.as_ptr(),
+            Some(m) => {
+                return Err(Error::new(sys::SAT_E_SHAPE, format!(
+                    "set_frozen: {} values for {} parameters", m.len(), self.model.param_count())))
+            }
+        };
+        self.check(unsafe { sys::sat_optimizer_set_frozen(self.raw, p) })
+    }
+    /// The freeze mask (1 = frozen).
+    pub fn frozen(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.model.param_count()];
+        self.check(unsafe { sys::sat_optimizer_get_frozen(self.raw, out.as_mut_ptr()) })?;
+        Ok(out)
+    }
+    /// Saves the model and this optimizer (state, step count, learning rate, scales, freeze
+    /// mask): a checkpoint for a loop of your own, without a trainer.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>, meta: Option<&ModelMeta>) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let m = meta.map_or(ptr::null(), |m| &m.0 as *const _);
+        self.check(unsafe { sys::sat_optimizer_checkpoint_save(self.raw, m, p.as_ptr()) })
+    }
+    /// Restores a [`Optimizer::save_checkpoint`] file into the model and this optimizer;
+    /// returns the stored meta. On failure nothing is changed.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<ModelMeta> {
+        let p = c_path(path.as_ref())?;
+        let mut meta = ModelMeta::new()?;
+        self.check(unsafe { sys::sat_optimizer_checkpoint_load(self.raw, p.as_ptr(), &mut meta.0) })?;
+        Ok(meta)
+    }
+    /// Destroys the optimizer now and reports the library's status
+    /// (`sat_optimizer_destroy_checked`); fails, handing the optimizer back, only while a
+    /// trainer made through [`sys`] uses it.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_optimizer_destroy_checked(raw) }, || unsafe { sys::sat_optimizer_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+    /// The C handle (still owned by this object).
+    pub fn as_ptr(&self) -> *mut sys::sat_optimizer {
+        self.raw
+    }
 }
 
 impl Drop for Optimizer<'_, '_> {
@@ -2056,6 +2161,19 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
     /// The optimizer (read access between steps).
     pub fn optimizer(&self) -> &Optimizer<'m, 'ctx> {
         self.opt
+    }
+
+    /// [`Optimizer::set_lr`] on the optimizer this trainer holds; from the next step on.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.opt.set_lr(lr)
+    }
+    /// [`Optimizer::set_lr_scale`] on the optimizer this trainer holds.
+    pub fn set_lr_scale(&mut self, range: std::ops::Range<usize>, scale: f32) -> Result<()> {
+        self.opt.set_lr_scale(range, scale)
+    }
+    /// [`Optimizer::set_frozen`] on the optimizer this trainer holds.
+    pub fn set_frozen(&mut self, mask: Option<&[u8]>) -> Result<()> {
+        self.opt.set_frozen(mask)
     }
 
     pub fn last_error(&self) -> String {
