@@ -33,7 +33,9 @@
  *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
  *    min(struct_size, its own size) bytes; a larger struct from a newer header is
  *    accepted only if the unknown tail is all zero bytes.
- *  - `*_destroy(NULL)` is a no-op.
+ *  - `*_destroy(NULL)` is a no-op. A handle that others were made from (a context, a
+ *    model, an optimizer) is not destroyed while any of them lives: the call is refused
+ *    and the handle stays usable (see "Destroying with a status" at the end).
  */
 #ifndef SAT_H
 #define SAT_H
@@ -157,8 +159,9 @@ SAT_API int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_si
 /** Creates a context. opts may be NULL for defaults. On failure *out is NULL and
  *  sat_last_error() says why. */
 SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **out);
-/** Destroys a context. All models, trainers and datasets created with it must be
- *  destroyed first. */
+/** Destroys a context. All models, data sets and callback models created with it must be
+ *  destroyed first: while any lives, nothing is destroyed, the context stays usable and
+ *  sat_last_error() says why (sat_context_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_context_destroy(sat_context *ctx);
 /** Message of the last failed call on ctx ("" if none); valid until the next call on it. */
 SAT_API const char *sat_context_last_error(const sat_context *ctx);
@@ -166,6 +169,50 @@ SAT_API const char *sat_context_last_error(const sat_context *ctx);
  *  old ones stop: if they cannot be (SAT_E_NOMEM, SAT_E_INTERNAL), the context keeps its
  *  thread count and threads, and stays usable. */
 SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
+
+/* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/**
+ * Progress callback of a context's long calls. `what` names the running public call
+ * ("sat_attack", "sat_evaluate", "sat_train_step", ...; a static string), `done` of `total`
+ * units of its work are finished. Units are the call's own and say how much is left: for
+ * attacks, evaluation and AutoAttack one unit is one example through one attack iteration
+ * (or one pass of the model); for a training step one example through one attack step or
+ * one optimizer update; for data set loading one example read.
+ *
+ * Each call reports first with done = 0, then after every bounded piece of work (one
+ * attack iteration of one chunk of at most max_batch examples, one evaluated chunk, one
+ * optimizer update, one read of at most 1 MiB or 256 records), with done never
+ * decreasing, and last with done == total. It is called on the thread that made the call, never concurrently with itself
+ * for one context, and must not call libsat on the handles of the running call.
+ *
+ * Return 0 to go on, anything else to cancel: the call then stops at that point and
+ * returns SAT_E_ABORTED with a message naming the call, even at done == total. To cancel
+ * from another thread (a GUI's button, a server's deadline, a signal handler), let that
+ * thread set a flag that the callback reads. What a cancelled call leaves:
+ *  - sat_attack, sat_pgd_attack, sat_callback_attack: x_adv holds the results of the chunks
+ *    of max_batch examples finished before, the rest of it is unchanged; trace unchanged.
+ *  - sat_evaluate: result unchanged.
+ *  - sat_autoattack, sat_callback_autoattack: x_adv may be partly written; outcome and
+ *    result unchanged.
+ *  - sat_train_step: like a step that fails with SAT_E_NUMERIC: parameters, batch-norm
+ *    statistics, optimizer state and step, RNG position and Free-AT's perturbation as
+ *    before the call, so the next call with the same batch computes the same bits as if
+ *    the cancelled call had never happened.
+ *  - sat_dataset_load, sat_dataset_load_idx: *out NULL, nothing allocated; the message is
+ *    in sat_last_error().
+ * The model's parameters and batch-norm statistics are never changed by a cancelled call.
+ */
+typedef int32_t (*sat_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/** Sets (or with fn NULL removes) the progress callback of the long calls made with ctx
+ *  and the handles created with it (models, callback models, trainers, data sets); `user`
+ *  is passed to it as is and must stay valid while it is set. It applies from the next
+ *  call on. Returns SAT_E_INVALID_ARG for a NULL ctx. Threads: like every call on ctx,
+ *  not while another thread uses ctx or its handles. */
+SAT_API int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, void *user);
 
 /* ------------------------------------------------------------------------- */
 /* Activations                                                                */
@@ -197,8 +244,10 @@ SAT_API float sat_activation_default_param(int32_t act);
 /* Models                                                                     */
 /* ------------------------------------------------------------------------- */
 
-/** A classifier: its graph, options, parameters and batch-norm statistics, and the
- *  memory planned for running it. */
+/** A classifier: its graph, options, parameters and batch-norm statistics. The memory
+ *  that runs it belongs to executions (sat_exec); the model's own calls use one the model
+ *  makes on first use (sat_model_exec()), so the first call that runs a model may fail
+ *  with SAT_E_NOMEM. */
 typedef struct sat_model sat_model;
 
 #define SAT_BN_INFERENCE 0  /**< batch norm uses running statistics */
@@ -262,7 +311,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  */
 SAT_API int32_t sat_model_create(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                                  sat_model **out);
-/** Destroys a model. Its optimizers and trainers must be destroyed first. */
+/** Destroys a model. Its optimizers and trainers must be destroyed first: while any lives,
+ *  nothing is destroyed, the model stays usable and sat_last_error() says why
+ *  (sat_model_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_model_destroy(sat_model *model);
 /** Message of the last failed call on model ("" if none); valid until the next call on it. */
 SAT_API const char *sat_model_last_error(const sat_model *model);
@@ -330,6 +381,106 @@ SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const
                                          int64_t *correct);
 
 /* ------------------------------------------------------------------------- */
+/* Executions: any loss, and one model's weights on several threads           */
+/* ------------------------------------------------------------------------- */
+
+/** The memory and bookkeeping of running one model (activations, gradients, workspace),
+ *  apart from the model's weights. A model can have any number of executions; each is used
+ *  by one thread at a time, and executions of one model may run on different threads at
+ *  once as long as none of them writes the model (see sat_exec_forward and
+ *  sat_exec_backward). */
+typedef struct sat_exec sat_exec;
+
+#define SAT_EXEC_INFERENCE 0  /**< forward only: no memory for any backward */
+#define SAT_EXEC_INPUT_GRAD 1 /**< forward and backward to the input (the attack plan) */
+#define SAT_EXEC_TRAIN 2      /**< forward in any batch-norm mode, backward to the input and/or parameters */
+
+/** Batch norm uses batch statistics and updates the running ones (the model's state): a
+ *  forward in this mode writes the model. */
+#define SAT_BN_TRAIN 2
+
+/** Options of sat_exec_create(); initialise with sat_exec_opts_init(). */
+typedef struct sat_exec_opts {
+    uint32_t struct_size; /**< sizeof(sat_exec_opts), set by sat_exec_opts_init() */
+    int32_t kind;         /**< SAT_EXEC_*; default SAT_EXEC_TRAIN (every call allowed) */
+    int64_t max_batch;    /**< largest batch of one forward; 0 (default): the model's max_batch */
+} sat_exec_opts;
+
+/** Fills the first struct_size bytes of `*opts` with the defaults (the ones each field's
+ *  comment names; bytes beyond the library's own struct become zero) and sets its
+ *  struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size below 4. */
+SAT_API int32_t sat_exec_opts_init(sat_exec_opts *opts, uint32_t struct_size);
+
+/**
+ * Creates an execution of `model` (opts may be NULL for the defaults) and plans its memory
+ * once: an SAT_EXEC_INFERENCE execution holds only the outputs a forward needs, reusing
+ * memory as soon as a layer's output is consumed; the other kinds also hold what a
+ * backward reads and the gradients. The execution borrows the model, which must outlive
+ * it: destroy executions before their model. *out is destroyed with sat_exec_destroy().
+ * Errors: SAT_E_INVALID_ARG (NULL model or out, unknown kind, max_batch outside 0..65536,
+ * a bad struct_size), SAT_E_NOMEM; the message is in sat_last_error().
+ * Threading: creating an execution only reads the model.
+ */
+SAT_API int32_t sat_exec_create(sat_model *model, const sat_exec_opts *opts, sat_exec **out);
+/** Frees an execution; NULL and the model's own execution (sat_model_exec()) are no-ops. */
+SAT_API void sat_exec_destroy(sat_exec *exec);
+/** Message of the last failed call on exec ("" if none); valid until the next call on it.
+ *  The model's own execution shares the model's message. */
+SAT_API const char *sat_exec_last_error(const sat_exec *exec);
+
+/**
+ * Forward pass of a batch of n examples x[n*C*H*W] (1 <= n <= the execution's max_batch)
+ * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
+ * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
+ * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
+ * SAT_EXEC_TRAIN executions). A forward in SAT_BN_TRAIN mode writes the model's state, like
+ * an optimizer step writes its parameters: it must not overlap any other call on an
+ * execution of the same model. The other modes only read the model, so executions of one
+ * model can run them on several threads at once.
+ * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
+ * or x, bad bn_mode, logits overlapping x), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
+ * SAT_EXEC_TRAIN), SAT_E_SHAPE (n outside 1..max_batch), SAT_E_NUMERIC (NaN or Inf in x).
+ * SAT_E_NOMEM when more threads need more workspace than can be had; then no forward is
+ * left for a backward.
+ */
+SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int32_t bn_mode,
+                                 float *logits);
+
+/**
+ * Backward pass of the last forward from the caller's dL/dlogits[n*classes] (n of that
+ * forward): to the input, dx[n*C*H*W] (NULL: not wanted), and/or to the parameters,
+ * param_grads[sat_model_param_count] (NULL: not wanted; it may be sat_model_grads()), both
+ * overwritten. The loss is the caller's: its reduction too. dL/dlogits of a sum of
+ * per-example losses gives each example's own input gradient; scaling it by 1/n gives the
+ * gradient of the mean (as sat_model_train_backward() does for cross-entropy).
+ * The derivative used by activations is the model's attack backward (sat_model_opts
+ * attack_backward_act) when only dx is asked for, else the train backward. Batch norm
+ * follows the mode of the forward. The parameters are read as they are now; the
+ * activations are those of the last forward. A backward may be repeated with other
+ * dlogits. Threading: writes only exec, dx and param_grads; two executions writing one
+ * param_grads buffer at once is a race.
+ * Errors (nothing written): SAT_E_INVALID_ARG (NULL exec or dlogits, dx and param_grads
+ * both NULL), SAT_E_STATE (no forward since the execution was made; a SAT_EXEC_INFERENCE
+ * execution; param_grads on a SAT_EXEC_INPUT_GRAD one),
+ * SAT_E_NUMERIC (NaN or Inf in dlogits).
+ */
+SAT_API int32_t sat_exec_backward(sat_exec *exec, const float *dlogits, float *dx, float *param_grads);
+
+/** The batch size n of the last forward, the one sat_exec_backward() runs from (its
+ *  buffers hold n rows); 0 when there is none (no forward yet) and for NULL. For the
+ *  model's own execution, any of the model's own calls sets it. */
+SAT_API int64_t sat_exec_last_batch(const sat_exec *exec);
+
+/**
+ * The model's own execution (SAT_EXEC_TRAIN, the model's max_batch): the one its own calls
+ * (sat_model_forward, sat_model_input_gradient, sat_model_train_backward, attacks, the
+ * trainer, evaluation) use, made on first use. Use it for a loss of your own without a
+ * second arena. Borrowed: it lives as long as the model, and sat_exec_destroy() on it does
+ * nothing. Any of the model's own calls replaces its last forward. Errors go to the model's
+ * message. NULL for a NULL model, or when its memory cannot be had (SAT_E_NOMEM in
+ * sat_model_last_error()).
+ */
+SAT_API sat_exec *sat_model_exec(sat_model *model);
 /* Layer introspection                                                        */
 /* ------------------------------------------------------------------------- */
 
@@ -422,103 +573,6 @@ SAT_API int32_t sat_model_layer_count(const sat_model *model);
  * handle (one thread at a time).
  */
 SAT_API int32_t sat_model_layer_info(const sat_model *model, int32_t index, sat_layer_info *info);
-
-/* ------------------------------------------------------------------------- */
-/* Executions: any loss, and one model's weights on several threads           */
-/* ------------------------------------------------------------------------- */
-
-/** The memory and bookkeeping of running one model (activations, gradients, workspace),
- *  apart from the model's weights. A model can have any number of executions; each is used
- *  by one thread at a time, and executions of one model may run on different threads at
- *  once as long as none of them writes the model (see sat_exec_forward and
- *  sat_exec_backward). */
-typedef struct sat_exec sat_exec;
-
-#define SAT_EXEC_INFERENCE 0  /**< forward only: no memory for any backward */
-#define SAT_EXEC_INPUT_GRAD 1 /**< forward and backward to the input (the attack plan) */
-#define SAT_EXEC_TRAIN 2      /**< forward in any batch-norm mode, backward to the input and/or parameters */
-
-/** Batch norm uses batch statistics and updates the running ones (the model's state): a
- *  forward in this mode writes the model. */
-#define SAT_BN_TRAIN 2
-
-/** Options of sat_exec_create(); initialise with sat_exec_opts_init(). */
-typedef struct sat_exec_opts {
-    uint32_t struct_size; /**< sizeof(sat_exec_opts), set by sat_exec_opts_init() */
-    int32_t kind;         /**< SAT_EXEC_*; default SAT_EXEC_TRAIN (every call allowed) */
-    int64_t max_batch;    /**< largest batch of one forward; 0 (default): the model's max_batch */
-} sat_exec_opts;
-
-/** Fills the first struct_size bytes of `*opts` with the defaults (the ones each field's
- *  comment names; bytes beyond the library's own struct become zero) and sets its
- *  struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size below 4. */
-SAT_API int32_t sat_exec_opts_init(sat_exec_opts *opts, uint32_t struct_size);
-
-/**
- * Creates an execution of `model` (opts may be NULL for the defaults) and plans its memory
- * once: an SAT_EXEC_INFERENCE execution holds only the outputs a forward needs, reusing
- * memory as soon as a layer's output is consumed; the other kinds also hold what a
- * backward reads and the gradients. The execution borrows the model, which must outlive
- * it: destroy executions before their model. *out is destroyed with sat_exec_destroy().
- * Errors: SAT_E_INVALID_ARG (NULL model or out, unknown kind, max_batch outside 0..65536,
- * a bad struct_size), SAT_E_NOMEM; the message is in sat_last_error().
- * Threading: creating an execution only reads the model.
- */
-SAT_API int32_t sat_exec_create(sat_model *model, const sat_exec_opts *opts, sat_exec **out);
-/** Frees an execution; NULL and the model's own execution (sat_model_exec()) are no-ops. */
-SAT_API void sat_exec_destroy(sat_exec *exec);
-/** Message of the last failed call on exec ("" if none); valid until the next call on it.
- *  The model's own execution shares the model's message. */
-SAT_API const char *sat_exec_last_error(const sat_exec *exec);
-
-/**
- * Forward pass of a batch of n examples x[n*C*H*W] (1 <= n <= the execution's max_batch)
- * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
- * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
- * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
- * SAT_EXEC_TRAIN executions). A forward in SAT_BN_TRAIN mode writes the model's state, like
- * an optimizer step writes its parameters: it must not overlap any other call on an
- * execution of the same model. The other modes only read the model, so executions of one
- * model can run them on several threads at once.
- * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
- * or x, bad bn_mode, logits overlapping x), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
- * SAT_EXEC_TRAIN), SAT_E_SHAPE (n outside 1..max_batch), SAT_E_NUMERIC (NaN or Inf in x).
- * SAT_E_NOMEM when more threads need more workspace than can be had; then no forward is
- * left for a backward.
- */
-SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int32_t bn_mode,
-                                 float *logits);
-
-/**
- * Backward pass of the last forward from the caller's dL/dlogits[n*classes] (n of that
- * forward): to the input, dx[n*C*H*W] (NULL: not wanted), and/or to the parameters,
- * param_grads[sat_model_param_count] (NULL: not wanted; it may be sat_model_grads()), both
- * overwritten. The loss is the caller's: its reduction too. dL/dlogits of a sum of
- * per-example losses gives each example's own input gradient; scaling it by 1/n gives the
- * gradient of the mean (as sat_model_train_backward() does for cross-entropy).
- * The derivative used by activations is the model's attack backward (sat_model_opts
- * attack_backward_act) when only dx is asked for, else the train backward. Batch norm
- * follows the mode of the forward. The parameters are read as they are now; the
- * activations are those of the last forward. A backward may be repeated with other
- * dlogits. Threading: writes only exec, dx and param_grads; two executions writing one
- * param_grads buffer at once is a race.
- * Errors (nothing written): SAT_E_INVALID_ARG (NULL exec or dlogits, dx and param_grads
- * both NULL), SAT_E_STATE (no forward since the execution was made; a SAT_EXEC_INFERENCE
- * execution; param_grads on a SAT_EXEC_INPUT_GRAD one),
- * SAT_E_NUMERIC (NaN or Inf in dlogits).
- */
-SAT_API int32_t sat_exec_backward(sat_exec *exec, const float *dlogits, float *dx, float *param_grads);
-
-/**
- * The model's own execution (SAT_EXEC_TRAIN, the model's max_batch): the one its own calls
- * (sat_model_forward, sat_model_input_gradient, sat_model_train_backward, attacks, the
- * trainer, evaluation) use, made on first use. Use it for a loss of your own without a
- * second arena. Borrowed: it lives as long as the model, and sat_exec_destroy() on it does
- * nothing. Any of the model's own calls replaces its last forward. Errors go to the model's
- * message. NULL for a NULL model, or when its memory cannot be had (SAT_E_NOMEM in
- * sat_model_last_error()).
- */
-SAT_API sat_exec *sat_model_exec(sat_model *model);
 
 /* ------------------------------------------------------------------------- */
 /* Attacks                                                                    */
@@ -711,7 +765,9 @@ SAT_API int32_t sat_optimizer_opts_init(sat_optimizer_opts *opts, uint32_t struc
 /** An optimizer for one model (its state is a flat block beside the parameters). */
 SAT_API int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts,
                                      sat_optimizer **out);
-/** Destroys an optimizer. Trainers using it must be destroyed first. */
+/** Destroys an optimizer. Trainers using it must be destroyed first: while any lives,
+ *  nothing is destroyed and sat_last_error() says why (sat_optimizer_destroy_checked()
+ *  also returns SAT_E_STATE). */
 SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
 /** Message of the last failed call on opt ("" if none); valid until the next call on it. */
 SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
@@ -1050,6 +1106,95 @@ SAT_API int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_
  *  match the handles). epoch and batch_index may be NULL. */
 SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epoch,
                                     int64_t *batch_index);
+
+/* ------------------------------------------------------------------------- */
+/* Runtime control of an optimizer: learning rate, parameter groups, freezing */
+/* ------------------------------------------------------------------------- */
+
+/* A trainer borrows its optimizer (sat_trainer_create), so these calls on that optimizer
+ * handle take effect from the trainer's next sat_train_step. Parameter groups are ranges of
+ * the flat parameter block (sat_model_params), e.g. one layer's weights. */
+
+/** Sets the base learning rate (finite, > 0): the rate the schedule scales, so under a
+ *  cosine, step or one-cycle schedule the next step uses `lr` times the schedule's factor
+ *  at the current step count (sat_optimizer_lr() tells), and the schedule is not
+ *  restarted. SAT_E_INVALID_ARG for a bad lr (nothing changes). Saved in checkpoints.
+ *  Threads: like sat_optimizer_step (one thread at a time per optimizer). */
+SAT_API int32_t sat_optimizer_set_lr(sat_optimizer *opt, float lr);
+/** The base learning rate (sat_optimizer_opts.lr or the last sat_optimizer_set_lr());
+ *  NaN for NULL. */
+SAT_API float sat_optimizer_base_lr(const sat_optimizer *opt);
+/** Multiplies the learning rate of parameters offset .. offset+count-1 of the flat block
+ *  by `scale` (finite, >= 0; every scale starts at 1). A scale of 0 stops the parameter
+ *  moving while the optimizer state (momentum, Adam moments) still follows its gradient;
+ *  to stop both, freeze it. For AdamW the decoupled weight decay is scaled too, as it is
+ *  proportional to the learning rate. SAT_E_INVALID_ARG for a range outside the block or a
+ *  bad scale (nothing changes). Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_lr_scale(sat_optimizer *opt, int64_t offset, int64_t count,
+                                           float scale);
+/** Copies the per-parameter learning-rate scales into scales[param_count]. */
+SAT_API int32_t sat_optimizer_get_lr_scale(const sat_optimizer *opt, float *scales);
+/** Sets the freeze mask: mask[param_count] of 0 (trained) and 1 (frozen); NULL unfreezes
+ *  everything. A frozen parameter is skipped by every update (sat_optimizer_step, and so
+ *  sat_train_step): its value does not change (no gradient step, no weight decay) and its
+ *  optimizer state (momentum buffer, Adam moments) is not updated either, so unfreezing it
+ *  resumes from the state it had. The step count, which drives the schedule and Adam's bias
+ *  correction, is the optimizer's and keeps advancing. Gradients are still computed for
+ *  frozen parameters (sat_model_grads). Any value above 1 gives SAT_E_INVALID_ARG and
+ *  nothing changes. Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_frozen(sat_optimizer *opt, const uint8_t *mask);
+/** Copies the freeze mask into mask[param_count] (1 = frozen). */
+SAT_API int32_t sat_optimizer_get_frozen(const sat_optimizer *opt, uint8_t *mask);
+
+/* ------------------------------------------------------------------------- */
+/* Checkpoints of a model and an optimizer, without a trainer                */
+/* ------------------------------------------------------------------------- */
+
+/** Saves the optimizer's model (as sat_model_save does, with meta, which may be NULL) and
+ *  the optimizer: state block, step count, base learning rate, learning-rate scales and
+ *  freeze mask. For a host's own training loop (sat_model_train_backward or its own loss,
+ *  then sat_optimizer_step): loading it into fresh handles built with the same spec and
+ *  optimizer options continues bit-exactly. The same atomic write as sat_model_save (a
+ *  temporary file renamed over path; an existing file is replaced whole or kept). The file
+ *  is a checkpoint without trainer state: sat_model_load() reads it;
+ *  sat_checkpoint_load() refuses it with SAT_E_FORMAT (docs/file-format.md). Errors go to
+ *  sat_optimizer_last_error(). */
+SAT_API int32_t sat_optimizer_checkpoint_save(const sat_optimizer *opt, const sat_model_meta *meta,
+                                              const char *path);
+/** Restores a sat_optimizer_checkpoint_save() file into the optimizer and its model
+ *  (parameters, batch-norm statistics, optimizer state, step count and settings). The
+ *  whole file is checked first, so on failure nothing changes: SAT_E_IO / SAT_E_FORMAT /
+ *  SAT_E_VERSION for an unreadable, damaged or newer file, SAT_E_FORMAT for a trainer
+ *  checkpoint (load that with sat_checkpoint_load()), SAT_E_INVALID_ARG when the file's
+ *  model spec, counts or optimizer kind differ from the handles'. meta (may be NULL)
+ *  receives the stored meta. */
+SAT_API int32_t sat_optimizer_checkpoint_load(sat_optimizer *opt, const char *path,
+                                              sat_model_meta *meta);
+
+/* ------------------------------------------------------------------------- */
+/* Destroying with a status                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* Handles made from a context (models, data sets, callback models), from a model
+ * (optimizers, trainers, executions) and from an optimizer (trainers) are counted: a parent
+ * cannot be destroyed while a child lives. The void *_destroy functions keep their
+ * signature for existing programs and refuse silently (the message is in sat_last_error());
+ * these return the status. Counts are atomic: children may be made and destroyed on
+ * different threads. */
+
+/** sat_context_destroy() with a status: SAT_OK (also for NULL) when destroyed; SAT_E_STATE
+ *  when a model, data set or callback model made with it is still alive: then nothing is
+ *  destroyed, the context stays usable, and the message is in sat_context_last_error() and
+ *  sat_last_error(). */
+SAT_API int32_t sat_context_destroy_checked(sat_context *ctx);
+/** sat_model_destroy() with a status: SAT_E_STATE, leaving the model usable, while an
+ *  optimizer, trainer or execution made from it lives (message in sat_model_last_error()
+ *  and sat_last_error()); SAT_OK (also for NULL) when destroyed. */
+SAT_API int32_t sat_model_destroy_checked(sat_model *model);
+/** sat_optimizer_destroy() with a status: SAT_E_STATE, leaving the optimizer usable, while a
+ *  trainer uses it (message in sat_optimizer_last_error() and sat_last_error()); SAT_OK
+ *  (also for NULL) when destroyed. */
+SAT_API int32_t sat_optimizer_destroy_checked(sat_optimizer *opt);
 
 #ifdef __cplusplus
 }

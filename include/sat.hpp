@@ -2,8 +2,8 @@
  * @file sat.hpp
  * @brief C++17 header-only wrapper of libsat (sat.h).
  *
- * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Exec, sat::CallbackModel,
- *   sat::Optimizer, sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
+ * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Exec,
+ *   sat::CallbackModel, sat::Optimizer, sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
  *   trainer holds its model and optimizer, an optimizer its model, models and datasets
  *   their context. So the C rule "destroy a handle before its parents" holds whatever
  *   order the C++ objects are destroyed or moved in: a sat::Model that goes out of scope
@@ -107,6 +107,40 @@ private:
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/** A context's progress function (Context::set_progress): `what` names the running call,
+ *  `done` of `total` units are finished (see sat_progress_fn). Return true to cancel the
+ *  call, which then throws sat::Error with status SAT_E_ABORTED. An exception it throws
+ *  cancels the call too and is thrown again by it. */
+using ProgressFn = std::function<bool(const char *what, int64_t done, int64_t total)>;
+
+namespace detail {
+/* An exception thrown by a progress function cannot cross the C library: it is kept here
+ * (the function runs on the calling thread) until the cancelled call returns. */
+inline std::exception_ptr &progress_exception() noexcept {
+    static thread_local std::exception_ptr e;
+    return e;
+}
+inline void rethrow_progress_exception() {
+    if (std::exception_ptr e = std::exchange(progress_exception(), nullptr)) std::rethrow_exception(e);
+}
+/* What the C context's callback points to; the context handle keeps it alive. */
+struct ProgressState {
+    ProgressFn fn;
+    static int32_t call(void *user, const char *what, int64_t done, int64_t total) noexcept {
+        try {
+            return static_cast<ProgressState *>(user)->fn(what, done, total) ? 1 : 0;
+        } catch (...) {
+            progress_exception() = std::current_exception();
+            return 1;
+        }
+    }
+};
+}  // namespace detail
+
+/* ------------------------------------------------------------------------- */
 /* Errors                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -128,10 +162,12 @@ private:
 
 namespace detail {
 inline void check(int32_t status, const char *message) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, message ? message : "");
 }
 /* For failures before a handle exists. */
 inline void check_tls(int32_t status) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, sat_last_error());
 }
 /* For creating a handle from another one: the thread-local message, else the parent's. */
@@ -155,9 +191,30 @@ protected:
     MoveOnly &operator=(MoveOnly &&) noexcept = default;
 };
 
+template <class T, void (*Destroy)(T *)>
+struct Deleter {
+    std::vector<std::shared_ptr<void>> parents;  // released after Destroy ran
+    bool closed = false;                         // close() destroyed the handle already
+    void operator()(T *q) noexcept {
+        if (!closed) Destroy(q);
+    }
+};
+
 template <class T, void (*Destroy)(T *), class... Parents>
 std::shared_ptr<T> own(T *p, std::shared_ptr<Parents>... parents) {
-    return std::shared_ptr<T>(p, [parents...](T *q) noexcept { Destroy(q); });
+    return std::shared_ptr<T>(p, Deleter<T, Destroy>{{parents...}, false});
+}
+
+/* Destroys h's handle now through its *_destroy_checked function: throws sat::Error
+ * (SAT_E_STATE) and keeps the handle while handles made from it live; else h becomes empty.
+ * Copies of h held elsewhere (a child's deleter) only keep the parents' references. */
+template <class T, void (*Destroy)(T *)>
+void close(std::shared_ptr<T> &h, int32_t (*destroy_checked)(T *), const char *(*last_error)(const T *)) {
+    if (!h) return;
+    int32_t st = destroy_checked(h.get());
+    if (st != SAT_OK) throw Error(st, last_error(h.get()));
+    std::get_deleter<Deleter<T, Destroy>>(h)->closed = true;
+    h.reset();
 }
 
 inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
@@ -245,6 +302,16 @@ inline sat_model_meta model_meta() {
     return m;
 }
 
+/** sat_exec_opts with the library's defaults, the given kind (SAT_EXEC_*) and largest
+ *  batch (0: the model's). */
+inline sat_exec_opts exec_opts(int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0) {
+    sat_exec_opts o{};
+    detail::check_tls(sat_exec_opts_init(&o, sizeof o));
+    o.kind = kind;
+    o.max_batch = max_batch;
+    return o;
+}
+
 /** What an AutoAttack run reports (Model::autoattack, CallbackModel::autoattack). */
 struct AutoAttackReport {
     sat_autoattack_result result{};  /**< accuracies after each attack, flags, square_only */
@@ -287,16 +354,6 @@ inline const sat_tensor_info *find_tensor(const sat_layer_info &layer, int32_t r
     return nullptr;
 }
 
-/** sat_exec_opts with the library's defaults, the given kind (SAT_EXEC_*) and largest
- *  batch (0: the model's). */
-inline sat_exec_opts exec_opts(int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0) {
-    sat_exec_opts o{};
-    detail::check_tls(sat_exec_opts_init(&o, sizeof o));
-    o.kind = kind;
-    o.max_batch = max_batch;
-    return o;
-}
-
 /** Version of the loaded library (sat_version_string()). */
 inline std::string version() { return sat_version_string(); }
 
@@ -326,16 +383,36 @@ public:
     void set_num_threads(int32_t n) {
         detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
     }
+    /** Sets (an empty function: removes) the progress function of the long calls made with
+     *  this context's handles: attacks, evaluation, training steps, data set loading. It
+     *  is called on the thread that makes the call; to cancel from another thread, let it
+     *  read a flag (a std::atomic<bool>) that thread sets. See ProgressFn. */
+    void set_progress(ProgressFn fn) {
+        progress_->fn = std::move(fn);
+        detail::check(sat_context_set_progress(h_.get(), progress_->fn ? detail::ProgressState::call : nullptr,
+                                               progress_.get()),
+                      last_error());
+    }
+    /** Destroys the context now (sat_context_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a model or data set made with it lives; after
+     *  success get() is nullptr. Without close(), the context goes with its last user. */
+    void close() {
+        detail::close<sat_context, sat_context_destroy>(h_, sat_context_destroy_checked,
+                                                       sat_context_last_error);
+    }
 
 private:
     friend class Model;
     friend class CallbackModel;
     friend class Dataset;
     void create(const sat_context_opts &o) {
+        /* The progress state lives as long as the C context, which models keep alive. */
+        progress_ = std::make_shared<detail::ProgressState>();
         sat_context *c = nullptr;
         detail::check_tls(sat_context_create(&o, &c));
-        h_ = detail::own<sat_context, sat_context_destroy>(c);
+        h_ = detail::own<sat_context, sat_context_destroy>(c, progress_);
     }
+    std::shared_ptr<detail::ProgressState> progress_;
     std::shared_ptr<sat_context> h_;
 };
 
@@ -437,6 +514,13 @@ public:
         o.struct_size = sizeof o;
         check(sat_model_get_opts(h_.get(), &o));
         return o;
+    }
+    /** Destroys the model now (sat_model_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while an optimizer or trainer made from it lives;
+     *  after success get() is nullptr. Without close(), the model goes with its last user. */
+    void close() {
+        detail::close<sat_model, sat_model_destroy>(h_, sat_model_destroy_checked, sat_model_last_error);
+        ctx_.reset();
     }
     /** A deep copy on the same context (sat_model_clone()). */
     Model clone() const {
@@ -641,6 +725,90 @@ private:
 };
 
 /* ------------------------------------------------------------------------- */
+/* Executions                                                                 */
+/* ------------------------------------------------------------------------- */
+
+/** Owns a sat_exec: the memory that runs a model, for a loss of the host's own (forward,
+ *  then backward from dL/dlogits) and for running one model on several threads (one Exec
+ *  per thread). Keeps its model alive. */
+class Exec : detail::MoveOnly {
+public:
+    /** An execution of model of the given kind (SAT_EXEC_*) and largest batch (0: the
+     *  model's). */
+    explicit Exec(Model &model, int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0)
+        : Exec(model, exec_opts(kind, max_batch)) {}
+    /** An execution with all options (see exec_opts()). */
+    Exec(Model &model, const sat_exec_opts &opts) : sizes_(sizes_of(model)) {
+        sat_exec *e = nullptr;
+        detail::check_create(sat_exec_create(model.get(), &opts, &e), model.last_error());
+        h_ = detail::own<sat_exec, sat_exec_destroy>(e, model.h_);
+    }
+    /** The model's own execution (sat_model_exec()): the one its own calls use, so it
+     *  costs no second arena. Borrowed from the model, which this object keeps alive. */
+    static Exec of_model(Model &model) {
+        sat_exec *e = sat_model_exec(model.get());
+        if (!e) throw Error(SAT_E_NOMEM, model.last_error());
+        return Exec(model, e);
+    }
+
+    /** The C handle (still owned by this object, or by its model for of_model()). */
+    sat_exec *get() const noexcept { return h_.get(); }
+    /** sat_exec_last_error() of the handle. */
+    const char *last_error() const noexcept { return sat_exec_last_error(h_.get()); }
+
+    /** Forward pass into logits (n * num_classes), batch norm in bn_mode (SAT_BN_*); keeps
+     *  what backward() needs. n is x.size() / example_size. */
+    void forward(span<const float> x, span<float> logits, int32_t bn_mode = SAT_BN_INFERENCE) {
+        int64_t n = detail::batch_of(x.size(), sizes_.example, "Exec::forward");
+        detail::need(logits.size(), n * sizes_.classes, "Exec::forward logits");
+        check(sat_exec_forward(h_.get(), x.data(), n, bn_mode, logits.data()));
+    }
+    /** Logits of a batch as a new vector. */
+    std::vector<float> forward(span<const float> x, int32_t bn_mode = SAT_BN_INFERENCE) {
+        std::vector<float> out(static_cast<std::size_t>(
+            detail::batch_of(x.size(), sizes_.example, "Exec::forward") * sizes_.classes));
+        forward(x, out, bn_mode);
+        return out;
+    }
+    /** The batch size of the last forward (sat_exec_last_batch()); 0 when there is none. */
+    int64_t last_batch() const noexcept { return sat_exec_last_batch(h_.get()); }
+    /** Backward of the last forward (n = last_batch() examples) from dL/dlogits
+     *  (n * num_classes) to the input (dx, n * example_size values) and/or the parameters
+     *  (param_grads, param_count values, e.g. Model::grads()); an empty span is not wanted. */
+    void backward(span<const float> dlogits, span<float> dx, span<float> param_grads = {}) {
+        const int64_t n = last_batch();
+        if (n > 0) detail::need(dlogits.size(), n * sizes_.classes, "Exec::backward dlogits");
+        if (!dx.empty()) detail::need(dx.size(), n * sizes_.example, "Exec::backward dx");
+        if (!param_grads.empty()) detail::need(param_grads.size(), sizes_.params, "Exec::backward param_grads");
+        check(sat_exec_backward(h_.get(), dlogits.data(), dx.empty() ? nullptr : dx.data(),
+                                param_grads.empty() ? nullptr : param_grads.data()));
+    }
+    /** The input gradient of the last forward as a new vector. */
+    std::vector<float> input_gradient(span<const float> dlogits) {
+        /* one value at least, so that without a forward the library says so */
+        const int64_t n = last_batch();
+        std::vector<float> dx(static_cast<std::size_t>(n > 0 ? n * sizes_.example : 1));
+        backward(dlogits, dx);
+        return dx;
+    }
+
+private:
+    struct Sizes {
+        int64_t example, classes, params;
+    };
+    static Sizes sizes_of(const Model &m) { return {m.example_size(), m.num_classes(), m.param_count()}; }
+    static void keep(sat_exec *) noexcept {}
+    Exec(Model &model, sat_exec *borrowed) : sizes_(sizes_of(model)) {
+        /* The model frees its own execution: this only keeps the model alive. */
+        h_ = detail::own<sat_exec, keep>(borrowed, model.h_);
+    }
+    void check(int32_t status) const { detail::check(status, last_error()); }
+
+    Sizes sizes_;
+    std::shared_ptr<sat_exec> h_;
+};
+
+/* ------------------------------------------------------------------------- */
 /* Models outside libsat                                                      */
 /* ------------------------------------------------------------------------- */
 
@@ -787,86 +955,6 @@ private:
 };
 
 /* ------------------------------------------------------------------------- */
-/* Executions                                                                 */
-/* ------------------------------------------------------------------------- */
-
-/** Owns a sat_exec: the memory that runs a model, for a loss of the host's own (forward,
- *  then backward from dL/dlogits) and for running one model on several threads (one Exec
- *  per thread). Keeps its model alive. */
-class Exec : detail::MoveOnly {
-public:
-    /** An execution of model of the given kind (SAT_EXEC_*) and largest batch (0: the
-     *  model's). */
-    explicit Exec(Model &model, int32_t kind = SAT_EXEC_TRAIN, int64_t max_batch = 0)
-        : Exec(model, exec_opts(kind, max_batch)) {}
-    /** An execution with all options (see exec_opts()). */
-    Exec(Model &model, const sat_exec_opts &opts) : sizes_(sizes_of(model)) {
-        sat_exec *e = nullptr;
-        detail::check_create(sat_exec_create(model.get(), &opts, &e), model.last_error());
-        h_ = detail::own<sat_exec, sat_exec_destroy>(e, model.h_);
-    }
-    /** The model's own execution (sat_model_exec()): the one its own calls use, so it
-     *  costs no second arena. Borrowed from the model, which this object keeps alive. */
-    static Exec of_model(Model &model) {
-        sat_exec *e = sat_model_exec(model.get());
-        if (!e) throw Error(SAT_E_NOMEM, model.last_error());
-        return Exec(model, e);
-    }
-
-    /** The C handle (still owned by this object, or by its model for of_model()). */
-    sat_exec *get() const noexcept { return h_.get(); }
-    /** sat_exec_last_error() of the handle. */
-    const char *last_error() const noexcept { return sat_exec_last_error(h_.get()); }
-
-    /** Forward pass into logits (n * num_classes), batch norm in bn_mode (SAT_BN_*); keeps
-     *  what backward() needs. n is x.size() / example_size. */
-    void forward(span<const float> x, span<float> logits, int32_t bn_mode = SAT_BN_INFERENCE) {
-        int64_t n = detail::batch_of(x.size(), sizes_.example, "Exec::forward");
-        detail::need(logits.size(), n * sizes_.classes, "Exec::forward logits");
-        check(sat_exec_forward(h_.get(), x.data(), n, bn_mode, logits.data()));
-    }
-    /** Logits of a batch as a new vector. */
-    std::vector<float> forward(span<const float> x, int32_t bn_mode = SAT_BN_INFERENCE) {
-        std::vector<float> out(static_cast<std::size_t>(
-            detail::batch_of(x.size(), sizes_.example, "Exec::forward") * sizes_.classes));
-        forward(x, out, bn_mode);
-        return out;
-    }
-    /** Backward of the last forward from dL/dlogits (n * num_classes) to the input (dx,
-     *  n * example_size values) and/or the parameters (param_grads, param_count values, e.g.
-     *  Model::grads()); an empty span is not wanted. */
-    void backward(span<const float> dlogits, span<float> dx, span<float> param_grads = {}) {
-        int64_t n = detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits");
-        if (!dx.empty()) detail::need(dx.size(), n * sizes_.example, "Exec::backward dx");
-        if (!param_grads.empty()) detail::need(param_grads.size(), sizes_.params, "Exec::backward param_grads");
-        check(sat_exec_backward(h_.get(), dlogits.data(), dx.empty() ? nullptr : dx.data(),
-                                param_grads.empty() ? nullptr : param_grads.data()));
-    }
-    /** The input gradient of the last forward as a new vector. */
-    std::vector<float> input_gradient(span<const float> dlogits) {
-        std::vector<float> dx(static_cast<std::size_t>(
-            detail::batch_of(dlogits.size(), sizes_.classes, "Exec::backward dlogits") * sizes_.example));
-        backward(dlogits, dx);
-        return dx;
-    }
-
-private:
-    struct Sizes {
-        int64_t example, classes, params;
-    };
-    static Sizes sizes_of(const Model &m) { return {m.example_size(), m.num_classes(), m.param_count()}; }
-    static void keep(sat_exec *) noexcept {}
-    Exec(Model &model, sat_exec *borrowed) : sizes_(sizes_of(model)) {
-        /* The model frees its own execution: this only keeps the model alive. */
-        h_ = detail::own<sat_exec, keep>(borrowed, model.h_);
-    }
-    void check(int32_t status) const { detail::check(status, last_error()); }
-
-    Sizes sizes_;
-    std::shared_ptr<sat_exec> h_;
-};
-
-/* ------------------------------------------------------------------------- */
 /* Optimizer and Trainer                                                      */
 /* ------------------------------------------------------------------------- */
 
@@ -874,7 +962,8 @@ private:
 class Optimizer : detail::MoveOnly {
 public:
     /** An optimizer for model (see optimizer_opts()). */
-    Optimizer(Model &model, const sat_optimizer_opts &opts) {
+    Optimizer(Model &model, const sat_optimizer_opts &opts)
+        : num_params_(sat_model_param_count(model.get())) {
         sat_optimizer *o = nullptr;
         detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
         h_ = detail::own<sat_optimizer, sat_optimizer_destroy>(o, model.h_);
@@ -900,8 +989,56 @@ public:
         return {p, static_cast<std::size_t>(count)};
     }
 
+    /** Sets the base learning rate, which the schedule scales (sat_optimizer_set_lr()). */
+    void set_lr(float lr) { detail::check(sat_optimizer_set_lr(h_.get(), lr), last_error()); }
+    /** The base learning rate (sat_optimizer_base_lr()). */
+    float base_lr() const noexcept { return sat_optimizer_base_lr(h_.get()); }
+    /** Scales the learning rate of parameters [offset, offset + count) of the flat block
+     *  (sat_optimizer_set_lr_scale()). */
+    void set_lr_scale(int64_t offset, int64_t count, float scale) {
+        detail::check(sat_optimizer_set_lr_scale(h_.get(), offset, count, scale), last_error());
+    }
+    /** The per-parameter learning-rate scales (sat_optimizer_get_lr_scale()). */
+    std::vector<float> lr_scale() const {
+        std::vector<float> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_lr_scale(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Sets the freeze mask, one 0/1 per parameter (sat_optimizer_set_frozen()); an empty
+     *  span unfreezes everything. */
+    void set_frozen(span<const uint8_t> mask) {
+        if (!mask.empty()) detail::need(mask.size(), num_params_, "set_frozen");
+        detail::check(sat_optimizer_set_frozen(h_.get(), mask.empty() ? nullptr : mask.data()),
+                      last_error());
+    }
+    /** The freeze mask, 1 = frozen (sat_optimizer_get_frozen()). */
+    std::vector<uint8_t> frozen() const {
+        std::vector<uint8_t> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_frozen(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Saves the model and this optimizer (sat_optimizer_checkpoint_save()). */
+    void save_checkpoint(const std::string &path, const sat_model_meta *meta = nullptr) const {
+        detail::check(sat_optimizer_checkpoint_save(h_.get(), meta, path.c_str()), last_error());
+    }
+    /** Restores a sat_optimizer_checkpoint_save() file into the model and this optimizer
+     *  (sat_optimizer_checkpoint_load()); returns the stored meta. */
+    sat_model_meta load_checkpoint(const std::string &path) {
+        sat_model_meta meta = model_meta();
+        detail::check(sat_optimizer_checkpoint_load(h_.get(), path.c_str(), &meta), last_error());
+        return meta;
+    }
+    /** Destroys the optimizer now (sat_optimizer_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a trainer uses it; after success get() is
+     *  nullptr. */
+    void close() {
+        detail::close<sat_optimizer, sat_optimizer_destroy>(h_, sat_optimizer_destroy_checked,
+                                                           sat_optimizer_last_error);
+    }
+
 private:
     friend class Trainer;
+    int64_t num_params_;
     std::shared_ptr<sat_optimizer> h_;
 };
 

@@ -49,6 +49,8 @@ void sat_exec_destroy(sat_exec *e) {
 
 const char *sat_exec_last_error(const sat_exec *e) { return e ? e->err : ""; }
 
+int64_t sat_exec_last_batch(const sat_exec *e) { return e && e->run_valid ? e->run_n : 0; }
+
 sat_exec *sat_model_exec(sat_model *m) { return m ? sat__model_exec(m) : NULL; }
 
 int32_t sat_exec_forward(sat_exec *e, const float *x, int64_t n, int32_t bn_mode, float *logits) {

@@ -5,7 +5,17 @@
 #include <math.h>
 #include <string.h>
 
-void sat_model_destroy(sat_model *m) { sat__model_free(m); }
+static int32_t model_destroy(sat_model *m, const char *fn) {
+    if (!m) return SAT_OK;
+    int32_t st = sat__check_no_children(&m->live_children, m->err, fn, "optimizers, trainers, executions");
+    if (st) return st;
+    sat__model_free(m);
+    return SAT_OK;
+}
+
+void sat_model_destroy(sat_model *m) { (void)model_destroy(m, "sat_model_destroy"); }
+
+int32_t sat_model_destroy_checked(sat_model *m) { return model_destroy(m, "sat_model_destroy_checked"); }
 
 int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size) {
     sat_model_opts d = sat__model_defaults();

@@ -14,7 +14,7 @@ void sat__exec_free(sat_exec *e) {
     sat__dealloc(ctx, e->out_ptr);
     sat__dealloc(ctx, e->grad_ptr);
     sat__dealloc(ctx, e->grad_fresh);
-    if (!e->owned_by_model) __atomic_sub_fetch(&e->m->live_children, 1, __ATOMIC_ACQ_REL);
+    if (!e->owned_by_model) sat__child_detach(&e->m->live_children);
     sat__dealloc(ctx, e);
 }
 
@@ -28,7 +28,7 @@ int32_t sat__exec_create(sat_model *m, int32_t kind, int64_t max_batch, int owne
     e->owned_by_model = owned_by_model;
     e->max_batch = max_batch;
     e->err = owned_by_model ? m->err : e->own_err;
-    if (!owned_by_model) __atomic_add_fetch(&m->live_children, 1, __ATOMIC_ACQ_REL);
+    if (!owned_by_model) sat__child_attach(&m->live_children);
     int32_t st = sat__plan_exec(e, err);
     if (st) {
         sat__exec_free(e);
@@ -39,6 +39,10 @@ int32_t sat__exec_create(sat_model *m, int32_t kind, int64_t max_batch, int owne
              kind == SAT_EXEC_INFERENCE ? "" : " and gradients", (long long)max_batch);
     *out = e;
     return SAT_OK;
+}
+
+void sat__model_forget_forward(sat_model *m) {
+    if (m->own_exec) m->own_exec->run_valid = 0;
 }
 
 sat_exec *sat__model_exec(sat_model *m) {

@@ -92,7 +92,9 @@ struct sat_model {
      * trainer) use: made on first use, so a model run only through sat_exec handles holds
      * only its weights. */
     struct sat_exec *own_exec;
-    int32_t live_children;      /* handles made from this model and still alive (__atomic) */
+    /* Optimizers, trainers and executions made from this model (atomic, see core.h):
+     * destroying the model is refused while any lives. Its own execution is not counted. */
+    int32_t live_children;
 
     char err[SAT_ERRMSG_SIZE];
 };
@@ -189,6 +191,9 @@ void sat__exec_free(sat_exec *e);
 /* The model's own execution (a training one for max_batch), made on first use; NULL with
  * a message in m->err if it cannot be. */
 sat_exec *sat__model_exec(sat_model *m);
+/* After the parameters were replaced (a checkpoint loaded): the model's own execution
+ * forgets its last forward, whose activations no longer match them. */
+void sat__model_forget_forward(sat_model *m);
 
 /* executor.c */
 int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const float **logits);

@@ -62,6 +62,7 @@ void sat__model_free(sat_model *m) {
     sat__dealloc(ctx, m->need_dx[0]);
     sat__dealloc(ctx, m->need_dx[1]);
     sat__dealloc(ctx, m);
+    sat__child_detach(&ctx->live_children);
 }
 
 /* Builds a model without initialising parameters (load and clone fill them). */
@@ -79,6 +80,7 @@ int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opt
     sat_model *m = sat__calloc(ctx, 1, sizeof *m);
     if (!m) return sat__fail_tls(SAT_E_NOMEM, "sat_model_create: out of memory");
     m->ctx = ctx;
+    sat__child_attach(&ctx->live_children);
     m->opts = o;
     m->max_batch = o.max_batch;
     size_t len = strlen(spec);

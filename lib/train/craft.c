@@ -77,6 +77,7 @@ int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int
         if ((st = attack_gradient_ok(t, n))) return st;
         sat__ascent_step(t->opts.norm, step_size, t->grad_x, x_adv, n, d);
         sat__project(t->opts.norm, t->opts.eps, x, x_adv, n, d);
+        if ((st = sat__progress_add(t->progress, n))) return st;
     }
     return SAT_OK;
 }
@@ -117,6 +118,7 @@ int32_t sat__craft_kl(sat_trainer *t, const float *x, int64_t n, int32_t steps, 
         if ((st = attack_gradient_ok(t, n))) return st;
         sat__ascent_step(t->opts.norm, step_size, t->grad_x, x_adv, n, d);
         sat__project(t->opts.norm, t->opts.eps, x, x_adv, n, d);
+        if ((st = sat__progress_add(t->progress, n))) return st;
     }
     return SAT_OK;
 }

@@ -30,6 +30,9 @@ def test_input_gradient_from_python_loss(ctx):
     with libsat.Exec(m, "input_grad") as e:
         logits = e.forward(x)
         np.testing.assert_array_equal(logits, ref_logits)
+        assert e.last_batch == len(y)
+        with pytest.raises(ValueError):
+            e.backward(_ce_dlogits(logits, y)[:2])  # fewer rows than the forward had
         dx, pg = e.backward(_ce_dlogits(logits, y))
         assert pg is None and dx.shape == x.shape
         np.testing.assert_allclose(dx, ref_grad, rtol=1e-4, atol=1e-6)

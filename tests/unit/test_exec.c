@@ -239,11 +239,14 @@ static void test_errors(void **st) {
     x[5] = 0.5f;
 
     /* backward */
+    assert_int_equal(sat_exec_last_batch(tr), 0);
+    assert_int_equal(sat_exec_last_batch(NULL), 0);
     expect_error(sat_exec_backward(tr, dl, dx, NULL), SAT_E_STATE, tr, "no forward");
     expect_error(sat_exec_backward(ig, dl, dx, NULL), SAT_E_STATE, ig, "no forward");
     TU_CHECK(sat_exec_forward(inf, x, 2, SAT_BN_INFERENCE, logits));
     expect_error(sat_exec_backward(inf, dl, dx, NULL), SAT_E_STATE, inf, "SAT_EXEC_INFERENCE");
     TU_CHECK(sat_exec_forward(ig, x, 2, SAT_BN_INFERENCE, logits));
+    assert_int_equal(sat_exec_last_batch(ig), 2);
     expect_error(sat_exec_backward(ig, dl, NULL, pg), SAT_E_STATE, ig, "parameter gradients need");
     expect_error(sat_exec_backward(ig, dl, NULL, NULL), SAT_E_INVALID_ARG, ig, "both NULL");
     expect_error(sat_exec_backward(ig, NULL, dx, NULL), SAT_E_INVALID_ARG, ig, "dlogits is NULL");
@@ -256,6 +259,7 @@ static void test_errors(void **st) {
     /* a rejected forward changes nothing: the backward still runs from the last forward */
     float *dx2 = tu_alloc(sizeof(float) * 9 * IN);
     expect_error(sat_exec_forward(ig, x, 5, SAT_BN_INFERENCE, logits), SAT_E_SHAPE, ig, "outside");
+    assert_int_equal(sat_exec_last_batch(ig), 2);
     TU_CHECK(sat_exec_backward(ig, dl, dx2, NULL));
     assert_memory_equal(dx, dx2, sizeof(float) * 2 * IN);
     /* a failed call leaves the execution usable */
@@ -313,7 +317,7 @@ static void test_mixed_use(void **st) {
     /* and the model's own calls replace its forward */
     TU_CHECK(sat_exec_forward(own, x, N, SAT_BN_INFERENCE, logits));
     TU_CHECK(sat_model_forward(m, x2, 2, logits));
-    assert_int_equal(own->run_n, 2);
+    assert_int_equal(sat_exec_last_batch(own), 2);
 }
 
 /* Executions are children of their model: counted while they live, not the model's own. */
@@ -329,8 +333,15 @@ static void test_live_children(void **st) {
     assert_int_equal(m->live_children, 2);
     tu_release(a);
     assert_int_equal(m->live_children, 1);
+    /* the model refuses to go while an execution lives, and stays usable */
+    assert_int_equal(sat_model_destroy_checked(m), SAT_E_STATE);
+    assert_non_null(strstr(sat_model_last_error(m), "executions"));
+    float x[IN] = {0}, logits[CLASSES];
+    TU_CHECK(sat_exec_forward(b, x, 1, SAT_BN_INFERENCE, logits));
     tu_release(b);
     assert_int_equal(m->live_children, 0);
+    /* the model's own execution does not count */
+    tu_release(m);
 }
 
 int main(void) {

@@ -60,6 +60,7 @@ static void test_null_handles(void **st) {
     assert_true(sat_exec_backward(NULL, x, x, NULL) < 0);
     assert_non_null(sat_exec_last_error(NULL));
     assert_null(sat_model_exec(NULL));
+    assert_int_equal(sat_exec_last_batch(NULL), 0);
     sat_exec_destroy(NULL);
     assert_true(sat_attack_opts_init(NULL, 64) < 0);
     assert_true(sat_attack(NULL, NULL, x, y, NULL, 1, x, NULL) < 0);

@@ -18,10 +18,13 @@ the library's own message ("model spec line 4: unknown layer 'conv3'").
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import math
 import os
+import signal
+import threading
 import weakref
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     Type, TypeVar, Union, overload)
@@ -51,6 +54,8 @@ IntArray = npt.NDArray[np.int32]
 LogitsFn = Callable[[FloatArray], npt.ArrayLike]
 #: CallbackModel's input-gradient callable: (x, dlogits) -> gradient like x.
 InputGradFn = Callable[[FloatArray, FloatArray], npt.ArrayLike]
+#: Context's progress callable: (what, done, total) -> a true value to cancel the call.
+ProgressFn = Callable[[str, int, int], Any]
 
 ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3,
                   "fab": 4, "square": 5}
@@ -348,6 +353,9 @@ class _Handle:
     and is destroyed when the last dependant goes."""
 
     _destroy: str = ""
+    # A parent handle's status-returning destroy: it refuses while a child made outside this
+    # package (through the raw functions) is alive, and close() then raises.
+    _destroy_checked: str = ""
     _last_error: str = ""
 
     def __init__(self, lib: Library) -> None:
@@ -371,8 +379,29 @@ class _Handle:
         return self._h
 
     def _check(self, status: int) -> None:
+        if status == SAT_E_ABORTED:
+            ctx = self._context_of()
+            if ctx is not None:
+                ctx._raise_progress_error()
         h = self._h
         self._lib.check(status, lambda: getattr(self._lib.raw, self._last_error)(h))
+
+    def _check_long(self, fn: Callable[..., int], *args: Any) -> None:
+        """Calls fn(*args), a C call that reports progress: Ctrl-C during it cancels it."""
+        ctx = self._context_of()
+        with ctx._interruptible() if ctx is not None else contextlib.nullcontext():
+            status = fn(*args)
+        self._check(status)
+
+    def _context_of(self) -> Optional["Context"]:
+        """The Context this handle was made from (through its parents)."""
+        if isinstance(self, Context):
+            return self
+        for p in self._parents:
+            ctx = p._context_of()
+            if ctx is not None:
+                return ctx
+        return None
 
     @property
     def closed(self) -> bool:
@@ -389,8 +418,13 @@ class _Handle:
         if self._live_children > 0:
             self._close_pending = True
             return
-        h, self._h = self._h, None
-        getattr(self._lib.raw, self._destroy)(h)
+        if self._destroy_checked:
+            # Raises, keeping the handle usable, while the library still counts children.
+            self._check(getattr(self._lib.raw, self._destroy_checked)(self._h))
+            h, self._h = self._h, None
+        else:
+            h, self._h = self._h, None
+            getattr(self._lib.raw, self._destroy)(h)
         parents, self._parents = self._parents, ()
         for p in parents:
             p._release_child()
@@ -418,14 +452,26 @@ class _Handle:
 
 
 class Context(_Handle):
-    """Threads, seed and (optionally) a log callback shared by the handles made with it."""
+    """Threads, seed and (optionally) a log callback shared by the handles made with it.
+
+    progress(what, done, total), if given (or set later with set_progress), is called by
+    the long calls made with the context's handles (attacks, evaluate, autoattack,
+    Trainer.step, Dataset.load) on the calling thread, with `done` of `total` units of
+    work finished; a true return value cancels the call, which then raises Error with
+    status SAT_E_ABORTED (a cancelled Trainer.step leaves the model and optimizer as they
+    were). An exception raised by progress cancels the call too and is raised from it.
+    Ctrl-C during a long call works the same way, with or without a progress callable:
+    the call stops at its next report and raises KeyboardInterrupt.
+    """
 
     _destroy = "context_destroy"
+    _destroy_checked = "context_destroy_checked"
     _last_error = "context_last_error"
 
     def __init__(self, num_threads: Optional[int] = None, seed: Optional[int] = None,
                  log: Optional[Callable[[int, str], None]] = None,
-                 log_level: Optional[int] = None, library: LibraryLike = None) -> None:
+                 log_level: Optional[int] = None, library: LibraryLike = None,
+                 progress: Optional[ProgressFn] = None) -> None:
         super().__init__(_library(library))
         o = _opts(self._lib, _ffi.ContextOpts, "context_opts_init",
                   {"num_threads": num_threads, "seed": seed, "log_level": log_level})
@@ -438,6 +484,65 @@ class Context(_Handle):
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.context_create(ctypes.byref(o), ctypes.byref(h)))
         self._adopt(h.value)
+        self._progress = progress
+        self._progress_error: Optional[BaseException] = None
+        self._interrupted = False
+        # Always installed, so that Ctrl-C reaches long calls; a weak reference, so that the
+        # callback does not keep the context alive.
+        me = weakref.ref(self)
+
+        def report(user: Any, what: bytes, done: int, total: int) -> int:
+            ctx = me()
+            return ctx._report(what, done, total) if ctx is not None else 0
+
+        self._c_progress = _ffi.PROGRESS_FN(report)
+        self._check(self._lib.raw.context_set_progress(self.handle, self._c_progress, None))
+
+    def set_progress(self, progress: Optional[ProgressFn]) -> None:
+        """Sets (None: removes) the progress callable; see the class documentation."""
+        _ = self.handle  # refuses a closed context
+        self._progress = progress
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """During a long call, Ctrl-C only sets a flag that the next progress report turns
+        into a cancel (raised as KeyboardInterrupt by the call): Python's own handler would
+        raise inside the ctypes callback, where the exception is lost. Only on the main
+        thread and with Python's default handler; other handlers are left alone."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+        self._interrupted = False
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self._interrupted = True
+
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+            missed, self._interrupted = self._interrupted, False
+        if missed:  # arrived after the last report: not lost
+            raise KeyboardInterrupt
+
+    def _report(self, what: bytes, done: int, total: int) -> int:
+        if self._interrupted:
+            self._interrupted = False
+            self._progress_error = KeyboardInterrupt()
+            return 1
+        try:
+            fn = self._progress
+            return 1 if fn is not None and fn(_s(what), int(done), int(total)) else 0
+        except BaseException as e:  # KeyboardInterrupt included: raised again by the call
+            self._progress_error = e
+            return 1
+
+    def _raise_progress_error(self) -> None:
+        err, self._progress_error = self._progress_error, None
+        if err is not None:
+            raise err
 
     @property
     def library(self) -> Library:
@@ -531,9 +636,9 @@ class _Classifier(_Handle):
             tl = np.zeros(cap, dtype=np.float32)
             ta = np.zeros(cap, dtype=np.float32)
             tr = _ffi.AttackTrace(ctypes.sizeof(_ffi.AttackTrace), cap, 0, 0, _pf(tl), _pf(ta))
-        self._check(getattr(self._lib.raw, self._raw_attack)(
-            self.handle, ctypes.byref(o), _pf(x), _pi(labels), _pi(t), n, _pf(x_adv),
-            ctypes.byref(tr) if tr is not None else None))
+        self._check_long(getattr(self._lib.raw, self._raw_attack),
+                         self.handle, ctypes.byref(o), _pf(x), _pi(labels), _pi(t), n, _pf(x_adv),
+                         ctypes.byref(tr) if tr is not None else None)
         if trace:
             return x_adv, {"loss": tl[:tr.count].copy(), "accuracy": ta[:tr.count].copy()}
         return x_adv
@@ -552,9 +657,9 @@ class _Classifier(_Handle):
         r.struct_size = ctypes.sizeof(r)
         outcome = np.empty(n, dtype=np.int32)
         x_adv = np.empty(x.shape, dtype=np.float32) if return_adv else None
-        self._check(getattr(self._lib.raw, self._raw_autoattack)(
-            self.handle, ctypes.byref(o), _pf(x), _pi(labels), n, _pf(x_adv), _pi(outcome),
-            ctypes.byref(r)))
+        self._check_long(getattr(self._lib.raw, self._raw_autoattack),
+                         self.handle, ctypes.byref(o), _pf(x), _pi(labels), n, _pf(x_adv),
+                         _pi(outcome), ctypes.byref(r))
         k = r.num_attacks
         out: Dict[str, Any] = {
             "clean_accuracy": r.clean_accuracy, "robust_accuracy": r.robust_accuracy,
@@ -608,6 +713,7 @@ class Model(_Classifier):
     """
 
     _destroy = "model_destroy"
+    _destroy_checked = "model_destroy_checked"
     _last_error = "model_last_error"
     _raw_attack = "attack"
     _raw_autoattack = "autoattack"
@@ -777,8 +883,8 @@ class Model(_Classifier):
         o = _opts(self._lib, _ffi.EvalOpts, "eval_opts_init", kwargs, EVAL_ENUMS)
         r = _ffi.EvalResult()
         r.struct_size = ctypes.sizeof(r)
-        self._check(self._lib.raw.evaluate(self.handle, ctypes.byref(o), _pf(x), _pi(labels), n,
-                                           ctypes.byref(r)))
+        self._check_long(self._lib.raw.evaluate, self.handle, ctypes.byref(o), _pf(x), _pi(labels),
+                         n, ctypes.byref(r))
         out = _struct_dict(r)
         k = r.num_steps
         out["steps"] = list(o.steps)[:k]
@@ -871,6 +977,11 @@ class Exec(_Handle):
     def model(self) -> Model:
         return self._model
 
+    @property
+    def last_batch(self) -> int:
+        """The batch size of the last forward, which backward() runs from (0: none)."""
+        return int(self._lib.raw.exec_last_batch(self.handle))
+
     def forward(self, x: npt.ArrayLike, bn_mode: Enum = "inference",
                 out: Optional[FloatArray] = None) -> FloatArray:
         """Logits (n, num_classes), keeping what backward() needs. bn_mode: 'inference',
@@ -891,10 +1002,12 @@ class Exec(_Handle):
         param_grads: None/False (not wanted), True (a new array) or a float32 array of
         param_count values to overwrite (e.g. model.grads)."""
         dl = _f32(dlogits)
-        n = dl.size // max(1, self._model.num_classes)
-        if dl.size != n * self._model.num_classes:
-            raise ValueError(f"dlogits of {dl.size} values is not n x {self._model.num_classes}")
-        dx = np.empty((n,) + tuple(self._model.input_shape), dtype=np.float32) if input_grad else None
+        n = self.last_batch
+        if n and dl.size != n * self._model.num_classes:
+            raise ValueError(f"dlogits of {dl.size} values is not {n} x {self._model.num_classes} "
+                             f"(the last forward's batch)")
+        dx = (np.empty((max(n, 1),) + tuple(self._model.input_shape), dtype=np.float32)
+              if input_grad else None)
         if dx is not None and self._x_shape and int(np.prod(self._x_shape)) == dx.size:
             dx = dx.reshape(self._x_shape)
         grads: Optional[FloatArray] = None
@@ -992,6 +1105,7 @@ class Optimizer(_Handle):
     total_steps, warmup_steps, milestones=[...], gamma, ..."""
 
     _destroy = "optimizer_destroy"
+    _destroy_checked = "optimizer_destroy_checked"
     _last_error = "optimizer_last_error"
 
     def __init__(self, model: Model, **opts: Any) -> None:
@@ -1024,6 +1138,63 @@ class Optimizer(_Handle):
         ptr = self._lib.raw.optimizer_state(self.handle, ctypes.byref(count))
         return _view(self, ptr, count.value)
 
+    @property
+    def base_lr(self) -> float:
+        """The base learning rate, which the schedule scales (lr is the scaled one)."""
+        return float(self._lib.raw.optimizer_base_lr(self.handle))
+
+    @base_lr.setter
+    def base_lr(self, lr: float) -> None:
+        self._check(self._lib.raw.optimizer_set_lr(self.handle, float(lr)))
+
+    def set_lr_scale(self, offset: int, count: int, scale: float) -> None:
+        """Scales the learning rate of parameters [offset, offset + count) of the flat block
+        (a parameter group, e.g. one layer's weights)."""
+        self._check(self._lib.raw.optimizer_set_lr_scale(self.handle, int(offset), int(count),
+                                                         float(scale)))
+
+    @property
+    def lr_scale(self) -> FloatArray:
+        """A copy of the per-parameter learning-rate scales."""
+        out = np.empty(self._model.param_count, dtype=np.float32)
+        self._check(self._lib.raw.optimizer_get_lr_scale(self.handle, _pf(out)))
+        return out
+
+    @property
+    def frozen(self) -> npt.NDArray[np.uint8]:
+        """A copy of the freeze mask (1 = frozen)."""
+        out = np.empty(self._model.param_count, dtype=np.uint8)
+        self._check(self._lib.raw.optimizer_get_frozen(
+            self.handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+        return out
+
+    @frozen.setter
+    def frozen(self, mask: Optional[npt.ArrayLike]) -> None:
+        """Sets the freeze mask (param_count values of 0 or 1, booleans work); None
+        unfreezes everything."""
+        if mask is None:
+            self._check(self._lib.raw.optimizer_set_frozen(self.handle, None))
+            return
+        m = np.ascontiguousarray(mask, dtype=np.uint8).reshape(-1)
+        if m.size != self._model.param_count:
+            raise ValueError(f"frozen: {m.size} values for {self._model.param_count} parameters")
+        self._check(self._lib.raw.optimizer_set_frozen(
+            self.handle, m.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+
+    def save_checkpoint(self, path: PathLike, meta: Optional[Mapping[str, Any]] = None) -> None:
+        """Saves the model and this optimizer, without a trainer."""
+        m = _meta(self._lib, meta)
+        self._check(self._lib.raw.optimizer_checkpoint_save(
+            self.handle, ctypes.byref(m) if m else None, os.fsencode(path)))
+
+    def load_checkpoint(self, path: PathLike) -> Dict[str, Any]:
+        """Restores a save_checkpoint() file into the model and this optimizer; returns the
+        stored meta."""
+        meta = _opts(self._lib, _ffi.ModelMeta, "model_meta_init", {})
+        self._check(self._lib.raw.optimizer_checkpoint_load(self.handle, os.fsencode(path),
+                                                            ctypes.byref(meta)))
+        return _struct_dict(meta)
+
 
 class Trainer(_Handle):
     """Adversarial training steps. Keywords are sat_trainer_opts fields: method ('pgd',
@@ -1055,8 +1226,8 @@ class Trainer(_Handle):
         x, labels, n = self._model._batch(x, labels)
         st = _ffi.StepStats()
         st.struct_size = ctypes.sizeof(st)
-        self._check(self._lib.raw.train_step(self.handle, _pf(x), _pi(labels), n,
-                                             ctypes.byref(st)))
+        self._check_long(self._lib.raw.train_step, self.handle, _pf(x), _pi(labels), n,
+                         ctypes.byref(st))
         return _struct_dict(st)
 
     def save_checkpoint(self, path: PathLike, epoch: int = 0, batch_index: int = 0,
@@ -1094,17 +1265,25 @@ class Dataset(_Handle):
         if directory is None:
             directory = _s(lib.raw.default_data_dir())
         h = ctypes.c_void_p()
-        lib.check(lib.raw.dataset_load(ctx.handle, _enum(format, DATA_FORMATS, "format"),
-                                       os.fsencode(directory), _enum(split, SPLITS, "split"),
-                                       ctypes.byref(h)))
+        with ctx._interruptible():
+            st = lib.raw.dataset_load(ctx.handle, _enum(format, DATA_FORMATS, "format"),
+                                      os.fsencode(directory), _enum(split, SPLITS, "split"),
+                                      ctypes.byref(h))
+        if st == SAT_E_ABORTED:
+            ctx._raise_progress_error()
+        lib.check(st)
         return cls(ctx, h.value)
 
     @classmethod
     def load_idx(cls, ctx: Context, images_path: PathLike, labels_path: PathLike) -> Dataset:
         lib = ctx._lib
         h = ctypes.c_void_p()
-        lib.check(lib.raw.dataset_load_idx(ctx.handle, os.fsencode(images_path),
-                                           os.fsencode(labels_path), ctypes.byref(h)))
+        with ctx._interruptible():
+            st = lib.raw.dataset_load_idx(ctx.handle, os.fsencode(images_path),
+                                          os.fsencode(labels_path), ctypes.byref(h))
+        if st == SAT_E_ABORTED:
+            ctx._raise_progress_error()
+        lib.check(st)
         return cls(ctx, h.value)
 
     @classmethod

@@ -47,6 +47,7 @@ ALLOC_FN = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_size_t, c_size_t)
 DEALLOC_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
 LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
 INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_int64, c_int64)
 
 
 class ContextOpts(ctypes.Structure):
@@ -201,8 +202,11 @@ PROTOTYPES = {
     "sat_context_opts_init": (c_int32, [P(ContextOpts), c_uint32]),
     "sat_context_create": (c_int32, [P(ContextOpts), P(H)]),
     "sat_context_destroy": (None, [H]),
+    "sat_context_destroy_checked": (c_int32, [H]),
     "sat_context_last_error": (c_char_p, [H]),
     "sat_context_set_num_threads": (c_int32, [H, c_int32]),
+    # progress and cancellation
+    "sat_context_set_progress": (c_int32, [H, PROGRESS_FN, c_void_p]),
     # activations
     "sat_activation_name": (c_char_p, [c_int32]),
     "sat_activation_from_name": (c_int32, [c_char_p, PI32]),
@@ -213,6 +217,7 @@ PROTOTYPES = {
                                   P(c_void_p)]),
     "sat_model_create": (c_int32, [H, c_char_p, P(ModelOpts), P(H)]),
     "sat_model_destroy": (None, [H]),
+    "sat_model_destroy_checked": (c_int32, [H]),
     "sat_model_last_error": (c_char_p, [H]),
     "sat_model_clone": (c_int32, [H, P(H)]),
     "sat_model_shape": (c_int32, [H, PI32, PI32, PI32, PI32]),
@@ -232,6 +237,7 @@ PROTOTYPES = {
     "sat_exec_last_error": (c_char_p, [H]),
     "sat_exec_forward": (c_int32, [H, PF, c_int64, c_int32, PF]),
     "sat_exec_backward": (c_int32, [H, PF, PF, PF]),
+    "sat_exec_last_batch": (c_int64, [H]),
     "sat_model_exec": (H, [H]),
     "sat_model_decay_mask": (c_int32, [H, P(ctypes.c_uint8)]),
     "sat_model_forward": (c_int32, [H, PF, c_int64, PF]),
@@ -254,6 +260,13 @@ PROTOTYPES = {
     "sat_optimizer_step_count": (c_int64, [H]),
     "sat_optimizer_state": (PF, [H, PI64]),
     "sat_optimizer_set_step_count": (c_int32, [H, c_int64]),
+    "sat_optimizer_destroy_checked": (c_int32, [H]),
+    "sat_optimizer_set_lr": (c_int32, [H, c_float]),
+    "sat_optimizer_base_lr": (c_float, [H]),
+    "sat_optimizer_set_lr_scale": (c_int32, [H, c_int64, c_int64, c_float]),
+    "sat_optimizer_get_lr_scale": (c_int32, [H, PF]),
+    "sat_optimizer_set_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
+    "sat_optimizer_get_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
     # training
     "sat_trainer_opts_init": (c_int32, [P(TrainerOpts), c_uint32]),
     "sat_trainer_create": (c_int32, [H, H, P(TrainerOpts), P(H)]),
@@ -299,6 +312,8 @@ PROTOTYPES = {
     "sat_model_load_buffer": (c_int32, [H, c_void_p, c_size_t, P(ModelMeta), P(H)]),
     "sat_checkpoint_save": (c_int32, [H, P(ModelMeta), c_int64, c_int64, c_char_p]),
     "sat_checkpoint_load": (c_int32, [H, c_char_p, PI64, PI64]),
+    "sat_optimizer_checkpoint_save": (c_int32, [H, P(ModelMeta), c_char_p]),
+    "sat_optimizer_checkpoint_load": (c_int32, [H, c_char_p, P(ModelMeta)]),
 }
 
 

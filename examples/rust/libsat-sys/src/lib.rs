@@ -167,6 +167,8 @@ pub type sat_logits_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *mut f32) -> i32>;
 pub type sat_input_grad_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *const f32, *mut f32) -> i32>;
+/// Progress callback: (user, what, done, total); non-zero cancels the running call.
+pub type sat_progress_fn = Option<unsafe extern "C" fn(*mut c_void, *const c_char, i64, i64) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -424,6 +426,9 @@ extern "C" {
     pub fn sat_context_last_error(ctx: *const sat_context) -> *const c_char;
     pub fn sat_context_set_num_threads(ctx: *mut sat_context, num_threads: i32) -> i32;
 
+    // progress and cancellation
+    pub fn sat_context_set_progress(ctx: *mut sat_context, f: sat_progress_fn, user: *mut c_void) -> i32;
+
     pub fn sat_activation_name(act: i32) -> *const c_char;
     pub fn sat_activation_from_name(name: *const c_char, act: *mut i32) -> i32;
     pub fn sat_activation_default_param(act: i32) -> f32;
@@ -460,10 +465,6 @@ extern "C" {
                                     n: i64, label_smoothing: f32, loss: *mut f32,
                                     correct: *mut i64) -> i32;
 
-    pub fn sat_model_layer_count(model: *const sat_model) -> i32;
-    pub fn sat_model_layer_info(model: *const sat_model, index: i32,
-                                info: *mut sat_layer_info) -> i32;
-
     pub fn sat_exec_opts_init(opts: *mut sat_exec_opts, size: u32) -> i32;
     pub fn sat_exec_create(model: *mut sat_model, opts: *const sat_exec_opts,
                            out: *mut *mut sat_exec) -> i32;
@@ -473,7 +474,12 @@ extern "C" {
                             logits: *mut f32) -> i32;
     pub fn sat_exec_backward(exec: *mut sat_exec, dlogits: *const f32, dx: *mut f32,
                              param_grads: *mut f32) -> i32;
+    pub fn sat_exec_last_batch(exec: *const sat_exec) -> i64;
     pub fn sat_model_exec(model: *mut sat_model) -> *mut sat_exec;
+
+    pub fn sat_model_layer_count(model: *const sat_model) -> i32;
+    pub fn sat_model_layer_info(model: *const sat_model, index: i32,
+                                info: *mut sat_layer_info) -> i32;
 
     pub fn sat_attack_opts_init(opts: *mut sat_attack_opts, size: u32) -> i32;
     pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
@@ -559,4 +565,23 @@ extern "C" {
                                epoch: i64, batch_index: i64, path: *const c_char) -> i32;
     pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,
                                batch_index: *mut i64) -> i32;
+
+    // runtime control of an optimizer
+    pub fn sat_optimizer_set_lr(opt: *mut sat_optimizer, lr: f32) -> i32;
+    pub fn sat_optimizer_base_lr(opt: *const sat_optimizer) -> f32;
+    pub fn sat_optimizer_set_lr_scale(opt: *mut sat_optimizer, offset: i64, count: i64, scale: f32) -> i32;
+    pub fn sat_optimizer_get_lr_scale(opt: *const sat_optimizer, scales: *mut f32) -> i32;
+    pub fn sat_optimizer_set_frozen(opt: *mut sat_optimizer, mask: *const u8) -> i32;
+    pub fn sat_optimizer_get_frozen(opt: *const sat_optimizer, mask: *mut u8) -> i32;
+
+    // checkpoints of a model and an optimizer
+    pub fn sat_optimizer_checkpoint_save(opt: *const sat_optimizer, meta: *const sat_model_meta,
+                                         path: *const c_char) -> i32;
+    pub fn sat_optimizer_checkpoint_load(opt: *mut sat_optimizer, path: *const c_char,
+                                         meta: *mut sat_model_meta) -> i32;
+
+    // destroying with a status (SAT_E_STATE while children live)
+    pub fn sat_context_destroy_checked(ctx: *mut sat_context) -> i32;
+    pub fn sat_model_destroy_checked(model: *mut sat_model) -> i32;
+    pub fn sat_optimizer_destroy_checked(opt: *mut sat_optimizer) -> i32;
 }

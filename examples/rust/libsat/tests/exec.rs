@@ -37,6 +37,9 @@ fn input_gradient_from_a_rust_loss() {
     let mut e = Exec::new(&m, &ExecOpts::kind(ExecKind::InputGrad).unwrap()).unwrap();
     let logits = e.forward(&x, BnMode::Inference).unwrap();
     assert_eq!(logits, reference.logits);
+    assert_eq!(e.last_batch(), 5);
+    let short = ce_dlogits(&logits[..6], &y[..2], 1.0);
+    assert_eq!(e.input_gradient(&short).unwrap_err().kind(), ErrorKind::Shape);
     let dx = e.input_gradient(&ce_dlogits(&logits, &y, 1.0)).unwrap();
     for (a, b) in dx.iter().zip(&reference.grad) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
