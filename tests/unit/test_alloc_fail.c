@@ -76,6 +76,7 @@ typedef struct fixture {
     float *x, *x_adv, *x_dup;
     int32_t labels[N], targets[N], outcome[N];
     char dir[64], model_path[96], ckpt_path[96], images[96], labels_path[96], cifar_path[96];
+    char opt_ckpt_path[96];
     void *model_buf;
     size_t model_buf_size;
     sat_model *made;     /* a fresh model prepared for calls on a model's first use */
@@ -86,9 +87,11 @@ static fixture F;
 
 /* Bytes of every handle the calls are given, to compare before and after. */
 typedef struct snapshot {
-    float *params, *state, *opt_state, *images;
+    float *params, *state, *opt_state, *images, *lr_scale;
     int32_t *labels;
+    uint8_t *frozen;
     int64_t np, ns, no, nd, step;
+    float base_lr;
     char spec[256];
 } snapshot;
 
@@ -102,6 +105,11 @@ static void take(snapshot *s) {
     s->opt_state = tu_alloc((size_t)(s->no + 1) * sizeof(float));
     s->images = tu_alloc((size_t)s->nd * PIX * sizeof(float));
     s->labels = tu_alloc((size_t)s->nd * sizeof(int32_t));
+    s->lr_scale = tu_alloc((size_t)s->np * sizeof(float));
+    s->frozen = tu_alloc((size_t)s->np);
+    TU_CHECK(sat_optimizer_get_lr_scale(F.opt, s->lr_scale));
+    TU_CHECK(sat_optimizer_get_frozen(F.opt, s->frozen));
+    s->base_lr = sat_optimizer_base_lr(F.opt);
     memcpy(s->params, sat_model_params(F.model), (size_t)s->np * sizeof(float));
     memcpy(s->state, sat_model_state(F.model), (size_t)s->ns * sizeof(float));
     memcpy(s->opt_state, os, (size_t)s->no * sizeof(float));
@@ -117,6 +125,8 @@ static void drop(snapshot *s) {
     tu_free(s->opt_state);
     tu_free(s->images);
     tu_free(s->labels);
+    tu_free(s->lr_scale);
+    tu_free(s->frozen);
 }
 
 static void assert_unchanged(const snapshot *a, const char *call, int64_t k) {
@@ -127,7 +137,9 @@ static void assert_unchanged(const snapshot *a, const char *call, int64_t k) {
         memcmp(a->state, b.state, (size_t)a->ns * sizeof(float)) ||
         memcmp(a->opt_state, b.opt_state, (size_t)a->no * sizeof(float)) ||
         memcmp(a->images, b.images, (size_t)a->nd * PIX * sizeof(float)) ||
-        memcmp(a->labels, b.labels, (size_t)a->nd * sizeof(int32_t)) || strcmp(a->spec, b.spec))
+        memcmp(a->labels, b.labels, (size_t)a->nd * sizeof(int32_t)) || strcmp(a->spec, b.spec) ||
+        memcmp(a->lr_scale, b.lr_scale, (size_t)a->np * sizeof(float)) ||
+        memcmp(a->frozen, b.frozen, (size_t)a->np) || memcmp(&a->base_lr, &b.base_lr, sizeof(float)))
         fail_msg("%s: allocation %lld refused, yet a handle it was given changed", call,
                  (long long)k);
     drop(&b);
@@ -376,6 +388,12 @@ static int32_t run_callback_autoattack(void) {
     r.struct_size = sizeof r;
     return sat_callback_autoattack(F.cb, &o, F.x, F.labels, N, F.x_adv, F.outcome, &r);
 }
+static int32_t run_optimizer_checkpoint_save(void) {
+    return sat_optimizer_checkpoint_save(F.opt, NULL, F.opt_ckpt_path);
+}
+static int32_t run_optimizer_checkpoint_load(void) {
+    return sat_optimizer_checkpoint_load(F.opt, F.opt_ckpt_path, NULL);
+}
 static int32_t run_checkpoint_save(void) {
     return sat_checkpoint_save(F.trainer, NULL, 2, 3, F.ckpt_path);
 }
@@ -486,6 +504,8 @@ static const call CALLS[] = {
     {"sat_autoattack (standard)", NULL, run_autoattack, model_msg, NULL},
     {"sat_checkpoint_save", NULL, run_checkpoint_save, trainer_msg, NULL},
     {"sat_checkpoint_load", NULL, run_checkpoint_load, trainer_msg, NULL},
+    {"sat_optimizer_checkpoint_save", NULL, run_optimizer_checkpoint_save, opt_msg, NULL},
+    {"sat_optimizer_checkpoint_load", NULL, run_optimizer_checkpoint_load, opt_msg, NULL},
 };
 
 static const char *const TRAIN_NAMES[] = {"standard", "PGD", "Fast", "Free", "TRADES"};
@@ -547,10 +567,14 @@ static int setup(void **st) {
     SETUP_CHECK(mkdtemp(F.dir) != NULL);
     snprintf(F.model_path, sizeof F.model_path, "%s/model.sat", F.dir);
     snprintf(F.ckpt_path, sizeof F.ckpt_path, "%s/run.satc", F.dir);
+    snprintf(F.opt_ckpt_path, sizeof F.opt_ckpt_path, "%s/opt.satc", F.dir);
     snprintf(F.images, sizeof F.images, "%s/t10k-images-idx3-ubyte", F.dir);
     snprintf(F.labels_path, sizeof F.labels_path, "%s/t10k-labels-idx1-ubyte", F.dir);
     SETUP_CHECK(sat_model_save(F.model, NULL, F.model_path) == SAT_OK);
     SETUP_CHECK(sat_checkpoint_save(F.trainer, NULL, 1, 0, F.ckpt_path) == SAT_OK);
+    /* per-parameter settings the checkpoints carry, so a restore has something to restore */
+    SETUP_CHECK(sat_optimizer_set_lr_scale(F.opt, 0, 5, 0.5f) == SAT_OK);
+    SETUP_CHECK(sat_optimizer_checkpoint_save(F.opt, NULL, F.opt_ckpt_path) == SAT_OK);
     SETUP_CHECK(sat_model_save_buffer(F.model, NULL, &F.model_buf, &F.model_buf_size) == SAT_OK);
     unsigned char img[16 + N * PIX], lab[8 + N];
     put_be32(img, 0x803), put_be32(img + 4, N), put_be32(img + 8, 6), put_be32(img + 12, 6);
@@ -586,6 +610,7 @@ static int teardown(void **st) {
     int64_t live = F.fa ? F.fa->live : 0;
     sat_free(F.model_buf);
     unlink(F.model_path), unlink(F.ckpt_path), unlink(F.images), unlink(F.labels_path), unlink(F.cifar_path);
+    unlink(F.opt_ckpt_path);
     rmdir(F.dir);
     free(F.x), free(F.x_adv), free(F.x_dup), free(F.fa);
     return live == 0 ? 0 : -1; /* every block the library took through the hooks came back */

@@ -226,9 +226,11 @@ static char letter_of(int32_t st) {
 /* ---- what must not change ---- */
 
 typedef struct snapshot {
-    float *params, *state, *opt_state, *images;
+    float *params, *state, *opt_state, *images, *lr_scale;
     int32_t *labels;
+    uint8_t *frozen;
     int64_t np, ns, no, nd, step;
+    float base_lr;
 } snapshot;
 
 static void take(snapshot *s) {
@@ -242,11 +244,21 @@ static void take(snapshot *s) {
     s->opt_state = tu_alloc((size_t)(s->no + 1) * sizeof(float));
     s->images = tu_alloc((size_t)(s->nd + 1) * PIX * sizeof(float));
     s->labels = tu_alloc((size_t)(s->nd + 1) * sizeof(int32_t));
+    s->lr_scale = tu_alloc((size_t)s->np * sizeof(float));
+    s->frozen = tu_alloc((size_t)s->np);
+    TU_CHECK(sat_optimizer_get_lr_scale(H.opt, s->lr_scale));
+    TU_CHECK(sat_optimizer_get_frozen(H.opt, s->frozen));
+    s->base_lr = sat_optimizer_base_lr(H.opt);
     memcpy(s->params, sat_model_params(H.model), (size_t)s->np * sizeof(float));
     memcpy(s->state, sat_model_state(H.model), (size_t)s->ns * sizeof(float));
     memcpy(s->opt_state, os, (size_t)s->no * sizeof(float));
     memcpy(s->images, sat_dataset_images(H.ds), (size_t)s->nd * PIX * sizeof(float));
     memcpy(s->labels, sat_dataset_labels(H.ds), (size_t)s->nd * sizeof(int32_t));
+}
+
+static void drop(snapshot *s) {
+    tu_free(s->params), tu_free(s->state), tu_free(s->opt_state), tu_free(s->images);
+    tu_free(s->labels), tu_free(s->lr_scale), tu_free(s->frozen);
 }
 
 static int same(const snapshot *a, const snapshot *b) {
@@ -256,7 +268,9 @@ static int same(const snapshot *a, const snapshot *b) {
            !memcmp(a->state, b->state, (size_t)a->ns * sizeof(float)) &&
            !memcmp(a->opt_state, b->opt_state, (size_t)a->no * sizeof(float)) &&
            !memcmp(a->images, b->images, (size_t)a->nd * PIX * sizeof(float)) &&
-           !memcmp(a->labels, b->labels, (size_t)a->nd * sizeof(int32_t));
+           !memcmp(a->labels, b->labels, (size_t)a->nd * sizeof(int32_t)) &&
+           !memcmp(a->lr_scale, b->lr_scale, (size_t)a->np * sizeof(float)) &&
+           !memcmp(a->frozen, b->frozen, (size_t)a->np) && !memcmp(&a->base_lr, &b->base_lr, sizeof(float));
 }
 
 /* ---- setup ---- */
@@ -347,10 +361,8 @@ static void test_table(void **st) {
                     mismatches++;
                 }
             }
-            tu_free(before.params), tu_free(before.state), tu_free(before.opt_state);
-            tu_free(before.images), tu_free(before.labels);
-            tu_free(after.params), tu_free(after.state), tu_free(after.opt_state);
-            tu_free(after.images), tu_free(after.labels);
+            drop(&before);
+            drop(&after);
         }
         printf("hostile: %-28s %s\n", rw->name, got);
     }
@@ -507,6 +519,31 @@ static int32_t s_trainer_smoothing(void) {
     return st;
 }
 
+static int32_t s_lr_nan(void) { return sat_optimizer_set_lr(H.opt, NAN); }
+static int32_t s_lr_zero(void) { return sat_optimizer_set_lr(H.opt, 0.0f); }
+static int32_t s_lr_inf(void) { return sat_optimizer_set_lr(H.opt, INFINITY); }
+static int32_t s_scale_offset_neg(void) { return sat_optimizer_set_lr_scale(H.opt, -1, 2, 0.5f); }
+static int32_t s_scale_past_end(void) {
+    return sat_optimizer_set_lr_scale(H.opt, sat_model_param_count(H.model) - 1, 2, 0.5f);
+}
+static int32_t s_scale_overflow(void) { return sat_optimizer_set_lr_scale(H.opt, 1, INT64_MAX, 0.5f); }
+static int32_t s_scale_count_neg(void) { return sat_optimizer_set_lr_scale(H.opt, 0, -1, 0.5f); }
+static int32_t s_scale_nan(void) { return sat_optimizer_set_lr_scale(H.opt, 0, 2, NAN); }
+static int32_t s_scale_neg(void) { return sat_optimizer_set_lr_scale(H.opt, 0, 2, -1.0f); }
+static int32_t s_frozen_two(void) {
+    int64_t np = sat_model_param_count(H.model);
+    uint8_t *mask = tu_alloc((size_t)np);
+    mask[0] = 1;
+    mask[np - 1] = 2;
+    int32_t st = sat_optimizer_set_frozen(H.opt, mask);
+    tu_free(mask);
+    return st;
+}
+static int32_t s_progress_ok(void) {
+    /* NULL is the documented "no progress reports": allowed */
+    return sat_context_set_progress(H.ctx, NULL, NULL);
+}
+
 typedef struct scalar_row {
     const char *name;
     int32_t (*run)(void);
@@ -533,6 +570,17 @@ static const scalar_row SCALARS[] = {
     {"sat_attack, step_size NaN", s_attack_step_nan, SAT_E_INVALID_ARG},
     {"sat_optimizer_create, lr NaN", s_optimizer_lr_nan, SAT_E_INVALID_ARG},
     {"sat_optimizer_set_step_count(-1)", s_step_count_neg, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr(NaN)", s_lr_nan, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr(0)", s_lr_zero, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr(Inf)", s_lr_inf, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, offset -1", s_scale_offset_neg, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, range past the end", s_scale_past_end, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, offset 1 count 2^63-1", s_scale_overflow, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, count -1", s_scale_count_neg, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, scale NaN", s_scale_nan, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_lr_scale, scale -1", s_scale_neg, SAT_E_INVALID_ARG},
+    {"sat_optimizer_set_frozen, a mask value of 2", s_frozen_two, SAT_E_INVALID_ARG},
+    {"sat_context_set_progress(NULL) (allowed)", s_progress_ok, SAT_OK},
     {"sat_trainer_create, label_smoothing -0.5", s_trainer_smoothing, SAT_E_INVALID_ARG},
     {"sat_dataset_shuffle, unknown aug bit", s_shuffle_aug, SAT_E_INVALID_ARG},
     {"sat_dataset_shuffle, epoch -1", s_shuffle_epoch, SAT_E_INVALID_ARG},
@@ -569,6 +617,8 @@ static void test_scalars(void **st) {
             printf("CHANGED %s\n", SCALARS[i].name);
             mismatches++;
         }
+        drop(&before);
+        drop(&after);
     }
     /* the handles still work after all of it */
     TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL));
