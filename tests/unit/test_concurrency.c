@@ -154,15 +154,26 @@ static void test_two_contexts(void **st) {
     assert_same(&ref, &p, "two contexts, thread count changed between phases");
 }
 
+/* Progress reports from both threads at once: the callback is the host's, so it counts
+ * atomically; the library's own bookkeeping of a report lives in each call. */
+static int32_t count_report(void *user, const char *what, int64_t done, int64_t total) {
+    (void)what, (void)done, (void)total;
+    __atomic_fetch_add((int64_t *)user, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Different handles are independent even when they share their context: the pool serves
- * one call at a time and a call that finds it busy runs on its own thread. */
+ * one call at a time and a call that finds it busy runs on its own thread. The context
+ * also has a progress callback, which both threads' calls report to. */
 static void test_shared_context(void **st) {
     (void)st;
     data *d = make_data();
     pair ref, p;
     reference(&ref, d);
+    int64_t *reports = tu_alloc(sizeof *reports);
     for (int32_t threads = 1; threads <= 4; threads++) {
         sat_context *c = context(threads);
+        TU_CHECK(sat_context_set_progress(c, count_report, reports));
         make_pair(&p, c, c, d->x, d->y);
         run_pair(&p, 1, 0);
         assert_same(&ref, &p, "one shared context");
@@ -171,6 +182,7 @@ static void test_shared_context(void **st) {
     make_pair(&p, c, c, d->x, d->y);
     run_pair(&p, 1, 1);
     assert_same(&ref, &p, "one shared context, thread count changed between phases");
+    assert_true(__atomic_load_n(reports, __ATOMIC_RELAXED) > 0);
 }
 
 int main(void) {
