@@ -137,6 +137,16 @@ static int32_t k_autoattack(inputs *in) {
     int32_t outcome[N];
     return sat_autoattack(H.model, &o, in->x, in->y, in->n, in->out, outcome, &r);
 }
+static int32_t k_callback_autoattack(inputs *in) {
+    sat_autoattack_opts o;
+    sat_autoattack_opts_init(&o, sizeof o);
+    o.eps = eps_or(in, 0.01f);
+    sat_autoattack_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    int32_t outcome[N];
+    return sat_callback_autoattack(H.cb, &o, in->x, in->y, in->n, in->out, outcome, &r);
+}
 static int32_t k_from_arrays(inputs *in) {
     sat_dataset *ds = NULL;
     int32_t st = sat_dataset_from_arrays(H.ctx, in->x, in->y, in->n, 1, 6, 6, CLASSES, &ds);
@@ -196,6 +206,7 @@ static const row ROWS[] = {
     {"sat_train_step", k_train_step, "NNOOIISSSS-----"},
     {"sat_evaluate", k_evaluate, "NNIIIISS-S--III"},
     {"sat_autoattack", k_autoattack, "NNIIIISS-SIIIII"},
+    {"sat_callback_autoattack", k_callback_autoattack, "NNIIIISS-SIIIII"},
     {"sat_dataset_from_arrays", k_from_arrays, "NNOOIIII-I-----"},
     {"sat_trainer_create", k_trainer_create, "------------III"},
     {"sat_dataset_batch", k_dataset_batch, "------IIOO-----"},
@@ -278,6 +289,11 @@ static int same(const snapshot *a, const snapshot *b) {
 static int32_t cb_logits(void *user, const float *x, int64_t n, float *logits) {
     return sat_model_forward(user, x, n, logits);
 }
+static int32_t cb_input_grad(void *user, const float *x, int64_t n, const float *dlogits, float *dx) {
+    sat_exec *e = sat_model_exec(user);
+    int32_t st = e ? sat_exec_forward(e, x, n, SAT_BN_INFERENCE, NULL) : SAT_E_NOMEM;
+    return st ? st : sat_exec_backward(e, dlogits, dx, NULL);
+}
 
 static void make_handles(void) {
     memset(&H, 0, sizeof H);
@@ -302,6 +318,7 @@ static void make_handles(void) {
     sat_callback_model_opts_init(&co, sizeof co);
     co.channels = 1, co.height = 6, co.width = 6, co.num_classes = CLASSES, co.max_batch = N;
     co.logits_fn = cb_logits;
+    co.input_grad_fn = cb_input_grad;
     co.user = H.other;
     TU_CHECK(sat_callback_model_create(H.ctx, &co, &H.cb));
     tu_own_callback_model(H.cb);
