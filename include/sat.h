@@ -847,7 +847,9 @@ typedef struct sat_step_stats {
  *  optimizer. For SAT_TRAIN_FREE one call replays the batch free_replays times (that many
  *  optimizer steps), keeping the perturbation between calls of the same batch size.
  *  stats may be NULL. A NaN or Inf (in x or produced by the step) gives SAT_E_NUMERIC and
- *  leaves parameters, statistics, optimizer state and RNG position as they were. */
+ *  leaves parameters, statistics, optimizer state and RNG position as they were. Finite
+ *  pixels outside [0,1] are accepted (unlike sat_attack): the adversarial methods clip their
+ *  examples to [0,1], so such a pixel moves into the box. */
 SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32_t *labels,
                                int64_t n, sat_step_stats *stats);
 
