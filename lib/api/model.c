@@ -261,18 +261,6 @@ int32_t sat_model_input_gradient(sat_model *m, const float *x, const int32_t *la
     return SAT_OK;
 }
 
-int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes) {
-    int64_t correct = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const float *row = logits + i * classes;
-        int32_t best = 0;
-        for (int32_t c = 1; c < classes; c++)
-            if (row[c] > row[best]) best = c;
-        correct += best == labels[i];
-    }
-    return correct;
-}
-
 int32_t sat_model_train_backward(sat_model *m, const float *x, const int32_t *labels, int64_t n,
                                  float label_smoothing, float *loss, int64_t *correct) {
     if (!m) return SAT_E_INVALID_ARG;

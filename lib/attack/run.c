@@ -33,13 +33,6 @@ size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, 
     return keep_bytes(m, cfg, nc) + algo;
 }
 
-static int32_t argmax_row(const float *z, int32_t classes) {
-    int32_t best = 0;
-    for (int32_t c = 1; c < classes; c++)
-        if (z[c] > z[best]) best = c;
-    return best;
-}
-
 static int32_t eval_once(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
                          int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad) {
     const sat__target *m = c->m;
@@ -48,7 +41,7 @@ static int32_t eval_once(sat__attack_chunk *c, const float *xa, const int32_t *l
     if (st) return st;
     const int32_t k = m->classes;
     sat__attack_objective(c->cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
-    for (int64_t i = 0; i < nc; i++) pred[i] = argmax_row(logits + i * k, k);
+    for (int64_t i = 0; i < nc; i++) pred[i] = sat__argmax(logits + i * k, k, -1, -1);
     if (grad) st = m->backward(m->self, xa, nc, dlogits, grad);
     return st;
 }

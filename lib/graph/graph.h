@@ -164,7 +164,6 @@ void sat__plan_backward_act(const sat_model *m, int32_t plan, int32_t *act, floa
 /* model.c: shared by the API entry points */
 int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                          sat_model **out);
-int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
 int32_t sat__check_batch(sat_model *m, const float *x, const int32_t *labels, int64_t n,
                          const char *fn);
 

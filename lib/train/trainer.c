@@ -107,8 +107,6 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     if ((uint64_t)batch_floats * 2u >= SAT__TRAIN_RNG_PER_STEP / 2)
         return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: max_batch x input size %lld is too large",
                              (long long)batch_floats);
-    if (o.method == SAT_TRAIN_TRADES && model->classes > 1024)
-        return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: TRADES supports at most 1024 classes");
 
     const sat_context *ctx = model->ctx;
     sat_trainer *t = sat__calloc(ctx, 1, sizeof *t);
