@@ -1,5 +1,6 @@
 /* loss.c - the objectives attacks maximise (CE, Carlini-Wagner margin, DLR and targeted
- * DLR of Croce & Hein) and their gradients with respect to the logits. */
+ * DLR of Croce & Hein, TRADES' KL divergence from reference logits) and their gradients
+ * with respect to the logits. */
 #include "attack/attack.h"
 
 #include <math.h>
@@ -97,14 +98,27 @@ double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const 
     return total;
 }
 
+double sat__loss_kl(const float *logits, const float *ref, int64_t n, int32_t classes, float *obj,
+                    float *dlogits) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        float *d = dlogits ? dlogits + i * classes : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)classes);
+        const double v = sat__kl_softmax(ref + i * classes, logits + i * classes, classes, 1.0, d, NULL);
+        total += v;
+        if (obj) obj[i] = (float)v;
+    }
+    return total;
+}
+
 static void negate(float *v, int64_t n) {
     if (v)
         for (int64_t i = 0; i < n; i++) v[i] = -v[i];
 }
 
 double sat__attack_objective(int32_t objective, const float *logits, const int32_t *labels,
-                             const int32_t *targets, int64_t n, int32_t classes, float *obj,
-                             float *dlogits) {
+                             const int32_t *targets, const float *ref, int64_t n, int32_t classes,
+                             float *obj, float *dlogits) {
     double s;
     switch (objective) {
     case SAT__OBJ_CE: return sat__loss_ce(logits, labels, n, classes, obj, dlogits);
@@ -112,6 +126,7 @@ double sat__attack_objective(int32_t objective, const float *logits, const int32
     case SAT__OBJ_DLR: return sat__loss_dlr(logits, labels, n, classes, obj, dlogits);
     case SAT__OBJ_DLR_T:
         return sat__loss_dlr_targeted(logits, labels, targets, n, classes, obj, dlogits);
+    case SAT__OBJ_KL: return sat__loss_kl(logits, ref, n, classes, obj, dlogits);
     /* Targeted CE and margin: minimise the loss towards the target. */
     case SAT__OBJ_CE_T: s = sat__loss_ce(logits, targets, n, classes, obj, dlogits); break;
     case SAT__OBJ_MARGIN_T: s = sat__loss_margin(logits, targets, n, classes, obj, dlogits); break;
