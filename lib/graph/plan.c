@@ -102,9 +102,10 @@ int32_t sat__plan(sat_model *m, char *err) {
             nd->a_out = off;
             off += align_floats(B * nd->size);
         }
-        if (nd->op == SAT_OP_BN) {
+        const int64_t saved = sat__ops[nd->op].saved ? sat__ops[nd->op].saved(nd) : 0;
+        if (saved > 0) {
             nd->a_save = off;
-            off += align_floats(2 * (int64_t)nd->c);
+            off += align_floats(saved);
         }
         if (nd->consumers > 1 && B * nd->size > scratch) scratch = B * nd->size;
     }
