@@ -48,32 +48,30 @@ size_t sat__craft_work_bytes(const sat_trainer *t) {
     return sat__attack_work_bytes(&tg, &cfg, t->model->max_batch);
 }
 
-static int32_t craft(sat_trainer *t, const sat__attack_cfg *cfg, const float *x, const int32_t *labels,
-                     const float *ref_logits, int64_t n, float *x_adv) {
-    sat_model *m = t->model;
-    sat__target tg;
-    sat__target_of_model(m, &tg);
-    int32_t st = sat__attack_run(&tg, cfg, x, labels, NULL, ref_logits, n, 0, NULL, x_adv, t->attack_work, NULL);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
-    return SAT_OK;
-}
-
 int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int32_t steps,
                       float step_size, int random, float *x_adv) {
+    sat__target tg;
+    sat__target_of_model(t->model, &tg);
     sat__attack_cfg cfg;
     step_cfg(t, SAT__OBJ_CE, steps, step_size, random ? 1 : 0, &cfg);
-    return craft(t, &cfg, x, labels, NULL, n, x_adv);
+    int32_t st = sat__attack_run(&tg, &cfg, x, labels, NULL, NULL, n, 0, NULL, x_adv, t->attack_work, NULL);
+    if (st) return sat__fail(t->err, st, "sat_train_step: %s", tg.err);
+    return SAT_OK;
 }
 
 int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int32_t steps,
                       float step_size, float *x_adv) {
-    sat_model *m = t->model;
+    sat__target tg;
+    sat__target_of_model(t->model, &tg);
     sat__attack_cfg cfg;
     step_cfg(t, SAT__OBJ_KL, steps, step_size, SAT__START_NOISE, &cfg);
-    /* p(x), fixed during the attack, in the attack's batch-norm mode. */
+    /* p(x), fixed during the attack, in the attack's batch-norm mode (n <= max_batch). */
     const float *logits;
-    int32_t st = sat__forward(m, x, n, cfg.bn, &logits);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
-    memcpy(t->logits_a, logits, sizeof(float) * (size_t)(n * m->classes));
-    return craft(t, &cfg, x, labels, t->logits_a, n, x_adv);
+    int32_t st = tg.forward(tg.self, x, n, cfg.bn, &logits);
+    if (st == SAT_OK) {
+        memcpy(t->logits_a, logits, sizeof(float) * (size_t)(n * tg.classes));
+        st = sat__attack_run(&tg, &cfg, x, labels, NULL, t->logits_a, n, 0, NULL, x_adv, t->attack_work, NULL);
+    }
+    if (st) return sat__fail(t->err, st, "sat_train_step: %s", tg.err);
+    return SAT_OK;
 }
