@@ -466,7 +466,7 @@ static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32
         if (st) return st;
     }
     if (nd->k == 0) FAIL("model spec line %d: %s needs k=K", nd->line, sat__ops[nd->op].name);
-    nd->stride = nd->k; /* windows never overlap: s= is checked but not applied */
+    if (nd->stride == 0) nd->stride = nd->k; /* no s=: windows side by side */
     return SAT_OK;
 }
 

@@ -1,7 +1,8 @@
 /* test_model_init.c - initial parameters are pinned: for a fixed seed, every preset and a
  * spec that uses every op and attribute give the same parameters and batch-norm state as
  * the values recorded below (FNV-1a over the bytes of both blocks). A change of the
- * initialisers, of the spec parser's attributes or of the parameter layout fails here. */
+ * initialisers, of the spec parser's attributes or of the parameter layout fails here.
+ * Also the attributes that shape a layer without parameters (the pooling stride). */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -91,6 +92,22 @@ static void test_initial_params_are_pinned(void **st) {
     assert_false(failed);
 }
 
+/* Pooling takes its stride from s=, and k when s= is absent: the output size shows in the
+ * parameter count of the dense layer after it. */
+static void test_pool_stride(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    const char *specs[4] = {"input 1 5 5\nmaxpool k=3 s=1\nflatten\ndense 2\n",
+                            "input 1 5 5\nmaxpool k=3\nflatten\ndense 2\n",
+                            "input 1 6 6\navgpool k=2 s=1\nflatten\ndense 2\n",
+                            "input 1 6 6\navgpool k=2\nflatten\ndense 2\n"};
+    const int64_t inputs[4] = {3 * 3, 1, 5 * 5, 3 * 3};
+    for (int i = 0; i < 4; i++) {
+        sat_model *m = tu_model(ctx, specs[i], SAT_ACT_RELU, 1);
+        assert_int_equal(sat_model_param_count(m), 2 * inputs[i] + 2);
+    }
+}
+
 /* The pin is not blind: another seed changes the hash. */
 static void test_seed_changes_params(void **st) {
     (void)st;
@@ -103,6 +120,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_initial_params_are_pinned),
         cmocka_unit_test(test_seed_changes_params),
+        cmocka_unit_test(test_pool_stride),
     };
     return tu_run_group("model_init", tests, sizeof tests / sizeof tests[0]);
 }
