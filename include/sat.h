@@ -33,7 +33,9 @@
  *    *_opts_init(&o, sizeof o) function, then change fields. The library reads
  *    min(struct_size, its own size) bytes; a larger struct from a newer header is
  *    accepted only if the unknown tail is all zero bytes.
- *  - `*_destroy(NULL)` is a no-op.
+ *  - `*_destroy(NULL)` is a no-op. A handle that others were made from (a context, a
+ *    model, an optimizer) is not destroyed while any of them lives: the call is refused
+ *    and the handle stays usable (see "Destroying with a status" at the end).
  */
 #ifndef SAT_H
 #define SAT_H
@@ -157,8 +159,9 @@ SAT_API int32_t sat_context_opts_init(sat_context_opts *opts, uint32_t struct_si
 /** Creates a context. opts may be NULL for defaults. On failure *out is NULL and
  *  sat_last_error() says why. */
 SAT_API int32_t sat_context_create(const sat_context_opts *opts, sat_context **out);
-/** Destroys a context. All models, trainers and datasets created with it must be
- *  destroyed first. */
+/** Destroys a context. All models, data sets and callback models created with it must be
+ *  destroyed first: while any lives, nothing is destroyed, the context stays usable and
+ *  sat_last_error() says why (sat_context_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_context_destroy(sat_context *ctx);
 /** Message of the last failed call on ctx ("" if none); valid until the next call on it. */
 SAT_API const char *sat_context_last_error(const sat_context *ctx);
@@ -166,6 +169,50 @@ SAT_API const char *sat_context_last_error(const sat_context *ctx);
  *  old ones stop: if they cannot be (SAT_E_NOMEM, SAT_E_INTERNAL), the context keeps its
  *  thread count and threads, and stays usable. */
 SAT_API int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads);
+
+/* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/**
+ * Progress callback of a context's long calls. `what` names the running public call
+ * ("sat_attack", "sat_evaluate", "sat_train_step", ...; a static string), `done` of `total`
+ * units of its work are finished. Units are the call's own and say how much is left: for
+ * attacks, evaluation and AutoAttack one unit is one example through one attack iteration
+ * (or one pass of the model); for a training step one example through one attack step or
+ * one optimizer update; for data set loading one example read.
+ *
+ * Each call reports first with done = 0, then after every bounded piece of work (one
+ * attack iteration of one chunk of at most max_batch examples, one evaluated chunk, one
+ * optimizer update, one read of at most 1 MiB or 256 records), with done never
+ * decreasing, and last with done == total. It is called on the thread that made the call, never concurrently with itself
+ * for one context, and must not call libsat on the handles of the running call.
+ *
+ * Return 0 to go on, anything else to cancel: the call then stops at that point and
+ * returns SAT_E_ABORTED with a message naming the call, even at done == total. To cancel
+ * from another thread (a GUI's button, a server's deadline, a signal handler), let that
+ * thread set a flag that the callback reads. What a cancelled call leaves:
+ *  - sat_attack, sat_pgd_attack, sat_callback_attack: x_adv holds the results of the chunks
+ *    of max_batch examples finished before, the rest of it is unchanged; trace unchanged.
+ *  - sat_evaluate: result unchanged.
+ *  - sat_autoattack, sat_callback_autoattack: x_adv may be partly written; outcome and
+ *    result unchanged.
+ *  - sat_train_step: like a step that fails with SAT_E_NUMERIC: parameters, batch-norm
+ *    statistics, optimizer state and step, RNG position and Free-AT's perturbation as
+ *    before the call, so the next call with the same batch computes the same bits as if
+ *    the cancelled call had never happened.
+ *  - sat_dataset_load, sat_dataset_load_idx: *out NULL, nothing allocated; the message is
+ *    in sat_last_error().
+ * The model's parameters and batch-norm statistics are never changed by a cancelled call.
+ */
+typedef int32_t (*sat_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/** Sets (or with fn NULL removes) the progress callback of the long calls made with ctx
+ *  and the handles created with it (models, callback models, trainers, data sets); `user`
+ *  is passed to it as is and must stay valid while it is set. It applies from the next
+ *  call on. Returns SAT_E_INVALID_ARG for a NULL ctx. Threads: like every call on ctx,
+ *  not while another thread uses ctx or its handles. */
+SAT_API int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, void *user);
 
 /* ------------------------------------------------------------------------- */
 /* Activations                                                                */
@@ -261,7 +308,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  */
 SAT_API int32_t sat_model_create(sat_context *ctx, const char *spec, const sat_model_opts *opts,
                                  sat_model **out);
-/** Destroys a model. Its optimizers and trainers must be destroyed first. */
+/** Destroys a model. Its optimizers and trainers must be destroyed first: while any lives,
+ *  nothing is destroyed, the model stays usable and sat_last_error() says why
+ *  (sat_model_destroy_checked() also returns SAT_E_STATE). */
 SAT_API void sat_model_destroy(sat_model *model);
 /** Message of the last failed call on model ("" if none); valid until the next call on it. */
 SAT_API const char *sat_model_last_error(const sat_model *model);
@@ -325,6 +374,100 @@ SAT_API int32_t sat_model_input_gradient(sat_model *model, const float *x, const
 SAT_API int32_t sat_model_train_backward(sat_model *model, const float *x, const int32_t *labels,
                                          int64_t n, float label_smoothing, float *loss,
                                          int64_t *correct);
+
+/* ------------------------------------------------------------------------- */
+/* Layer introspection                                                        */
+/* ------------------------------------------------------------------------- */
+
+/* Layer kinds (sat_layer_info.op); sat_layer_info.op_name holds the spec keyword. */
+#define SAT_LAYER_INPUT 0      /**< "input": the input, layer 0 of every model */
+#define SAT_LAYER_NORMALIZE 1  /**< "normalize": (x - mean[c]) / std[c], constants in the spec */
+#define SAT_LAYER_DENSE 2      /**< "dense": weight [out, in] and bias [out] */
+#define SAT_LAYER_CONV 3       /**< "conv": weight [out, in, k, k] and bias [out] */
+#define SAT_LAYER_BN 4         /**< "bn": scale and shift [c]; running mean and variance [c] */
+#define SAT_LAYER_ACT 5        /**< "act": an activation; SmoothReLU has a learnable alpha [1] */
+#define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride */
+#define SAT_LAYER_AVGPOOL 7    /**< "avgpool": k x k window, stride */
+#define SAT_LAYER_GAP 8        /**< "gap": global average pooling to [c, 1, 1] */
+#define SAT_LAYER_ADD 9        /**< "add": input0 + input1 */
+#define SAT_LAYER_FLATTEN 10   /**< "flatten": [c, h, w] read as [c*h*w, 1, 1] (NCHW order) */
+#define SAT_LAYER_COUNT 11     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
+
+/* What a tensor of a layer holds (sat_tensor_info.role). */
+#define SAT_TENSOR_WEIGHT 0        /**< dense [out, in] or conv [out, in, k, k], row-major */
+#define SAT_TENSOR_BIAS 1          /**< dense or conv bias [out] */
+#define SAT_TENSOR_BN_SCALE 2      /**< batch-norm gamma [c] (PyTorch: weight) */
+#define SAT_TENSOR_BN_SHIFT 3      /**< batch-norm beta [c] (PyTorch: bias) */
+#define SAT_TENSOR_ACT_ALPHA 4     /**< SmoothReLU's learnable a [1] */
+#define SAT_TENSOR_RUNNING_MEAN 5  /**< batch-norm running mean [c] (state block) */
+#define SAT_TENSOR_RUNNING_VAR 6   /**< batch-norm running variance [c] (state block) */
+
+#define SAT_LAYER_MAX_TENSORS 4    /**< capacity of sat_layer_info.params and .state */
+#define SAT_LAYER_NAME_MAX 32      /**< capacity of sat_layer_info.name and .op_name, with the NUL */
+
+/** One tensor of a layer: a contiguous range of the parameter block (sat_model_params) or
+ *  of the state block (sat_model_state), read as a row-major array of `shape`. */
+typedef struct sat_tensor_info {
+    int32_t role;      /**< SAT_TENSOR_* */
+    int32_t ndim;      /**< dimensions used in shape[] (1, 2 or 4) */
+    int64_t offset;    /**< index of its first float in the block */
+    int64_t count;     /**< floats: the product of shape[0..ndim-1] */
+    int32_t shape[4];  /**< logical shape, row-major (the last index varies fastest); 0 unused */
+} sat_tensor_info;
+
+/**
+ * One layer of a model (one layer line of its spec), as sat_model_layer_info() reports it.
+ *
+ * Layout of the blocks, so that weights can be copied from or to another framework
+ * without guessing: every tensor is row-major in the shape it reports. A dense weight is
+ * [out, in] with `in` the producer's output flattened in C, H, W order (what
+ * torch.nn.Linear and torch.flatten use); a conv weight is [out, in, k, k] (torch.nn.Conv2d,
+ * groups 1); batch norm holds gamma, beta, running mean and running (unbiased) variance,
+ * with eps 1e-5 and momentum 0.1 as torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a
+ * model, over all its layers, cover the parameter and state blocks exactly once each.
+ */
+typedef struct sat_layer_info {
+    uint32_t struct_size;      /**< set by the caller: the library writes this many bytes */
+    int32_t op;                /**< SAT_LAYER_* */
+    char op_name[SAT_LAYER_NAME_MAX]; /**< the spec keyword ("conv", "bn", ...), NUL-terminated */
+    char name[SAT_LAYER_NAME_MAX];    /**< the layer's `name=` label, "" if it has none */
+    int32_t line;              /**< line of the spec that made it (1-based) */
+    int32_t input0;            /**< index of the layer it reads, -1 for the input layer */
+    int32_t input1;            /**< add: index of the second layer it reads; else -1 */
+    int32_t channels;          /**< output shape per example: channels (features after dense) */
+    int32_t height;            /**< output height (1 after dense, gap, flatten) */
+    int32_t width;             /**< output width (1 after dense, gap, flatten) */
+    int32_t units;             /**< dense and conv: outputs (out); else 0 */
+    int32_t kernel;            /**< conv and pooling: window size k; else 0 */
+    int32_t stride;            /**< conv and pooling: stride; else 0 */
+    int32_t padding;           /**< conv: zero padding on each side; else 0 */
+    int32_t has_bias;          /**< dense and conv: 1 with a bias tensor; else 0 */
+    int32_t activation;        /**< act: SAT_ACT_* as resolved at creation; else -1 */
+    float act_param;           /**< act: its parameter (SmoothReLU: the initial a; the
+                                    current one is its SAT_TENSOR_ACT_ALPHA tensor); else NaN */
+    int32_t num_params;        /**< entries used in params[] */
+    int32_t num_state;         /**< entries used in state[] */
+    int32_t reserved0;         /**< 0 */
+    sat_tensor_info params[SAT_LAYER_MAX_TENSORS]; /**< its ranges of the parameter block */
+    sat_tensor_info state[SAT_LAYER_MAX_TENSORS];  /**< its ranges of the state block */
+} sat_layer_info;
+
+/** Number of layers: one per layer line of the spec (comments and blank lines are not
+ *  layers), the input layer included (so >= 2).
+ *  SAT_E_INVALID_ARG (negative) for NULL. Threads: as every call on the model's handle. */
+SAT_API int32_t sat_model_layer_count(const sat_model *model);
+/**
+ * Describes layer `index` (0 = input, in spec order; a layer's inputs always have lower
+ * indices, so the layers are in topological order) in `*info`. The caller sets
+ * info->struct_size (sizeof *info); the library writes that many bytes (an older, smaller
+ * struct gets its prefix; bytes beyond the library's own struct become zero).
+ * SAT_E_INVALID_ARG for a NULL model or info, a struct_size below 4 or an index outside
+ * 0..sat_model_layer_count()-1, with a message in sat_model_last_error() (for a NULL model,
+ * sat_last_error()); *info is then unchanged. The offsets and shapes are fixed when the
+ * model is created: they stay valid for its life. Threads: as every call on the model's
+ * handle (one thread at a time).
+ */
+SAT_API int32_t sat_model_layer_info(const sat_model *model, int32_t index, sat_layer_info *info);
 
 /* ------------------------------------------------------------------------- */
 /* Attacks                                                                    */
@@ -514,7 +657,9 @@ SAT_API int32_t sat_optimizer_opts_init(sat_optimizer_opts *opts, uint32_t struc
 /** An optimizer for one model (its state is a flat block beside the parameters). */
 SAT_API int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts,
                                      sat_optimizer **out);
-/** Destroys an optimizer. Trainers using it must be destroyed first. */
+/** Destroys an optimizer. Trainers using it must be destroyed first: while any lives,
+ *  nothing is destroyed and sat_last_error() says why (sat_optimizer_destroy_checked()
+ *  also returns SAT_E_STATE). */
 SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
 /** Message of the last failed call on opt ("" if none); valid until the next call on it. */
 SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
@@ -853,6 +998,95 @@ SAT_API int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_
  *  match the handles). epoch and batch_index may be NULL. */
 SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epoch,
                                     int64_t *batch_index);
+
+/* ------------------------------------------------------------------------- */
+/* Runtime control of an optimizer: learning rate, parameter groups, freezing */
+/* ------------------------------------------------------------------------- */
+
+/* A trainer borrows its optimizer (sat_trainer_create), so these calls on that optimizer
+ * handle take effect from the trainer's next sat_train_step. Parameter groups are ranges of
+ * the flat parameter block (sat_model_params), e.g. one layer's weights. */
+
+/** Sets the base learning rate (finite, > 0): the rate the schedule scales, so under a
+ *  cosine, step or one-cycle schedule the next step uses `lr` times the schedule's factor
+ *  at the current step count (sat_optimizer_lr() tells), and the schedule is not
+ *  restarted. SAT_E_INVALID_ARG for a bad lr (nothing changes). Saved in checkpoints.
+ *  Threads: like sat_optimizer_step (one thread at a time per optimizer). */
+SAT_API int32_t sat_optimizer_set_lr(sat_optimizer *opt, float lr);
+/** The base learning rate (sat_optimizer_opts.lr or the last sat_optimizer_set_lr());
+ *  NaN for NULL. */
+SAT_API float sat_optimizer_base_lr(const sat_optimizer *opt);
+/** Multiplies the learning rate of parameters offset .. offset+count-1 of the flat block
+ *  by `scale` (finite, >= 0; every scale starts at 1). A scale of 0 stops the parameter
+ *  moving while the optimizer state (momentum, Adam moments) still follows its gradient;
+ *  to stop both, freeze it. For AdamW the decoupled weight decay is scaled too, as it is
+ *  proportional to the learning rate. SAT_E_INVALID_ARG for a range outside the block or a
+ *  bad scale (nothing changes). Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_lr_scale(sat_optimizer *opt, int64_t offset, int64_t count,
+                                           float scale);
+/** Copies the per-parameter learning-rate scales into scales[param_count]. */
+SAT_API int32_t sat_optimizer_get_lr_scale(const sat_optimizer *opt, float *scales);
+/** Sets the freeze mask: mask[param_count] of 0 (trained) and 1 (frozen); NULL unfreezes
+ *  everything. A frozen parameter is skipped by every update (sat_optimizer_step, and so
+ *  sat_train_step): its value does not change (no gradient step, no weight decay) and its
+ *  optimizer state (momentum buffer, Adam moments) is not updated either, so unfreezing it
+ *  resumes from the state it had. The step count, which drives the schedule and Adam's bias
+ *  correction, is the optimizer's and keeps advancing. Gradients are still computed for
+ *  frozen parameters (sat_model_grads). Any value above 1 gives SAT_E_INVALID_ARG and
+ *  nothing changes. Saved in checkpoints. */
+SAT_API int32_t sat_optimizer_set_frozen(sat_optimizer *opt, const uint8_t *mask);
+/** Copies the freeze mask into mask[param_count] (1 = frozen). */
+SAT_API int32_t sat_optimizer_get_frozen(const sat_optimizer *opt, uint8_t *mask);
+
+/* ------------------------------------------------------------------------- */
+/* Checkpoints of a model and an optimizer, without a trainer                */
+/* ------------------------------------------------------------------------- */
+
+/** Saves the optimizer's model (as sat_model_save does, with meta, which may be NULL) and
+ *  the optimizer: state block, step count, base learning rate, learning-rate scales and
+ *  freeze mask. For a host's own training loop (sat_model_train_backward or its own loss,
+ *  then sat_optimizer_step): loading it into fresh handles built with the same spec and
+ *  optimizer options continues bit-exactly. The same atomic write as sat_model_save (a
+ *  temporary file renamed over path; an existing file is replaced whole or kept). The file
+ *  is a checkpoint without trainer state: sat_model_load() reads it;
+ *  sat_checkpoint_load() refuses it with SAT_E_FORMAT (docs/file-format.md). Errors go to
+ *  sat_optimizer_last_error(). */
+SAT_API int32_t sat_optimizer_checkpoint_save(const sat_optimizer *opt, const sat_model_meta *meta,
+                                              const char *path);
+/** Restores a sat_optimizer_checkpoint_save() file into the optimizer and its model
+ *  (parameters, batch-norm statistics, optimizer state, step count and settings). The
+ *  whole file is checked first, so on failure nothing changes: SAT_E_IO / SAT_E_FORMAT /
+ *  SAT_E_VERSION for an unreadable, damaged or newer file, SAT_E_FORMAT for a trainer
+ *  checkpoint (load that with sat_checkpoint_load()), SAT_E_INVALID_ARG when the file's
+ *  model spec, counts or optimizer kind differ from the handles'. meta (may be NULL)
+ *  receives the stored meta. */
+SAT_API int32_t sat_optimizer_checkpoint_load(sat_optimizer *opt, const char *path,
+                                              sat_model_meta *meta);
+
+/* ------------------------------------------------------------------------- */
+/* Destroying with a status                                                   */
+/* ------------------------------------------------------------------------- */
+
+/* Handles made from a context (models, data sets, callback models), from a model
+ * (optimizers, trainers, executions) and from an optimizer (trainers) are counted: a parent
+ * cannot be destroyed while a child lives. The void *_destroy functions keep their
+ * signature for existing programs and refuse silently (the message is in sat_last_error());
+ * these return the status. Counts are atomic: children may be made and destroyed on
+ * different threads. */
+
+/** sat_context_destroy() with a status: SAT_OK (also for NULL) when destroyed; SAT_E_STATE
+ *  when a model, data set or callback model made with it is still alive: then nothing is
+ *  destroyed, the context stays usable, and the message is in sat_context_last_error() and
+ *  sat_last_error(). */
+SAT_API int32_t sat_context_destroy_checked(sat_context *ctx);
+/** sat_model_destroy() with a status: SAT_E_STATE, leaving the model usable, while an
+ *  optimizer, trainer or execution made from it lives (message in sat_model_last_error()
+ *  and sat_last_error()); SAT_OK (also for NULL) when destroyed. */
+SAT_API int32_t sat_model_destroy_checked(sat_model *model);
+/** sat_optimizer_destroy() with a status: SAT_E_STATE, leaving the optimizer usable, while a
+ *  trainer uses it (message in sat_optimizer_last_error() and sat_last_error()); SAT_OK
+ *  (also for NULL) when destroyed. */
+SAT_API int32_t sat_optimizer_destroy_checked(sat_optimizer *opt);
 
 #ifdef __cplusplus
 }

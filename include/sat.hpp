@@ -2,8 +2,8 @@
  * @file sat.hpp
  * @brief C++17 header-only wrapper of libsat (sat.h).
  *
- * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::Optimizer,
- *   sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
+ * - Move-only RAII classes own the handles: sat::Context, sat::Model, sat::CallbackModel,
+ *   sat::Optimizer, sat::Trainer, sat::Dataset. A handle keeps the handles it was made from alive: a
  *   trainer holds its model and optimizer, an optimizer its model, models and datasets
  *   their context. So the C rule "destroy a handle before its parents" holds whatever
  *   order the C++ objects are destroyed or moved in: a sat::Model that goes out of scope
@@ -27,6 +27,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -105,6 +107,40 @@ private:
 #endif
 
 /* ------------------------------------------------------------------------- */
+/* Progress and cancellation                                                  */
+/* ------------------------------------------------------------------------- */
+
+/** A context's progress function (Context::set_progress): `what` names the running call,
+ *  `done` of `total` units are finished (see sat_progress_fn). Return true to cancel the
+ *  call, which then throws sat::Error with status SAT_E_ABORTED. An exception it throws
+ *  cancels the call too and is thrown again by it. */
+using ProgressFn = std::function<bool(const char *what, int64_t done, int64_t total)>;
+
+namespace detail {
+/* An exception thrown by a progress function cannot cross the C library: it is kept here
+ * (the function runs on the calling thread) until the cancelled call returns. */
+inline std::exception_ptr &progress_exception() noexcept {
+    static thread_local std::exception_ptr e;
+    return e;
+}
+inline void rethrow_progress_exception() {
+    if (std::exception_ptr e = std::exchange(progress_exception(), nullptr)) std::rethrow_exception(e);
+}
+/* What the C context's callback points to; the context handle keeps it alive. */
+struct ProgressState {
+    ProgressFn fn;
+    static int32_t call(void *user, const char *what, int64_t done, int64_t total) noexcept {
+        try {
+            return static_cast<ProgressState *>(user)->fn(what, done, total) ? 1 : 0;
+        } catch (...) {
+            progress_exception() = std::current_exception();
+            return 1;
+        }
+    }
+};
+}  // namespace detail
+
+/* ------------------------------------------------------------------------- */
 /* Errors                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -126,10 +162,12 @@ private:
 
 namespace detail {
 inline void check(int32_t status, const char *message) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, message ? message : "");
 }
 /* For failures before a handle exists. */
 inline void check_tls(int32_t status) {
+    if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, sat_last_error());
 }
 /* For creating a handle from another one: the thread-local message, else the parent's. */
@@ -153,9 +191,30 @@ protected:
     MoveOnly &operator=(MoveOnly &&) noexcept = default;
 };
 
+template <class T, void (*Destroy)(T *)>
+struct Deleter {
+    std::vector<std::shared_ptr<void>> parents;  // released after Destroy ran
+    bool closed = false;                         // close() destroyed the handle already
+    void operator()(T *q) noexcept {
+        if (!closed) Destroy(q);
+    }
+};
+
 template <class T, void (*Destroy)(T *), class... Parents>
 std::shared_ptr<T> own(T *p, std::shared_ptr<Parents>... parents) {
-    return std::shared_ptr<T>(p, [parents...](T *q) noexcept { Destroy(q); });
+    return std::shared_ptr<T>(p, Deleter<T, Destroy>{{parents...}, false});
+}
+
+/* Destroys h's handle now through its *_destroy_checked function: throws sat::Error
+ * (SAT_E_STATE) and keeps the handle while handles made from it live; else h becomes empty.
+ * Copies of h held elsewhere (a child's deleter) only keep the parents' references. */
+template <class T, void (*Destroy)(T *)>
+void close(std::shared_ptr<T> &h, int32_t (*destroy_checked)(T *), const char *(*last_error)(const T *)) {
+    if (!h) return;
+    int32_t st = destroy_checked(h.get());
+    if (st != SAT_OK) throw Error(st, last_error(h.get()));
+    std::get_deleter<Deleter<T, Destroy>>(h)->closed = true;
+    h.reset();
 }
 
 inline int64_t batch_of(std::size_t size, int64_t example, const char *what) {
@@ -225,11 +284,64 @@ inline sat_eval_opts eval_opts(float eps) {
     o.eps = eps;
     return o;
 }
+/** sat_autoattack_opts with the library's defaults and the given radius, version (SAT_AA_*)
+ *  and norm (SAT_NORM_*). */
+inline sat_autoattack_opts autoattack_opts(float eps, int32_t version = SAT_AA_STANDARD,
+                                           int32_t norm = SAT_NORM_LINF) {
+    sat_autoattack_opts o{};
+    detail::check_tls(sat_autoattack_opts_init(&o, sizeof o));
+    o.eps = eps;
+    o.version = version;
+    o.norm = norm;
+    return o;
+}
 /** sat_model_meta with the library's defaults (unknown threat model and accuracies). */
 inline sat_model_meta model_meta() {
     sat_model_meta m{};
     detail::check_tls(sat_model_meta_init(&m, sizeof m));
     return m;
+}
+
+/** What an AutoAttack run reports (Model::autoattack, CallbackModel::autoattack). */
+struct AutoAttackReport {
+    sat_autoattack_result result{};  /**< accuracies after each attack, flags, square_only */
+    std::vector<int32_t> outcome;    /**< per example: SAT_AA_ROBUST, SAT_AA_MISCLASSIFIED or
+                                          the position in result.attacks that broke it */
+    std::vector<float> x_adv;        /**< adversarial examples of the broken ones, x elsewhere */
+};
+
+namespace detail {
+/* sat_autoattack and sat_callback_autoattack share their signature: one wrapper for both.
+ * Empty x_adv / outcome spans pass NULL. */
+template <class H, class Check>
+sat_autoattack_result autoattack(int32_t (*fn)(H *, const sat_autoattack_opts *, const float *,
+                                               const int32_t *, int64_t, float *, int32_t *,
+                                               sat_autoattack_result *),
+                                 H *h, int64_t example_size, const sat_autoattack_opts &opts,
+                                 span<const float> x, span<const int32_t> labels,
+                                 span<float> x_adv, span<int32_t> outcome, Check check) {
+    int64_t n = batch_of(x.size(), example_size, "autoattack");
+    if (labels.size() != static_cast<std::size_t>(n))
+        throw Error(SAT_E_SHAPE, "autoattack: " + std::to_string(labels.size()) +
+                                     " labels for " + std::to_string(n) + " examples");
+    if (!x_adv.empty()) need(x_adv.size(), static_cast<int64_t>(x.size()), "autoattack x_adv");
+    if (!outcome.empty()) need(outcome.size(), n, "autoattack outcome");
+    sat_autoattack_result r{};
+    r.struct_size = sizeof r;
+    check(fn(h, &opts, x.data(), labels.data(), n, x_adv.empty() ? nullptr : x_adv.data(),
+             outcome.empty() ? nullptr : outcome.data(), &r));
+    return r;
+}
+}  // namespace detail
+
+/** The tensor of `layer` with the given role (SAT_TENSOR_*), from its params[] or state[]
+ *  (roles are unique within a layer); nullptr when the layer has none. */
+inline const sat_tensor_info *find_tensor(const sat_layer_info &layer, int32_t role) noexcept {
+    for (int32_t i = 0; i < layer.num_params && i < SAT_LAYER_MAX_TENSORS; i++)
+        if (layer.params[i].role == role) return &layer.params[i];
+    for (int32_t i = 0; i < layer.num_state && i < SAT_LAYER_MAX_TENSORS; i++)
+        if (layer.state[i].role == role) return &layer.state[i];
+    return nullptr;
 }
 
 /** Version of the loaded library (sat_version_string()). */
@@ -261,15 +373,36 @@ public:
     void set_num_threads(int32_t n) {
         detail::check(sat_context_set_num_threads(h_.get(), n), last_error());
     }
+    /** Sets (an empty function: removes) the progress function of the long calls made with
+     *  this context's handles: attacks, evaluation, training steps, data set loading. It
+     *  is called on the thread that makes the call; to cancel from another thread, let it
+     *  read a flag (a std::atomic<bool>) that thread sets. See ProgressFn. */
+    void set_progress(ProgressFn fn) {
+        progress_->fn = std::move(fn);
+        detail::check(sat_context_set_progress(h_.get(), progress_->fn ? detail::ProgressState::call : nullptr,
+                                               progress_.get()),
+                      last_error());
+    }
+    /** Destroys the context now (sat_context_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a model or data set made with it lives; after
+     *  success get() is nullptr. Without close(), the context goes with its last user. */
+    void close() {
+        detail::close<sat_context, sat_context_destroy>(h_, sat_context_destroy_checked,
+                                                       sat_context_last_error);
+    }
 
 private:
     friend class Model;
+    friend class CallbackModel;
     friend class Dataset;
     void create(const sat_context_opts &o) {
+        /* The progress state lives as long as the C context, which models keep alive. */
+        progress_ = std::make_shared<detail::ProgressState>();
         sat_context *c = nullptr;
         detail::check_tls(sat_context_create(&o, &c));
-        h_ = detail::own<sat_context, sat_context_destroy>(c);
+        h_ = detail::own<sat_context, sat_context_destroy>(c, progress_);
     }
+    std::shared_ptr<detail::ProgressState> progress_;
     std::shared_ptr<sat_context> h_;
 };
 
@@ -372,6 +505,13 @@ public:
         check(sat_model_get_opts(h_.get(), &o));
         return o;
     }
+    /** Destroys the model now (sat_model_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while an optimizer or trainer made from it lives;
+     *  after success get() is nullptr. Without close(), the model goes with its last user. */
+    void close() {
+        detail::close<sat_model, sat_model_destroy>(h_, sat_model_destroy_checked, sat_model_last_error);
+        ctx_.reset();
+    }
     /** A deep copy on the same context (sat_model_clone()). */
     Model clone() const {
         sat_model *m = nullptr;
@@ -472,6 +612,59 @@ public:
         return r;
     }
 
+    /** AutoAttack (sat_autoattack()) into caller buffers: x_adv (x.size() values) and
+     *  outcome (one per example) may be empty spans (not wanted). */
+    sat_autoattack_result autoattack(const sat_autoattack_opts &opts, span<const float> x,
+                                     span<const int32_t> labels, span<float> x_adv,
+                                     span<int32_t> outcome) {
+        return detail::autoattack(sat_autoattack, h_.get(), example_size(), opts, x, labels,
+                                  x_adv, outcome, [this](int32_t st) { check(st); });
+    }
+    /** AutoAttack with the per-example outcomes and adversarial examples as vectors. */
+    AutoAttackReport autoattack(const sat_autoattack_opts &opts, span<const float> x,
+                                span<const int32_t> labels) {
+        AutoAttackReport r;
+        r.x_adv.resize(x.size());
+        r.outcome.resize(labels.size());
+        r.result = autoattack(opts, x, labels, r.x_adv, r.outcome);
+        return r;
+    }
+
+    /** Number of layers, the input layer included (sat_model_layer_count()). */
+    int32_t layer_count() const {
+        int32_t n = sat_model_layer_count(h_.get());
+        if (n < 0) throw Error(n, sat_last_error());
+        return n;
+    }
+    /** Layer `index` (0 = input, spec order): op, shape, inputs, activation and where its
+     *  tensors are (sat_model_layer_info()). */
+    sat_layer_info layer_info(int32_t index) const {
+        sat_layer_info li{};
+        li.struct_size = sizeof li;
+        check(sat_model_layer_info(h_.get(), index, &li));
+        return li;
+    }
+    /** Every layer, in spec order (a topological order). */
+    std::vector<sat_layer_info> layers() const {
+        std::vector<sat_layer_info> out;
+        for (int32_t i = 0, n = layer_count(); i < n; i++) out.push_back(layer_info(i));
+        return out;
+    }
+    /** The tensor of `layer` with the given role (SAT_TENSOR_*) as a writable view of the
+     *  parameter or state block: row-major in the shape its sat_tensor_info reports. An
+     *  empty span when the layer has no such tensor. */
+    span<float> tensor(const sat_layer_info &layer, int32_t role) {
+        const sat_tensor_info *t = find_tensor(layer, role);
+        if (!t) return {};
+        const bool in_state = t >= layer.state && t < layer.state + SAT_LAYER_MAX_TENSORS;
+        span<float> block = in_state ? state() : params();
+        if (t->offset < 0 || t->count < 0 ||
+            static_cast<std::size_t>(t->offset + t->count) > block.size())
+            throw Error(SAT_E_INVALID_ARG, "tensor: the layer does not belong to this model");
+        return block.subspan(static_cast<std::size_t>(t->offset),
+                             static_cast<std::size_t>(t->count));
+    }
+
     /** Saves a model file, atomically (sat_model_save()). */
     void save(const std::string &path, const sat_model_meta *meta = nullptr) const {
         check(sat_model_save(h_.get(), meta, path.c_str()));
@@ -521,6 +714,152 @@ private:
 };
 
 /* ------------------------------------------------------------------------- */
+/* Models outside libsat                                                      */
+/* ------------------------------------------------------------------------- */
+
+/**
+ * Owns a sat_callback_model: a classifier written in C++ (any callable) that libsat's attacks
+ * and AutoAttack run on. Keeps its context alive.
+ *
+ * The callables run on the thread of the attack call, with batches of 1..max_batch
+ * examples. An exception thrown by a callable does not cross the C library: it is caught
+ * at the boundary, the library stops the call (SAT_E_ABORTED), and the wrapper rethrows
+ * the original exception from attack() / autoattack(). The model stays usable.
+ */
+class CallbackModel : detail::MoveOnly {
+public:
+    /** logits(x, n, logits): writes logits[n * num_classes] for x[n * C*H*W]. */
+    using LogitsFn = std::function<void(span<const float> x, int64_t n, span<float> logits)>;
+    /** input_grad(x, n, dlogits, dx): writes dx[n * C*H*W], the gradient with respect to x
+     *  of sum_i sum_k dlogits[i * num_classes + k] * logits_k(x_i). */
+    using InputGradFn = std::function<void(span<const float> x, int64_t n,
+                                           span<const float> dlogits, span<float> dx)>;
+
+    /** A model of input shape (channels, height, width) and num_classes classes. Without
+     *  input_grad only gradient-free attacks (Square) run; the others throw sat::Error
+     *  SAT_E_UNSUPPORTED. */
+    CallbackModel(Context &ctx, int32_t channels, int32_t height, int32_t width,
+                  int32_t num_classes, LogitsFn logits, InputGradFn input_grad = nullptr,
+                  int32_t max_batch = 128)
+        : state_(std::make_shared<State>()) {
+        if (!logits) throw Error(SAT_E_INVALID_ARG, "CallbackModel: logits callable is empty");
+        state_->logits = std::move(logits);
+        state_->input_grad = std::move(input_grad);
+        shape_ = Shape{channels, height, width, num_classes};
+        state_->shape = shape_;
+        sat_callback_model_opts o{};
+        detail::check_tls(sat_callback_model_opts_init(&o, sizeof o));
+        o.channels = channels;
+        o.height = height;
+        o.width = width;
+        o.num_classes = num_classes;
+        o.max_batch = max_batch;
+        o.logits_fn = &logits_trampoline;
+        o.input_grad_fn = state_->input_grad ? &input_grad_trampoline : nullptr;
+        o.user = state_.get();
+        sat_callback_model *m = nullptr;
+        detail::check_tls(sat_callback_model_create(ctx.get(), &o, &m));
+        // the handle's deleter holds the callables (its `user`) and the context
+        h_ = detail::own<sat_callback_model, sat_callback_model_destroy>(m, ctx.h_, state_);
+    }
+
+    /** The C handle (still owned by this object). */
+    sat_callback_model *get() const noexcept { return h_.get(); }
+    /** sat_callback_model_last_error() of the handle. */
+    const char *last_error() const noexcept { return sat_callback_model_last_error(h_.get()); }
+    /** Input shape and number of classes. */
+    const Shape &shape() const noexcept { return shape_; }
+    /** Floats per input example. */
+    int64_t example_size() const noexcept { return shape_.example_size(); }
+
+    /** Adversarial examples into x_adv (x.size() values), sat_callback_attack(). targets may
+     *  be empty. */
+    void attack(const sat_attack_opts &opts, span<const float> x, span<const int32_t> labels,
+                span<float> x_adv, span<const int32_t> targets = {},
+                sat_attack_trace *trace = nullptr) {
+        int64_t n = detail::batch_of(x.size(), example_size(), "attack");
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, "attack: " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        detail::need(x_adv.size(), static_cast<int64_t>(x.size()), "attack x_adv");
+        if (!targets.empty()) detail::need(targets.size(), n, "attack targets");
+        check(sat_callback_attack(h_.get(), &opts, x.data(), labels.data(),
+                                  targets.empty() ? nullptr : targets.data(), n, x_adv.data(),
+                                  trace));
+    }
+    /** Adversarial examples as a new vector (x.size() values). */
+    std::vector<float> attack(const sat_attack_opts &opts, span<const float> x,
+                              span<const int32_t> labels) {
+        std::vector<float> out(x.size());
+        attack(opts, x, labels, out);
+        return out;
+    }
+    /** AutoAttack (sat_callback_autoattack()) into caller buffers, which may be empty. */
+    sat_autoattack_result autoattack(const sat_autoattack_opts &opts, span<const float> x,
+                                     span<const int32_t> labels, span<float> x_adv,
+                                     span<int32_t> outcome) {
+        return detail::autoattack(sat_callback_autoattack, h_.get(), example_size(), opts, x,
+                                  labels, x_adv, outcome, [this](int32_t st) { check(st); });
+    }
+    /** AutoAttack with the per-example outcomes and adversarial examples as vectors. */
+    AutoAttackReport autoattack(const sat_autoattack_opts &opts, span<const float> x,
+                                span<const int32_t> labels) {
+        AutoAttackReport r;
+        r.x_adv.resize(x.size());
+        r.outcome.resize(labels.size());
+        r.result = autoattack(opts, x, labels, r.x_adv, r.outcome);
+        return r;
+    }
+
+private:
+    /* Lives on the heap at a fixed address (the C model's `user`), so moving the
+     * CallbackModel object changes nothing for the library. */
+    struct State {
+        LogitsFn logits;
+        InputGradFn input_grad;
+        Shape shape;
+        std::exception_ptr error;  // what a callable threw, rethrown by check()
+    };
+
+    static int32_t logits_trampoline(void *user, const float *x, int64_t n, float *logits) {
+        State *s = static_cast<State *>(user);
+        try {
+            s->logits(span<const float>(x, static_cast<std::size_t>(n * s->shape.example_size())),
+                      n, span<float>(logits, static_cast<std::size_t>(n * s->shape.num_classes)));
+            return 0;
+        } catch (...) {
+            s->error = std::current_exception();
+            return 1;
+        }
+    }
+    static int32_t input_grad_trampoline(void *user, const float *x, int64_t n,
+                                         const float *dlogits, float *dx) {
+        State *s = static_cast<State *>(user);
+        const std::size_t xs = static_cast<std::size_t>(n * s->shape.example_size());
+        try {
+            s->input_grad(span<const float>(x, xs), n,
+                          span<const float>(dlogits,
+                                            static_cast<std::size_t>(n * s->shape.num_classes)),
+                          span<float>(dx, xs));
+            return 0;
+        } catch (...) {
+            s->error = std::current_exception();
+            return 1;
+        }
+    }
+    void check(int32_t status) {
+        std::exception_ptr thrown = std::move(state_->error);
+        state_->error = nullptr;
+        if (thrown && status == SAT_E_ABORTED) std::rethrow_exception(thrown);
+        detail::check(status, last_error());
+    }
+
+    std::shared_ptr<State> state_;
+    std::shared_ptr<sat_callback_model> h_;
+    Shape shape_;
+};
+
+/* ------------------------------------------------------------------------- */
 /* Optimizer and Trainer                                                      */
 /* ------------------------------------------------------------------------- */
 
@@ -528,7 +867,8 @@ private:
 class Optimizer : detail::MoveOnly {
 public:
     /** An optimizer for model (see optimizer_opts()). */
-    Optimizer(Model &model, const sat_optimizer_opts &opts) {
+    Optimizer(Model &model, const sat_optimizer_opts &opts)
+        : num_params_(sat_model_param_count(model.get())) {
         sat_optimizer *o = nullptr;
         detail::check_create(sat_optimizer_create(model.get(), &opts, &o), model.last_error());
         h_ = detail::own<sat_optimizer, sat_optimizer_destroy>(o, model.h_);
@@ -554,8 +894,56 @@ public:
         return {p, static_cast<std::size_t>(count)};
     }
 
+    /** Sets the base learning rate, which the schedule scales (sat_optimizer_set_lr()). */
+    void set_lr(float lr) { detail::check(sat_optimizer_set_lr(h_.get(), lr), last_error()); }
+    /** The base learning rate (sat_optimizer_base_lr()). */
+    float base_lr() const noexcept { return sat_optimizer_base_lr(h_.get()); }
+    /** Scales the learning rate of parameters [offset, offset + count) of the flat block
+     *  (sat_optimizer_set_lr_scale()). */
+    void set_lr_scale(int64_t offset, int64_t count, float scale) {
+        detail::check(sat_optimizer_set_lr_scale(h_.get(), offset, count, scale), last_error());
+    }
+    /** The per-parameter learning-rate scales (sat_optimizer_get_lr_scale()). */
+    std::vector<float> lr_scale() const {
+        std::vector<float> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_lr_scale(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Sets the freeze mask, one 0/1 per parameter (sat_optimizer_set_frozen()); an empty
+     *  span unfreezes everything. */
+    void set_frozen(span<const uint8_t> mask) {
+        if (!mask.empty()) detail::need(mask.size(), num_params_, "set_frozen");
+        detail::check(sat_optimizer_set_frozen(h_.get(), mask.empty() ? nullptr : mask.data()),
+                      last_error());
+    }
+    /** The freeze mask, 1 = frozen (sat_optimizer_get_frozen()). */
+    std::vector<uint8_t> frozen() const {
+        std::vector<uint8_t> out(static_cast<std::size_t>(num_params_));
+        detail::check(sat_optimizer_get_frozen(h_.get(), out.data()), last_error());
+        return out;
+    }
+    /** Saves the model and this optimizer (sat_optimizer_checkpoint_save()). */
+    void save_checkpoint(const std::string &path, const sat_model_meta *meta = nullptr) const {
+        detail::check(sat_optimizer_checkpoint_save(h_.get(), meta, path.c_str()), last_error());
+    }
+    /** Restores a sat_optimizer_checkpoint_save() file into the model and this optimizer
+     *  (sat_optimizer_checkpoint_load()); returns the stored meta. */
+    sat_model_meta load_checkpoint(const std::string &path) {
+        sat_model_meta meta = model_meta();
+        detail::check(sat_optimizer_checkpoint_load(h_.get(), path.c_str(), &meta), last_error());
+        return meta;
+    }
+    /** Destroys the optimizer now (sat_optimizer_destroy_checked()). Throws sat::Error with
+     *  SAT_E_STATE, and stays usable, while a trainer uses it; after success get() is
+     *  nullptr. */
+    void close() {
+        detail::close<sat_optimizer, sat_optimizer_destroy>(h_, sat_optimizer_destroy_checked,
+                                                           sat_optimizer_last_error);
+    }
+
 private:
     friend class Trainer;
+    int64_t num_params_;
     std::shared_ptr<sat_optimizer> h_;
 };
 

@@ -217,6 +217,9 @@ void cli_progress_update(cli_progress *p, const char *label, int32_t epoch, int6
                          float adv_acc);
 /* Erases the bar so that a normal line can be printed. */
 void cli_progress_clear(cli_progress *p);
+/* A sat_progress_fn (user: a cli_progress) that draws one long library call (evaluation,
+ * AutoAttack) as a bar with its ETA, and erases it when the call is done. Never cancels. */
+int32_t cli_progress_report(void *user, const char *what, int64_t done, int64_t total);
 /* Formats seconds as "1h02m", "3m05s" or "12.3s". */
 void cli_format_duration(char *buf, size_t size, double seconds);
 

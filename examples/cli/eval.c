@@ -118,9 +118,15 @@ int cli_cmd_eval(const cli_config *cfg_in) {
         fflush(stdout);
     }
 
+    /* Evaluation and AutoAttack can take minutes: a bar on a terminal shows how far they are. */
+    cli_progress bar;
+    cli_progress_init(&bar, cfg.quiet, 0);
+    sat_context_set_progress(ctx, cli_progress_report, &bar);
+
     sat_eval_result res;
     const double t0 = cli_now();
     rc = cli_evaluate(&cfg, model, test, eps, &res);
+    cli_progress_clear(&bar);
     if (rc) goto done;
     const double secs = cli_now() - t0;
 
@@ -141,6 +147,7 @@ int cli_cmd_eval(const cli_config *cfg_in) {
     sat_autoattack_result aa;
     if (cfg.autoattack) {
         rc = cli_autoattack(&cfg, model, test, eps, &aa);
+        cli_progress_clear(&bar);
         if (rc) goto done;
     }
 

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define BAR_WIDTH 24
@@ -25,6 +26,13 @@ void cli_progress_init(cli_progress *p, int quiet, int32_t epochs) {
     p->epochs = epochs;
 }
 
+/* The bar of done/total: '#' for the part done, '.' for the rest. */
+static void fill_bar(char bar[BAR_WIDTH + 1], int64_t done, int64_t total) {
+    int filled = (int)((double)done / (double)total * BAR_WIDTH);
+    for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
+    bar[BAR_WIDTH] = 0;
+}
+
 void cli_progress_update(cli_progress *p, const char *label, int32_t epoch, int64_t done,
                          int64_t total, int64_t images, double epoch_seconds, float loss,
                          float adv_acc) {
@@ -34,9 +42,7 @@ void cli_progress_update(cli_progress *p, const char *label, int32_t epoch, int6
     p->last_draw = now;
 
     char bar[BAR_WIDTH + 1];
-    int filled = (int)((double)done / (double)total * BAR_WIDTH);
-    for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
-    bar[BAR_WIDTH] = 0;
+    fill_bar(bar, done, total);
 
     double rate = epoch_seconds > 0 ? (double)images / epoch_seconds : 0;
     /* ETA of the whole run: the rest of this epoch at the current pace, plus the remaining
@@ -63,4 +69,28 @@ void cli_progress_clear(cli_progress *p) {
         fflush(stderr);
         p->drawn = 0;
     }
+}
+
+int32_t cli_progress_report(void *user, const char *what, int64_t done, int64_t total) {
+    cli_progress *p = user;
+    if (!p->enabled || total <= 0) return 0;
+    const double now = cli_now();
+    if (done == 0) p->run_start = now; /* a new call */
+    if (done >= total) {
+        cli_progress_clear(p);
+        return 0;
+    }
+    if (now - p->last_draw < 0.1) return 0;
+    p->last_draw = now;
+    char bar[BAR_WIDTH + 1], eta[32];
+    fill_bar(bar, done, total);
+    const double elapsed = now - p->run_start;
+    cli_format_duration(eta, sizeof eta, done > 0 ? elapsed / (double)done * (double)(total - done) : 0);
+    /* "sat_autoattack" -> "autoattack" */
+    const char *name = strncmp(what, "sat_", 4) == 0 ? what + 4 : what;
+    fprintf(stderr, "\r\033[K%s [%s] %3d%%  ETA %s", name, bar, (int)(100.0 * (double)done / (double)total),
+            done > 0 ? eta : "?");
+    fflush(stderr);
+    p->drawn = 1;
+    return 0;
 }

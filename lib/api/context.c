@@ -83,11 +83,21 @@ int32_t sat_context_create(const sat_context_opts *opts, sat_context **out) {
     return SAT_OK;
 }
 
-void sat_context_destroy(sat_context *ctx) {
-    if (!ctx) return;
+static int32_t context_destroy(sat_context *ctx, const char *fn) {
+    if (!ctx) return SAT_OK;
+    int32_t st = sat__check_no_children(&ctx->live_children, ctx->err, fn,
+                                        "models, data sets, callback models");
+    if (st) return st;
     sat__pool_destroy(ctx, ctx->pool);
     sat_context tmp = *ctx;
     sat__dealloc(&tmp, ctx);
+    return SAT_OK;
+}
+
+void sat_context_destroy(sat_context *ctx) { (void)context_destroy(ctx, "sat_context_destroy"); }
+
+int32_t sat_context_destroy_checked(sat_context *ctx) {
+    return context_destroy(ctx, "sat_context_destroy_checked");
 }
 
 const char *sat_context_last_error(const sat_context *ctx) { return ctx ? ctx->err : ""; }
@@ -105,5 +115,12 @@ int32_t sat_context_set_num_threads(sat_context *ctx, int32_t num_threads) {
     sat__pool_destroy(ctx, ctx->pool);
     ctx->pool = pool;
     ctx->num_threads = num_threads;
+    return SAT_OK;
+}
+
+int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, void *user) {
+    if (!ctx) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_context_set_progress: ctx is NULL");
+    ctx->progress_fn = fn;
+    ctx->progress_user = fn ? user : NULL;
     return SAT_OK;
 }

@@ -53,8 +53,10 @@ static int32_t check_opts(const sat_model_opts *o, char *err) {
     return SAT_OK;
 }
 
-void sat_model_destroy(sat_model *m) {
-    if (!m) return;
+static int32_t model_destroy(sat_model *m, const char *fn) {
+    if (!m) return SAT_OK;
+    int32_t st = sat__check_no_children(&m->live_children, m->err, fn, "optimizers, trainers, executions");
+    if (st) return st;
     sat_context *ctx = m->ctx;
     sat__dealloc(ctx, m->spec);
     sat__dealloc(ctx, m->nodes);
@@ -71,7 +73,13 @@ void sat_model_destroy(sat_model *m) {
     sat__dealloc(ctx, m->need_dx[0]);
     sat__dealloc(ctx, m->need_dx[1]);
     sat__dealloc(ctx, m);
+    sat__child_detach(&ctx->live_children);
+    return SAT_OK;
 }
+
+void sat_model_destroy(sat_model *m) { (void)model_destroy(m, "sat_model_destroy"); }
+
+int32_t sat_model_destroy_checked(sat_model *m) { return model_destroy(m, "sat_model_destroy_checked"); }
 
 /* Builds a model without initialising parameters (load and clone fill them). */
 int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opts *opts,
@@ -88,6 +96,7 @@ int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opt
     sat_model *m = sat__calloc(ctx, 1, sizeof *m);
     if (!m) return sat__fail_tls(SAT_E_NOMEM, "sat_model_create: out of memory");
     m->ctx = ctx;
+    sat__child_attach(&ctx->live_children);
     m->opts = o;
     m->max_batch = o.max_batch;
     size_t len = strlen(spec);

@@ -111,6 +111,7 @@ static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, i
                               need_grad ? b->grad : NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * steps + it, b->obj, b->pred);
+        if ((st = sat__attack_tick(c))) return st;
         if (!cfg->keep_last || it == steps - 1) {
             sat__attack_offer(c, b->xa, b->obj, b->pred, !*have);
             *have = 1;

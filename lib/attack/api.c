@@ -64,7 +64,13 @@ static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, 
     if (!work || (len > 0 && (!out.trace_obj || !out.trace_correct))) {
         st = sat__fail(m->err, SAT_E_NOMEM, "%s: out of memory for scratch buffers", fn);
     } else {
-        st = sat__attack_run(m, cfg, x, labels, targets, NULL, n, 0, NULL, x_adv, work, &out);
+        /* Every method runs steps x restarts iterations on every example. */
+        sat__progress progress;
+        sat__target reporting = *m;
+        reporting.progress = &progress;
+        st = sat__progress_begin(&progress, m->ctx, fn, n * cfg->steps * cfg->restarts, m->err);
+        if (st == SAT_OK)
+            st = sat__attack_run(&reporting, cfg, x, labels, targets, NULL, n, 0, NULL, x_adv, work, &out);
     }
     if (st == SAT_OK && trace) {
         for (int64_t i = 0; i < len; i++) {

@@ -24,6 +24,8 @@ typedef struct sat__target {
     int32_t has_grad;        /* 0: backward is unavailable (gradient-free attacks only) */
     int32_t attack_bn;       /* the model's batch-norm mode for attacks, SAT_BN_* */
     int32_t deterministic;   /* 1: the same input always gives the same logits */
+    sat__progress *progress; /* the public call's progress (NULL: none); attacks add one unit
+                                per example and iteration (sat__attack_tick) */
     void *self;
     /* Logits [n x classes] of n <= max_batch examples, valid until the next call; bn is
      * SAT__BN_INFER or SAT__BN_BATCH (a host model ignores it). */
@@ -204,6 +206,10 @@ static inline int64_t sat__attack_index(const sat__attack_chunk *c, int64_t i) {
  * objective. `force` accepts it unconditionally (the first candidate). */
 void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj,
                        const int32_t *pred, int force);
+/* Reports one iteration of the chunk done (nc units); SAT_E_ABORTED when the host cancels. */
+static inline int32_t sat__attack_tick(const sat__attack_chunk *c) {
+    return sat__progress_add(c->m->progress, c->nc);
+}
 /* Adds one step's statistics to the trace. */
 void sat__attack_trace_add(sat__attack_chunk *c, int64_t entry, const float *obj, const int32_t *pred);
 

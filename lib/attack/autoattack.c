@@ -138,7 +138,7 @@ static int32_t run_on_survivors(const sat__target *m, const sat__attack_cfg *cfg
                                 int64_t *broken) {
     const int64_t d = m->in_size, mb = m->max_batch;
     const int32_t k = m->classes;
-    int64_t next = 0;
+    int64_t next = 0, attacked = 0;
     *broken = 0;
     for (;;) {
         int64_t nb = 0;
@@ -150,7 +150,11 @@ static int32_t run_on_survivors(const sat__target *m, const sat__attack_cfg *cfg
             memcpy(b->zb + nb * k, b->logits + next * k, sizeof(float) * (size_t)k);
             nb++;
         }
-        if (nb == 0) return SAT_OK;
+        if (nb == 0) {
+            /* The examples not attacked count as done: the total assumed all of them. */
+            return sat__progress_add(m->progress, (n - attacked) * cfg->steps * cfg->restarts);
+        }
+        attacked += nb;
         if (rank >= 0) sat__pick_targets(b->zb, b->yb, nb, k, rank, b->tb);
         int32_t st = sat__attack_run(m, cfg, b->xb, b->yb, rank >= 0 ? b->tb : NULL, NULL, nb, 0, b->idx,
                                      b->xab, b->work, NULL);
@@ -206,17 +210,33 @@ static int32_t autoattack(const sat__target *m, const sat_autoattack_opts *opts,
     int32_t *ints = reg[6];
     aa_buf b = {reg[0], reg[1], reg[2], reg[3], reg[4], reg[5], ints, ints + mb, ints + 2 * mb, reg[7], reg[8]};
 
+    /* Progress: one unit per example for the clean pass, the gradient check and the FGSM
+     * check, and per example and iteration of every attack as if all examples survived. */
+    int64_t per_example = 3;
+    for (int32_t s = 0; s < plan.count; s++)
+        per_example += (int64_t)(plan.steps[s].targets > 0 ? plan.steps[s].targets : 1) * plan.cfg[s].steps *
+                       plan.cfg[s].restarts;
+    sat__progress progress;
+    sat__target reporting = *m;
+    reporting.progress = &progress;
+    m = &reporting;
+    st = sat__progress_begin(&progress, m->ctx, fn, n * per_example, m->err);
+
     /* Clean predictions: only the correctly classified examples are attacked. */
     int32_t *pred = b.state;
-    st = sat__predict(m, x, n, pred, b.logits);
+    uint32_t flags = 0;
+    for (int64_t s = 0; st == SAT_OK && s < n; s += mb) {
+        const int64_t nc = n - s < mb ? n - s : mb;
+        st = sat__predict(m, x + s * d, nc, pred + s, b.logits + s * (int64_t)k);
+        if (st == SAT_OK) st = sat__gradient_flags(m, x + s * d, labels + s, nc, b.xab, b.dlogits, &flags);
+        if (st == SAT_OK) st = sat__progress_add(m->progress, 2 * nc);
+    }
     int64_t clean = 0;
     for (int64_t i = 0; st == SAT_OK && i < n; i++) {
         const int ok = pred[i] == labels[i];
         b.state[i] = ok ? SAT_AA_ROBUST : SAT_AA_MISCLASSIFIED;
         clean += ok;
     }
-    uint32_t flags = 0;
-    if (st == SAT_OK) st = sat__gradient_flags(m, x, labels, n, b.xab, b.dlogits, &flags);
     if (st == SAT_OK && x_adv) memcpy(x_adv, x, sizeof(float) * un * (size_t)d);
 
     int64_t left = clean, after[SAT_AA_MAX_ATTACKS] = {0}, square_only = 0;

@@ -68,6 +68,7 @@ int32_t sat_callback_model_create(sat_context *ctx, const sat_callback_model_opt
         return sat__fail_tls(SAT_E_NOMEM, "%s: out of memory", what);
     }
     m->ctx = ctx;
+    sat__child_attach(&ctx->live_children);
     m->o = o;
     m->o.struct_size = sizeof m->o;
     *out = m;
@@ -79,6 +80,7 @@ void sat_callback_model_destroy(sat_callback_model *model) {
     sat_context *ctx = model->ctx;
     sat__dealloc(ctx, model->logits);
     sat__dealloc(ctx, model);
+    sat__child_detach(&ctx->live_children);
 }
 
 const char *sat_callback_model_last_error(const sat_callback_model *model) {
@@ -115,6 +117,7 @@ void sat__target_of_callback(sat_callback_model *m, sat__target *t) {
     t->has_grad = m->o.input_grad_fn != NULL;
     t->attack_bn = SAT_BN_INFERENCE;
     t->deterministic = 0; /* the host's model may be randomised */
+    t->progress = NULL;
     t->self = m;
     t->forward = callback_forward;
     t->backward = callback_backward;

@@ -124,7 +124,9 @@ static int32_t eval_chunk(const sat__target *m, const sat_eval_opts *e, const sa
     if (st) return st;
     for (int64_t i = 0; i < nc; i++) b->clean_ok[i] = b->pred[i] == labels[i];
     cnt->clean += count_ok(b->clean_ok, nc);
+    if ((st = sat__progress_add(m->progress, nc))) return st;
     st = sat__gradient_flags(m, x, labels, nc, b->grad, b->dlogits, flags);
+    if (st == SAT_OK) st = sat__progress_add(m->progress, nc);
     if (st) return st;
     uint8_t *ok = b->apgd_ok;
     for (int32_t k = 0; k < e->num_steps; k++) {
@@ -199,6 +201,14 @@ int32_t sat_evaluate(sat_model *model, const sat_eval_opts *opts, const float *x
     void *block = sat__attack_alloc_regions(m, sizes, reg, sizeof sizes / sizeof sizes[0], fn);
     if (!block) return SAT_E_NOMEM;
     eval_buf b = {reg[0], reg[1], reg[2], reg[3], reg[4], reg[5], reg[6], reg[7], reg[8]};
+
+    /* Units per example: the clean pass, the gradient check, and every attack iteration. */
+    int64_t per_example = 2 + (int64_t)fgsm.steps * fgsm.restarts;
+    for (int32_t i = 0; i < e.num_steps; i++) per_example += (int64_t)pgd[i].steps * pgd[i].restarts;
+    if (e.apgd) per_example += (int64_t)(1 + num_targets) * apgd_ce.steps * apgd_ce.restarts;
+    sat__progress progress;
+    target.progress = &progress;
+    st = sat__progress_begin(&progress, m->ctx, fn, n * per_example, m->err);
 
     eval_counts cnt;
     memset(&cnt, 0, sizeof cnt);

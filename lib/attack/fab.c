@@ -186,6 +186,7 @@ static int32_t run_restart(sat__attack_chunk *c, const fab_buf *b, int32_t r) {
         st = sat__attack_eval(c, b->x1, c->labels, c->targets, nc, b->obj, b->pred, NULL, NULL);
         if (st) return st;
         sat__attack_trace_add(c, (int64_t)r * cfg->steps + it, b->obj, b->pred);
+        if ((st = sat__attack_tick(c))) return st;
         for (int64_t i = 0; i < nc; i++) {
             if (b->pred[i] == c->labels[i]) continue;
             float *x1 = b->x1 + i * d;

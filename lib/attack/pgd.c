@@ -47,6 +47,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
                 sat__attack_ascend(cfg->norm, cfg->step, grad + i * d, xa + i * d, d);
                 sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, xa + i * d, d);
             }
+            if ((st = sat__attack_tick(c))) return st;
         }
         if (!final_eval) {
             memcpy(c->best, xa, sizeof(float) * (size_t)(nc * d));

@@ -299,6 +299,7 @@ static int32_t run_restart(sat__attack_chunk *c, const square_buf *b, int32_t r)
             if (st) return st;
         }
         sat__attack_trace_add(c, (int64_t)r * cfg->steps + it, b->obj, b->pred);
+        if ((st = sat__attack_tick(c))) return st;
     }
     sat__attack_offer(c, b->best, b->obj, b->pred, r == 0);
     return SAT_OK;

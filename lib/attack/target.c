@@ -24,6 +24,7 @@ void sat__target_of_model(sat_model *m, sat__target *t) {
     t->has_grad = 1;
     t->attack_bn = m->opts.attack_bn_mode;
     t->deterministic = 1;
+    t->progress = NULL;
     t->self = m;
     t->forward = model_forward;
     t->backward = model_backward;

@@ -22,9 +22,26 @@ struct sat_context {
     sat_alloc_fn alloc_fn;
     sat_dealloc_fn dealloc_fn;
     void *alloc_user;
+    sat_progress_fn progress_fn; /* sat_context_set_progress; NULL: no reports */
+    void *progress_user;
     struct sat_pool *pool; /* worker pool for non-BLIS kernels; NULL when num_threads == 1 */
+    int32_t live_children; /* models, datasets, callback models made from it (atomic) */
     char err[SAT_ERRMSG_SIZE];
 };
+
+/* ---- parents and children: a handle that others were made from (a context, a model, an
+ * optimizer) keeps a count of them, so that destroying it early is refused instead of
+ * leaving them dangling. Children may be made on different threads: the count is atomic. */
+static inline void sat__child_attach(int32_t *live_children) {
+    __atomic_add_fetch(live_children, 1, __ATOMIC_RELAXED);
+}
+static inline void sat__child_detach(int32_t *live_children) {
+    __atomic_sub_fetch(live_children, 1, __ATOMIC_RELEASE);
+}
+/* SAT_OK when no child lives; else SAT_E_STATE with a message naming `fn` into the handle's
+ * buffer `err` and the thread-local one (a void destroy can only leave it there). */
+int32_t sat__check_no_children(const int32_t *live_children, char *err, const char *fn,
+                               const char *kinds);
 
 /* ---- errors ---- */
 
@@ -54,6 +71,24 @@ void sat__log(const sat_context *ctx, int32_t level, const char *fmt, ...)
 
 #endif
     ;
+
+/* ---- progress and cancellation of long calls (progress.c) ----
+ * One per public call: begin reports done = 0 of total, add and to report more done work.
+ * Each returns SAT_E_ABORTED, with a message naming `what` in err (NULL: the thread-local
+ * message), when the context's callback asks to stop; the caller then unwinds, restoring
+ * what it promised to leave unchanged. A NULL progress (internal callers) reports nothing. */
+typedef struct sat__progress {
+    sat_progress_fn fn;
+    void *user;
+    const char *what; /* the public call, a static string */
+    int64_t done, total;
+    char *err;
+} sat__progress;
+int32_t sat__progress_begin(sat__progress *p, const sat_context *ctx, const char *what, int64_t total,
+                            char *err);
+int32_t sat__progress_add(sat__progress *p, int64_t units);
+/* Reports done (if it is more than reported so far). */
+int32_t sat__progress_to(sat__progress *p, int64_t done);
 
 /* ---- allocation (aligned to SAT_ALIGN, through the context's hooks) ---- */
 /* An options struct's seed as used: SAT_SEED_CONTEXT stands for the context's seed. */

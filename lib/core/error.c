@@ -38,6 +38,16 @@ void sat__copy_to_tls(const char *msg) {
 
 const char *sat_last_error(void) { return tls_error; }
 
+int32_t sat__check_no_children(const int32_t *live_children, char *err, const char *fn,
+                               const char *kinds) {
+    const int32_t n = __atomic_load_n(live_children, __ATOMIC_ACQUIRE);
+    if (n == 0) return SAT_OK;
+    sat__fail_tls(SAT_E_STATE, "%s: %d handle%s made from it (%s) still alive; destroy %s first. "
+                  "Nothing was destroyed: the handle stays usable", fn, (int)n, n == 1 ? " is" : "s are",
+                  kinds, n == 1 ? "it" : "them");
+    return sat__fail(err, SAT_E_STATE, "%s", sat_last_error());
+}
+
 const char *sat_status_string(int32_t status) {
     switch (status) {
     case SAT_OK: return "ok";

@@ -65,7 +65,8 @@ static int32_t resolve_dir(const char *dir, const char *probe, char *buf, size_t
     return SAT_OK;
 }
 
-int32_t sat__cifar10_load(sat_context *ctx, const char *dir_in, int32_t split, sat_dataset **out) {
+int32_t sat__cifar10_load(sat_context *ctx, const char *dir_in, int32_t split, const char *what,
+                          sat_dataset **out) {
     const char *train[CIFAR_MAX_FILES] = {"data_batch_1.bin", "data_batch_2.bin",
                                           "data_batch_3.bin", "data_batch_4.bin",
                                           "data_batch_5.bin"};
@@ -101,6 +102,8 @@ int32_t sat__cifar10_load(sat_context *ctx, const char *dir_in, int32_t split, s
     }
     if ((st = sat__dataset_alloc(ctx, total, 3, CIFAR_SIDE, CIFAR_SIDE, CIFAR_CLASSES, &ds)))
         goto done;
+    sat__progress progress;
+    if ((st = sat__progress_begin(&progress, ctx, what, total, NULL))) goto done;
 
     int64_t k = 0; /* example index in the data set */
     for (int i = 0; i < nfiles; i++) {
@@ -127,6 +130,7 @@ int32_t sat__cifar10_load(sat_context *ctx, const char *dir_in, int32_t split, s
                 float *x = ds->images + k * CIFAR_PIXELS;
                 for (int p = 0; p < CIFAR_PIXELS; p++) x[p] = (float)rec[1 + p] / 255.0f;
             }
+            if ((st = sat__progress_add(&progress, (int64_t)want))) goto done;
         }
     }
     *out = ds;

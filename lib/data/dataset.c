@@ -73,6 +73,7 @@ int32_t sat__dataset_alloc(sat_context *ctx, int64_t n, int32_t c, int32_t h, in
     sat_dataset *ds = sat__calloc(ctx, 1, sizeof *ds);
     if (!ds) return sat__fail_tls(SAT_E_NOMEM, "data set: out of memory");
     ds->ctx = ctx;
+    sat__child_attach(&ctx->live_children);
     ds->n = n;
     ds->c = c;
     ds->h = h;
@@ -135,7 +136,7 @@ int32_t sat_dataset_load(sat_context *ctx, int32_t format, const char *dir, int3
                              "sat_dataset_load: split %d is neither SAT_SPLIT_TRAIN nor "
                              "SAT_SPLIT_TEST",
                              split);
-    if (format == SAT_DATA_CIFAR10) return sat__cifar10_load(ctx, dir, split, out);
+    if (format == SAT_DATA_CIFAR10) return sat__cifar10_load(ctx, dir, split, "sat_dataset_load", out);
     if (format != SAT_DATA_IDX)
         return sat__fail_tls(SAT_E_INVALID_ARG, "sat_dataset_load: unknown format %d", format);
     char images[4096], labels[4096];
@@ -143,7 +144,7 @@ int32_t sat_dataset_load(sat_context *ctx, int32_t format, const char *dir, int3
     if (st) return st;
     st = find_idx_file(dir, idx_names[split][1], labels, sizeof labels);
     if (st) return st;
-    return sat__idx_load(ctx, images, labels, out);
+    return sat__idx_load(ctx, images, labels, "sat_dataset_load", out);
 }
 
 int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path, const char *labels_path,
@@ -154,7 +155,7 @@ int32_t sat_dataset_load_idx(sat_context *ctx, const char *images_path, const ch
         return sat__fail_tls(SAT_E_INVALID_ARG, "sat_dataset_load_idx: %s is NULL",
                              !ctx ? "ctx" : !images_path ? "images_path"
                                         : !labels_path ? "labels_path" : "out");
-    return sat__idx_load(ctx, images_path, labels_path, out);
+    return sat__idx_load(ctx, images_path, labels_path, "sat_dataset_load_idx", out);
 }
 
 int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t *labels,
@@ -198,11 +199,12 @@ int32_t sat_dataset_from_arrays(sat_context *ctx, const float *x, const int32_t 
 
 void sat_dataset_destroy(sat_dataset *ds) {
     if (!ds) return;
-    const sat_context *ctx = ds->ctx;
+    sat_context *ctx = ds->ctx;
     sat__dealloc(ctx, ds->images);
     sat__dealloc(ctx, ds->labels);
     sat__dealloc(ctx, ds->order);
     sat__dealloc(ctx, ds);
+    sat__child_detach(&ctx->live_children);
 }
 
 /* ---- views ---- */

@@ -30,10 +30,12 @@ struct sat_dataset {
 int32_t sat__dataset_alloc(sat_context *ctx, int64_t n, int32_t c, int32_t h, int32_t w,
                            int32_t classes, sat_dataset **out);
 
-/* Readers: on failure *out is untouched, the thread-local message says why. */
+/* Readers: on failure *out is untouched, the thread-local message says why. They report
+ * progress (one unit per example read) as the public call `what`. */
 int32_t sat__idx_load(sat_context *ctx, const char *images_path, const char *labels_path,
-                      sat_dataset **out);
-int32_t sat__cifar10_load(sat_context *ctx, const char *dir, int32_t split, sat_dataset **out);
+                      const char *what, sat_dataset **out);
+int32_t sat__cifar10_load(sat_context *ctx, const char *dir, int32_t split, const char *what,
+                          sat_dataset **out);
 
 /* "dir/name" into buf (size bytes); SAT_E_INVALID_ARG (thread-local) if it does not fit. */
 int32_t sat__data_path(char *buf, size_t size, const char *dir, const char *name);

@@ -56,23 +56,29 @@ static int32_t gz_read(gzFile f, const char *path, unsigned char *buf, size_t wa
     return SAT_OK;
 }
 
+#define IDX_PIECE ((size_t)1 << 20) /* bytes read between progress reports */
+
 /* Reads `want` bytes into a buffer that grows only as data actually arrives, so a header
- * that claims gigabytes costs no more memory than the file really holds. */
+ * that claims gigabytes costs no more memory than the file really holds. With progress,
+ * reads in pieces of IDX_PIECE and reports the examples of `unit` bytes read so far. */
 static int32_t gz_read_grow(const sat_context *ctx, gzFile f, const char *path, size_t want,
-                            unsigned char **out, size_t *got) {
-    size_t cap = want < ((size_t)1 << 20) ? want : ((size_t)1 << 20);
+                            sat__progress *progress, size_t unit, unsigned char **out, size_t *got) {
+    size_t cap = want < IDX_PIECE ? want : IDX_PIECE;
     size_t have = 0;
     unsigned char *buf = sat__alloc(ctx, cap);
     if (!buf) return sat__fail_tls(SAT_E_NOMEM, "%s: out of memory", base_name(path));
     for (;;) {
-        size_t n = 0;
-        int32_t st = gz_read(f, path, buf + have, cap - have, &n);
+        size_t n = 0, piece = cap - have;
+        if (progress && piece > IDX_PIECE) piece = IDX_PIECE;
+        int32_t st = gz_read(f, path, buf + have, piece, &n);
+        if (st == SAT_OK && progress) st = sat__progress_to(progress, (int64_t)((have + n) / unit));
         if (st) {
             sat__dealloc(ctx, buf);
             return st;
         }
         have += n;
-        if (have < cap || cap == want) break; /* end of file, or everything read */
+        if (n < piece || have == want) break; /* end of file, or everything read */
+        if (have < cap) continue;
         size_t ncap = cap > want / 2 ? want : cap * 2;
         unsigned char *nbuf = sat__alloc(ctx, ncap);
         if (!nbuf) {
@@ -100,7 +106,7 @@ static int32_t read_header(gzFile f, const char *path, unsigned char *hdr, size_
 }
 
 int32_t sat__idx_load(sat_context *ctx, const char *images_path, const char *labels_path,
-                      sat_dataset **out) {
+                      const char *what, sat_dataset **out) {
     gzFile fi = NULL, fl = NULL;
     unsigned char *raw_labels = NULL, *raw_images = NULL;
     sat_dataset *ds = NULL;
@@ -146,8 +152,10 @@ int32_t sat__idx_load(sat_context *ctx, const char *images_path, const char *lab
         goto done;
     }
 
+    sat__progress progress;
+    if ((st = sat__progress_begin(&progress, ctx, what, count, NULL))) goto done;
     size_t got = 0;
-    if ((st = gz_read_grow(ctx, fl, labels_path, count, &raw_labels, &got))) goto done;
+    if ((st = gz_read_grow(ctx, fl, labels_path, count, NULL, 1, &raw_labels, &got))) goto done;
     if (got < count) {
         st = sat__fail_tls(SAT_E_FORMAT, "%s: truncated: %zu of %u labels present", lname, got,
                            (unsigned)count);
@@ -162,7 +170,9 @@ int32_t sat__idx_load(sat_context *ctx, const char *images_path, const char *lab
     }
 
     size_t pixels = (size_t)count * rows * cols;
-    if ((st = gz_read_grow(ctx, fi, images_path, pixels, &raw_images, &got))) goto done;
+    if ((st = gz_read_grow(ctx, fi, images_path, pixels, &progress, (size_t)rows * cols, &raw_images,
+                           &got)))
+        goto done;
     if (got < pixels) {
         st = sat__fail_tls(SAT_E_FORMAT,
                            "%s: truncated: %zu of %zu pixel bytes present (%u images of %u x %u)",

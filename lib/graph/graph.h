@@ -102,6 +102,10 @@ struct sat_model {
     int32_t run_bn;
     int32_t run_valid;
 
+    /* Optimizers, trainers and executions made from this model (atomic, see core.h):
+     * destroying the model is refused while any lives. */
+    int32_t live_children;
+
     char err[SAT_ERRMSG_SIZE];
 };
 

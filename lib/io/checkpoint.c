@@ -1,6 +1,8 @@
 /* checkpoint.c - a model file plus what a training run needs to continue bit-exactly:
- * the optimizer's state block and step count, the trainer's RNG key and counter (and the
- * Free-AT perturbation), and the host's loop position.
+ * the optimizer's state block, step count and runtime settings (optimizer_image.c), the
+ * trainer's RNG key and counter (and the Free-AT perturbation), and the host's loop
+ * position. A model-and-optimizer checkpoint (optimizer_checkpoint.c) lacks the last two
+ * sections and is refused here with a message naming its own load function.
  *
  * Loading restores into existing handles. The whole file is read and checked against the
  * handles (spec text, counts, optimizer kind, perturbation size) before the first value is
@@ -10,7 +12,6 @@
 
 #include <string.h>
 
-#define OPTM_FIXED 24u /* kind, reserved, step, count */
 #define TRNR_FIXED 32u /* seed, counter, delta_n, count */
 
 int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_meta *meta, int64_t epoch,
@@ -32,16 +33,10 @@ int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_meta *me
     sat__wb_header(&b, "SATC");
     sat__wb_model_sections(&b, m, &mt);
 
-    size_t mark = sat__wb_section_begin(&b, SAT__TAG_OPTM);
-    sat__wb_u32(&b, (uint32_t)opt->opts.kind);
-    sat__wb_u32(&b, 0);
-    sat__wb_u64(&b, (uint64_t)opt->step);
-    sat__wb_u64(&b, (uint64_t)opt->state_count);
-    sat__wb_floats(&b, opt->state, opt->state_count);
-    sat__wb_section_end(&b, mark);
+    sat__wb_optimizer_sections(&b, opt);
 
     int64_t delta_count = trainer->delta ? trainer->delta_n * m->in_size : 0;
-    mark = sat__wb_section_begin(&b, SAT__TAG_TRNR);
+    size_t mark = sat__wb_section_begin(&b, SAT__TAG_TRNR);
     sat__wb_u64(&b, trainer->seed);
     sat__wb_u64(&b, (uint64_t)trainer->rng_counter);
     sat__wb_u64(&b, (uint64_t)(trainer->delta ? trainer->delta_n : 0));
@@ -73,52 +68,29 @@ int32_t sat_checkpoint_save(const sat_trainer *trainer, const sat_model_meta *me
 /* Everything a checkpoint holds beyond the model, pointing into the file's bytes. */
 typedef struct ckpt_image {
     sat__model_image model;
-    uint32_t opt_kind;
-    int64_t opt_step, opt_count;
-    const unsigned char *opt_state;
+    sat__optimizer_image opt;
     uint64_t seed;
     int64_t rng_counter, delta_n, delta_count;
     const unsigned char *delta;
     int64_t epoch, batch_index;
 } ckpt_image;
 
-/* A section of `fixed` bytes followed by the float block whose count is at fixed - 8. */
-static int32_t tail_block(const sat__section *s, uint32_t fixed, const char *name, const char *what,
-                          int64_t *count, const unsigned char **data, char *err) {
-    if (s->len < fixed)
-        return sat__fail(err, SAT_E_FORMAT, "%s: %s section is %llu bytes, too short", what, name,
-                         (unsigned long long)s->len);
-    uint64_t n = sat__rd_u64(s->data + fixed - 8);
-    uint64_t bytes = s->len - fixed;
-    if (bytes % 4 != 0 || n != bytes / 4)
-        return sat__fail(err, SAT_E_FORMAT, "%s: %s section claims %llu values but holds %llu bytes",
-                         what, name, (unsigned long long)n, (unsigned long long)bytes);
-    int64_t bad = sat__rd_first_nonfinite(s->data + fixed, (int64_t)n);
-    if (bad >= 0)
-        return sat__fail(err, SAT_E_FORMAT, "%s: %s value %lld is NaN or Inf", what, name, (long long)bad);
-    *count = (int64_t)n;
-    *data = s->data + fixed;
-    return SAT_OK;
-}
-
 static int32_t ckpt_decode(const sat__image *img, const char *what, ckpt_image *ci, char *err) {
     int32_t st = sat__model_image_decode(img, what, &ci->model, err);
     if (st) return st;
-    const sat__section *optm = sat__image_find(img, SAT__TAG_OPTM);
+    st = sat__optimizer_image_decode(img, what, &ci->opt, err);
+    if (st) return st;
     const sat__section *trnr = sat__image_find(img, SAT__TAG_TRNR);
     const sat__section *loop = sat__image_find(img, SAT__TAG_LOOP);
-    if (!optm || !trnr || !loop)
+    if (!trnr && !loop)
+        return sat__fail(err, SAT_E_FORMAT, "%s: a model-and-optimizer checkpoint without trainer state "
+                         "(written by sat_optimizer_checkpoint_save): load it with sat_optimizer_checkpoint_load",
+                         what);
+    if (!trnr || !loop)
         return sat__fail(err, SAT_E_FORMAT, "%s: the %s section is missing", what,
-                         !optm ? "optimizer" : !trnr ? "trainer" : "loop position");
+                         !trnr ? "trainer" : "loop position");
 
-    st = tail_block(optm, OPTM_FIXED, "optimizer", what, &ci->opt_count, &ci->opt_state, err);
-    if (st) return st;
-    ci->opt_kind = sat__rd_u32(optm->data);
-    ci->opt_step = (int64_t)sat__rd_u64(optm->data + 8);
-    if (ci->opt_step < 0)
-        return sat__fail(err, SAT_E_FORMAT, "%s: negative optimizer step count", what);
-
-    st = tail_block(trnr, TRNR_FIXED, "trainer", what, &ci->delta_count, &ci->delta, err);
+    st = sat__tail_block(trnr, TRNR_FIXED, "trainer", what, &ci->delta_count, &ci->delta, err);
     if (st) return st;
     ci->seed = sat__rd_u64(trnr->data);
     ci->rng_counter = (int64_t)sat__rd_u64(trnr->data + 8);
@@ -140,19 +112,10 @@ static int32_t ckpt_decode(const sat__image *img, const char *what, ckpt_image *
 static int32_t ckpt_match(const sat_trainer *t, const ckpt_image *ci, const char *what, char *err) {
     const sat_model *m = t->model;
     const sat_optimizer *opt = t->opt;
-    if (ci->model.spec_len != strlen(m->spec) || memcmp(ci->model.spec, m->spec, ci->model.spec_len) != 0)
-        return sat__fail(err, SAT_E_INVALID_ARG, "%s: the checkpoint's model spec differs from the trainer's model",
-                         what);
-    if (ci->model.num_params != m->num_params || ci->model.num_state != m->num_state)
-        return sat__fail(err, SAT_E_INVALID_ARG,
-                         "%s: %lld parameters and %lld state values, the model has %lld and %lld", what,
-                         (long long)ci->model.num_params, (long long)ci->model.num_state,
-                         (long long)m->num_params, (long long)m->num_state);
-    if (ci->opt_kind != (uint32_t)opt->opts.kind || ci->opt_count != opt->state_count)
-        return sat__fail(err, SAT_E_INVALID_ARG,
-                         "%s: optimizer kind %u with %lld state values; the trainer's is kind %d with %lld",
-                         what, ci->opt_kind, (long long)ci->opt_count, opt->opts.kind,
-                         (long long)opt->state_count);
+    int32_t st = sat__model_image_match(&ci->model, m, what, err);
+    if (st) return st;
+    st = sat__optimizer_image_match(&ci->opt, opt, what, err);
+    if (st) return st;
     if (ci->delta_n > 0) {
         if (!t->delta)
             return sat__fail(err, SAT_E_INVALID_ARG,
@@ -190,8 +153,7 @@ int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epo
     /* Everything is checked: from here on nothing can fail. */
     sat__rd_floats(m->params, ci.model.params, m->num_params);
     sat__rd_floats(m->state, ci.model.state, m->num_state);
-    sat__rd_floats(opt->state, ci.opt_state, opt->state_count);
-    opt->step = ci.opt_step;
+    sat__optimizer_image_apply(&ci.opt, opt);
     trainer->seed = ci.seed;
     trainer->opts.seed = ci.seed;
     trainer->rng_counter = ci.rng_counter;

@@ -35,6 +35,7 @@
 #define SAT__TAG_OPTM SAT__TAG('O', 'P', 'T', 'M')
 #define SAT__TAG_TRNR SAT__TAG('T', 'R', 'N', 'R')
 #define SAT__TAG_LOOP SAT__TAG('L', 'O', 'O', 'P')
+#define SAT__TAG_OCTL SAT__TAG('O', 'C', 'T', 'L')
 
 /* Payload sizes of the fixed-size sections. */
 #define SAT__OPTS_SIZE 40u
@@ -129,7 +130,37 @@ int32_t sat__model_image_decode(const sat__image *img, const char *what, sat__mo
  * parameter and state counts. */
 int32_t sat__model_from_image(sat_context *ctx, const sat__model_image *mi, const char *what,
                               sat_model **out, char *err);
+/* Does a checkpoint's model fit this model (same spec text, same counts)? SAT_E_INVALID_ARG
+ * if not. */
+int32_t sat__model_image_match(const sat__model_image *mi, const sat_model *m, const char *what, char *err);
 /* Copies the caller-visible fields of a stored meta into the caller's struct. */
 void sat__meta_export(const sat_model_meta *stored, sat_model_meta *meta);
+
+/* ---- optimizer_image.c: the optimizer's sections of a checkpoint (OPTM: state block and
+ * step; OCTL: base learning rate, per-parameter scales, freeze mask), shared by trainer
+ * checkpoints and model-and-optimizer checkpoints ---- */
+struct sat_optimizer;
+typedef struct sat__optimizer_image {
+    uint32_t kind;
+    int64_t step, count;
+    const unsigned char *state;
+    int has_control; /* OCTL present (files written before it lack it) */
+    float lr;
+    int64_t num_params;
+    const unsigned char *scales, *frozen;
+} sat__optimizer_image;
+
+void sat__wb_optimizer_sections(sat__wbuf *b, const struct sat_optimizer *opt);
+/* Decodes OPTM (required) and OCTL (optional), checking every value. */
+int32_t sat__optimizer_image_decode(const sat__image *img, const char *what, sat__optimizer_image *oi,
+                                    char *err);
+/* Does the stored optimizer fit this handle? SAT_E_INVALID_ARG if not. */
+int32_t sat__optimizer_image_match(const sat__optimizer_image *oi, const struct sat_optimizer *opt,
+                                   const char *what, char *err);
+/* Copies a decoded, matched image into the handle; cannot fail. */
+void sat__optimizer_image_apply(const sat__optimizer_image *oi, struct sat_optimizer *opt);
+/* A float block section of `fixed` bytes followed by the floats whose count is at fixed - 8. */
+int32_t sat__tail_block(const sat__section *s, uint32_t fixed, const char *name, const char *what,
+                        int64_t *count, const unsigned char **data, char *err);
 
 #endif

@@ -305,3 +305,15 @@ int32_t sat__model_from_image(sat_context *ctx, const sat__model_image *mi, cons
     *out = m;
     return SAT_OK;
 }
+
+int32_t sat__model_image_match(const sat__model_image *mi, const sat_model *m, const char *what, char *err) {
+    if (mi->spec_len != strlen(m->spec) || memcmp(mi->spec, m->spec, mi->spec_len) != 0)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: the checkpoint's model spec differs from the handle's model",
+                         what);
+    if (mi->num_params != m->num_params || mi->num_state != m->num_state)
+        return sat__fail(err, SAT_E_INVALID_ARG,
+                         "%s: %lld parameters and %lld state values, the model has %lld and %lld", what,
+                         (long long)mi->num_params, (long long)mi->num_state, (long long)m->num_params,
+                         (long long)m->num_state);
+    return SAT_OK;
+}

@@ -40,6 +40,20 @@ static void step_cfg(const sat_trainer *t, int32_t objective, int32_t steps, flo
     cfg->seed = sat__rng_u64(t->seed, SAT_STREAM_TRAIN, (uint64_t)t->rng_counter);
 }
 
+/* The model as the attack sees it, reporting to the running step's progress (one unit per
+ * example and attack step, as the step counts them). */
+static void target_of(const sat_trainer *t, sat__target *tg) {
+    sat__target_of_model(t->model, tg);
+    tg->progress = t->progress;
+}
+
+/* A failure's message: the model's (in tg->err), except a cancel, which the step's progress
+ * has already described in t->err. */
+static int32_t craft_failed(sat_trainer *t, int32_t st, const sat__target *tg) {
+    if (st == SAT_OK || st == SAT_E_ABORTED) return st;
+    return sat__fail(t->err, st, "sat_train_step: %s", tg->err);
+}
+
 size_t sat__craft_work_bytes(const sat_trainer *t) {
     sat__target tg;
     sat__target_of_model(t->model, &tg);
@@ -51,18 +65,17 @@ size_t sat__craft_work_bytes(const sat_trainer *t) {
 int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int32_t steps,
                       float step_size, int random, float *x_adv) {
     sat__target tg;
-    sat__target_of_model(t->model, &tg);
+    target_of(t, &tg);
     sat__attack_cfg cfg;
     step_cfg(t, SAT__OBJ_CE, steps, step_size, random ? 1 : 0, &cfg);
-    int32_t st = sat__attack_run(&tg, &cfg, x, labels, NULL, NULL, n, 0, NULL, x_adv, t->attack_work, NULL);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", tg.err);
-    return SAT_OK;
+    const int32_t st = sat__attack_run(&tg, &cfg, x, labels, NULL, NULL, n, 0, NULL, x_adv, t->attack_work, NULL);
+    return craft_failed(t, st, &tg);
 }
 
 int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int32_t steps,
                       float step_size, float *x_adv) {
     sat__target tg;
-    sat__target_of_model(t->model, &tg);
+    target_of(t, &tg);
     sat__attack_cfg cfg;
     step_cfg(t, SAT__OBJ_KL, steps, step_size, SAT__START_NOISE, &cfg);
     /* p(x), fixed during the attack, in the attack's batch-norm mode (n <= max_batch). */
@@ -72,6 +85,5 @@ int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int
         memcpy(t->logits_a, logits, sizeof(float) * (size_t)(n * tg.classes));
         st = sat__attack_run(&tg, &cfg, x, labels, NULL, t->logits_a, n, 0, NULL, x_adv, t->attack_work, NULL);
     }
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", tg.err);
-    return SAT_OK;
+    return craft_failed(t, st, &tg);
 }

@@ -115,14 +115,18 @@ int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts, s
     sat_optimizer *opt = sat__calloc(ctx, 1, sizeof *opt);
     if (!opt) return sat__fail_tls(SAT_E_NOMEM, "sat_optimizer_create: out of memory");
     opt->model = model;
+    sat__child_attach(&model->live_children);
     opt->opts = o;
     opt->state_count = count;
     opt->state = sat__calloc(ctx, (size_t)(count ? count : 1), sizeof(float));
     opt->decay_mask = sat__calloc(ctx, (size_t)(np ? np : 1), 1);
-    if (!opt->state || !opt->decay_mask) {
+    opt->lr_scale = sat__alloc(ctx, sizeof(float) * (size_t)(np ? np : 1));
+    opt->frozen = sat__calloc(ctx, (size_t)(np ? np : 1), 1);
+    if (!opt->state || !opt->decay_mask || !opt->lr_scale || !opt->frozen) {
         sat_optimizer_destroy(opt);
         return sat__fail_tls(SAT_E_NOMEM, "sat_optimizer_create: out of memory");
     }
+    for (int64_t i = 0; i < np; i++) opt->lr_scale[i] = 1.0f;
     if (o.decay_biases)
         memset(opt->decay_mask, 1, (size_t)np);
     else
@@ -131,12 +135,25 @@ int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts, s
     return SAT_OK;
 }
 
-void sat_optimizer_destroy(sat_optimizer *opt) {
-    if (!opt) return;
-    const sat_context *ctx = opt->model->ctx;
+static int32_t optimizer_destroy(sat_optimizer *opt, const char *fn) {
+    if (!opt) return SAT_OK;
+    int32_t st = sat__check_no_children(&opt->live_children, opt->err, fn, "trainers");
+    if (st) return st;
+    sat_model *model = opt->model;
+    const sat_context *ctx = model->ctx;
     sat__dealloc(ctx, opt->state);
     sat__dealloc(ctx, opt->decay_mask);
+    sat__dealloc(ctx, opt->lr_scale);
+    sat__dealloc(ctx, opt->frozen);
     sat__dealloc(ctx, opt);
+    sat__child_detach(&model->live_children);
+    return SAT_OK;
+}
+
+void sat_optimizer_destroy(sat_optimizer *opt) { (void)optimizer_destroy(opt, "sat_optimizer_destroy"); }
+
+int32_t sat_optimizer_destroy_checked(sat_optimizer *opt) {
+    return optimizer_destroy(opt, "sat_optimizer_destroy_checked");
 }
 
 const char *sat_optimizer_last_error(const sat_optimizer *opt) { return opt ? opt->err : ""; }
@@ -145,18 +162,20 @@ static void sgd_update(sat_optimizer *opt, float lr) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask;
+    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen;
+    const float *scale = opt->lr_scale;
     const int64_t np = opt->model->num_params;
     const float wd = o->weight_decay, mu = o->momentum;
     float *buf = opt->state;
     for (int64_t i = 0; i < np; i++) {
+        if (frozen[i]) continue;
         float d = g[i];
         if (mask[i]) d += wd * p[i];
         if (mu > 0.0f) {
             buf[i] = mu * buf[i] + d;
             d = o->nesterov ? d + mu * buf[i] : buf[i];
         }
-        p[i] -= lr * d;
+        p[i] -= lr * scale[i] * d; /* a scale of 1 gives lr's own bits */
     }
 }
 
@@ -164,7 +183,8 @@ static void adam_update(sat_optimizer *opt, float lr) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask;
+    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen;
+    const float *scale = opt->lr_scale;
     const int64_t np = opt->model->num_params;
     float *m = opt->state, *v = opt->state + np;
     const double t = (double)(opt->step + 1);
@@ -173,16 +193,17 @@ static void adam_update(sat_optimizer *opt, float lr) {
     const float b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->adam_eps;
     const int decoupled = o->kind == SAT_OPT_ADAMW;
     for (int64_t i = 0; i < np; i++) {
+        if (frozen[i]) continue;
         float gi = g[i];
         if (mask[i]) {
             if (decoupled)
-                p[i] -= lr * wd * p[i];
+                p[i] -= lr * scale[i] * wd * p[i];
             else
                 gi += wd * p[i];
         }
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= step_size * m[i] / (sqrtf(v[i]) * inv_bc2_sqrt + eps);
+        p[i] -= step_size * scale[i] * m[i] / (sqrtf(v[i]) * inv_bc2_sqrt + eps);
     }
 }
 

@@ -19,6 +19,12 @@ struct sat_optimizer {
     int64_t state_count;
     int64_t step;                /* updates applied so far; the schedule's position */
     uint8_t *decay_mask;         /* per parameter: 1 = weight decay applies */
+    /* Runtime control (set after creation, saved in checkpoints): opts.lr is the base rate
+     * the schedule scales; lr_scale multiplies it per parameter (1 by default); a frozen
+     * parameter (1) is skipped by the update: no change, no decay, no state update. */
+    float *lr_scale;
+    uint8_t *frozen;
+    int32_t live_children;       /* trainers using it (atomic, see core.h) */
     char err[SAT_ERRMSG_SIZE];
 };
 
@@ -51,6 +57,8 @@ struct sat_trainer {
     float *opt_backup;           /* [opt->state_count] */
     float *bn_backup;            /* running statistics [num_state] */
     void *attack_work;           /* the attack's scratch (sat__craft_work_bytes) */
+    sat__progress *progress;     /* the running step's progress (NULL between steps): one unit
+                                    per example and attack step or update */
     char err[SAT_ERRMSG_SIZE];
 };
 

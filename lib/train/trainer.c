@@ -74,12 +74,16 @@ static int32_t check_opts(const sat_trainer_opts *o, char *err) {
 
 void sat_trainer_destroy(sat_trainer *t) {
     if (!t) return;
-    const sat_context *ctx = t->model->ctx;
+    sat_model *model = t->model;
+    sat_optimizer *opt = t->opt;
+    const sat_context *ctx = model->ctx;
     float *bufs[] = {t->delta, t->delta_backup, t->x_adv, t->grad_x, t->dlogits, t->logits_a,
                      t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
     sat__dealloc(ctx, t->attack_work);
     sat__dealloc(ctx, t);
+    sat__child_detach(&model->live_children);
+    sat__child_detach(&opt->live_children);
 }
 
 static float *alloc_floats(const sat_context *ctx, int64_t count) {
@@ -110,6 +114,8 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     if (!t) return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
     t->model = model;
     t->opt = opt;
+    sat__child_attach(&model->live_children);
+    sat__child_attach(&opt->live_children);
     t->opts = o;
     t->seed = o.seed;
     t->rng_counter = 0;
@@ -241,7 +247,8 @@ static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels
     }
     s->loss = (float)loss;
     s->lr = sat_optimizer_lr(t->opt);
-    return apply_update(t);
+    st = apply_update(t);
+    return st ? st : sat__progress_add(t->progress, n);
 }
 
 /* Free-AT: m replays of the batch, each one backward giving parameter and input gradients,
@@ -284,6 +291,7 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
         }
         loss += sum / (double)n;
         acc += (double)correct / (double)n;
+        if ((st = sat__progress_add(t->progress, n))) return st;
     }
     s->loss = (float)(loss / t->opts.free_replays);
     s->adv_accuracy = (float)(acc / t->opts.free_replays);
@@ -302,7 +310,18 @@ static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels
     s->adv_accuracy = (float)ca / (float)n;
     s->clean_accuracy = (float)cc / (float)n;
     s->lr = sat_optimizer_lr(t->opt);
-    return apply_update(t);
+    st = apply_update(t);
+    return st ? st : sat__progress_add(t->progress, n);
+}
+
+/* Progress units per example of one step: its attack steps and its updates. */
+static int64_t step_units(const sat_trainer_opts *o) {
+    switch (o->method) {
+    case SAT_TRAIN_STANDARD: return 1;
+    case SAT_TRAIN_FAST: return 2;
+    case SAT_TRAIN_FREE: return o->free_replays;
+    default: return (int64_t)o->steps + 1; /* PGD, TRADES */
+    }
 }
 
 int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
@@ -322,11 +341,18 @@ int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, in
     s.loss = s.adv_accuracy = s.clean_accuracy = s.lr = NAN;
     snapshot snap;
     take_snapshot(t, &snap);
-    switch (t->opts.method) {
-    case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
-    case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
-    default: st = step_single(t, x, labels, n, &s); break;
+    /* A cancel is a failure like NaN: the rollback below undoes the step. */
+    sat__progress progress;
+    st = sat__progress_begin(&progress, m->ctx, "sat_train_step", n * step_units(&t->opts), t->err);
+    t->progress = &progress;
+    if (st == SAT_OK) {
+        switch (t->opts.method) {
+        case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
+        case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
+        default: st = step_single(t, x, labels, n, &s); break;
+        }
     }
+    t->progress = NULL;
     if (st) {
         rollback(t, &snap);
         return st;

@@ -4,11 +4,13 @@
 #include <sat.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -133,6 +135,79 @@ static void test_train_and_attack(sat::Context &ctx) {
     for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
 }
 
+// Learning rate, scales, freezing and the model-and-optimizer checkpoint through the wrapper.
+static void test_runtime_control(sat::Context &ctx) {
+    const char *spec = "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n";
+    sat::Model m(ctx, spec, sat::model_opts());
+    sat::Optimizer opt(m, sat::optimizer_opts(SAT_OPT_ADAM, 0.01f));
+    const std::size_t np = m.params().size();
+    opt.set_lr(0.02f);
+    CHECK(opt.base_lr() == 0.02f && opt.lr() == 0.02f);
+    opt.set_lr_scale(0, 8, 0.5f);
+    std::vector<float> scales = opt.lr_scale();
+    CHECK(scales.size() == np && scales[7] == 0.5f && scales[8] == 1.0f);
+    std::vector<uint8_t> mask(np, 0);
+    for (std::size_t i = 0; i < 136; i++) mask[i] = 1;  // the first dense layer
+    opt.set_frozen(mask);
+    CHECK(opt.frozen() == mask);
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y = {0, 1, 1, 0};
+    std::vector<float> before(m.params().begin(), m.params().end());
+    m.train_backward(x, y);
+    opt.step();
+    CHECK(std::equal(before.begin(), before.begin() + 136, m.params().begin()));
+    CHECK(!std::equal(before.begin() + 136, before.end(), m.params().begin() + 136));
+    try {
+        opt.set_lr(-1.0f);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_INVALID_ARG && opt.base_lr() == 0.02f);
+    }
+
+    const std::string path = "test_hpp_runtime.satc";
+    sat_model_meta meta = sat::model_meta();
+    meta.epochs = 3;
+    opt.save_checkpoint(path, &meta);
+    sat::Model m2(ctx, spec, sat::model_opts());
+    sat::Optimizer opt2(m2, sat::optimizer_opts(SAT_OPT_ADAM, 0.01f));
+    CHECK(opt2.load_checkpoint(path).epochs == 3);
+    CHECK(opt2.base_lr() == 0.02f && opt2.frozen() == mask && opt2.step_count() == 1);
+    CHECK(std::equal(m.params().begin(), m.params().end(), m2.params().begin()));
+    opt2.set_frozen({});
+    CHECK(opt2.frozen() == std::vector<uint8_t>(np, 0));
+    std::remove(path.c_str());
+}
+
+// close() refuses while handles made from the object live, and the object stays usable.
+static void test_close_with_children() {
+    sat::Context ctx(1, 0);
+    sat::Model m(ctx, "input 1 2 2\nflatten\ndense 3\n");
+    sat::Optimizer opt(m, sat::optimizer_opts());
+    sat::Trainer tr(m, opt, sat::trainer_opts(SAT_TRAIN_STANDARD, 0.1f));
+    auto refused = [](auto &&close) {
+        try {
+            close();
+            return false;
+        } catch (const sat::Error &e) {
+            return e.status() == SAT_E_STATE && std::string(e.what()).find("still alive") != std::string::npos;
+        }
+    };
+    CHECK(refused([&] { ctx.close(); }));
+    CHECK(refused([&] { m.close(); }));
+    CHECK(refused([&] { opt.close(); }));
+    std::vector<float> x = {0.1f, 0.2f, 0.3f, 0.4f};
+    std::vector<int32_t> y = {1};
+    tr.step(x, y);  // everything still works
+    { sat::Trainer gone = std::move(tr); }
+    opt.close();
+    CHECK(opt.get() == nullptr);
+    m.close();
+    CHECK(m.get() == nullptr);
+    ctx.close();
+    CHECK(ctx.get() == nullptr);
+}
+
 // Live allocations of a context whose allocator hooks count them.
 static long live_blocks = 0;
 static void *counting_alloc(void *, std::size_t size, std::size_t alignment) {
@@ -240,6 +315,88 @@ static void test_dataset(sat::Context &ctx) {
     CHECK(ds.batch(1, 4, bx, by) == 2);
 }
 
+// Progress: reports from 0 to total, a cancel throws SAT_E_ABORTED and a cancelled training
+// step changes nothing, an exception thrown by the function comes out of the call, and a
+// flag set by another thread cancels a running attack.
+static void test_progress() {
+    sat::Context ctx(1, 7);
+    sat_model_opts o = sat::model_opts();
+    o.max_batch = 4;
+    sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n", o);
+    std::vector<float> x(10 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y(10);
+    for (std::size_t i = 0; i < y.size(); i++) y[i] = int32_t(i % 2);
+    const std::vector<float> ref = m.attack(sat::attack_opts(0.1f, 3), x, y);
+
+    std::vector<int64_t> done;
+    int64_t total = -1;
+    ctx.set_progress([&](const char *what, int64_t d, int64_t t) {
+        CHECK(std::string(what) == "sat_attack");
+        done.push_back(d);
+        total = t;
+        return false;
+    });
+    CHECK(m.attack(sat::attack_opts(0.1f, 3), x, y) == ref);
+    CHECK(done.size() == 1 + 3 * 3 && done.front() == 0 && done.back() == total && total == 30);
+    CHECK(std::is_sorted(done.begin(), done.end()));
+
+    int calls = 0;
+    ctx.set_progress([&](const char *, int64_t, int64_t) { return ++calls == 4; });
+    try {
+        m.attack(sat::attack_opts(0.1f, 3), x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED && std::string(e.what()).find("cancelled") != std::string::npos);
+    }
+
+    sat::Optimizer opt(m, sat::optimizer_opts());
+    sat::Trainer tr(m, opt, sat::trainer_opts(SAT_TRAIN_FREE, 0.1f));
+    const std::vector<float> before(m.params().begin(), m.params().end());
+    calls = 0;
+    ctx.set_progress([&](const char *, int64_t, int64_t) { return ++calls == 3; });
+    try {
+        tr.step(sat::span<const float>(x.data(), 4 * 16), sat::span<const int32_t>(y.data(), 4));
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED);
+    }
+    CHECK(std::vector<float>(m.params().begin(), m.params().end()) == before && opt.step_count() == 0);
+
+    struct Stop {};
+    ctx.set_progress([](const char *, int64_t d, int64_t) -> bool {
+        if (d > 0) throw Stop{};
+        return false;
+    });
+    bool stopped = false;
+    try {
+        m.attack(sat::attack_opts(0.1f, 3), x, y);
+    } catch (const Stop &) {
+        stopped = true;
+    }
+    CHECK(stopped);
+
+    std::atomic<bool> cancel{false}, started{false};
+    ctx.set_progress([&](const char *, int64_t d, int64_t) {
+        if (d > 0) started = true;
+        return cancel.load();
+    });
+    std::thread other([&] {
+        while (!started) std::this_thread::yield();
+        cancel = true;
+    });
+    try {
+        m.attack(sat::attack_opts(0.1f, 100000000), x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED);
+    }
+    other.join();
+
+    ctx.set_progress(nullptr);
+    CHECK(m.attack(sat::attack_opts(0.1f, 3), x, y) == ref);
+}
+
 int main() {
     CHECK(sat_h_only_check() == 0);
     CHECK(sat::version() == SAT_VERSION_STRING);
@@ -251,6 +408,9 @@ int main() {
         test_dataset(ctx);
         test_preset_normalisation(ctx);
         test_trainer_survives_parent_moves();
+        test_progress();
+        test_runtime_control(ctx);
+        test_close_with_children();
     } catch (const sat::Error &e) {
         std::fprintf(stderr, "unexpected sat::Error %d: %s\n", e.status(), e.what());
         return 1;

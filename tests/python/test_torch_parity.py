@@ -1,7 +1,8 @@
-"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation.
-libsat's parameters are copied into an equivalent torch model (conv weight [out,in,k,k],
-dense weight [out,in], spec order weight then bias, one learnable `a` per SmoothReLU layer)
-and logits and the input gradient of the summed cross-entropy are compared in float32.
+"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, and
+a residual block with batch norm. The torch model is rebuilt from Model.layers() alone: each
+layer's op, inputs, attributes and activation, with its tensors copied from the views the
+introspection gives (no hand-written layout). Logits and the input gradient of the summed
+cross-entropy are compared in float32.
 
 Tolerance: |libsat - torch| <= 1e-4 * max(1, max|torch|), per quantity. Both sides compute in
 float32 but sum in different orders (BLIS vs. MKL-DNN/OpenBLAS GEMM blocking; dot products
@@ -21,61 +22,104 @@ F = torch.nn.functional
 
 TOL = 1e-4
 
-
-def _smoothrelu(a):
-    def f(x):
-        xc = torch.clamp(x, min=0)  # 0 for x < 0, and keeps log1p away from x <= -1/a
-        return xc - torch.log1p(a * xc) / a
-    return f
+ACTIVATIONS = ["relu", "softplus", "psoftplus", "silu", "gelu", "gelu-tanh", "elu", "celu",
+               "smoothrelu"]
 
 
-ACTIVATIONS = {
-    "relu": lambda params: F.relu,
-    "softplus": lambda params: F.softplus,
-    "psoftplus": lambda params: (lambda x: F.softplus(x, beta=10.0)),
-    "silu": lambda params: F.silu,
-    "gelu": lambda params: F.gelu,
-    "gelu-tanh": lambda params: (lambda x: F.gelu(x, approximate="tanh")),
-    "elu": lambda params: F.elu,
-    "celu": lambda params: F.celu,
-    "smoothrelu": None,  # parameter per layer, read from the parameter block
-}
+def _activation(layer):
+    """The torch function of an `act` layer, from its kind and parameter (SmoothReLU: its
+    learnable a, read from the parameter block)."""
+    a = layer.act_param
+    if layer.activation == "smoothrelu":
+        alpha = float(layer.params["act_alpha"].data[0])
+
+        def smoothrelu(x):
+            xc = torch.clamp(x, min=0)  # 0 for x < 0, and keeps log1p away from x <= -1/a
+            return xc - torch.log1p(alpha * xc) / alpha
+        return smoothrelu
+    return {
+        "relu": F.relu,
+        "softplus": F.softplus,
+        "psoftplus": lambda x: F.softplus(x, beta=a),
+        "silu": lambda x: x * torch.sigmoid(a * x),
+        "gelu": F.gelu,
+        "gelu-tanh": lambda x: F.gelu(x, approximate="tanh"),
+        "elu": lambda x: F.elu(x, alpha=a),
+        "celu": lambda x: F.celu(x, alpha=a),
+    }[layer.activation]
 
 
-class TorchMadry(torch.nn.Module):
-    """conv5x5x32 p2, act, maxpool2, conv5x5x64 p2, act, maxpool2, dense 1024, act, dense 10."""
+def _tensor(t):
+    return torch.nn.Parameter(torch.from_numpy(t.data.copy()), requires_grad=False)
 
-    def __init__(self, params, act_name):
+
+class TorchFromLayers(torch.nn.Module):
+    """A libsat model rebuilt in torch from its layer list (inference mode)."""
+
+    def __init__(self, model):
         super().__init__()
-        p = torch.from_numpy(params.copy())
-        off = 0
-
-        def take(*shape):
-            nonlocal off
-            k = int(np.prod(shape))
-            t = p[off:off + k].reshape(shape).clone()
-            off += k
-            return t
-
-        smooth = act_name == "smoothrelu"
-        self.w1, self.b1 = take(32, 1, 5, 5), take(32)
-        self.a1 = take(1).item() if smooth else None
-        self.w2, self.b2 = take(64, 32, 5, 5), take(64)
-        self.a2 = take(1).item() if smooth else None
-        self.w3, self.b3 = take(1024, 64 * 7 * 7), take(1024)
-        self.a3 = take(1).item() if smooth else None
-        self.w4, self.b4 = take(10, 1024), take(10)
-        assert off == p.numel(), (off, p.numel())
-        if smooth:
-            self.acts = [_smoothrelu(a) for a in (self.a1, self.a2, self.a3)]
-        else:
-            self.acts = [ACTIVATIONS[act_name](None)] * 3
+        self.layers = model.layers()
+        self.mods = torch.nn.ModuleDict()
+        self.fns = {}
+        for layer in self.layers:
+            key = str(layer.index)
+            p, s = layer.params, layer.state
+            if layer.op == "conv":
+                w = p["weight"]
+                m = torch.nn.Conv2d(w.shape[1], w.shape[0], layer.kernel, layer.stride,
+                                    layer.padding, bias="bias" in p)
+            elif layer.op == "dense":
+                w = p["weight"]
+                m = torch.nn.Linear(w.shape[1], w.shape[0], bias="bias" in p)
+            elif layer.op == "bn":
+                m = torch.nn.BatchNorm2d(layer.output_shape[0]).eval()
+                m.weight, m.bias = _tensor(p["bn_scale"]), _tensor(p["bn_shift"])
+                m.running_mean.copy_(torch.from_numpy(s["running_mean"].data))
+                m.running_var.copy_(torch.from_numpy(s["running_var"].data))
+            else:
+                m = None
+            if layer.op in ("conv", "dense"):
+                m.weight = _tensor(p["weight"])
+                if "bias" in p:
+                    m.bias = _tensor(p["bias"])
+            if m is not None:
+                self.mods[key] = m
+            elif layer.op == "act":
+                self.fns[layer.index] = _activation(layer)
 
     def forward(self, x):
-        x = F.max_pool2d(self.acts[0](F.conv2d(x, self.w1, self.b1, padding=2)), 2)
-        x = F.max_pool2d(self.acts[1](F.conv2d(x, self.w2, self.b2, padding=2)), 2)
-        x = self.acts[2](F.linear(x.flatten(1), self.w3, self.b3))
-        return F.linear(x, self.w4, self.b4)
+        out = []
+        for layer in self.layers:
+            i = layer.inputs[0] if layer.inputs else None
+            a = out[i] if i is not None else x
+            op, key = layer.op, str(layer.index)
+            if op == "input":
+                y = x
+            elif op == "dense":
+                y = self.mods[key](a.flatten(1))  # any input is read as C, H, W flattened
+            elif op == "bn":
+                y = self.mods[key](a if a.dim() == 4 else a.reshape(len(a), -1, 1, 1))
+                y = y.reshape(a.shape)
+            elif op == "conv":
+                y = self.mods[key](a)
+            elif op == "act":
+                y = self.fns[layer.index](a)
+            elif op == "maxpool":
+                y = F.max_pool2d(a, layer.kernel, layer.stride)
+            elif op == "avgpool":
+                y = F.avg_pool2d(a, layer.kernel, layer.stride)
+            elif op == "gap":
+                y = a.mean(dim=(2, 3), keepdim=True)
+            elif op == "add":
+                y = a + out[layer.inputs[1]]
+            elif op == "flatten":
+                y = a.flatten(1)
+            else:
+                raise NotImplementedError(op)
+            if op in ("dense", "flatten"):
+                y = y.reshape(len(y), -1, 1, 1)  # libsat's [c, 1, 1] after dense and flatten
+            out.append(y)
+        return out[-1].flatten(1)
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +132,34 @@ def torch_threads():
 
 RESULTS = {}
 
+RESIDUAL = """input 3 8 8
+conv 8 k=3 p=1 bias=0
+bn
+act name=b0
+conv 8 k=3 s=2 p=1 bias=0
+bn
+act
+conv 8 k=3 p=1 bias=0
+bn name=main
+conv 8 k=1 s=2 bias=0 from=b0
+bn
+add main
+act
+avgpool k=2
+gap
+flatten
+dense 16
+bn
+act psoftplus param=5
+dense 10
+"""
 
-@pytest.mark.parametrize("act", list(ACTIVATIONS))
-def test_madry_cnn_matches_torch(ctx, torch_threads, act):
-    m = libsat.Model.preset(ctx, "madry-cnn", (1, 28, 28), 10, activation=act, seed=2020,
-                            max_batch=4)
-    rng = np.random.default_rng(42)
-    x = rng.random((4, 1, 28, 28), dtype=np.float32)
-    y = np.array([3, 1, 4, 1], np.int32)
 
+def _compare(m, x, y, key):
     logits = m.forward(x)
     losses, grad, _ = m.input_gradient(x, y)
 
-    net = TorchMadry(m.params, act)
+    net = TorchFromLayers(m)
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     out = net(xt)
     loss = F.cross_entropy(out, torch.from_numpy(y).long(), reduction="sum")
@@ -112,11 +171,38 @@ def test_madry_cnn_matches_torch(ctx, torch_threads, act):
     d_logits = float(np.abs(logits - t_logits).max())
     d_grad = float(np.abs(grad - t_grad).max())
     d_loss = float(np.abs(losses - t_losses).max())
-    RESULTS[act] = (d_logits, d_grad)
-    print(f"\n[torch parity] {act:<11} max|dlogits| = {d_logits:.3e} (max|logit| "
+    RESULTS[key] = (d_logits, d_grad)
+    print(f"\n[torch parity] {key:<11} max|dlogits| = {d_logits:.3e} (max|logit| "
           f"{np.abs(t_logits).max():.3g})   max|dgrad| = {d_grad:.3e} (max|grad| "
           f"{np.abs(t_grad).max():.3g})   max|dloss| = {d_loss:.3e}")
     assert d_logits <= TOL * max(1.0, float(np.abs(t_logits).max())), d_logits
     assert d_loss <= TOL * max(1.0, float(np.abs(t_losses).max())), d_loss
     assert d_grad <= TOL * max(1.0, float(np.abs(t_grad).max())), d_grad
     assert np.abs(t_grad).max() > 0  # a non-trivial gradient was compared
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_madry_cnn_matches_torch(ctx, torch_threads, act):
+    m = libsat.Model.preset(ctx, "madry-cnn", (1, 28, 28), 10, activation=act, seed=2020,
+                            max_batch=4)
+    rng = np.random.default_rng(42)
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    y = np.array([3, 1, 4, 1], np.int32)
+    _compare(m, x, y, act)
+
+
+def test_residual_batchnorm_matches_torch(ctx, torch_threads):
+    """Batch norm (with statistics that are not the initial ones), a projection shortcut,
+    average pooling and a parametric activation, all rebuilt from the layer list."""
+    m = libsat.Model(ctx, RESIDUAL, activation="silu", seed=7, max_batch=4)
+    rng = np.random.default_rng(5)
+    for layer in m.layers():
+        if layer.op == "bn":
+            c = layer.output_shape[0]
+            layer.state["running_mean"].data[...] = rng.normal(0, 0.2, c)
+            layer.state["running_var"].data[...] = rng.uniform(0.5, 2.0, c)
+            layer.params["bn_scale"].data[...] = rng.uniform(0.5, 1.5, c)
+            layer.params["bn_shift"].data[...] = rng.normal(0, 0.1, c)
+    x = rng.random((4, 3, 8, 8), dtype=np.float32)
+    y = np.array([0, 9, 4, 2], np.int32)
+    _compare(m, x, y, "residual")

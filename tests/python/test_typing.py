@@ -22,6 +22,10 @@ GOOD = """
                                 lambda x, dz: np.zeros_like(x))
     report: dict = host.autoattack(x, [0, 1], eps=0.1)
     robust: float = model.autoattack(x, [0, 1])["robust_accuracy"]
+    layer: libsat.Layer = model.layers()[2]
+    weight: np.ndarray = layer.params["weight"].data
+    shape: tuple = layer.params["weight"].shape
+    inputs: tuple = layer.inputs
 """
 
 BAD = """

@@ -64,7 +64,13 @@ static void test_square_ball_box_monotone(void **state) {
 
 /* On the trained toy task at 12x12 pixels, Linf Square with AutoAttack's 5000 queries comes
  * within a few points of APGD-CE (100 steps), and the same seed gives the same points. In L2
- * it must at least break examples: on this small MLP it stays well behind APGD. */
+ * it must at least break examples: on this MLP, whose classes differ by constant 3x3 blocks,
+ * the L2 patterns (a positive and a negative half per window) are a poor fit and Square stays
+ * far behind APGD (75-78 against 27 robust of 128, seeds 0-9). AutoAttack's reference
+ * implementation does no better: it cannot run at 12x12 as published (its L2 start grid
+ * overruns the image), and with that grid bounded it left 89, 90 and 89 robust (seeds 0-2) on
+ * this test's model, so libsat must leave at most 90. test_square_l2_vs_reference compares
+ * with the unmodified reference at 20x20. */
 static void test_square_close_to_apgd(void **state) {
     (void)state;
     sat_context *ctx = tu_context(1, 4);
@@ -93,10 +99,44 @@ static void test_square_close_to_apgd(void **state) {
                       (long long)apgd, (long long)square, N);
         assert_true(apgd < clean - N / 5); /* APGD had something to find */
         if (norm == SAT_NORM_LINF) assert_true(square <= apgd + 6); /* 4.7 points */
-        else assert_true(square < clean - N / 10);
+        else assert_true(square <= 90); /* the reference's worst seed */
         TU_CHECK(sat_attack(m, &o, x, y, NULL, N, xb, NULL));
         assert_memory_equal(xa, xb, sizeof(float) * N * D);
     }
+}
+
+/* L2 Square is as strong as AutoAttack's reference implementation (square.py, norm 'L2',
+ * p_init 0.8, 5000 queries, resc_schedule=False) on the same model and points: the toy task at
+ * 20x20 pixels, eps 0.9. Measured on this test's model (exported to PyTorch 1.13), the
+ * reference left 124, 123 and 123 of 128 robust for seeds 0, 1, 2; libsat leaves 118-120 for
+ * seeds 0, 3, 6, 9, and APGD-CE (both implementations) 104. The bound is the reference's worst
+ * seed: a libsat Square weaker than the reference fails here. */
+static void test_square_l2_vs_reference(void **state) {
+    (void)state;
+    sat_context *ctx = tu_context(1, 4);
+    sat_model *m = train_model_scaled(ctx, 5);
+    enum { N = 128, D = SZ * 25 };
+    float *x = tu_alloc(sizeof(float) * N * D), *xa = tu_alloc(sizeof(float) * N * D);
+    int32_t y[N];
+    make_data_scaled(x, y, N, 7, 5);
+    assert_int_equal(count_correct_d(m, x, y, N, D), N);
+    sat_attack_opts o;
+    TU_CHECK(sat_attack_opts_init(&o, sizeof o));
+    o.norm = SAT_NORM_L2;
+    o.eps = 0.9f;
+    o.method = SAT_ATTACK_APGD_CE;
+    o.steps = 100;
+    TU_CHECK(sat_attack(m, &o, x, y, NULL, N, xa, NULL));
+    const int64_t apgd = count_correct_d(m, xa, y, N, D);
+    o.method = SAT_ATTACK_SQUARE;
+    o.steps = 5000;
+    o.seed = 0;
+    TU_CHECK(sat_attack(m, &o, x, y, NULL, N, xa, NULL));
+    const int64_t square = count_correct_d(m, xa, y, N, D);
+    print_message("L2 at 20x20: APGD-CE %lld, Square %lld of %d (reference Square: 123-124)\n", (long long)apgd,
+                  (long long)square, N);
+    assert_true(apgd >= 100 && apgd <= 108); /* the model is the one the reference was run on */
+    assert_true(square <= 124);
 }
 
 int main(void) {
@@ -104,6 +144,7 @@ int main(void) {
         cmocka_unit_test(test_p_schedule),
         cmocka_unit_test(test_square_ball_box_monotone),
         cmocka_unit_test(test_square_close_to_apgd),
+        cmocka_unit_test(test_square_l2_vs_reference),
     };
     return tu_run_group("test_attack_square", tests, sizeof tests / sizeof tests[0]);
 }

@@ -1,7 +1,8 @@
 /* test_constants.c - values callers compile into their programs never change: status
  * codes, activation, attack, norm, loss, training-method, optimizer, schedule, data-set,
- * split, augmentation, flag and AutoAttack constants are part of the ABI (docs/abi.md). The ABI
- * check sees types and symbols but not macro values; this test pins them. */
+ * split, augmentation, flag, AutoAttack, layer and tensor constants are part of the ABI
+ * (docs/abi.md). The ABI check sees types and symbols but not macro values; this test pins
+ * them. */
 #include "testutil.h"
 
 static void test_pinned_values(void **st) {
@@ -88,6 +89,27 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_AUG_NONE, 0);
     assert_int_equal(SAT_AUG_CROP, 1);
     assert_int_equal(SAT_AUG_FLIP, 2);
+    assert_int_equal(SAT_LAYER_INPUT, 0);
+    assert_int_equal(SAT_LAYER_NORMALIZE, 1);
+    assert_int_equal(SAT_LAYER_DENSE, 2);
+    assert_int_equal(SAT_LAYER_CONV, 3);
+    assert_int_equal(SAT_LAYER_BN, 4);
+    assert_int_equal(SAT_LAYER_ACT, 5);
+    assert_int_equal(SAT_LAYER_MAXPOOL, 6);
+    assert_int_equal(SAT_LAYER_AVGPOOL, 7);
+    assert_int_equal(SAT_LAYER_GAP, 8);
+    assert_int_equal(SAT_LAYER_ADD, 9);
+    assert_int_equal(SAT_LAYER_FLATTEN, 10);
+    assert_int_equal(SAT_LAYER_COUNT, 11);
+    assert_int_equal(SAT_TENSOR_WEIGHT, 0);
+    assert_int_equal(SAT_TENSOR_BIAS, 1);
+    assert_int_equal(SAT_TENSOR_BN_SCALE, 2);
+    assert_int_equal(SAT_TENSOR_BN_SHIFT, 3);
+    assert_int_equal(SAT_TENSOR_ACT_ALPHA, 4);
+    assert_int_equal(SAT_TENSOR_RUNNING_MEAN, 5);
+    assert_int_equal(SAT_TENSOR_RUNNING_VAR, 6);
+    assert_int_equal(SAT_LAYER_MAX_TENSORS, 4);
+    assert_int_equal(SAT_LAYER_NAME_MAX, 32);
 }
 
 int main(void) {

@@ -46,6 +46,8 @@ static void test_null_handles(void **st) {
     assert_int_equal(sat_model_state_count(NULL), 0);
     assert_null(sat_model_state(NULL));
     assert_true(sat_model_decay_mask(NULL, NULL) < 0);
+    assert_true(sat_model_layer_count(NULL) < 0);
+    assert_true(sat_model_layer_info(NULL, 0, NULL) < 0);
     assert_true(sat_model_forward(NULL, x, 1, x) < 0);
     assert_true(sat_model_input_gradient(NULL, x, y, 1, NULL, NULL, NULL) < 0);
     assert_true(sat_model_train_backward(NULL, x, y, 1, 0, NULL, NULL) < 0);
@@ -139,6 +141,7 @@ static void test_null_buffers(void **st) {
     assert_true(sat_autoattack(m, NULL, x, y, 2, NULL, NULL, NULL) < 0);
     assert_true(sat_model_clone(m, NULL) < 0);
     assert_true(sat_model_decay_mask(m, NULL) < 0);
+    assert_true(sat_model_layer_info(m, 0, NULL) < 0);
     assert_true(sat_model_save(m, NULL, NULL) < 0);
     assert_true(sat_model_save_buffer(m, NULL, NULL, NULL) < 0);
     assert_true(sat_optimizer_create(m, NULL, NULL) < 0);

@@ -18,9 +18,13 @@ the library's own message ("model spec line 4: unknown layer 'conv3'").
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
 import math
 import os
+import signal
+import threading
 import weakref
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     Type, TypeVar, Union, overload)
@@ -35,7 +39,8 @@ from ._ffi import (SAT_E_ABORTED, SAT_E_FORMAT, SAT_E_INTERNAL, SAT_E_INVALID_AR
                    SAT_E_UNSUPPORTED, SAT_E_VERSION, SAT_OK)
 
 __all__ = ["__version__", "Error", "LibraryVersionError", "Library", "load", "Context", "Model",
-           "CallbackModel", "Optimizer", "Trainer", "Dataset", "preset_spec", "activations"]
+           "CallbackModel", "Optimizer", "Trainer", "Dataset", "Layer", "Tensor", "preset_spec",
+           "activations"]
 
 #: A filesystem path.
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -49,6 +54,8 @@ IntArray = npt.NDArray[np.int32]
 LogitsFn = Callable[[FloatArray], npt.ArrayLike]
 #: CallbackModel's input-gradient callable: (x, dlogits) -> gradient like x.
 InputGradFn = Callable[[FloatArray, FloatArray], npt.ArrayLike]
+#: Context's progress callable: (what, done, total) -> a true value to cancel the call.
+ProgressFn = Callable[[str, int, int], Any]
 
 ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3,
                   "fab": 4, "square": 5}
@@ -60,6 +67,9 @@ AA_ROBUST = -1
 AA_MISCLASSIFIED = -2
 FLAGS = {1: "zero_grad", 2: "nonfinite_grad", 4: "not_converged", 8: "one_step_stronger",
          16: "square_stronger"}
+#: sat_tensor_info.role by SAT_TENSOR_* id: the keys of Layer.params and Layer.state.
+TENSOR_ROLES = ("weight", "bias", "bn_scale", "bn_shift", "act_alpha", "running_mean",
+                "running_var")
 NORMS = {"linf": 0, "l2": 1}
 LOSSES = {"ce": 0, "margin": 1}
 BN_MODES = {"inference": 0, "batch": 1}
@@ -342,6 +352,9 @@ class _Handle:
     and is destroyed when the last dependant goes."""
 
     _destroy: str = ""
+    # A parent handle's status-returning destroy: it refuses while a child made outside this
+    # package (through the raw functions) is alive, and close() then raises.
+    _destroy_checked: str = ""
     _last_error: str = ""
 
     def __init__(self, lib: Library) -> None:
@@ -365,8 +378,29 @@ class _Handle:
         return self._h
 
     def _check(self, status: int) -> None:
+        if status == SAT_E_ABORTED:
+            ctx = self._context_of()
+            if ctx is not None:
+                ctx._raise_progress_error()
         h = self._h
         self._lib.check(status, lambda: getattr(self._lib.raw, self._last_error)(h))
+
+    def _check_long(self, fn: Callable[..., int], *args: Any) -> None:
+        """Calls fn(*args), a C call that reports progress: Ctrl-C during it cancels it."""
+        ctx = self._context_of()
+        with ctx._interruptible() if ctx is not None else contextlib.nullcontext():
+            status = fn(*args)
+        self._check(status)
+
+    def _context_of(self) -> Optional["Context"]:
+        """The Context this handle was made from (through its parents)."""
+        if isinstance(self, Context):
+            return self
+        for p in self._parents:
+            ctx = p._context_of()
+            if ctx is not None:
+                return ctx
+        return None
 
     @property
     def closed(self) -> bool:
@@ -383,8 +417,13 @@ class _Handle:
         if self._live_children > 0:
             self._close_pending = True
             return
-        h, self._h = self._h, None
-        getattr(self._lib.raw, self._destroy)(h)
+        if self._destroy_checked:
+            # Raises, keeping the handle usable, while the library still counts children.
+            self._check(getattr(self._lib.raw, self._destroy_checked)(self._h))
+            h, self._h = self._h, None
+        else:
+            h, self._h = self._h, None
+            getattr(self._lib.raw, self._destroy)(h)
         parents, self._parents = self._parents, ()
         for p in parents:
             p._release_child()
@@ -412,14 +451,26 @@ class _Handle:
 
 
 class Context(_Handle):
-    """Threads, seed and (optionally) a log callback shared by the handles made with it."""
+    """Threads, seed and (optionally) a log callback shared by the handles made with it.
+
+    progress(what, done, total), if given (or set later with set_progress), is called by
+    the long calls made with the context's handles (attacks, evaluate, autoattack,
+    Trainer.step, Dataset.load) on the calling thread, with `done` of `total` units of
+    work finished; a true return value cancels the call, which then raises Error with
+    status SAT_E_ABORTED (a cancelled Trainer.step leaves the model and optimizer as they
+    were). An exception raised by progress cancels the call too and is raised from it.
+    Ctrl-C during a long call works the same way, with or without a progress callable:
+    the call stops at its next report and raises KeyboardInterrupt.
+    """
 
     _destroy = "context_destroy"
+    _destroy_checked = "context_destroy_checked"
     _last_error = "context_last_error"
 
     def __init__(self, num_threads: Optional[int] = None, seed: Optional[int] = None,
                  log: Optional[Callable[[int, str], None]] = None,
-                 log_level: Optional[int] = None, library: LibraryLike = None) -> None:
+                 log_level: Optional[int] = None, library: LibraryLike = None,
+                 progress: Optional[ProgressFn] = None) -> None:
         super().__init__(_library(library))
         o = _opts(self._lib, _ffi.ContextOpts, "context_opts_init",
                   {"num_threads": num_threads, "seed": seed, "log_level": log_level})
@@ -432,6 +483,65 @@ class Context(_Handle):
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.context_create(ctypes.byref(o), ctypes.byref(h)))
         self._adopt(h.value)
+        self._progress = progress
+        self._progress_error: Optional[BaseException] = None
+        self._interrupted = False
+        # Always installed, so that Ctrl-C reaches long calls; a weak reference, so that the
+        # callback does not keep the context alive.
+        me = weakref.ref(self)
+
+        def report(user: Any, what: bytes, done: int, total: int) -> int:
+            ctx = me()
+            return ctx._report(what, done, total) if ctx is not None else 0
+
+        self._c_progress = _ffi.PROGRESS_FN(report)
+        self._check(self._lib.raw.context_set_progress(self.handle, self._c_progress, None))
+
+    def set_progress(self, progress: Optional[ProgressFn]) -> None:
+        """Sets (None: removes) the progress callable; see the class documentation."""
+        _ = self.handle  # refuses a closed context
+        self._progress = progress
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """During a long call, Ctrl-C only sets a flag that the next progress report turns
+        into a cancel (raised as KeyboardInterrupt by the call): Python's own handler would
+        raise inside the ctypes callback, where the exception is lost. Only on the main
+        thread and with Python's default handler; other handlers are left alone."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+        self._interrupted = False
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            self._interrupted = True
+
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+            missed, self._interrupted = self._interrupted, False
+        if missed:  # arrived after the last report: not lost
+            raise KeyboardInterrupt
+
+    def _report(self, what: bytes, done: int, total: int) -> int:
+        if self._interrupted:
+            self._interrupted = False
+            self._progress_error = KeyboardInterrupt()
+            return 1
+        try:
+            fn = self._progress
+            return 1 if fn is not None and fn(_s(what), int(done), int(total)) else 0
+        except BaseException as e:  # KeyboardInterrupt included: raised again by the call
+            self._progress_error = e
+            return 1
+
+    def _raise_progress_error(self) -> None:
+        err, self._progress_error = self._progress_error, None
+        if err is not None:
+            raise err
 
     @property
     def library(self) -> Library:
@@ -525,9 +635,9 @@ class _Classifier(_Handle):
             tl = np.zeros(cap, dtype=np.float32)
             ta = np.zeros(cap, dtype=np.float32)
             tr = _ffi.AttackTrace(ctypes.sizeof(_ffi.AttackTrace), cap, 0, 0, _pf(tl), _pf(ta))
-        self._check(getattr(self._lib.raw, self._raw_attack)(
-            self.handle, ctypes.byref(o), _pf(x), _pi(labels), _pi(t), n, _pf(x_adv),
-            ctypes.byref(tr) if tr is not None else None))
+        self._check_long(getattr(self._lib.raw, self._raw_attack),
+                         self.handle, ctypes.byref(o), _pf(x), _pi(labels), _pi(t), n, _pf(x_adv),
+                         ctypes.byref(tr) if tr is not None else None)
         if trace:
             return x_adv, {"loss": tl[:tr.count].copy(), "accuracy": ta[:tr.count].copy()}
         return x_adv
@@ -546,9 +656,9 @@ class _Classifier(_Handle):
         r.struct_size = ctypes.sizeof(r)
         outcome = np.empty(n, dtype=np.int32)
         x_adv = np.empty(x.shape, dtype=np.float32) if return_adv else None
-        self._check(getattr(self._lib.raw, self._raw_autoattack)(
-            self.handle, ctypes.byref(o), _pf(x), _pi(labels), n, _pf(x_adv), _pi(outcome),
-            ctypes.byref(r)))
+        self._check_long(getattr(self._lib.raw, self._raw_autoattack),
+                         self.handle, ctypes.byref(o), _pf(x), _pi(labels), n, _pf(x_adv),
+                         _pi(outcome), ctypes.byref(r))
         k = r.num_attacks
         out: Dict[str, Any] = {
             "clean_accuracy": r.clean_accuracy, "robust_accuracy": r.robust_accuracy,
@@ -561,6 +671,38 @@ class _Classifier(_Handle):
         return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One tensor of a layer: `data` is a numpy view of its range of the model's parameter
+    (or state) block in its logical row-major shape, sharing memory with the model (dense
+    weight [out, in], conv weight [out, in, k, k], as torch.nn.Linear / Conv2d)."""
+
+    role: str                  #: a TENSOR_ROLES name: 'weight', 'bias', 'bn_scale', ...
+    offset: int                #: index of its first float in the block
+    shape: Tuple[int, ...]     #: logical shape
+    data: FloatArray           #: view of shape `shape` into the block (writable)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer (spec line) of a model, as sat_model_layer_info reports it."""
+
+    index: int                 #: position in the model (0 is the input)
+    op: str                    #: spec keyword: 'input', 'conv', 'dense', 'bn', 'act', ...
+    name: str                  #: its name= label, '' if none
+    line: int                  #: spec line
+    inputs: Tuple[int, ...]    #: indices of the layers it reads (two for 'add')
+    output_shape: Tuple[int, int, int]  #: (channels, height, width) per example
+    units: int                 #: dense/conv outputs, else 0
+    kernel: int                #: conv/pooling window, else 0
+    stride: int                #: conv/pooling stride, else 0
+    padding: int               #: conv padding, else 0
+    activation: Optional[str]  #: act: the activation's name, else None
+    act_param: float           #: act: its parameter, else NaN
+    params: Dict[str, Tensor]  #: its tensors of the parameter block, by role, in block order
+    state: Dict[str, Tensor]   #: its tensors of the state block (batch-norm statistics)
+
+
 class Model(_Classifier):
     """A classifier built from a text spec or a preset.
 
@@ -570,6 +712,7 @@ class Model(_Classifier):
     """
 
     _destroy = "model_destroy"
+    _destroy_checked = "model_destroy_checked"
     _last_error = "model_last_error"
     _raw_attack = "attack"
     _raw_autoattack = "autoattack"
@@ -641,6 +784,43 @@ class Model(_Classifier):
         return _view(self, self._lib.raw.model_state(self.handle),
                      int(self._lib.raw.model_state_count(self.handle)))
 
+    @property
+    def layer_count(self) -> int:
+        """Number of layers, the input layer included."""
+        return int(self._lib.raw.model_layer_count(self.handle))
+
+    def layer(self, index: int) -> Layer:
+        """Layer `index` (0 = input, in spec order) with numpy views of its tensors."""
+        li = _ffi.LayerInfo()
+        li.struct_size = ctypes.sizeof(li)
+        self._check(self._lib.raw.model_layer_info(self.handle, int(index), ctypes.byref(li)))
+        blocks = (self.params, self.state)
+
+        def tensors(infos: Any, count: int, block: FloatArray) -> Dict[str, Tensor]:
+            out: Dict[str, Tensor] = {}
+            for t in infos[:count]:
+                shape = tuple(int(d) for d in t.shape[:t.ndim])
+                view = block[t.offset:t.offset + t.count].reshape(shape)
+                out[TENSOR_ROLES[t.role]] = Tensor(TENSOR_ROLES[t.role], int(t.offset), shape,
+                                                   view)
+            return out
+
+        inputs = tuple(i for i in (li.input0, li.input1) if i >= 0)
+        return Layer(index=int(index), op=_s(li.op_name), name=_s(li.name), line=li.line,
+                     inputs=inputs, output_shape=(li.channels, li.height, li.width),
+                     units=li.units, kernel=li.kernel, stride=li.stride, padding=li.padding,
+                     activation=(self._lib.activation_name(li.activation)
+                                 if li.activation >= 0 else None),
+                     act_param=float(li.act_param),
+                     params=tensors(li.params, li.num_params, blocks[0]),
+                     state=tensors(li.state, li.num_state, blocks[1]))
+
+    def layers(self) -> List[Layer]:
+        """Every layer in spec order (a topological order: inputs come first). Each
+        Tensor.data is a view into the model's blocks, so copying a PyTorch state_dict in is
+        `layer.params["weight"].data[...] = w.numpy()`."""
+        return [self.layer(i) for i in range(self.layer_count)]
+
     def opts(self) -> Dict[str, Any]:
         o = _ffi.ModelOpts()
         o.struct_size = ctypes.sizeof(o)
@@ -702,8 +882,8 @@ class Model(_Classifier):
         o = _opts(self._lib, _ffi.EvalOpts, "eval_opts_init", kwargs, EVAL_ENUMS)
         r = _ffi.EvalResult()
         r.struct_size = ctypes.sizeof(r)
-        self._check(self._lib.raw.evaluate(self.handle, ctypes.byref(o), _pf(x), _pi(labels), n,
-                                           ctypes.byref(r)))
+        self._check_long(self._lib.raw.evaluate, self.handle, ctypes.byref(o), _pf(x), _pi(labels),
+                         n, ctypes.byref(r))
         out = _struct_dict(r)
         k = r.num_steps
         out["steps"] = list(o.steps)[:k]
@@ -839,6 +1019,7 @@ class Optimizer(_Handle):
     total_steps, warmup_steps, milestones=[...], gamma, ..."""
 
     _destroy = "optimizer_destroy"
+    _destroy_checked = "optimizer_destroy_checked"
     _last_error = "optimizer_last_error"
 
     def __init__(self, model: Model, **opts: Any) -> None:
@@ -871,6 +1052,63 @@ class Optimizer(_Handle):
         ptr = self._lib.raw.optimizer_state(self.handle, ctypes.byref(count))
         return _view(self, ptr, count.value)
 
+    @property
+    def base_lr(self) -> float:
+        """The base learning rate, which the schedule scales (lr is the scaled one)."""
+        return float(self._lib.raw.optimizer_base_lr(self.handle))
+
+    @base_lr.setter
+    def base_lr(self, lr: float) -> None:
+        self._check(self._lib.raw.optimizer_set_lr(self.handle, float(lr)))
+
+    def set_lr_scale(self, offset: int, count: int, scale: float) -> None:
+        """Scales the learning rate of parameters [offset, offset + count) of the flat block
+        (a parameter group, e.g. one layer's weights)."""
+        self._check(self._lib.raw.optimizer_set_lr_scale(self.handle, int(offset), int(count),
+                                                         float(scale)))
+
+    @property
+    def lr_scale(self) -> FloatArray:
+        """A copy of the per-parameter learning-rate scales."""
+        out = np.empty(self._model.param_count, dtype=np.float32)
+        self._check(self._lib.raw.optimizer_get_lr_scale(self.handle, _pf(out)))
+        return out
+
+    @property
+    def frozen(self) -> npt.NDArray[np.uint8]:
+        """A copy of the freeze mask (1 = frozen)."""
+        out = np.empty(self._model.param_count, dtype=np.uint8)
+        self._check(self._lib.raw.optimizer_get_frozen(
+            self.handle, out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+        return out
+
+    @frozen.setter
+    def frozen(self, mask: Optional[npt.ArrayLike]) -> None:
+        """Sets the freeze mask (param_count values of 0 or 1, booleans work); None
+        unfreezes everything."""
+        if mask is None:
+            self._check(self._lib.raw.optimizer_set_frozen(self.handle, None))
+            return
+        m = np.ascontiguousarray(mask, dtype=np.uint8).reshape(-1)
+        if m.size != self._model.param_count:
+            raise ValueError(f"frozen: {m.size} values for {self._model.param_count} parameters")
+        self._check(self._lib.raw.optimizer_set_frozen(
+            self.handle, m.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))))
+
+    def save_checkpoint(self, path: PathLike, meta: Optional[Mapping[str, Any]] = None) -> None:
+        """Saves the model and this optimizer, without a trainer."""
+        m = _meta(self._lib, meta)
+        self._check(self._lib.raw.optimizer_checkpoint_save(
+            self.handle, ctypes.byref(m) if m else None, os.fsencode(path)))
+
+    def load_checkpoint(self, path: PathLike) -> Dict[str, Any]:
+        """Restores a save_checkpoint() file into the model and this optimizer; returns the
+        stored meta."""
+        meta = _opts(self._lib, _ffi.ModelMeta, "model_meta_init", {})
+        self._check(self._lib.raw.optimizer_checkpoint_load(self.handle, os.fsencode(path),
+                                                            ctypes.byref(meta)))
+        return _struct_dict(meta)
+
 
 class Trainer(_Handle):
     """Adversarial training steps. Keywords are sat_trainer_opts fields: method ('pgd',
@@ -902,8 +1140,8 @@ class Trainer(_Handle):
         x, labels, n = self._model._batch(x, labels)
         st = _ffi.StepStats()
         st.struct_size = ctypes.sizeof(st)
-        self._check(self._lib.raw.train_step(self.handle, _pf(x), _pi(labels), n,
-                                             ctypes.byref(st)))
+        self._check_long(self._lib.raw.train_step, self.handle, _pf(x), _pi(labels), n,
+                         ctypes.byref(st))
         return _struct_dict(st)
 
     def save_checkpoint(self, path: PathLike, epoch: int = 0, batch_index: int = 0,
@@ -941,17 +1179,25 @@ class Dataset(_Handle):
         if directory is None:
             directory = _s(lib.raw.default_data_dir())
         h = ctypes.c_void_p()
-        lib.check(lib.raw.dataset_load(ctx.handle, _enum(format, DATA_FORMATS, "format"),
-                                       os.fsencode(directory), _enum(split, SPLITS, "split"),
-                                       ctypes.byref(h)))
+        with ctx._interruptible():
+            st = lib.raw.dataset_load(ctx.handle, _enum(format, DATA_FORMATS, "format"),
+                                      os.fsencode(directory), _enum(split, SPLITS, "split"),
+                                      ctypes.byref(h))
+        if st == SAT_E_ABORTED:
+            ctx._raise_progress_error()
+        lib.check(st)
         return cls(ctx, h.value)
 
     @classmethod
     def load_idx(cls, ctx: Context, images_path: PathLike, labels_path: PathLike) -> Dataset:
         lib = ctx._lib
         h = ctypes.c_void_p()
-        lib.check(lib.raw.dataset_load_idx(ctx.handle, os.fsencode(images_path),
-                                           os.fsencode(labels_path), ctypes.byref(h)))
+        with ctx._interruptible():
+            st = lib.raw.dataset_load_idx(ctx.handle, os.fsencode(images_path),
+                                          os.fsencode(labels_path), ctypes.byref(h))
+        if st == SAT_E_ABORTED:
+            ctx._raise_progress_error()
+        lib.check(st)
         return cls(ctx, h.value)
 
     @classmethod

@@ -39,12 +39,15 @@ SAT_E_INTERNAL = -11
 SAT_EVAL_MAX_STEPS = 16
 SAT_MAX_MILESTONES = 8
 SAT_AA_MAX_ATTACKS = 8
+SAT_LAYER_MAX_TENSORS = 4
+SAT_LAYER_NAME_MAX = 32
 
 LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 ALLOC_FN = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_size_t, c_size_t)
 DEALLOC_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
 LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
 INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_int64, c_int64)
 
 
 class ContextOpts(ctypes.Structure):
@@ -134,6 +137,24 @@ class CallbackModelOpts(ctypes.Structure):
                 ("input_grad_fn", INPUT_GRAD_FN), ("user", c_void_p)]
 
 
+class TensorInfo(ctypes.Structure):
+    _fields_ = [("role", c_int32), ("ndim", c_int32), ("offset", c_int64), ("count", c_int64),
+                ("shape", c_int32 * 4)]
+
+
+class LayerInfo(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("op", c_int32),
+                ("op_name", ctypes.c_char * SAT_LAYER_NAME_MAX),
+                ("name", ctypes.c_char * SAT_LAYER_NAME_MAX), ("line", c_int32),
+                ("input0", c_int32), ("input1", c_int32), ("channels", c_int32),
+                ("height", c_int32), ("width", c_int32), ("units", c_int32),
+                ("kernel", c_int32), ("stride", c_int32), ("padding", c_int32),
+                ("has_bias", c_int32), ("activation", c_int32), ("act_param", c_float),
+                ("num_params", c_int32), ("num_state", c_int32), ("reserved0", c_int32),
+                ("params", TensorInfo * SAT_LAYER_MAX_TENSORS),
+                ("state", TensorInfo * SAT_LAYER_MAX_TENSORS)]
+
+
 class ModelMeta(ctypes.Structure):
     _fields_ = [("struct_size", c_uint32), ("norm", c_int32), ("eps", c_float),
                 ("method", c_int32), ("steps", c_int32), ("epochs", c_int32),
@@ -155,6 +176,8 @@ STRUCTS = {
     "sat_autoattack_result": AutoattackResult,
     "sat_callback_model_opts": CallbackModelOpts,
     "sat_model_meta": ModelMeta,
+    "sat_tensor_info": TensorInfo,
+    "sat_layer_info": LayerInfo,
 }
 
 PF = P(c_float)
@@ -174,8 +197,11 @@ PROTOTYPES = {
     "sat_context_opts_init": (c_int32, [P(ContextOpts), c_uint32]),
     "sat_context_create": (c_int32, [P(ContextOpts), P(H)]),
     "sat_context_destroy": (None, [H]),
+    "sat_context_destroy_checked": (c_int32, [H]),
     "sat_context_last_error": (c_char_p, [H]),
     "sat_context_set_num_threads": (c_int32, [H, c_int32]),
+    # progress and cancellation
+    "sat_context_set_progress": (c_int32, [H, PROGRESS_FN, c_void_p]),
     # activations
     "sat_activation_name": (c_char_p, [c_int32]),
     "sat_activation_from_name": (c_int32, [c_char_p, PI32]),
@@ -186,6 +212,7 @@ PROTOTYPES = {
                                   P(c_void_p)]),
     "sat_model_create": (c_int32, [H, c_char_p, P(ModelOpts), P(H)]),
     "sat_model_destroy": (None, [H]),
+    "sat_model_destroy_checked": (c_int32, [H]),
     "sat_model_last_error": (c_char_p, [H]),
     "sat_model_clone": (c_int32, [H, P(H)]),
     "sat_model_shape": (c_int32, [H, PI32, PI32, PI32, PI32]),
@@ -202,6 +229,9 @@ PROTOTYPES = {
     "sat_model_forward": (c_int32, [H, PF, c_int64, PF]),
     "sat_model_input_gradient": (c_int32, [H, PF, PI32, c_int64, PF, PF, PF]),
     "sat_model_train_backward": (c_int32, [H, PF, PI32, c_int64, c_float, PF, PI64]),
+    # layer introspection
+    "sat_model_layer_count": (c_int32, [H]),
+    "sat_model_layer_info": (c_int32, [H, c_int32, P(LayerInfo)]),
     # attacks
     "sat_attack_opts_init": (c_int32, [P(AttackOpts), c_uint32]),
     "sat_attack": (c_int32, [H, P(AttackOpts), PF, PI32, PI32, c_int64, PF, P(AttackTrace)]),
@@ -216,6 +246,13 @@ PROTOTYPES = {
     "sat_optimizer_step_count": (c_int64, [H]),
     "sat_optimizer_state": (PF, [H, PI64]),
     "sat_optimizer_set_step_count": (c_int32, [H, c_int64]),
+    "sat_optimizer_destroy_checked": (c_int32, [H]),
+    "sat_optimizer_set_lr": (c_int32, [H, c_float]),
+    "sat_optimizer_base_lr": (c_float, [H]),
+    "sat_optimizer_set_lr_scale": (c_int32, [H, c_int64, c_int64, c_float]),
+    "sat_optimizer_get_lr_scale": (c_int32, [H, PF]),
+    "sat_optimizer_set_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
+    "sat_optimizer_get_frozen": (c_int32, [H, P(ctypes.c_uint8)]),
     # training
     "sat_trainer_opts_init": (c_int32, [P(TrainerOpts), c_uint32]),
     "sat_trainer_create": (c_int32, [H, H, P(TrainerOpts), P(H)]),
@@ -261,6 +298,8 @@ PROTOTYPES = {
     "sat_model_load_buffer": (c_int32, [H, c_void_p, c_size_t, P(ModelMeta), P(H)]),
     "sat_checkpoint_save": (c_int32, [H, P(ModelMeta), c_int64, c_int64, c_char_p]),
     "sat_checkpoint_load": (c_int32, [H, c_char_p, PI64, PI64]),
+    "sat_optimizer_checkpoint_save": (c_int32, [H, P(ModelMeta), c_char_p]),
+    "sat_optimizer_checkpoint_load": (c_int32, [H, c_char_p, P(ModelMeta)]),
 }
 
 

@@ -96,6 +96,28 @@ pub const SAT_AA_MAX_ATTACKS: usize = 8;
 pub const SAT_AA_ROBUST: i32 = -1;
 pub const SAT_AA_MISCLASSIFIED: i32 = -2;
 
+pub const SAT_LAYER_INPUT: i32 = 0;
+pub const SAT_LAYER_NORMALIZE: i32 = 1;
+pub const SAT_LAYER_DENSE: i32 = 2;
+pub const SAT_LAYER_CONV: i32 = 3;
+pub const SAT_LAYER_BN: i32 = 4;
+pub const SAT_LAYER_ACT: i32 = 5;
+pub const SAT_LAYER_MAXPOOL: i32 = 6;
+pub const SAT_LAYER_AVGPOOL: i32 = 7;
+pub const SAT_LAYER_GAP: i32 = 8;
+pub const SAT_LAYER_ADD: i32 = 9;
+pub const SAT_LAYER_FLATTEN: i32 = 10;
+pub const SAT_LAYER_COUNT: i32 = 11;
+pub const SAT_TENSOR_WEIGHT: i32 = 0;
+pub const SAT_TENSOR_BIAS: i32 = 1;
+pub const SAT_TENSOR_BN_SCALE: i32 = 2;
+pub const SAT_TENSOR_BN_SHIFT: i32 = 3;
+pub const SAT_TENSOR_ACT_ALPHA: i32 = 4;
+pub const SAT_TENSOR_RUNNING_MEAN: i32 = 5;
+pub const SAT_TENSOR_RUNNING_VAR: i32 = 6;
+pub const SAT_LAYER_MAX_TENSORS: usize = 4;
+pub const SAT_LAYER_NAME_MAX: usize = 32;
+
 pub const SAT_DATA_IDX: i32 = 0;
 pub const SAT_DATA_CIFAR10: i32 = 1;
 pub const SAT_SPLIT_TRAIN: i32 = 0;
@@ -136,6 +158,8 @@ pub type sat_logits_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *mut f32) -> i32>;
 pub type sat_input_grad_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *const f32, *mut f32) -> i32>;
+/// Progress callback: (user, what, done, total); non-zero cancels the running call.
+pub type sat_progress_fn = Option<unsafe extern "C" fn(*mut c_void, *const c_char, i64, i64) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -319,6 +343,45 @@ pub struct sat_autoattack_result {
     pub square_only: i64,
 }
 
+/// One tensor of a layer: a range of the parameter or state block, row-major in `shape`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct sat_tensor_info {
+    pub role: i32,
+    pub ndim: i32,
+    pub offset: i64,
+    pub count: i64,
+    pub shape: [i32; 4],
+}
+
+/// One layer of a model, filled by `sat_model_layer_info` (the caller sets struct_size).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sat_layer_info {
+    pub struct_size: u32,
+    pub op: i32,
+    pub op_name: [c_char; SAT_LAYER_NAME_MAX],
+    pub name: [c_char; SAT_LAYER_NAME_MAX],
+    pub line: i32,
+    pub input0: i32,
+    pub input1: i32,
+    pub channels: i32,
+    pub height: i32,
+    pub width: i32,
+    pub units: i32,
+    pub kernel: i32,
+    pub stride: i32,
+    pub padding: i32,
+    pub has_bias: i32,
+    pub activation: i32,
+    pub act_param: f32,
+    pub num_params: i32,
+    pub num_state: i32,
+    pub reserved0: i32,
+    pub params: [sat_tensor_info; SAT_LAYER_MAX_TENSORS],
+    pub state: [sat_tensor_info; SAT_LAYER_MAX_TENSORS],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct sat_model_meta {
@@ -345,6 +408,9 @@ extern "C" {
     pub fn sat_context_destroy(ctx: *mut sat_context);
     pub fn sat_context_last_error(ctx: *const sat_context) -> *const c_char;
     pub fn sat_context_set_num_threads(ctx: *mut sat_context, num_threads: i32) -> i32;
+
+    // progress and cancellation
+    pub fn sat_context_set_progress(ctx: *mut sat_context, f: sat_progress_fn, user: *mut c_void) -> i32;
 
     pub fn sat_activation_name(act: i32) -> *const c_char;
     pub fn sat_activation_from_name(name: *const c_char, act: *mut i32) -> i32;
@@ -381,6 +447,10 @@ extern "C" {
     pub fn sat_model_train_backward(model: *mut sat_model, x: *const f32, labels: *const i32,
                                     n: i64, label_smoothing: f32, loss: *mut f32,
                                     correct: *mut i64) -> i32;
+
+    pub fn sat_model_layer_count(model: *const sat_model) -> i32;
+    pub fn sat_model_layer_info(model: *const sat_model, index: i32,
+                                info: *mut sat_layer_info) -> i32;
 
     pub fn sat_attack_opts_init(opts: *mut sat_attack_opts, size: u32) -> i32;
     pub fn sat_attack(model: *mut sat_model, opts: *const sat_attack_opts, x: *const f32,
@@ -466,4 +536,23 @@ extern "C" {
                                epoch: i64, batch_index: i64, path: *const c_char) -> i32;
     pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,
                                batch_index: *mut i64) -> i32;
+
+    // runtime control of an optimizer
+    pub fn sat_optimizer_set_lr(opt: *mut sat_optimizer, lr: f32) -> i32;
+    pub fn sat_optimizer_base_lr(opt: *const sat_optimizer) -> f32;
+    pub fn sat_optimizer_set_lr_scale(opt: *mut sat_optimizer, offset: i64, count: i64, scale: f32) -> i32;
+    pub fn sat_optimizer_get_lr_scale(opt: *const sat_optimizer, scales: *mut f32) -> i32;
+    pub fn sat_optimizer_set_frozen(opt: *mut sat_optimizer, mask: *const u8) -> i32;
+    pub fn sat_optimizer_get_frozen(opt: *const sat_optimizer, mask: *mut u8) -> i32;
+
+    // checkpoints of a model and an optimizer
+    pub fn sat_optimizer_checkpoint_save(opt: *const sat_optimizer, meta: *const sat_model_meta,
+                                         path: *const c_char) -> i32;
+    pub fn sat_optimizer_checkpoint_load(opt: *mut sat_optimizer, path: *const c_char,
+                                         meta: *mut sat_model_meta) -> i32;
+
+    // destroying with a status (SAT_E_STATE while children live)
+    pub fn sat_context_destroy_checked(ctx: *mut sat_context) -> i32;
+    pub fn sat_model_destroy_checked(model: *mut sat_model) -> i32;
+    pub fn sat_optimizer_destroy_checked(opt: *mut sat_optimizer) -> i32;
 }

@@ -47,6 +47,10 @@ rust_layout! {
                               reserved0, logits_fn, input_grad_fn, user }
     sat_model_meta { struct_size, norm, eps, method, steps, epochs, clean_accuracy,
                      robust_accuracy }
+    sat_tensor_info { role, ndim, offset, count, shape }
+    sat_layer_info { struct_size, op, op_name, name, line, input0, input1, channels, height,
+                     width, units, kernel, stride, padding, has_bias, activation, act_param,
+                     num_params, num_state, reserved0, params, state }
 }
 
 /// Removes /* */ and // comments.

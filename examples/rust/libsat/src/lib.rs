@@ -39,6 +39,7 @@
 //! [`Optimizer::model`] and [`Trainer::model`] give access in between. Handles are neither `Send` nor `Sync`
 //! (one handle, one thread, as in C).
 
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::marker::PhantomData;
@@ -48,6 +49,9 @@ use std::ptr;
 
 /// The raw declarations of `sat.h` (the `libsat-sys` crate).
 pub use libsat_sys as sys;
+
+mod layers;
+pub use layers::{Block, LayerInfo, LayerOp, TensorInfo, TensorRole};
 
 /* ------------------------------------------------------------------------------------ */
 /* Errors                                                                               */
@@ -715,6 +719,8 @@ impl PartialEq for Backward {
 /// Threads and the default seed shared by the models and data sets made with it.
 pub struct Context {
     raw: *mut sys::sat_context,
+    /// The `user` of the C progress callback: boxed, so its address does not move.
+    progress: Box<RefCell<ProgressState>>,
 }
 
 impl Context {
@@ -728,7 +734,7 @@ impl Context {
         o.seed = seed;
         let mut raw = ptr::null_mut();
         check_tls(unsafe { sys::sat_context_create(&o, &mut raw) })?;
-        Ok(Context { raw })
+        Ok(Context { raw, progress: Box::new(RefCell::new(ProgressState { closure: None, panic: None })) })
     }
 
     pub fn as_ptr(&self) -> *mut sys::sat_context {
@@ -745,11 +751,110 @@ impl Context {
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_context_last_error(self.raw)) }
     }
+
+    /// Destroys the context now and reports the library's status
+    /// (`sat_context_destroy_checked`). The borrow checker already keeps models and data
+    /// sets from outliving the context, so this fails only while a handle made through
+    /// [`sys`] from [`Context::as_ptr`] lives: the context is then handed back, still usable.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_context_destroy_checked(raw) }, || unsafe { sys::sat_context_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
         unsafe { sys::sat_context_destroy(self.raw) }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Progress and cancellation                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+type ProgressClosure = Box<dyn FnMut(&str, i64, i64) -> bool>;
+
+/// What the progress trampoline reaches through `user`.
+struct ProgressState {
+    closure: Option<ProgressClosure>,
+    panic: Option<String>,
+}
+
+unsafe extern "C" fn progress_trampoline(user: *mut c_void, what: *const c_char, done: i64, total: i64) -> i32 {
+    let cell = &*(user as *const RefCell<ProgressState>);
+    // Busy only if the closure itself led here again; such a report is not passed on.
+    let Ok(mut st) = cell.try_borrow_mut() else { return 0 };
+    let what = cstr(what);
+    let st = &mut *st;
+    let Some(f) = st.closure.as_mut() else { return 0 };
+    // A panic must not unwind into C: it cancels the call and is kept for take_progress_panic.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&what, done, total))) {
+        Ok(cancel) => cancel as i32,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string payload".into());
+            st.panic.get_or_insert(format!("progress closure panicked: {what}"));
+            1
+        }
+    }
+}
+
+impl Context {
+    /// Sets the progress closure of the long calls made with this context's models, callback
+    /// models, trainers and data sets (attacks, AutoAttack, evaluation, training steps, data
+    /// set loading). It gets the running call's name (`"sat_attack"`, `"sat_train_step"`,
+    /// ...) and `done` of `total` units of its work, is called on the calling thread first
+    /// with `done == 0`, then after every bounded piece of work, last with `done == total`;
+    /// returning `true` cancels the call, which then fails with [`ErrorKind::Aborted`]. A
+    /// cancelled training step leaves the model and optimizer as they were. To cancel from
+    /// another thread, capture an `Arc<AtomicBool>` that thread sets:
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    /// let ctx = libsat::Context::new(1, 0)?;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let flag = stop.clone();
+    /// ctx.set_progress(move |_what, _done, _total| flag.load(Ordering::Relaxed))?;
+    /// // another thread: stop.store(true, Ordering::Relaxed);
+    /// # Ok::<(), libsat::Error>(())
+    /// ```
+    ///
+    /// A panic in the closure cancels the call too; its message is kept for
+    /// [`Context::take_progress_panic`]. Calling this from inside the closure fails with
+    /// [`ErrorKind::State`].
+    pub fn set_progress(&self, f: impl FnMut(&str, i64, i64) -> bool + 'static) -> Result<()> {
+        self.replace_progress(Some(Box::new(f)))
+    }
+
+    /// Removes the progress closure: long calls report nothing and cannot be cancelled.
+    pub fn clear_progress(&self) -> Result<()> {
+        self.replace_progress(None)
+    }
+
+    /// The message of a panic in the progress closure that cancelled a call, once.
+    pub fn take_progress_panic(&self) -> Option<String> {
+        self.progress.try_borrow_mut().ok().and_then(|mut st| st.panic.take())
+    }
+
+    fn replace_progress(&self, closure: Option<ProgressClosure>) -> Result<()> {
+        let mut st = self.progress.try_borrow_mut().map_err(|_| {
+            Error::new(sys::SAT_E_STATE, "set_progress: called from inside the progress closure")
+        })?;
+        let on = closure.is_some();
+        st.closure = closure;
+        let raw = self.raw;
+        let user = &*self.progress as *const RefCell<ProgressState> as *mut c_void;
+        check(unsafe { sys::sat_context_set_progress(raw, if on { Some(progress_trampoline) } else { None }, user) },
+              || unsafe { sys::sat_context_last_error(raw) })
     }
 }
 
@@ -1235,6 +1340,23 @@ impl<'ctx> Model<'ctx> {
     }
 }
 
+impl Model<'_> {
+    /// Destroys the model now and reports the library's status (`sat_model_destroy_checked`).
+    /// Safe code cannot drop a model its optimizers still borrow, so this fails only while
+    /// a handle made through [`sys`] from [`Model::as_ptr`] lives: the model is then handed
+    /// back, still usable.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_model_destroy_checked(raw) }, || unsafe { sys::sat_model_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
 impl Drop for Model<'_> {
     fn drop(&mut self) {
         unsafe { sys::sat_model_destroy(self.raw) }
@@ -1659,6 +1781,79 @@ impl<'m, 'ctx> Optimizer<'m, 'ctx> {
     pub fn last_error(&self) -> String {
         unsafe { cstr(sys::sat_optimizer_last_error(self.raw)) }
     }
+
+    /// Sets the base learning rate (finite, > 0); the schedule scales it, so [`Optimizer::lr`]
+    /// is this times the schedule's factor at the current step.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.check(unsafe { sys::sat_optimizer_set_lr(self.raw, lr) })
+    }
+    /// The base learning rate.
+    pub fn base_lr(&self) -> f32 {
+        unsafe { sys::sat_optimizer_base_lr(self.raw) }
+    }
+    /// Scales the learning rate of the parameters in `range` of the flat block (a parameter
+    /// group, e.g. one layer's weights) by `scale` (finite, >= 0; every scale starts at 1).
+    pub fn set_lr_scale(&mut self, range: std::ops::Range<usize>, scale: f32) -> Result<()> {
+        let count = range.end.saturating_sub(range.start);
+        self.check(unsafe { sys::sat_optimizer_set_lr_scale(self.raw, range.start as i64, count as i64, scale) })
+    }
+    /// The per-parameter learning-rate scales.
+    pub fn lr_scale(&self) -> Result<Vec<f32>> {
+        let mut out = vec![0f32; self.model.param_count()];
+        self.check(unsafe { sys::sat_optimizer_get_lr_scale(self.raw, out.as_mut_ptr()) })?;
+        Ok(out)
+    }
+    /// Sets the freeze mask (one 0 or 1 per parameter; `None` unfreezes everything): frozen
+    /// parameters and their optimizer state never change in a step.
+    pub fn set_frozen(&mut self, mask: Option<&[u8]>) -> Result<()> {
+        let p = match mask {
+            None => ptr::null(),
+            Some(m) if m.len() == self.model.param_count() => m.as_ptr(),
+            Some(m) => {
+                return Err(Error::new(sys::SAT_E_SHAPE, format!(
+                    "set_frozen: {} values for {} parameters", m.len(), self.model.param_count())))
+            }
+        };
+        self.check(unsafe { sys::sat_optimizer_set_frozen(self.raw, p) })
+    }
+    /// The freeze mask (1 = frozen).
+    pub fn frozen(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.model.param_count()];
+        self.check(unsafe { sys::sat_optimizer_get_frozen(self.raw, out.as_mut_ptr()) })?;
+        Ok(out)
+    }
+    /// Saves the model and this optimizer (state, step count, learning rate, scales, freeze
+    /// mask): a checkpoint for a loop of your own, without a trainer.
+    pub fn save_checkpoint(&self, path: impl AsRef<Path>, meta: Option<&ModelMeta>) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let m = meta.map_or(ptr::null(), |m| &m.0 as *const _);
+        self.check(unsafe { sys::sat_optimizer_checkpoint_save(self.raw, m, p.as_ptr()) })
+    }
+    /// Restores a [`Optimizer::save_checkpoint`] file into the model and this optimizer;
+    /// returns the stored meta. On failure nothing is changed.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<ModelMeta> {
+        let p = c_path(path.as_ref())?;
+        let mut meta = ModelMeta::new()?;
+        self.check(unsafe { sys::sat_optimizer_checkpoint_load(self.raw, p.as_ptr(), &mut meta.0) })?;
+        Ok(meta)
+    }
+    /// Destroys the optimizer now and reports the library's status
+    /// (`sat_optimizer_destroy_checked`); fails, handing the optimizer back, only while a
+    /// trainer made through [`sys`] uses it.
+    pub fn close(self) -> std::result::Result<(), (Self, Error)> {
+        let raw = self.raw;
+        match check(unsafe { sys::sat_optimizer_destroy_checked(raw) }, || unsafe { sys::sat_optimizer_last_error(raw) }) {
+            Ok(()) => {
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+    /// The C handle (still owned by this object).
+    pub fn as_ptr(&self) -> *mut sys::sat_optimizer {
+        self.raw
+    }
 }
 
 impl Drop for Optimizer<'_, '_> {
@@ -1770,6 +1965,19 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
     /// The optimizer (read access between steps).
     pub fn optimizer(&self) -> &Optimizer<'m, 'ctx> {
         self.opt
+    }
+
+    /// [`Optimizer::set_lr`] on the optimizer this trainer holds; from the next step on.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        self.opt.set_lr(lr)
+    }
+    /// [`Optimizer::set_lr_scale`] on the optimizer this trainer holds.
+    pub fn set_lr_scale(&mut self, range: std::ops::Range<usize>, scale: f32) -> Result<()> {
+        self.opt.set_lr_scale(range, scale)
+    }
+    /// [`Optimizer::set_frozen`] on the optimizer this trainer holds.
+    pub fn set_frozen(&mut self, mask: Option<&[u8]>) -> Result<()> {
+        self.opt.set_frozen(mask)
     }
 
     pub fn last_error(&self) -> String {
