@@ -79,15 +79,7 @@ static int32_t run_restart(sat__attack_chunk *c, const apgd_buf *b, int32_t r, i
     const int32_t steps = cfg->steps;
     const size_t all = sizeof(float) * (size_t)(nc * d);
 
-    for (int64_t i = 0; i < nc; i++) {
-        if (cfg->random_start) {
-            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i),
-                                     c->x + i * d, b->xa + i * d, d);
-            sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, b->xa + i * d, d);
-        } else {
-            memcpy(b->xa + i * d, c->x + i * d, sizeof(float) * (size_t)d);
-        }
-    }
+    sat__attack_start(c, r, b->xa);
     int32_t st = sat__attack_eval(c, b->xa, c->labels, c->targets, nc, b->obj, b->pred,
                                   b->dlogits, b->grad);
     if (st) return st;

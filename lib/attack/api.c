@@ -79,7 +79,7 @@ static int32_t attack_checked(const sat__target *m, const sat__attack_cfg *cfg, 
         reporting.progress = &progress;
         st = sat__progress_begin(&progress, m->ctx, fn, n * cfg->steps * cfg->restarts, m->err);
         if (st == SAT_OK)
-            st = sat__attack_run(&reporting, cfg, x, labels, targets, n, 0, NULL, x_adv, work, &out);
+            st = sat__attack_run(&reporting, cfg, x, labels, targets, NULL, n, 0, NULL, x_adv, work, &out);
     }
     if (st == SAT_OK && trace) {
         for (int64_t i = 0; i < len; i++) {

@@ -1,6 +1,7 @@
 /* attack.h - the attack module's internal interface: loss functions with their logit
  * gradients, the ball/box geometry, and one entry point that runs any attack on a batch.
- * The public sat_attack / sat_evaluate and the trainer all go through sat__attack_run.
+ * The public sat_attack / sat_evaluate and the trainer (lib/train/craft.c) all go through
+ * sat__attack_run, so there is one PGD.
  *
  * Conventions: the attacker always *maximises* an objective (targeted attacks maximise
  * the negative loss towards the target), so every step is an ascent step and "better"
@@ -47,7 +48,8 @@ void sat__target_of_callback(sat_callback_model *m, sat__target *t);
 #define SAT__OBJ_MARGIN_T 3  /* z_t - max_{j!=t} z_j */
 #define SAT__OBJ_DLR 4       /* -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3 + 1e-12), >= 3 classes */
 #define SAT__OBJ_DLR_T 5     /* -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12), >= 4 classes */
-#define SAT__OBJ_COUNT 6
+#define SAT__OBJ_KL 6        /* KL(softmax(r) || softmax(z)), r the reference logits (TRADES) */
+#define SAT__OBJ_COUNT 7
 
 /* Each writes obj[i] (may be NULL) and d(sum_i obj_i)/d(logits) into dlogits[n x classes]
  * (may be NULL), and returns the sum. pi1 >= pi2 >= ... are the logits sorted in
@@ -60,10 +62,13 @@ double sat__loss_dlr(const float *logits, const int32_t *labels, int64_t n, int3
                      float *obj, float *dlogits);
 double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const int32_t *targets,
                               int64_t n, int32_t classes, float *obj, float *dlogits);
-/* Dispatch on SAT__OBJ_*; targets are used by the *_T objectives only. */
+/* ref: the reference logits [n x classes] the KL is measured from. */
+double sat__loss_kl(const float *logits, const float *ref, int64_t n, int32_t classes, float *obj,
+                    float *dlogits);
+/* Dispatch on SAT__OBJ_*; targets are used by the *_T objectives only, ref by SAT__OBJ_KL. */
 double sat__attack_objective(int32_t objective, const float *logits, const int32_t *labels,
-                             const int32_t *targets, int64_t n, int32_t classes, float *obj,
-                             float *dlogits);
+                             const int32_t *targets, const float *ref, int64_t n, int32_t classes,
+                             float *obj, float *dlogits);
 
 /* ---- geometry on one example of `size` values ----
  * Projects xa onto {|xa - x| <= eps in `norm`} and then clips it to [0,1]. Clipping after
@@ -78,10 +83,17 @@ void sat__attack_ascend(int32_t norm, float step, const float *g, float *xa, int
  * example * (size+1) + pixel. */
 void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t restart,
                               int64_t example, const float *x, float *xa, int64_t size);
+/* xa = x + sigma N(0,1) per pixel, clipped to [0,1] (TRADES' start): the same key and
+ * indices as sat__attack_random_start's L2 normals. */
+void sat__attack_noise_start(float sigma, uint64_t seed, int32_t restart, int64_t example, const float *x,
+                             float *xa, int64_t size);
 
 /* ---- running an attack ---- */
 
-/* Options after defaults and checks; what sat__attack_resolve makes of sat_attack_opts. */
+#define SAT__START_NOISE 2 /* random_start: TRADES' small Gaussian start */
+
+/* Options after defaults and checks; what sat__attack_resolve makes of sat_attack_opts, or
+ * what the trainer asks for (lib/train/craft.c). */
 typedef struct sat__attack_cfg {
     int32_t method;        /* SAT_ATTACK_* */
     int32_t norm;          /* SAT_NORM_* */
@@ -92,10 +104,11 @@ typedef struct sat__attack_cfg {
     float step;            /* PGD/FGSM step; APGD initial step */
     int32_t steps;         /* 1 for FGSM */
     int32_t restarts;
-    int32_t random_start;
+    int32_t random_start;  /* 0: start at x; 1: uniform in the ball; SAT__START_NOISE */
+    float start_sigma;     /* SAT__START_NOISE: x + start_sigma N(0,1) */
     int32_t bn;            /* SAT__BN_INFER or SAT__BN_BATCH */
-    int32_t keep_last;     /* 1: a restart yields its last iterate (as training expects);
-                              0: its best one. sat_attack uses 0. */
+    int32_t keep_last;     /* 1: a restart yields its last iterate (training uses the last
+                              one, as PGD-AT, Fast-AT and TRADES do); 0: its best one. */
     int32_t eot;           /* passes averaged per evaluation on non-deterministic models; 1 */
     uint64_t seed;
 } sat__attack_cfg;
@@ -145,14 +158,15 @@ size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, 
 
 /* Runs the attack of cfg on n >= 1 already validated examples (labels in range, targets in
  * range when the objective needs them, x finite), in chunks of the model's max_batch.
+ * ref_logits [n x classes] are the reference of SAT__OBJ_KL (NULL for the others).
  * index_base is the global index of x[0] for the random starts, or index (if not NULL)
  * gives each example's global index. x_adv may be x itself
  * (in place) but must not otherwise overlap it. work: sat__attack_work_bytes bytes aligned
  * to SAT_ALIGN, or NULL to allocate through the context (SAT_E_NOMEM on failure, before
  * anything is written). Parameters and running statistics are never changed. */
 int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
-                        const int32_t *labels, const int32_t *targets, int64_t n,
-                        int64_t index_base, const int64_t *index, float *x_adv, void *work,
+                        const int32_t *labels, const int32_t *targets, const float *ref_logits,
+                        int64_t n, int64_t index_base, const int64_t *index, float *x_adv, void *work,
                         sat__attack_out *out);
 
 /* The two algorithms on one chunk (nc <= max_batch), used by sat__attack_run. */
@@ -161,6 +175,7 @@ typedef struct sat__attack_chunk {
     const sat__attack_cfg *cfg;
     const float *x;
     const int32_t *labels, *targets;
+    const float *ref_logits;  /* [nc x classes] SAT__OBJ_KL's reference, or NULL */
     int64_t nc, index_base;
     const int64_t *index;     /* [nc] global indices of the examples, or NULL: index_base + i */
     float *eot_grad, *eot_obj; /* [nc x size], [nc]: one pass of an expectation (cfg->eot > 1) */
@@ -172,6 +187,9 @@ typedef struct sat__attack_chunk {
     sat__attack_out *out;
 } sat__attack_chunk;
 
+/* Start points of restart r for every example of the chunk (cfg->random_start), in the
+ * ball and in [0,1]. */
+void sat__attack_start(const sat__attack_chunk *c, int32_t r, float *xa);
 /* Evaluates the objective at xa (nc examples, with their labels and targets): obj[nc],
  * pred[nc], and when grad is non-NULL the input gradient of the summed objective. dlogits is
  * scratch of nc x classes. With cfg->eot > 1 on a model that is not deterministic, obj and

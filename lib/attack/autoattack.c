@@ -156,8 +156,8 @@ static int32_t run_on_survivors(const sat__target *m, const sat__attack_cfg *cfg
         }
         attacked += nb;
         if (rank >= 0) sat__pick_targets(b->zb, b->yb, nb, k, rank, b->tb);
-        int32_t st = sat__attack_run(m, cfg, b->xb, b->yb, rank >= 0 ? b->tb : NULL, nb, 0, b->idx, b->xab,
-                                     b->work, NULL);
+        int32_t st = sat__attack_run(m, cfg, b->xb, b->yb, rank >= 0 ? b->tb : NULL, NULL, nb, 0, b->idx,
+                                     b->xab, b->work, NULL);
         if (st == SAT_OK) st = sat__predict(m, b->xab, nb, b->pb, NULL);
         if (st) return st;
         for (int64_t i = 0; i < nb; i++) {

@@ -97,7 +97,7 @@ typedef struct eval_buf {
 static int32_t attack_and_score(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
                                 const int32_t *labels, const int32_t *targets, int64_t nc,
                                 int64_t base, const eval_buf *b, uint8_t *ok) {
-    int32_t st = sat__attack_run(m, cfg, x, labels, targets, nc, base, NULL, b->x_adv, b->work, NULL);
+    int32_t st = sat__attack_run(m, cfg, x, labels, targets, NULL, nc, base, NULL, b->x_adv, b->work, NULL);
     if (st) return st;
     st = sat__predict(m, b->x_adv, nc, b->pred, NULL);
     if (st) return st;

@@ -47,10 +47,15 @@ void sat__attack_ascend(int32_t norm, float step, const float *g, float *xa, int
     for (int64_t i = 0; i < size; i++) xa[i] = (float)((double)xa[i] + f * (double)g[i]);
 }
 
+/* Example `example` of restart r draws under one key per restart (so restart r draws the
+ * same numbers whatever the restart count) from index example * (size+1) on. */
+static uint64_t start_key(uint64_t seed, int32_t restart) {
+    return sat__rng_u64(seed, SAT_STREAM_ATTACK, ~(uint64_t)restart);
+}
+
 void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t restart,
                               int64_t example, const float *x, float *xa, int64_t size) {
-    /* One key per restart, so restart r draws the same numbers whatever the restart count. */
-    const uint64_t key = sat__rng_u64(seed, SAT_STREAM_ATTACK, ~(uint64_t)restart);
+    const uint64_t key = start_key(seed, restart);
     const uint64_t base = (uint64_t)example * (uint64_t)(size + 1);
     if (norm == SAT_NORM_LINF) {
         for (int64_t i = 0; i < size; i++) {
@@ -70,4 +75,12 @@ void sat__attack_random_start(int32_t norm, float eps, uint64_t seed, int32_t re
     const double radius = (double)eps * pow(u, 1.0 / (double)size);
     const double f = s > 0.0 ? radius / sqrt(s) : 0.0;
     for (int64_t i = 0; i < size; i++) xa[i] = clampf((float)((double)x[i] + f * (double)xa[i]), 0.0f, 1.0f);
+}
+
+void sat__attack_noise_start(float sigma, uint64_t seed, int32_t restart, int64_t example, const float *x,
+                             float *xa, int64_t size) {
+    const uint64_t key = start_key(seed, restart);
+    const uint64_t base = (uint64_t)example * (uint64_t)(size + 1);
+    for (int64_t i = 0; i < size; i++)
+        xa[i] = clampf(x[i] + sigma * sat__rng_normal(key, SAT_STREAM_ATTACK, base + (uint64_t)i), 0.0f, 1.0f);
 }

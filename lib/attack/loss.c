@@ -1,5 +1,6 @@
 /* loss.c - the objectives attacks maximise (CE, Carlini-Wagner margin, DLR and targeted
- * DLR of Croce & Hein) and their gradients with respect to the logits. */
+ * DLR of Croce & Hein, TRADES' KL divergence from reference logits) and their gradients
+ * with respect to the logits. */
 #include "attack/attack.h"
 
 #include <math.h>
@@ -12,34 +13,13 @@ double sat__loss_ce(const float *logits, const int32_t *labels, int64_t n, int32
     return sat__softmax_ce(logits, labels, n, classes, 0.0f, obj, dlogits, 1.0f);
 }
 
-/* Largest logit other than class `skip` (-1: none); ties go to the lower index. */
-static int32_t argmax_except(const float *z, int32_t classes, int32_t skip) {
-    int32_t best = -1;
-    for (int32_t j = 0; j < classes; j++)
-        if (j != skip && (best < 0 || z[j] > z[best])) best = j;
-    return best;
-}
-
-/* Indices of the `k` largest logits in decreasing order (ties: lower index first). */
-static void top_k(const float *z, int32_t classes, int32_t k, int32_t *idx) {
-    for (int32_t r = 0; r < k; r++) {
-        int32_t best = -1;
-        for (int32_t j = 0; j < classes; j++) {
-            int taken = 0;
-            for (int32_t q = 0; q < r; q++) taken |= idx[q] == j;
-            if (!taken && (best < 0 || z[j] > z[best])) best = j;
-        }
-        idx[r] = best;
-    }
-}
-
 double sat__loss_margin(const float *logits, const int32_t *labels, int64_t n, int32_t classes,
                         float *obj, float *dlogits) {
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * classes;
         const int32_t y = labels[i];
-        const int32_t o = argmax_except(z, classes, y);
+        const int32_t o = sat__argmax(z, classes, y, -1);
         const double v = o >= 0 ? (double)z[o] - (double)z[y] : 0.0;
         total += v;
         if (obj) obj[i] = (float)v;
@@ -68,8 +48,8 @@ double sat__loss_dlr(const float *logits, const int32_t *labels, int64_t n, int3
         }
         const int32_t y = labels[i];
         int32_t p[3];
-        top_k(z, classes, 3, p);
-        const int32_t o = argmax_except(z, classes, y);
+        sat__top_k(z, classes, -1, 3, p);
+        const int32_t o = sat__argmax(z, classes, y, -1);
         const double num = (double)z[y] - (double)z[o];
         const double den = (double)z[p[0]] - (double)z[p[2]] + DLR_EPS;
         const double v = -num / den;
@@ -100,7 +80,7 @@ double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const 
         }
         const int32_t y = labels[i], t = targets[i];
         int32_t p[4];
-        top_k(z, classes, 4, p);
+        sat__top_k(z, classes, -1, 4, p);
         const double num = (double)z[y] - (double)z[t];
         const double den = (double)z[p[0]] - 0.5 * ((double)z[p[2]] + (double)z[p[3]]) + DLR_EPS;
         const double v = -num / den;
@@ -118,14 +98,27 @@ double sat__loss_dlr_targeted(const float *logits, const int32_t *labels, const 
     return total;
 }
 
+double sat__loss_kl(const float *logits, const float *ref, int64_t n, int32_t classes, float *obj,
+                    float *dlogits) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        float *d = dlogits ? dlogits + i * classes : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)classes);
+        const double v = sat__kl_softmax(ref + i * classes, logits + i * classes, classes, 1.0, d, NULL);
+        total += v;
+        if (obj) obj[i] = (float)v;
+    }
+    return total;
+}
+
 static void negate(float *v, int64_t n) {
     if (v)
         for (int64_t i = 0; i < n; i++) v[i] = -v[i];
 }
 
 double sat__attack_objective(int32_t objective, const float *logits, const int32_t *labels,
-                             const int32_t *targets, int64_t n, int32_t classes, float *obj,
-                             float *dlogits) {
+                             const int32_t *targets, const float *ref, int64_t n, int32_t classes,
+                             float *obj, float *dlogits) {
     double s;
     switch (objective) {
     case SAT__OBJ_CE: return sat__loss_ce(logits, labels, n, classes, obj, dlogits);
@@ -133,6 +126,7 @@ double sat__attack_objective(int32_t objective, const float *logits, const int32
     case SAT__OBJ_DLR: return sat__loss_dlr(logits, labels, n, classes, obj, dlogits);
     case SAT__OBJ_DLR_T:
         return sat__loss_dlr_targeted(logits, labels, targets, n, classes, obj, dlogits);
+    case SAT__OBJ_KL: return sat__loss_kl(logits, ref, n, classes, obj, dlogits);
     /* Targeted CE and margin: minimise the loss towards the target. */
     case SAT__OBJ_CE_T: s = sat__loss_ce(logits, targets, n, classes, obj, dlogits); break;
     case SAT__OBJ_MARGIN_T: s = sat__loss_margin(logits, targets, n, classes, obj, dlogits); break;

@@ -13,13 +13,7 @@ int32_t sat__predict(const sat__target *m, const float *x, int64_t n, int32_t *p
         const float *z;
         int32_t st = m->forward(m->self, x + s * m->in_size, nc, SAT__BN_INFER, &z);
         if (st) return st;
-        for (int64_t i = 0; i < nc; i++) {
-            const float *row = z + i * k;
-            int32_t best = 0;
-            for (int32_t c = 1; c < k; c++)
-                if (row[c] > row[best]) best = c;
-            pred[s + i] = best;
-        }
+        for (int64_t i = 0; i < nc; i++) pred[s + i] = sat__argmax(z + i * k, k, -1, -1);
         if (logits_out) memcpy(logits_out + s * k, z, sizeof(float) * (size_t)(nc * k));
     }
     return SAT_OK;
@@ -56,16 +50,8 @@ void sat__pick_targets(const float *logits, const int32_t *labels, int64_t nc, i
     for (int64_t i = 0; i < nc; i++) {
         const float *z = logits + i * classes;
         int32_t chosen = -1;
-        for (int32_t r = 0; r <= t; r++) {
-            int32_t best = -1;
-            for (int32_t c = 0; c < classes; c++) {
-                if (c == labels[i]) continue;
-                /* rank r: the best class strictly after rank r-1 in (value desc, index asc) order */
-                if (chosen >= 0 && (z[c] > z[chosen] || (z[c] == z[chosen] && c <= chosen))) continue;
-                if (best < 0 || z[c] > z[best]) best = c;
-            }
-            chosen = best;
-        }
+        /* rank r: the best class strictly after rank r-1 */
+        for (int32_t r = 0; r <= t; r++) chosen = sat__argmax(z, classes, labels[i], chosen);
         targets[i] = chosen >= 0 ? chosen : (labels[i] + 1) % classes;
     }
 }

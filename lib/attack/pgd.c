@@ -1,6 +1,7 @@
 /* pgd.c - FGSM and PGD (Linf and L2) on one chunk: optional random start, fixed-size
  * normalised ascent steps, projection onto the eps-ball and the pixel box after every
- * step. FGSM is PGD with one step (of eps, or 1.25 eps from a random start). */
+ * step. FGSM is PGD with one step (of eps, or 1.25 eps from a random start). The trainer's
+ * attacks (PGD-AT, Fast-AT, TRADES' KL attack) are this PGD too, keeping the last iterate. */
 #include "attack/attack.h"
 
 #include <string.h>
@@ -10,21 +11,6 @@ size_t sat__pgd_scratch_bytes(const sat__target *m, int64_t nc) {
     return 2 * sat__attack_align(n * d * sizeof(float)) + sat__attack_align(n * sizeof(float)) +
            sat__attack_align(n * sizeof(int32_t)) +
            sat__attack_align(n * (size_t)m->classes * sizeof(float));
-}
-
-/* Start point of restart r for every example of the chunk. */
-static void start_points(const sat__attack_chunk *c, int32_t r, float *xa) {
-    const sat__attack_cfg *cfg = c->cfg;
-    const int64_t d = c->m->in_size;
-    if (!cfg->random_start) {
-        memcpy(xa, c->x, sizeof(float) * (size_t)(c->nc * d));
-        return;
-    }
-    for (int64_t i = 0; i < c->nc; i++) {
-        sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, sat__attack_index(c, i), c->x + i * d,
-                                 xa + i * d, d);
-        sat__attack_project(cfg->norm, cfg->eps, c->x + i * d, xa + i * d, d);
-    }
 }
 
 int32_t sat__pgd_chunk(sat__attack_chunk *c) {
@@ -45,7 +31,7 @@ int32_t sat__pgd_chunk(sat__attack_chunk *c) {
     int have = 0;
 
     for (int32_t r = 0; r < cfg->restarts; r++) {
-        start_points(c, r, xa);
+        sat__attack_start(c, r, xa);
         for (int32_t s = 0; s < steps; s++) {
             int32_t st = sat__attack_eval(c, xa, c->labels, c->targets, nc, obj, pred, dlogits, grad);
             if (st) return st;

@@ -33,13 +33,6 @@ size_t sat__attack_work_bytes(const sat__target *m, const sat__attack_cfg *cfg, 
     return keep_bytes(m, cfg, nc) + algo;
 }
 
-static int32_t argmax_row(const float *z, int32_t classes) {
-    int32_t best = 0;
-    for (int32_t c = 1; c < classes; c++)
-        if (z[c] > z[best]) best = c;
-    return best;
-}
-
 static int32_t eval_once(sat__attack_chunk *c, const float *xa, const int32_t *labels, const int32_t *targets,
                          int64_t nc, float *obj, int32_t *pred, float *dlogits, float *grad) {
     const sat__target *m = c->m;
@@ -47,8 +40,10 @@ static int32_t eval_once(sat__attack_chunk *c, const float *xa, const int32_t *l
     int32_t st = m->forward(m->self, xa, nc, c->cfg->bn, &logits);
     if (st) return st;
     const int32_t k = m->classes;
-    sat__attack_objective(c->cfg->objective, logits, labels, targets, nc, k, obj, grad ? dlogits : NULL);
-    for (int64_t i = 0; i < nc; i++) pred[i] = argmax_row(logits + i * k, k);
+    /* The KL reference is the chunk's: only attacks that evaluate whole chunks (PGD) use it. */
+    sat__attack_objective(c->cfg->objective, logits, labels, targets, c->ref_logits, nc, k, obj,
+                          grad ? dlogits : NULL);
+    for (int64_t i = 0; i < nc; i++) pred[i] = sat__argmax(logits + i * k, k, -1, -1);
     if (grad) st = m->backward(m->self, xa, nc, dlogits, grad);
     return st;
 }
@@ -68,6 +63,25 @@ int32_t sat__attack_eval(sat__attack_chunk *c, const float *xa, const int32_t *l
     for (int64_t i = 0; i < nc; i++) obj[i] /= (float)passes;
     for (int64_t j = 0; grad && j < nc * d; j++) grad[j] /= (float)passes;
     return st;
+}
+
+void sat__attack_start(const sat__attack_chunk *c, int32_t r, float *xa) {
+    const sat__attack_cfg *cfg = c->cfg;
+    const int64_t d = c->m->in_size;
+    for (int64_t i = 0; i < c->nc; i++) {
+        const float *x = c->x + i * d;
+        float *a = xa + i * d;
+        const int64_t e = sat__attack_index(c, i);
+        if (!cfg->random_start) {
+            memcpy(a, x, sizeof(float) * (size_t)d);
+            continue;
+        }
+        if (cfg->random_start == SAT__START_NOISE)
+            sat__attack_noise_start(cfg->start_sigma, cfg->seed, r, e, x, a, d);
+        else
+            sat__attack_random_start(cfg->norm, cfg->eps, cfg->seed, r, e, x, a, d);
+        sat__attack_project(cfg->norm, cfg->eps, x, a, d);
+    }
 }
 
 void sat__attack_offer(sat__attack_chunk *c, const float *xa, const float *obj, const int32_t *pred,
@@ -125,8 +139,8 @@ static int32_t run_chunk(sat__attack_chunk *c) {
 }
 
 int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const float *x,
-                        const int32_t *labels, const int32_t *targets, int64_t n,
-                        int64_t index_base, const int64_t *index, float *x_adv, void *work,
+                        const int32_t *labels, const int32_t *targets, const float *ref_logits,
+                        int64_t n, int64_t index_base, const int64_t *index, float *x_adv, void *work,
                         sat__attack_out *out) {
     const int64_t d = m->in_size;
     const int64_t chunk = n < m->max_batch ? n : m->max_batch;
@@ -158,6 +172,7 @@ int32_t sat__attack_run(const sat__target *m, const sat__attack_cfg *cfg, const 
         c.x = x + s * d;
         c.labels = labels + s;
         c.targets = targets ? targets + s : NULL;
+        c.ref_logits = ref_logits ? ref_logits + s * m->classes : NULL;
         c.index_base = index_base + s;
         c.index = index ? index + s : NULL;
         st = run_chunk(&c);

@@ -143,8 +143,22 @@ typedef struct sat_run {
     int32_t param_grads; /* backward only */
 } sat_run;
 
+/* One word of a spec line after the layer keyword: `key=val`, or a positional `val`
+ * (key NULL). name= and from= are the parser's, every op takes them. */
+typedef struct sat_arg {
+    const char *key;
+    const char *val;
+} sat_arg;
+
+#define SAT__MAX_UNITS (1 << 20)   /* outputs of a dense or conv layer */
+#define SAT__MAX_CHANNELS 65536    /* input channels, height and width */
+
 typedef struct sat_op_info {
     const char *name;           /* the spec keyword */
+    /* Sets the op's defaults, reads its arguments into the node and checks that the
+     * required ones are there; may add constants (normalize). NULL: the op takes no
+     * arguments. Returns SAT_OK or SAT_E_INVALID_ARG with a message naming the line. */
+    int32_t (*parse)(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err);
     /* Sets the node's output shape from its inputs and counts parameters, state and
      * constants. Returns SAT_OK or SAT_E_INVALID_ARG with a message into err. */
     int32_t (*infer)(sat_model *m, sat_node *nd, char *err);
@@ -158,6 +172,12 @@ typedef struct sat_op_info {
      * output that no consumer's backward reads is dead once the forward pass has used it
      * (plan.c lets such outputs share memory). */
     int32_t backward_reads_input;
+    /* Floats the forward saves for the backward besides the tensors above, for any batch
+     * (batch norm: the batch mean and inverse std; nd->a_save). NULL: none. */
+    int64_t (*saved)(const sat_node *nd);
+    /* Initial parameters and state of the node from the seed, each value a pure function
+     * of (seed, position) (init.c's helpers). NULL: the op has none. */
+    void (*init)(sat_model *m, const sat_node *nd, uint64_t seed);
 } sat_op_info;
 
 extern const sat_op_info sat__ops[SAT_OP_COUNT];
@@ -168,6 +188,23 @@ static inline int sat__node_has_params(const sat_node *nd) {
 
 /* spec.c: parses a spec into m->nodes (shapes, parameter layout); message into err. */
 int32_t sat__parse_spec(sat_model *m, const char *spec, char *err);
+/* spec.c: what the ops' parse functions share. Each failing one returns
+ * SAT_E_INVALID_ARG with a message naming the spec line. */
+/* 1 if a is key=value with this key. */
+int sat__arg_is(const sat_arg *a, const char *key);
+/* 1 if s is an integer in [lo, hi] (stored in *out), else 0. */
+int sat__parse_int(const char *s, long lo, long hi, int32_t *out);
+/* The value of a key=value argument as an integer in [lo, hi]. */
+int32_t sat__arg_int(const sat_node *nd, const sat_arg *a, long lo, long hi, int32_t *out, char *err);
+/* The value as a float > 0. */
+int32_t sat__arg_positive(const sat_node *nd, const sat_arg *a, float *out, char *err);
+/* The value as a comma-separated list of 1 to max floats (positive: all > 0); *count. */
+int32_t sat__arg_floats(const sat_node *nd, const sat_arg *a, float *out, int max, int positive, int *count,
+                        char *err);
+/* The message for an argument the op does not take. */
+int32_t sat__arg_unknown(const sat_node *nd, const sat_arg *a, char *err);
+/* The latest node labelled `name` (name=), or -1. */
+int sat__spec_label(const sat_model *m, const char *name);
 /* plan.c: allocates the model's blocks and the two plans' gradient needs, and checks that
  * a training execution for max_batch can be laid out. */
 int32_t sat__plan_model(sat_model *m, char *err);
@@ -180,8 +217,12 @@ void sat__graph_add(const sat_model *m, const float *a, const float *b, float *o
 /* Makes the workspace large enough for the context's current thread count (it may have
  * grown since the model was created). Allocates only when it grows. */
 int32_t sat__plan_reserve_lanes(sat_exec *e, char *err);
-/* init.c: initial parameters and statistics from a seed. */
+/* init.c: initial parameters and statistics from a seed (each op's `init`). */
 void sat__init_params(sat_model *m, uint64_t seed);
+/* init.c: dst[j] = std * N(0,1) drawn at index first + j of SAT_STREAM_INIT. */
+void sat__init_normal(float *dst, int64_t first, int64_t count, float std, uint64_t seed);
+/* init.c: dst[0..count) = v. */
+void sat__init_fill(float *dst, int64_t count, float v);
 
 /* exec.c: an execution of kind SAT_EXEC_* for batches up to max_batch (message into err);
  * counted among the model's live children unless it is the model's own. */

@@ -1,6 +1,7 @@
-/* ops.c - the op table: for each op, shape inference (with its parameters, state and
- * constants), workspace, forward and backward. Backward functions receive the op's input
- * x0 and output y (both kept from the forward pass) and overwrite dx0/dx1 when non-NULL. */
+/* ops.c - the op table: for each op, the parsing of its spec arguments, shape inference
+ * (with its parameters, state and constants), parameter initialisation, workspace, what
+ * its backward keeps, forward and backward. Backward functions receive the op's input x0
+ * and output y (both kept from the forward pass) and overwrite dx0/dx1 when non-NULL. */
 #include "graph.h"
 
 #include <math.h>
@@ -30,6 +31,18 @@ static int64_t no_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
 }
 
 /* ---- input ---- */
+static int32_t input_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    int32_t *dst[3] = {&nd->c, &nd->h, &nd->w};
+    for (int32_t i = 0; i < count; i++) {
+        if (args[i].key) return sat__arg_unknown(nd, &args[i], err);
+        if (i >= 3 || !sat__parse_int(args[i].val, 1, SAT__MAX_CHANNELS, dst[i]))
+            FAIL("model spec line %d: input needs three positive sizes C H W, got '%s'", nd->line, args[i].val);
+    }
+    if (count != 3) FAIL("model spec line %d: input needs three positive sizes C H W", nd->line);
+    return SAT_OK;
+}
+
 static int32_t input_infer(sat_model *m, sat_node *nd, char *err) {
     (void)m;
     (void)err;
@@ -37,13 +50,46 @@ static int32_t input_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
-/* ---- normalize ---- */
 static int32_t same_shape_infer(sat_model *m, sat_node *nd, char *err) {
     (void)err;
     const sat_node *in = input_of(m, nd);
     nd->c = in->c;
     nd->h = in->h;
     nd->w = in->w;
+    return SAT_OK;
+}
+
+/* ---- normalize: mean= and std= with one value or one per channel, kept as constants ---- */
+#define NORMALIZE_MAX_CHANNELS 64
+
+static int32_t normalize_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    float v[2][NORMALIZE_MAX_CHANNELS]; /* mean, std */
+    int got[2] = {0, 0};
+    for (int32_t i = 0; i < count; i++) {
+        const int is_std = sat__arg_is(&args[i], "std");
+        if (!is_std && !sat__arg_is(&args[i], "mean")) return sat__arg_unknown(nd, &args[i], err);
+        int32_t st = sat__arg_floats(nd, &args[i], v[is_std], NORMALIZE_MAX_CHANNELS, is_std, &got[is_std], err);
+        if (st) return st;
+    }
+    const int c = input_of(m, nd)->c;
+    for (int j = 0; j < 2; j++)
+        if (got[j] != 1 && got[j] != c)
+            FAIL("model spec line %d: normalize needs %s with 1 or %d values, got %d", nd->line, j ? "std" : "mean",
+                 c, got[j]);
+    if (c > NORMALIZE_MAX_CHANNELS)
+        FAIL("model spec line %d: normalize supports at most %d channels", nd->line, NORMALIZE_MAX_CHANNELS);
+    nd->k_mean = m->num_consts;
+    nd->k_std = m->num_consts + c;
+    float *consts = sat__alloc(m->ctx, sizeof(float) * (size_t)(m->num_consts + 2 * c));
+    if (!consts) return sat__fail(err, SAT_E_NOMEM, "model spec: out of memory");
+    if (m->consts) memcpy(consts, m->consts, sizeof(float) * (size_t)m->num_consts);
+    for (int ch = 0; ch < c; ch++) {
+        consts[nd->k_mean + ch] = v[0][got[0] == 1 ? 0 : ch];
+        consts[nd->k_std + ch] = v[1][got[1] == 1 ? 0 : ch];
+    }
+    sat__dealloc(m->ctx, m->consts);
+    m->consts = consts;
+    m->num_consts += 2 * c;
     return SAT_OK;
 }
 
@@ -60,6 +106,44 @@ static void normalize_backward(const sat_run *r, const sat_node *nd, const float
     if (dx0)
         sat__normalize_backward(dy, r->m->consts + nd->k_std, dx0, r->n, nd->c,
                                 (int64_t)nd->h * nd->w);
+}
+
+/* ---- dense and conv: one positional output size, bias=0|1; conv also k=, s=, p= ---- */
+static int32_t weighted_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    const int conv = nd->op == SAT_OP_CONV;
+    const char *op = sat__ops[nd->op].name;
+    nd->has_bias = 1;
+    nd->stride = 1;
+    for (int32_t i = 0; i < count; i++) {
+        const sat_arg *a = &args[i];
+        int32_t st = SAT_OK;
+        if (!a->key) {
+            if (nd->units || !sat__parse_int(a->val, 1, SAT__MAX_UNITS, &nd->units))
+                FAIL("model spec line %d: %s needs one positive output size, got '%s'", nd->line, op, a->val);
+        } else if (sat__arg_is(a, "bias")) {
+            st = sat__arg_int(nd, a, 0, 1, &nd->has_bias, err);
+        } else if (conv && sat__arg_is(a, "k")) {
+            st = sat__arg_int(nd, a, 1, 64, &nd->k, err);
+        } else if (conv && sat__arg_is(a, "s")) {
+            st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
+        } else if (conv && sat__arg_is(a, "p")) {
+            st = sat__arg_int(nd, a, 0, 64, &nd->pad, err);
+        } else {
+            st = sat__arg_unknown(nd, a, err);
+        }
+        if (st) return st;
+    }
+    if (nd->units == 0) FAIL("model spec line %d: %s needs an output size", nd->line, op);
+    if (conv && nd->k == 0) FAIL("model spec line %d: conv needs k=K", nd->line);
+    return SAT_OK;
+}
+
+/* He-normal weights (std sqrt(2 / fan_in), suited to ReLU-like activations), zero biases. */
+static void weighted_init(sat_model *m, const sat_node *nd, uint64_t seed) {
+    const int64_t fan_in = nd->n_w / nd->units;
+    sat__init_normal(m->params + nd->p_w, nd->p_w, nd->n_w, sqrtf(2.0f / (float)fan_in), seed);
+    if (nd->p_b >= 0) sat__init_fill(m->params + nd->p_b, nd->units, 0.0f);
 }
 
 /* ---- dense (any input shape is read as a flat vector) ---- */
@@ -198,6 +282,18 @@ static int32_t bn_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
+/* Unit scale, zero shift; running mean 0 and variance 1. */
+static void bn_init(sat_model *m, const sat_node *nd, uint64_t seed) {
+    (void)seed;
+    sat__init_fill(m->params + nd->p_gamma, nd->c, 1.0f);
+    sat__init_fill(m->params + nd->p_beta, nd->c, 0.0f);
+    sat__init_fill(m->state + nd->s_mean, nd->c, 0.0f);
+    sat__init_fill(m->state + nd->s_var, nd->c, 1.0f);
+}
+
+/* The batch mean and inverse std of a training-mode forward. */
+static int64_t bn_saved(const sat_node *nd) { return 2 * (int64_t)nd->c; }
+
 /* Training-mode batch norm over a range of channels [c0, c1). */
 static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
                               int64_t c0, int64_t c1) {
@@ -248,7 +344,27 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
     }
 }
 
-/* ---- activation ---- */
+/* ---- activation: an optional kind (else the model's) and param= ---- */
+static int32_t act_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    nd->act = -1; /* the model's activation, set by act_infer */
+    nd->act_param = NAN;
+    int positional = 0;
+    for (int32_t i = 0; i < count; i++) {
+        const sat_arg *a = &args[i];
+        if (!a->key) {
+            if (positional++ || sat__act_from_name(a->val, &nd->act) != SAT_OK)
+                FAIL("model spec line %d: unknown activation '%s'", nd->line, a->val);
+        } else if (sat__arg_is(a, "param")) {
+            int32_t st = sat__arg_positive(nd, a, &nd->act_param, err);
+            if (st) return st;
+        } else {
+            return sat__arg_unknown(nd, a, err);
+        }
+    }
+    return SAT_OK;
+}
+
 static int32_t act_infer(sat_model *m, sat_node *nd, char *err) {
     same_shape_infer(m, nd, err);
     if (nd->act < 0) {
@@ -258,6 +374,12 @@ static int32_t act_infer(sat_model *m, sat_node *nd, char *err) {
     if (isnan(nd->act_param)) nd->act_param = sat__act_default_param(nd->act);
     if (nd->act == SAT_ACT_SMOOTHRELU) nd->p_alpha = add_params(m, 1);
     return SAT_OK;
+}
+
+/* SmoothReLU's alpha is a learnable parameter, starting at the layer's param. */
+static void act_init(sat_model *m, const sat_node *nd, uint64_t seed) {
+    (void)seed;
+    if (nd->p_alpha >= 0) m->params[nd->p_alpha] = nd->act_param;
 }
 
 /* SmoothReLU's alpha is a learnable parameter; the others are fixed. */
@@ -329,7 +451,25 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
         r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
 }
 
-/* ---- pooling ---- */
+/* ---- pooling: k= and s= ---- */
+static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    for (int32_t i = 0; i < count; i++) {
+        const sat_arg *a = &args[i];
+        int32_t st;
+        if (sat__arg_is(a, "k"))
+            st = sat__arg_int(nd, a, 1, 64, &nd->k, err);
+        else if (sat__arg_is(a, "s"))
+            st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
+        else
+            st = sat__arg_unknown(nd, a, err);
+        if (st) return st;
+    }
+    if (nd->k == 0) FAIL("model spec line %d: %s needs k=K", nd->line, sat__ops[nd->op].name);
+    if (nd->stride == 0) nd->stride = nd->k; /* no s=: windows side by side */
+    return SAT_OK;
+}
+
 static int32_t pool_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *in = input_of(m, nd);
     if (nd->k > in->h || nd->k > in->w)
@@ -403,7 +543,18 @@ static void gap_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     if (dx0) sat__gap_backward(dy, dx0, r->n, nd->c, (int64_t)in->h * in->w);
 }
 
-/* ---- residual add ---- */
+/* ---- residual add: the name of the other input ---- */
+static int32_t add_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    for (int32_t i = 0; i < count; i++) {
+        if (args[i].key) return sat__arg_unknown(nd, &args[i], err);
+        const int src = i ? -1 : sat__spec_label(m, args[i].val);
+        if (src < 0) FAIL("model spec line %d: add of unknown layer name '%s'", nd->line, args[i].val);
+        nd->in1 = src;
+    }
+    if (nd->in1 < 0) FAIL("model spec line %d: add needs a layer name", nd->line);
+    return SAT_OK;
+}
+
 static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
     if (nd->in1 == nd->in0) FAIL("model spec line %d: add of a layer with itself (use a scale)", nd->line);
@@ -451,16 +602,29 @@ static void flatten_backward(const sat_run *r, const sat_node *nd, const float *
     if (dx0 && dx0 != dy) memcpy(dx0, dy, sizeof(float) * (size_t)(r->n * nd->size));
 }
 
+#define NO_WS no_workspace
 const sat_op_info sat__ops[SAT_OP_COUNT] = {
-    [SAT_OP_INPUT] = {"input", input_infer, no_workspace, NULL, NULL, 0},
-    [SAT_OP_NORMALIZE] = {"normalize", same_shape_infer, no_workspace, normalize_forward, normalize_backward, 0},
-    [SAT_OP_DENSE] = {"dense", dense_infer, no_workspace, dense_forward, dense_backward, 1},
-    [SAT_OP_CONV] = {"conv", conv_infer, conv_workspace, conv_forward, conv_backward, 1},
-    [SAT_OP_BN] = {"bn", bn_infer, no_workspace, bn_forward, bn_backward, 1},
-    [SAT_OP_ACT] = {"act", act_infer, no_workspace, act_forward, act_backward, 1},
-    [SAT_OP_MAXPOOL] = {"maxpool", pool_infer, no_workspace, maxpool_forward, maxpool_backward, 1},
-    [SAT_OP_AVGPOOL] = {"avgpool", pool_infer, no_workspace, avgpool_forward, avgpool_backward, 0},
-    [SAT_OP_GAP] = {"gap", gap_infer, no_workspace, gap_forward, gap_backward, 0},
-    [SAT_OP_ADD] = {"add", add_infer, no_workspace, add_forward, add_backward, 0},
-    [SAT_OP_FLATTEN] = {"flatten", flatten_infer, no_workspace, flatten_forward, flatten_backward, 0},
+    [SAT_OP_INPUT] = {.name = "input", .parse = input_parse, .infer = input_infer, .workspace = NO_WS},
+    [SAT_OP_NORMALIZE] = {.name = "normalize", .parse = normalize_parse, .infer = same_shape_infer,
+                          .workspace = NO_WS, .forward = normalize_forward, .backward = normalize_backward},
+    [SAT_OP_DENSE] = {.name = "dense", .parse = weighted_parse, .infer = dense_infer, .init = weighted_init,
+                      .workspace = NO_WS, .forward = dense_forward, .backward = dense_backward,
+                      .backward_reads_input = 1},
+    [SAT_OP_CONV] = {.name = "conv", .parse = weighted_parse, .infer = conv_infer, .init = weighted_init,
+                     .workspace = conv_workspace, .forward = conv_forward, .backward = conv_backward,
+                     .backward_reads_input = 1},
+    [SAT_OP_BN] = {.name = "bn", .infer = bn_infer, .init = bn_init, .workspace = NO_WS, .forward = bn_forward,
+                   .backward = bn_backward, .backward_reads_input = 1, .saved = bn_saved},
+    [SAT_OP_ACT] = {.name = "act", .parse = act_parse, .infer = act_infer, .init = act_init, .workspace = NO_WS,
+                    .forward = act_forward, .backward = act_backward, .backward_reads_input = 1},
+    [SAT_OP_MAXPOOL] = {.name = "maxpool", .parse = pool_parse, .infer = pool_infer, .workspace = NO_WS,
+                        .forward = maxpool_forward, .backward = maxpool_backward, .backward_reads_input = 1},
+    [SAT_OP_AVGPOOL] = {.name = "avgpool", .parse = pool_parse, .infer = pool_infer, .workspace = NO_WS,
+                        .forward = avgpool_forward, .backward = avgpool_backward},
+    [SAT_OP_GAP] = {.name = "gap", .infer = gap_infer, .workspace = NO_WS, .forward = gap_forward,
+                    .backward = gap_backward},
+    [SAT_OP_ADD] = {.name = "add", .parse = add_parse, .infer = add_infer, .workspace = NO_WS,
+                    .forward = add_forward, .backward = add_backward},
+    [SAT_OP_FLATTEN] = {.name = "flatten", .infer = flatten_infer, .workspace = NO_WS,
+                        .forward = flatten_forward, .backward = flatten_backward},
 };

@@ -77,11 +77,14 @@ static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
     const int N = m->num_nodes;
     const int64_t B = e->max_batch;
     int64_t off = 0;
-    for (int i = 0; i < N; i++)
-        if (m->nodes[i].op == SAT_OP_BN) {
+    for (int i = 0; i < N; i++) {
+        const sat_node *nd = &m->nodes[i];
+        const int64_t saved = sat__ops[nd->op].saved ? sat__ops[nd->op].saved(nd) : 0;
+        if (saved > 0) {
             e->a_save[i] = off;
-            off += align_floats(2 * (int64_t)m->nodes[i].c);
+            off += align_floats(saved);
         }
+    }
     last_uses(m, last);
     int count = 0;
     for (int i = 1; i < N; i++) {
@@ -121,9 +124,10 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
             e->a_out[i] = off;
             off += align_floats(B * nd->size);
         }
-        if (nd->op == SAT_OP_BN) {
+        const int64_t saved = sat__ops[nd->op].saved ? sat__ops[nd->op].saved(nd) : 0;
+        if (saved > 0) {
             e->a_save[i] = off;
-            off += align_floats(2 * (int64_t)nd->c);
+            off += align_floats(saved);
         }
         if (nd->consumers > 1 && B * nd->size > scratch) scratch = B * nd->size;
     }

@@ -1,8 +1,9 @@
 /* spec.c - parses the text model spec into graph nodes.
  *
  * One layer per line; '#' starts a comment; `key=value` options; `name=` labels a layer's
- * output and `from=` reads another label instead of the previous line. Every error names
- * the line: "model spec line 4: unknown layer 'conv3'". */
+ * output and `from=` reads another label instead of the previous line. The layer keyword
+ * picks the op's table entry (ops.c), whose `parse` reads the rest of the line with the
+ * helpers here. Every error names the line: "model spec line 4: unknown layer 'conv3'". */
 #include "graph.h"
 
 #include <ctype.h>
@@ -15,8 +16,6 @@
 #define MAX_TOKENS 16
 #define MAX_LINE 4096
 #define MAX_NODES 4096
-#define MAX_UNITS (1 << 20)
-#define MAX_CHANNELS 65536
 
 typedef struct tokens {
     char buf[MAX_LINE];
@@ -43,7 +42,7 @@ static int split_line(tokens *t, const char *line, size_t len) {
     return 0;
 }
 
-static int parse_int(const char *s, long lo, long hi, int32_t *out) {
+int sat__parse_int(const char *s, long lo, long hi, int32_t *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -73,7 +72,36 @@ static int parse_float_list(const char *s, float *out, int max) {
     return count;
 }
 
-static int find_label(const sat_model *m, const char *name) {
+#define FAIL(...) return sat__fail(err, SAT_E_INVALID_ARG, __VA_ARGS__)
+
+int sat__arg_is(const sat_arg *a, const char *key) { return a->key && strcmp(a->key, key) == 0; }
+
+static int32_t bad_value(const sat_node *nd, const sat_arg *a, char *err) {
+    FAIL("model spec line %d: bad value '%s' for %s", nd->line, a->val, a->key);
+}
+
+int32_t sat__arg_int(const sat_node *nd, const sat_arg *a, long lo, long hi, int32_t *out, char *err) {
+    return sat__parse_int(a->val, lo, hi, out) ? SAT_OK : bad_value(nd, a, err);
+}
+
+int32_t sat__arg_positive(const sat_node *nd, const sat_arg *a, float *out, char *err) {
+    return parse_float(a->val, out) && *out > 0 ? SAT_OK : bad_value(nd, a, err);
+}
+
+int32_t sat__arg_floats(const sat_node *nd, const sat_arg *a, float *out, int max, int positive, int *count,
+                        char *err) {
+    *count = parse_float_list(a->val, out, max);
+    int ok = *count > 0;
+    for (int j = 0; ok && positive && j < *count; j++) ok = out[j] > 0;
+    return ok ? SAT_OK : bad_value(nd, a, err);
+}
+
+int32_t sat__arg_unknown(const sat_node *nd, const sat_arg *a, char *err) {
+    if (a->key) FAIL("model spec line %d: unknown option '%s' for %s", nd->line, a->key, sat__ops[nd->op].name);
+    FAIL("model spec line %d: unexpected argument '%s' for %s", nd->line, a->val, sat__ops[nd->op].name);
+}
+
+int sat__spec_label(const sat_model *m, const char *name) {
     for (int i = m->num_nodes - 1; i >= 0; i--)
         if (strcmp(m->nodes[i].name, name) == 0) return i;
     return -1;
@@ -83,103 +111,37 @@ static void node_defaults(sat_node *nd, int line) {
     memset(nd, 0, sizeof *nd);
     nd->in0 = nd->in1 = -1;
     nd->line = line;
-    nd->stride = 1;
-    nd->has_bias = 1;
-    nd->act = -1;
-    nd->act_param = NAN;
     nd->p_w = nd->p_b = nd->p_gamma = nd->p_beta = nd->p_alpha = -1;
     nd->s_mean = nd->s_var = nd->k_mean = nd->k_std = -1;
 }
 
-#define FAIL(...) return sat__fail(err, SAT_E_INVALID_ARG, __VA_ARGS__)
-
-/* Parses the options of one layer line (tokens from index 1) into nd. */
-static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, float *norm_mean,
-                           float *norm_std, int *norm_counts, char *err) {
-    int line = nd->line;
-    int positional = 0;
+/* The words of one layer line after its keyword: name= and from= here, the rest by the
+ * op's table entry. */
+static int32_t parse_layer(sat_model *m, sat_node *nd, tokens *t, char *err) {
+    const int line = nd->line;
+    sat_arg args[MAX_TOKENS];
+    int32_t count = 0;
     for (int i = 1; i < t->count; i++) {
         char *tok = t->tok[i];
         char *eq = strchr(tok, '=');
-        if (!eq) {
-            /* positional arguments */
-            switch (nd->op) {
-            case SAT_OP_INPUT: {
-                int32_t *dst[3] = {&nd->c, &nd->h, &nd->w};
-                if (positional >= 3 || !parse_int(tok, 1, MAX_CHANNELS, dst[positional]))
-                    FAIL("model spec line %d: input needs three positive sizes C H W, got '%s'",
-                         line, tok);
-                break;
-            }
-            case SAT_OP_DENSE:
-            case SAT_OP_CONV:
-                if (positional || !parse_int(tok, 1, MAX_UNITS, &nd->units))
-                    FAIL("model spec line %d: %s needs one positive output size, got '%s'", line,
-                         sat__ops[nd->op].name, tok);
-                break;
-            case SAT_OP_ACT:
-                if (positional || sat__act_from_name(tok, &nd->act) != SAT_OK)
-                    FAIL("model spec line %d: unknown activation '%s'", line, tok);
-                break;
-            case SAT_OP_ADD: {
-                int src = positional ? -1 : find_label(m, tok);
-                if (src < 0) FAIL("model spec line %d: add of unknown layer name '%s'", line, tok);
-                nd->in1 = src;
-                break;
-            }
-            default:
-                FAIL("model spec line %d: unexpected argument '%s' for %s", line, tok,
-                     sat__ops[nd->op].name);
-            }
-            positional++;
-            continue;
-        }
-        *eq = '\0';
-        const char *key = tok, *val = eq + 1;
-        int ok = 1;
-        if (strcmp(key, "name") == 0) {
-            if (!*val || strlen(val) >= SAT_NAME_MAX)
+        if (eq) *eq = '\0';
+        const sat_arg a = {eq ? tok : NULL, eq ? eq + 1 : tok};
+        if (sat__arg_is(&a, "name")) {
+            if (!*a.val || strlen(a.val) >= SAT_NAME_MAX)
                 FAIL("model spec line %d: name must have 1 to %d characters", line, SAT_NAME_MAX - 1);
-            if (find_label(m, val) >= 0)
-                FAIL("model spec line %d: name '%s' is used twice", line, val);
-            snprintf(nd->name, sizeof nd->name, "%s", val);
-        } else if (strcmp(key, "from") == 0) {
-            int src = find_label(m, val);
-            if (src < 0) FAIL("model spec line %d: from unknown layer name '%s'", line, val);
+            if (sat__spec_label(m, a.val) >= 0) FAIL("model spec line %d: name '%s' is used twice", line, a.val);
+            snprintf(nd->name, sizeof nd->name, "%s", a.val);
+        } else if (sat__arg_is(&a, "from")) {
+            int src = sat__spec_label(m, a.val);
+            if (src < 0) FAIL("model spec line %d: from unknown layer name '%s'", line, a.val);
             nd->in0 = src;
-        } else if (strcmp(key, "k") == 0 &&
-                   (nd->op == SAT_OP_CONV || nd->op == SAT_OP_MAXPOOL || nd->op == SAT_OP_AVGPOOL)) {
-            ok = parse_int(val, 1, 64, &nd->k);
-        } else if (strcmp(key, "s") == 0 &&
-                   (nd->op == SAT_OP_CONV || nd->op == SAT_OP_MAXPOOL || nd->op == SAT_OP_AVGPOOL)) {
-            ok = parse_int(val, 1, 64, &nd->stride);
-        } else if (strcmp(key, "p") == 0 && nd->op == SAT_OP_CONV) {
-            ok = parse_int(val, 0, 64, &nd->pad);
-        } else if (strcmp(key, "bias") == 0 && (nd->op == SAT_OP_CONV || nd->op == SAT_OP_DENSE)) {
-            ok = parse_int(val, 0, 1, &nd->has_bias);
-        } else if (strcmp(key, "param") == 0 && nd->op == SAT_OP_ACT) {
-            ok = parse_float(val, &nd->act_param) && nd->act_param > 0;
-        } else if ((strcmp(key, "mean") == 0 || strcmp(key, "std") == 0) && nd->op == SAT_OP_NORMALIZE) {
-            int is_mean = key[0] == 'm';
-            int cnt = parse_float_list(val, is_mean ? norm_mean : norm_std, 64);
-            ok = cnt > 0;
-            if (ok && !is_mean)
-                for (int j = 0; j < cnt; j++) ok = ok && norm_std[j] > 0;
-            norm_counts[is_mean ? 0 : 1] = cnt;
         } else {
-            FAIL("model spec line %d: unknown option '%s' for %s", line, key, sat__ops[nd->op].name);
+            args[count++] = a;
         }
-        if (!ok) FAIL("model spec line %d: bad value '%s' for %s", line, val, key);
     }
-    if (nd->op == SAT_OP_INPUT && positional != 3)
-        FAIL("model spec line %d: input needs three positive sizes C H W", line);
-    if ((nd->op == SAT_OP_DENSE || nd->op == SAT_OP_CONV) && nd->units == 0)
-        FAIL("model spec line %d: %s needs an output size", line, sat__ops[nd->op].name);
-    if (nd->op == SAT_OP_CONV && nd->k == 0) FAIL("model spec line %d: conv needs k=K", line);
-    if ((nd->op == SAT_OP_MAXPOOL || nd->op == SAT_OP_AVGPOOL) && nd->k == 0)
-        FAIL("model spec line %d: %s needs k=K", line, sat__ops[nd->op].name);
-    if (nd->op == SAT_OP_ADD && nd->in1 < 0) FAIL("model spec line %d: add needs a layer name", line);
-    return SAT_OK;
+    const sat_op_info *op = &sat__ops[nd->op];
+    if (op->parse) return op->parse(m, nd, args, count, err);
+    return count ? sat__arg_unknown(nd, &args[0], err) : SAT_OK;
 }
 
 int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
@@ -187,8 +149,6 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
     m->nodes = sat__calloc(m->ctx, cap, sizeof(sat_node));
     if (!m->nodes) return sat__fail(err, SAT_E_NOMEM, "model spec: out of memory");
     m->num_nodes = 0;
-    float mean[64], stdv[64];
-    int norm_counts[2];
     tokens t;
     int line = 0;
     const char *p = spec;
@@ -222,34 +182,8 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
         node_defaults(nd, line);
         nd->op = op;
         if (op != SAT_OP_INPUT) nd->in0 = m->num_nodes - 1;
-        norm_counts[0] = norm_counts[1] = 0;
-        int32_t st = parse_layer(m, nd, &t, mean, stdv, norm_counts, err);
+        int32_t st = parse_layer(m, nd, &t, err);
         if (st) return st;
-        if ((op == SAT_OP_MAXPOOL || op == SAT_OP_AVGPOOL)) {
-            int has_s = 0;
-            for (int i = 1; i < t.count; i++) has_s |= strncmp(t.tok[i], "s=", 2) == 0;
-            if (!has_s) nd->stride = nd->k;
-        }
-        if (op == SAT_OP_NORMALIZE) {
-            int c = m->nodes[nd->in0].c;
-            for (int j = 0; j < 2; j++)
-                if (norm_counts[j] != 1 && norm_counts[j] != c)
-                    FAIL("model spec line %d: normalize needs %s with 1 or %d values, got %d", line,
-                         j ? "std" : "mean", c, norm_counts[j]);
-            if (c > 64) FAIL("model spec line %d: normalize supports at most 64 channels", line);
-            nd->k_mean = m->num_consts;
-            nd->k_std = m->num_consts + c;
-            float *consts = sat__alloc(m->ctx, sizeof(float) * (size_t)(m->num_consts + 2 * c));
-            if (!consts) return sat__fail(err, SAT_E_NOMEM, "model spec: out of memory");
-            if (m->consts) memcpy(consts, m->consts, sizeof(float) * (size_t)m->num_consts);
-            for (int ch = 0; ch < c; ch++) {
-                consts[nd->k_mean + ch] = mean[norm_counts[0] == 1 ? 0 : ch];
-                consts[nd->k_std + ch] = stdv[norm_counts[1] == 1 ? 0 : ch];
-            }
-            sat__dealloc(m->ctx, m->consts);
-            m->consts = consts;
-            m->num_consts += 2 * c;
-        }
         st = sat__ops[op].infer(m, nd, err);
         if (st) return st;
         nd->size = (int64_t)nd->c * nd->h * nd->w;
@@ -266,7 +200,7 @@ int32_t sat__parse_spec(sat_model *m, const char *spec, char *err) {
     }
     if (m->num_nodes < 2) FAIL("model spec: needs an input line and at least one layer");
     const sat_node *last = &m->nodes[m->num_nodes - 1];
-    if (last->size < 2 || last->size > MAX_UNITS)
+    if (last->size < 2 || last->size > SAT__MAX_UNITS)
         FAIL("model spec line %d: the last layer gives %lld outputs; it must give one per class (at "
              "least 2)", last->line, (long long)last->size);
     for (int i = 0; i < m->num_nodes - 1; i++)

@@ -141,13 +141,32 @@ void sat__normalize_forward(const float *x, const float *mean, const float *std,
 void sat__normalize_backward(const float *dy, const float *std, float *dx, int64_t n, int64_t c,
                              int64_t hw);
 
+/* ---- softmax (softmax.c): the one softmax; rows of logits, computed in double ----
+ * log sum_j exp(z_j), shifted by the row's maximum so that large logits cannot overflow;
+ * log p_j = z_j - lse, p_j = exp(z_j - lse). */
+double sat__logsumexp(const float *z, int64_t k);
+/* KL(softmax(zp) || softmax(zq)) of one row. Adds scale * dKL/dzq_j = scale (q_j - p_j) to
+ * dzq[j] and scale * dKL/dzp_j = scale p_j (log p_j - log q_j - KL) to dzp[j]; either may
+ * be NULL. */
+double sat__kl_softmax(const float *zp, const float *zq, int64_t k, double scale, float *dzq, float *dzp);
+
+/* ---- argmax (argmax.c): the one argmax; ties go to the lower index ----
+ * Index of the largest z[j] over the j != skip (-1: none) that rank strictly after class
+ * `after` (-1: no bound) in (value desc, index asc) order; -1 if no class qualifies. So
+ * sat__argmax(z, k, -1, -1) is the prediction, sat__argmax(z, k, y, -1) the best class
+ * other than the label. */
+int32_t sat__argmax(const float *z, int32_t k, int32_t skip, int32_t after);
+/* The `count` largest entries other than `skip` (-1: none) in decreasing order, into
+ * idx[count] (-1 where fewer classes remain). */
+void sat__top_k(const float *z, int32_t k, int32_t skip, int32_t count, int32_t *idx);
+/* How many of the n rows of logits [n x classes] predict their label. */
+int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
+
 /* ---- softmax cross-entropy with label smoothing s: target = (1-s) onehot + s/classes ----
  * Returns the sum of per-example losses (double). losses[n] (may be NULL) receives each
  * example's loss; dlogits (may be NULL) receives scale * d(sum of losses)/d(logits). */
 double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, int64_t classes,
                        float smoothing, float *losses, float *dlogits, float scale);
-/* Number of rows of logits [n x classes] whose first largest entry is the label. */
-int64_t sat__count_correct(const float *logits, const int32_t *labels, int64_t n, int32_t classes);
 
 /* ---- elementwise ---- */
 void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */

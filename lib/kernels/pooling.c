@@ -4,9 +4,9 @@
 
 #include <string.h>
 
-/* Index (within the plane) of the first maximum of the window at (oh, ow). */
-static int64_t window_argmax(const float *xp, int64_t w, int32_t k, int32_t s, int64_t oh,
-                             int64_t ow) {
+/* Index (within the plane) of the first maximum of the window at (oh, ow): max pooling's
+ * own search over a window, not a class prediction (kernels/argmax.c). */
+static int64_t window_peak(const float *xp, int64_t w, int32_t k, int32_t s, int64_t oh, int64_t ow) {
     const int64_t h0 = oh * s, w0 = ow * s;
     int64_t best = h0 * w + w0;
     float m = xp[best];
@@ -29,7 +29,7 @@ void sat__maxpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_
         float *yp = y + pl * ho * wo;
         for (int64_t oh = 0; oh < ho; oh++)
             for (int64_t ow = 0; ow < wo; ow++)
-                yp[oh * wo + ow] = xp[window_argmax(xp, w, k, s, oh, ow)];
+                yp[oh * wo + ow] = xp[window_peak(xp, w, k, s, oh, ow)];
     }
 }
 
@@ -42,7 +42,7 @@ void sat__maxpool_backward(const float *x, const float *dy, float *dx, int64_t n
         memset(gp, 0, (size_t)(h * w) * sizeof *gp);
         for (int64_t oh = 0; oh < ho; oh++)
             for (int64_t ow = 0; ow < wo; ow++)
-                gp[window_argmax(xp, w, k, s, oh, ow)] += dp[oh * wo + ow];
+                gp[window_peak(xp, w, k, s, oh, ow)] += dp[oh * wo + ow];
     }
 }
 

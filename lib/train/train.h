@@ -28,8 +28,9 @@ struct sat_optimizer {
     char err[SAT_ERRMSG_SIZE];
 };
 
-/* Random numbers a step may draw: the counter advances by this fixed amount per
- * sat_train_step call, whatever the method and batch, so positions are reproducible. */
+/* The counter advances by this fixed amount per sat_train_step call, whatever the method
+ * and batch, so a step's position (and the key of its random starts) is a function of the
+ * number of steps. */
 #define SAT__TRAIN_RNG_PER_STEP (1ull << 32)
 
 struct sat_trainer {
@@ -55,6 +56,9 @@ struct sat_trainer {
     float *param_backup;         /* snapshot for the rollback of a failed step [num_params] */
     float *opt_backup;           /* [opt->state_count] */
     float *bn_backup;            /* running statistics [num_state] */
+    void *attack_work;           /* the attack's scratch (sat__craft_work_bytes) */
+    sat_exec *clean_exec;        /* TRADES: runs f(x) while the model's own execution keeps
+                                    f(x'), so both backwards need no repeated forward */
     sat__progress *progress;     /* the running step's progress (NULL between steps): one unit
                                     per example and attack step or update */
     char err[SAT_ERRMSG_SIZE];
@@ -66,19 +70,20 @@ double sat__schedule_lr(const sat_optimizer_opts *o, int64_t step);
 /* Validates optimizer options; message into err. */
 int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err);
 
-/* ---- craft.c: the attacks that make the training batch (attack plan, batch norm in the
- * trainer's attack mode, running statistics untouched). Random numbers come from
- * SAT_STREAM_TRAIN at indices from rng_base on. x_adv stays in the eps-ball and in [0,1]. */
+/* ---- craft.c: the attacks that make the training batch, run by the attack module's PGD
+ * (attack plan, batch norm in the trainer's attack mode, running statistics untouched).
+ * Random starts are drawn under a key made of the trainer's seed and rng_counter. x_adv
+ * stays in the eps-ball and in [0,1]. */
 int32_t sat__attack_bn(const sat_trainer *t);
-/* PGD / FGSM on the cross-entropy: `steps` signed (Linf) or normalised (L2) steps. */
+/* Bytes of t->attack_work: the attack's scratch for max_batch examples. */
+size_t sat__craft_work_bytes(const sat_trainer *t);
+/* PGD / FGSM on the cross-entropy: `steps` signed (Linf) or normalised (L2) steps from x
+ * or (random_start) from a uniform point of the ball. */
 int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                      int32_t steps, float step_size, int random_start, uint64_t rng_base,
-                      float *x_adv);
-/* TRADES: maximises KL(p(x) || p(x_adv)) from x + 0.001 N(0,1). */
-int32_t sat__craft_kl(sat_trainer *t, const float *x, int64_t n, int32_t steps, float step_size,
-                      uint64_t rng_base, float *x_adv);
-/* Per-example sat__attack_project: onto the eps-ball around x, then clipped to [0,1]. */
-void sat__project(int32_t norm, float eps, const float *x, float *x_adv, int64_t n, int64_t size);
+                      int32_t steps, float step_size, int random_start, float *x_adv);
+/* TRADES: maximises KL(p(x) || p(x_adv)) from x + 0.001 N(0,1); uses t->logits_a. */
+int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int32_t steps,
+                      float step_size, float *x_adv);
 /* Per-example sat__attack_ascend: alpha sign(g) (Linf) or alpha g / ||g|| (L2). */
 void sat__ascent_step(int32_t norm, float alpha, const float *g, float *x_adv, int64_t n,
                       int64_t size);

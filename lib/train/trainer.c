@@ -80,6 +80,8 @@ void sat_trainer_destroy(sat_trainer *t) {
     float *bufs[] = {t->delta, t->delta_backup, t->x_adv, t->grad_x, t->dlogits, t->logits_a,
                      t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
+    sat__dealloc(ctx, t->attack_work);
+    sat__exec_free(t->clean_exec);
     sat__dealloc(ctx, t);
     sat__child_detach(&model->live_children);
     sat__child_detach(&opt->live_children);
@@ -107,12 +109,6 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     int32_t st = check_opts(&o, err);
     if (st) return sat__fail_tls(st, "%s", err);
     const int64_t batch_floats = model->max_batch * model->in_size;
-    /* Random draws of one step must fit in half of its counter range (L2 starts use both halves). */
-    if ((uint64_t)batch_floats * 2u >= SAT__TRAIN_RNG_PER_STEP / 2)
-        return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: max_batch x input size %lld is too large",
-                             (long long)batch_floats);
-    if (o.method == SAT_TRAIN_TRADES && model->classes > 1024)
-        return sat__fail_tls(SAT_E_UNSUPPORTED, "sat_trainer_create: TRADES supports at most 1024 classes");
 
     const sat_context *ctx = model->ctx;
     sat_trainer *t = sat__calloc(ctx, 1, sizeof *t);
@@ -138,9 +134,16 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
         t->delta = alloc_floats(ctx, batch_floats);
         t->delta_backup = alloc_floats(ctx, batch_floats);
     }
+    const int crafts = o.method == SAT_TRAIN_PGD || o.method == SAT_TRAIN_FAST || o.method == SAT_TRAIN_TRADES;
+    if (crafts) t->attack_work = sat__alloc(ctx, sat__craft_work_bytes(t));
+    if (o.method == SAT_TRAIN_TRADES &&
+        sat__exec_create(model, SAT_EXEC_TRAIN, model->max_batch, 0, &t->clean_exec, t->err) != SAT_OK) {
+        sat_trainer_destroy(t);
+        return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory for TRADES' second execution");
+    }
     if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || !t->grad_acc ||
         !t->param_backup || !t->opt_backup || !t->bn_backup ||
-        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup))) {
+        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup)) || (crafts && !t->attack_work)) {
         sat_trainer_destroy(t);
         return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
     }
@@ -225,8 +228,7 @@ static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels
     int32_t st;
     if (method == SAT_TRAIN_PGD || method == SAT_TRAIN_FAST) {
         const int32_t steps = method == SAT_TRAIN_PGD ? t->opts.steps : 1;
-        st = sat__craft_ce(t, x, labels, n, steps, default_step(t), t->opts.random_start,
-                           (uint64_t)t->rng_counter, t->x_adv);
+        st = sat__craft_ce(t, x, labels, n, steps, default_step(t), t->opts.random_start, t->x_adv);
         if (st) return st;
         xin = t->x_adv;
     }
@@ -304,7 +306,7 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
 
 static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
                            sat_step_stats *s) {
-    int32_t st = sat__craft_kl(t, x, n, t->opts.steps, default_step(t), (uint64_t)t->rng_counter, t->x_adv);
+    int32_t st = sat__craft_kl(t, x, labels, n, t->opts.steps, default_step(t), t->x_adv);
     if (st) return st;
     double loss = 0.0;
     int64_t cc = 0, ca = 0;

@@ -10,9 +10,12 @@
 
 #define K 6
 
+/* The reference logits of the KL objective. */
+static const float ref[K] = {0.5f, -0.7f, 1.3f, 0.2f, 2.2f, -1.0f};
+
 static double objective_at(int32_t obj, const float *z, int32_t y, int32_t t) {
     float v;
-    sat__attack_objective(obj, z, &y, &t, 1, K, &v, NULL);
+    sat__attack_objective(obj, z, &y, &t, ref, 1, K, &v, NULL);
     return v;
 }
 
@@ -36,6 +39,17 @@ static void test_known_values(void **state) {
     float z10[K];
     for (int j = 0; j < K; j++) z10[j] = 10.0f * z[j] + 7.0f;
     assert_true(fabs(objective_at(SAT__OBJ_DLR_T, z10, 0, 3) - objective_at(SAT__OBJ_DLR_T, z, 0, 3)) < 1e-5);
+    /* KL(p || q) with p = softmax(ref), q = softmax(z); zero at z = ref + any constant */
+    const double lse_r = log(exp(0.5) + exp(-0.7) + exp(1.3) + exp(0.2) + exp(2.2) + exp(-1.0));
+    double kl = 0;
+    for (int j = 0; j < K; j++) {
+        const double lp = ref[j] - lse_r, lq = z[j] - lse;
+        kl += exp(lp) * (lp - lq);
+    }
+    assert_true(fabs(objective_at(SAT__OBJ_KL, z, 0, 0) - kl) < 1e-5);
+    float shifted[K];
+    for (int j = 0; j < K; j++) shifted[j] = ref[j] + 3.0f;
+    assert_true(fabs(objective_at(SAT__OBJ_KL, shifted, 0, 0)) < 1e-6);
 }
 
 /* d obj / d logits against central differences for every objective. */
@@ -46,7 +60,7 @@ static void test_gradients(void **state) {
         for (int32_t y = 0; y < K; y++) {
             const int32_t t = (y + 2) % K;
             float g[K], v;
-            sat__attack_objective(obj, z, &y, &t, 1, K, &v, g);
+            sat__attack_objective(obj, z, &y, &t, ref, 1, K, &v, g);
             for (int j = 0; j < K; j++) {
                 const float h = 1e-3f;
                 float zp[K], zm[K];
@@ -137,6 +151,27 @@ static void test_random_start(void **state) {
     /* uniform in the volume of a 400-dimensional ball: almost always near the sphere */
     const double r = l2(a, x, D);
     assert_true(r <= 0.4 + 1e-6 && r > 0.9 * 0.4);
+    /* TRADES' start: x + sigma N(0,1), with the same key and indices as the L2 normals */
+    const float sigma = 0.01f;
+    sat__attack_noise_start(sigma, 9, 0, 3, x, b, D);
+    double m = 0, v = 0;
+    for (int i = 0; i < D; i++) {
+        m += b[i] - x[i];
+        v += ((double)b[i] - x[i]) * ((double)b[i] - x[i]);
+    }
+    m /= D;
+    v = v / D - m * m;
+    assert_true(fabs(m) < 0.2 * sigma);
+    assert_true(fabs(sqrt(v) - sigma) < 0.15 * sigma);
+    /* same normals as the L2 start: the directions agree */
+    double dot = 0, nb = 0;
+    for (int i = 0; i < D; i++) {
+        dot += ((double)a[i] - x[i]) * ((double)b[i] - x[i]);
+        nb += ((double)b[i] - x[i]) * ((double)b[i] - x[i]);
+    }
+    assert_true(dot / (r * sqrt(nb)) > 0.999);
+    sat__attack_noise_start(sigma, 9, 1, 3, x, c, D);
+    assert_true(memcmp(b, c, sizeof b) != 0);
 }
 
 static void test_apgd_schedule(void **state) {

@@ -20,7 +20,7 @@ static const char *const SPEC_CONV =
     "act name=a\n"
     "conv 3 k=3 p=1 bias=0\n"
     "add a\n"
-    "avgpool k=2 s=1\n"
+    "avgpool k=2\n"
     "act\n"
     "maxpool k=2\n"
     "flatten\n"

@@ -280,6 +280,15 @@ static float mean_loss(sat_model *m, const float *x, const int32_t *y, int64_t n
     return (float)(s / (double)n);
 }
 
+static double mean_kl(sat_model *m, const float *x, const float *xa, int64_t n) {
+    float z[DN * DK], za[DN * DK];
+    TU_CHECK(sat_model_forward(m, x, n, z));
+    TU_CHECK(sat_model_forward(m, xa, n, za));
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += sat__kl_softmax(z + i * DK, za + i * DK, DK, 1.0, NULL, NULL);
+    return s / (double)n;
+}
+
 static void test_craft_bounds(void **st) {
     (void)st;
     for (int norm = SAT_NORM_LINF; norm <= SAT_NORM_L2; norm++)
@@ -297,7 +306,7 @@ static void test_craft_bounds(void **st) {
             const int64_t ns = sat_model_state_count(r.m);
             memcpy(state, sat_model_state(r.m), sizeof(float) * (size_t)ns);
             for (int random = 0; random <= 1; random++) {
-                TU_CHECK(sat__craft_ce(r.t, x, y, DN, 5, 2.5f * eps / 5, random, 1ull << 32, xa));
+                TU_CHECK(sat__craft_ce(r.t, x, y, DN, 5, 2.5f * eps / 5, random, xa));
                 for (int64_t e = 0; e < DN; e++) {
                     double l2 = 0, linf = 0;
                     for (int64_t j = 0; j < DD; j++) {
@@ -311,8 +320,22 @@ static void test_craft_bounds(void **st) {
                 }
                 assert_true(mean_loss(r.m, xa, y, DN) > mean_loss(r.m, x, y, DN));
             }
-            TU_CHECK(sat__craft_kl(r.t, x, DN, 3, 2.5f * eps / 3, 1ull << 32, xa));
+            TU_CHECK(sat__craft_kl(r.t, x, y, DN, 3, 2.5f * eps / 3, xa));
             for (int64_t i = 0; i < DN * DD; i++) assert_true(xa[i] >= 0.0f && xa[i] <= 1.0f);
+            /* the KL attack finds a larger KL(p(x) || p(x_adv)) than a random point of the
+             * sphere (Linf: a random corner) does */
+            float xr[DN * DD], dir[DN * DD];
+            tu_fill_uniform(dir, DN * DD, -1.0f, 1.0f, 31);
+            for (int64_t e = 0; e < DN; e++) {
+                double ss = 0;
+                for (int64_t j = 0; j < DD; j++) ss += (double)dir[e * DD + j] * dir[e * DD + j];
+                for (int64_t j = 0; j < DD; j++) {
+                    const float g = dir[e * DD + j];
+                    const float step = norm == SAT_NORM_L2 ? (float)(eps * g / sqrt(ss)) : (g > 0 ? eps : -eps);
+                    xr[e * DD + j] = fminf(fmaxf(x[e * DD + j] + step, 0.0f), 1.0f);
+                }
+            }
+            if (bn == 0) assert_true(mean_kl(r.m, x, xa, DN) > mean_kl(r.m, x, xr, DN));
             assert_memory_equal(state, sat_model_state(r.m), sizeof(float) * (size_t)ns);
             assert_int_equal(sat__attack_bn(r.t), bn ? SAT__BN_BATCH : SAT__BN_INFER);
             run_close(&r);
