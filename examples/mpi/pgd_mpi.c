@@ -135,6 +135,8 @@ int main(int argc, char **argv) {
     if (!x || !y) check(SAT_E_NOMEM, "malloc", "out of memory");
     float *grads = sat_model_grads(m);
     const int64_t np = sat_model_param_count(m);
+    float *state = sat_model_state(m);
+    const int64_t nstate = sat_model_state_count(m);
     for (int s = 0; s < steps; s++) {
         /* this rank's shard: examples rank*n .. rank*n+n-1 of global batch s */
         for (int e = 0; e < n; e++) example((int64_t)s * batch + (int64_t)rank_id * n + e, x + (size_t)e * PIXELS, y + e);
@@ -143,6 +145,12 @@ int main(int argc, char **argv) {
         MPI_Allreduce(MPI_IN_PLACE, grads, (int)np, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         for (int64_t i = 0; i < np; i++) grads[i] /= (float)ranks;
         check(sat_train_apply(tr), "sat_train_apply", sat_trainer_last_error(tr));
+        /* Batch norm runs on local statistics: average the running ones so the replicas
+         * keep one model (nothing to do for this model, which has none). */
+        if (nstate > 0) {
+            MPI_Allreduce(MPI_IN_PLACE, state, (int)nstate, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            for (int64_t i = 0; i < nstate; i++) state[i] /= (float)ranks;
+        }
         double loss = st.loss;
         MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         if (rank_id == 0) printf("step %d: loss %.4f (%d ranks x %d)\n", s + 1, loss / ranks, ranks, n);
