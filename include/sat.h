@@ -819,7 +819,9 @@ typedef struct sat_trainer_opts {
 SAT_API int32_t sat_trainer_opts_init(sat_trainer_opts *opts, uint32_t struct_size);
 /** A trainer that crafts adversarial examples with the model and updates it with opt
  *  (opts NULL: defaults). All buffers are allocated here, for the
- *  model's max_batch, so a step allocates nothing. The trainer borrows model and opt;
+ *  model's max_batch, so a step allocates nothing (a TRADES trainer also holds a second
+ *  execution of the model: activation memory as large as the model's own). The trainer
+ *  borrows model and opt;
  *  destroy it before them, and do not use them from another thread while it lives.
  *  Bad options give SAT_E_INVALID_ARG with a message in sat_last_error(). */
 SAT_API int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt,

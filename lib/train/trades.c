@@ -3,9 +3,10 @@
  * The gradient flows through both f(x) and f(x'):
  *   dKL/dz'_c = p'_c - p_c
  *   dKL/dz_c  = p_c (log p_c - log p'_c - KL)
- * The executor keeps one forward at a time, so: forward x (keep z), forward x' (keep z'),
- * backward of the KL term into the parameters (kept in grad_acc), forward x again, backward
- * of CE + the KL term through z, then add the two gradients. */
+ * f(x) runs on the trainer's second execution and f(x') on the model's own, so each keeps
+ * what its backward needs: forward x, forward x', backward of the KL term through z' into
+ * the parameters (kept in grad_acc), backward of CE + the KL term through z, then add the
+ * two gradients. */
 #include "train/train.h"
 
 #include <math.h>
@@ -23,8 +24,8 @@ int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv
     float *z = t->logits_a, *zp = t->logits_b;
     const float *out;
 
-    int32_t st = sat__forward(m, x, n, bn_x, &out);
-    if (st) return sat__fail(t->err, st, "%s", m->err);
+    int32_t st = sat__exec_fwd(t->clean_exec, x, n, bn_x, &out);
+    if (st) return sat__fail(t->err, st, "%s", t->clean_exec->err);
     memcpy(z, out, sizeof(float) * (size_t)(n * k));
     st = sat__forward(m, x_adv, n, bn, &out);
     if (st) return sat__fail(t->err, st, "%s", m->err);
@@ -45,15 +46,13 @@ int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv
     memcpy(t->grad_acc, m->grads, sizeof(float) * (size_t)m->num_params);
 
     /* CE on x plus the KL term through z. */
-    st = sat__forward(m, x, n, bn_x, &out);
-    if (st) return sat__fail(t->err, st, "%s", m->err);
-    const double ce_total = sat__softmax_ce(out, labels, n, k, t->opts.label_smoothing, NULL, dzp, inv_n);
+    const double ce_total = sat__softmax_ce(z, labels, n, k, t->opts.label_smoothing, NULL, dzp, inv_n);
     if (!isfinite(ce_total))
         return sat__fail(t->err, SAT_E_NUMERIC, "%s: the TRADES cross-entropy is not finite", t->call);
     /* The z-side KL gradient is recomputed (n*k exps) rather than stored. */
     for (int64_t i = 0; i < n; i++) sat__kl_softmax(z + i * k, zp + i * k, k, scale, NULL, dzp + i * k);
-    st = sat__backward(m, SAT__PLAN_TRAIN, dzp, NULL);
-    if (st) return sat__fail(t->err, st, "%s", m->err);
+    st = sat__exec_bwd(t->clean_exec, SAT__PLAN_TRAIN, dzp, NULL, m->grads);
+    if (st) return sat__fail(t->err, st, "%s", t->clean_exec->err);
     sat__axpy(1.0f, t->grad_acc, m->grads, m->num_params);
     *loss = (ce_total + beta * kl_total) / (double)n;
     return SAT_OK;

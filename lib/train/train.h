@@ -58,6 +58,8 @@ struct sat_trainer {
     float *opt_backup;           /* [opt->state_count] */
     float *bn_backup;            /* running statistics [num_state] */
     void *attack_work;           /* the attack's scratch (sat__craft_work_bytes) */
+    sat_exec *clean_exec;        /* TRADES: runs f(x) while the model's own execution keeps
+                                    f(x'), so both backwards need no repeated forward */
     sat__progress *progress;     /* the running step's progress (NULL between steps): one unit
                                     per example and attack step or update */
     char err[SAT_ERRMSG_SIZE];

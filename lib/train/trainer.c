@@ -86,6 +86,7 @@ void sat_trainer_destroy(sat_trainer *t) {
                      t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
     sat__dealloc(ctx, t->attack_work);
+    sat__exec_free(t->clean_exec);
     sat__dealloc(ctx, t);
     sat__child_detach(&model->live_children);
     sat__child_detach(&opt->live_children);
@@ -141,6 +142,11 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     }
     const int crafts = o.method == SAT_TRAIN_PGD || o.method == SAT_TRAIN_FAST || o.method == SAT_TRAIN_TRADES;
     if (crafts) t->attack_work = sat__alloc(ctx, sat__craft_work_bytes(t));
+    if (o.method == SAT_TRAIN_TRADES &&
+        sat__exec_create(model, SAT_EXEC_TRAIN, model->max_batch, 0, &t->clean_exec, t->err) != SAT_OK) {
+        sat_trainer_destroy(t);
+        return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory for TRADES' second execution");
+    }
     if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || !t->grad_acc ||
         !t->param_backup || !t->opt_backup || !t->bn_backup ||
         (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup)) || (crafts && !t->attack_work)) {
