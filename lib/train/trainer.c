@@ -2,7 +2,9 @@
  * the weights from it (train plan + optimizer). Every buffer is allocated at creation for
  * the model's max_batch, and a step first snapshots what it may change (parameters,
  * optimizer state and step, running statistics, Free-AT perturbation), so a step that
- * fails - NaN included - leaves the handles exactly as they were. */
+ * fails - NaN included - leaves the handles exactly as they were. The step is two halves,
+ * also public for data parallelism: the gradient (sat_train_compute) and the update
+ * (sat_train_apply), between which a host may reduce the gradient block across processes. */
 #include "train/train.h"
 
 #include <math.h>
@@ -227,7 +229,7 @@ static float default_step(const sat_trainer *t) {
 
 /* STANDARD, PGD and FAST: the gradient of one batch into the model's gradient block. */
 static int32_t compute_single(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                           sat_step_stats *s) {
+                              sat_step_stats *s) {
     sat_model *m = t->model;
     const int32_t method = t->opts.method;
     const float *xin = x;
@@ -310,7 +312,7 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
 }
 
 static int32_t compute_trades(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                           sat_step_stats *s) {
+                              sat_step_stats *s) {
     int32_t st = sat__craft_kl(t, x, labels, n, t->opts.steps, default_step(t), t->x_adv);
     if (st) return st;
     double loss = 0.0;
