@@ -806,6 +806,10 @@ typedef struct sat_trainer_opts {
     int32_t free_replays;    /**< Free-AT m; default 4 */
     float trades_beta;       /**< default 6 */
     uint64_t seed;           /**< random starts and draws of the attacks; default SAT_SEED_CONTEXT */
+    int32_t rank;            /**< data parallelism: this process's rank in 0..rank_count-1; default 0.
+                                  With a batch of n, the random starts are those of examples
+                                  rank*n .. rank*n+n-1 of one process's batch of rank_count*n */
+    int32_t rank_count;      /**< number of ranks sharing the step (1..); default 1 */
 } sat_trainer_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -846,6 +850,37 @@ typedef struct sat_step_stats {
  *  leaves parameters, statistics, optimizer state and RNG position as they were. */
 SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32_t *labels,
                                int64_t n, sat_step_stats *stats);
+
+/* ------------------------------------------------------------------------- */
+/* Data parallelism: a step split into gradient and update                    */
+/* ------------------------------------------------------------------------- */
+
+/** The first half of sat_train_step(), for data parallelism (the library does no
+ *  communication): crafts the adversarial batch and writes the mean gradient of this batch's
+ *  training loss to the model's gradient block (sat_model_grads()), without updating the
+ *  weights. The batch-norm running statistics move as in sat_train_step and the trainer's
+ *  RNG position advances by one step. Each rank then reduces the gradient block (an average
+ *  over ranks: sum and divide by the rank count) and calls sat_train_apply().
+ *  sat_train_compute() then sat_train_apply() with the block unchanged equals sat_train_step()
+ *  bit for bit. With sat_trainer_opts.rank and rank_count set, rank r's random starts are
+ *  those of its examples in one process's concatenated batch.
+ *
+ *  Errors: SAT_E_INVALID_ARG (NULL trainer or labels, bad stats struct_size), SAT_E_SHAPE,
+ *  SAT_E_NUMERIC, SAT_E_ABORTED; SAT_E_UNSUPPORTED for SAT_TRAIN_FREE, whose replays update
+ *  the weights inside one step (use sat_train_step). On failure the parameters, running
+ *  statistics, optimizer and RNG position are as they were and the gradient block's contents
+ *  are unspecified; the message is in sat_trainer_last_error().
+ *  Ownership: x and labels are read during the call only. stats may be NULL.
+ *  Threads: one thread at a time per trainer, as sat_train_step. */
+SAT_API int32_t sat_train_compute(sat_trainer *trainer, const float *x, const int32_t *labels,
+                                  int64_t n, sat_step_stats *stats);
+/** The second half of sat_train_step(): one optimizer update of the trainer's model from its
+ *  gradient block (as left by sat_train_compute() and reduced by the caller).
+ *  Errors: SAT_E_INVALID_ARG for a NULL trainer; SAT_E_NUMERIC when the update makes a
+ *  parameter NaN or Inf, and then the parameters and the optimizer's state and step count are
+ *  restored; the message is in sat_trainer_last_error().
+ *  Threads: one thread at a time per trainer (and its model and optimizer). */
+SAT_API int32_t sat_train_apply(sat_trainer *trainer);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation                                                                 */

@@ -276,6 +276,8 @@ pub struct sat_trainer_opts {
     pub free_replays: i32,
     pub trades_beta: f32,
     pub seed: u64,
+    pub rank: i32,
+    pub rank_count: i32,
 }
 
 #[repr(C)]
@@ -517,6 +519,9 @@ extern "C" {
     pub fn sat_trainer_last_error(trainer: *const sat_trainer) -> *const c_char;
     pub fn sat_train_step(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
                           stats: *mut sat_step_stats) -> i32;
+    pub fn sat_train_compute(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
+                             stats: *mut sat_step_stats) -> i32;
+    pub fn sat_train_apply(trainer: *mut sat_trainer) -> i32;
 
     pub fn sat_eval_opts_init(opts: *mut sat_eval_opts, size: u32) -> i32;
     pub fn sat_evaluate(model: *mut sat_model, opts: *const sat_eval_opts, x: *const f32,
