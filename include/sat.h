@@ -299,7 +299,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *   conv N k=K [s=S] [p=P] [bias=0|1]    square kernel K, stride S (1), padding P (0)
  *   bn                              batch norm over channels (or features after dense)
  *   act [KIND] [param=A]            the model's activation, or an explicit KIND
- *   maxpool k=K [s=S]   avgpool k=K [s=S]   gap   flatten
+ *   maxpool k=K [s=S] [p=P]         max over K x K windows, stride S (K); padding P <= K/2
+ *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
+ *   avgpool k=K [s=S]   gap   flatten
  *   add NAME                        adds the output of the layer labelled NAME
  * Any layer may carry `name=NAME` (labels its output) and `from=NAME` (takes its input from
  * the layer labelled NAME instead of the previous line). The last layer's output size is
@@ -488,7 +490,7 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_CONV 3       /**< "conv": weight [out, in, k, k] and bias [out] */
 #define SAT_LAYER_BN 4         /**< "bn": scale and shift [c]; running mean and variance [c] */
 #define SAT_LAYER_ACT 5        /**< "act": an activation; SmoothReLU has a learnable alpha [1] */
-#define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride */
+#define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride, padding */
 #define SAT_LAYER_AVGPOOL 7    /**< "avgpool": k x k window, stride */
 #define SAT_LAYER_GAP 8        /**< "gap": global average pooling to [c, 1, 1] */
 #define SAT_LAYER_ADD 9        /**< "add": input0 + input1 */
@@ -542,7 +544,8 @@ typedef struct sat_layer_info {
     int32_t units;             /**< dense and conv: outputs (out); else 0 */
     int32_t kernel;            /**< conv and pooling: window size k; else 0 */
     int32_t stride;            /**< conv and pooling: stride; else 0 */
-    int32_t padding;           /**< conv: zero padding on each side; else 0 */
+    int32_t padding;           /**< conv: zero padding on each side; maxpool: padding on each
+                                    side, which never wins the max; else 0 */
     int32_t has_bias;          /**< dense and conv: 1 with a bias tensor; else 0 */
     int32_t activation;        /**< act: SAT_ACT_* as resolved at creation; else -1 */
     float act_param;           /**< act: its parameter (SmoothReLU: the initial a; the

@@ -64,6 +64,7 @@ static void describe(const sat_model *m, const sat_node *nd, sat_layer_info *li)
     case SAT_OP_AVGPOOL:
         li->kernel = nd->k;
         li->stride = nd->stride;
+        li->padding = nd->pad;
         break;
     case SAT_OP_BN:
         add_tensor(li->params, &li->num_params, SAT_TENSOR_BN_SCALE, nd->p_gamma, 1, c);

@@ -451,7 +451,7 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
         r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
 }
 
-/* ---- pooling: k= and s= ---- */
+/* ---- pooling: k= and s=; maxpool also p= ---- */
 static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
     (void)m;
     for (int32_t i = 0; i < count; i++) {
@@ -461,23 +461,28 @@ static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32
             st = sat__arg_int(nd, a, 1, 64, &nd->k, err);
         else if (sat__arg_is(a, "s"))
             st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
+        else if (nd->op == SAT_OP_MAXPOOL && sat__arg_is(a, "p"))
+            st = sat__arg_int(nd, a, 0, 32, &nd->pad, err);
         else
             st = sat__arg_unknown(nd, a, err);
         if (st) return st;
     }
     if (nd->k == 0) FAIL("model spec line %d: %s needs k=K", nd->line, sat__ops[nd->op].name);
+    /* A window made only of padding would have no maximum (PyTorch's rule too). */
+    if (2 * nd->pad > nd->k)
+        FAIL("model spec line %d: maxpool p=%d is more than half of k=%d", nd->line, nd->pad, nd->k);
     if (nd->stride == 0) nd->stride = nd->k; /* no s=: windows side by side */
     return SAT_OK;
 }
 
 static int32_t pool_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *in = input_of(m, nd);
-    if (nd->k > in->h || nd->k > in->w)
+    if (nd->k > in->h + 2 * nd->pad || nd->k > in->w + 2 * nd->pad)
         FAIL("model spec line %d: pooling window %d is larger than the input %dx%d", nd->line, nd->k,
-             in->h, in->w);
+             in->h + 2 * nd->pad, in->w + 2 * nd->pad);
     nd->c = in->c;
-    nd->h = (in->h - nd->k) / nd->stride + 1;
-    nd->w = (in->w - nd->k) / nd->stride + 1;
+    nd->h = (in->h + 2 * nd->pad - nd->k) / nd->stride + 1;
+    nd->w = (in->w + 2 * nd->pad - nd->k) / nd->stride + 1;
     return SAT_OK;
 }
 
@@ -486,14 +491,14 @@ static void maxpool_fwd_body(const sat_run *r, const sat_node *nd, const float *
     (void)dy;
     const sat_node *in = input_of(r->m, nd);
     sat__maxpool_forward(x0 + e0 * in->size, y + e0 * nd->size, e1 - e0, nd->c, in->h, in->w, nd->k,
-                         nd->stride, nd->h, nd->w);
+                         nd->stride, nd->pad, nd->h, nd->w);
 }
 
 static void maxpool_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                              int64_t e0, int64_t e1) {
     const sat_node *in = input_of(r->m, nd);
     sat__maxpool_backward(x0 + e0 * in->size, dy + e0 * nd->size, dx + e0 * in->size, e1 - e0, nd->c, in->h,
-                          in->w, nd->k, nd->stride, nd->h, nd->w);
+                          in->w, nd->k, nd->stride, nd->pad, nd->h, nd->w);
 }
 
 static void maxpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,

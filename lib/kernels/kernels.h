@@ -121,12 +121,14 @@ void sat__bn_backward_infer(const float *x, const float *gamma, const float *run
                             const float *running_var, const float *dy, float *dx, float *dgamma,
                             float *dbeta, int64_t n, int64_t c, int64_t hw);
 
-/* ---- pooling: windows of k x k with stride s, no padding; x [n, c, h, w] ---- */
+/* ---- pooling: windows of k x k with stride s; x [n, c, h, w] ---- */
+/* Max pooling with padding p <= k/2 on each side; padded cells never take part. */
 void sat__maxpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
-                          int32_t k, int32_t s, int64_t ho, int64_t wo);
+                          int32_t k, int32_t s, int32_t p, int64_t ho, int64_t wo);
 /* dx overwritten; the gradient goes to the first maximum of each window (recomputed from x). */
 void sat__maxpool_backward(const float *x, const float *dy, float *dx, int64_t n, int64_t c,
-                           int64_t h, int64_t w, int32_t k, int32_t s, int64_t ho, int64_t wo);
+                           int64_t h, int64_t w, int32_t k, int32_t s, int32_t p, int64_t ho, int64_t wo);
+/* Average pooling, no padding. */
 void sat__avgpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
                           int32_t k, int32_t s, int64_t ho, int64_t wo);
 void sat__avgpool_backward(const float *dy, float *dx, int64_t n, int64_t c, int64_t h, int64_t w,

@@ -1,5 +1,5 @@
-"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, and
-a residual block with batch norm. The torch model is rebuilt from Model.layers() alone: each
+"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, a
+residual block with batch norm, and the ops of the ImageNet families (padded max-pooling). The torch model is rebuilt from Model.layers() alone: each
 layer's op, inputs, attributes and activation, with its tensors copied from the views the
 introspection gives (no hand-written layout). Logits and the input gradient of the summed
 cross-entropy are compared in float32.
@@ -105,7 +105,7 @@ class TorchFromLayers(torch.nn.Module):
             elif op == "act":
                 y = self.fns[layer.index](a)
             elif op == "maxpool":
-                y = F.max_pool2d(a, layer.kernel, layer.stride)
+                y = F.max_pool2d(a, layer.kernel, layer.stride, layer.padding)
             elif op == "avgpool":
                 y = F.avg_pool2d(a, layer.kernel, layer.stride)
             elif op == "gap":
@@ -206,3 +206,26 @@ def test_residual_batchnorm_matches_torch(ctx, torch_threads):
     x = rng.random((4, 3, 8, 8), dtype=np.float32)
     y = np.array([0, 9, 4, 2], np.int32)
     _compare(m, x, y, "residual")
+
+
+# The ops the ImageNet families add, each in the place those networks use it.
+NEW_OPS = """input 3 12 12
+conv 8 k=3 p=1 bias=0
+bn
+act
+maxpool k=3 s=2 p=1
+conv 8 k=3 p=1
+act
+gap
+dense 10
+"""
+
+
+def test_new_ops_match_torch(ctx, torch_threads):
+    """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
+    activation such as SiLU can be negative)."""
+    m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
+    rng = np.random.default_rng(8)
+    x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5
+    y = np.array([1, 7, 3, 0], np.int32)
+    _compare(m, x, y, "new-ops")

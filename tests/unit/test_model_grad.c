@@ -46,6 +46,17 @@ static const char *const SPEC_RES =
     "gap\n"
     "dense 3\n";
 
+/* The ops of the ImageNet families: the ResNet stem's padded max-pooling. */
+static const char *const SPEC_STEM =
+    "input 3 9 9\n"
+    "conv 6 k=3 p=1 bias=0\n"
+    "bn\n"
+    "act\n"
+    "maxpool k=3 s=2 p=1\n"
+    "conv 4 k=3 p=1\n"
+    "act\n"
+    "dense 3\n";
+
 /* Sum of per-example CE losses in double, evaluated through the attack plan. */
 static double loss_at(sat_model *m, const float *x, const int32_t *y, int64_t n) {
     float losses[NB];
@@ -188,6 +199,14 @@ static void test_residual_model_grads(void **st) {
     check_input_grad(mb, 3 * 8 * 8, 0.03);
 }
 
+static void test_stem_ops_grads(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SPEC_STEM, SAT_ACT_SILU, 4);
+    check_input_grad(m, 3 * 9 * 9, 0.03);
+    check_param_grad(m, 3 * 9 * 9, 0.05);
+}
+
 /* With a backward override, the input gradient must equal the one computed with the
  * override activation's derivative at the same pre-activations: for a one-layer model
  * dense -> act -> dense this is checkable by hand. */
@@ -235,6 +254,7 @@ int main(void) {
         cmocka_unit_test(test_input_grad_every_activation),
         cmocka_unit_test(test_param_grad_every_activation),
         cmocka_unit_test(test_residual_model_grads),
+        cmocka_unit_test(test_stem_ops_grads),
         cmocka_unit_test(test_backward_override),
     };
     return tu_run_on_every_path("test_model_grad", tests, sizeof tests / sizeof tests[0]);

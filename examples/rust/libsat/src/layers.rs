@@ -129,7 +129,7 @@ pub struct LayerInfo {
     pub kernel: i32,
     /// Conv and pooling stride, else 0.
     pub stride: i32,
-    /// Conv zero padding, else 0.
+    /// Conv zero padding, or maxpool padding (never wins the max), else 0.
     pub padding: i32,
     /// Act layers: the activation (`SAT_ACT_*`) and its parameter.
     pub activation: Option<(i32, f32)>,
