@@ -302,6 +302,7 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *   maxpool k=K [s=S] [p=P]         max over K x K windows, stride S (K); padding P <= K/2
  *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
  *   avgpool k=K [s=S]   gap   flatten
+ *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
  *   add NAME                        adds the output of the layer labelled NAME
  * Any layer may carry `name=NAME` (labels its output) and `from=NAME` (takes its input from
  * the layer labelled NAME instead of the previous line). The last layer's output size is
@@ -495,7 +496,8 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_GAP 8        /**< "gap": global average pooling to [c, 1, 1] */
 #define SAT_LAYER_ADD 9        /**< "add": input0 + input1 */
 #define SAT_LAYER_FLATTEN 10   /**< "flatten": [c, h, w] read as [c*h*w, 1, 1] (NCHW order) */
-#define SAT_LAYER_COUNT 11     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
+#define SAT_LAYER_SIGMOID 11   /**< "sigmoid": 1 / (1 + exp(-x)), apart from the model's activation */
+#define SAT_LAYER_COUNT 12     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
 
 /* What a tensor of a layer holds (sat_tensor_info.role). */
 #define SAT_TENSOR_WEIGHT 0        /**< dense [out, in] or conv [out, in, k, k], row-major */

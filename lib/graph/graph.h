@@ -33,6 +33,7 @@ enum sat_op {
     SAT_OP_GAP,
     SAT_OP_ADD,
     SAT_OP_FLATTEN,
+    SAT_OP_SIGMOID,
     SAT_OP_COUNT
 };
 

@@ -394,7 +394,8 @@ static float act_param_now(const sat_model *m, const sat_node *nd) {
 #define EW_MIN_PARALLEL 32768
 
 typedef struct ew_job {
-    int kind; /* 0 act forward, 1 act backward, 2 add, 3 copy a to out and out2 (if set) */
+    int kind; /* 0 act forward, 1 act backward, 2 add, 3 copy a to out and out2 (if set),
+               * 4 sigmoid forward, 5 sigmoid backward */
     int32_t act;
     float param;
     const float *a, *b;
@@ -413,6 +414,10 @@ static void ew_range(void *arg, int64_t b0, int64_t b1) {
         sat__act_backward(j->act, j->param, j->a + lo, j->b + lo, j->out + lo, hi - lo);
     else if (j->kind == 2)
         sat__add(j->a + lo, j->b + lo, j->out + lo, hi - lo);
+    else if (j->kind == 4)
+        sat__sigmoid_forward(j->a + lo, j->out + lo, hi - lo);
+    else if (j->kind == 5)
+        sat__sigmoid_backward(j->a + lo, j->b + lo, j->out + lo, hi - lo);
     else if (j->out && j->out2)
         for (int64_t i = lo; i < hi; i++) j->out[i] = j->out2[i] = j->a[i];
     else if (j->out || j->out2)
@@ -449,6 +454,22 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     }
     if (r->param_grads && nd->p_alpha >= 0)
         r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
+}
+
+/* ---- sigmoid: the gate of squeeze-excitation, a layer of its own (the attack plan's
+ * backward override is for act layers only) ---- */
+static void sigmoid_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    ew_job j = {4, 0, 0.0f, x0, NULL, y, r->n * nd->size, NULL};
+    ew_run(r->m, &j);
+}
+
+static void sigmoid_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    if (!dx0) return;
+    ew_job j = {5, 0, 0.0f, x0, dy, dx0, r->n * nd->size, NULL};
+    ew_run(r->m, &j);
 }
 
 /* ---- pooling: k= and s=; maxpool also p= ---- */
@@ -632,4 +653,6 @@ const sat_op_info sat__ops[SAT_OP_COUNT] = {
                     .forward = add_forward, .backward = add_backward},
     [SAT_OP_FLATTEN] = {.name = "flatten", .infer = flatten_infer, .workspace = NO_WS,
                         .forward = flatten_forward, .backward = flatten_backward},
+    [SAT_OP_SIGMOID] = {.name = "sigmoid", .infer = same_shape_infer, .workspace = NO_WS,
+                        .forward = sigmoid_forward, .backward = sigmoid_backward, .backward_reads_input = 1},
 };

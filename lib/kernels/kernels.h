@@ -31,6 +31,10 @@ void sat__gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
                    int64_t ldc);
 
 /* ---- activation kinds (activation_kinds.c): name, kind from a name, default parameter ---- */
+/* The logistic sigmoid as a layer of its own (a gate), apart from the model's activation:
+ * y = 1 / (1 + exp(-x)); dx = dy y (1 - y) with y recomputed from x. */
+void sat__sigmoid_forward(const float *x, float *y, int64_t n);
+void sat__sigmoid_backward(const float *x, const float *dy, float *dx, int64_t n);
 const char *sat__act_name(int32_t act);
 int32_t sat__act_from_name(const char *name, int32_t *act);
 float sat__act_default_param(int32_t act);

@@ -1,5 +1,6 @@
 """PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, a
-residual block with batch norm, and the ops of the ImageNet families (padded max-pooling). The torch model is rebuilt from Model.layers() alone: each
+residual block with batch norm, and the ops of the ImageNet families (padded max-pooling,
+sigmoid). The torch model is rebuilt from Model.layers() alone: each
 layer's op, inputs, attributes and activation, with its tensors copied from the views the
 introspection gives (no hand-written layout). Logits and the input gradient of the summed
 cross-entropy are compared in float32.
@@ -114,6 +115,8 @@ class TorchFromLayers(torch.nn.Module):
                 y = a + out[layer.inputs[1]]
             elif op == "flatten":
                 y = a.flatten(1)
+            elif op == "sigmoid":
+                y = torch.sigmoid(a)
             else:
                 raise NotImplementedError(op)
             if op in ("dense", "flatten"):
@@ -215,7 +218,7 @@ bn
 act
 maxpool k=3 s=2 p=1
 conv 8 k=3 p=1
-act
+sigmoid
 gap
 dense 10
 """
@@ -223,7 +226,7 @@ dense 10
 
 def test_new_ops_match_torch(ctx, torch_threads):
     """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
-    activation such as SiLU can be negative)."""
+    activation such as SiLU can be negative) and a sigmoid layer."""
     m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
     rng = np.random.default_rng(8)
     x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5

@@ -285,7 +285,7 @@ static void test_thread_independence_resnet(void **st) {
     }
 }
 
-/* The ops of the ImageNet families (padded max-pooling), on tensors large enough for the
+/* The ops of the ImageNet families (padded max-pooling, sigmoid), on tensors large enough for the
  * worker pool to split them: the same bits for 1 and 3 threads, and for a batch run whole or
  * in pieces. */
 static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
@@ -294,7 +294,7 @@ static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
                                         "act\n"
                                         "maxpool k=3 s=2 p=1\n"
                                         "conv 8 k=3 p=1\n"
-                                        "act\n"
+                                        "sigmoid\n"
                                         "gap\n"
                                         "dense 10\n";
 

@@ -46,7 +46,7 @@ static const char *const SPEC_RES =
     "gap\n"
     "dense 3\n";
 
-/* The ops of the ImageNet families: the ResNet stem's padded max-pooling. */
+/* The ops of the ImageNet families: the ResNet stem's padded max-pooling, a sigmoid layer. */
 static const char *const SPEC_STEM =
     "input 3 9 9\n"
     "conv 6 k=3 p=1 bias=0\n"
@@ -54,7 +54,7 @@ static const char *const SPEC_STEM =
     "act\n"
     "maxpool k=3 s=2 p=1\n"
     "conv 4 k=3 p=1\n"
-    "act\n"
+    "sigmoid\n"
     "dense 3\n";
 
 /* Sum of per-example CE losses in double, evaluated through the attack plan. */

@@ -20,6 +20,8 @@ pub enum LayerOp {
     GlobalAvgPool,
     Add,
     Flatten,
+    /// The logistic sigmoid as a layer (a gate), apart from the model's activation.
+    Sigmoid,
     /// A value this crate does not know (a newer library).
     Other(i32),
 }
@@ -38,6 +40,7 @@ impl LayerOp {
             sys::SAT_LAYER_GAP => Self::GlobalAvgPool,
             sys::SAT_LAYER_ADD => Self::Add,
             sys::SAT_LAYER_FLATTEN => Self::Flatten,
+            sys::SAT_LAYER_SIGMOID => Self::Sigmoid,
             other => Self::Other(other),
         }
     }
