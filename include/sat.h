@@ -304,6 +304,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *   avgpool k=K [s=S]   gap   flatten
  *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
  *   add NAME                        adds the output of the layer labelled NAME
+ *   mul NAME                        multiplies by the output of the layer labelled NAME: one
+ *                                   shape, or C x H x W by C x 1 x 1 (either one first) broadcast
+ *                                   over H x W (a squeeze-excitation gate)
  * Any layer may carry `name=NAME` (labels its output) and `from=NAME` (takes its input from
  * the layer labelled NAME instead of the previous line). The last layer's output size is
  * the number of classes. A bad spec fails with SAT_E_INVALID_ARG and a message naming the
@@ -497,7 +500,8 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_ADD 9        /**< "add": input0 + input1 */
 #define SAT_LAYER_FLATTEN 10   /**< "flatten": [c, h, w] read as [c*h*w, 1, 1] (NCHW order) */
 #define SAT_LAYER_SIGMOID 11   /**< "sigmoid": 1 / (1 + exp(-x)), apart from the model's activation */
-#define SAT_LAYER_COUNT 12     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
+#define SAT_LAYER_MUL 12       /**< "mul": input0 * input1, a C x 1 x 1 one broadcast over H x W */
+#define SAT_LAYER_COUNT 13     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
 
 /* What a tensor of a layer holds (sat_tensor_info.role). */
 #define SAT_TENSOR_WEIGHT 0        /**< dense [out, in] or conv [out, in, k, k], row-major */
@@ -539,7 +543,7 @@ typedef struct sat_layer_info {
     char name[SAT_LAYER_NAME_MAX];    /**< the layer's `name=` label, "" if it has none */
     int32_t line;              /**< line of the spec that made it (1-based) */
     int32_t input0;            /**< index of the layer it reads, -1 for the input layer */
-    int32_t input1;            /**< add: index of the second layer it reads; else -1 */
+    int32_t input1;            /**< add and mul: index of the second layer it reads; else -1 */
     int32_t channels;          /**< output shape per example: channels (features after dense) */
     int32_t height;            /**< output height (1 after dense, gap, flatten) */
     int32_t width;             /**< output width (1 after dense, gap, flatten) */

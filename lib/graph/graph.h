@@ -34,6 +34,7 @@ enum sat_op {
     SAT_OP_ADD,
     SAT_OP_FLATTEN,
     SAT_OP_SIGMOID,
+    SAT_OP_MUL,
     SAT_OP_COUNT
 };
 

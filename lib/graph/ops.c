@@ -569,21 +569,24 @@ static void gap_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     if (dx0) sat__gap_backward(dy, dx0, r->n, nd->c, (int64_t)in->h * in->w);
 }
 
-/* ---- residual add: the name of the other input ---- */
-static int32_t add_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+/* ---- add and mul: the name of the other input ---- */
+static int32_t second_input_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    const char *op = sat__ops[nd->op].name;
     for (int32_t i = 0; i < count; i++) {
         if (args[i].key) return sat__arg_unknown(nd, &args[i], err);
         const int src = i ? -1 : sat__spec_label(m, args[i].val);
-        if (src < 0) FAIL("model spec line %d: add of unknown layer name '%s'", nd->line, args[i].val);
+        if (src < 0) FAIL("model spec line %d: %s of unknown layer name '%s'", nd->line, op, args[i].val);
         nd->in1 = src;
     }
-    if (nd->in1 < 0) FAIL("model spec line %d: add needs a layer name", nd->line);
+    if (nd->in1 < 0) FAIL("model spec line %d: %s needs a layer name", nd->line, op);
+    /* The executor hands one gradient to each distinct input. */
+    if (nd->in1 == nd->in0) FAIL("model spec line %d: %s of a layer with itself", nd->line, op);
     return SAT_OK;
 }
 
+/* ---- residual add ---- */
 static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
-    if (nd->in1 == nd->in0) FAIL("model spec line %d: add of a layer with itself (use a scale)", nd->line);
     if (a->c != b->c || a->h != b->h || a->w != b->w)
         FAIL("model spec line %d: add of %dx%dx%d and %dx%dx%d (line %d): shapes differ", nd->line,
              a->c, a->h, a->w, b->c, b->h, b->w, b->line);
@@ -606,6 +609,78 @@ static void add_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     /* Both inputs receive dy: one read, two writes, split over the pool. */
     ew_job j = {3, 0, 0.0f, dy, NULL, dx0, r->n * nd->size, dx1};
     ew_run(r->m, &j);
+}
+
+/* ---- mul: a C x H x W input times a C x 1 x 1 one (a squeeze-excitation gate), in either
+ * order, or two inputs of one shape elementwise ---- */
+static int32_t mul_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
+    const sat_node *big = a->size >= b->size ? a : b, *gate = a->size >= b->size ? b : a;
+    const int same = a->c == b->c && a->h == b->h && a->w == b->w;
+    if (!same && !(gate->c == big->c && gate->h == 1 && gate->w == 1))
+        FAIL("model spec line %d: mul of %dx%dx%d and %dx%dx%d (line %d): needs one shape, or C x H x W and C x 1 x 1",
+             nd->line, a->c, a->h, a->w, b->c, b->h, b->w, b->line);
+    nd->c = big->c;
+    nd->h = big->h;
+    nd->w = big->w;
+    return SAT_OK;
+}
+
+/* Which input is the gate (1: x1), and the shape [c, hw] the product runs over: one
+ * channel per value when the shapes are equal. */
+typedef struct mul_shape {
+    int gate_is_x1;
+    int64_t c, hw;
+} mul_shape;
+
+static mul_shape mul_shape_of(const sat_model *m, const sat_node *nd) {
+    const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
+    mul_shape s = {b->size <= a->size, nd->c, (int64_t)nd->h * nd->w};
+    if (a->size == b->size) s.c = nd->size, s.hw = 1;
+    return s;
+}
+
+/* Examples are independent: ranges of them go to the worker pool, so the split cannot
+ * change a bit. */
+typedef struct mul_job {
+    mul_shape s;
+    int64_t size;
+    const float *x, *g, *dy;
+    float *y, *dx, *dg; /* y for forward; dx, dg (may be NULL) for backward */
+} mul_job;
+
+static void mul_range(void *arg, int64_t e0, int64_t e1) {
+    const mul_job *j = arg;
+    const int64_t xo = e0 * j->size, go = e0 * j->s.c;
+    if (j->y)
+        sat__mul_channels_forward(j->x + xo, j->g + go, j->y + xo, e1 - e0, j->s.c, j->s.hw);
+    else
+        sat__mul_channels_backward(j->x + xo, j->g + go, j->dy + xo, j->dx ? j->dx + xo : NULL,
+                                   j->dg ? j->dg + go : NULL, e1 - e0, j->s.c, j->s.hw);
+}
+
+static void mul_run(const sat_run *r, mul_job *j) {
+    if (r->m->ctx->num_threads <= 1 || r->n * j->size < SPLIT_MIN_PARALLEL)
+        mul_range(j, 0, r->n);
+    else
+        sat__parallel_for(r->m->ctx, r->n, mul_range, j);
+}
+
+static void mul_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    mul_job j = {mul_shape_of(r->m, nd), nd->size, x0, x1, NULL, y, NULL, NULL};
+    if (!j.s.gate_is_x1) j.x = x1, j.g = x0;
+    mul_run(r, &j);
+}
+
+static void mul_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                         const float *dy, float *dx0, float *dx1) {
+    (void)y;
+    /* The second input is kept too (backward_reads_input); the table's backward is handed
+     * the first one only. */
+    const float *x1 = r->e->out_ptr[nd->in1];
+    mul_job j = {mul_shape_of(r->m, nd), nd->size, x0, x1, dy, NULL, dx0, dx1};
+    if (!j.s.gate_is_x1) j.x = x1, j.g = x0, j.dx = dx1, j.dg = dx0;
+    if (j.dx || j.dg) mul_run(r, &j);
 }
 
 /* ---- flatten: NCHW is already flat per example; the output aliases the input ---- */
@@ -649,10 +724,12 @@ const sat_op_info sat__ops[SAT_OP_COUNT] = {
                         .forward = avgpool_forward, .backward = avgpool_backward},
     [SAT_OP_GAP] = {.name = "gap", .infer = gap_infer, .workspace = NO_WS, .forward = gap_forward,
                     .backward = gap_backward},
-    [SAT_OP_ADD] = {.name = "add", .parse = add_parse, .infer = add_infer, .workspace = NO_WS,
+    [SAT_OP_ADD] = {.name = "add", .parse = second_input_parse, .infer = add_infer, .workspace = NO_WS,
                     .forward = add_forward, .backward = add_backward},
     [SAT_OP_FLATTEN] = {.name = "flatten", .infer = flatten_infer, .workspace = NO_WS,
                         .forward = flatten_forward, .backward = flatten_backward},
     [SAT_OP_SIGMOID] = {.name = "sigmoid", .infer = same_shape_infer, .workspace = NO_WS,
                         .forward = sigmoid_forward, .backward = sigmoid_backward, .backward_reads_input = 1},
+    [SAT_OP_MUL] = {.name = "mul", .parse = second_input_parse, .infer = mul_infer, .workspace = NO_WS,
+                    .forward = mul_forward, .backward = mul_backward, .backward_reads_input = 1},
 };

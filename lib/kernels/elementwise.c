@@ -1,4 +1,5 @@
-/* elementwise.c - addition, axpy and the model's input normalisation. */
+/* elementwise.c - addition, axpy, channel-wise multiplication and the model's input
+ * normalisation. */
 #include "kernels/kernels.h"
 
 void sat__add(const float *a, const float *b, float *y, int64_t n) {
@@ -7,6 +8,27 @@ void sat__add(const float *a, const float *b, float *y, int64_t n) {
 
 void sat__axpy(float alpha, const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void sat__mul_channels_forward(const float *x, const float *g, float *y, int64_t n, int64_t c, int64_t hw) {
+    for (int64_t pl = 0; pl < n * c; pl++) {
+        const float gv = g[pl];
+        for (int64_t j = 0; j < hw; j++) y[pl * hw + j] = x[pl * hw + j] * gv;
+    }
+}
+
+void sat__mul_channels_backward(const float *x, const float *g, const float *dy, float *dx, float *dg, int64_t n,
+                                int64_t c, int64_t hw) {
+    for (int64_t pl = 0; pl < n * c; pl++) {
+        const float *dp = dy + pl * hw;
+        if (dx)
+            for (int64_t j = 0; j < hw; j++) dx[pl * hw + j] = dp[j] * g[pl];
+        if (dg) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < hw; j++) acc += dp[j] * x[pl * hw + j];
+            dg[pl] = acc;
+        }
+    }
 }
 
 void sat__normalize_forward(const float *x, const float *mean, const float *std, float *y,

@@ -177,5 +177,10 @@ double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, in
 /* ---- elementwise ---- */
 void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */
 void sat__axpy(float alpha, const float *x, float *y, int64_t n);          /* y += alpha x */
+/* Channel-wise multiplication, x [n, c, hw] by g [n, c] (a squeeze-excitation gate; hw 1:
+ * elementwise): y = x g. Backward: dx = dy g, dg = sum over hw of dy x (either may be NULL). */
+void sat__mul_channels_forward(const float *x, const float *g, float *y, int64_t n, int64_t c, int64_t hw);
+void sat__mul_channels_backward(const float *x, const float *g, const float *dy, float *dx, float *dg, int64_t n,
+                                int64_t c, int64_t hw);
 
 #endif

@@ -1,6 +1,6 @@
 """PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, a
 residual block with batch norm, and the ops of the ImageNet families (padded max-pooling,
-sigmoid). The torch model is rebuilt from Model.layers() alone: each
+sigmoid, channel-wise mul). The torch model is rebuilt from Model.layers() alone: each
 layer's op, inputs, attributes and activation, with its tensors copied from the views the
 introspection gives (no hand-written layout). Logits and the input gradient of the summed
 cross-entropy are compared in float32.
@@ -113,6 +113,8 @@ class TorchFromLayers(torch.nn.Module):
                 y = a.mean(dim=(2, 3), keepdim=True)
             elif op == "add":
                 y = a + out[layer.inputs[1]]
+            elif op == "mul":
+                y = a * out[layer.inputs[1]]  # torch broadcasts the C x 1 x 1 gate as libsat does
             elif op == "flatten":
                 y = a.flatten(1)
             elif op == "sigmoid":
@@ -216,9 +218,17 @@ NEW_OPS = """input 3 12 12
 conv 8 k=3 p=1 bias=0
 bn
 act
-maxpool k=3 s=2 p=1
+maxpool k=3 s=2 p=1 name=stem
+gap
+conv 4 k=1
+act
+conv 8 k=1
+sigmoid name=gate
+mul stem
 conv 8 k=3 p=1
-sigmoid
+sigmoid name=s
+conv 8 k=1 from=gate
+mul s
 gap
 dense 10
 """
@@ -226,7 +236,8 @@ dense 10
 
 def test_new_ops_match_torch(ctx, torch_threads):
     """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
-    activation such as SiLU can be negative) and a sigmoid layer."""
+    activation such as SiLU can be negative), a squeeze-excitation gate (sigmoid, then mul
+    broadcasting it over H x W), and mul of two tensors of one shape."""
     m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
     rng = np.random.default_rng(8)
     x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5

@@ -39,6 +39,10 @@ static void test_bad_specs(void **st) {
     expect_spec_error(ctx, "input 1 8 8\nmaxpool k=9\ndense 3\n", "line 2: pooling window 9");
     expect_spec_error(ctx, "input 1 8 8\nmaxpool k=3 p=2\ndense 3\n", "line 2: maxpool p=2 is more than half");
     expect_spec_error(ctx, "input 1 8 8\navgpool k=3 p=1\ndense 3\n", "line 2: unknown option 'p'");
+    expect_spec_error(ctx, "input 2 8 8\ngap name=g\nconv 3 k=1 from=g\nmul g\ndense 3\n",
+                      "line 4: mul of 3x1x1 and 2x1x1 (line 2): needs one shape");
+    expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1\nmul nowhere\ndense 3\n", "line 3: mul of unknown layer name");
+    expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1 name=a\nmul a\ndense 3\n", "line 3: mul of a layer with itself");
     expect_spec_error(ctx, "", "needs an input line");
     /* comments and blank lines are fine and count as lines */
     sat_model *m = NULL;
@@ -285,14 +289,20 @@ static void test_thread_independence_resnet(void **st) {
     }
 }
 
-/* The ops of the ImageNet families (padded max-pooling, sigmoid), on tensors large enough for the
+/* The ops of the ImageNet families (padded max-pooling, a squeeze-excitation gate), on tensors large enough for the
  * worker pool to split them: the same bits for 1 and 3 threads, and for a batch run whole or
  * in pieces. */
 static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
                                         "conv 8 k=3 p=1 bias=0\n"
                                         "bn\n"
                                         "act\n"
-                                        "maxpool k=3 s=2 p=1\n"
+                                        "maxpool k=3 s=2 p=1 name=stem\n"
+                                        "gap\n"
+                                        "conv 4 k=1\n"
+                                        "act\n"
+                                        "conv 8 k=1\n"
+                                        "sigmoid\n"
+                                        "mul stem\n"
                                         "conv 8 k=3 p=1\n"
                                         "sigmoid\n"
                                         "gap\n"

@@ -46,15 +46,24 @@ static const char *const SPEC_RES =
     "gap\n"
     "dense 3\n";
 
-/* The ops of the ImageNet families: the ResNet stem's padded max-pooling, a sigmoid layer. */
+/* The ops of the ImageNet families: the ResNet stem's padded max-pooling, a
+ * squeeze-excitation gate (sigmoid, channel-wise mul), a sigmoid layer. */
 static const char *const SPEC_STEM =
     "input 3 9 9\n"
     "conv 6 k=3 p=1 bias=0\n"
     "bn\n"
     "act\n"
-    "maxpool k=3 s=2 p=1\n"
+    "maxpool k=3 s=2 p=1 name=stem\n"
+    "gap\n"
+    "dense 2\n"
+    "act\n"
+    "conv 6 k=1\n"
+    "sigmoid name=gate\n"
+    "mul gate from=stem\n"
     "conv 4 k=3 p=1\n"
-    "sigmoid\n"
+    "sigmoid name=s\n"
+    "conv 4 k=1 from=stem\n"
+    "mul s\n"
     "dense 3\n";
 
 /* Sum of per-example CE losses in double, evaluated through the attack plan. */

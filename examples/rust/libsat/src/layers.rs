@@ -22,6 +22,8 @@ pub enum LayerOp {
     Flatten,
     /// The logistic sigmoid as a layer (a gate), apart from the model's activation.
     Sigmoid,
+    /// `input0 * input1`, a `C x 1 x 1` one broadcast over `H x W` (a squeeze-excitation gate).
+    Mul,
     /// A value this crate does not know (a newer library).
     Other(i32),
 }
@@ -41,6 +43,7 @@ impl LayerOp {
             sys::SAT_LAYER_ADD => Self::Add,
             sys::SAT_LAYER_FLATTEN => Self::Flatten,
             sys::SAT_LAYER_SIGMOID => Self::Sigmoid,
+            sys::SAT_LAYER_MUL => Self::Mul,
             other => Self::Other(other),
         }
     }
