@@ -296,7 +296,8 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *   input C H W                    first line: input shape per example
  *   normalize mean=M1,M2.. std=S1,S2..   (x - mean[c]) / std[c] per channel
  *   dense N [bias=0|1]
- *   conv N k=K [s=S] [p=P] [bias=0|1]    square kernel K, stride S (1), padding P (0)
+ *   conv N k=K [s=S] [p=P] [g=G] [bias=0|1]    square kernel K, stride S (1), padding P (0),
+ *                                   G channel groups (1; G = C is depthwise): weights [N, C/G, K, K]
  *   bn                              batch norm over channels (or features after dense)
  *   act [KIND] [param=A]            the model's activation, or an explicit KIND
  *   maxpool k=K [s=S] [p=P]         max over K x K windows, stride S (K); padding P <= K/2
@@ -491,7 +492,7 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_INPUT 0      /**< "input": the input, layer 0 of every model */
 #define SAT_LAYER_NORMALIZE 1  /**< "normalize": (x - mean[c]) / std[c], constants in the spec */
 #define SAT_LAYER_DENSE 2      /**< "dense": weight [out, in] and bias [out] */
-#define SAT_LAYER_CONV 3       /**< "conv": weight [out, in, k, k] and bias [out] */
+#define SAT_LAYER_CONV 3       /**< "conv": weight [out, in/groups, k, k] and bias [out] */
 #define SAT_LAYER_BN 4         /**< "bn": scale and shift [c]; running mean and variance [c] */
 #define SAT_LAYER_ACT 5        /**< "act": an activation; SmoothReLU has a learnable alpha [1] */
 #define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride, padding */
@@ -531,8 +532,8 @@ typedef struct sat_tensor_info {
  * Layout of the blocks, so that weights can be copied from or to another framework
  * without guessing: every tensor is row-major in the shape it reports. A dense weight is
  * [out, in] with `in` the producer's output flattened in C, H, W order (what
- * torch.nn.Linear and torch.flatten use); a conv weight is [out, in, k, k] (torch.nn.Conv2d,
- * groups 1); batch norm holds gamma, beta, running mean and running (unbiased) variance,
+ * torch.nn.Linear and torch.flatten use); a conv weight is [out, in/groups, k, k]
+ * (torch.nn.Conv2d; groups = the input's channels / shape[1]); batch norm holds gamma, beta, running mean and running (unbiased) variance,
  * with eps 1e-5 and momentum 0.1 as torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a
  * model, over all its layers, cover the parameter and state blocks exactly once each.
  */

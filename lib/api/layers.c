@@ -53,7 +53,7 @@ static void describe(const sat_model *m, const sat_node *nd, sat_layer_info *li)
         break;
     }
     case SAT_OP_CONV: {
-        const int32_t w[4] = {nd->units, nd->conv.c_in, nd->k, nd->k};
+        const int32_t w[4] = {nd->units, nd->conv.c_in / nd->groups, nd->k, nd->k};
         li->units = nd->units;
         li->kernel = nd->k;
         li->stride = nd->stride;

@@ -49,6 +49,7 @@ typedef struct sat_node {
     char name[SAT_NAME_MAX];
     /* attributes */
     int32_t units, k, stride, pad, has_bias;
+    int32_t groups;             /* conv: channel groups (1: dense over channels) */
     int32_t act;                /* SAT_OP_ACT: SAT_ACT_* */
     float act_param;
     sat_conv_geom conv;

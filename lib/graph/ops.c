@@ -108,13 +108,14 @@ static void normalize_backward(const sat_run *r, const sat_node *nd, const float
                                 (int64_t)nd->h * nd->w);
 }
 
-/* ---- dense and conv: one positional output size, bias=0|1; conv also k=, s=, p= ---- */
+/* ---- dense and conv: one positional output size, bias=0|1; conv also k=, s=, p=, g= ---- */
 static int32_t weighted_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
     (void)m;
     const int conv = nd->op == SAT_OP_CONV;
     const char *op = sat__ops[nd->op].name;
     nd->has_bias = 1;
     nd->stride = 1;
+    nd->groups = 1;
     for (int32_t i = 0; i < count; i++) {
         const sat_arg *a = &args[i];
         int32_t st = SAT_OK;
@@ -129,6 +130,8 @@ static int32_t weighted_parse(sat_model *m, sat_node *nd, const sat_arg *args, i
             st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
         } else if (conv && sat__arg_is(a, "p")) {
             st = sat__arg_int(nd, a, 0, 64, &nd->pad, err);
+        } else if (conv && sat__arg_is(a, "g")) {
+            st = sat__arg_int(nd, a, 1, SAT__MAX_CHANNELS, &nd->groups, err);
         } else {
             st = sat__arg_unknown(nd, a, err);
         }
@@ -177,57 +180,10 @@ static void dense_backward(const sat_run *r, const sat_node *nd, const float *x0
                             input_of(m, nd)->size, nd->units);
 }
 
-/* ---- conv ---- */
-static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
-    const sat_node *in = input_of(m, nd);
-    nd->conv.c_in = in->c;
-    nd->conv.h_in = in->h;
-    nd->conv.w_in = in->w;
-    nd->conv.c_out = nd->units;
-    nd->conv.k = nd->k;
-    nd->conv.stride = nd->stride;
-    nd->conv.pad = nd->pad;
-    nd->conv.direct = sat__conv_direct_available();
-    if (!sat__conv_geom_init(&nd->conv))
-        FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
-             nd->k, nd->stride, nd->pad, in->h, in->w);
-    nd->c = nd->units;
-    nd->h = nd->conv.h_out;
-    nd->w = nd->conv.w_out;
-    nd->n_w = (int64_t)nd->units * in->c * nd->k * nd->k;
-    nd->p_w = add_params(m, nd->n_w);
-    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
-    return SAT_OK;
-}
-
-static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
-    return sat__conv_workspace(&nd->conv, n, lanes);
-}
-
-static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
-                         float *y) {
-    (void)x1;
-    sat_model *m = r->m;
-    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
-}
-
-static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
-                          const float *dy, float *dx0, float *dx1) {
-    (void)y, (void)dx1;
-    sat_model *m = r->m;
-    if (r->param_grads)
-        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
-                                   nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
-    if (dx0)
-        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
-                                r->e->ws_lanes);
-}
-
 /* Work on independent outputs goes to the worker pool in ranges of units: examples for
- * inference batch norm and pooling (each output depends on its own example only), channels
- * for training-mode batch norm (each channel's sums are taken by one thread, in one order).
- * So the split cannot change a bit. A body gets the range [u0, u1). */
+ * grouped convolution, inference batch norm and pooling (each output depends on its own
+ * example only), channels for training-mode batch norm and grouped weight gradients (each
+ * channel's sums are taken by one thread, in one order). So the split cannot change a bit. A body gets the range [u0, u1). */
 #define SPLIT_MIN_PARALLEL 32768
 
 typedef void (*split_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
@@ -253,6 +209,91 @@ static void split_run(const sat_run *r, const sat_node *nd, const float *x0, con
         split_range(&j, 0, units);
     else
         sat__parallel_for(r->m->ctx, units, split_range, &j);
+}
+
+/* ---- conv ---- */
+static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *in = input_of(m, nd);
+    nd->conv.c_in = in->c;
+    nd->conv.h_in = in->h;
+    nd->conv.w_in = in->w;
+    nd->conv.c_out = nd->units;
+    nd->conv.k = nd->k;
+    nd->conv.stride = nd->stride;
+    nd->conv.pad = nd->pad;
+    nd->conv.direct = sat__conv_direct_available();
+    if (!sat__conv_geom_init(&nd->conv))
+        FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
+             nd->k, nd->stride, nd->pad, in->h, in->w);
+    if (in->c % nd->groups || nd->units % nd->groups)
+        FAIL("model spec line %d: conv g=%d does not divide %d input and %d output channels", nd->line,
+             nd->groups, in->c, nd->units);
+    nd->c = nd->units;
+    nd->h = nd->conv.h_out;
+    nd->w = nd->conv.w_out;
+    nd->n_w = (int64_t)nd->units * (in->c / nd->groups) * nd->k * nd->k;
+    nd->p_w = add_params(m, nd->n_w);
+    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
+    return SAT_OK;
+}
+
+static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
+    return nd->groups > 1 ? 0 : sat__conv_workspace(&nd->conv, n, lanes);
+}
+
+/* Grouped convolution (g=G > 1): direct loops, examples (forward, input gradient) or
+ * output channels (weight gradient) split over the worker pool; each output sums in one
+ * order whatever the split. */
+static void grouped_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                             int64_t e0, int64_t e1) {
+    (void)dy;
+    const float *p = r->m->params;
+    sat__conv_grouped_forward(&nd->conv, nd->groups, x0 + e0 * input_of(r->m, nd)->size, p + nd->p_w,
+                              nd->p_b >= 0 ? p + nd->p_b : NULL, y + e0 * nd->size, e1 - e0);
+}
+
+static void grouped_data_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                              int64_t e0, int64_t e1) {
+    (void)x0;
+    const int64_t in_size = input_of(r->m, nd)->size;
+    sat__conv_grouped_backward_data(&nd->conv, nd->groups, dy + e0 * nd->size, r->m->params + nd->p_w,
+                                    dx + e0 * in_size, e1 - e0);
+}
+
+static void grouped_weights_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy,
+                                 float *unused, int64_t oc0, int64_t oc1) {
+    (void)unused;
+    sat__conv_grouped_backward_weights(&nd->conv, nd->groups, x0, dy, r->grads + nd->p_w,
+                                       nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, oc0, oc1);
+}
+
+static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                         float *y) {
+    (void)x1;
+    sat_model *m = r->m;
+    if (nd->groups > 1) {
+        split_run(r, nd, x0, NULL, y, grouped_fwd_body, r->n);
+        return;
+    }
+    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
+}
+
+static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                          const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    if (nd->groups > 1) {
+        if (r->param_grads) split_run(r, nd, x0, dy, NULL, grouped_weights_body, nd->units);
+        if (dx0) split_run(r, nd, NULL, dy, dx0, grouped_data_body, r->n);
+        return;
+    }
+    if (r->param_grads)
+        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
+                                   nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
+    if (dx0)
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
+                                r->e->ws_lanes);
 }
 
 static void bn_infer_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,

@@ -96,6 +96,17 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws);
 void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                                     const float *w, float *dx, int64_t n, float *ws);
+/* Grouped convolution (conv_grouped.c): `groups` channel groups, W [c_out, c_in/groups, k, k];
+ * depthwise when groups = c_in. Direct loops on one thread: forward and input gradient
+ * over n examples (x, y, dy, dx point at the first one; dx overwritten), the weight
+ * gradient of output channels [oc0, oc1) summed over n examples (dw, db overwritten there;
+ * db may be NULL). No workspace. */
+void sat__conv_grouped_forward(const sat_conv_geom *g, int32_t groups, const float *x, const float *w,
+                               const float *b, float *y, int64_t n);
+void sat__conv_grouped_backward_data(const sat_conv_geom *g, int32_t groups, const float *dy, const float *w,
+                                     float *dx, int64_t n);
+void sat__conv_grouped_backward_weights(const sat_conv_geom *g, int32_t groups, const float *x, const float *dy,
+                                        float *dw, float *db, int64_t n, int64_t oc0, int64_t oc1);
 /* dw, db (overwritten; db may be NULL) from x and dy. */
 void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
                                 const float *dy, float *dw, float *db, int64_t n, float *ws,

@@ -67,8 +67,9 @@ class TorchFromLayers(torch.nn.Module):
             p, s = layer.params, layer.state
             if layer.op == "conv":
                 w = p["weight"]
-                m = torch.nn.Conv2d(w.shape[1], w.shape[0], layer.kernel, layer.stride,
-                                    layer.padding, bias="bias" in p)
+                groups = self.layers[layer.inputs[0]].output_shape[0] // w.shape[1]
+                m = torch.nn.Conv2d(w.shape[1] * groups, w.shape[0], layer.kernel, layer.stride,
+                                    layer.padding, groups=groups, bias="bias" in p)
             elif layer.op == "dense":
                 w = p["weight"]
                 m = torch.nn.Linear(w.shape[1], w.shape[0], bias="bias" in p)
@@ -225,9 +226,10 @@ act
 conv 8 k=1
 sigmoid name=gate
 mul stem
-conv 8 k=3 p=1
+conv 8 k=3 p=1 g=8
+conv 8 k=3 s=2 p=1 g=2 bias=0
 sigmoid name=s
-conv 8 k=1 from=gate
+conv 8 k=1 s=2 from=stem
 mul s
 gap
 dense 10
@@ -237,7 +239,8 @@ dense 10
 def test_new_ops_match_torch(ctx, torch_threads):
     """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
     activation such as SiLU can be negative), a squeeze-excitation gate (sigmoid, then mul
-    broadcasting it over H x W), and mul of two tensors of one shape."""
+    broadcasting it over H x W), depthwise and grouped convolutions, and mul of two tensors of
+    one shape."""
     m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
     rng = np.random.default_rng(8)
     x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5

@@ -42,6 +42,7 @@ static void test_bad_specs(void **st) {
     expect_spec_error(ctx, "input 2 8 8\ngap name=g\nconv 3 k=1 from=g\nmul g\ndense 3\n",
                       "line 4: mul of 3x1x1 and 2x1x1 (line 2): needs one shape");
     expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1\nmul nowhere\ndense 3\n", "line 3: mul of unknown layer name");
+    expect_spec_error(ctx, "input 6 8 8\nconv 8 k=3 g=4\ndense 3\n", "line 2: conv g=4 does not divide 6 input");
     expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1 name=a\nmul a\ndense 3\n", "line 3: mul of a layer with itself");
     expect_spec_error(ctx, "", "needs an input line");
     /* comments and blank lines are fine and count as lines */
@@ -289,7 +290,8 @@ static void test_thread_independence_resnet(void **st) {
     }
 }
 
-/* The ops of the ImageNet families (padded max-pooling, a squeeze-excitation gate), on tensors large enough for the
+/* The ops of the ImageNet families (padded max-pooling, a squeeze-excitation gate, depthwise
+ * and grouped convolutions), on tensors large enough for the
  * worker pool to split them: the same bits for 1 and 3 threads, and for a batch run whole or
  * in pieces. */
 static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
@@ -303,7 +305,8 @@ static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
                                         "conv 8 k=1\n"
                                         "sigmoid\n"
                                         "mul stem\n"
-                                        "conv 8 k=3 p=1\n"
+                                        "conv 8 k=3 p=1 g=8\n"
+                                        "conv 16 k=3 s=2 p=1 g=4\n"
                                         "sigmoid\n"
                                         "gap\n"
                                         "dense 10\n";

@@ -47,7 +47,8 @@ static const char *const SPEC_RES =
     "dense 3\n";
 
 /* The ops of the ImageNet families: the ResNet stem's padded max-pooling, a
- * squeeze-excitation gate (sigmoid, channel-wise mul), a sigmoid layer. */
+ * squeeze-excitation gate (sigmoid, channel-wise mul), depthwise and grouped convolutions,
+ * a sigmoid layer. */
 static const char *const SPEC_STEM =
     "input 3 9 9\n"
     "conv 6 k=3 p=1 bias=0\n"
@@ -60,9 +61,10 @@ static const char *const SPEC_STEM =
     "conv 6 k=1\n"
     "sigmoid name=gate\n"
     "mul gate from=stem\n"
-    "conv 4 k=3 p=1\n"
+    "conv 6 k=3 s=2 p=1 g=6\n"
+    "conv 4 k=3 p=1 g=2 bias=0\n"
     "sigmoid name=s\n"
-    "conv 4 k=1 from=stem\n"
+    "conv 4 k=1 s=2 from=stem\n"
     "mul s\n"
     "dense 3\n";
 
