@@ -304,6 +304,11 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
  *   avgpool k=K [s=S]   gap   flatten
  *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
+ *   dropout p=P                     0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
+ *                                   trainer's step) each value is zeroed with probability P and
+ *                                   the others scaled by 1/(1-P); the identity in inference and in
+ *                                   attacks. Masks are drawn from (seed, training forwards so far,
+ *                                   layer, example, element): thread-independent and repeatable
  *   add NAME                        adds the output of the layer labelled NAME
  *   mul NAME                        multiplies by the output of the layer labelled NAME: one
  *                                   shape, or C x H x W by C x 1 x 1 (either one first) broadcast
@@ -502,7 +507,9 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_FLATTEN 10   /**< "flatten": [c, h, w] read as [c*h*w, 1, 1] (NCHW order) */
 #define SAT_LAYER_SIGMOID 11   /**< "sigmoid": 1 / (1 + exp(-x)), apart from the model's activation */
 #define SAT_LAYER_MUL 12       /**< "mul": input0 * input1, a C x 1 x 1 one broadcast over H x W */
-#define SAT_LAYER_COUNT 13     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
+#define SAT_LAYER_DROPOUT 13   /**< "dropout": zeroes values with probability p in training-mode
+                                    forwards (scaling the rest by 1/(1-p)); else the identity */
+#define SAT_LAYER_COUNT 14     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
 
 /* What a tensor of a layer holds (sat_tensor_info.role). */
 #define SAT_TENSOR_WEIGHT 0        /**< dense [out, in] or conv [out, in, k, k], row-major */

@@ -13,7 +13,7 @@ _Static_assert(SAT_LAYER_INPUT == SAT_OP_INPUT && SAT_LAYER_NORMALIZE == SAT_OP_
                    SAT_LAYER_ACT == SAT_OP_ACT && SAT_LAYER_MAXPOOL == SAT_OP_MAXPOOL &&
                    SAT_LAYER_AVGPOOL == SAT_OP_AVGPOOL && SAT_LAYER_GAP == SAT_OP_GAP && SAT_LAYER_ADD == SAT_OP_ADD &&
                    SAT_LAYER_FLATTEN == SAT_OP_FLATTEN && SAT_LAYER_SIGMOID == SAT_OP_SIGMOID &&
-                   SAT_LAYER_MUL == SAT_OP_MUL &&
+                   SAT_LAYER_MUL == SAT_OP_MUL && SAT_LAYER_DROPOUT == SAT_OP_DROPOUT &&
                    SAT_LAYER_COUNT == SAT_OP_COUNT,
                "SAT_LAYER_* must match enum sat_op");
 _Static_assert(SAT_LAYER_NAME_MAX >= SAT_NAME_MAX, "layer names must fit sat_layer_info.name");

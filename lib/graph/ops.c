@@ -724,6 +724,58 @@ static void mul_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     if (j.dx || j.dg) mul_run(r, &j);
 }
 
+/* ---- dropout: p=, active in training-mode forwards only; the identity in inference and
+ * in the attack plan (whatever its batch-norm mode) ---- */
+static int32_t dropout_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    for (int32_t i = 0; i < count; i++) {
+        if (!sat__arg_is(&args[i], "p")) return sat__arg_unknown(nd, &args[i], err);
+        int32_t st = sat__arg_positive(nd, &args[i], &nd->rate, err);
+        if (st) return st;
+    }
+    if (!(nd->rate > 0.0f && nd->rate < 1.0f))
+        FAIL("model spec line %d: dropout needs p=P with 0 < P < 1", nd->line);
+    return SAT_OK;
+}
+
+/* Each node draws from its own stream under the forward's key: (seed, step) -> key, then
+ * (node, example, element). */
+static void dropout_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                             int64_t e0, int64_t e1) {
+    (void)dy;
+    sat__dropout_forward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, x0 + e0 * nd->size,
+                         y + e0 * nd->size, e0, e1 - e0, nd->size);
+}
+
+static void dropout_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                             int64_t e0, int64_t e1) {
+    (void)x0;
+    sat__dropout_backward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, dy + e0 * nd->size,
+                          dx + e0 * nd->size, e0, e1 - e0, nd->size);
+}
+
+static void dropout_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    if (r->bn == SAT__BN_TRAIN) {
+        split_run(r, nd, x0, NULL, y, dropout_fwd_body, r->n);
+    } else {
+        ew_job j = {3, 0, 0.0f, x0, NULL, y, r->n * nd->size, NULL};
+        ew_run(r->m, &j);
+    }
+}
+
+static void dropout_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    if (!dx0) return;
+    if (r->bn == SAT__BN_TRAIN) {
+        split_run(r, nd, NULL, dy, dx0, dropout_bwd_body, r->n);
+    } else {
+        ew_job j = {3, 0, 0.0f, dy, NULL, dx0, r->n * nd->size, NULL};
+        ew_run(r->m, &j);
+    }
+}
+
 /* ---- flatten: NCHW is already flat per example; the output aliases the input ---- */
 static int32_t flatten_infer(sat_model *m, sat_node *nd, char *err) {
     (void)err;
@@ -773,4 +825,6 @@ const sat_op_info sat__ops[SAT_OP_COUNT] = {
                         .forward = sigmoid_forward, .backward = sigmoid_backward, .backward_reads_input = 1},
     [SAT_OP_MUL] = {.name = "mul", .parse = second_input_parse, .infer = mul_infer, .workspace = NO_WS,
                     .forward = mul_forward, .backward = mul_backward, .backward_reads_input = 1},
+    [SAT_OP_DROPOUT] = {.name = "dropout", .parse = dropout_parse, .infer = same_shape_infer, .workspace = NO_WS,
+                        .forward = dropout_forward, .backward = dropout_backward},
 };

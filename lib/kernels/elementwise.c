@@ -1,5 +1,5 @@
-/* elementwise.c - addition, axpy, channel-wise multiplication and the model's input
- * normalisation. */
+/* elementwise.c - addition, axpy, channel-wise multiplication, dropout and the model's
+ * input normalisation. */
 #include "kernels/kernels.h"
 
 void sat__add(const float *a, const float *b, float *y, int64_t n) {
@@ -29,6 +29,21 @@ void sat__mul_channels_backward(const float *x, const float *g, const float *dy,
             dg[pl] = acc;
         }
     }
+}
+
+static float dropout_factor(uint64_t key, uint64_t stream, float p, uint64_t index) {
+    return sat__rng_uniform(key, stream, index) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+void sat__dropout_forward(uint64_t key, uint64_t stream, float p, const float *x, float *y, int64_t e0, int64_t n,
+                          int64_t size) {
+    for (int64_t i = 0; i < n * size; i++) y[i] = x[i] * dropout_factor(key, stream, p, (uint64_t)(e0 * size + i));
+}
+
+void sat__dropout_backward(uint64_t key, uint64_t stream, float p, const float *dy, float *dx, int64_t e0,
+                           int64_t n, int64_t size) {
+    for (int64_t i = 0; i < n * size; i++)
+        dx[i] = dy[i] * dropout_factor(key, stream, p, (uint64_t)(e0 * size + i));
 }
 
 void sat__normalize_forward(const float *x, const float *mean, const float *std, float *y,

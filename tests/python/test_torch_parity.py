@@ -118,6 +118,8 @@ class TorchFromLayers(torch.nn.Module):
                 y = a * out[layer.inputs[1]]  # torch broadcasts the C x 1 x 1 gate as libsat does
             elif op == "flatten":
                 y = a.flatten(1)
+            elif op == "dropout":
+                y = a  # the identity outside training-mode forwards, as torch's eval()
             elif op == "sigmoid":
                 y = torch.sigmoid(a)
             else:
@@ -219,6 +221,7 @@ NEW_OPS = """input 3 12 12
 conv 8 k=3 p=1 bias=0
 bn
 act
+dropout p=0.2
 maxpool k=3 s=2 p=1 name=stem
 gap
 conv 4 k=1
@@ -239,8 +242,8 @@ dense 10
 def test_new_ops_match_torch(ctx, torch_threads):
     """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
     activation such as SiLU can be negative), a squeeze-excitation gate (sigmoid, then mul
-    broadcasting it over H x W), depthwise and grouped convolutions, and mul of two tensors of
-    one shape."""
+    broadcasting it over H x W), depthwise and grouped convolutions, mul of two tensors of one
+    shape, and dropout (the identity outside training, as in torch's eval mode)."""
     m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
     rng = np.random.default_rng(8)
     x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5

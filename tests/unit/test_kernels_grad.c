@@ -539,6 +539,33 @@ static void test_maxpool_ties_first(void **state) {
     assert_true(dx[0] == 2 && dx[1] == 0 && dx[2] == 0 && dx[3] == 0);
 }
 
+/* ---- dropout: a fixed key gives a fixed mask, so the op is linear in x ---- */
+static void run_dropout(const problem *p, float *out) {
+    sat__dropout_forward(99, 3, 0.3f, p->in[0], out, p->d[0], p->d[1], p->d[2]);
+}
+
+static void test_dropout_grad(void **state) {
+    (void)state;
+    const int64_t e0 = 5, n = 3, size = 400, nx = n * size;
+    float *x = alloc_fill(nx, 0.5f, 1.5f, 81), *r = alloc_fill(nx, -1, 1, 82);
+    float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
+    problem p = {.run = run_dropout, .in = {x}, .d = {e0, n, size}};
+    run_dropout(&p, y);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < nx; i++) {
+        if (y[i] == 0.0f) zeros++;
+        else assert_float_equal(y[i], x[i] / 0.7f, 1e-6);
+    }
+    assert_true(zeros > 0.25 * nx && zeros < 0.35 * nx);
+    sat__dropout_backward(99, 3, 0.3f, r, dx, e0, n, size);
+    check_grad("dropout dx", &p, x, nx, dx, r, nx, 0.5f, 1e-4);
+    /* example e0 + 1 alone draws the mask it had inside the batch */
+    float one[400];
+    sat__dropout_forward(99, 3, 0.3f, x + size, one, e0 + 1, 1, size);
+    assert_memory_equal(one, y + size, sizeof one);
+    tu_free(x), tu_free(r), tu_free(y), tu_free(dx);
+}
+
 static void test_gap_grad(void **state) {
     (void)state;
     const int64_t n = 2, c = 3, hw = 10, nx = n * c * hw;
@@ -645,6 +672,7 @@ int main(void) {
         cmocka_unit_test(test_bn_infer_grad),
         cmocka_unit_test(test_pooling_grad),
         cmocka_unit_test(test_maxpool_ties_first),
+        cmocka_unit_test(test_dropout_grad),
         cmocka_unit_test(test_gap_grad),
         cmocka_unit_test(test_normalize_grad),
         cmocka_unit_test(test_softmax_ce_grad),

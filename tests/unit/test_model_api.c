@@ -291,13 +291,14 @@ static void test_thread_independence_resnet(void **st) {
 }
 
 /* The ops of the ImageNet families (padded max-pooling, a squeeze-excitation gate, depthwise
- * and grouped convolutions), on tensors large enough for the
+ * and grouped convolutions, dropout in the training step), on tensors large enough for the
  * worker pool to split them: the same bits for 1 and 3 threads, and for a batch run whole or
  * in pieces. */
 static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
                                         "conv 8 k=3 p=1 bias=0\n"
                                         "bn\n"
                                         "act\n"
+                                        "dropout p=0.2\n"
                                         "maxpool k=3 s=2 p=1 name=stem\n"
                                         "gap\n"
                                         "conv 4 k=1\n"

@@ -24,6 +24,8 @@ pub enum LayerOp {
     Sigmoid,
     /// `input0 * input1`, a `C x 1 x 1` one broadcast over `H x W` (a squeeze-excitation gate).
     Mul,
+    /// Dropout in training-mode forwards, the identity otherwise.
+    Dropout,
     /// A value this crate does not know (a newer library).
     Other(i32),
 }
@@ -44,6 +46,7 @@ impl LayerOp {
             sys::SAT_LAYER_FLATTEN => Self::Flatten,
             sys::SAT_LAYER_SIGMOID => Self::Sigmoid,
             sys::SAT_LAYER_MUL => Self::Mul,
+            sys::SAT_LAYER_DROPOUT => Self::Dropout,
             other => Self::Other(other),
         }
     }
