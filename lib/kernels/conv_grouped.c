@@ -32,7 +32,12 @@ static void plane_forward(float *yp, const float *xp, const float *wk, const sat
                 const float wv = wk[a * k + b];
                 int64_t lo, hi;
                 valid_cols(g, b, &lo, &hi);
-                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * s - p + b];
+                if (s == 1) { /* contiguous: the loop vectorises */
+                    const float *xs = xr + b - p;
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * s - p + b];
+                }
             }
         }
     }
@@ -51,7 +56,12 @@ static void plane_backward_data(float *dxp, const float *dyp, const float *wk, c
                 const float wv = wk[a * k + b];
                 int64_t lo, hi;
                 valid_cols(g, b, &lo, &hi);
-                for (int64_t ow = lo; ow < hi; ow++) xr[ow * s - p + b] += wv * yr[ow];
+                if (s == 1) {
+                    float *xs = xr + b - p;
+                    for (int64_t ow = lo; ow < hi; ow++) xs[ow] += wv * yr[ow];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) xr[ow * s - p + b] += wv * yr[ow];
+                }
             }
         }
     }
