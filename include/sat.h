@@ -540,9 +540,10 @@ typedef struct sat_tensor_info {
  * without guessing: every tensor is row-major in the shape it reports. A dense weight is
  * [out, in] with `in` the producer's output flattened in C, H, W order (what
  * torch.nn.Linear and torch.flatten use); a conv weight is [out, in/groups, k, k]
- * (torch.nn.Conv2d; groups = the input's channels / shape[1]); batch norm holds gamma, beta, running mean and running (unbiased) variance,
- * with eps 1e-5 and momentum 0.1 as torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a
- * model, over all its layers, cover the parameter and state blocks exactly once each.
+ * (torch.nn.Conv2d; groups = the input's channels / shape[1]); batch norm holds gamma,
+ * beta, running mean and running (unbiased) variance, with eps 1e-5 and momentum 0.1 as
+ * torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a model, over all its layers, cover
+ * the parameter and state blocks exactly once each.
  */
 typedef struct sat_layer_info {
     uint32_t struct_size;      /**< set by the caller: the library writes this many bytes */

@@ -183,7 +183,8 @@ static void dense_backward(const sat_run *r, const sat_node *nd, const float *x0
 /* Work on independent outputs goes to the worker pool in ranges of units: examples for
  * grouped convolution, inference batch norm and pooling (each output depends on its own
  * example only), channels for training-mode batch norm and grouped weight gradients (each
- * channel's sums are taken by one thread, in one order). So the split cannot change a bit. A body gets the range [u0, u1). */
+ * channel's sums are taken by one thread, in one order). So the split cannot change a bit.
+ * A body gets the range [u0, u1). */
 #define SPLIT_MIN_PARALLEL 32768
 
 typedef void (*split_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
