@@ -404,8 +404,8 @@ typedef struct sat_exec sat_exec;
 #define SAT_EXEC_INPUT_GRAD 1 /**< forward and backward to the input (the attack plan) */
 #define SAT_EXEC_TRAIN 2      /**< forward in any batch-norm mode, backward to the input and/or parameters */
 
-/** Batch norm uses batch statistics and updates the running ones (the model's state): a
- *  forward in this mode writes the model. */
+/** Batch norm uses batch statistics and updates the running ones (the model's state), and
+ *  dropout layers act: a forward in this mode writes the model. */
 #define SAT_BN_TRAIN 2
 
 /** Options of sat_exec_create(); initialise with sat_exec_opts_init(). */
@@ -442,8 +442,9 @@ SAT_API const char *sat_exec_last_error(const sat_exec *exec);
  * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
  * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
  * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
- * SAT_EXEC_TRAIN executions). A forward in SAT_BN_TRAIN mode writes the model's state, like
- * an optimizer step writes its parameters: it must not overlap any other call on an
+ * SAT_EXEC_TRAIN executions; dropout layers act only in this mode). A forward in
+ * SAT_BN_TRAIN mode writes the model's state (and its count of such forwards, which keys
+ * the dropout masks), like an optimizer step writes its parameters: it must not overlap any other call on an
  * execution of the same model. The other modes only read the model, so executions of one
  * model can run them on several threads at once.
  * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
