@@ -697,7 +697,7 @@ class Layer:
     units: int                 #: dense/conv outputs, else 0
     kernel: int                #: conv/pooling window, else 0
     stride: int                #: conv/pooling stride, else 0
-    padding: int               #: conv padding, else 0
+    padding: int               #: conv/maxpool padding, else 0
     activation: Optional[str]  #: act: the activation's name, else None
     act_param: float           #: act: its parameter, else NaN
     params: Dict[str, Tensor]  #: its tensors of the parameter block, by role, in block order
