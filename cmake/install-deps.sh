@@ -22,6 +22,7 @@ packages=(
   python3-venv python3-setuptools python3-wheel  # pip install of the Python package into a venv
   python3-mypy                       # the Python package's type hints are checked
   librust-pkg-config-dev             # the Rust binding's build script (offline crate)
+  libopenmpi-dev openmpi-bin         # data parallelism: examples/mpi and its 2-rank test
 )
 # Rust binding: keep a toolchain installed outside Debian (rustup's ~/.cargo/bin) if any.
 if ! command -v cargo >/dev/null 2>&1 && [[ ! -x ${HOME:-/root}/.cargo/bin/cargo ]]; then

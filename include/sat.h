@@ -297,11 +297,23 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *   input C H W                    first line: input shape per example
  *   normalize mean=M1,M2.. std=S1,S2..   (x - mean[c]) / std[c] per channel
  *   dense N [bias=0|1]
- *   conv N k=K [s=S] [p=P] [bias=0|1]    square kernel K, stride S (1), padding P (0)
+ *   conv N k=K [s=S] [p=P] [g=G] [bias=0|1]    square kernel K, stride S (1), padding P (0),
+ *                                   G channel groups (1; G = C is depthwise): weights [N, C/G, K, K]
  *   bn                              batch norm over channels (or features after dense)
  *   act [KIND] [param=A]            the model's activation, or an explicit KIND
- *   maxpool k=K [s=S]   avgpool k=K [s=S]   gap   flatten
+ *   maxpool k=K [s=S] [p=P]         max over K x K windows, stride S (K); padding P <= K/2
+ *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
+ *   avgpool k=K [s=S]   gap   flatten
+ *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
+ *   dropout p=P                     0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
+ *                                   trainer's step) each value is zeroed with probability P and
+ *                                   the others scaled by 1/(1-P); the identity in inference and in
+ *                                   attacks. Masks are drawn from (seed, training forwards so far,
+ *                                   layer, example, element): thread-independent and repeatable
  *   add NAME                        adds the output of the layer labelled NAME
+ *   mul NAME                        multiplies by the output of the layer labelled NAME: one
+ *                                   shape, or C x H x W by C x 1 x 1 (either one first) broadcast
+ *                                   over H x W (a squeeze-excitation gate)
  * Any layer may carry `name=NAME` (labels its output) and `from=NAME` (takes its input from
  * the layer labelled NAME instead of the previous line). The last layer's output size is
  * the number of classes. A bad spec fails with SAT_E_INVALID_ARG and a message naming the
@@ -395,8 +407,8 @@ typedef struct sat_exec sat_exec;
 #define SAT_EXEC_INPUT_GRAD 1 /**< forward and backward to the input (the attack plan) */
 #define SAT_EXEC_TRAIN 2      /**< forward in any batch-norm mode, backward to the input and/or parameters */
 
-/** Batch norm uses batch statistics and updates the running ones (the model's state): a
- *  forward in this mode writes the model. */
+/** Batch norm uses batch statistics and updates the running ones (the model's state), and
+ *  dropout layers act: a forward in this mode writes the model. */
 #define SAT_BN_TRAIN 2
 
 /** Options of sat_exec_create(); initialise with sat_exec_opts_init(). */
@@ -433,8 +445,9 @@ SAT_API const char *sat_exec_last_error(const sat_exec *exec);
  * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
  * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
  * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
- * SAT_EXEC_TRAIN executions). A forward in SAT_BN_TRAIN mode writes the model's state, like
- * an optimizer step writes its parameters: it must not overlap any other call on an
+ * SAT_EXEC_TRAIN executions; dropout layers act only in this mode). A forward in
+ * SAT_BN_TRAIN mode writes the model's state (and its count of such forwards, which keys
+ * the dropout masks), like an optimizer step writes its parameters: it must not overlap any other call on an
  * execution of the same model. The other modes only read the model, so executions of one
  * model can run them on several threads at once.
  * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
@@ -488,15 +501,19 @@ SAT_API sat_exec *sat_model_exec(sat_model *model);
 #define SAT_LAYER_INPUT 0      /**< "input": the input, layer 0 of every model */
 #define SAT_LAYER_NORMALIZE 1  /**< "normalize": (x - mean[c]) / std[c], constants in the spec */
 #define SAT_LAYER_DENSE 2      /**< "dense": weight [out, in] and bias [out] */
-#define SAT_LAYER_CONV 3       /**< "conv": weight [out, in, k, k] and bias [out] */
+#define SAT_LAYER_CONV 3       /**< "conv": weight [out, in/groups, k, k] and bias [out] */
 #define SAT_LAYER_BN 4         /**< "bn": scale and shift [c]; running mean and variance [c] */
 #define SAT_LAYER_ACT 5        /**< "act": an activation; SmoothReLU has a learnable alpha [1] */
-#define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride */
+#define SAT_LAYER_MAXPOOL 6    /**< "maxpool": k x k window, stride, padding */
 #define SAT_LAYER_AVGPOOL 7    /**< "avgpool": k x k window, stride */
 #define SAT_LAYER_GAP 8        /**< "gap": global average pooling to [c, 1, 1] */
 #define SAT_LAYER_ADD 9        /**< "add": input0 + input1 */
 #define SAT_LAYER_FLATTEN 10   /**< "flatten": [c, h, w] read as [c*h*w, 1, 1] (NCHW order) */
-#define SAT_LAYER_COUNT 11     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
+#define SAT_LAYER_SIGMOID 11   /**< "sigmoid": 1 / (1 + exp(-x)), apart from the model's activation */
+#define SAT_LAYER_MUL 12       /**< "mul": input0 * input1, a C x 1 x 1 one broadcast over H x W */
+#define SAT_LAYER_DROPOUT 13   /**< "dropout": zeroes values with probability p in training-mode
+                                    forwards (scaling the rest by 1/(1-p)); else the identity */
+#define SAT_LAYER_COUNT 14     /**< number of layer kinds (ids are 0..SAT_LAYER_COUNT-1) */
 
 /* What a tensor of a layer holds (sat_tensor_info.role). */
 #define SAT_TENSOR_WEIGHT 0        /**< dense [out, in] or conv [out, in, k, k], row-major */
@@ -526,10 +543,11 @@ typedef struct sat_tensor_info {
  * Layout of the blocks, so that weights can be copied from or to another framework
  * without guessing: every tensor is row-major in the shape it reports. A dense weight is
  * [out, in] with `in` the producer's output flattened in C, H, W order (what
- * torch.nn.Linear and torch.flatten use); a conv weight is [out, in, k, k] (torch.nn.Conv2d,
- * groups 1); batch norm holds gamma, beta, running mean and running (unbiased) variance,
- * with eps 1e-5 and momentum 0.1 as torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a
- * model, over all its layers, cover the parameter and state blocks exactly once each.
+ * torch.nn.Linear and torch.flatten use); a conv weight is [out, in/groups, k, k]
+ * (torch.nn.Conv2d; groups = the input's channels / shape[1]); batch norm holds gamma,
+ * beta, running mean and running (unbiased) variance, with eps 1e-5 and momentum 0.1 as
+ * torch.nn.BatchNorm2d / BatchNorm1d. The tensors of a model, over all its layers, cover
+ * the parameter and state blocks exactly once each.
  */
 typedef struct sat_layer_info {
     uint32_t struct_size;      /**< set by the caller: the library writes this many bytes */
@@ -538,14 +556,15 @@ typedef struct sat_layer_info {
     char name[SAT_LAYER_NAME_MAX];    /**< the layer's `name=` label, "" if it has none */
     int32_t line;              /**< line of the spec that made it (1-based) */
     int32_t input0;            /**< index of the layer it reads, -1 for the input layer */
-    int32_t input1;            /**< add: index of the second layer it reads; else -1 */
+    int32_t input1;            /**< add and mul: index of the second layer it reads; else -1 */
     int32_t channels;          /**< output shape per example: channels (features after dense) */
     int32_t height;            /**< output height (1 after dense, gap, flatten) */
     int32_t width;             /**< output width (1 after dense, gap, flatten) */
     int32_t units;             /**< dense and conv: outputs (out); else 0 */
     int32_t kernel;            /**< conv and pooling: window size k; else 0 */
     int32_t stride;            /**< conv and pooling: stride; else 0 */
-    int32_t padding;           /**< conv: zero padding on each side; else 0 */
+    int32_t padding;           /**< conv: zero padding on each side; maxpool: padding on each
+                                    side, which never wins the max; else 0 */
     int32_t has_bias;          /**< dense and conv: 1 with a bias tensor; else 0 */
     int32_t activation;        /**< act: SAT_ACT_* as resolved at creation; else -1 */
     float act_param;           /**< act: its parameter (SmoothReLU: the initial a; the
@@ -812,6 +831,10 @@ typedef struct sat_trainer_opts {
     int32_t free_replays;    /**< Free-AT m; default 4 */
     float trades_beta;       /**< default 6 */
     uint64_t seed;           /**< random starts and draws of the attacks; default SAT_SEED_CONTEXT */
+    int32_t rank;            /**< data parallelism: this process's rank in 0..rank_count-1; default 0.
+                                  With a batch of n, the random starts are those of examples
+                                  rank*n .. rank*n+n-1 of one process's batch of rank_count*n */
+    int32_t rank_count;      /**< number of ranks sharing the step (1..); default 1 */
 } sat_trainer_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -854,6 +877,37 @@ typedef struct sat_step_stats {
  *  examples to [0,1], so such a pixel moves into the box. */
 SAT_API int32_t sat_train_step(sat_trainer *trainer, const float *x, const int32_t *labels,
                                int64_t n, sat_step_stats *stats);
+
+/* ------------------------------------------------------------------------- */
+/* Data parallelism: a step split into gradient and update                    */
+/* ------------------------------------------------------------------------- */
+
+/** The first half of sat_train_step(), for data parallelism (the library does no
+ *  communication): crafts the adversarial batch and writes the mean gradient of this batch's
+ *  training loss to the model's gradient block (sat_model_grads()), without updating the
+ *  weights. The batch-norm running statistics move as in sat_train_step and the trainer's
+ *  RNG position advances by one step. Each rank then reduces the gradient block (an average
+ *  over ranks: sum and divide by the rank count) and calls sat_train_apply().
+ *  sat_train_compute() then sat_train_apply() with the block unchanged equals sat_train_step()
+ *  bit for bit. With sat_trainer_opts.rank and rank_count set, rank r's random starts are
+ *  those of its examples in one process's concatenated batch.
+ *
+ *  Errors: SAT_E_INVALID_ARG (NULL trainer or labels, bad stats struct_size), SAT_E_SHAPE,
+ *  SAT_E_NUMERIC, SAT_E_ABORTED; SAT_E_UNSUPPORTED for SAT_TRAIN_FREE, whose replays update
+ *  the weights inside one step (use sat_train_step). On failure the parameters, running
+ *  statistics, optimizer and RNG position are as they were and the gradient block's contents
+ *  are unspecified; the message is in sat_trainer_last_error().
+ *  Ownership: x and labels are read during the call only. stats may be NULL.
+ *  Threads: one thread at a time per trainer, as sat_train_step. */
+SAT_API int32_t sat_train_compute(sat_trainer *trainer, const float *x, const int32_t *labels,
+                                  int64_t n, sat_step_stats *stats);
+/** The second half of sat_train_step(): one optimizer update of the trainer's model from its
+ *  gradient block (as left by sat_train_compute() and reduced by the caller).
+ *  Errors: SAT_E_INVALID_ARG for a NULL trainer; SAT_E_NUMERIC when the update makes a
+ *  parameter NaN or Inf, and then the parameters and the optimizer's state and step count are
+ *  restored; the message is in sat_trainer_last_error().
+ *  Threads: one thread at a time per trainer (and its model and optimizer). */
+SAT_API int32_t sat_train_apply(sat_trainer *trainer);
 
 /* ------------------------------------------------------------------------- */
 /* Evaluation                                                                 */

@@ -1070,6 +1070,20 @@ public:
         detail::check(sat_train_step(h_.get(), x.data(), labels.data(), n, &s), last_error());
         return s;
     }
+    /** The gradient half of a step (sat_train_compute()): the batch's mean gradient into the
+     *  model's grads(), weights unchanged; reduce it across ranks, then apply(). */
+    sat_step_stats compute(span<const float> x, span<const int32_t> labels) {
+        int64_t n = detail::batch_of(x.size(), example_size_, "train compute");
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, "train compute: " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        sat_step_stats s{};
+        s.struct_size = sizeof s;
+        detail::check(sat_train_compute(h_.get(), x.data(), labels.data(), n, &s), last_error());
+        return s;
+    }
+    /** The update half of a step (sat_train_apply()): the optimizer on the model's grads(). */
+    void apply() { detail::check(sat_train_apply(h_.get()), last_error()); }
     /** Saves a checkpoint (sat_checkpoint_save()). */
     void save_checkpoint(const std::string &path, int64_t epoch, int64_t batch_index,
                          const sat_model_meta *meta = nullptr) const {

@@ -12,7 +12,9 @@ _Static_assert(SAT_LAYER_INPUT == SAT_OP_INPUT && SAT_LAYER_NORMALIZE == SAT_OP_
                    SAT_LAYER_DENSE == SAT_OP_DENSE && SAT_LAYER_CONV == SAT_OP_CONV && SAT_LAYER_BN == SAT_OP_BN &&
                    SAT_LAYER_ACT == SAT_OP_ACT && SAT_LAYER_MAXPOOL == SAT_OP_MAXPOOL &&
                    SAT_LAYER_AVGPOOL == SAT_OP_AVGPOOL && SAT_LAYER_GAP == SAT_OP_GAP && SAT_LAYER_ADD == SAT_OP_ADD &&
-                   SAT_LAYER_FLATTEN == SAT_OP_FLATTEN && SAT_LAYER_COUNT == SAT_OP_COUNT,
+                   SAT_LAYER_FLATTEN == SAT_OP_FLATTEN && SAT_LAYER_SIGMOID == SAT_OP_SIGMOID &&
+                   SAT_LAYER_MUL == SAT_OP_MUL && SAT_LAYER_DROPOUT == SAT_OP_DROPOUT &&
+                   SAT_LAYER_COUNT == SAT_OP_COUNT,
                "SAT_LAYER_* must match enum sat_op");
 _Static_assert(SAT_LAYER_NAME_MAX >= SAT_NAME_MAX, "layer names must fit sat_layer_info.name");
 
@@ -51,7 +53,7 @@ static void describe(const sat_model *m, const sat_node *nd, sat_layer_info *li)
         break;
     }
     case SAT_OP_CONV: {
-        const int32_t w[4] = {nd->units, nd->conv.c_in, nd->k, nd->k};
+        const int32_t w[4] = {nd->units, nd->conv.c_in / nd->groups, nd->k, nd->k};
         li->units = nd->units;
         li->kernel = nd->k;
         li->stride = nd->stride;
@@ -64,6 +66,7 @@ static void describe(const sat_model *m, const sat_node *nd, sat_layer_info *li)
     case SAT_OP_AVGPOOL:
         li->kernel = nd->k;
         li->stride = nd->stride;
+        li->padding = nd->pad;
         break;
     case SAT_OP_BN:
         add_tensor(li->params, &li->num_params, SAT_TENSOR_BN_SCALE, nd->p_gamma, 1, c);

@@ -119,6 +119,7 @@ float sat__rng_normal(uint64_t key, uint64_t stream, uint64_t index);
 #define SAT_STREAM_SPLIT 6u
 #define SAT_STREAM_FAB 7u
 #define SAT_STREAM_SQUARE 8u
+#define SAT_STREAM_DROPOUT 9u
 
 /* ---- options structs: copies min(caller, own) bytes over defaults, rejects a non-zero
  * unknown tail. Returns SAT_OK or SAT_E_INVALID_ARG with a message in err. */

@@ -23,6 +23,7 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
     int32_t rc = sat__plan_reserve_lanes(e, e->err);
     if (rc != SAT_OK) return rc;
     sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
+    if (bn == SAT__BN_TRAIN) e->run_dropout_key = sat__rng_u64(m->opts.seed, SAT_STREAM_DROPOUT, m->train_forwards++);
     e->out_ptr[0] = (float *)x;
     for (int i = 1; i < m->num_nodes; i++) {
         const sat_node *nd = &m->nodes[i];

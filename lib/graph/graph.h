@@ -33,6 +33,9 @@ enum sat_op {
     SAT_OP_GAP,
     SAT_OP_ADD,
     SAT_OP_FLATTEN,
+    SAT_OP_SIGMOID,
+    SAT_OP_MUL,
+    SAT_OP_DROPOUT,
     SAT_OP_COUNT
 };
 
@@ -47,6 +50,8 @@ typedef struct sat_node {
     char name[SAT_NAME_MAX];
     /* attributes */
     int32_t units, k, stride, pad, has_bias;
+    int32_t groups;             /* conv: channel groups (1: dense over channels) */
+    float rate;                 /* dropout: probability of zeroing a value */
     int32_t act;                /* SAT_OP_ACT: SAT_ACT_* */
     float act_param;
     sat_conv_geom conv;
@@ -87,6 +92,9 @@ struct sat_model {
 
     uint8_t *need_dx[2];        /* per plan and node: compute the gradient w.r.t. its inputs */
     int64_t planned_floats;     /* arena of a training execution for max_batch */
+    /* Training-mode forwards run so far: with the seed, the key of their dropout masks, so
+     * each step draws new ones and a rerun of the same steps draws the same. */
+    uint64_t train_forwards;
 
     /* The execution the model's own calls (forward, input gradient, train backward, attacks,
      * trainer) use: made on first use, so a model run only through sat_exec handles holds
@@ -125,6 +133,7 @@ struct sat_exec {
     int64_t run_n;
     int32_t run_bn;
     int32_t run_valid;
+    uint64_t run_dropout_key;   /* the dropout masks' key of the last training-mode forward */
 
     char *err;                  /* own_err, or the model's message for its own execution */
     char own_err[SAT_ERRMSG_SIZE];

@@ -108,13 +108,14 @@ static void normalize_backward(const sat_run *r, const sat_node *nd, const float
                                 (int64_t)nd->h * nd->w);
 }
 
-/* ---- dense and conv: one positional output size, bias=0|1; conv also k=, s=, p= ---- */
+/* ---- dense and conv: one positional output size, bias=0|1; conv also k=, s=, p=, g= ---- */
 static int32_t weighted_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
     (void)m;
     const int conv = nd->op == SAT_OP_CONV;
     const char *op = sat__ops[nd->op].name;
     nd->has_bias = 1;
     nd->stride = 1;
+    nd->groups = 1;
     for (int32_t i = 0; i < count; i++) {
         const sat_arg *a = &args[i];
         int32_t st = SAT_OK;
@@ -129,6 +130,8 @@ static int32_t weighted_parse(sat_model *m, sat_node *nd, const sat_arg *args, i
             st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
         } else if (conv && sat__arg_is(a, "p")) {
             st = sat__arg_int(nd, a, 0, 64, &nd->pad, err);
+        } else if (conv && sat__arg_is(a, "g")) {
+            st = sat__arg_int(nd, a, 1, SAT__MAX_CHANNELS, &nd->groups, err);
         } else {
             st = sat__arg_unknown(nd, a, err);
         }
@@ -177,57 +180,11 @@ static void dense_backward(const sat_run *r, const sat_node *nd, const float *x0
                             input_of(m, nd)->size, nd->units);
 }
 
-/* ---- conv ---- */
-static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
-    const sat_node *in = input_of(m, nd);
-    nd->conv.c_in = in->c;
-    nd->conv.h_in = in->h;
-    nd->conv.w_in = in->w;
-    nd->conv.c_out = nd->units;
-    nd->conv.k = nd->k;
-    nd->conv.stride = nd->stride;
-    nd->conv.pad = nd->pad;
-    nd->conv.direct = sat__conv_direct_available();
-    if (!sat__conv_geom_init(&nd->conv))
-        FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
-             nd->k, nd->stride, nd->pad, in->h, in->w);
-    nd->c = nd->units;
-    nd->h = nd->conv.h_out;
-    nd->w = nd->conv.w_out;
-    nd->n_w = (int64_t)nd->units * in->c * nd->k * nd->k;
-    nd->p_w = add_params(m, nd->n_w);
-    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
-    return SAT_OK;
-}
-
-static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
-    return sat__conv_workspace(&nd->conv, n, lanes);
-}
-
-static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
-                         float *y) {
-    (void)x1;
-    sat_model *m = r->m;
-    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
-}
-
-static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
-                          const float *dy, float *dx0, float *dx1) {
-    (void)y, (void)dx1;
-    sat_model *m = r->m;
-    if (r->param_grads)
-        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
-                                   nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
-    if (dx0)
-        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
-                                r->e->ws_lanes);
-}
-
 /* Work on independent outputs goes to the worker pool in ranges of units: examples for
- * inference batch norm and pooling (each output depends on its own example only), channels
- * for training-mode batch norm (each channel's sums are taken by one thread, in one order).
- * So the split cannot change a bit. A body gets the range [u0, u1). */
+ * grouped convolution, inference batch norm and pooling (each output depends on its own
+ * example only), channels for training-mode batch norm and grouped weight gradients (each
+ * channel's sums are taken by one thread, in one order). So the split cannot change a bit.
+ * A body gets the range [u0, u1). */
 #define SPLIT_MIN_PARALLEL 32768
 
 typedef void (*split_body)(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *out,
@@ -253,6 +210,91 @@ static void split_run(const sat_run *r, const sat_node *nd, const float *x0, con
         split_range(&j, 0, units);
     else
         sat__parallel_for(r->m->ctx, units, split_range, &j);
+}
+
+/* ---- conv ---- */
+static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *in = input_of(m, nd);
+    nd->conv.c_in = in->c;
+    nd->conv.h_in = in->h;
+    nd->conv.w_in = in->w;
+    nd->conv.c_out = nd->units;
+    nd->conv.k = nd->k;
+    nd->conv.stride = nd->stride;
+    nd->conv.pad = nd->pad;
+    nd->conv.direct = sat__conv_direct_available();
+    if (!sat__conv_geom_init(&nd->conv))
+        FAIL("model spec line %d: conv k=%d s=%d p=%d does not fit an input of %dx%d", nd->line,
+             nd->k, nd->stride, nd->pad, in->h, in->w);
+    if (in->c % nd->groups || nd->units % nd->groups)
+        FAIL("model spec line %d: conv g=%d does not divide %d input and %d output channels", nd->line,
+             nd->groups, in->c, nd->units);
+    nd->c = nd->units;
+    nd->h = nd->conv.h_out;
+    nd->w = nd->conv.w_out;
+    nd->n_w = (int64_t)nd->units * (in->c / nd->groups) * nd->k * nd->k;
+    nd->p_w = add_params(m, nd->n_w);
+    if (nd->has_bias) nd->p_b = add_params(m, nd->units);
+    return SAT_OK;
+}
+
+static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
+    return nd->groups > 1 ? 0 : sat__conv_workspace(&nd->conv, n, lanes);
+}
+
+/* Grouped convolution (g=G > 1): direct loops, examples (forward, input gradient) or
+ * output channels (weight gradient) split over the worker pool; each output sums in one
+ * order whatever the split. */
+static void grouped_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                             int64_t e0, int64_t e1) {
+    (void)dy;
+    const float *p = r->m->params;
+    sat__conv_grouped_forward(&nd->conv, nd->groups, x0 + e0 * input_of(r->m, nd)->size, p + nd->p_w,
+                              nd->p_b >= 0 ? p + nd->p_b : NULL, y + e0 * nd->size, e1 - e0);
+}
+
+static void grouped_data_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                              int64_t e0, int64_t e1) {
+    (void)x0;
+    const int64_t in_size = input_of(r->m, nd)->size;
+    sat__conv_grouped_backward_data(&nd->conv, nd->groups, dy + e0 * nd->size, r->m->params + nd->p_w,
+                                    dx + e0 * in_size, e1 - e0);
+}
+
+static void grouped_weights_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy,
+                                 float *unused, int64_t oc0, int64_t oc1) {
+    (void)unused;
+    sat__conv_grouped_backward_weights(&nd->conv, nd->groups, x0, dy, r->grads + nd->p_w,
+                                       nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, oc0, oc1);
+}
+
+static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
+                         float *y) {
+    (void)x1;
+    sat_model *m = r->m;
+    if (nd->groups > 1) {
+        split_run(r, nd, x0, NULL, y, grouped_fwd_body, r->n);
+        return;
+    }
+    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
+}
+
+static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                          const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    sat_model *m = r->m;
+    if (nd->groups > 1) {
+        if (r->param_grads) split_run(r, nd, x0, dy, NULL, grouped_weights_body, nd->units);
+        if (dx0) split_run(r, nd, NULL, dy, dx0, grouped_data_body, r->n);
+        return;
+    }
+    if (r->param_grads)
+        sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
+                                   nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
+    if (dx0)
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
+                                r->e->ws_lanes);
 }
 
 static void bn_infer_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
@@ -394,7 +436,8 @@ static float act_param_now(const sat_model *m, const sat_node *nd) {
 #define EW_MIN_PARALLEL 32768
 
 typedef struct ew_job {
-    int kind; /* 0 act forward, 1 act backward, 2 add, 3 copy a to out and out2 (if set) */
+    int kind; /* 0 act forward, 1 act backward, 2 add, 3 copy a to out and out2 (if set),
+               * 4 sigmoid forward, 5 sigmoid backward */
     int32_t act;
     float param;
     const float *a, *b;
@@ -413,6 +456,10 @@ static void ew_range(void *arg, int64_t b0, int64_t b1) {
         sat__act_backward(j->act, j->param, j->a + lo, j->b + lo, j->out + lo, hi - lo);
     else if (j->kind == 2)
         sat__add(j->a + lo, j->b + lo, j->out + lo, hi - lo);
+    else if (j->kind == 4)
+        sat__sigmoid_forward(j->a + lo, j->out + lo, hi - lo);
+    else if (j->kind == 5)
+        sat__sigmoid_backward(j->a + lo, j->b + lo, j->out + lo, hi - lo);
     else if (j->out && j->out2)
         for (int64_t i = lo; i < hi; i++) j->out[i] = j->out2[i] = j->a[i];
     else if (j->out || j->out2)
@@ -451,7 +498,23 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
         r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
 }
 
-/* ---- pooling: k= and s= ---- */
+/* ---- sigmoid: the gate of squeeze-excitation, a layer of its own (the attack plan's
+ * backward override is for act layers only) ---- */
+static void sigmoid_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    ew_job j = {4, 0, 0.0f, x0, NULL, y, r->n * nd->size, NULL};
+    ew_run(r->m, &j);
+}
+
+static void sigmoid_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)y, (void)dx1;
+    if (!dx0) return;
+    ew_job j = {5, 0, 0.0f, x0, dy, dx0, r->n * nd->size, NULL};
+    ew_run(r->m, &j);
+}
+
+/* ---- pooling: k= and s=; maxpool also p= ---- */
 static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
     (void)m;
     for (int32_t i = 0; i < count; i++) {
@@ -461,23 +524,28 @@ static int32_t pool_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32
             st = sat__arg_int(nd, a, 1, 64, &nd->k, err);
         else if (sat__arg_is(a, "s"))
             st = sat__arg_int(nd, a, 1, 64, &nd->stride, err);
+        else if (nd->op == SAT_OP_MAXPOOL && sat__arg_is(a, "p"))
+            st = sat__arg_int(nd, a, 0, 32, &nd->pad, err);
         else
             st = sat__arg_unknown(nd, a, err);
         if (st) return st;
     }
     if (nd->k == 0) FAIL("model spec line %d: %s needs k=K", nd->line, sat__ops[nd->op].name);
+    /* A window made only of padding would have no maximum (PyTorch's rule too). */
+    if (2 * nd->pad > nd->k)
+        FAIL("model spec line %d: maxpool p=%d is more than half of k=%d", nd->line, nd->pad, nd->k);
     if (nd->stride == 0) nd->stride = nd->k; /* no s=: windows side by side */
     return SAT_OK;
 }
 
 static int32_t pool_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *in = input_of(m, nd);
-    if (nd->k > in->h || nd->k > in->w)
+    if (nd->k > in->h + 2 * nd->pad || nd->k > in->w + 2 * nd->pad)
         FAIL("model spec line %d: pooling window %d is larger than the input %dx%d", nd->line, nd->k,
-             in->h, in->w);
+             in->h + 2 * nd->pad, in->w + 2 * nd->pad);
     nd->c = in->c;
-    nd->h = (in->h - nd->k) / nd->stride + 1;
-    nd->w = (in->w - nd->k) / nd->stride + 1;
+    nd->h = (in->h + 2 * nd->pad - nd->k) / nd->stride + 1;
+    nd->w = (in->w + 2 * nd->pad - nd->k) / nd->stride + 1;
     return SAT_OK;
 }
 
@@ -486,14 +554,14 @@ static void maxpool_fwd_body(const sat_run *r, const sat_node *nd, const float *
     (void)dy;
     const sat_node *in = input_of(r->m, nd);
     sat__maxpool_forward(x0 + e0 * in->size, y + e0 * nd->size, e1 - e0, nd->c, in->h, in->w, nd->k,
-                         nd->stride, nd->h, nd->w);
+                         nd->stride, nd->pad, nd->h, nd->w);
 }
 
 static void maxpool_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                              int64_t e0, int64_t e1) {
     const sat_node *in = input_of(r->m, nd);
     sat__maxpool_backward(x0 + e0 * in->size, dy + e0 * nd->size, dx + e0 * in->size, e1 - e0, nd->c, in->h,
-                          in->w, nd->k, nd->stride, nd->h, nd->w);
+                          in->w, nd->k, nd->stride, nd->pad, nd->h, nd->w);
 }
 
 static void maxpool_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1,
@@ -543,21 +611,24 @@ static void gap_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     if (dx0) sat__gap_backward(dy, dx0, r->n, nd->c, (int64_t)in->h * in->w);
 }
 
-/* ---- residual add: the name of the other input ---- */
-static int32_t add_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+/* ---- add and mul: the name of the other input ---- */
+static int32_t second_input_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    const char *op = sat__ops[nd->op].name;
     for (int32_t i = 0; i < count; i++) {
         if (args[i].key) return sat__arg_unknown(nd, &args[i], err);
         const int src = i ? -1 : sat__spec_label(m, args[i].val);
-        if (src < 0) FAIL("model spec line %d: add of unknown layer name '%s'", nd->line, args[i].val);
+        if (src < 0) FAIL("model spec line %d: %s of unknown layer name '%s'", nd->line, op, args[i].val);
         nd->in1 = src;
     }
-    if (nd->in1 < 0) FAIL("model spec line %d: add needs a layer name", nd->line);
+    if (nd->in1 < 0) FAIL("model spec line %d: %s needs a layer name", nd->line, op);
+    /* The executor hands one gradient to each distinct input. */
+    if (nd->in1 == nd->in0) FAIL("model spec line %d: %s of a layer with itself", nd->line, op);
     return SAT_OK;
 }
 
+/* ---- residual add ---- */
 static int32_t add_infer(sat_model *m, sat_node *nd, char *err) {
     const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
-    if (nd->in1 == nd->in0) FAIL("model spec line %d: add of a layer with itself (use a scale)", nd->line);
     if (a->c != b->c || a->h != b->h || a->w != b->w)
         FAIL("model spec line %d: add of %dx%dx%d and %dx%dx%d (line %d): shapes differ", nd->line,
              a->c, a->h, a->w, b->c, b->h, b->w, b->line);
@@ -580,6 +651,130 @@ static void add_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     /* Both inputs receive dy: one read, two writes, split over the pool. */
     ew_job j = {3, 0, 0.0f, dy, NULL, dx0, r->n * nd->size, dx1};
     ew_run(r->m, &j);
+}
+
+/* ---- mul: a C x H x W input times a C x 1 x 1 one (a squeeze-excitation gate), in either
+ * order, or two inputs of one shape elementwise ---- */
+static int32_t mul_infer(sat_model *m, sat_node *nd, char *err) {
+    const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
+    const sat_node *big = a->size >= b->size ? a : b, *gate = a->size >= b->size ? b : a;
+    const int same = a->c == b->c && a->h == b->h && a->w == b->w;
+    if (!same && !(gate->c == big->c && gate->h == 1 && gate->w == 1))
+        FAIL("model spec line %d: mul of %dx%dx%d and %dx%dx%d (line %d): needs one shape, or C x H x W and C x 1 x 1",
+             nd->line, a->c, a->h, a->w, b->c, b->h, b->w, b->line);
+    nd->c = big->c;
+    nd->h = big->h;
+    nd->w = big->w;
+    return SAT_OK;
+}
+
+/* Which input is the gate (1: x1), and the shape [c, hw] the product runs over: one
+ * channel per value when the shapes are equal. */
+typedef struct mul_shape {
+    int gate_is_x1;
+    int64_t c, hw;
+} mul_shape;
+
+static mul_shape mul_shape_of(const sat_model *m, const sat_node *nd) {
+    const sat_node *a = input_of(m, nd), *b = &m->nodes[nd->in1];
+    mul_shape s = {b->size <= a->size, nd->c, (int64_t)nd->h * nd->w};
+    if (a->size == b->size) s.c = nd->size, s.hw = 1;
+    return s;
+}
+
+/* Examples are independent: ranges of them go to the worker pool, so the split cannot
+ * change a bit. */
+typedef struct mul_job {
+    mul_shape s;
+    int64_t size;
+    const float *x, *g, *dy;
+    float *y, *dx, *dg; /* y for forward; dx, dg (may be NULL) for backward */
+} mul_job;
+
+static void mul_range(void *arg, int64_t e0, int64_t e1) {
+    const mul_job *j = arg;
+    const int64_t xo = e0 * j->size, go = e0 * j->s.c;
+    if (j->y)
+        sat__mul_channels_forward(j->x + xo, j->g + go, j->y + xo, e1 - e0, j->s.c, j->s.hw);
+    else
+        sat__mul_channels_backward(j->x + xo, j->g + go, j->dy + xo, j->dx ? j->dx + xo : NULL,
+                                   j->dg ? j->dg + go : NULL, e1 - e0, j->s.c, j->s.hw);
+}
+
+static void mul_run(const sat_run *r, mul_job *j) {
+    if (r->m->ctx->num_threads <= 1 || r->n * j->size < SPLIT_MIN_PARALLEL)
+        mul_range(j, 0, r->n);
+    else
+        sat__parallel_for(r->m->ctx, r->n, mul_range, j);
+}
+
+static void mul_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    mul_job j = {mul_shape_of(r->m, nd), nd->size, x0, x1, NULL, y, NULL, NULL};
+    if (!j.s.gate_is_x1) j.x = x1, j.g = x0;
+    mul_run(r, &j);
+}
+
+static void mul_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                         const float *dy, float *dx0, float *dx1) {
+    (void)y;
+    /* The second input is kept too (backward_reads_input); the table's backward is handed
+     * the first one only. */
+    const float *x1 = r->e->out_ptr[nd->in1];
+    mul_job j = {mul_shape_of(r->m, nd), nd->size, x0, x1, dy, NULL, dx0, dx1};
+    if (!j.s.gate_is_x1) j.x = x1, j.g = x0, j.dx = dx1, j.dg = dx0;
+    if (j.dx || j.dg) mul_run(r, &j);
+}
+
+/* ---- dropout: p=, active in training-mode forwards only; the identity in inference and
+ * in the attack plan (whatever its batch-norm mode) ---- */
+static int32_t dropout_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
+    (void)m;
+    for (int32_t i = 0; i < count; i++) {
+        if (!sat__arg_is(&args[i], "p")) return sat__arg_unknown(nd, &args[i], err);
+        int32_t st = sat__arg_positive(nd, &args[i], &nd->rate, err);
+        if (st) return st;
+    }
+    if (!(nd->rate > 0.0f && nd->rate < 1.0f))
+        FAIL("model spec line %d: dropout needs p=P with 0 < P < 1", nd->line);
+    return SAT_OK;
+}
+
+/* Each node draws from its own stream under the forward's key: (seed, step) -> key, then
+ * (node, example, element). */
+static void dropout_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                             int64_t e0, int64_t e1) {
+    (void)dy;
+    sat__dropout_forward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, x0 + e0 * nd->size,
+                         y + e0 * nd->size, e0, e1 - e0, nd->size);
+}
+
+static void dropout_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                             int64_t e0, int64_t e1) {
+    (void)x0;
+    sat__dropout_backward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, dy + e0 * nd->size,
+                          dx + e0 * nd->size, e0, e1 - e0, nd->size);
+}
+
+static void dropout_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
+    (void)x1;
+    if (r->bn == SAT__BN_TRAIN) {
+        split_run(r, nd, x0, NULL, y, dropout_fwd_body, r->n);
+    } else {
+        ew_job j = {3, 0, 0.0f, x0, NULL, y, r->n * nd->size, NULL};
+        ew_run(r->m, &j);
+    }
+}
+
+static void dropout_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
+                             const float *dy, float *dx0, float *dx1) {
+    (void)x0, (void)y, (void)dx1;
+    if (!dx0) return;
+    if (r->bn == SAT__BN_TRAIN) {
+        split_run(r, nd, NULL, dy, dx0, dropout_bwd_body, r->n);
+    } else {
+        ew_job j = {3, 0, 0.0f, dy, NULL, dx0, r->n * nd->size, NULL};
+        ew_run(r->m, &j);
+    }
 }
 
 /* ---- flatten: NCHW is already flat per example; the output aliases the input ---- */
@@ -623,8 +818,14 @@ const sat_op_info sat__ops[SAT_OP_COUNT] = {
                         .forward = avgpool_forward, .backward = avgpool_backward},
     [SAT_OP_GAP] = {.name = "gap", .infer = gap_infer, .workspace = NO_WS, .forward = gap_forward,
                     .backward = gap_backward},
-    [SAT_OP_ADD] = {.name = "add", .parse = add_parse, .infer = add_infer, .workspace = NO_WS,
+    [SAT_OP_ADD] = {.name = "add", .parse = second_input_parse, .infer = add_infer, .workspace = NO_WS,
                     .forward = add_forward, .backward = add_backward},
     [SAT_OP_FLATTEN] = {.name = "flatten", .infer = flatten_infer, .workspace = NO_WS,
                         .forward = flatten_forward, .backward = flatten_backward},
+    [SAT_OP_SIGMOID] = {.name = "sigmoid", .infer = same_shape_infer, .workspace = NO_WS,
+                        .forward = sigmoid_forward, .backward = sigmoid_backward, .backward_reads_input = 1},
+    [SAT_OP_MUL] = {.name = "mul", .parse = second_input_parse, .infer = mul_infer, .workspace = NO_WS,
+                    .forward = mul_forward, .backward = mul_backward, .backward_reads_input = 1},
+    [SAT_OP_DROPOUT] = {.name = "dropout", .parse = dropout_parse, .infer = same_shape_infer, .workspace = NO_WS,
+                        .forward = dropout_forward, .backward = dropout_backward},
 };

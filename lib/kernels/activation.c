@@ -238,3 +238,14 @@ double sat__act_param_grad(int32_t act, float param, const float *x, const float
         if (x[i] >= 0.0f) acc += (double)dy[i] * srelu_h(a * x[i]);
     return acc * ia2;
 }
+
+void sat__sigmoid_forward(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = sig_from(x[i], expf(-fabsf(x[i])));
+}
+
+void sat__sigmoid_backward(const float *x, const float *dy, float *dx, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = sig_from(x[i], expf(-fabsf(x[i])));
+        dx[i] = dy[i] * s * (1.0f - s);
+    }
+}

@@ -31,6 +31,10 @@ void sat__gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, fl
                    int64_t ldc);
 
 /* ---- activation kinds (activation_kinds.c): name, kind from a name, default parameter ---- */
+/* The logistic sigmoid as a layer of its own (a gate), apart from the model's activation:
+ * y = 1 / (1 + exp(-x)); dx = dy y (1 - y) with y recomputed from x. */
+void sat__sigmoid_forward(const float *x, float *y, int64_t n);
+void sat__sigmoid_backward(const float *x, const float *dy, float *dx, int64_t n);
 const char *sat__act_name(int32_t act);
 int32_t sat__act_from_name(const char *name, int32_t *act);
 float sat__act_default_param(int32_t act);
@@ -92,6 +96,17 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws);
 void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                                     const float *w, float *dx, int64_t n, float *ws);
+/* Grouped convolution (conv_grouped.c): `groups` channel groups, W [c_out, c_in/groups, k, k];
+ * depthwise when groups = c_in. Direct loops on one thread: forward and input gradient
+ * over n examples (x, y, dy, dx point at the first one; dx overwritten), the weight
+ * gradient of output channels [oc0, oc1) summed over n examples (dw, db overwritten there;
+ * db may be NULL). No workspace. */
+void sat__conv_grouped_forward(const sat_conv_geom *g, int32_t groups, const float *x, const float *w,
+                               const float *b, float *y, int64_t n);
+void sat__conv_grouped_backward_data(const sat_conv_geom *g, int32_t groups, const float *dy, const float *w,
+                                     float *dx, int64_t n);
+void sat__conv_grouped_backward_weights(const sat_conv_geom *g, int32_t groups, const float *x, const float *dy,
+                                        float *dw, float *db, int64_t n, int64_t oc0, int64_t oc1);
 /* dw, db (overwritten; db may be NULL) from x and dy. */
 void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x,
                                 const float *dy, float *dw, float *db, int64_t n, float *ws,
@@ -121,12 +136,14 @@ void sat__bn_backward_infer(const float *x, const float *gamma, const float *run
                             const float *running_var, const float *dy, float *dx, float *dgamma,
                             float *dbeta, int64_t n, int64_t c, int64_t hw);
 
-/* ---- pooling: windows of k x k with stride s, no padding; x [n, c, h, w] ---- */
+/* ---- pooling: windows of k x k with stride s; x [n, c, h, w] ---- */
+/* Max pooling with padding p <= k/2 on each side; padded cells never take part. */
 void sat__maxpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
-                          int32_t k, int32_t s, int64_t ho, int64_t wo);
+                          int32_t k, int32_t s, int32_t p, int64_t ho, int64_t wo);
 /* dx overwritten; the gradient goes to the first maximum of each window (recomputed from x). */
 void sat__maxpool_backward(const float *x, const float *dy, float *dx, int64_t n, int64_t c,
-                           int64_t h, int64_t w, int32_t k, int32_t s, int64_t ho, int64_t wo);
+                           int64_t h, int64_t w, int32_t k, int32_t s, int32_t p, int64_t ho, int64_t wo);
+/* Average pooling, no padding. */
 void sat__avgpool_forward(const float *x, float *y, int64_t n, int64_t c, int64_t h, int64_t w,
                           int32_t k, int32_t s, int64_t ho, int64_t wo);
 void sat__avgpool_backward(const float *dy, float *dx, int64_t n, int64_t c, int64_t h, int64_t w,
@@ -171,5 +188,18 @@ double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, in
 /* ---- elementwise ---- */
 void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */
 void sat__axpy(float alpha, const float *x, float *y, int64_t n);          /* y += alpha x */
+/* Dropout of examples [e0, e0 + n) of a batch, `size` values each: a value is kept (and
+ * scaled by 1 / (1 - p)) when the uniform draw at (key, stream, example * size + element)
+ * is at least p, so the mask depends on nothing but those coordinates. x, y, dy, dx point
+ * at example e0. The backward redraws the same mask. */
+void sat__dropout_forward(uint64_t key, uint64_t stream, float p, const float *x, float *y, int64_t e0, int64_t n,
+                          int64_t size);
+void sat__dropout_backward(uint64_t key, uint64_t stream, float p, const float *dy, float *dx, int64_t e0,
+                           int64_t n, int64_t size);
+/* Channel-wise multiplication, x [n, c, hw] by g [n, c] (a squeeze-excitation gate; hw 1:
+ * elementwise): y = x g. Backward: dx = dy g, dg = sum over hw of dy x (either may be NULL). */
+void sat__mul_channels_forward(const float *x, const float *g, float *y, int64_t n, int64_t c, int64_t hw);
+void sat__mul_channels_backward(const float *x, const float *g, const float *dy, float *dx, float *dg, int64_t n,
+                                int64_t c, int64_t hw);
 
 #endif

@@ -4,7 +4,9 @@
  * Batch norm runs in the trainer's attack mode and the running statistics are never
  * touched. Each step draws its random starts under its own key, made from the trainer's
  * seed and counter, at the attack module's indices (example in the batch, pixel), so the
- * batch is a function of (seed, counter, x) whatever the thread count or chunking. */
+ * batch is a function of (seed, counter, x) whatever the thread count or chunking. Rank r
+ * of rank_count, with a batch of n, draws at indices r*n.., so equal rank batches together
+ * draw the starts one process draws for their concatenation. */
 #include "train/train.h"
 
 #include "attack/attack.h"
@@ -42,6 +44,9 @@ static void step_cfg(const sat_trainer *t, int32_t objective, int32_t steps, flo
 
 /* The model as the attack sees it, reporting to the running step's progress (one unit per
  * example and attack step, as the step counts them). */
+/* Global index of a rank's first example (equal batches on every rank). */
+static int64_t rank_base(const sat_trainer *t, int64_t n) { return (int64_t)t->opts.rank * n; }
+
 static void target_of(const sat_trainer *t, sat__target *tg) {
     sat__target_of_model(t->model, tg);
     tg->progress = t->progress;
@@ -51,7 +56,7 @@ static void target_of(const sat_trainer *t, sat__target *tg) {
  * has already described in t->err. */
 static int32_t craft_failed(sat_trainer *t, int32_t st, const sat__target *tg) {
     if (st == SAT_OK || st == SAT_E_ABORTED) return st;
-    return sat__fail(t->err, st, "sat_train_step: %s", tg->err);
+    return sat__fail(t->err, st, "%s: %s", t->call, tg->err);
 }
 
 size_t sat__craft_work_bytes(const sat_trainer *t) {
@@ -68,7 +73,8 @@ int32_t sat__craft_ce(sat_trainer *t, const float *x, const int32_t *labels, int
     target_of(t, &tg);
     sat__attack_cfg cfg;
     step_cfg(t, SAT__OBJ_CE, steps, step_size, random ? 1 : 0, &cfg);
-    const int32_t st = sat__attack_run(&tg, &cfg, x, labels, NULL, NULL, n, 0, NULL, x_adv, t->attack_work, NULL);
+    const int32_t st = sat__attack_run(&tg, &cfg, x, labels, NULL, NULL, n, rank_base(t, n), NULL, x_adv,
+                                       t->attack_work, NULL);
     return craft_failed(t, st, &tg);
 }
 
@@ -83,7 +89,8 @@ int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int
     int32_t st = tg.forward(tg.self, x, n, cfg.bn, &logits);
     if (st == SAT_OK) {
         memcpy(t->logits_a, logits, sizeof(float) * (size_t)(n * tg.classes));
-        st = sat__attack_run(&tg, &cfg, x, labels, NULL, t->logits_a, n, 0, NULL, x_adv, t->attack_work, NULL);
+        st = sat__attack_run(&tg, &cfg, x, labels, NULL, t->logits_a, n, rank_base(t, n), NULL, x_adv,
+                             t->attack_work, NULL);
     }
     return craft_failed(t, st, &tg);
 }

@@ -38,7 +38,7 @@ int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv
     memset(dzp, 0, sizeof(float) * (size_t)(n * k));
     for (int64_t i = 0; i < n; i++) kl_total += sat__kl_softmax(z + i * k, zp + i * k, k, scale, dzp + i * k, NULL);
     if (!isfinite(kl_total))
-        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the TRADES KL term is not finite");
+        return sat__fail(t->err, SAT_E_NUMERIC, "%s: the TRADES KL term is not finite", t->call);
     if (correct_adv) *correct_adv = sat__count_correct(zp, labels, n, (int32_t)k);
     if (correct_clean) *correct_clean = sat__count_correct(z, labels, n, (int32_t)k);
     st = sat__backward(m, SAT__PLAN_TRAIN, dzp, NULL);
@@ -48,7 +48,7 @@ int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv
     /* CE on x plus the KL term through z. */
     const double ce_total = sat__softmax_ce(z, labels, n, k, t->opts.label_smoothing, NULL, dzp, inv_n);
     if (!isfinite(ce_total))
-        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the TRADES cross-entropy is not finite");
+        return sat__fail(t->err, SAT_E_NUMERIC, "%s: the TRADES cross-entropy is not finite", t->call);
     /* The z-side KL gradient is recomputed (n*k exps) rather than stored. */
     for (int64_t i = 0; i < n; i++) sat__kl_softmax(z + i * k, zp + i * k, k, scale, NULL, dzp + i * k);
     st = sat__exec_bwd(t->clean_exec, SAT__PLAN_TRAIN, dzp, NULL, m->grads);

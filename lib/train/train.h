@@ -28,7 +28,7 @@ struct sat_optimizer {
     char err[SAT_ERRMSG_SIZE];
 };
 
-/* The counter advances by this fixed amount per sat_train_step call, whatever the method
+/* The counter advances by this fixed amount per step (sat_train_step or sat_train_compute), whatever the method
  * and batch, so a step's position (and the key of its random starts) is a function of the
  * number of steps. */
 #define SAT__TRAIN_RNG_PER_STEP (1ull << 32)
@@ -39,6 +39,7 @@ struct sat_trainer {
     sat_trainer_opts opts;       /* validated copy */
     uint64_t seed;               /* RNG key (opts.seed) */
     int64_t rng_counter;         /* index base of the next step in SAT_STREAM_TRAIN */
+    const char *call;            /* the running public call, for messages and progress */
 
     /* Free-AT: persistent perturbation for batches of delta_n examples (0: none yet). */
     float *delta;
@@ -72,7 +73,8 @@ int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err);
 
 /* ---- craft.c: the attacks that make the training batch, run by the attack module's PGD
  * (attack plan, batch norm in the trainer's attack mode, running statistics untouched).
- * Random starts are drawn under a key made of the trainer's seed and rng_counter. x_adv
+ * Random starts are drawn under a key made of the trainer's seed and rng_counter, at the
+ * examples' global indices: rank * n + i for example i of a rank's batch of n. x_adv
  * stays in the eps-ball and in [0,1]. */
 int32_t sat__attack_bn(const sat_trainer *t);
 /* Bytes of t->attack_work: the attack's scratch for max_batch examples. */

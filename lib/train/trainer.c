@@ -2,7 +2,9 @@
  * the weights from it (train plan + optimizer). Every buffer is allocated at creation for
  * the model's max_batch, and a step first snapshots what it may change (parameters,
  * optimizer state and step, running statistics, Free-AT perturbation), so a step that
- * fails - NaN included - leaves the handles exactly as they were. */
+ * fails - NaN included - leaves the handles exactly as they were. The step is two halves,
+ * also public for data parallelism: the gradient (sat_train_compute) and the update
+ * (sat_train_apply), between which a host may reduce the gradient block across processes. */
 #include "train/train.h"
 
 #include <math.h>
@@ -27,6 +29,8 @@ static sat_trainer_opts trainer_defaults(void) {
     d.free_replays = 4;
     d.trades_beta = 6.0f;
     d.seed = SAT_SEED_CONTEXT;
+    d.rank = 0;
+    d.rank_count = 1;
     return d;
 }
 
@@ -69,6 +73,9 @@ static int32_t check_opts(const sat_trainer_opts *o, char *err) {
                          MAX_REPLAYS);
     if (!(isfinite(o->trades_beta) && o->trades_beta >= 0.0f))
         return sat__fail(err, SAT_E_INVALID_ARG, "%s: trades_beta must be finite and >= 0", w);
+    if (o->rank_count < 1 || o->rank < 0 || o->rank >= o->rank_count)
+        return sat__fail(err, SAT_E_INVALID_ARG, "%s: rank %d is not in 0..rank_count-1 (rank_count %d, at least 1)",
+                         w, o->rank, o->rank_count);
     return SAT_OK;
 }
 
@@ -120,6 +127,7 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     t->opts = o;
     t->seed = o.seed;
     t->rng_counter = 0;
+    t->call = "sat_train_step";
     const int64_t logit_floats = model->max_batch * model->classes;
     t->x_adv = alloc_floats(ctx, batch_floats);
     t->grad_x = alloc_floats(ctx, batch_floats);
@@ -186,9 +194,9 @@ static void rollback(sat_trainer *t, const snapshot *s) {
 /* Optimizer update from the model's gradient block, refusing non-finite results. */
 static int32_t apply_update(sat_trainer *t) {
     int32_t st = sat_optimizer_step(t->opt);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", t->opt->err);
+    if (st) return sat__fail(t->err, st, "%s: %s", t->call, t->opt->err);
     if (!sat__all_finite(t->model->params, t->model->num_params))
-        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the update made a parameter NaN or Inf");
+        return sat__fail(t->err, SAT_E_NUMERIC, "%s: the update made a parameter NaN or Inf", t->call);
     return SAT_OK;
 }
 
@@ -199,14 +207,14 @@ static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labe
     sat_model *m = t->model;
     const float *logits;
     int32_t st = sat__forward(m, xin, n, bn, &logits);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
+    if (st) return sat__fail(t->err, st, "%s: %s", t->call, m->err);
     *loss_sum = sat__softmax_ce(logits, labels, n, m->classes, t->opts.label_smoothing, NULL, t->dlogits,
                                 weight / (float)n);
     if (!isfinite(*loss_sum))
-        return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the training loss is not finite");
+        return sat__fail(t->err, SAT_E_NUMERIC, "%s: the training loss is not finite", t->call);
     *correct = sat__count_correct(logits, labels, n, m->classes);
     st = sat__backward(m, SAT__PLAN_TRAIN, t->dlogits, dx);
-    if (st) return sat__fail(t->err, st, "sat_train_step: %s", m->err);
+    if (st) return sat__fail(t->err, st, "%s: %s", t->call, m->err);
     return SAT_OK;
 }
 
@@ -219,9 +227,9 @@ static float default_step(const sat_trainer *t) {
     }
 }
 
-/* STANDARD, PGD and FAST: one batch, one update. */
-static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                           sat_step_stats *s) {
+/* STANDARD, PGD and FAST: the gradient of one batch into the model's gradient block. */
+static int32_t compute_single(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                              sat_step_stats *s) {
     sat_model *m = t->model;
     const int32_t method = t->opts.method;
     const float *xin = x;
@@ -253,8 +261,7 @@ static int32_t step_single(sat_trainer *t, const float *x, const int32_t *labels
     }
     s->loss = (float)loss;
     s->lr = sat_optimizer_lr(t->opt);
-    st = apply_update(t);
-    return st ? st : sat__progress_add(t->progress, n);
+    return sat__progress_add(t->progress, n);
 }
 
 /* Free-AT: m replays of the batch, each one backward giving parameter and input gradients,
@@ -277,7 +284,7 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
         int32_t st = ce_backward(t, t->x_adv, labels, n, SAT__BN_TRAIN, 1.0f, t->grad_x, &sum, &correct);
         if (st) return st;
         if (!sat__all_finite(t->grad_x, n * d))
-            return sat__fail(t->err, SAT_E_NUMERIC, "sat_train_step: the input gradient is not finite");
+            return sat__fail(t->err, SAT_E_NUMERIC, "%s: the input gradient is not finite", t->call);
         s->lr = sat_optimizer_lr(t->opt);
         if ((st = apply_update(t))) return st;
         /* delta moves from the origin of the ball (x itself), as in Shafahi et al. */
@@ -304,8 +311,8 @@ static int32_t step_free(sat_trainer *t, const float *x, const int32_t *labels, 
     return SAT_OK;
 }
 
-static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                           sat_step_stats *s) {
+static int32_t compute_trades(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                              sat_step_stats *s) {
     int32_t st = sat__craft_kl(t, x, labels, n, t->opts.steps, default_step(t), t->x_adv);
     if (st) return st;
     double loss = 0.0;
@@ -316,8 +323,7 @@ static int32_t step_trades(sat_trainer *t, const float *x, const int32_t *labels
     s->adv_accuracy = (float)ca / (float)n;
     s->clean_accuracy = (float)cc / (float)n;
     s->lr = sat_optimizer_lr(t->opt);
-    st = apply_update(t);
-    return st ? st : sat__progress_add(t->progress, n);
+    return sat__progress_add(t->progress, n);
 }
 
 /* Progress units per example of one step: its attack steps and its updates. */
@@ -330,17 +336,23 @@ static int64_t step_units(const sat_trainer_opts *o) {
     }
 }
 
-int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
-                       sat_step_stats *stats) {
-    if (!t) return SAT_E_INVALID_ARG;
+/* The checks shared by sat_train_step and sat_train_compute (t->call names the call). */
+static int32_t check_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                          const sat_step_stats *stats) {
     sat_model *m = t->model;
-    if (!labels) return sat__fail(t->err, SAT_E_INVALID_ARG, "sat_train_step: labels is NULL");
+    if (!labels) return sat__fail(t->err, SAT_E_INVALID_ARG, "%s: labels is NULL", t->call);
     if (stats && stats->struct_size < sizeof(uint32_t))
-        return sat__fail(t->err, SAT_E_INVALID_ARG, "sat_train_step: stats->struct_size %u is too small",
+        return sat__fail(t->err, SAT_E_INVALID_ARG, "%s: stats->struct_size %u is too small", t->call,
                          stats->struct_size);
-    int32_t st = sat__check_batch(m, x, labels, n, "sat_train_step");
-    if (st) return sat__fail(t->err, st, "%s", m->err);
+    int32_t st = sat__check_batch(m, x, labels, n, t->call);
+    return st ? sat__fail(t->err, st, "%s", m->err) : SAT_OK;
+}
 
+/* Runs one step's work under a progress report named after the call: the gradient only
+ * (apply 0) or also the update. On failure everything the step touched is rolled back. */
+static int32_t run_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int apply,
+                        sat_step_stats *stats) {
+    sat_model *m = t->model;
     sat_step_stats s;
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
@@ -349,15 +361,17 @@ int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, in
     take_snapshot(t, &snap);
     /* A cancel is a failure like NaN: the rollback below undoes the step. */
     sat__progress progress;
-    st = sat__progress_begin(&progress, m->ctx, "sat_train_step", n * step_units(&t->opts), t->err);
+    int32_t st = sat__progress_begin(&progress, m->ctx, t->call, n * step_units(&t->opts), t->err);
     t->progress = &progress;
     if (st == SAT_OK) {
         switch (t->opts.method) {
         case SAT_TRAIN_FREE: st = step_free(t, x, labels, n, &s); break;
-        case SAT_TRAIN_TRADES: st = step_trades(t, x, labels, n, &s); break;
-        default: st = step_single(t, x, labels, n, &s); break;
+        case SAT_TRAIN_TRADES: st = compute_trades(t, x, labels, n, &s); break;
+        default: st = compute_single(t, x, labels, n, &s); break;
         }
     }
+    /* Free-AT updates between its replays, inside step_free. */
+    if (st == SAT_OK && apply && t->opts.method != SAT_TRAIN_FREE) st = apply_update(t);
     t->progress = NULL;
     if (st) {
         rollback(t, &snap);
@@ -371,4 +385,34 @@ int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, in
         stats->struct_size = size;
     }
     return SAT_OK;
+}
+
+int32_t sat_train_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                       sat_step_stats *stats) {
+    if (!t) return SAT_E_INVALID_ARG;
+    t->call = "sat_train_step";
+    int32_t st = check_step(t, x, labels, n, stats);
+    return st ? st : run_step(t, x, labels, n, 1, stats);
+}
+
+int32_t sat_train_compute(sat_trainer *t, const float *x, const int32_t *labels, int64_t n,
+                          sat_step_stats *stats) {
+    if (!t) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_train_compute: trainer is NULL");
+    t->call = "sat_train_compute";
+    if (t->opts.method == SAT_TRAIN_FREE)
+        return sat__fail(t->err, SAT_E_UNSUPPORTED,
+                         "sat_train_compute: Free-AT updates the weights between its replays of a batch, so "
+                         "its gradient cannot be reduced once per step; use sat_train_step");
+    int32_t st = check_step(t, x, labels, n, stats);
+    return st ? st : run_step(t, x, labels, n, 0, stats);
+}
+
+int32_t sat_train_apply(sat_trainer *t) {
+    if (!t) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_train_apply: trainer is NULL");
+    t->call = "sat_train_apply";
+    snapshot snap;
+    take_snapshot(t, &snap);
+    int32_t st = apply_update(t);
+    if (st) rollback(t, &snap);
+    return st;
 }

@@ -135,6 +135,49 @@ static void test_train_and_attack(sat::Context &ctx) {
     for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
 }
 
+// The split step: compute + apply equals step, per-rank starts, Free-AT refused.
+static void test_split_step(sat::Context &ctx) {
+    const char *spec = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 2\n";
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y = {0, 1, 1, 0};
+    sat::Model a(ctx, spec, sat::model_opts()), b(ctx, spec, sat::model_opts());
+    sat::Optimizer oa(a, sat::optimizer_opts(SAT_OPT_SGD, 0.05f)), ob(b, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+    sat_trainer_opts to = sat::trainer_opts(SAT_TRAIN_PGD, 0.1f, 2);
+    sat::Trainer ta(a, oa, to), tb(b, ob, to);
+    for (int s = 0; s < 2; s++) {
+        sat_step_stats sa = ta.step(x, y);
+        std::vector<float> before(b.params().begin(), b.params().end());
+        sat_step_stats sb = tb.compute(x, y);
+        CHECK(std::vector<float>(b.params().begin(), b.params().end()) == before && ob.step_count() == s);
+        tb.apply();
+        CHECK(sa.loss == sb.loss && sa.adv_accuracy == sb.adv_accuracy);
+    }
+    CHECK(std::vector<float>(a.params().begin(), a.params().end()) ==
+          std::vector<float>(b.params().begin(), b.params().end()));
+
+    to.rank = 1;
+    to.rank_count = 2;
+    sat::Model c(ctx, spec, sat::model_opts());
+    sat::Optimizer oc(c, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+    sat::Trainer tc(c, oc, to);
+    tc.compute(x, y);
+    to.rank = 2;
+    try {
+        sat::Trainer bad(c, oc, to);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_INVALID_ARG);
+    }
+    sat::Trainer tf(c, oc, sat::trainer_opts(SAT_TRAIN_FREE, 0.1f));
+    try {
+        tf.compute(x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_UNSUPPORTED && std::string(e.what()).find("Free-AT") != std::string::npos);
+    }
+}
+
 // Learning rate, scales, freezing and the model-and-optimizer checkpoint through the wrapper.
 static void test_runtime_control(sat::Context &ctx) {
     const char *spec = "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n";
@@ -483,6 +526,7 @@ int main() {
         test_preset_normalisation(ctx);
         test_trainer_survives_parent_moves();
         test_progress();
+        test_split_step(ctx);
         test_runtime_control(ctx);
         test_close_with_children();
     } catch (const sat::Error &e) {

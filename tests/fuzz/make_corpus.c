@@ -158,6 +158,10 @@ static void spec_corpus(void) {
          "input 3 6 6\nnormalize mean=0.1,0.2,0.3 std=0.5,0.5,0.5\nconv 4 k=3 s=1 p=1 bias=1 name=c1\nbn\n"
          "act\nconv 4 k=3 p=1 bias=0\nbn\nadd c1\nact silu param=1.5\nmaxpool k=2 s=2\n"
          "avgpool k=2 s=1\ngap\nflatten\ndense 5 bias=0\nact gelu_tanh\ndense 3\n");
+    spec("imagenet_ops.txt",
+         "input 4 7 7\nmaxpool k=3 s=2 p=1 name=stem\nconv 4 k=3 p=1 g=4\ndropout p=0.1\ngap\nconv 2 k=1\n"
+         "act\nconv 4 k=1\nsigmoid\nmul stem\nconv 4 k=3 s=2 p=1 g=2 bias=0\ndense 3\n");
+    spec("mul_mismatch.txt", "input 2 4 4\ngap name=g\nconv 3 k=1 from=g\nmul g\ndense 2\n");
     spec("branches.txt",
          "input 1 4 4\nflatten name=in\ndense 4 name=a\nact relu\ndense 4 from=in name=b\nadd a\n"
          "act softplus\ndense 2\n");

@@ -55,6 +55,33 @@ def test_layers_describe_the_spec(model):
     assert layers[2].activation is None and math.isnan(layers[2].act_param)
 
 
+NEW_OPS = """input 8 8 8
+maxpool k=3 s=2 p=1 name=stem
+conv 8 k=3 p=1 g=8 bias=0
+dropout p=0.1
+gap
+conv 8 k=1
+sigmoid name=gate
+mul stem
+conv 4 k=3 p=1 g=2
+dense 3
+"""
+
+
+def test_layers_of_the_imagenet_ops(ctx):
+    """Padded max-pooling, depthwise and grouped convolutions (weights [out, in/groups, k, k]),
+    dropout, sigmoid and mul as the introspection reports them."""
+    layers = libsat.Model(ctx, NEW_OPS, seed=1, max_batch=2).layers()
+    assert [l.op for l in layers] == ["input", "maxpool", "conv", "dropout", "gap", "conv", "sigmoid",
+                                      "mul", "conv", "dense"]
+    stem = layers[1]
+    assert (stem.kernel, stem.stride, stem.padding, stem.output_shape) == (3, 2, 1, (8, 4, 4))
+    assert layers[2].params["weight"].shape == (8, 1, 3, 3)  # depthwise
+    assert layers[8].params["weight"].shape == (4, 4, 3, 3)  # 2 groups of 4 input channels
+    assert layers[3].output_shape == (8, 4, 4) and not layers[3].params
+    assert layers[7].inputs == (6, 1) and layers[7].output_shape == (8, 4, 4)
+
+
 def test_tensors_cover_the_blocks_once_and_share_memory(model):
     seen_p = np.zeros(model.param_count, np.int32)
     seen_s = np.zeros(len(model.state), np.int32)

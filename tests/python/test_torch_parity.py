@@ -1,5 +1,6 @@
-"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, and
-a residual block with batch norm. The torch model is rebuilt from Model.layers() alone: each
+"""PyTorch parity: the madry-cnn preset (input 1x28x28, 10 classes) with each activation, a
+residual block with batch norm, and the ops of the ImageNet families (padded max-pooling,
+sigmoid, channel-wise mul). The torch model is rebuilt from Model.layers() alone: each
 layer's op, inputs, attributes and activation, with its tensors copied from the views the
 introspection gives (no hand-written layout). Logits and the input gradient of the summed
 cross-entropy are compared in float32.
@@ -66,8 +67,9 @@ class TorchFromLayers(torch.nn.Module):
             p, s = layer.params, layer.state
             if layer.op == "conv":
                 w = p["weight"]
-                m = torch.nn.Conv2d(w.shape[1], w.shape[0], layer.kernel, layer.stride,
-                                    layer.padding, bias="bias" in p)
+                groups = self.layers[layer.inputs[0]].output_shape[0] // w.shape[1]
+                m = torch.nn.Conv2d(w.shape[1] * groups, w.shape[0], layer.kernel, layer.stride,
+                                    layer.padding, groups=groups, bias="bias" in p)
             elif layer.op == "dense":
                 w = p["weight"]
                 m = torch.nn.Linear(w.shape[1], w.shape[0], bias="bias" in p)
@@ -105,15 +107,21 @@ class TorchFromLayers(torch.nn.Module):
             elif op == "act":
                 y = self.fns[layer.index](a)
             elif op == "maxpool":
-                y = F.max_pool2d(a, layer.kernel, layer.stride)
+                y = F.max_pool2d(a, layer.kernel, layer.stride, layer.padding)
             elif op == "avgpool":
                 y = F.avg_pool2d(a, layer.kernel, layer.stride)
             elif op == "gap":
                 y = a.mean(dim=(2, 3), keepdim=True)
             elif op == "add":
                 y = a + out[layer.inputs[1]]
+            elif op == "mul":
+                y = a * out[layer.inputs[1]]  # torch broadcasts the C x 1 x 1 gate as libsat does
             elif op == "flatten":
                 y = a.flatten(1)
+            elif op == "dropout":
+                y = a  # the identity outside training-mode forwards, as torch's eval()
+            elif op == "sigmoid":
+                y = torch.sigmoid(a)
             else:
                 raise NotImplementedError(op)
             if op in ("dense", "flatten"):
@@ -206,3 +214,38 @@ def test_residual_batchnorm_matches_torch(ctx, torch_threads):
     x = rng.random((4, 3, 8, 8), dtype=np.float32)
     y = np.array([0, 9, 4, 2], np.int32)
     _compare(m, x, y, "residual")
+
+
+# The ops the ImageNet families add, each in the place those networks use it.
+NEW_OPS = """input 3 12 12
+conv 8 k=3 p=1 bias=0
+bn
+act
+dropout p=0.2
+maxpool k=3 s=2 p=1 name=stem
+gap
+conv 4 k=1
+act
+conv 8 k=1
+sigmoid name=gate
+mul stem
+conv 8 k=3 p=1 g=8
+conv 8 k=3 s=2 p=1 g=2 bias=0
+sigmoid name=s
+conv 8 k=1 s=2 from=stem
+mul s
+gap
+dense 10
+"""
+
+
+def test_new_ops_match_torch(ctx, torch_threads):
+    """The ResNet stem's padded max-pooling (padding never wins the max: the inputs after an
+    activation such as SiLU can be negative), a squeeze-excitation gate (sigmoid, then mul
+    broadcasting it over H x W), depthwise and grouped convolutions, mul of two tensors of one
+    shape, and dropout (the identity outside training, as in torch's eval mode)."""
+    m = libsat.Model(ctx, NEW_OPS, activation="silu", seed=11, max_batch=4)
+    rng = np.random.default_rng(8)
+    x = rng.random((4, 3, 12, 12), dtype=np.float32) - 0.5
+    y = np.array([1, 7, 3, 0], np.int32)
+    _compare(m, x, y, "new-ops")

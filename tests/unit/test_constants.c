@@ -104,7 +104,10 @@ static void test_pinned_values(void **st) {
     assert_int_equal(SAT_LAYER_GAP, 8);
     assert_int_equal(SAT_LAYER_ADD, 9);
     assert_int_equal(SAT_LAYER_FLATTEN, 10);
-    assert_int_equal(SAT_LAYER_COUNT, 11);
+    assert_int_equal(SAT_LAYER_SIGMOID, 11);
+    assert_int_equal(SAT_LAYER_MUL, 12);
+    assert_int_equal(SAT_LAYER_DROPOUT, 13);
+    assert_int_equal(SAT_LAYER_COUNT, 14);
     assert_int_equal(SAT_TENSOR_WEIGHT, 0);
     assert_int_equal(SAT_TENSOR_BIAS, 1);
     assert_int_equal(SAT_TENSOR_BN_SCALE, 2);

@@ -472,8 +472,8 @@ static void test_bn_infer_grad(void **state) {
 
 /* ---- pooling ---- */
 static void run_maxpool(const problem *p, float *out) {
-    sat__maxpool_forward(p->in[0], out, p->d[0], p->d[1], p->d[2], p->d[3], p->k, p->s, p->d[4],
-                         p->d[5]);
+    sat__maxpool_forward(p->in[0], out, p->d[0], p->d[1], p->d[2], p->d[3], p->k, p->s, (int32_t)p->d[6],
+                         p->d[4], p->d[5]);
 }
 static void run_avgpool(const problem *p, float *out) {
     sat__avgpool_forward(p->in[0], out, p->d[0], p->d[1], p->d[2], p->d[3], p->k, p->s, p->d[4],
@@ -483,51 +483,87 @@ static void run_gap(const problem *p, float *out) {
     sat__gap_forward(p->in[0], out, p->d[0], p->d[1], p->d[2]);
 }
 
-static void pool_case(int32_t k, int32_t s) {
+/* Max pooling with padding pad (average pooling too when pad is 0). */
+static void pool_case(int32_t k, int32_t s, int32_t pad) {
     const int64_t n = 2, c = 2, h = 6, w = 7;
-    const int64_t ho = (h - k) / s + 1, wo = (w - k) / s + 1, nx = n * c * h * w;
+    const int64_t ho = (h + 2 * pad - k) / s + 1, wo = (w + 2 * pad - k) / s + 1, nx = n * c * h * w;
     const int64_t ny = n * c * ho * wo;
     float *x = alloc_fill(nx, 0, 0, 0), *r = alloc_fill(ny, -1, 1, 71);
     float *dx = alloc_fill(nx, 5, 5, 0), *y = alloc_fill(ny, 0, 0, 0);
-    /* distinct values 0.1 apart, shuffled: a step of 0.01 never changes a window's max */
-    for (int64_t i = 0; i < nx; i++) x[i] = 0.1f * (float)((i * 37) % nx) - 3.0f;
-    problem p = {.run = run_maxpool, .in = {x}, .d = {n, c, h, w, ho, wo}, .k = k, .s = s};
+    /* distinct values 0.1 apart, shuffled, all negative: a step of 0.01 never changes a
+     * window's max, and a padded zero would win every window it took part in */
+    for (int64_t i = 0; i < nx; i++) x[i] = 0.1f * (float)((i * 37) % nx) - 3.0f - 0.1f * (float)nx;
+    problem p = {.run = run_maxpool, .in = {x}, .d = {n, c, h, w, ho, wo, pad}, .k = k, .s = s};
     run_maxpool(&p, y);
     for (int64_t pl = 0; pl < n * c; pl++)
         for (int64_t oh = 0; oh < ho; oh++)
             for (int64_t ow = 0; ow < wo; ow++) {
                 float m = -INFINITY;
                 for (int a = 0; a < k; a++)
-                    for (int b = 0; b < k; b++)
-                        m = fmaxf(m, x[pl * h * w + (oh * s + a) * w + ow * s + b]);
+                    for (int b = 0; b < k; b++) {
+                        const int64_t i = oh * s - pad + a, j = ow * s - pad + b;
+                        if (i >= 0 && i < h && j >= 0 && j < w) m = fmaxf(m, x[pl * h * w + i * w + j]);
+                    }
                 assert_true(y[(pl * ho + oh) * wo + ow] == m);
             }
-    sat__maxpool_backward(x, r, dx, n, c, h, w, k, s, ho, wo);
+    sat__maxpool_backward(x, r, dx, n, c, h, w, k, s, pad, ho, wo);
     check_grad("maxpool dx", &p, x, nx, dx, r, ny, 0.01f, 1e-3);
 
-    p.run = run_avgpool;
-    tu_fill_uniform(x, nx, -1, 1, 72);
-    sat__avgpool_backward(r, dx, n, c, h, w, k, s, ho, wo);
-    check_grad("avgpool dx", &p, x, nx, dx, r, ny, 0.5f, 1e-4);
-    run_avgpool(&p, y);
-    assert_float_equal(y[0], (x[0] + x[1] + x[w] + x[w + 1] + (k == 3 ? x[2] + x[w + 2] +
-                              x[2 * w] + x[2 * w + 1] + x[2 * w + 2] : 0)) / (float)(k * k), 1e-6);
+    if (pad == 0) {
+        p.run = run_avgpool;
+        tu_fill_uniform(x, nx, -1, 1, 72);
+        sat__avgpool_backward(r, dx, n, c, h, w, k, s, ho, wo);
+        check_grad("avgpool dx", &p, x, nx, dx, r, ny, 0.5f, 1e-4);
+        run_avgpool(&p, y);
+        assert_float_equal(y[0], (x[0] + x[1] + x[w] + x[w + 1] + (k == 3 ? x[2] + x[w + 2] +
+                                  x[2 * w] + x[2 * w + 1] + x[2 * w + 2] : 0)) / (float)(k * k), 1e-6);
+    }
     tu_free(x), tu_free(r), tu_free(dx), tu_free(y);
 }
 
 static void test_pooling_grad(void **state) {
     (void)state;
-    pool_case(2, 2);
-    pool_case(3, 2); /* overlapping windows */
-    pool_case(3, 1);
+    pool_case(2, 2, 0);
+    pool_case(3, 2, 0); /* overlapping windows */
+    pool_case(3, 1, 0);
+    pool_case(3, 2, 1); /* the ResNet stem's padded max-pooling */
+    pool_case(2, 1, 1);
+    pool_case(5, 2, 2);
 }
 
 static void test_maxpool_ties_first(void **state) {
     (void)state;
     const float x[4] = {1, 1, 1, 1}, dy[1] = {2};
     float dx[4];
-    sat__maxpool_backward(x, dy, dx, 1, 1, 2, 2, 2, 2, 1, 1);
+    sat__maxpool_backward(x, dy, dx, 1, 1, 2, 2, 2, 2, 0, 1, 1);
     assert_true(dx[0] == 2 && dx[1] == 0 && dx[2] == 0 && dx[3] == 0);
+}
+
+/* ---- dropout: a fixed key gives a fixed mask, so the op is linear in x ---- */
+static void run_dropout(const problem *p, float *out) {
+    sat__dropout_forward(99, 3, 0.3f, p->in[0], out, p->d[0], p->d[1], p->d[2]);
+}
+
+static void test_dropout_grad(void **state) {
+    (void)state;
+    const int64_t e0 = 5, n = 3, size = 400, nx = n * size;
+    float *x = alloc_fill(nx, 0.5f, 1.5f, 81), *r = alloc_fill(nx, -1, 1, 82);
+    float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
+    problem p = {.run = run_dropout, .in = {x}, .d = {e0, n, size}};
+    run_dropout(&p, y);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < nx; i++) {
+        if (y[i] == 0.0f) zeros++;
+        else assert_float_equal(y[i], x[i] / 0.7f, 1e-6);
+    }
+    assert_true(zeros > 0.25 * nx && zeros < 0.35 * nx);
+    sat__dropout_backward(99, 3, 0.3f, r, dx, e0, n, size);
+    check_grad("dropout dx", &p, x, nx, dx, r, nx, 0.5f, 1e-4);
+    /* example e0 + 1 alone draws the mask it had inside the batch */
+    float one[400];
+    sat__dropout_forward(99, 3, 0.3f, x + size, one, e0 + 1, 1, size);
+    assert_memory_equal(one, y + size, sizeof one);
+    tu_free(x), tu_free(r), tu_free(y), tu_free(dx);
 }
 
 static void test_gap_grad(void **state) {
@@ -636,6 +672,7 @@ int main(void) {
         cmocka_unit_test(test_bn_infer_grad),
         cmocka_unit_test(test_pooling_grad),
         cmocka_unit_test(test_maxpool_ties_first),
+        cmocka_unit_test(test_dropout_grad),
         cmocka_unit_test(test_gap_grad),
         cmocka_unit_test(test_normalize_grad),
         cmocka_unit_test(test_softmax_ce_grad),

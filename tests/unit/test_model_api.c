@@ -37,6 +37,13 @@ static void test_bad_specs(void **st) {
     expect_spec_error(ctx, "input 1 8 8\nflatten name=x\ndense 3 from=x\ndense 3 from=x\n", "never used");
     expect_spec_error(ctx, "input 3 8 8\nnormalize mean=0.5,0.5 std=1\ndense 3\n", "line 2: normalize needs mean");
     expect_spec_error(ctx, "input 1 8 8\nmaxpool k=9\ndense 3\n", "line 2: pooling window 9");
+    expect_spec_error(ctx, "input 1 8 8\nmaxpool k=3 p=2\ndense 3\n", "line 2: maxpool p=2 is more than half");
+    expect_spec_error(ctx, "input 1 8 8\navgpool k=3 p=1\ndense 3\n", "line 2: unknown option 'p'");
+    expect_spec_error(ctx, "input 2 8 8\ngap name=g\nconv 3 k=1 from=g\nmul g\ndense 3\n",
+                      "line 4: mul of 3x1x1 and 2x1x1 (line 2): needs one shape");
+    expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1\nmul nowhere\ndense 3\n", "line 3: mul of unknown layer name");
+    expect_spec_error(ctx, "input 6 8 8\nconv 8 k=3 g=4\ndense 3\n", "line 2: conv g=4 does not divide 6 input");
+    expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1 name=a\nmul a\ndense 3\n", "line 3: mul of a layer with itself");
     expect_spec_error(ctx, "", "needs an input line");
     /* comments and blank lines are fine and count as lines */
     sat_model *m = NULL;
@@ -283,6 +290,67 @@ static void test_thread_independence_resnet(void **st) {
     }
 }
 
+/* The ops of the ImageNet families (padded max-pooling, a squeeze-excitation gate, depthwise
+ * and grouped convolutions, dropout in the training step), on tensors large enough for the
+ * worker pool to split them: the same bits for 1 and 3 threads, and for a batch run whole or
+ * in pieces. */
+static const char *const SPEC_NEW_OPS = "input 3 32 32\n"
+                                        "conv 8 k=3 p=1 bias=0\n"
+                                        "bn\n"
+                                        "act\n"
+                                        "dropout p=0.2\n"
+                                        "maxpool k=3 s=2 p=1 name=stem\n"
+                                        "gap\n"
+                                        "conv 4 k=1\n"
+                                        "act\n"
+                                        "conv 8 k=1\n"
+                                        "sigmoid\n"
+                                        "mul stem\n"
+                                        "conv 8 k=3 p=1 g=8\n"
+                                        "conv 16 k=3 s=2 p=1 g=4\n"
+                                        "sigmoid\n"
+                                        "gap\n"
+                                        "dense 10\n";
+
+enum { OPS_N = 16, OPS_IN = 3 * 32 * 32 };
+
+/* Logits, input gradient (attack plan) and parameter gradients (train plan) of one batch;
+ * the input gradient a second time, in two halves. */
+static void run_new_ops(int32_t threads, float *logits, float *grad, float *halves, float *pgrad) {
+    sat_context *ctx = tu_context(threads, 41);
+    sat_model *m = tu_model(ctx, SPEC_NEW_OPS, SAT_ACT_SILU, OPS_N);
+    float *x = tu_alloc(sizeof(float) * OPS_N * OPS_IN);
+    int32_t y[OPS_N];
+    for (int i = 0; i < OPS_N; i++) y[i] = i % 10;
+    tu_fill_uniform(x, OPS_N * OPS_IN, 0, 1, 6);
+    TU_CHECK(sat_model_input_gradient(m, x, y, OPS_N, NULL, grad, logits));
+    for (int s = 0; s < OPS_N; s += OPS_N / 2)
+        TU_CHECK(sat_model_input_gradient(m, x + s * OPS_IN, y + s, OPS_N / 2, NULL, halves + s * OPS_IN, NULL));
+    TU_CHECK(sat_model_train_backward(m, x, y, OPS_N, 0, NULL, NULL));
+    assert_true(sat_model_param_count(m) <= 4096);
+    memcpy(pgrad, sat_model_grads(m), sizeof(float) * (size_t)sat_model_param_count(m));
+    tu_free(x);
+    tu_release(m);
+    tu_release(ctx);
+}
+
+static void test_new_ops_thread_and_chunk_independence(void **st) {
+    (void)st;
+    float l[2][OPS_N * 10], *g[2], *h[2], *p[2];
+    for (int k = 0; k < 2; k++) {
+        g[k] = tu_alloc(sizeof(float) * OPS_N * OPS_IN);
+        h[k] = tu_alloc(sizeof(float) * OPS_N * OPS_IN);
+        p[k] = tu_alloc(sizeof(float) * 4096); /* beyond the model's parameters: zeros */
+        memset(p[k], 0, sizeof(float) * 4096);
+        run_new_ops(k ? 3 : 1, l[k], g[k], h[k], p[k]);
+    }
+    assert_memory_equal(l[0], l[1], sizeof l[0]);
+    assert_memory_equal(g[0], g[1], sizeof(float) * OPS_N * OPS_IN);
+    assert_memory_equal(g[0], h[0], sizeof(float) * OPS_N * OPS_IN);
+    assert_memory_equal(g[1], h[1], sizeof(float) * OPS_N * OPS_IN);
+    assert_memory_equal(p[0], p[1], sizeof(float) * 4096);
+}
+
 /* clone copies parameters and statistics; the copy is independent */
 static void test_clone(void **st) {
     (void)st;
@@ -425,6 +493,7 @@ int main(void) {
     const struct CMUnitTest every_path[] = {
         cmocka_unit_test(test_thread_independence),
         cmocka_unit_test(test_thread_independence_resnet),
+        cmocka_unit_test(test_new_ops_thread_and_chunk_independence),
     };
     const int failed = tu_run_group("test_model_api", tests, sizeof tests / sizeof tests[0]);
     return failed + tu_run_on_every_path("test_model_api", every_path, sizeof every_path / sizeof every_path[0]);

@@ -46,6 +46,28 @@ static const char *const SPEC_RES =
     "gap\n"
     "dense 3\n";
 
+/* The ops of the ImageNet families: the ResNet stem's padded max-pooling, a
+ * squeeze-excitation gate (sigmoid, channel-wise mul), depthwise and grouped convolutions,
+ * a sigmoid layer. */
+static const char *const SPEC_STEM =
+    "input 3 9 9\n"
+    "conv 6 k=3 p=1 bias=0\n"
+    "bn\n"
+    "act\n"
+    "maxpool k=3 s=2 p=1 name=stem\n"
+    "gap\n"
+    "dense 2\n"
+    "act\n"
+    "conv 6 k=1\n"
+    "sigmoid name=gate\n"
+    "mul gate from=stem\n"
+    "conv 6 k=3 s=2 p=1 g=6\n"
+    "conv 4 k=3 p=1 g=2 bias=0\n"
+    "sigmoid name=s\n"
+    "conv 4 k=1 s=2 from=stem\n"
+    "mul s\n"
+    "dense 3\n";
+
 /* Sum of per-example CE losses in double, evaluated through the attack plan. */
 static double loss_at(sat_model *m, const float *x, const int32_t *y, int64_t n) {
     float losses[NB];
@@ -188,6 +210,55 @@ static void test_residual_model_grads(void **st) {
     check_input_grad(mb, 3 * 8 * 8, 0.03);
 }
 
+static void test_stem_ops_grads(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SPEC_STEM, SAT_ACT_SILU, 4);
+    check_input_grad(m, 3 * 9 * 9, 0.03);
+    check_param_grad(m, 3 * 9 * 9, 0.05);
+}
+
+/* Dropout is the identity in inference and in the attack plan (the model without it gives
+ * the same bits: it has no parameters, so both draw the same initial weights), and a fresh
+ * mask per training-mode forward, the same for the same seed and step. */
+static void test_dropout_train_only(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *a = tu_model(ctx, "input 1 40 40\ndropout p=0.25\ndense 2\n", SAT_ACT_SILU, 2);
+    sat_model *b = tu_model(ctx, "input 1 40 40\ndense 2\n", SAT_ACT_SILU, 2);
+    sat_model *a2 = tu_model(ctx, "input 1 40 40\ndropout p=0.25\ndense 2\n", SAT_ACT_SILU, 2);
+    enum { IN = 1600 };
+    float x[2 * IN], ga[2 * IN], gb[2 * IN], la[4], lb[4];
+    int32_t y[2] = {0, 1};
+    tu_fill_uniform(x, 2 * IN, 0.1f, 0.9f, 13);
+    TU_CHECK(sat_model_input_gradient(a, x, y, 2, NULL, ga, la));
+    TU_CHECK(sat_model_input_gradient(b, x, y, 2, NULL, gb, lb));
+    assert_memory_equal(ga, gb, sizeof ga);
+    assert_memory_equal(la, lb, sizeof la);
+    /* training: dW[0, i] = g0 x_i / (1 - p) where kept, 0 where dropped (one example) */
+    TU_CHECK(sat_model_train_backward(a, x, y, 1, 0, NULL, NULL));
+    const float *dw = sat_model_grads(a);
+    int zeros = 0;
+    double ratio = 0;
+    for (int i = 0; i < IN; i++) {
+        if (dw[i] == 0.0f) {
+            zeros++;
+        } else if (ratio == 0) {
+            ratio = dw[i] / x[i];
+        } else {
+            assert_true(fabs(dw[i] / x[i] - ratio) < 1e-4 * fabs(ratio));
+        }
+    }
+    assert_true(zeros > 0.2 * IN && zeros < 0.3 * IN);
+    float first[IN], again[IN];
+    memcpy(first, dw, sizeof first);
+    TU_CHECK(sat_model_train_backward(a2, x, y, 1, 0, NULL, NULL));
+    memcpy(again, sat_model_grads(a2), sizeof again);
+    assert_memory_equal(first, again, sizeof first); /* same seed, same step: same mask */
+    TU_CHECK(sat_model_train_backward(a, x, y, 1, 0, NULL, NULL));
+    assert_memory_not_equal(first, sat_model_grads(a), sizeof first); /* the next step: a new mask */
+}
+
 /* With a backward override, the input gradient must equal the one computed with the
  * override activation's derivative at the same pre-activations: for a one-layer model
  * dense -> act -> dense this is checkable by hand. */
@@ -235,6 +306,8 @@ int main(void) {
         cmocka_unit_test(test_input_grad_every_activation),
         cmocka_unit_test(test_param_grad_every_activation),
         cmocka_unit_test(test_residual_model_grads),
+        cmocka_unit_test(test_stem_ops_grads),
+        cmocka_unit_test(test_dropout_train_only),
         cmocka_unit_test(test_backward_override),
     };
     return tu_run_on_every_path("test_model_grad", tests, sizeof tests / sizeof tests[0]);

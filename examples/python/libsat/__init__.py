@@ -697,7 +697,7 @@ class Layer:
     units: int                 #: dense/conv outputs, else 0
     kernel: int                #: conv/pooling window, else 0
     stride: int                #: conv/pooling stride, else 0
-    padding: int               #: conv padding, else 0
+    padding: int               #: conv/maxpool padding, else 0
     activation: Optional[str]  #: act: the activation's name, else None
     act_param: float           #: act: its parameter, else NaN
     params: Dict[str, Tensor]  #: its tensors of the parameter block, by role, in block order
@@ -1199,7 +1199,8 @@ class Optimizer(_Handle):
 class Trainer(_Handle):
     """Adversarial training steps. Keywords are sat_trainer_opts fields: method ('pgd',
     'fast', 'free', 'trades', 'standard'), norm, eps, step_size, steps, random_start,
-    clean_fraction, attack_bn_mode, label_smoothing, free_replays, trades_beta, seed."""
+    clean_fraction, attack_bn_mode, label_smoothing, free_replays, trades_beta, seed, rank,
+    rank_count."""
 
     _destroy = "trainer_destroy"
     _last_error = "trainer_last_error"
@@ -1229,6 +1230,21 @@ class Trainer(_Handle):
         self._check_long(self._lib.raw.train_step, self.handle, _pf(x), _pi(labels), n,
                          ctypes.byref(st))
         return _struct_dict(st)
+
+    def compute(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Dict[str, float]:
+        """The gradient half of a step (sat_train_compute): the batch's mean gradient into
+        model.grads, weights unchanged; reduce it across ranks, then apply(). Returns the
+        stats of step()."""
+        x, labels, n = self._model._batch(x, labels)
+        st = _ffi.StepStats()
+        st.struct_size = ctypes.sizeof(st)
+        self._check_long(self._lib.raw.train_compute, self.handle, _pf(x), _pi(labels), n,
+                         ctypes.byref(st))
+        return _struct_dict(st)
+
+    def apply(self) -> None:
+        """The update half of a step (sat_train_apply): the optimizer on model.grads."""
+        self._check(self._lib.raw.train_apply(self.handle))
 
     def save_checkpoint(self, path: PathLike, epoch: int = 0, batch_index: int = 0,
                         meta: Optional[Mapping[str, Any]] = None) -> None:

@@ -97,7 +97,8 @@ class TrainerOpts(ctypes.Structure):
                 ("eps", c_float), ("step_size", c_float), ("steps", c_int32),
                 ("random_start", c_int32), ("clean_fraction", c_float),
                 ("attack_bn_mode", c_int32), ("label_smoothing", c_float),
-                ("free_replays", c_int32), ("trades_beta", c_float), ("seed", c_uint64)]
+                ("free_replays", c_int32), ("trades_beta", c_float), ("seed", c_uint64),
+                ("rank", c_int32), ("rank_count", c_int32)]
 
 
 class StepStats(ctypes.Structure):
@@ -273,6 +274,8 @@ PROTOTYPES = {
     "sat_trainer_destroy": (None, [H]),
     "sat_trainer_last_error": (c_char_p, [H]),
     "sat_train_step": (c_int32, [H, PF, PI32, c_int64, P(StepStats)]),
+    "sat_train_compute": (c_int32, [H, PF, PI32, c_int64, P(StepStats)]),
+    "sat_train_apply": (c_int32, [H]),
     # evaluation
     "sat_eval_opts_init": (c_int32, [P(EvalOpts), c_uint32]),
     "sat_evaluate": (c_int32, [H, P(EvalOpts), PF, PI32, c_int64, P(EvalResult)]),

@@ -112,7 +112,10 @@ pub const SAT_LAYER_AVGPOOL: i32 = 7;
 pub const SAT_LAYER_GAP: i32 = 8;
 pub const SAT_LAYER_ADD: i32 = 9;
 pub const SAT_LAYER_FLATTEN: i32 = 10;
-pub const SAT_LAYER_COUNT: i32 = 11;
+pub const SAT_LAYER_SIGMOID: i32 = 11;
+pub const SAT_LAYER_MUL: i32 = 12;
+pub const SAT_LAYER_DROPOUT: i32 = 13;
+pub const SAT_LAYER_COUNT: i32 = 14;
 pub const SAT_TENSOR_WEIGHT: i32 = 0;
 pub const SAT_TENSOR_BIAS: i32 = 1;
 pub const SAT_TENSOR_BN_SCALE: i32 = 2;
@@ -276,6 +279,8 @@ pub struct sat_trainer_opts {
     pub free_replays: i32,
     pub trades_beta: f32,
     pub seed: u64,
+    pub rank: i32,
+    pub rank_count: i32,
 }
 
 #[repr(C)]
@@ -517,6 +522,9 @@ extern "C" {
     pub fn sat_trainer_last_error(trainer: *const sat_trainer) -> *const c_char;
     pub fn sat_train_step(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
                           stats: *mut sat_step_stats) -> i32;
+    pub fn sat_train_compute(trainer: *mut sat_trainer, x: *const f32, labels: *const i32, n: i64,
+                             stats: *mut sat_step_stats) -> i32;
+    pub fn sat_train_apply(trainer: *mut sat_trainer) -> i32;
 
     pub fn sat_eval_opts_init(opts: *mut sat_eval_opts, size: u32) -> i32;
     pub fn sat_evaluate(model: *mut sat_model, opts: *const sat_eval_opts, x: *const f32,

@@ -20,6 +20,12 @@ pub enum LayerOp {
     GlobalAvgPool,
     Add,
     Flatten,
+    /// The logistic sigmoid as a layer (a gate), apart from the model's activation.
+    Sigmoid,
+    /// `input0 * input1`, a `C x 1 x 1` one broadcast over `H x W` (a squeeze-excitation gate).
+    Mul,
+    /// Dropout in training-mode forwards, the identity otherwise.
+    Dropout,
     /// A value this crate does not know (a newer library).
     Other(i32),
 }
@@ -38,6 +44,9 @@ impl LayerOp {
             sys::SAT_LAYER_GAP => Self::GlobalAvgPool,
             sys::SAT_LAYER_ADD => Self::Add,
             sys::SAT_LAYER_FLATTEN => Self::Flatten,
+            sys::SAT_LAYER_SIGMOID => Self::Sigmoid,
+            sys::SAT_LAYER_MUL => Self::Mul,
+            sys::SAT_LAYER_DROPOUT => Self::Dropout,
             other => Self::Other(other),
         }
     }
@@ -129,7 +138,7 @@ pub struct LayerInfo {
     pub kernel: i32,
     /// Conv and pooling stride, else 0.
     pub stride: i32,
-    /// Conv zero padding, else 0.
+    /// Conv zero padding, or maxpool padding (never wins the max), else 0.
     pub padding: i32,
     /// Act layers: the activation (`SAT_ACT_*`) and its parameter.
     pub activation: Option<(i32, f32)>,

@@ -607,6 +607,13 @@ impl TrainerOpts {
         self.0.seed = seed;
         self
     }
+    /// Data parallelism: this process is `rank` of `rank_count`; with a batch of n its random
+    /// starts are those of examples rank*n.. of one process's batch of rank_count*n.
+    pub fn rank(mut self, rank: i32, rank_count: i32) -> Self {
+        self.0.rank = rank;
+        self.0.rank_count = rank_count;
+        self
+    }
 }
 
 impl AutoAttackOpts {
@@ -1196,6 +1203,12 @@ impl<'ctx> Model<'ctx> {
     /// The gradient block written by [`Model::train_backward`].
     pub fn grads(&self) -> &[f32] {
         unsafe { slice_or_empty(sys::sat_model_grads(self.raw), self.param_count()) }
+    }
+    /// The gradient block, writable: where a data-parallel run puts the reduced gradient
+    /// before [`Trainer::apply`] or [`Optimizer::step`].
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        let n = self.param_count();
+        unsafe { slice_mut_or_empty(sys::sat_model_grads(self.raw), n) }
     }
     /// Batch-norm running statistics (empty without batch norm).
     pub fn state(&self) -> &[f32] {
@@ -2094,6 +2107,10 @@ impl ModelMut<'_, '_> {
     pub fn state_mut(&mut self) -> &mut [f32] {
         self.0.state_mut()
     }
+    /// [`Model::grads_mut`].
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        self.0.grads_mut()
+    }
     /// [`Model::train_backward`].
     pub fn train_backward(&mut self, x: &[f32], labels: &[i32], label_smoothing: f32) -> Result<(f32, i64)> {
         self.0.train_backward(x, labels, label_smoothing)
@@ -2186,6 +2203,25 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
         let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
         self.check(unsafe { sys::sat_train_step(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
         Ok(st)
+    }
+
+    /// The gradient half of a step (`sat_train_compute`): the batch's mean gradient into the
+    /// model's gradient block ([`Trainer::grads_mut`]), weights unchanged. Reduce it across
+    /// ranks, then [`Trainer::apply`]. Free-AT is refused (`ErrorKind::Unsupported`).
+    pub fn compute(&mut self, x: &[f32], labels: &[i32]) -> Result<StepStats> {
+        let n = self.opt.model.batch(x, Some(labels), "train compute")?;
+        let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
+        self.check(unsafe { sys::sat_train_compute(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
+        Ok(st)
+    }
+    /// The update half of a step (`sat_train_apply`): the optimizer on the gradient block.
+    pub fn apply(&mut self) -> Result<()> {
+        self.check(unsafe { sys::sat_train_apply(self.raw) })
+    }
+    /// The model's gradient block, for the reduction between [`Trainer::compute`] and
+    /// [`Trainer::apply`].
+    pub fn grads_mut(&mut self) -> &mut [f32] {
+        self.opt.model.grads_mut()
     }
 
     /// Writes a checkpoint: the model file plus the optimizer state and step count and the

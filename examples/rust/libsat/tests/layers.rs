@@ -96,3 +96,23 @@ fn a_bad_index_is_refused() {
     assert!(e.message.contains("sat_model_layer_info") && e.message.contains("0..12"), "{e}");
     assert_eq!(m.layer(usize::MAX).unwrap_err().kind(), ErrorKind::InvalidArg);
 }
+
+/// The ops of the ImageNet families: padded max-pooling, depthwise and grouped convolutions
+/// (weights `[out, in / groups, k, k]`), dropout, sigmoid and a broadcasting mul.
+#[test]
+fn layers_describe_the_imagenet_ops() {
+    let ctx = Context::new(1, 0).unwrap();
+    let spec = "input 8 8 8\nmaxpool k=3 s=2 p=1 name=stem\nconv 8 k=3 p=1 g=8\ndropout p=0.1\ngap\n\
+                conv 8 k=1\nsigmoid\nmul stem\nconv 4 k=3 p=1 g=2\ndense 3\n";
+    let m = Model::new(&ctx, spec, &ModelOpts::new().unwrap()).unwrap();
+    let layers = m.layers().unwrap();
+    use LayerOp::*;
+    let ops: Vec<LayerOp> = layers.iter().map(|l| l.op).collect();
+    assert_eq!(ops, [Input, MaxPool, Conv, Dropout, GlobalAvgPool, Conv, Sigmoid, Mul, Conv, Dense]);
+    assert_eq!((layers[1].kernel, layers[1].stride, layers[1].padding), (3, 2, 1));
+    assert_eq!(layers[1].output_shape, (8, 4, 4));
+    assert_eq!(layers[2].tensor(TensorRole::Weight).unwrap().shape, [8, 1, 3, 3]);
+    assert_eq!(layers[8].tensor(TensorRole::Weight).unwrap().shape, [4, 4, 3, 3]);
+    assert_eq!(layers[7].inputs, [6, 1]);
+    assert_eq!(layers[7].output_shape, (8, 4, 4));
+}
