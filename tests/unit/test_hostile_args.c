@@ -116,6 +116,7 @@ static int32_t k_callback_attack(inputs *in) {
     return sat_callback_attack(H.cb, &o, in->x, in->y, NULL, in->n, in->out, NULL);
 }
 static int32_t k_train_step(inputs *in) { return sat_train_step(H.trainer, in->x, in->y, in->n, NULL); }
+static int32_t k_train_compute(inputs *in) { return sat_train_compute(H.trainer, in->x, in->y, in->n, NULL); }
 static int32_t k_evaluate(inputs *in) {
     sat_eval_opts o;
     sat_eval_opts_init(&o, sizeof o);
@@ -204,6 +205,7 @@ static const row ROWS[] = {
     {"sat_pgd_attack L2", k_pgd_l2, "NNIIIISS-SOIIII"},
     {"sat_callback_attack Square", k_callback_attack, "NNIIIISS-SOIIII"},
     {"sat_train_step", k_train_step, "NNOOIISSSS-----"},
+    {"sat_train_compute", k_train_compute, "NNOOIISSSS-----"},
     {"sat_evaluate", k_evaluate, "NNIIIISS-S--III"},
     {"sat_autoattack", k_autoattack, "NNIIIISS-SIIIII"},
     {"sat_callback_autoattack", k_callback_autoattack, "NNIIIISS-SIIIII"},
