@@ -171,8 +171,9 @@ typedef struct sat_op_info {
     /* Sets the node's output shape from its inputs and counts parameters, state and
      * constants. Returns SAT_OK or SAT_E_INVALID_ARG with a message into err. */
     int32_t (*infer)(sat_model *m, sat_node *nd, char *err);
-    /* Floats of workspace for a batch of n run by `lanes` threads side by side. */
-    int64_t (*workspace)(const sat_node *nd, int64_t n, int64_t lanes);
+    /* Floats of workspace for a batch of n run by `lanes` threads side by side; with
+     * backward 0, for the forward alone (an inference execution). */
+    int64_t (*workspace)(const sat_node *nd, int64_t n, int64_t lanes, int backward);
     void (*forward)(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y);
     /* dx0/dx1 (may be NULL: not needed) are overwritten. */
     void (*backward)(const sat_run *r, const sat_node *nd, const float *x0, const float *y,

@@ -23,10 +23,11 @@ static int64_t add_state(sat_model *m, int64_t count) {
     return off;
 }
 
-static int64_t no_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
+static int64_t no_workspace(const sat_node *nd, int64_t n, int64_t lanes, int backward) {
     (void)nd;
     (void)n;
     (void)lanes;
+    (void)backward;
     return 0;
 }
 
@@ -238,8 +239,8 @@ static int32_t conv_infer(sat_model *m, sat_node *nd, char *err) {
     return SAT_OK;
 }
 
-static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes) {
-    return nd->groups > 1 ? 0 : sat__conv_workspace(&nd->conv, n, lanes);
+static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes, int backward) {
+    return nd->groups > 1 ? 0 : sat__conv_workspace(&nd->conv, n, lanes, backward);
 }
 
 /* Grouped convolution (g=G > 1): direct loops, examples (forward, input gradient) or
@@ -277,7 +278,8 @@ static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, 
         return;
     }
     sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes);
+                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes,
+                      r->e->kind != SAT_EXEC_INFERENCE);
 }
 
 static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,

@@ -280,7 +280,8 @@ static int64_t workspace_floats(const sat_exec *e, int64_t lanes) {
     const sat_model *m = e->m;
     int64_t ws = 0;
     for (int i = 0; i < m->num_nodes; i++) {
-        int64_t w = sat__ops[m->nodes[i].op].workspace(&m->nodes[i], e->max_batch, lanes);
+        int64_t w = sat__ops[m->nodes[i].op].workspace(&m->nodes[i], e->max_batch, lanes,
+                                                       e->kind != SAT_EXEC_INFERENCE);
         if (w > ws) ws = w;
     }
     return ws;

@@ -53,7 +53,8 @@ static int64_t conv_group(const sat_conv_geom *g, int64_t n) {
     return gr < 1 ? 1 : gr;
 }
 
-static conv_split conv_split_of(const sat_conv_geom *g, int64_t n) {
+/* With backward 0 only what a forward uses: no weight-gradient tables or partial sums. */
+static conv_split conv_split_of(const sat_conv_geom *g, int64_t n, int backward) {
     conv_split c;
     c.kk = (int64_t)g->c_in * g->k * g->k;
     c.p = (int64_t)g->h_out * g->w_out;
@@ -66,18 +67,19 @@ static conv_split conv_split_of(const sat_conv_geom *g, int64_t n) {
         c.slot = is_pointwise(g) ? 0 : c.kk * c.p;
     else
         c.slot = (c.kk + g->c_out) * c.gr * c.p; /* column matrix, then the GEMM's [c_out, G*P] */
-    if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_WEIGHTS)) {
+    if (backward && sat__conv_direct_fits(g, SAT_CONV_DIRECT_WEIGHTS)) {
         const int64_t tab = sat__conv_direct_weights_scratch(g);
         if (tab > c.slot) c.slot = tab;
     }
-    c.partials = c.chunks > 1 ? (c.chunks - 1) * g->c_out * c.kk : 0;
+    c.partials = backward && c.chunks > 1 ? (c.chunks - 1) * g->c_out * c.kk : 0;
     return c;
 }
 
-int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes) {
-    const conv_split c = conv_split_of(g, n);
+int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes, int backward) {
+    const int64_t direct = g->direct ? sat__conv_direct_workspace(g, backward) : 0;
+    if (!backward && sat__conv_direct_fits(g, SAT_CONV_DIRECT_FORWARD)) return direct;
+    const conv_split c = conv_split_of(g, n, backward);
     const int64_t split = c.partials + (lanes < 1 ? 1 : lanes) * c.slot;
-    const int64_t direct = g->direct ? sat__conv_direct_workspace(g) : 0;
     return split > direct ? split : direct;
 }
 
@@ -382,12 +384,12 @@ static void run_lanes(const sat_context *ctx, lane_job *j, int64_t ws_lanes) {
 }
 
 void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *w,
-                       const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes) {
+                       const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes, int backward) {
     if (sat__conv_direct_fits(g, SAT_CONV_DIRECT_FORWARD)) {
         sat__conv_direct_forward(ctx, g, x, w, b, y, n, ws);
         return;
     }
-    const conv_split c = conv_split_of(g, n);
+    const conv_split c = conv_split_of(g, n, backward);
     lane_job j = {CONV_FORWARD, g, &c, x, w, b, NULL, y, ws, n, c.groups, 1};
     run_lanes(ctx, &j, ws_lanes);
 }
@@ -398,14 +400,14 @@ void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, con
         sat__conv_direct_backward_data(ctx, g, dy, w, dx, n, ws);
         return;
     }
-    const conv_split c = conv_split_of(g, n);
+    const conv_split c = conv_split_of(g, n, 1);
     lane_job j = {CONV_BACKWARD_DATA, g, &c, NULL, w, NULL, dy, dx, ws, n, c.groups, 1};
     run_lanes(ctx, &j, ws_lanes);
 }
 
 void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *dy,
                                 float *dw, float *db, int64_t n, float *ws, int64_t ws_lanes) {
-    const conv_split c = conv_split_of(g, n);
+    const conv_split c = conv_split_of(g, n, 1);
     const int64_t nw = g->c_out * c.kk;
     if (n <= 0) memset(dw, 0, (size_t)nw * sizeof *dw);
     lane_job j = {CONV_WEIGHTS, g, &c, x, NULL, NULL, dy, dw, ws, n, c.chunks, 1};

@@ -100,10 +100,10 @@ int64_t sat__conv_direct_weights_scratch(const sat_conv_geom *g) {
     return (bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
 }
 
-int64_t sat__conv_direct_workspace(const sat_conv_geom *g) {
+int64_t sat__conv_direct_workspace(const sat_conv_geom *g, int backward) {
     const int64_t kk = (int64_t)g->k * g->k;
     const int64_t fwd = round_tile(g->c_out) * g->c_in * kk, bwd = round_tile(g->c_in) * g->c_out * kk;
-    return fwd > bwd ? fwd : bwd;
+    return backward && bwd > fwd ? bwd : fwd;
 }
 
 #ifdef SAT_HAVE_DIRECT

@@ -65,13 +65,15 @@ typedef struct sat_conv_geom {
 /* Computes h_out, w_out; returns 0 if the geometry is impossible (output smaller than 1). */
 int sat__conv_geom_init(sat_conv_geom *g);
 /* Floats of scratch the three conv functions need for a batch of n when up to `lanes`
- * threads work side by side, each on whole groups of examples with its own slot. The
- * functions below take that workspace and the lanes it was sized for; they use
- * min(ctx threads, ws_lanes) lanes, and their results do not depend on that number. */
-int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes);
-/* W stored [c_out, c_in, k, k]; b [c_out] or NULL. */
-void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x,
-                       const float *w, const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes);
+ * threads work side by side, each on whole groups of examples with its own slot; with
+ * backward 0, what the forward alone needs (an inference execution). The functions below
+ * take that workspace and the lanes it was sized for; they use min(ctx threads, ws_lanes)
+ * lanes, and their results do not depend on that number. */
+int64_t sat__conv_workspace(const sat_conv_geom *g, int64_t n, int64_t lanes, int backward);
+/* W stored [c_out, c_in, k, k]; b [c_out] or NULL. ws was sized with `backward` (the
+ * layout of its lane slots depends on it); the result does not. */
+void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const float *x, const float *w,
+                       const float *b, float *y, int64_t n, float *ws, int64_t ws_lanes, int backward);
 /* dx (overwritten) from dy. */
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                              const float *w, float *dx, int64_t n, float *ws, int64_t ws_lanes);
@@ -85,8 +87,9 @@ enum { SAT_CONV_DIRECT_FORWARD, SAT_CONV_DIRECT_DATA, SAT_CONV_DIRECT_WEIGHTS };
 /* 1 if the direct kernels handle this geometry for the forward pass, the input gradient
  * or the weight gradient. */
 int sat__conv_direct_fits(const sat_conv_geom *g, int which);
-/* Floats for packed weights (forward and input gradient, shared by all threads). */
-int64_t sat__conv_direct_workspace(const sat_conv_geom *g);
+/* Floats for packed weights (forward, and with backward the input gradient's too; shared
+ * by all threads). */
+int64_t sat__conv_direct_workspace(const sat_conv_geom *g, int backward);
 /* Floats of per-thread scratch for sat__conv_direct_weights. */
 int64_t sat__conv_direct_weights_scratch(const sat_conv_geom *g);
 /* dw (overwritten) = the weight gradient summed over examples [e0, e1); one thread. */

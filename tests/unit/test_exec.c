@@ -167,6 +167,14 @@ static void test_inference_plans_no_backward(void **st) {
     sat_model *r = tu_model(ctx, spec, SAT_ACT_SILU, 4);
     sat_exec *ri = make_exec(r, SAT_EXEC_INFERENCE, 0), *rg = make_exec(r, SAT_EXEC_INPUT_GRAD, 0);
     assert_true(ri->arena_size * 4 < rg->arena_size);
+    /* and its workspace is the forward's alone: no weight-gradient partial sums or tables */
+    int64_t fwd_ws = 1;
+    for (int i = 0; i < r->num_nodes; i++) {
+        const int64_t w = sat__ops[r->nodes[i].op].workspace(&r->nodes[i], ri->max_batch, ri->ws_lanes, 0);
+        if (w > fwd_ws) fwd_ws = w;
+    }
+    assert_int_equal(ri->ws_size, fwd_ws);
+    assert_true(ri->ws_size < rg->ws_size);
     float *rx = tu_alloc(sizeof(float) * 4 * 3 * 256);
     float a[40], b[40];
     tu_fill_uniform(rx, 4 * 3 * 256, 0, 1, 9);

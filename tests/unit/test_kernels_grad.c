@@ -108,7 +108,7 @@ static void test_dense_grad(void **state) {
 
 /* ---- convolution ---- */
 static void run_conv(const problem *p, float *out) {
-    sat__conv_forward(p->ctx, p->g, p->in[0], p->in[1], p->in[2], out, p->d[0], p->ws, p->d[1]);
+    sat__conv_forward(p->ctx, p->g, p->in[0], p->in[1], p->in[2], out, p->d[0], p->ws, p->d[1], 1);
 }
 
 static void conv_direct(const sat_conv_geom *g, const float *x, const float *w, const float *b,
@@ -140,7 +140,7 @@ static void conv_case_one(sat_conv_geom g, int32_t threads, int64_t n) {
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t nx = n * g.c_in * g.h_in * g.w_in, nw = (int64_t)g.c_out * g.c_in * g.k * g.k;
     const int64_t ny = n * g.c_out * g.h_out * g.w_out;
-    const int64_t nws = sat__conv_workspace(&g, n, threads);
+    const int64_t nws = sat__conv_workspace(&g, n, threads, 1);
     float *x = alloc_fill(nx, -1, 1, 21), *w = alloc_fill(nw, -1, 1, 22);
     float *b = alloc_fill(g.c_out, -1, 1, 23), *r = alloc_fill(ny, -1, 1, 24);
     float *y = alloc_fill(ny, 0, 0, 0), *dx = alloc_fill(nx, 7, 7, 0);
@@ -202,7 +202,7 @@ static void test_conv_pointwise(void **state) {
     conv_case(g, 1, 1);
     conv_case(g, 1, 2);
     assert_int_equal(sat__conv_geom_init(&g), 1);
-    assert_int_equal(sat__conv_workspace(&g, 1, 1), 0);
+    assert_int_equal(sat__conv_workspace(&g, 1, 1, 1), 0);
     /* 1x1 with stride 2 goes through im2col */
     sat_conv_geom g2 = {.c_in = 3, .h_in = 5, .w_in = 6, .c_out = 2, .k = 1, .stride = 2, .pad = 0};
     conv_case(g2, 2, 2);
@@ -250,8 +250,8 @@ static void test_conv_groups_match_single(void **state) {
     sat_conv_geom g = {.c_in = 2, .h_in = 32, .w_in = 32, .c_out = 3, .k = 3, .stride = 1, .pad = 1};
     assert_int_equal(sat__conv_geom_init(&g), 1);
     const int64_t n = 5, isz = 2 * 32 * 32, osz = 3 * 32 * 32, nw = 3 * 2 * 9;
-    const int64_t nws = sat__conv_workspace(&g, n, 2);
-    assert_true(nws > sat__conv_workspace(&g, 1, 1)); /* grouping is in use */
+    const int64_t nws = sat__conv_workspace(&g, n, 2, 1);
+    assert_true(nws > sat__conv_workspace(&g, 1, 1, 1)); /* grouping is in use */
     float *x = alloc_fill(n * isz, -1, 1, 1), *w = alloc_fill(nw, -1, 1, 2);
     float *b = alloc_fill(3, -1, 1, 3), *dy = alloc_fill(n * osz, -1, 1, 4);
     float *y = alloc_fill(n * osz, 0, 0, 0), *y1 = alloc_fill(n * osz, 0, 0, 0);
@@ -260,12 +260,12 @@ static void test_conv_groups_match_single(void **state) {
     float db[3], db1[3] = {0, 0, 0}, dbi[3];
     float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
     double *yd = tu_alloc((size_t)(n * osz) * sizeof *yd);
-    sat__conv_forward(ctx, &g, x, w, b, y, n, ws, 2);
+    sat__conv_forward(ctx, &g, x, w, b, y, n, ws, 2, 1);
     sat__conv_backward_data(ctx, &g, dy, w, dx, n, ws, 2);
     sat__conv_backward_weights(ctx, &g, x, dy, dw, db, n, ws, 2);
     for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
     for (int64_t i = 0; i < n; i++) {
-        sat__conv_forward(ctx, &g, x + i * isz, w, b, y1 + i * osz, 1, ws, 2);
+        sat__conv_forward(ctx, &g, x + i * isz, w, b, y1 + i * osz, 1, ws, 2, 1);
         sat__conv_backward_data(ctx, &g, dy + i * osz, w, dx1 + i * isz, 1, ws, 2);
         sat__conv_backward_weights(ctx, &g, x + i * isz, dy + i * osz, dwi, dbi, 1, ws, 2);
         for (int64_t j = 0; j < nw; j++) dw1[j] += dwi[j];
@@ -296,13 +296,23 @@ static void conv_lanes_case(int32_t direct) {
     const int32_t threads[4] = {1, 2, 2, 3}, lanes[4] = {1, 1, 2, 3};
     for (int c = 0; c < 4; c++) {
         sat_context *ctx = tu_context(threads[c], 1);
-        const int64_t nws = sat__conv_workspace(&g, n, lanes[c]);
+        const int64_t nws = sat__conv_workspace(&g, n, lanes[c], 1);
         float *ws = alloc_fill(nws + 16, CANARY, CANARY, 0);
         float *out[3] = {alloc_fill(n * osz, 0, 0, 0), alloc_fill(n * isz, 0, 0, 0), alloc_fill(nw, 0, 0, 0)};
-        sat__conv_forward(ctx, &g, x, w, b, out[0], n, ws, lanes[c]);
+        sat__conv_forward(ctx, &g, x, w, b, out[0], n, ws, lanes[c], 1);
         sat__conv_backward_data(ctx, &g, dy, w, out[1], n, ws, lanes[c]);
         sat__conv_backward_weights(ctx, &g, x, dy, out[2], NULL, n, ws, lanes[c]);
         for (int i = 0; i < 16; i++) assert_true(ws[nws + i] == CANARY);
+        /* An inference execution's workspace holds only what the forward uses (no weight-
+         * gradient partial sums or tables), and the forward gives the same bits in it. */
+        const int64_t fws = sat__conv_workspace(&g, n, lanes[c], 0);
+        assert_true(fws < nws);
+        float *wsf = alloc_fill(fws + 16, CANARY, CANARY, 0), *yf = alloc_fill(n * osz, 0, 0, 0);
+        sat__conv_forward(ctx, &g, x, w, b, yf, n, wsf, lanes[c], 0);
+        for (int i = 0; i < 16; i++) assert_true(wsf[fws + i] == CANARY);
+        assert_memory_equal(yf, out[0], (size_t)(n * osz) * sizeof(float));
+        tu_free(wsf);
+        tu_free(yf);
         const int64_t len[3] = {n * osz, n * isz, nw};
         for (int k = 0; k < 3; k++) {
             if (c == 0) {
