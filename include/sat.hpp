@@ -1061,26 +1061,12 @@ public:
 
     /** One adversarial training step on a batch (sat_train_step()). */
     sat_step_stats step(span<const float> x, span<const int32_t> labels) {
-        int64_t n = detail::batch_of(x.size(), example_size_, "train step");
-        if (labels.size() != static_cast<std::size_t>(n))
-            throw Error(SAT_E_SHAPE, "train step: " + std::to_string(labels.size()) +
-                                         " labels for " + std::to_string(n) + " examples");
-        sat_step_stats s{};
-        s.struct_size = sizeof s;
-        detail::check(sat_train_step(h_.get(), x.data(), labels.data(), n, &s), last_error());
-        return s;
+        return run_batch(sat_train_step, "train step", x, labels);
     }
     /** The gradient half of a step (sat_train_compute()): the batch's mean gradient into the
      *  model's grads(), weights unchanged; reduce it across ranks, then apply(). */
     sat_step_stats compute(span<const float> x, span<const int32_t> labels) {
-        int64_t n = detail::batch_of(x.size(), example_size_, "train compute");
-        if (labels.size() != static_cast<std::size_t>(n))
-            throw Error(SAT_E_SHAPE, "train compute: " + std::to_string(labels.size()) +
-                                         " labels for " + std::to_string(n) + " examples");
-        sat_step_stats s{};
-        s.struct_size = sizeof s;
-        detail::check(sat_train_compute(h_.get(), x.data(), labels.data(), n, &s), last_error());
-        return s;
+        return run_batch(sat_train_compute, "train compute", x, labels);
     }
     /** The update half of a step (sat_train_apply()): the optimizer on the model's grads(). */
     void apply() { detail::check(sat_train_apply(h_.get()), last_error()); }
@@ -1098,6 +1084,18 @@ public:
     }
 
 private:
+    /** step() and compute(): checks the batch's sizes, runs `fn` on it, returns its stats. */
+    template <typename Fn>
+    sat_step_stats run_batch(Fn fn, const char *what, span<const float> x, span<const int32_t> labels) {
+        int64_t n = detail::batch_of(x.size(), example_size_, what);
+        if (labels.size() != static_cast<std::size_t>(n))
+            throw Error(SAT_E_SHAPE, std::string(what) + ": " + std::to_string(labels.size()) +
+                                         " labels for " + std::to_string(n) + " examples");
+        sat_step_stats s{};
+        s.struct_size = sizeof s;
+        detail::check(fn(h_.get(), x.data(), labels.data(), n, &s), last_error());
+        return s;
+    }
     std::shared_ptr<sat_trainer> h_;
     int64_t example_size_;
 };
