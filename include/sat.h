@@ -816,6 +816,25 @@ typedef struct sat_trainer sat_trainer;
 #define SAT_TRAIN_FREE 3     /**< Shafahi et al.: m replays */
 #define SAT_TRAIN_TRADES 4   /**< Zhang et al.: CE + beta KL */
 
+/* ------------------------------------------------------------------------- */
+/* Data parallelism: synchronised batch norm                                  */
+/* ------------------------------------------------------------------------- */
+
+/** Batch-norm reduction callback of a data-parallel trainer (sat_trainer_opts.bn_reduce):
+ *  replaces sums[0..count) by their element-wise sums over all ranks, in place (for MPI:
+ *  `MPI_Allreduce(MPI_IN_PLACE, sums, count, MPI_DOUBLE, MPI_SUM, comm)`). Every batch-norm
+ *  layer of a pass with batch statistics calls it: twice in the forward (first the per-channel
+ *  sums of its inputs followed by their count, c + 1 values; then the per-channel centred sums
+ *  of squares about the reduced means, c values) and once in the backward (the per-channel sums
+ *  of dy and of dy * xhat followed by the count, 2c + 1 values), so the layer normalises with
+ *  the statistics of all ranks' examples and back-propagates through them as one process would
+ *  with the concatenated batch. The calls come in the same order and with the same counts on
+ *  every rank running the same model and options, from the thread that called the trainer.
+ *  Return 0 to go on; any other value fails the trainer's call with SAT_E_ABORTED, leaving
+ *  the handles as they were (the host must then end or resynchronise the job: the other ranks
+ *  are waiting in their own reduction). `user` is sat_trainer_opts.bn_reduce_user. */
+typedef int32_t (*sat_bn_reduce_fn)(void *user, double *sums, int64_t count);
+
 /** Options of sat_trainer_create(); initialise with sat_trainer_opts_init(). */
 typedef struct sat_trainer_opts {
     uint32_t struct_size;    /**< sizeof(sat_trainer_opts), set by sat_trainer_opts_init() */
@@ -832,9 +851,15 @@ typedef struct sat_trainer_opts {
     float trades_beta;       /**< default 6 */
     uint64_t seed;           /**< random starts and draws of the attacks; default SAT_SEED_CONTEXT */
     int32_t rank;            /**< data parallelism: this process's rank in 0..rank_count-1; default 0.
-                                  With a batch of n, the random starts are those of examples
-                                  rank*n .. rank*n+n-1 of one process's batch of rank_count*n */
+                                  With a batch of n, the random starts and dropout masks are
+                                  those of examples rank*n .. rank*n+n-1 of one process's batch
+                                  of rank_count*n */
     int32_t rank_count;      /**< number of ranks sharing the step (1..); default 1 */
+    /** Synchronised batch norm: the reduction of batch-norm sums across ranks (see
+     *  sat_bn_reduce_fn); default NULL, each rank normalising with its own batch's statistics.
+     *  With it, the running statistics move identically on every rank. */
+    sat_bn_reduce_fn bn_reduce;
+    void *bn_reduce_user;    /**< passed to bn_reduce as `user`; default NULL */
 } sat_trainer_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones

@@ -13,6 +13,15 @@ void sat__plan_backward_act(const sat_model *m, int32_t plan, int32_t *act, floa
     *param = p;
 }
 
+/* A batch-norm reduction of a data-parallel shard refused during the pass: the pass's
+ * outputs are not to be used. */
+static int32_t shard_failed(sat_exec *e) {
+    if (!e->shard || e->shard->bn_status == 0) return SAT_OK;
+    e->run_valid = 0;
+    return sat__fail(e->err, SAT_E_ABORTED, "the batch-norm reduction callback returned %d",
+                     (int)e->shard->bn_status);
+}
+
 int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const float **logits) {
     sat_model *m = e->m;
     if (n < 1 || n > e->max_batch)
@@ -36,6 +45,7 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
         e->out_ptr[i] = e->arena + e->a_out[i];
         sat__ops[nd->op].forward(&r, nd, x0, x1, e->out_ptr[i]);
     }
+    if ((rc = shard_failed(e))) return rc;
     e->run_n = n;
     e->run_bn = bn;
     e->run_valid = 1;
@@ -80,6 +90,8 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
         grad_commit(e, nd->in0, dx0, r.n);
         if (dx1) grad_commit(e, nd->in1, dx1, r.n);
     }
+    int32_t rc = shard_failed(e);
+    if (rc) return rc;
     if (dx) {
         size_t bytes = sizeof(float) * (size_t)(r.n * m->in_size);
         if (e->grad_fresh[0])

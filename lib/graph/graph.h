@@ -107,6 +107,16 @@ struct sat_model {
     char err[SAT_ERRMSG_SIZE];
 };
 
+/* A data-parallel rank's part of a batch, attached to an execution by a trainer for the
+ * length of its call (NULL: the batch is all there is). */
+typedef struct sat__shard {
+    int64_t example_base;       /* global index of the batch's first example (dropout masks) */
+    sat_bn_reduce_fn bn_reduce; /* NULL: batch norm on this batch's own statistics */
+    void *bn_reduce_user;
+    double *bn_sums;            /* scratch: 2 * (widest batch-norm layer) + 1 */
+    int32_t bn_status;          /* the first failed reduction's return value (0: none yet) */
+} sat__shard;
+
 /* An execution: the memory and bookkeeping of running one model, used by one thread. */
 struct sat_exec {
     sat_model *m;
@@ -134,6 +144,7 @@ struct sat_exec {
     int32_t run_bn;
     int32_t run_valid;
     uint64_t run_dropout_key;   /* the dropout masks' key of the last training-mode forward */
+    sat__shard *shard;          /* set by a data-parallel trainer during its call, else NULL */
 
     char *err;                  /* own_err, or the model's message for its own execution */
     char own_err[SAT_ERRMSG_SIZE];

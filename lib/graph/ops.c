@@ -360,10 +360,100 @@ static void bn_train_bwd_body(const sat_run *r, const sat_node *nd, const float 
                            (int64_t)nd->h * nd->w, c0, c1);
 }
 
+/* ---- synchronised batch norm: the same passes with the host summing the per-channel sums
+ * across ranks between the pieces (sat_bn_reduce_fn). Scratch layout in shard->bn_sums:
+ * forward [sums or means (c), count, centred sums of squares (c)]; backward [sums of dy (c),
+ * sums of dy * xhat (c), count]. ---- */
+static sat__shard *bn_shard(const sat_run *r) {
+    sat__shard *sh = r->e->shard;
+    return sh && sh->bn_reduce ? sh : NULL;
+}
+
+/* Sums count values across ranks; after a failure no further reduction is attempted (the
+ * pass reports it, sat__exec_fwd / sat__exec_bwd). */
+static int bn_reduce(sat__shard *sh, double *v, int64_t count) {
+    if (sh->bn_status == 0) sh->bn_status = sh->bn_reduce(sh->bn_reduce_user, v, count);
+    return sh->bn_status == 0;
+}
+
+static void bn_sum_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                        int64_t c0, int64_t c1) {
+    (void)dy, (void)y;
+    sat__bn_sums(x0, r->n, nd->c, (int64_t)nd->h * nd->w, c0, c1, r->e->shard->bn_sums);
+}
+
+static void bn_ss_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                       int64_t c0, int64_t c1) {
+    (void)dy, (void)y;
+    const double *mean = r->e->shard->bn_sums;
+    sat__bn_centred_ss(x0, r->n, nd->c, (int64_t)nd->h * nd->w, c0, c1, mean, r->e->shard->bn_sums + nd->c + 1);
+}
+
+static void bn_norm_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                         int64_t c0, int64_t c1) {
+    (void)dy;
+    sat_model *m = r->m;
+    const double *s = r->e->shard->bn_sums;
+    float *save = r->e->arena + r->e->a_save[nd - m->nodes];
+    const int upd = r->bn == SAT__BN_TRAIN;
+    sat__bn_normalise(x0, m->params + nd->p_gamma, m->params + nd->p_beta, y, r->n, nd->c, (int64_t)nd->h * nd->w,
+                      s, s + nd->c + 1, s[nd->c], save, save + nd->c, upd ? m->state + nd->s_mean : NULL,
+                      upd ? m->state + nd->s_var : NULL, c0, c1);
+}
+
+static void bn_sync_forward(const sat_run *r, const sat_node *nd, const float *x0, float *y) {
+    sat__shard *sh = bn_shard(r);
+    double *s = sh->bn_sums;
+    const int64_t c = nd->c;
+    split_run(r, nd, x0, NULL, y, bn_sum_body, c);
+    s[c] = (double)(r->n * nd->h * nd->w);
+    if (!bn_reduce(sh, s, c + 1)) return;
+    for (int64_t ch = 0; ch < c; ch++) s[ch] /= s[c]; /* the global means */
+    split_run(r, nd, x0, NULL, y, bn_ss_body, c);
+    if (!bn_reduce(sh, s + c + 1, c)) return;
+    split_run(r, nd, x0, NULL, y, bn_norm_body, c);
+}
+
+static void bn_gsum_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                         int64_t c0, int64_t c1) {
+    (void)dx;
+    const float *save = r->e->arena + r->e->a_save[nd - r->m->nodes];
+    double *s = r->e->shard->bn_sums;
+    sat__bn_grad_sums(x0, dy, save, save + nd->c, r->n, nd->c, (int64_t)nd->h * nd->w, c0, c1, s, s + nd->c);
+}
+
+static void bn_dx_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
+                       int64_t c0, int64_t c1) {
+    const float *save = r->e->arena + r->e->a_save[nd - r->m->nodes];
+    const double *s = r->e->shard->bn_sums;
+    sat__bn_backward_from_sums(x0, r->m->params + nd->p_gamma, dy, save, save + nd->c, s, s + nd->c, s[2 * nd->c],
+                               dx, r->n, nd->c, (int64_t)nd->h * nd->w, c0, c1);
+}
+
+/* dgamma and dbeta are this rank's sums (the host reduces the gradient block); dx needs
+ * the sums over all ranks. The reduction runs even without dx, so that every rank makes
+ * the same calls whatever its plan needs. */
+static void bn_sync_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx) {
+    sat__shard *sh = bn_shard(r);
+    double *s = sh->bn_sums;
+    const int64_t c = nd->c;
+    split_run(r, nd, x0, dy, NULL, bn_gsum_body, c);
+    if (r->param_grads)
+        for (int64_t ch = 0; ch < c; ch++) {
+            r->grads[nd->p_gamma + ch] = (float)s[c + ch];
+            r->grads[nd->p_beta + ch] = (float)s[ch];
+        }
+    s[2 * c] = (double)(r->n * nd->h * nd->w);
+    if (!bn_reduce(sh, s, 2 * c + 1) || !dx) return;
+    split_run(r, nd, x0, dy, dx, bn_dx_body, c);
+}
+
 static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
     if (r->bn == SAT__BN_INFER)
         split_run(r, nd, x0, NULL, y, bn_infer_fwd_body, r->n);
+    else if (bn_shard(r))
+        bn_sync_forward(r, nd, x0, y);
     else
         split_run(r, nd, x0, NULL, y, bn_train_fwd_body, nd->c);
 }
@@ -383,6 +473,8 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
             sat__bn_backward_infer(x0, g, m->state + nd->s_mean, m->state + nd->s_var, dy, dx0, dg, db,
                                    r->n, nd->c, hw);
         }
+    } else if (bn_shard(r)) {
+        bn_sync_backward(r, nd, x0, dy, dx0);
     } else {
         split_run(r, nd, x0, dy, dx0, bn_train_bwd_body, nd->c);
     }
@@ -741,20 +833,24 @@ static int32_t dropout_parse(sat_model *m, sat_node *nd, const sat_arg *args, in
     return SAT_OK;
 }
 
+/* The global index of the batch's first example: a data-parallel rank's masks are those
+ * of its examples in the concatenated batch, as its random starts are. */
+static int64_t example_base(const sat_run *r) { return r->e->shard ? r->e->shard->example_base : 0; }
+
 /* Each node draws from its own stream under the forward's key: (seed, step) -> key, then
  * (node, example, element). */
 static void dropout_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
                              int64_t e0, int64_t e1) {
     (void)dy;
     sat__dropout_forward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, x0 + e0 * nd->size,
-                         y + e0 * nd->size, e0, e1 - e0, nd->size);
+                         y + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size);
 }
 
 static void dropout_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                              int64_t e0, int64_t e1) {
     (void)x0;
     sat__dropout_backward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, dy + e0 * nd->size,
-                          dx + e0 * nd->size, e0, e1 - e0, nd->size);
+                          dx + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size);
 }
 
 static void dropout_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {

@@ -125,6 +125,18 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
 void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
                            int64_t hw, float *save_mean, float *save_invstd, float *running_mean, float *running_var,
                            int64_t c0, int64_t c1);
+/* Synchronised batch norm: the training-mode forward in pieces, for statistics summed
+ * across processes between them (channels [c0, c1)). sum[ch] = the sum of channel ch's
+ * values; ss[ch] = their centred sum of squares about mean[ch]; then the normalisation by
+ * the statistics of cnt values with these means and centred sums of squares (save and
+ * running statistics as sat__bn_forward_train, which is the same three steps on one
+ * process's sums). */
+void sat__bn_sums(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1, double *sum);
+void sat__bn_centred_ss(const float *x, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1,
+                        const double *mean, double *ss);
+void sat__bn_normalise(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
+                       int64_t hw, const double *mean, const double *ss, double cnt, float *save_mean,
+                       float *save_invstd, float *running_mean, float *running_var, int64_t c0, int64_t c1);
 /* Inference mode: running statistics. */
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, float *y,
@@ -134,6 +146,13 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
 void sat__bn_backward_train(const float *x, const float *gamma, const float *dy, const float *save_mean,
                             const float *save_invstd, float *dx, float *dgamma, float *dbeta, int64_t n, int64_t c,
                             int64_t hw, int64_t c0, int64_t c1);
+/* The backward in pieces: the sums of dy and dy * xhat per channel (dbeta and dgamma of
+ * these examples), then dx from sums over cnt values (summed across processes). */
+void sat__bn_grad_sums(const float *x, const float *dy, const float *save_mean, const float *save_invstd,
+                       int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1, double *sdy, double *sdyx);
+void sat__bn_backward_from_sums(const float *x, const float *gamma, const float *dy, const float *save_mean,
+                                const float *save_invstd, const double *sdy, const double *sdyx, double cnt,
+                                float *dx, int64_t n, int64_t c, int64_t hw, int64_t c0, int64_t c1);
 /* Backward of inference mode (statistics are constants). */
 void sat__bn_backward_infer(const float *x, const float *gamma, const float *running_mean,
                             const float *running_var, const float *dy, float *dx, float *dgamma,

@@ -62,6 +62,8 @@ struct sat_trainer {
                                     f(x'), so both backwards need no repeated forward */
     sat__progress *progress;     /* the running step's progress (NULL between steps): one unit
                                     per example and attack step or update */
+    sat__shard shard;            /* this rank's part of the batch, attached to the executions
+                                    during a step (example base, batch-norm reduction) */
     char err[SAT_ERRMSG_SIZE];
 };
 

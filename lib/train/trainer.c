@@ -88,6 +88,7 @@ void sat_trainer_destroy(sat_trainer *t) {
                      t->logits_b, t->grad_acc, t->param_backup, t->opt_backup, t->bn_backup};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sat__dealloc(ctx, bufs[i]);
     sat__dealloc(ctx, t->attack_work);
+    sat__dealloc(ctx, t->shard.bn_sums);
     sat__exec_free(t->clean_exec);
     sat__dealloc(ctx, t);
     sat__child_detach(&model->live_children);
@@ -96,6 +97,14 @@ void sat_trainer_destroy(sat_trainer *t) {
 
 static float *alloc_floats(const sat_context *ctx, int64_t count) {
     return sat__calloc(ctx, (size_t)(count > 0 ? count : 1), sizeof(float));
+}
+
+/* Scratch of synchronised batch norm: two sums per channel of the widest layer, and a count. */
+static double *alloc_bn_sums(const sat_model *m) {
+    int64_t widest = 0;
+    for (int32_t i = 0; i < m->num_nodes; i++)
+        if (m->nodes[i].op == SAT_OP_BN && m->nodes[i].c > widest) widest = m->nodes[i].c;
+    return sat__calloc(m->ctx, (size_t)(2 * widest + 1), sizeof(double));
 }
 
 int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_trainer_opts *opts,
@@ -144,6 +153,9 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     }
     const int crafts = o.method == SAT_TRAIN_PGD || o.method == SAT_TRAIN_FAST || o.method == SAT_TRAIN_TRADES;
     if (crafts) t->attack_work = sat__alloc(ctx, sat__craft_work_bytes(t));
+    t->shard.bn_reduce = o.bn_reduce;
+    t->shard.bn_reduce_user = o.bn_reduce_user;
+    if (o.bn_reduce) t->shard.bn_sums = alloc_bn_sums(model);
     if (o.method == SAT_TRAIN_TRADES &&
         sat__exec_create(model, SAT_EXEC_TRAIN, model->max_batch, 0, &t->clean_exec, t->err) != SAT_OK) {
         sat_trainer_destroy(t);
@@ -151,7 +163,8 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     }
     if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || !t->grad_acc ||
         !t->param_backup || !t->opt_backup || !t->bn_backup ||
-        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup)) || (crafts && !t->attack_work)) {
+        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup)) || (crafts && !t->attack_work) ||
+        (o.bn_reduce && !t->shard.bn_sums)) {
         sat_trainer_destroy(t);
         return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
     }
@@ -348,11 +361,30 @@ static int32_t check_step(sat_trainer *t, const float *x, const int32_t *labels,
     return st ? sat__fail(t->err, st, "%s", m->err) : SAT_OK;
 }
 
+/* Attaches the trainer's shard to the executions its step runs on, for the step: a rank's
+ * batch of n starts at global example rank * n. */
+static int32_t attach_shard(sat_trainer *t, int64_t n) {
+    sat_exec *own = sat__model_exec(t->model);
+    if (!own) return sat__fail(t->err, SAT_E_NOMEM, "%s: %s", t->call, t->model->err);
+    t->shard.example_base = (int64_t)t->opts.rank * n;
+    t->shard.bn_status = 0;
+    own->shard = &t->shard;
+    if (t->clean_exec) t->clean_exec->shard = &t->shard;
+    return SAT_OK;
+}
+
+static void detach_shard(sat_trainer *t) {
+    t->model->own_exec->shard = NULL;
+    if (t->clean_exec) t->clean_exec->shard = NULL;
+}
+
 /* Runs one step's work under a progress report named after the call: the gradient only
  * (apply 0) or also the update. On failure everything the step touched is rolled back. */
 static int32_t run_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int apply,
                         sat_step_stats *stats) {
     sat_model *m = t->model;
+    int32_t st = attach_shard(t, n);
+    if (st) return st;
     sat_step_stats s;
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
@@ -361,7 +393,7 @@ static int32_t run_step(sat_trainer *t, const float *x, const int32_t *labels, i
     take_snapshot(t, &snap);
     /* A cancel is a failure like NaN: the rollback below undoes the step. */
     sat__progress progress;
-    int32_t st = sat__progress_begin(&progress, m->ctx, t->call, n * step_units(&t->opts), t->err);
+    st = sat__progress_begin(&progress, m->ctx, t->call, n * step_units(&t->opts), t->err);
     t->progress = &progress;
     if (st == SAT_OK) {
         switch (t->opts.method) {
@@ -373,6 +405,10 @@ static int32_t run_step(sat_trainer *t, const float *x, const int32_t *labels, i
     /* Free-AT updates between its replays, inside step_free. */
     if (st == SAT_OK && apply && t->opts.method != SAT_TRAIN_FREE) st = apply_update(t);
     t->progress = NULL;
+    if (t->shard.bn_status)
+        sat__fail(t->err, SAT_E_ABORTED, "%s: the batch-norm reduction callback returned %d", t->call,
+                  (int)t->shard.bn_status);
+    detach_shard(t);
     if (st) {
         rollback(t, &snap);
         return st;
