@@ -1042,6 +1042,12 @@ private:
     std::shared_ptr<sat_optimizer> h_;
 };
 
+/** Synchronised batch norm's reduction (sat_bn_reduce_fn): replace `sums` in place by their
+ *  sums over all ranks (an MPI_Allreduce of doubles) and return true. Returning false stops
+ *  the trainer's call (sat::Error, SAT_E_ABORTED); an exception it throws stops it too and is
+ *  thrown again by it. Nothing is changed in either case. */
+using BnReduceFn = std::function<bool(span<double> sums)>;
+
 /** Owns a sat_trainer; keeps its model and optimizer alive. */
 class Trainer : detail::MoveOnly {
 public:
@@ -1049,10 +1055,17 @@ public:
      *  sat::Model and sat::Optimizer objects may be moved or destroyed meanwhile. */
     Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts)
         : example_size_(model.example_size()) {
-        sat_trainer *t = nullptr;
-        detail::check_create(sat_trainer_create(model.get(), opt.get(), &opts, &t),
-                             model.last_error());
-        h_ = detail::own<sat_trainer, sat_trainer_destroy>(t, model.h_, opt.h_);
+        create(model, opt, opts);
+    }
+    /** A data-parallel trainer with synchronised batch norm: opts' bn_reduce and
+     *  bn_reduce_user are set to call `reduce` (kept by the trainer). */
+    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts, BnReduceFn reduce)
+        : reduce_(std::make_shared<Reduce>()), example_size_(model.example_size()) {
+        reduce_->fn = std::move(reduce);
+        sat_trainer_opts o = opts;
+        o.bn_reduce = reduce_trampoline;
+        o.bn_reduce_user = reduce_.get();
+        create(model, opt, o);
     }
     /** The C handle (still owned by this object). */
     sat_trainer *get() const noexcept { return h_.get(); }
@@ -1093,9 +1106,33 @@ private:
                                          " labels for " + std::to_string(n) + " examples");
         sat_step_stats s{};
         s.struct_size = sizeof s;
-        detail::check(fn(h_.get(), x.data(), labels.data(), n, &s), last_error());
+        const int32_t status = fn(h_.get(), x.data(), labels.data(), n, &s);
+        if (reduce_ && status == SAT_E_ABORTED)
+            if (std::exception_ptr e = std::exchange(reduce_->error, nullptr)) std::rethrow_exception(e);
+        detail::check(status, last_error());
         return s;
     }
+    void create(Model &model, Optimizer &opt, const sat_trainer_opts &opts) {
+        sat_trainer *t = nullptr;
+        detail::check_create(sat_trainer_create(model.get(), opt.get(), &opts, &t),
+                             model.last_error());
+        h_ = detail::own<sat_trainer, sat_trainer_destroy>(t, model.h_, opt.h_);
+    }
+    /* The reduction lives on the heap at a fixed address (the C trainer's `user`). */
+    struct Reduce {
+        BnReduceFn fn;
+        std::exception_ptr error;  // what fn threw, rethrown by run_batch()
+    };
+    static int32_t reduce_trampoline(void *user, double *sums, int64_t count) {
+        Reduce *r = static_cast<Reduce *>(user);
+        try {
+            return r->fn(span<double>(sums, static_cast<std::size_t>(count))) ? 0 : 1;
+        } catch (...) {
+            r->error = std::current_exception();
+            return 1;
+        }
+    }
+    std::shared_ptr<Reduce> reduce_;  // declared before h_: destroyed after the trainer
     std::shared_ptr<sat_trainer> h_;
     int64_t example_size_;
 };

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -133,6 +134,46 @@ static void test_train_and_attack(sat::Context &ctx) {
     }
     std::vector<float> adv = m.attack(sat::attack_opts(0.1f, 3), x, y);
     for (std::size_t i = 0; i < x.size(); i++) CHECK(std::fabs(adv[i] - x[i]) <= 0.1f + 1e-6f);
+}
+
+// Synchronised batch norm: a reduction that changes nothing is the plain step bit for bit
+// and sees the layer's sums; returning false or throwing fails the step, nothing changed.
+static void test_bn_reduce(sat::Context &ctx) {
+    const char *spec = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 2\n";
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 5) % 11) / 11.0f;
+    std::vector<int32_t> y = {0, 1, 1, 0};
+    sat::Model a(ctx, spec, sat::model_opts()), b(ctx, spec, sat::model_opts());
+    sat::Optimizer oa(a, sat::optimizer_opts(SAT_OPT_SGD, 0.05f)), ob(b, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+    const sat_trainer_opts to = sat::trainer_opts(SAT_TRAIN_PGD, 0.1f, 2);
+    std::vector<std::size_t> counts;
+    sat::Trainer plain(a, oa, to);
+    sat::Trainer synced(b, ob, to, [&counts](sat::span<double> sums) {
+        counts.push_back(sums.size());
+        return true;
+    });
+    plain.step(x, y);
+    synced.step(x, y);
+    CHECK(std::vector<float>(a.params().begin(), a.params().end()) ==
+          std::vector<float>(b.params().begin(), b.params().end()));
+    CHECK((counts == std::vector<std::size_t>{9, 8, 17}));
+
+    std::vector<float> before(b.params().begin(), b.params().end());
+    sat::Trainer refusing(b, ob, to, [](sat::span<double>) { return false; });
+    try {
+        refusing.compute(x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED && std::string(e.what()).find("batch-norm") != std::string::npos);
+    }
+    sat::Trainer throwing(b, ob, to, [](sat::span<double>) -> bool { throw std::runtime_error("rank 1 is gone"); });
+    try {
+        throwing.step(x, y);
+        CHECK(false);
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()) == "rank 1 is gone");
+    }
+    CHECK(std::vector<float>(b.params().begin(), b.params().end()) == before);
 }
 
 // The split step: compute + apply equals step, per-rank starts, Free-AT refused.
@@ -527,6 +568,7 @@ int main() {
         test_trainer_survives_parent_moves();
         test_progress();
         test_split_step(ctx);
+        test_bn_reduce(ctx);
         test_runtime_control(ctx);
         test_close_with_children();
     } catch (const sat::Error &e) {

@@ -56,6 +56,9 @@ LogitsFn = Callable[[FloatArray], npt.ArrayLike]
 InputGradFn = Callable[[FloatArray, FloatArray], npt.ArrayLike]
 #: Context's progress callable: (what, done, total) -> a true value to cancel the call.
 ProgressFn = Callable[[str, int, int], Any]
+#: Trainer's batch-norm reduction: sums (a float64 view) -> None, after summing it over the
+#: ranks in place; raising aborts the trainer's call.
+BnReduceFn = Callable[[npt.NDArray[np.float64]], Any]
 
 ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3,
                   "fab": 4, "square": 5}
@@ -1200,15 +1203,25 @@ class Trainer(_Handle):
     """Adversarial training steps. Keywords are sat_trainer_opts fields: method ('pgd',
     'fast', 'free', 'trades', 'standard'), norm, eps, step_size, steps, random_start,
     clean_fraction, attack_bn_mode, label_smoothing, free_replays, trades_beta, seed, rank,
-    rank_count."""
+    rank_count.
+
+    bn_reduce (synchronised batch norm, sat_bn_reduce_fn): a callable given each batch-norm
+    layer's sums as a float64 array to replace, in place, by their sums over all ranks (for
+    mpi4py: ``comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)``); an exception it raises ends
+    the step (nothing changed) and is raised again by that step."""
 
     _destroy = "trainer_destroy"
     _last_error = "trainer_last_error"
 
-    def __init__(self, model: Model, optimizer: Optimizer, **opts: Any) -> None:
+    def __init__(self, model: Model, optimizer: Optimizer, bn_reduce: Optional[BnReduceFn] = None,
+                 **opts: Any) -> None:
         super().__init__(model._lib)
         self._model, self._optimizer = model, optimizer  # borrowed by the trainer
+        self._error: Optional[BaseException] = None
         o = _opts(self._lib, _ffi.TrainerOpts, "trainer_opts_init", opts, TRAINER_ENUMS)
+        if bn_reduce is not None:
+            self._bn_reduce_cb = _ffi.BN_REDUCE_FN(self._bn_trampoline(bn_reduce))  # kept alive here
+            o.bn_reduce = self._bn_reduce_cb
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.trainer_create(model.handle, optimizer.handle,
                                                      ctypes.byref(o), ctypes.byref(h)))
@@ -1221,6 +1234,22 @@ class Trainer(_Handle):
     @property
     def optimizer(self) -> Optimizer:
         return self._optimizer
+
+    def _bn_trampoline(self, fn: BnReduceFn) -> Callable[[Any, Any, int], int]:
+        def call(user: Any, sums: Any, count: int) -> int:
+            try:
+                fn(np.ctypeslib.as_array(sums, shape=(int(count),)))
+                return 0
+            except BaseException as e:  # raised again by the step that called it
+                self._error = e
+                return 1
+        return call
+
+    def _check(self, status: int) -> None:
+        err, self._error = self._error, None
+        if err is not None and status == SAT_E_ABORTED:
+            raise err
+        super()._check(status)
 
     def step(self, x: npt.ArrayLike, labels: npt.ArrayLike) -> Dict[str, float]:
         """One training step; returns {'loss', 'adv_accuracy', 'clean_accuracy', 'lr'}."""

@@ -48,6 +48,7 @@ DEALLOC_FN = ctypes.CFUNCTYPE(None, c_void_p, c_void_p)
 LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
 INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
 PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_int64, c_int64)
+BN_REDUCE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(ctypes.c_double), c_int64)
 
 
 class ContextOpts(ctypes.Structure):
@@ -98,7 +99,8 @@ class TrainerOpts(ctypes.Structure):
                 ("random_start", c_int32), ("clean_fraction", c_float),
                 ("attack_bn_mode", c_int32), ("label_smoothing", c_float),
                 ("free_replays", c_int32), ("trades_beta", c_float), ("seed", c_uint64),
-                ("rank", c_int32), ("rank_count", c_int32)]
+                ("rank", c_int32), ("rank_count", c_int32), ("bn_reduce", BN_REDUCE_FN),
+                ("bn_reduce_user", c_void_p)]
 
 
 class StepStats(ctypes.Structure):

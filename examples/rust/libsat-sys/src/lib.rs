@@ -172,6 +172,9 @@ pub type sat_input_grad_fn =
     Option<unsafe extern "C" fn(*mut c_void, *const f32, i64, *const f32, *mut f32) -> i32>;
 /// Progress callback: (user, what, done, total); non-zero cancels the running call.
 pub type sat_progress_fn = Option<unsafe extern "C" fn(*mut c_void, *const c_char, i64, i64) -> i32>;
+/// Batch-norm reduction of a data-parallel trainer: (user, sums, count); replaces the sums by
+/// their sums over all ranks; non-zero fails the trainer's call.
+pub type sat_bn_reduce_fn = Option<unsafe extern "C" fn(*mut c_void, *mut f64, i64) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -281,6 +284,8 @@ pub struct sat_trainer_opts {
     pub seed: u64,
     pub rank: i32,
     pub rank_count: i32,
+    pub bn_reduce: sat_bn_reduce_fn,
+    pub bn_reduce_user: *mut c_void,
 }
 
 #[repr(C)]

@@ -2152,6 +2152,31 @@ pub type StepStats = sys::sat_step_stats;
 pub struct Trainer<'a, 'm, 'ctx> {
     raw: *mut sys::sat_trainer,
     opt: &'a mut Optimizer<'m, 'ctx>,
+    /// The batch-norm reduction closure ([`Trainer::with_bn_reduce`]), boxed so that the
+    /// library's `user` pointer to it does not move.
+    bn_reduce: Option<Box<BnReduceState<'a>>>,
+}
+
+/// What the batch-norm reduction trampoline reaches through `user`.
+struct BnReduceState<'a> {
+    closure: Box<dyn FnMut(&mut [f64]) -> bool + 'a>,
+    panic: Option<String>,
+}
+
+unsafe extern "C" fn bn_reduce_trampoline(user: *mut c_void, sums: *mut f64, count: i64) -> i32 {
+    let st = &mut *(user as *mut BnReduceState);
+    let sums = std::slice::from_raw_parts_mut(sums, count as usize);
+    // A panic must not unwind into C: it fails the step and becomes the error's message.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (st.closure)(sums))) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(p) => {
+            let what = p.downcast_ref::<&str>().map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            st.panic = Some(format!("batch-norm reduction closure panicked: {what}"));
+            1
+        }
+    }
 }
 
 impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
@@ -2162,12 +2187,37 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
         let m = opt.model.raw;
         check_create(unsafe { sys::sat_trainer_create(m, opt.raw, &opts.0, &mut raw) },
                      || unsafe { sys::sat_model_last_error(m) })?;
-        Ok(Trainer { raw, opt })
+        Ok(Trainer { raw, opt, bn_reduce: None })
+    }
+
+    /// A data-parallel trainer with synchronised batch norm (`sat_trainer_opts.bn_reduce`):
+    /// `reduce` gets each batch-norm layer's sums and must replace them, in place, by their
+    /// sums over all ranks (an all-reduce of f64), returning `true`; `false` or a panic fails
+    /// the trainer's call with [`ErrorKind::Aborted`] and nothing changed (a panic's message
+    /// is the error's). The closure may borrow data that outlives the trainer.
+    pub fn with_bn_reduce(opt: &'a mut Optimizer<'m, 'ctx>, opts: &TrainerOpts,
+                          reduce: impl FnMut(&mut [f64]) -> bool + 'a) -> Result<Self> {
+        let mut state = Box::new(BnReduceState { closure: Box::new(reduce), panic: None });
+        let mut o = *opts;
+        o.bn_reduce = Some(bn_reduce_trampoline);
+        o.bn_reduce_user = &mut *state as *mut BnReduceState as *mut c_void;
+        let mut t = Self::new(opt, &o)?;
+        t.bn_reduce = Some(state);
+        Ok(t)
     }
 
     fn check(&self, status: i32) -> Result<()> {
         let raw = self.raw;
         check(status, || unsafe { sys::sat_trainer_last_error(raw) })
+    }
+
+    /// check(), with the message of a panic in the batch-norm reduction closure.
+    fn check_step(&mut self, status: i32) -> Result<()> {
+        let panic = self.bn_reduce.as_mut().and_then(|st| st.panic.take());
+        match (self.check(status), panic) {
+            (Err(e), Some(msg)) if e.kind() == ErrorKind::Aborted => Err(Error::new(sys::SAT_E_ABORTED, msg)),
+            (r, _) => r,
+        }
     }
 
     /// The model being trained (read access between steps).
@@ -2201,7 +2251,8 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
     pub fn step(&mut self, x: &[f32], labels: &[i32]) -> Result<StepStats> {
         let n = self.opt.model.batch(x, Some(labels), "train step")?;
         let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
-        self.check(unsafe { sys::sat_train_step(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
+        let status = unsafe { sys::sat_train_step(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) };
+        self.check_step(status)?;
         Ok(st)
     }
 
@@ -2211,7 +2262,8 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
     pub fn compute(&mut self, x: &[f32], labels: &[i32]) -> Result<StepStats> {
         let n = self.opt.model.batch(x, Some(labels), "train compute")?;
         let mut st = StepStats { struct_size: std::mem::size_of::<StepStats>() as u32, ..Default::default() };
-        self.check(unsafe { sys::sat_train_compute(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) })?;
+        let status = unsafe { sys::sat_train_compute(self.raw, x.as_ptr(), labels.as_ptr(), n, &mut st) };
+        self.check_step(status)?;
         Ok(st)
     }
     /// The update half of a step (`sat_train_apply`): the optimizer on the gradient block.
