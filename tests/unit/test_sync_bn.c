@@ -6,7 +6,7 @@
  * returns the sums unchanged (one rank) is the unsynchronised step bit for bit; a refusing
  * callback fails the step with nothing changed; and dropout masks follow the examples'
  * global indices, so the two ranks' masks are those of the 2N batch. */
-#include "testutil.h"
+#include "rank_rig.h"
 
 #include "train/train.h"
 
@@ -22,43 +22,18 @@
 #define STEPS 3
 #define MAX_SUMS 64 /* 2 * widest batch-norm layer + 1, with room */
 
-typedef struct rig {
-    sat_model *m;
-    sat_optimizer *opt;
-    sat_trainer *t;
-} rig;
-
-/* A model, its SGD with momentum and a PGD-AT trainer (rank of ranks, reduction callback). */
+/* A PGD-AT rig (no weight decay) for rank of ranks, with the attack's batch-norm mode and
+ * the reduction callback. */
 static rig make_rig(const char *spec, int32_t max_batch, int32_t rank, int32_t ranks, int32_t attack_bn,
                     sat_bn_reduce_fn reduce, void *user) {
-    rig r;
-    sat_context *ctx = tu_context(1, 7);
-    r.m = tu_model(ctx, spec, SAT_ACT_SILU, max_batch);
-    sat_optimizer_opts oo;
-    sat_optimizer_opts_init(&oo, sizeof oo);
-    oo.lr = 0.05f;
-    oo.momentum = 0.9f;
-    TU_CHECK(sat_optimizer_create(r.m, &oo, &r.opt));
-    tu_own_optimizer(r.opt);
-    sat_trainer_opts to;
-    sat_trainer_opts_init(&to, sizeof to);
-    to.method = SAT_TRAIN_PGD;
-    to.steps = 3;
-    to.eps = 0.1f;
-    to.rank = rank;
-    to.rank_count = ranks;
+    sat_trainer_opts to = rig_trainer_opts(SAT_TRAIN_PGD, rank, ranks);
     to.attack_bn_mode = attack_bn;
     to.bn_reduce = reduce;
     to.bn_reduce_user = user;
-    TU_CHECK(sat_trainer_create(r.m, r.opt, &to, &r.t));
-    tu_own_trainer(r.t);
-    return r;
+    return rig_make(spec, max_batch, 0.0f, &to);
 }
 
-static void make_batch(float *x, int32_t *y, int64_t n, uint64_t seed) {
-    tu_fill_uniform(x, n * D, 0.0f, 1.0f, seed);
-    for (int64_t i = 0; i < n; i++) y[i] = (int32_t)((i * 3 + (int64_t)seed) % K);
-}
+static void make_batch(float *x, int32_t *y, int64_t n, uint64_t seed) { rig_batch(x, y, n, D, K, seed); }
 
 static double max_diff(const float *a, const float *b, int64_t count) {
     double worst = 0.0;

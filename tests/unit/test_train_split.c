@@ -3,7 +3,7 @@
  * training, with batch norm), compute leaves the weights alone, Free-AT is refused, a bad
  * apply is rolled back, and per-rank random starts: two ranks of n examples draw the starts
  * one process draws for their 2n, so averaging their gradients matches one process's step. */
-#include "testutil.h"
+#include "rank_rig.h"
 
 #include "train/train.h"
 
@@ -17,41 +17,15 @@
 #define N 8
 #define STEPS 3
 
-/* One model, its SGD (momentum, weight decay) and a trainer, from a seeded context. */
-typedef struct rig {
-    sat_model *m;
-    sat_optimizer *opt;
-    sat_trainer *t;
-} rig;
-
+/* One model, its SGD (momentum, weight decay) and a trainer of `method`; PGD-AT adds a
+ * clean term, for its gradient too. */
 static rig make_rig(const char *spec, int32_t max_batch, int32_t method, int32_t rank, int32_t ranks) {
-    rig r;
-    sat_context *ctx = tu_context(1, 7);
-    r.m = tu_model(ctx, spec, SAT_ACT_SILU, max_batch);
-    sat_optimizer_opts oo;
-    sat_optimizer_opts_init(&oo, sizeof oo);
-    oo.lr = 0.05f;
-    oo.momentum = 0.9f;
-    oo.weight_decay = 5e-4f;
-    TU_CHECK(sat_optimizer_create(r.m, &oo, &r.opt));
-    tu_own_optimizer(r.opt);
-    sat_trainer_opts to;
-    sat_trainer_opts_init(&to, sizeof to);
-    to.method = method;
-    to.steps = 3;
-    to.eps = 0.1f;
-    to.rank = rank;
-    to.rank_count = ranks;
-    if (method == SAT_TRAIN_PGD) to.clean_fraction = 0.25f; /* the clean term's gradient too */
-    TU_CHECK(sat_trainer_create(r.m, r.opt, &to, &r.t));
-    tu_own_trainer(r.t);
-    return r;
+    sat_trainer_opts to = rig_trainer_opts(method, rank, ranks);
+    if (method == SAT_TRAIN_PGD) to.clean_fraction = 0.25f;
+    return rig_make(spec, max_batch, 5e-4f, &to);
 }
 
-static void make_batch(float *x, int32_t *y, int64_t n, uint64_t seed) {
-    tu_fill_uniform(x, n * D, 0.0f, 1.0f, seed);
-    for (int64_t i = 0; i < n; i++) y[i] = (int32_t)((i * 3 + (int64_t)seed) % K);
-}
+static void make_batch(float *x, int32_t *y, int64_t n, uint64_t seed) { rig_batch(x, y, n, D, K, seed); }
 
 static void assert_same_floats(const float *a, const float *b, int64_t count) {
     assert_memory_equal(a, b, sizeof(float) * (size_t)count);
