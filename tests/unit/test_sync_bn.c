@@ -48,7 +48,7 @@ typedef struct world {
     double *slot[2];
     int64_t count[2];
     float *grads[2];
-    int mismatch;                /* the ranks' calls disagreed in count */
+    int mismatch[2];             /* per rank: the ranks' calls disagreed in count */
     int64_t calls;               /* reductions made by rank 0 */
     rig rank[2];
     const float *x;              /* the global batches, STEPS x 2N */
@@ -69,7 +69,7 @@ static int32_t sum_over_ranks(void *user, double *sums, int64_t count) {
     w->slot[a->r] = sums;
     w->count[a->r] = count;
     pthread_barrier_wait(&w->barrier);
-    if (w->count[0] != w->count[1] || count > MAX_SUMS) w->mismatch = 1;
+    if (w->count[0] != w->count[1] || count > MAX_SUMS) w->mismatch[a->r] = 1;
     const int64_t k = count < MAX_SUMS ? count : MAX_SUMS;
     for (int64_t i = 0; i < k; i++) total[i] = w->slot[0][i] + w->slot[1][i];
     pthread_barrier_wait(&w->barrier);
@@ -124,7 +124,7 @@ static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_dif
     pthread_barrier_destroy(&w->barrier);
     TU_CHECK(w->status[0]);
     TU_CHECK(w->status[1]);
-    assert_false(w->mismatch);
+    assert_false(w->mismatch[0] || w->mismatch[1]);
     /* Three layers, two forward calls and one backward call each, per training pass; an
      * attack with batch statistics adds its own passes. */
     if (sync && attack_bn == SAT_BN_INFERENCE) assert_int_equal(w->calls, STEPS * 3 * 3);
