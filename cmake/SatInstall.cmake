@@ -41,6 +41,7 @@ install(FILES
   ${PROJECT_BINARY_DIR}/libsatConfig.cmake
   ${PROJECT_BINARY_DIR}/libsatConfigVersion.cmake
   ${CMAKE_CURRENT_LIST_DIR}/FindBLIS.cmake
+  ${CMAKE_CURRENT_LIST_DIR}/FindProtobufC.cmake
   DESTINATION ${SAT_CMAKE_PACKAGE_DIR} COMPONENT devel)
 
 # --- pkg-config: libsat.pc ---
@@ -60,7 +61,7 @@ endforeach()
 get_filename_component(_sat_blis_dir "${BLIS_LIBRARY}" DIRECTORY)
 get_filename_component(_sat_blis_name "${BLIS_LIBRARY}" NAME_WE)
 string(REGEX REPLACE "^lib" "" _sat_blis_name "${_sat_blis_name}")
-set(SAT_PC_LIBS_PRIVATE "-L${_sat_blis_dir} -l${_sat_blis_name} -lpthread -lm -lz")
+set(SAT_PC_LIBS_PRIVATE "-L${_sat_blis_dir} -l${_sat_blis_name} -lprotobuf-c -lpthread -lm -lz")
 # Two steps: at configure time everything but the prefix is filled in (the prefix stays
 # a placeholder), at install time the prefix actually installed to is.
 set(SAT_PC_PREFIX "@SAT_PC_PREFIX@")

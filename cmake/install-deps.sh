@@ -11,6 +11,8 @@ packages=(
   libblis-pthread-dev                # GEMM (multithreaded BLIS)
   libcmocka-dev                      # unit tests
   zlib1g-dev                         # gzip-compressed IDX files
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev  # ONNX import/export: C code generated from onnx.proto
+  libonnx-testdata python3-onnx      # ONNX's own backend test cases; onnx.checker on exported files
   abigail-tools                      # abidw/abidiff: tests/abi
   dataset-fashion-mnist              # real data for the examples and experiments
   python3-numpy python3-pytest       # Python binding and its tests

@@ -2,8 +2,11 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 /* The registry: what the running test owns, oldest first. */
 typedef struct tu_owned {
@@ -83,17 +86,42 @@ sat_context *tu_context(int32_t threads, uint64_t seed) {
 typedef struct tu_fixture {
     CMFixtureFunction setup, teardown;
     void *state;
+    const char *name;
 } tu_fixture;
 static const tu_fixture *current;
 
+static unsigned watchdog_seconds;
+
+/* A deadlocked test would otherwise sit until ctest's timeout: say which test hung and
+ * end the program (only async-signal-safe calls here). */
+static void watchdog_fired(int sig) {
+    (void)sig;
+    static const char head[] = "\nwatchdog: test '";
+    static const char tail[] = "' did not finish in time (deadlock?)\n";
+    const char *name = current && current->name ? current->name : "?";
+    if (write(STDERR_FILENO, head, sizeof head - 1) < 0 ||
+        write(STDERR_FILENO, name, strlen(name)) < 0 ||
+        write(STDERR_FILENO, tail, sizeof tail - 1) < 0) {
+        /* nothing more to say */
+    }
+    _exit(1);
+}
+
+void tu_set_watchdog(unsigned seconds) {
+    watchdog_seconds = seconds;
+    signal(SIGALRM, seconds ? watchdog_fired : SIG_DFL);
+}
+
 static int tu_setup(void **state) {
     current = *state;
+    if (watchdog_seconds) alarm(watchdog_seconds);
     tu_release_all(); /* what a failed setup of the previous test left */
     *state = current->state;
     return current->setup ? current->setup(state) : 0;
 }
 
 static int tu_teardown(void **state) {
+    if (watchdog_seconds) alarm(0);
     tu_release_all();
     return current->teardown ? current->teardown(state) : 0;
 }
@@ -109,7 +137,7 @@ int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t count)
     }
     for (size_t i = 0; i < count; i++) {
         fixtures[i] = (tu_fixture){tests[i].setup_func, tests[i].teardown_func,
-                                   tests[i].initial_state};
+                                   tests[i].initial_state, tests[i].name};
         wrapped[i] = tests[i];
         wrapped[i].setup_func = tu_setup;
         wrapped[i].teardown_func = tu_teardown;

@@ -54,6 +54,11 @@ void *tu_own_sat_mem(void *p);
  * unit test program runs its tests through this or tu_run_on_every_path. */
 int tu_run_group(const char *name, const struct CMUnitTest *tests, size_t count);
 
+/* From now on, a test of tu_run_group that runs longer than `seconds` (setup included)
+ * ends the program with a message naming it: for tests whose bug would be a deadlock
+ * rather than a failed assertion. 0 switches it off. Uses SIGALRM. */
+void tu_set_watchdog(unsigned seconds);
+
 /* A registered context with `threads` threads; fails the test if creation fails. */
 sat_context *tu_context(int32_t threads, uint64_t seed);
 /* A registered model from spec with activation act (SAT_ACT_*); fails the test on error. */

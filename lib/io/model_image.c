@@ -297,7 +297,7 @@ int32_t sat__model_from_image(sat_context *ctx, const sat__model_image *mi, cons
         return sat__fail(err, st, "%s: stored model: %s", what, sat_last_error());
     }
     if (m->num_params != mi->num_params || m->num_state != mi->num_state) {
-        sat_model_destroy(m);
+        sat__model_free(m); /* just built: no children yet */
         return sat__fail(err, SAT_E_INTERNAL, "%s: model counts differ from the spec's", what);
     }
     sat__rd_floats(m->params, mi->params, m->num_params);

@@ -8,6 +8,9 @@ the tiny data set, each recomputing or comparing what sat-cli wrote (standard li
   check_compare.py resume SATCLI DIR ARGS.. a compare killed mid-way, and one with a damaged
                                            result file, resume to the uninterrupted numbers
   check_compare.py ablation SATCLI DIR ARGS..  each backward override changes training
+  check_compare.py experiments SATCLI TINYDATA DIR ROOT  examples/experiments/run.sh on the
+                                           tiny set, then report.py: every table filled, and
+                                           its paired interval equal to sat-cli's own
 """
 import csv
 import json
@@ -242,10 +245,57 @@ def cmd_ablation(satcli, d, args):
     print("training losses:", {k: got[k] for k in names})
 
 
+def cmd_experiments(satcli, tiny, d, root):
+    fresh(d)
+    env = dict(os.environ, OUT=os.path.join(d, "logs"), SEEDS="0,1,2", JOBS="2", TINY=tiny,
+               SATCLI=satcli)
+    p = subprocess.run(["bash", os.path.join(root, "examples/experiments/run.sh")], env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"run.sh exited {p.returncode}:\n{p.stdout}{p.stderr}")
+    doc = os.path.join(d, "experiments.md")
+    shutil.copy(os.path.join(root, "docs/experiments.md"), doc)
+    p = subprocess.run([sys.executable, os.path.join(root, "examples/experiments/report.py"),
+                        env["OUT"], "--doc", doc, "--figures", os.path.join(d, "figures")],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"report.py exited {p.returncode}:\n{p.stdout}{p.stderr}")
+    with open(doc) as f:
+        text = f.read()
+    if "No runs in the logs yet" in text:
+        fail("a table of experiments.md was left without runs")
+    for name in ("robust-vs-steps", "clean-vs-robust", "heldout-per-epoch"):
+        if not os.path.getsize(os.path.join(d, "figures", f"experiments-{name}.png")):
+            fail(f"figure {name} is empty")
+    acts = text.split("<!-- table:activations -->")[1].split("<!-- end table:activations -->")[0]
+    rows = [table_cells(acts, a) for a in ("relu", "softplus", "psoftplus (a=10)", "silu", "gelu",
+                                           "elu", "celu", "smoothrelu")]
+    if any(r[1] != "3" for r in rows):
+        fail("the activation table does not have 3 seeds per row")
+    # The report's paired interval against sat-cli's own (computed in C from the same runs):
+    # report columns clean, PGD-10 (the tiny recipe's first step count), PGD-50 (its last), APGD.
+    with open(os.path.join(env["OUT"], "activations/all/compare.md")) as f:
+        own = table_cells(f.read(), "silu - relu")[1:]
+    mine = table_cells(acts, "silu - relu")[1:]
+    spread = 0
+    for m, o, what in zip(mine, own, ("clean", "first PGD", "last PGD", "APGD")):
+        for a, b in zip(parse_ci(m), parse_ci(o)):
+            close(a, b, f"silu - relu {what}")
+        spread = max(spread, abs(parse_ci(o)[2] - parse_ci(o)[1]))
+    if spread == 0:
+        fail("every seed gave the same numbers: the check would not catch a wrong interval")
+    ablation = text.split("<!-- table:ablation -->")[1]
+    if table_cells(ablation, "relu")[2:] != rows[0][2:]:
+        fail("the ablation's ReLU row is not the activation table's ReLU runs")
+    print("experiments: every table filled; the paired intervals agree with sat-cli's")
+
+
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "stats":
         cmd_stats(rest[0])
+    elif cmd == "experiments":
+        cmd_experiments(*rest)
     elif cmd in ("jobs", "resume", "ablation"):
         {"jobs": cmd_jobs, "resume": cmd_resume, "ablation": cmd_ablation}[cmd](rest[0], rest[1], rest[2:])
     else:

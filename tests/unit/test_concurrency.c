@@ -190,5 +190,6 @@ int main(void) {
         cmocka_unit_test(test_two_contexts),
         cmocka_unit_test(test_shared_context),
     };
+    tu_set_watchdog(120); /* a broken lock hangs rather than fails */
     return tu_run_group("concurrency", tests, sizeof tests / sizeof *tests);
 }

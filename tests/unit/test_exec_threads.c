@@ -199,5 +199,6 @@ int main(void) {
         cmocka_unit_test(test_input_grad_threads),
         cmocka_unit_test(test_input_grad_threads_shared_pool),
     };
+    tu_set_watchdog(120); /* a broken lock hangs rather than fails */
     return tu_run_group("exec_threads", tests, sizeof tests / sizeof tests[0]);
 }

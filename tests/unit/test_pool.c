@@ -134,5 +134,6 @@ int main(void) {
         cmocka_unit_test(test_set_threads_failure_keeps_pool),
         cmocka_unit_test(test_concurrent_submitters),
     };
+    tu_set_watchdog(120); /* a broken lock hangs rather than fails */
     return tu_run_group("test_pool", tests, sizeof tests / sizeof tests[0]);
 }
