@@ -237,6 +237,43 @@ static void test_refusal_rolls_back(void **st) {
     }
 }
 
+/* Wide enough layers that the pieces run on the worker pool (channels split over threads):
+ * two threads and one give the same bits, synchronised or not. */
+static void test_threads_do_not_change_the_bits(void **st) {
+    (void)st;
+    const char *spec = "input 1 16 16\nconv 16 k=3\nbn\nact\nflatten\ndense 4\n";
+    enum { n = 16, d = 256 };
+    float *x = tu_alloc(sizeof(float) * n * d);
+    int32_t y[n];
+    rig_batch(x, y, n, d, K, 11);
+    float *params[3];
+    int64_t np = 0;
+    for (int run = 0; run < 3; run++) {
+        recorder rec = {.fail_at = -1};
+        sat_context *ctx = tu_context(run == 0 ? 1 : 2, 7);
+        sat_model *m = tu_model(ctx, spec, SAT_ACT_SILU, n);
+        sat_optimizer_opts oo;
+        sat_optimizer_opts_init(&oo, sizeof oo);
+        sat_optimizer *opt = NULL;
+        TU_CHECK(sat_optimizer_create(m, &oo, &opt));
+        tu_own_optimizer(opt);
+        sat_trainer_opts to = rig_trainer_opts(SAT_TRAIN_PGD, 0, 1);
+        if (run > 0) { /* threads, then threads and the reduction */
+            to.bn_reduce = run == 2 ? record : NULL;
+            to.bn_reduce_user = &rec;
+        }
+        sat_trainer *t = NULL;
+        TU_CHECK(sat_trainer_create(m, opt, &to, &t));
+        tu_own_trainer(t);
+        TU_CHECK(sat_train_step(t, x, y, n, NULL));
+        params[run] = sat_model_params(m);
+        np = sat_model_param_count(m);
+        if (run == 2) assert_int_equal(rec.calls, 3);
+    }
+    assert_memory_equal(params[0], params[1], sizeof(float) * (size_t)np);
+    assert_memory_equal(params[0], params[2], sizeof(float) * (size_t)np);
+}
+
 /* ---- dropout: rank r's masks are those of its examples in the concatenated batch ---- */
 
 static void test_dropout_follows_global_index(void **st) {
@@ -266,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_local_statistics_differ),
         cmocka_unit_test(test_one_rank_is_bit_identical),
         cmocka_unit_test(test_refusal_rolls_back),
+        cmocka_unit_test(test_threads_do_not_change_the_bits),
         cmocka_unit_test(test_dropout_follows_global_index),
     };
     tu_set_watchdog(120); /* a rank that stops early leaves the other at a barrier */
