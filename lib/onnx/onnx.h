@@ -17,6 +17,9 @@
 #define SAT__ONNX_MAX_DIMS 8             /* rank of a tensor */
 #define SAT__ONNX_MAX_ELEMENTS ((int64_t)1 << 30) /* values in one tensor */
 
+/* protobuf-c leaves an absent string field NULL. */
+#define SAT__S(s) ((s) ? (s) : "")
+
 /* ---- reader.c ---- */
 /* Unpacks a ModelProto from size bytes with ctx's allocator. A nesting deeper than
  * SAT__ONNX_MAX_DEPTH, bad wire data or a missing graph is SAT_E_FORMAT with a message
