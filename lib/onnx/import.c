@@ -33,6 +33,8 @@ static int32_t check_opts(const sat_onnx_import_opts *o, char *err) {
         return sat__fail(err, SAT_E_INVALID_ARG, "sat_onnx_import_opts: unknown replace_act_to %d", o->replace_act_to);
     if (!isnan(o->replace_act_param) && !(isfinite(o->replace_act_param) && o->replace_act_param > 0))
         return sat__fail(err, SAT_E_INVALID_ARG, "sat_onnx_import_opts: replace_act_param must be positive or NaN");
+    if (o->max_batch < 1 || o->max_batch > 65536)
+        return sat__fail(err, SAT_E_INVALID_ARG, "sat_onnx_import_opts: max_batch %d not in 1..65536", o->max_batch);
     return SAT_OK;
 }
 
