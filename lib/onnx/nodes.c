@@ -64,11 +64,11 @@ static int32_t attr_uniform(const tr *t, int32_t i, const char *name, size_t n, 
     *out = def;
     if (!a) return SAT_OK;
     if (a->n_ints != n) return UNSUPPORTED(i, "attribute '%s' needs %zu values, has %zu", name, n,
-                                                     a->n_ints);
+                                           a->n_ints);
     for (size_t k = 0; k < n; k++)
         if (a->ints[k] != a->ints[0])
             return UNSUPPORTED(i, "attribute '%s': only equal values (square windows, the same "
-                                         "stride and padding on every side) are supported", name);
+                               "stride and padding on every side) are supported", name);
     *out = a->ints[0];
     return SAT_OK;
 }
@@ -97,7 +97,7 @@ static int32_t layer_in(const tr *t, int32_t i, size_t k, int32_t *layer) {
     if (e->kind == SAT__T_CONST)
         return UNSUPPORTED(i, "input '%s' is a constant where a computed tensor is expected", e->name);
     if (e->layer < 0) return UNSUPPORTED(i, "input '%s' comes from a node that was not translated",
-                                                   e->name);
+                                         e->name);
     *layer = e->layer;
     return SAT_OK;
 }
@@ -113,12 +113,12 @@ static int32_t const_in(const tr *t, int32_t i, size_t k, int optional, const On
     if (!e) return MALFORMED(i, "input %zu is missing", k);
     if (e->kind != SAT__T_CONST)
         return UNSUPPORTED(i, "input '%s' must be an initializer (weights computed in the graph are not "
-                                     "supported)", e->name);
+                           "supported)", e->name);
     const int64_t n = sat__onnx_tensor_count(e->tensor);
     if (n < 0) return MALFORMED(i, "initializer '%s' has bad dims", e->name);
     if (!sat__onnx_tensor_is_float(e->tensor, n))
         return UNSUPPORTED(i, "initializer '%s' is not float data of %lld values stored in the file",
-                                     e->name, (long long)n);
+                           e->name, (long long)n);
     *out = e->tensor;
     *count = n;
     return SAT_OK;
@@ -137,7 +137,7 @@ static int32_t only_first_output(const tr *t, int32_t i) {
     for (size_t k = 1; k < nd->n_output; k++) {
         const sat__onnx_entry *e = *nd->output[k] ? sat__onnx_find(t, nd->output[k]) : NULL;
         if (e && e->uses) return UNSUPPORTED(i, "output %zu ('%s') is used; only the first is "
-                                                       "supported", k, e->name);
+                                             "supported", k, e->name);
     }
     return SAT_OK;
 }
@@ -174,7 +174,7 @@ static int32_t act_node(tr *t, int32_t i, int32_t kind) {
     float alpha = NAN;
     if (!st && has_alpha) st = attr_float(t, i, "alpha", 1.0f, &alpha);
     if (!st && has_alpha && !(alpha > 0)) st = UNSUPPORTED(i, "alpha %g: only a positive one is "
-                                                                       "supported", alpha);
+                                                           "supported", alpha);
     int32_t in = 0;
     if (!st) st = layer_in(t, i, 0, &in);
     return st ? st : emit_act(t, i, in, kind, alpha);
@@ -291,7 +291,7 @@ static int32_t elementwise_node(tr *t, int32_t i) {
     if (two_layers && (is_op(nd, "Add") || is_op(nd, "Mul")))
         return emitted(t, i, sat__onnx_emit(t, a->layer, "%s L%d", is_op(nd, "Add") ? "add" : "mul", b->layer));
     return UNSUPPORTED(i, "only as part of an activation (SiLU, GELU), an input normalisation, or as "
-                                 "Add / Mul of two computed tensors");
+                       "Add / Mul of two computed tensors");
 }
 
 /* ---- layers with weights ---- */
@@ -310,7 +310,7 @@ static int32_t conv(tr *t, int32_t i) {
         return UNSUPPORTED(i, "only 2-D convolutions are supported (weight of rank %zu)", w->n_dims);
     if (w->dims[2] != w->dims[3] || w->dims[0] < 1 || w->dims[2] < 1)
         return UNSUPPORTED(i, "only square kernels are supported (kernel %lld x %lld)",
-                                     (long long)w->dims[2], (long long)w->dims[3]);
+                           (long long)w->dims[2], (long long)w->dims[3]);
     const int64_t k = w->dims[2];
     st = attr_int(t, i, "group", 1, &group);
     if (!st) st = attr_uniform(t, i, "strides", 2, 1, &stride);
@@ -321,7 +321,7 @@ static int32_t conv(tr *t, int32_t i) {
     if (st) return st;
     if (dil != 1) return UNSUPPORTED(i, "dilation %lld is not supported", (long long)dil);
     if (kshape != k) return MALFORMED(i, "kernel_shape %lld differs from the weight's %lld",
-                                                (long long)kshape, (long long)k);
+                                      (long long)kshape, (long long)k);
     if (group < 1 || stride < 1 || pad < 0 || k > 65536 || stride > 65536 || pad > 65536 || group > 65536 ||
         w->dims[0] > 65536)
         return UNSUPPORTED(i, "group, stride, padding or size out of range");
@@ -485,7 +485,7 @@ static int32_t reshape(tr *t, int32_t i) {
     const int64_t a = sat__onnx_tensor_int_at(s->tensor, 0), b = sat__onnx_tensor_int_at(s->tensor, 1);
     if (a < -1 || b < -1 || b == 0 || (a == -1 && b == -1))
         return UNSUPPORTED(i, "target shape [%lld, %lld]: only [batch, features] is supported",
-                                     (long long)a, (long long)b);
+                           (long long)a, (long long)b);
     int32_t layer = sat__onnx_emit(t, in, "flatten");
     if (b > 0) {
         const sat__onnx_copy c = {layer, -1, NULL, SAT__S(node_at(t, i)->name), 0, 1.0f, 0.0f, b};
@@ -512,7 +512,7 @@ static int32_t alias(tr *t, int32_t i) {
         const sat__onnx_entry *mode = input(t, i, 2);
         if (mode && !(mode->kind == SAT__T_CONST && is_false(mode->tensor)))
             st = UNSUPPORTED(i, "only inference (training_mode absent or a constant false) is "
-                                       "supported");
+                             "supported");
     }
     if (!st) st = layer_in(t, i, 0, &in);
     if (st) return st;
@@ -607,7 +607,7 @@ int32_t sat__onnx_normalize(sat__onnx_tr *t) {
     for (int c = 0; c < channels; c++) {
         if (!(a[c] > 0) || !isfinite(a[c]) || !isfinite(b[c]) || !isfinite(1.0 / a[c]))
             return UNSUPPORTED(last, "the input normalisation has a scale that is not positive and "
-                                         "finite");
+                               "finite");
         lm += (size_t)snprintf(mean + lm, sizeof mean - lm, "%s%.9g", c ? "," : "", -b[c] / a[c]);
         ls += (size_t)snprintf(std + ls, sizeof std - ls, "%s%.9g", c ? "," : "", 1.0 / a[c]);
     }

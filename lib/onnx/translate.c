@@ -97,8 +97,10 @@ static int32_t build_table(sat__onnx_tr *t) {
         const Onnx__NodeProto *nd = g->node[i];
         if (nd->n_output < 1 || nd->n_output > MAX_NODE_OUTPUTS || nd->n_input > MAX_NODE_INPUTS)
             return UNSUPPORTED((int32_t)i, "%zu inputs and %zu outputs (1 to %d outputs and at most %d "
-                                         "inputs are read)", nd->n_input, nd->n_output, MAX_NODE_OUTPUTS,
-                                         MAX_NODE_INPUTS);
+                               "inputs are read)", nd->n_input, nd->n_output, MAX_NODE_OUTPUTS,
+                               MAX_NODE_INPUTS);
+        /* Every op translated writes its first output; a node without one has nothing to hold it. */
+        if (!*nd->output[0]) return UNSUPPORTED((int32_t)i, "the first output has no name");
         total += nd->n_output;
     }
     t->ents = sat__calloc(t->ctx, total ? total : 1, sizeof *t->ents);
@@ -199,7 +201,7 @@ static int32_t mark_needed(sat__onnx_tr *t) {
             sat__onnx_entry *e = sat__onnx_find(t, nd->input[k]);
             if (!e) return MALFORMED(i, "input '%s' is not defined", nd->input[k]);
             if (e->node >= i) return MALFORMED(i, "input '%s' is produced later (the nodes are not in "
-                                                         "topological order)", nd->input[k]);
+                                               "topological order)", nd->input[k]);
             e->uses++;
             if (e->node >= 0) t->needed[e->node] = 1;
         }
