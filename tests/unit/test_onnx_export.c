@@ -502,6 +502,67 @@ static void test_bad_calls(void **state) {
     assert_non_null(strstr(sat_model_last_error(m), "path"));
 }
 
+/* ---- out of memory in the middle of a large graph ---- */
+
+typedef struct refusing {
+    int64_t count, fail_at, live;
+} refusing;
+
+static void *refusing_alloc(void *user, size_t size, size_t align) {
+    refusing *r = user;
+    if (++r->count == r->fail_at) return NULL;
+    void *p = aligned_alloc(align, (size + align - 1) / align * align);
+    if (p) r->live++;
+    return p;
+}
+
+static void refusing_free(void *user, void *p) {
+    ((refusing *)user)->live--;
+    free(p);
+}
+
+/* resnet20's graph takes several arena chunks: each allocation refused in turn gives
+ * SAT_E_NOMEM and takes nothing away, until the export succeeds with the same bytes. */
+static void test_out_of_memory(void **state) {
+    (void)state;
+    refusing r = {0, 0, 0};
+    sat_context_opts co;
+    TU_CHECK(sat_context_opts_init(&co, sizeof co));
+    co.alloc_fn = refusing_alloc;
+    co.dealloc_fn = refusing_free;
+    co.alloc_user = &r;
+    sat_context *ctx = NULL;
+    TU_CHECK(sat_context_create(&co, &ctx));
+    tu_own_context(ctx);
+    char *spec = NULL;
+    TU_CHECK(sat_preset_spec("resnet20", 3, 32, 32, 10, NULL, NULL, &spec));
+    tu_own_sat_mem(spec);
+    sat_model *m = NULL;
+    TU_CHECK(sat_model_create(ctx, spec, NULL, &m));
+    tu_own_model(m);
+    void *expected = NULL, *buf = NULL;
+    size_t expected_size = 0, size = 0;
+    r.count = 0;
+    TU_CHECK(sat_model_save_onnx_buffer(m, NULL, &expected, &expected_size));
+    tu_own_sat_mem(expected);
+    const int64_t allocations = r.count;
+    assert_true(allocations >= 3); /* the names, and more than one chunk */
+    for (int64_t k = 1; k <= allocations; k++) {
+        const int64_t live = r.live;
+        r.count = 0;
+        r.fail_at = k;
+        assert_int_equal(sat_model_save_onnx_buffer(m, NULL, &buf, &size), SAT_E_NOMEM);
+        assert_null(buf);
+        assert_non_null(strstr(sat_model_last_error(m), "out of memory"));
+        assert_int_equal(r.live, live);
+    }
+    r.fail_at = 0;
+    TU_CHECK(sat_model_save_onnx_buffer(m, NULL, &buf, &size));
+    tu_own_sat_mem(buf);
+    assert_int_equal(size, expected_size);
+    assert_memory_equal(buf, expected, size);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_op),
@@ -511,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_out_of_memory),
     };
     return tu_run_group("test_onnx_export", tests, sizeof tests / sizeof tests[0]);
 }
