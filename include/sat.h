@@ -1166,47 +1166,6 @@ SAT_API int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int6
                                     int64_t *batch_index);
 
 /* ------------------------------------------------------------------------- */
-/* ONNX export                                                                */
-/* ------------------------------------------------------------------------- */
-
-/* A model written as a standard ONNX graph (ModelProto, opset 13 or later) that PyTorch-,
- * ONNX Runtime- or TensorRT-based tools read: input "input" [batch, C, H, W] (pixels in
- * [0,1]; the model's normalisation is in the graph), output "logits" [batch, classes].
- * Batch norm is written for inference, with the running statistics; dropout as Identity;
- * every activation as standard ops (docs/onnx.md lists the ONNX form of each layer and
- * activation). Weights are stored as float initializers named after their layer
- * ("conv3.weight", "bn4.running_var", ...; a layer's `name=` label when it is one). */
-
-/** How sat_model_save_onnx() writes a model. */
-typedef struct sat_onnx_export_opts {
-    uint32_t struct_size; /**< sizeof(sat_onnx_export_opts), set by sat_onnx_export_opts_init() */
-    int32_t opset;        /**< ONNX opset the model declares: 13 (default) to 17. The ops written
-                               are the same for each (their definitions did not change); a
-                               value outside 13..17 gives SAT_E_UNSUPPORTED (< 1:
-                               SAT_E_INVALID_ARG) */
-    int32_t batch_dim;    /**< first dimension of the input and the logits: 0 (default) a
-                               symbolic dimension named "batch", > 0 that fixed size */
-} sat_onnx_export_opts;
-
-/** Fills `*opts` with the defaults (opset 13, symbolic batch dimension) and sets its
- *  struct_size; pass `sizeof *opts` as struct_size. */
-SAT_API int32_t sat_onnx_export_opts_init(sat_onnx_export_opts *opts, uint32_t struct_size);
-
-/** Writes the model to path as an ONNX file; opts may be NULL (the defaults). The file is
- *  written like sat_model_save()'s: to a temporary file in the same directory, flushed and
- *  renamed, so an existing file is replaced whole or kept. The model is only read (its
- *  error message buffer aside): several threads may export one model while no call
- *  changes it. Errors (message in sat_model_last_error(); for a NULL model in
- *  sat_last_error()): SAT_E_INVALID_ARG for a NULL or empty path or bad options,
- *  SAT_E_UNSUPPORTED for an opset outside 13..17 or a layer ONNX cannot express (the
- *  message names the layer), SAT_E_NOMEM, SAT_E_IO (the previous file is untouched). */
-SAT_API int32_t sat_model_save_onnx(const sat_model *model, const char *path, const sat_onnx_export_opts *opts);
-/** sat_model_save_onnx() into memory: *buf_out (freed with sat_free()) receives *size_out
- *  bytes of an ONNX file. On failure *buf_out and *size_out are left unchanged. */
-SAT_API int32_t sat_model_save_onnx_buffer(const sat_model *model, const sat_onnx_export_opts *opts,
-                                           void **buf_out, size_t *size_out);
-
-/* ------------------------------------------------------------------------- */
 /* Runtime control of an optimizer: learning rate, parameter groups, freezing */
 /* ------------------------------------------------------------------------- */
 
@@ -1269,6 +1228,101 @@ SAT_API int32_t sat_optimizer_checkpoint_save(const sat_optimizer *opt, const sa
  *  receives the stored meta. */
 SAT_API int32_t sat_optimizer_checkpoint_load(sat_optimizer *opt, const char *path,
                                               sat_model_meta *meta);
+
+/* ------------------------------------------------------------------------- */
+/* ONNX                                                                       */
+/* ------------------------------------------------------------------------- */
+
+/** Options of sat_model_load_onnx(); initialise with sat_onnx_import_opts_init(). */
+typedef struct sat_onnx_import_opts {
+    uint32_t struct_size;      /**< sizeof(sat_onnx_import_opts), set by sat_onnx_import_opts_init() */
+    /** An activation kind (SAT_ACT_*) that every activation of the graph of that kind is
+     *  replaced with on import (the paper's change: ReLU -> SiLU, keeping the weights);
+     *  -1 (default): none. */
+    int32_t replace_act_from;
+    int32_t replace_act_to;    /**< SAT_ACT_* put in its place; default SAT_ACT_SILU */
+    float replace_act_param;   /**< NaN (default): replace_act_to's default parameter */
+    int32_t max_batch;         /**< the model's max_batch (sat_model_opts); default 128 */
+} sat_onnx_import_opts;
+
+/** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
+ *  each field's comment names; bytes beyond the library's own struct become zero) and
+ *  sets its struct_size; pass `sizeof *opts`. SAT_E_INVALID_ARG for NULL or a struct_size
+ *  below 4. */
+SAT_API int32_t sat_onnx_import_opts_init(sat_onnx_import_opts *opts, uint32_t struct_size);
+
+/**
+ * Builds a model from an ONNX file (a ModelProto, as torch.onnx.export writes it): the
+ * graph becomes a spec (sat_model_spec() shows it), its initializers the parameter and
+ * batch-norm state blocks. The graph's one input, N x C x H x W (or N x F, N x C x L) with
+ * every size but the batch fixed, is the model's input; its one output, read as N x K
+ * (a 4-D output flattened in C, H, W order), the logits.
+ *
+ * Supported (docs/onnx.md lists the details): Conv (square kernels, equal strides and
+ * symmetric pads, groups, with or without bias), Gemm, MatMul (+ Add of a bias),
+ * BatchNormalization in inference, Relu, Softplus, Elu, Celu, Sigmoid, SiLU written as
+ * x * Sigmoid(x), GELU as exported (the Erf subgraph and the tanh form), MaxPool,
+ * AveragePool without padding, GlobalAveragePool, Add and Mul of two computed tensors,
+ * Flatten, Reshape to 2-D, Sub/Div/Mul/Add by per-channel constants at the input (the
+ * input normalisation, the model's `normalize`), Identity, Dropout in inference, Constant.
+ * The model's activation option is irrelevant: every activation line names its kind.
+ *
+ * opts may be NULL for defaults. Errors (*out stays NULL, message in sat_last_error()):
+ * SAT_E_INVALID_ARG (NULL ctx, path or out, an empty path, bad opts), SAT_E_IO (the file
+ * cannot be read), SAT_E_FORMAT (not an ONNX model, damaged or hostile data, a graph that
+ * breaks ONNX's rules or whose weights do not fit its own layers), SAT_E_UNSUPPORTED (an op,
+ * attribute or dynamic shape libsat does not support: the message names the node and its
+ * op type), SAT_E_NUMERIC (NaN or Inf in a weight), SAT_E_NOMEM. It never crashes on a
+ * hostile file: nesting, counts and sizes are bounded. Memory comes from ctx's allocator.
+ * Threads: as sat_model_create().
+ */
+SAT_API int32_t sat_model_load_onnx(sat_context *ctx, const char *path, const sat_onnx_import_opts *opts,
+                                    sat_model **out);
+/** sat_model_load_onnx() from `size` bytes at buf (borrowed during the call only), with
+ *  the same checks and errors; SAT_E_INVALID_ARG for a NULL buf. */
+SAT_API int32_t sat_model_load_onnx_buffer(sat_context *ctx, const void *buf, size_t size,
+                                           const sat_onnx_import_opts *opts, sat_model **out);
+
+/* ------------------------------------------------------------------------- */
+/* ONNX export                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* A model written as a standard ONNX graph (ModelProto, opset 13 or later) that PyTorch-,
+ * ONNX Runtime- or TensorRT-based tools read: input "input" [batch, C, H, W] (pixels in
+ * [0,1]; the model's normalisation is in the graph), output "logits" [batch, classes].
+ * Batch norm is written for inference, with the running statistics; dropout as Identity;
+ * every activation as standard ops (docs/onnx.md lists the ONNX form of each layer and
+ * activation). Weights are stored as float initializers named after their layer
+ * ("conv3.weight", "bn4.running_var", ...; a layer's `name=` label when it is one). */
+
+/** How sat_model_save_onnx() writes a model. */
+typedef struct sat_onnx_export_opts {
+    uint32_t struct_size; /**< sizeof(sat_onnx_export_opts), set by sat_onnx_export_opts_init() */
+    int32_t opset;        /**< ONNX opset the model declares: 13 (default) to 17. The ops written
+                               are the same for each (their definitions did not change); a
+                               value outside 13..17 gives SAT_E_UNSUPPORTED (< 1:
+                               SAT_E_INVALID_ARG) */
+    int32_t batch_dim;    /**< first dimension of the input and the logits: 0 (default) a
+                               symbolic dimension named "batch", > 0 that fixed size */
+} sat_onnx_export_opts;
+
+/** Fills `*opts` with the defaults (opset 13, symbolic batch dimension) and sets its
+ *  struct_size; pass `sizeof *opts` as struct_size. */
+SAT_API int32_t sat_onnx_export_opts_init(sat_onnx_export_opts *opts, uint32_t struct_size);
+
+/** Writes the model to path as an ONNX file; opts may be NULL (the defaults). The file is
+ *  written like sat_model_save()'s: to a temporary file in the same directory, flushed and
+ *  renamed, so an existing file is replaced whole or kept. The model is only read (its
+ *  error message buffer aside): several threads may export one model while no call
+ *  changes it. Errors (message in sat_model_last_error(); for a NULL model in
+ *  sat_last_error()): SAT_E_INVALID_ARG for a NULL or empty path or bad options,
+ *  SAT_E_UNSUPPORTED for an opset outside 13..17 or a layer ONNX cannot express (the
+ *  message names the layer), SAT_E_NOMEM, SAT_E_IO (the previous file is untouched). */
+SAT_API int32_t sat_model_save_onnx(const sat_model *model, const char *path, const sat_onnx_export_opts *opts);
+/** sat_model_save_onnx() into memory: *buf_out (freed with sat_free()) receives *size_out
+ *  bytes of an ONNX file. On failure *buf_out and *size_out are left unchanged. */
+SAT_API int32_t sat_model_save_onnx_buffer(const sat_model *model, const sat_onnx_export_opts *opts,
+                                           void **buf_out, size_t *size_out);
 
 /* ------------------------------------------------------------------------- */
 /* Destroying with a status                                                   */

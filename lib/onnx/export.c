@@ -41,12 +41,12 @@ static int64_t ir_version(int32_t opset) { return opset <= 14 ? 7 : 8; }
 /* A float tensor value [batch, dims...] of the graph's interface. */
 static Onnx__ValueInfoProto *interface(sat__onnx_out *o, const char *name, int32_t batch_dim, const int32_t *dims,
                                        size_t ndim) {
-    Onnx__ValueInfoProto *v = sat__onnx_alloc(o, sizeof *v);
-    Onnx__TypeProto *type = sat__onnx_alloc(o, sizeof *type);
-    Onnx__TypeProto__Tensor *tensor = sat__onnx_alloc(o, sizeof *tensor);
-    Onnx__TensorShapeProto *shape = sat__onnx_alloc(o, sizeof *shape);
-    Onnx__TensorShapeProto__Dimension **dim = sat__onnx_alloc(o, (ndim + 1) * sizeof *dim);
-    for (size_t d = 0; d <= ndim && !o->status; d++) dim[d] = sat__onnx_alloc(o, sizeof *dim[d]);
+    Onnx__ValueInfoProto *v = sat__onnx_out_alloc(o, sizeof *v);
+    Onnx__TypeProto *type = sat__onnx_out_alloc(o, sizeof *type);
+    Onnx__TypeProto__Tensor *tensor = sat__onnx_out_alloc(o, sizeof *tensor);
+    Onnx__TensorShapeProto *shape = sat__onnx_out_alloc(o, sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **dim = sat__onnx_out_alloc(o, (ndim + 1) * sizeof *dim);
+    for (size_t d = 0; d <= ndim && !o->status; d++) dim[d] = sat__onnx_out_alloc(o, sizeof *dim[d]);
     if (o->status) return NULL;
     const Onnx__ValueInfoProto vi = ONNX__VALUE_INFO_PROTO__INIT;
     const Onnx__TypeProto ti = ONNX__TYPE_PROTO__INIT;
@@ -91,10 +91,10 @@ static void add_interface(sat__onnx_out *o, int32_t batch_dim) {
         g->node[g->n_node - 1]->output[0] = "logits";
     } else {
         const char *in[1] = {o->tensor[last]};
-        sat__onnx_attr_int(o, sat__onnx_node(o, "Flatten", in, 1, "logits"), "axis", 1);
+        sat__onnx_out_attr_int(o, sat__onnx_out_node(o, "Flatten", in, 1, "logits"), "axis", 1);
     }
-    Onnx__ValueInfoProto **input = sat__onnx_alloc(o, sizeof *input);
-    Onnx__ValueInfoProto **output = sat__onnx_alloc(o, sizeof *output);
+    Onnx__ValueInfoProto **input = sat__onnx_out_alloc(o, sizeof *input);
+    Onnx__ValueInfoProto **output = sat__onnx_out_alloc(o, sizeof *output);
     if (o->status) return;
     input[0] = interface(o, "input", batch_dim, in_dims, 3);
     output[0] = interface(o, "logits", batch_dim, out_dims, 1);
@@ -114,7 +114,7 @@ static int32_t export_model(const sat_model *m, const sat_onnx_export_opts *user
     sat__onnx_out o;
     st = sat__onnx_out_begin(&o, m, err);
     if (st) return sat__fail(err, st, "%s: out of memory for the ONNX graph", fn);
-    for (int32_t i = 0; i < m->num_nodes && !st && !o.status; i++) st = sat__onnx_emit_layer(&o, i, fn);
+    for (int32_t i = 0; i < m->num_nodes && !st && !o.status; i++) st = sat__onnx_out_layer(&o, i, fn);
     if (!st) add_interface(&o, opts.batch_dim);
 
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;

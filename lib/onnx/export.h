@@ -24,11 +24,11 @@
 /* ONNX names longer than this are never made (layer names are at most SAT_NAME_MAX). */
 #define SAT__ONNX_NAME_MAX 96
 
-typedef struct sat__onnx_chunk sat__onnx_chunk;
+typedef struct sat__onnx_out_chunk sat__onnx_out_chunk;
 
 typedef struct sat__onnx_out {
     const sat_model *m;
-    sat__onnx_chunk *chunks; /* the arena */
+    sat__onnx_out_chunk *chunks; /* the arena */
     int32_t status;          /* SAT_OK, or the first failure (SAT_E_NOMEM): later calls do nothing */
     Onnx__GraphProto *graph;
     size_t node_cap, init_cap;
@@ -48,33 +48,33 @@ int32_t sat__onnx_out_begin(sat__onnx_out *o, const sat_model *m, char *err);
 /* Frees everything the export allocated. */
 void sat__onnx_out_end(sat__onnx_out *o);
 /* Zeroed arena memory; NULL (and o->status SAT_E_NOMEM) when out of memory. */
-void *sat__onnx_alloc(sat__onnx_out *o, size_t size);
+void *sat__onnx_out_alloc(sat__onnx_out *o, size_t size);
 /* "<prefix>.<suffix>" in the arena (suffix NULL: a copy of prefix). */
-const char *sat__onnx_name(sat__onnx_out *o, const char *prefix, const char *suffix);
+const char *sat__onnx_out_name(sat__onnx_out *o, const char *prefix, const char *suffix);
 
 /* Appends a node of op_type with inputs (count of them) and one output, named after its
  * output. NULL when out of memory. */
-Onnx__NodeProto *sat__onnx_node(sat__onnx_out *o, const char *op_type, const char *const *inputs, size_t count,
+Onnx__NodeProto *sat__onnx_out_node(sat__onnx_out *o, const char *op_type, const char *const *inputs, size_t count,
                                 const char *output);
-void sat__onnx_attr_int(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v);
-void sat__onnx_attr_float(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, float v);
+void sat__onnx_out_attr_int(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v);
+void sat__onnx_out_attr_float(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, float v);
 /* An attribute of two equal ints (kernel_shape, strides), or four (pads). */
-void sat__onnx_attr_ints(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v, size_t count);
+void sat__onnx_out_attr_ints(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v, size_t count);
 
 /* A float initializer of shape dims[ndim] holding data, which must stay valid until the
  * graph is packed (it is not copied). Returns its name. */
-const char *sat__onnx_floats(sat__onnx_out *o, const char *name, const int64_t *dims, size_t ndim,
+const char *sat__onnx_out_floats(sat__onnx_out *o, const char *name, const int64_t *dims, size_t ndim,
                              const float *data);
 /* A scalar float initializer shared by every node that uses the same name. */
-const char *sat__onnx_scalar(sat__onnx_out *o, const char *name, float v);
+const char *sat__onnx_out_scalar(sat__onnx_out *o, const char *name, float v);
 /* The int64 initializer [2, 3]: the axes that make [N, C] into [N, C, 1, 1]. */
-const char *sat__onnx_hw_axes(sat__onnx_out *o);
+const char *sat__onnx_out_hw_axes(sat__onnx_out *o);
 
 /* ---- export_layers.c: the ONNX form of each layer ---- */
 
 /* Emits layer i of o->m, reading the tensors of its producers and setting o->tensor[i]
  * and o->rank[i]. SAT_E_UNSUPPORTED naming the layer for what ONNX cannot express, with
  * the message prefixed by fn. */
-int32_t sat__onnx_emit_layer(sat__onnx_out *o, int32_t i, const char *fn);
+int32_t sat__onnx_out_layer(sat__onnx_out *o, int32_t i, const char *fn);
 
 #endif

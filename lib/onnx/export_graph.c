@@ -8,8 +8,8 @@
 #define CHUNK_SIZE ((size_t)64 << 10)
 #define ARENA_ALIGN 16
 
-struct sat__onnx_chunk {
-    sat__onnx_chunk *next;
+struct sat__onnx_out_chunk {
+    sat__onnx_out_chunk *next;
     size_t used, cap;
     _Alignas(ARENA_ALIGN) unsigned char data[];
 };
@@ -20,10 +20,10 @@ struct sat__onnx_chunk {
 #define INITS_PER_LAYER 8
 #define SHARED_INITS 16
 
-void *sat__onnx_alloc(sat__onnx_out *o, size_t size) {
+void *sat__onnx_out_alloc(sat__onnx_out *o, size_t size) {
     if (o->status) return NULL;
     size = (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    sat__onnx_chunk *c = o->chunks;
+    sat__onnx_out_chunk *c = o->chunks;
     if (!c || c->cap - c->used < size) {
         size_t cap = size > CHUNK_SIZE ? size : CHUNK_SIZE;
         c = sat__alloc(o->m->ctx, sizeof *c + cap);
@@ -42,10 +42,10 @@ void *sat__onnx_alloc(sat__onnx_out *o, size_t size) {
     return p;
 }
 
-const char *sat__onnx_name(sat__onnx_out *o, const char *prefix, const char *suffix) {
+const char *sat__onnx_out_name(sat__onnx_out *o, const char *prefix, const char *suffix) {
     char buf[SAT__ONNX_NAME_MAX];
     snprintf(buf, sizeof buf, suffix ? "%s.%s" : "%s", prefix, suffix);
-    char *s = sat__onnx_alloc(o, strlen(buf) + 1);
+    char *s = sat__onnx_out_alloc(o, strlen(buf) + 1);
     if (s) strcpy(s, buf);
     return s;
 }
@@ -80,8 +80,8 @@ static int32_t name_layers(sat__onnx_out *o) {
     for (int32_t i = 0; i < m->num_nodes; i++) generated_name(m, i, generated[i]);
     for (int32_t i = 0; i < m->num_nodes && !o->status; i++) {
         const char *label = m->nodes[i].name;
-        o->layer_name[i] = i == 0 ? "input"
-                                  : sat__onnx_name(o, label_usable(m, label, generated) ? label : generated[i], NULL);
+        const char *name = label_usable(m, label, generated) ? label : generated[i];
+        o->layer_name[i] = i == 0 ? "input" : sat__onnx_out_name(o, name, NULL);
     }
     sat__dealloc(m->ctx, generated);
     return o->status;
@@ -92,17 +92,17 @@ int32_t sat__onnx_out_begin(sat__onnx_out *o, const sat_model *m, char *err) {
     o->m = m;
     o->err = err;
     const size_t layers = (size_t)m->num_nodes;
-    o->graph = sat__onnx_alloc(o, sizeof *o->graph);
-    o->layer_name = sat__onnx_alloc(o, layers * sizeof *o->layer_name);
-    o->tensor = sat__onnx_alloc(o, layers * sizeof *o->tensor);
-    o->rank = sat__onnx_alloc(o, layers * sizeof *o->rank);
+    o->graph = sat__onnx_out_alloc(o, sizeof *o->graph);
+    o->layer_name = sat__onnx_out_alloc(o, layers * sizeof *o->layer_name);
+    o->tensor = sat__onnx_out_alloc(o, layers * sizeof *o->tensor);
+    o->rank = sat__onnx_out_alloc(o, layers * sizeof *o->rank);
     o->node_cap = NODES_PER_LAYER * layers;
     o->init_cap = INITS_PER_LAYER * layers + SHARED_INITS;
     Onnx__GraphProto init = ONNX__GRAPH_PROTO__INIT;
     if (o->graph) {
         *o->graph = init;
-        o->graph->node = sat__onnx_alloc(o, o->node_cap * sizeof *o->graph->node);
-        o->graph->initializer = sat__onnx_alloc(o, o->init_cap * sizeof *o->graph->initializer);
+        o->graph->node = sat__onnx_out_alloc(o, o->node_cap * sizeof *o->graph->node);
+        o->graph->initializer = sat__onnx_out_alloc(o, o->init_cap * sizeof *o->graph->initializer);
     }
     if (!o->status) name_layers(o);
     if (o->status) sat__onnx_out_end(o);
@@ -111,7 +111,7 @@ int32_t sat__onnx_out_begin(sat__onnx_out *o, const sat_model *m, char *err) {
 
 void sat__onnx_out_end(sat__onnx_out *o) {
     while (o->chunks) {
-        sat__onnx_chunk *next = o->chunks->next;
+        sat__onnx_out_chunk *next = o->chunks->next;
         sat__dealloc(o->m->ctx, o->chunks);
         o->chunks = next;
     }
@@ -119,11 +119,11 @@ void sat__onnx_out_end(sat__onnx_out *o) {
 
 /* ---- nodes and attributes ---- */
 
-Onnx__NodeProto *sat__onnx_node(sat__onnx_out *o, const char *op_type, const char *const *inputs, size_t count,
+Onnx__NodeProto *sat__onnx_out_node(sat__onnx_out *o, const char *op_type, const char *const *inputs, size_t count,
                                 const char *output) {
-    Onnx__NodeProto *nd = sat__onnx_alloc(o, sizeof *nd);
-    char **in = sat__onnx_alloc(o, count * sizeof *in);
-    char **out = sat__onnx_alloc(o, sizeof *out);
+    Onnx__NodeProto *nd = sat__onnx_out_alloc(o, sizeof *nd);
+    char **in = sat__onnx_out_alloc(o, count * sizeof *in);
+    char **out = sat__onnx_out_alloc(o, sizeof *out);
     if (o->status || !output) return NULL;
     for (size_t i = 0; i < count; i++) {
         if (!inputs[i]) return NULL; /* a name that could not be made */
@@ -149,8 +149,8 @@ Onnx__NodeProto *sat__onnx_node(sat__onnx_out *o, const char *op_type, const cha
 static Onnx__AttributeProto *attr(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name,
                                   Onnx__AttributeProto__AttributeType type) {
     if (!nd) return NULL;
-    Onnx__AttributeProto *a = sat__onnx_alloc(o, sizeof *a);
-    Onnx__AttributeProto **list = sat__onnx_alloc(o, (nd->n_attribute + 1) * sizeof *list);
+    Onnx__AttributeProto *a = sat__onnx_out_alloc(o, sizeof *a);
+    Onnx__AttributeProto **list = sat__onnx_out_alloc(o, (nd->n_attribute + 1) * sizeof *list);
     if (!a || !list) return NULL;
     Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
     *a = init;
@@ -163,23 +163,23 @@ static Onnx__AttributeProto *attr(sat__onnx_out *o, Onnx__NodeProto *nd, const c
     return a;
 }
 
-void sat__onnx_attr_int(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v) {
+void sat__onnx_out_attr_int(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v) {
     Onnx__AttributeProto *a = attr(o, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
     if (!a) return;
     a->has_i = 1;
     a->i = v;
 }
 
-void sat__onnx_attr_float(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, float v) {
+void sat__onnx_out_attr_float(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, float v) {
     Onnx__AttributeProto *a = attr(o, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
     if (!a) return;
     a->has_f = 1;
     a->f = v;
 }
 
-void sat__onnx_attr_ints(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v, size_t count) {
+void sat__onnx_out_attr_ints(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name, int64_t v, size_t count) {
     Onnx__AttributeProto *a = attr(o, nd, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
-    int64_t *ints = sat__onnx_alloc(o, count * sizeof *ints);
+    int64_t *ints = sat__onnx_out_alloc(o, count * sizeof *ints);
     if (!a || !ints) return;
     for (size_t i = 0; i < count; i++) ints[i] = v;
     a->n_ints = count;
@@ -190,8 +190,8 @@ void sat__onnx_attr_ints(sat__onnx_out *o, Onnx__NodeProto *nd, const char *name
 
 static Onnx__TensorProto *initializer(sat__onnx_out *o, const char *name, const int64_t *dims, size_t ndim,
                                       int32_t type) {
-    Onnx__TensorProto *t = sat__onnx_alloc(o, sizeof *t);
-    int64_t *d = sat__onnx_alloc(o, ndim * sizeof *d);
+    Onnx__TensorProto *t = sat__onnx_out_alloc(o, sizeof *t);
+    int64_t *d = sat__onnx_out_alloc(o, ndim * sizeof *d);
     if (o->status || !name) return NULL;
     if (o->graph->n_initializer == o->init_cap) {
         o->status = SAT_E_INTERNAL;
@@ -209,7 +209,7 @@ static Onnx__TensorProto *initializer(sat__onnx_out *o, const char *name, const 
     return t;
 }
 
-const char *sat__onnx_floats(sat__onnx_out *o, const char *name, const int64_t *dims, size_t ndim,
+const char *sat__onnx_out_floats(sat__onnx_out *o, const char *name, const int64_t *dims, size_t ndim,
                              const float *data) {
     Onnx__TensorProto *t = initializer(o, name, dims, ndim, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
     if (!t) return NULL;
@@ -227,23 +227,23 @@ static const Onnx__TensorProto *find_initializer(const sat__onnx_out *o, const c
     return NULL;
 }
 
-const char *sat__onnx_scalar(sat__onnx_out *o, const char *name, float v) {
+const char *sat__onnx_out_scalar(sat__onnx_out *o, const char *name, float v) {
     if (o->status) return NULL;
     const Onnx__TensorProto *t = find_initializer(o, name);
     if (t) return t->name;
-    float *value = sat__onnx_alloc(o, sizeof *value);
+    float *value = sat__onnx_out_alloc(o, sizeof *value);
     if (!value) return NULL;
     *value = v;
-    return sat__onnx_floats(o, sat__onnx_name(o, name, NULL), NULL, 0, value);
+    return sat__onnx_out_floats(o, sat__onnx_out_name(o, name, NULL), NULL, 0, value);
 }
 
-const char *sat__onnx_hw_axes(sat__onnx_out *o) {
+const char *sat__onnx_out_hw_axes(sat__onnx_out *o) {
     static const char name[] = "const.hw_axes";
     if (o->status) return NULL;
     const Onnx__TensorProto *t = find_initializer(o, name);
     if (t) return t->name;
     const int64_t dims[1] = {2};
-    int64_t *axes = sat__onnx_alloc(o, 2 * sizeof *axes);
+    int64_t *axes = sat__onnx_out_alloc(o, 2 * sizeof *axes);
     Onnx__TensorProto *made = initializer(o, name, dims, 1, ONNX__TENSOR_PROTO__DATA_TYPE__INT64);
     if (!made) return NULL;
     axes[0] = 2;

@@ -8,6 +8,7 @@
  * every refused call). The program prints the allocations swept per call and the number
  * of distinct allocation sites (call stacks three return addresses deep) they hit. */
 #include "testutil.h"
+#include "testutil_onnx.h"
 
 #include <execinfo.h>
 #include <math.h>
@@ -482,6 +483,39 @@ static int64_t sweep(const call *c) {
     }
 }
 
+/* ---- ONNX import: a small CNN (Conv, BatchNormalization, Relu, Flatten, Gemm) ---- */
+static void write_file(const char *path, const void *data, size_t size);
+static uint8_t *onnx_buf;
+static size_t onnx_size;
+static char onnx_path[64];
+
+static void prepare_onnx(void) {
+    if (onnx_buf) return;
+    const int64_t in[4] = {0, 1, 6, 6}, wd[4] = {3, 1, 3, 3}, cd[1] = {3}, fd[2] = {CLASSES, 108};
+    float w[CLASSES * 108] = {0}, ones[3] = {1, 1, 1};
+    tu_onnx *g = tu_onnx_new("x", 4, in);
+    tu_onnx_init(g, "w", 4, wd, w, 1);
+    tu_onnx_init(g, "gamma", 1, cd, ones, 0);
+    tu_onnx_init(g, "beta", 1, cd, w, 0);
+    tu_onnx_init(g, "mean", 1, cd, w, 0);
+    tu_onnx_init(g, "var", 1, cd, ones, 0);
+    tu_onnx_init(g, "fc", 2, fd, w, 1);
+    const int64_t pads[4] = {1, 1, 1, 1};
+    tu_onnx_attr_ints(tu_onnx_node(g, "Conv", "conv", "x,w", "c"), "pads", 4, pads);
+    tu_onnx_node(g, "BatchNormalization", "bn", "c,gamma,beta,mean,var", "b");
+    tu_onnx_node(g, "Relu", "relu", "b", "r");
+    tu_onnx_node(g, "Flatten", "flat", "r", "f");
+    tu_onnx_attr_int(tu_onnx_node(g, "Gemm", "gemm", "f,fc", "y"), "transB", 1);
+    tu_onnx_output(g, "y");
+    onnx_buf = tu_onnx_pack(g, &onnx_size);
+    snprintf(onnx_path, sizeof onnx_path, "%s/model.onnx", F.dir);
+    write_file(onnx_path, onnx_buf, onnx_size);
+}
+static int32_t run_load_onnx_buffer(void) {
+    return sat_model_load_onnx_buffer(F.ctx, onnx_buf, onnx_size, NULL, &made_model);
+}
+static int32_t run_load_onnx(void) { return sat_model_load_onnx(F.ctx, onnx_path, NULL, &made_model); }
+
 static const call CALLS[] = {
     {"sat_context_create (3 threads)", NULL, run_context_create, tls_msg, cleanup_made},
     {"sat_context_set_num_threads (2 -> 4)", NULL, run_set_threads, ctx_msg, undo_set_threads},
@@ -519,6 +553,8 @@ static const call CALLS[] = {
     {"sat_checkpoint_load", NULL, run_checkpoint_load, trainer_msg, NULL},
     {"sat_optimizer_checkpoint_save", NULL, run_optimizer_checkpoint_save, opt_msg, NULL},
     {"sat_optimizer_checkpoint_load", NULL, run_optimizer_checkpoint_load, opt_msg, NULL},
+    {"sat_model_load_onnx_buffer", prepare_onnx, run_load_onnx_buffer, tls_msg, cleanup_made},
+    {"sat_model_load_onnx", prepare_onnx, run_load_onnx, tls_msg, cleanup_made},
 };
 
 static const char *const TRAIN_NAMES[] = {"standard", "PGD", "Fast", "Free", "TRADES"};
@@ -625,6 +661,8 @@ static int teardown(void **st) {
     sat_free(F.model_buf);
     unlink(F.model_path), unlink(F.ckpt_path), unlink(F.images), unlink(F.labels_path), unlink(F.cifar_path);
     unlink(F.opt_ckpt_path), unlink(F.onnx_path);
+    if (onnx_buf) unlink(onnx_path);
+    onnx_buf = NULL;
     rmdir(F.dir);
     free(F.x), free(F.x_adv), free(F.x_dup), free(F.fa);
     return live == 0 ? 0 : -1; /* every block the library took through the hooks came back */

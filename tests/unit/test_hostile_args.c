@@ -7,6 +7,7 @@
  * table it checked (docs/testing.md, "Hostile arguments"). NULL handles and buffers are
  * test_null_args.c's. */
 #include "testutil.h"
+#include "testutil_onnx.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -580,6 +581,37 @@ static int32_t s_progress_ok(void) {
     return sat_context_set_progress(H.ctx, NULL, NULL);
 }
 
+/* ---- ONNX import: sizes and options ---- */
+static int32_t onnx_with(const sat_onnx_import_opts *o, size_t size_override) {
+    const int64_t dims[2] = {0, 4};
+    tu_onnx *g = tu_onnx_new("x", 2, dims);
+    tu_onnx_node(g, "Relu", "r", "x", "y");
+    tu_onnx_output(g, "y");
+    size_t size = 0;
+    uint8_t *buf = tu_onnx_pack(g, &size);
+    sat_model *m = NULL;
+    int32_t st = sat_model_load_onnx_buffer(H.ctx, buf, size_override ? size_override : size, o, &m);
+    sat_model_destroy(m);
+    return st;
+}
+static int32_t onnx_opts_with(int32_t max_batch, int32_t to, float param) {
+    sat_onnx_import_opts o;
+    sat_onnx_import_opts_init(&o, sizeof o);
+    o.max_batch = max_batch;
+    o.replace_act_from = SAT_ACT_RELU;
+    o.replace_act_to = to;
+    o.replace_act_param = param;
+    return onnx_with(&o, 0);
+}
+static int32_t s_onnx_ok(void) { return onnx_opts_with(4, SAT_ACT_SILU, NAN); }
+static int32_t s_onnx_batch_0(void) { return onnx_opts_with(0, SAT_ACT_SILU, NAN); }
+static int32_t s_onnx_batch_huge(void) { return onnx_opts_with(INT32_MAX, SAT_ACT_SILU, NAN); }
+static int32_t s_onnx_act_neg(void) { return onnx_opts_with(4, -5, NAN); }
+static int32_t s_onnx_param_inf(void) { return onnx_opts_with(4, SAT_ACT_SILU, INFINITY); }
+static int32_t s_onnx_param_neg(void) { return onnx_opts_with(4, SAT_ACT_SILU, -1.0f); }
+static int32_t s_onnx_size_huge(void) { return onnx_with(NULL, (size_t)1 << 40); }
+static int32_t s_onnx_size_1(void) { return onnx_with(NULL, 1); }
+
 typedef struct scalar_row {
     const char *name;
     int32_t (*run)(void);
@@ -632,6 +664,14 @@ static const scalar_row SCALARS[] = {
     {"sat_model_save_onnx_buffer, opset INT32_MAX", s_onnx_opset_max, SAT_E_UNSUPPORTED},
     {"sat_model_save_onnx_buffer, batch_dim -1", s_onnx_batch_neg, SAT_E_INVALID_ARG},
     {"sat_model_save_onnx_buffer, batch_dim INT32_MAX (allowed)", s_onnx_batch_max, SAT_OK},
+    {"sat_model_load_onnx_buffer, ReLU -> SiLU (allowed)", s_onnx_ok, SAT_OK},
+    {"sat_model_load_onnx_buffer, max_batch 0", s_onnx_batch_0, SAT_E_INVALID_ARG},
+    {"sat_model_load_onnx_buffer, max_batch 2^31-1", s_onnx_batch_huge, SAT_E_INVALID_ARG},
+    {"sat_model_load_onnx_buffer, replace_act_to -5", s_onnx_act_neg, SAT_E_INVALID_ARG},
+    {"sat_model_load_onnx_buffer, replace_act_param Inf", s_onnx_param_inf, SAT_E_INVALID_ARG},
+    {"sat_model_load_onnx_buffer, replace_act_param -1", s_onnx_param_neg, SAT_E_INVALID_ARG},
+    {"sat_model_load_onnx_buffer, size 2^40", s_onnx_size_huge, SAT_E_FORMAT},
+    {"sat_model_load_onnx_buffer, size 1 (cut)", s_onnx_size_1, SAT_E_FORMAT},
 };
 
 static void test_scalars(void **st) {
