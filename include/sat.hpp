@@ -248,6 +248,15 @@ inline sat_model_opts model_opts(int32_t activation = SAT_ACT_SILU) {
     o.activation = activation;
     return o;
 }
+/** sat_onnx_import_opts with the library's defaults; replace_from / replace_to (SAT_ACT_*,
+ *  -1: none) swap one activation kind for another on import, keeping the weights. */
+inline sat_onnx_import_opts onnx_import_opts(int32_t replace_from = -1, int32_t replace_to = SAT_ACT_SILU) {
+    sat_onnx_import_opts o{};
+    detail::check_tls(sat_onnx_import_opts_init(&o, sizeof o));
+    o.replace_act_from = replace_from;
+    o.replace_act_to = replace_to;
+    return o;
+}
 /** sat_attack_opts with the library's defaults and the given radius, steps and method
  *  (SAT_ATTACK_*). */
 inline sat_attack_opts attack_opts(float eps, int32_t steps = 10, int32_t method = SAT_ATTACK_PGD) {
@@ -490,6 +499,21 @@ public:
                              sat_model_meta *meta = nullptr) {
         sat_model *m = nullptr;
         detail::check_tls(sat_model_load_buffer(ctx.get(), data.data(), data.size(), meta, &m));
+        return Model(ctx, m);
+    }
+    /** Builds a model from an ONNX file (sat_model_load_onnx()); opts may be null for the
+     *  defaults (onnx_import_opts()). An op libsat lacks throws sat::Error with
+     *  SAT_E_UNSUPPORTED and the node's name and op type in what(). */
+    static Model load_onnx(Context &ctx, const std::string &path, const sat_onnx_import_opts *opts = nullptr) {
+        sat_model *m = nullptr;
+        detail::check_tls(sat_model_load_onnx(ctx.get(), path.c_str(), opts, &m));
+        return Model(ctx, m);
+    }
+    /** Builds a model from the bytes of an ONNX file (sat_model_load_onnx_buffer()). */
+    static Model load_onnx_buffer(Context &ctx, span<const unsigned char> data,
+                                  const sat_onnx_import_opts *opts = nullptr) {
+        sat_model *m = nullptr;
+        detail::check_tls(sat_model_load_onnx_buffer(ctx.get(), data.data(), data.size(), opts, &m));
         return Model(ctx, m);
     }
 

@@ -36,6 +36,7 @@ typedef struct cli_config {
     /* model */
     const char *preset;    /* used when spec_file is NULL */
     const char *spec_file;
+    const char *init_onnx; /* train: start from this ONNX model, its ReLUs made `act` */
     int32_t act;           /* SAT_ACT_* */
     float act_param;       /* NaN: default */
     /* the paper's ablation: the derivative of the backward pass (SAT_ACT_SAME: the
@@ -80,6 +81,7 @@ typedef struct cli_config {
 
     /* evaluation */
     const char *model_file;
+    const char *onnx_file; /* eval: an ONNX model instead of a model file */
     int32_t num_pgd;
     int32_t pgd_steps[SAT_EVAL_MAX_STEPS];
     int32_t restarts;

@@ -73,10 +73,14 @@ int cli_cmd_eval(const cli_config *cfg_in) {
 
     sat_model_meta meta;
     sat_model_meta_init(&meta, sizeof meta);
-    int32_t st = sat_model_load(ctx, cfg.model_file, &meta, &model);
+    /* An ONNX model carries no meta: the attack's defaults below apply. */
+    int32_t st = cfg.onnx_file ? sat_model_load_onnx(ctx, cfg.onnx_file, NULL, &model)
+                               : sat_model_load(ctx, cfg.model_file, &meta, &model);
+    if (cfg.onnx_file) cfg.model_file = cfg.onnx_file;
     if (st) {
         char what[1100];
-        snprintf(what, sizeof what, "cannot load model file '%s'", cfg.model_file);
+        snprintf(what, sizeof what, "cannot load %s '%s'", cfg.onnx_file ? "the ONNX model" : "model file",
+                 cfg.model_file);
         rc = cli_fail(st, what, sat_last_error());
         /* A model file that cannot be opened or read is bad input, whatever the status. */
         if (rc == CLI_EXIT_USAGE) rc = CLI_EXIT_DATA;
@@ -103,14 +107,15 @@ int cli_cmd_eval(const cli_config *cfg_in) {
     sat_model_opts mo;
     sat_model_opts_init(&mo, sizeof mo);
     sat_model_get_opts(model, &mo);
-    const char *act = sat_activation_name(mo.activation);
+    const char *act = cfg.onnx_file ? "as in the graph" : sat_activation_name(mo.activation);
     const int64_t n = sat_dataset_size(test);
     if (!cfg.quiet) {
         printf("model         %s: activation %s, %lld parameters\n", cfg.model_file,
                act ? act : "?", (long long)sat_model_param_count(model));
-        printf("trained with  %s, %s eps %.4g, %d steps, %d epochs\n", method_name(meta.method),
-               meta.norm == SAT_NORM_L2 ? "L2" : "Linf", (double)meta.eps, (int)meta.steps,
-               (int)meta.epochs);
+        if (!cfg.onnx_file) /* an ONNX file does not say how its model was trained */
+            printf("trained with  %s, %s eps %.4g, %d steps, %d epochs\n", method_name(meta.method),
+                   meta.norm == SAT_NORM_L2 ? "L2" : "Linf", (double)meta.eps, (int)meta.steps,
+                   (int)meta.epochs);
         printf("evaluated on  %lld test examples from %s\n", (long long)n, cfg.data_dir);
         printf("threat model  %s eps %.4g, %d restart%s, step %s\n",
                cfg.norm == SAT_NORM_L2 ? "L2" : "Linf", (double)eps, (int)cfg.restarts,

@@ -71,6 +71,11 @@ static const char *const help_main[] = {
     "                      normalisation (mean/std) is computed from the training data\n"  \
     "  --spec FILE         a model spec file instead of a preset (see include/sat.h)\n"
 
+#define HELP_INIT_ONNX                                                                     \
+    "  --init-onnx FILE    fine-tune an ONNX model (torch.onnx.export's output) instead of\n" \
+    "                      a preset: its ReLUs become --act (relu keeps them), its weights\n" \
+    "                      and input normalisation stay (docs/onnx.md)\n"
+
 #define HELP_ACT                                                                           \
     "  --act NAME          relu, silu (default), softplus, psoftplus, gelu, gelu-tanh,\n"  \
     "                      elu, celu, smoothrelu\n"                                        \
@@ -122,7 +127,7 @@ static const char *const help_train[] = {
     "overfitting late in training does not cost the result. With --method fast or free,\n"
     "catastrophic overfitting (PGD accuracy collapsing to below 30%% of its best while FGSM\n"
     "accuracy stays high) is detected, reported and ends the run.\n"
-    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_ACT HELP_BACKWARD "\n", HELP_RECIPE
+    "\n", HELP_DATA HELP_TRAIN_DATA "\n" HELP_MODEL HELP_INIT_ONNX HELP_ACT HELP_BACKWARD "\n", HELP_RECIPE
     "\n",
     "Output:\n"
     "  --out FILE          model file for the best model (default model.sat); written\n"
@@ -147,13 +152,14 @@ static const char *const help_train[] = {
     "          --augment crop,flip --eps 0.0314 --steps 7 --out cifar.sat\n", NULL};
 
 static const char *const help_eval[] = {
-    "Usage: sat-cli eval --model-file FILE [OPTIONS]\n"
+    "Usage: sat-cli eval (--model-file FILE | --onnx FILE) [OPTIONS]\n"
     "\n"
     "Measures clean accuracy, FGSM accuracy and robust accuracy under PGD-k for each k of\n"
     "--pgd-steps on the test split, and explains the gradient-masking checks: robust\n"
     "accuracy must stop falling as k grows, and FGSM must not beat multi-step PGD.\n"
     "\n"
-    "  --model-file FILE   the model file to evaluate (required)\n"
+    "  --model-file FILE   the model file to evaluate\n"
+    "  --onnx FILE         or an ONNX model (torch.onnx.export's output, docs/onnx.md)\n"
     "\n", HELP_DATA
     "\n",
     "Attack:\n"
@@ -176,7 +182,8 @@ static const char *const help_eval[] = {
     "Examples:\n"
     "  sat-cli eval --model-file quick.sat\n"
     "  sat-cli eval --model-file quick.sat --pgd-steps 10,50,100 --restarts 3 --apgd\n"
-    "  sat-cli eval --model-file quick.sat --test-limit 1000 --autoattack\n", NULL};
+    "  sat-cli eval --model-file quick.sat --test-limit 1000 --autoattack\n"
+    "  sat-cli eval --onnx resnet20.onnx --data cifar-10-batches-bin --format cifar10\n", NULL};
 
 static const char *const help_compare[] = {
     "Usage: sat-cli compare [OPTIONS]\n"
@@ -260,7 +267,7 @@ enum opt_id {
     O_MODEL, O_SPEC, O_ACT, O_ACT_PARAM, O_METHOD, O_NORM, O_EPS, O_STEPS, O_STEP_SIZE,
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
-    O_MODEL_FILE, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
+    O_MODEL_FILE, O_ONNX, O_INIT_ONNX, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
     O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS
 };
 
@@ -306,6 +313,8 @@ static const opt_def opts[] = {
     {"log", O_LOG, 1, CMD_TRAIN | CMD_EVAL},
     {"quiet", O_QUIET, 0, CMD_ALL},
     {"model-file", O_MODEL_FILE, 1, CMD_EVAL},
+    {"onnx", O_ONNX, 1, CMD_EVAL},
+    {"init-onnx", O_INIT_ONNX, 1, CMD_TRAIN},
     {"pgd-steps", O_PGD_STEPS, 1, CMD_EVAL | CMD_COMPARE},
     {"restarts", O_RESTARTS, 1, CMD_EVAL | CMD_COMPARE},
     {"apgd", O_APGD, 0, CMD_EVAL | CMD_COMPARE},
@@ -591,6 +600,8 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_LOG: c->log = arg; return 0;
     case O_QUIET: c->quiet = 1; return 0;
     case O_MODEL_FILE: c->model_file = arg; return 0;
+    case O_ONNX: c->onnx_file = arg; return 0;
+    case O_INIT_ONNX: c->init_onnx = arg; return 0;
     case O_PGD_STEPS:
         return parse_list(name, arg, SAT_EVAL_MAX_STEPS, &c->num_pgd, c, steps_item);
     case O_RESTARTS: return parse_i32(name, arg, 1, 1000, &c->restarts);
@@ -655,8 +666,10 @@ static int parse(int argc, char **argv, int first, unsigned cmd, cli_config *c) 
 }
 
 static int check(cli_config *c, unsigned cmd) {
-    if (cmd == CMD_EVAL && !c->model_file)
-        return usage_error("--model-file FILE is required%s%s", "", "");
+    if (cmd == CMD_EVAL && !c->model_file == !c->onnx_file)
+        return usage_error("one of --model-file FILE and --onnx FILE is required%s%s", "", "");
+    if (c->init_onnx && c->spec_file)
+        return usage_error("--init-onnx and --spec both give the model: choose one%s%s", "", "");
     if (c->resume && !c->checkpoint)
         return usage_error("--resume needs --checkpoint FILE%s%s", "", "");
     if (!isnan(c->eps) && c->eps > 1.0f && c->norm != SAT_NORM_L2)

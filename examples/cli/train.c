@@ -213,11 +213,47 @@ static char *read_text_file(const char *path) {
     return s;
 }
 
+/* The data's shape against the model's: a mismatch is the user's data or model. */
+static int check_shape(sat_model **model, int32_t c, int32_t h, int32_t w, int32_t classes) {
+    int32_t mc, mh, mw, mk;
+    sat_model_shape(*model, &mc, &mh, &mw, &mk);
+    if (mc != c || mh != h || mw != w || mk < classes) {
+        fprintf(stderr, "%s: the model takes %dx%dx%d inputs and %d classes, the data has "
+                        "%dx%dx%d images and %d classes\n",
+                cli_prog, mc, mh, mw, mk, c, h, w, classes);
+        sat_model_destroy(*model);
+        *model = NULL;
+        return CLI_EXIT_DATA;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* --init-onnx: the ONNX model with its ReLUs replaced by act (the paper's change before
+ * fine-tuning), its weights and input normalisation kept. */
+static int import_onnx(const cli_config *cfg, sat_context *ctx, int32_t act, int64_t max_batch, int32_t c,
+                       int32_t h, int32_t w, int32_t classes, sat_model **out) {
+    sat_onnx_import_opts o;
+    sat_onnx_import_opts_init(&o, sizeof o);
+    o.replace_act_from = act == SAT_ACT_RELU ? -1 : SAT_ACT_RELU;
+    o.replace_act_to = act;
+    o.replace_act_param = cfg->act_param;
+    o.max_batch = (int32_t)max_batch;
+    int32_t st = sat_model_load_onnx(ctx, cfg->init_onnx, &o, out);
+    if (st) {
+        char what[1100];
+        snprintf(what, sizeof what, "cannot import the ONNX model '%s'", cfg->init_onnx);
+        fprintf(stderr, "%s: %s: %s\n", cli_prog, what, sat_last_error());
+        return st == SAT_E_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_DATA;
+    }
+    return check_shape(out, c, h, w, classes);
+}
+
 /* The model for cfg with activation act, normalised with the training data's statistics. */
 static int build_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train, int32_t act,
                        int64_t max_batch, sat_model **out) {
     int32_t c, h, w, classes;
     sat_dataset_shape(train, &c, &h, &w, &classes);
+    if (cfg->init_onnx) return import_onnx(cfg, ctx, act, max_batch, c, h, w, classes, out);
     char *spec = NULL;
     int from_lib = 0;
     if (cfg->spec_file) {
@@ -250,17 +286,7 @@ static int build_model(const cli_config *cfg, sat_context *ctx, sat_dataset *tra
         }
         return cli_fail(st, "cannot create the model", sat_last_error());
     }
-    int32_t mc, mh, mw, mk;
-    sat_model_shape(*out, &mc, &mh, &mw, &mk);
-    if (mc != c || mh != h || mw != w || mk < classes) {
-        fprintf(stderr, "%s: the model takes %dx%dx%d inputs and %d classes, the data has "
-                        "%dx%dx%d images and %d classes\n",
-                cli_prog, mc, mh, mw, mk, c, h, w, classes);
-        sat_model_destroy(*out);
-        *out = NULL;
-        return CLI_EXIT_DATA;
-    }
-    return CLI_EXIT_OK;
+    return check_shape(out, c, h, w, classes);
 }
 
 /* The paper's ablation: cfg's backward derivatives (own: 1) or the forward function's own

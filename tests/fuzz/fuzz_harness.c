@@ -333,9 +333,32 @@ int sat_fuzz_dataset(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- (d) ONNX import ---- */
+
+int sat_fuzz_onnx(const uint8_t *data, size_t size) {
+    if (size > SAT_FUZZ_MAX_INPUT) size = SAT_FUZZ_MAX_INPUT;
+    sat_onnx_import_opts o;
+    sat_onnx_import_opts_init(&o, sizeof o);
+    o.max_batch = 2;
+    /* Half the runs swap ReLU for another kind, so the swap's paths are fuzzed too. */
+    if (size % 2) o.replace_act_from = SAT_ACT_RELU, o.replace_act_to = (int32_t)(size / 2 % SAT_ACT_COUNT);
+    sat_model *m = NULL;
+    int32_t st = sat_model_load_onnx_buffer(fuzz_context(), data, size, &o, &m);
+    check_status("sat_model_load_onnx_buffer", st, sat_last_error());
+    if (st == SAT_OK) {
+        if (!m) sat_fuzz_violation("sat_model_load_onnx_buffer: SAT_OK without a model", st, "");
+        exercise(m);
+        sat_model_destroy(m);
+    } else if (m) {
+        sat_fuzz_violation("sat_model_load_onnx_buffer: failed but set *out", st, sat_last_error());
+    }
+    return 0;
+}
+
 sat_fuzz_target sat_fuzz_find_target(const char *name) {
     if (strcmp(name, "model_load") == 0) return sat_fuzz_model_load;
     if (strcmp(name, "model_spec") == 0) return sat_fuzz_model_spec;
     if (strcmp(name, "dataset") == 0) return sat_fuzz_dataset;
+    if (strcmp(name, "onnx") == 0) return sat_fuzz_onnx;
     return NULL;
 }

@@ -29,12 +29,16 @@ int sat_fuzz_model_spec(const uint8_t *data, size_t size);
  *     those, so damaged gzip data is fuzzed too. */
 int sat_fuzz_dataset(const uint8_t *data, size_t size);
 
+/* (d) sat_model_load_onnx_buffer on the bytes (max_batch 2; odd-sized inputs also swap
+ *     ReLU for another activation); a model that imports is run once as in (b). */
+int sat_fuzz_onnx(const uint8_t *data, size_t size);
+
 /* Recomputes the total-size field (offset 8) and the trailing CRC32 of a libsat file image
  * of `size` >= 20 bytes, in place. */
 void sat_fuzz_fix_frame(uint8_t *data, size_t size);
 
 typedef int (*sat_fuzz_target)(const uint8_t *data, size_t size);
-/* The target called `name` ("model_load", "model_spec", "dataset"), or NULL. */
+/* The target called `name` ("model_load", "model_spec", "dataset", "onnx"), or NULL. */
 sat_fuzz_target sat_fuzz_find_target(const char *name);
 
 /* Prints what broke the contract and aborts (tests only: the library never aborts). */

@@ -327,6 +327,7 @@ TRAINER_ENUMS = {"method": (TRAIN_METHODS, "training method"), "norm": (NORMS, "
 EVAL_ENUMS = {"norm": (NORMS, "norm")}
 AUTOATTACK_ENUMS = {"version": (AA_VERSIONS, "AutoAttack version"), "norm": (NORMS, "norm")}
 META_ENUMS = {"norm": (NORMS, "norm"), "method": (TRAIN_METHODS, "training method")}
+ONNX_ENUMS = {"replace_act_from": _ACT, "replace_act_to": _ACT}
 
 
 def _meta(lib: Library, meta: Optional[Union[Mapping[str, Any], _ffi.ModelMeta]]
@@ -931,6 +932,31 @@ class Model(_Classifier):
                                             ctypes.byref(h)))
         m = cls._wrap(ctx, h.value)
         return (m, _struct_dict(meta)) if with_meta else m
+
+    @classmethod
+    def load_onnx(cls, ctx: Context, path: PathLike, **opts: Any) -> Model:
+        """A model from an ONNX file (torch.onnx.export's output): the graph becomes a spec,
+        its initializers the parameters and batch-norm statistics. Options (keywords):
+        replace_act_from, replace_act_to ('relu' -> 'silu': the paper's change, keeping the
+        weights), replace_act_param, max_batch. An op libsat lacks raises Error with status
+        'unsupported' naming the node."""
+        lib = ctx._lib
+        o = _opts(lib, _ffi.OnnxImportOpts, "onnx_import_opts_init", opts, ONNX_ENUMS)
+        h = ctypes.c_void_p()
+        lib.check(lib.raw.model_load_onnx(ctx.handle, os.fsencode(path), ctypes.byref(o),
+                                          ctypes.byref(h)))
+        return cls._wrap(ctx, h.value)
+
+    @classmethod
+    def load_onnx_buffer(cls, ctx: Context, data: bytes, **opts: Any) -> Model:
+        """load_onnx() from the bytes of an ONNX model (onnx.ModelProto.SerializeToString())."""
+        lib = ctx._lib
+        data = bytes(data)
+        o = _opts(lib, _ffi.OnnxImportOpts, "onnx_import_opts_init", opts, ONNX_ENUMS)
+        h = ctypes.c_void_p()
+        lib.check(lib.raw.model_load_onnx_buffer(ctx.handle, data, len(data), ctypes.byref(o),
+                                                 ctypes.byref(h)))
+        return cls._wrap(ctx, h.value)
 
 
 

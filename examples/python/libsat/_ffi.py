@@ -166,6 +166,12 @@ class ModelMeta(ctypes.Structure):
                 ("clean_accuracy", c_float), ("robust_accuracy", c_float)]
 
 
+class OnnxImportOpts(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("replace_act_from", c_int32),
+                ("replace_act_to", c_int32), ("replace_act_param", c_float),
+                ("max_batch", c_int32)]
+
+
 # Every struct of sat.h and its mirror (tests/python/test_layout.py compares them with C).
 STRUCTS = {
     "sat_context_opts": ContextOpts,
@@ -184,6 +190,7 @@ STRUCTS = {
     "sat_model_meta": ModelMeta,
     "sat_tensor_info": TensorInfo,
     "sat_layer_info": LayerInfo,
+    "sat_onnx_import_opts": OnnxImportOpts,
 }
 
 PF = P(c_float)
@@ -313,6 +320,9 @@ PROTOTYPES = {
     "sat_model_load": (c_int32, [H, c_char_p, P(ModelMeta), P(H)]),
     "sat_model_save_buffer": (c_int32, [H, P(ModelMeta), P(c_void_p), P(c_size_t)]),
     "sat_model_load_buffer": (c_int32, [H, c_void_p, c_size_t, P(ModelMeta), P(H)]),
+    "sat_onnx_import_opts_init": (c_int32, [P(OnnxImportOpts), c_uint32]),
+    "sat_model_load_onnx": (c_int32, [H, c_char_p, P(OnnxImportOpts), P(H)]),
+    "sat_model_load_onnx_buffer": (c_int32, [H, c_void_p, c_size_t, P(OnnxImportOpts), P(H)]),
     "sat_checkpoint_save": (c_int32, [H, P(ModelMeta), c_int64, c_int64, c_char_p]),
     "sat_checkpoint_load": (c_int32, [H, c_char_p, PI64, PI64]),
     "sat_optimizer_checkpoint_save": (c_int32, [H, P(ModelMeta), c_char_p]),

@@ -46,6 +46,8 @@ rust_layout! {
                             attacks, accuracy_after, flags, reserved0, square_only }
     sat_callback_model_opts { struct_size, channels, height, width, num_classes, max_batch,
                               reserved0, logits_fn, input_grad_fn, user }
+    sat_onnx_import_opts { struct_size, replace_act_from, replace_act_to, replace_act_param,
+                           max_batch }
     sat_model_meta { struct_size, norm, eps, method, steps, epochs, clean_accuracy,
                      robust_accuracy }
     sat_tensor_info { role, ndim, offset, count, shape }

@@ -261,6 +261,10 @@ opts_type!(
     /// `sat_model_meta`: what a model was trained for and how, stored in model files.
     ModelMeta, sys::sat_model_meta, sys::sat_model_meta_init);
 opts_type!(
+    /// `sat_onnx_import_opts`: an activation kind swapped for another on import, max batch
+    /// ([`Model::load_onnx`]).
+    OnnxImportOpts, sys::sat_onnx_import_opts, sys::sat_onnx_import_opts_init);
+opts_type!(
     /// `sat_autoattack_opts`: version of the sequence, norm, eps and seed of
     /// [`Model::autoattack`].
     AutoAttackOpts, sys::sat_autoattack_opts, sys::sat_autoattack_opts_init);
@@ -398,6 +402,17 @@ impl ExecOpts {
     pub fn max_batch(mut self, max_batch: i64) -> Self {
         self.0.max_batch = max_batch;
         self
+    }
+}
+
+impl OnnxImportOpts {
+    /// Defaults with every activation of kind `from` replaced by `to` (names: "relu",
+    /// "silu", ...), keeping the weights: the paper's change applied on import.
+    pub fn replacing(from: &str, to: &str) -> Result<Self> {
+        let mut o = Self::new()?;
+        o.replace_act_from = activation_from_name(from)?;
+        o.replace_act_to = activation_from_name(to)?;
+        Ok(o)
     }
 }
 
@@ -1098,6 +1113,28 @@ impl<'ctx> Model<'ctx> {
     /// Damaged or foreign bytes give an [`ErrorKind::Format`] (or `Version`) error.
     pub fn load_buffer(ctx: &'ctx Context, bytes: &[u8]) -> Result<Self> {
         Ok(Self::load_buffer_with_meta(ctx, bytes)?.0)
+    }
+
+    /// Builds a model from an ONNX file (what `torch.onnx.export` writes): the graph becomes
+    /// a spec, its initializers the parameters and batch-norm statistics. An op libsat lacks
+    /// gives an [`ErrorKind::Unsupported`] error naming the node; a damaged file a `Format` one.
+    pub fn load_onnx(ctx: &'ctx Context, path: impl AsRef<Path>, opts: Option<&OnnxImportOpts>) -> Result<Self> {
+        let p = c_path(path.as_ref())?;
+        let o = opts.map_or(ptr::null(), |o| &o.0 as *const _);
+        let mut raw = ptr::null_mut();
+        check_create(unsafe { sys::sat_model_load_onnx(ctx.raw, p.as_ptr(), o, &mut raw) },
+                     || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Self::from_raw(raw)
+    }
+
+    /// [`Model::load_onnx`] from the bytes of an ONNX file.
+    pub fn load_onnx_buffer(ctx: &'ctx Context, bytes: &[u8], opts: Option<&OnnxImportOpts>) -> Result<Self> {
+        let o = opts.map_or(ptr::null(), |o| &o.0 as *const _);
+        let mut raw = ptr::null_mut();
+        check_create(unsafe {
+            sys::sat_model_load_onnx_buffer(ctx.raw, bytes.as_ptr().cast(), bytes.len(), o, &mut raw)
+        }, || unsafe { sys::sat_context_last_error(ctx.raw) })?;
+        Self::from_raw(raw)
     }
 
     pub fn load_buffer_with_meta(ctx: &'ctx Context, bytes: &[u8]) -> Result<(Self, ModelMeta)> {
