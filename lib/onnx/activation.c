@@ -26,7 +26,8 @@ static double candidate(int32_t kind, double x) {
     switch (kind) {
     case SAT_ACT_SILU: return x * sigmoid(x);
     case SAT_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    case SAT_ACT_GELU_TANH: return 0.5 * x * (1.0 + tanh(0.7978845608028654 /* sqrt(2 / pi) */ * (x + 0.044715 * x * x * x)));
+    case SAT_ACT_GELU_TANH: /* 0.79788... = sqrt(2 / pi) */
+        return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
     default: return sigmoid(x);
     }
 }

@@ -35,7 +35,7 @@ static int32_t check_attrs(const tr *t, int32_t i, const char *const *known) {
         const char *name = SAT__S(nd->attribute[k]->name);
         int ok = 0;
         for (const char *const *p = known; *p && !ok; p++) ok = strcmp(*p, name) == 0;
-        if (!ok) return sat__onnx_unsupported(t, i, "attribute '%s' is not supported", name);
+        if (!ok) return UNSUPPORTED(i, "attribute '%s' is not supported", name);
     }
     return SAT_OK;
 }
@@ -44,7 +44,7 @@ static int32_t attr_int(const tr *t, int32_t i, const char *name, int64_t def, i
     const Onnx__AttributeProto *a = attr(node_at(t, i), name);
     *out = def;
     if (!a) return SAT_OK;
-    if (!a->has_i) return sat__onnx_malformed(t, i, "attribute '%s' is not an integer", name);
+    if (!a->has_i) return MALFORMED(i, "attribute '%s' is not an integer", name);
     *out = a->i;
     return SAT_OK;
 }
@@ -53,7 +53,7 @@ static int32_t attr_float(const tr *t, int32_t i, const char *name, float def, f
     const Onnx__AttributeProto *a = attr(node_at(t, i), name);
     *out = def;
     if (!a) return SAT_OK;
-    if (!a->has_f || !isfinite(a->f)) return sat__onnx_malformed(t, i, "attribute '%s' is not a finite float", name);
+    if (!a->has_f || !isfinite(a->f)) return MALFORMED(i, "attribute '%s' is not a finite float", name);
     *out = a->f;
     return SAT_OK;
 }
@@ -63,12 +63,12 @@ static int32_t attr_uniform(const tr *t, int32_t i, const char *name, size_t n, 
     const Onnx__AttributeProto *a = attr(node_at(t, i), name);
     *out = def;
     if (!a) return SAT_OK;
-    if (a->n_ints != n) return sat__onnx_unsupported(t, i, "attribute '%s' needs %zu values, has %zu", name, n,
-                                                     a->n_ints);
+    if (a->n_ints != n) return UNSUPPORTED(i, "attribute '%s' needs %zu values, has %zu", name, n,
+                                           a->n_ints);
     for (size_t k = 0; k < n; k++)
         if (a->ints[k] != a->ints[0])
-            return sat__onnx_unsupported(t, i, "attribute '%s': only equal values (square windows, the same "
-                                         "stride and padding on every side) are supported", name);
+            return UNSUPPORTED(i, "attribute '%s': only equal values (square windows, the same "
+                               "stride and padding on every side) are supported", name);
     *out = a->ints[0];
     return SAT_OK;
 }
@@ -80,7 +80,7 @@ static int32_t check_auto_pad(const tr *t, int32_t i, int64_t pad) {
     const size_t n = a->has_s ? a->s.len : 0;
     if ((n == 6 && memcmp(a->s.data, "NOTSET", 6) == 0) || (n == 5 && memcmp(a->s.data, "VALID", 5) == 0 && !pad))
         return SAT_OK;
-    return sat__onnx_unsupported(t, i, "auto_pad other than NOTSET (or VALID without pads) is not supported");
+    return UNSUPPORTED(i, "auto_pad other than NOTSET (or VALID without pads) is not supported");
 }
 
 /* ---- inputs and outputs ---- */
@@ -93,11 +93,11 @@ static sat__onnx_entry *input(const tr *t, int32_t i, size_t k) {
 /* The layer holding input k (a computed tensor, not a constant). */
 static int32_t layer_in(const tr *t, int32_t i, size_t k, int32_t *layer) {
     const sat__onnx_entry *e = input(t, i, k);
-    if (!e) return sat__onnx_malformed(t, i, "input %zu is missing", k);
+    if (!e) return MALFORMED(i, "input %zu is missing", k);
     if (e->kind == SAT__T_CONST)
-        return sat__onnx_unsupported(t, i, "input '%s' is a constant where a computed tensor is expected", e->name);
-    if (e->layer < 0) return sat__onnx_unsupported(t, i, "input '%s' comes from a node that was not translated",
-                                                   e->name);
+        return UNSUPPORTED(i, "input '%s' is a constant where a computed tensor is expected", e->name);
+    if (e->layer < 0) return UNSUPPORTED(i, "input '%s' comes from a node that was not translated",
+                                         e->name);
     *layer = e->layer;
     return SAT_OK;
 }
@@ -110,15 +110,15 @@ static int32_t const_in(const tr *t, int32_t i, size_t k, int optional, const On
     *count = 0;
     const sat__onnx_entry *e = input(t, i, k);
     if (!e && optional) return SAT_OK;
-    if (!e) return sat__onnx_malformed(t, i, "input %zu is missing", k);
+    if (!e) return MALFORMED(i, "input %zu is missing", k);
     if (e->kind != SAT__T_CONST)
-        return sat__onnx_unsupported(t, i, "input '%s' must be an initializer (weights computed in the graph are not "
-                                     "supported)", e->name);
+        return UNSUPPORTED(i, "input '%s' must be an initializer (weights computed in the graph are not "
+                           "supported)", e->name);
     const int64_t n = sat__onnx_tensor_count(e->tensor);
-    if (n < 0) return sat__onnx_malformed(t, i, "initializer '%s' has bad dims", e->name);
+    if (n < 0) return MALFORMED(i, "initializer '%s' has bad dims", e->name);
     if (!sat__onnx_tensor_is_float(e->tensor, n))
-        return sat__onnx_unsupported(t, i, "initializer '%s' is not float data of %lld values stored in the file",
-                                     e->name, (long long)n);
+        return UNSUPPORTED(i, "initializer '%s' is not float data of %lld values stored in the file",
+                           e->name, (long long)n);
     *out = e->tensor;
     *count = n;
     return SAT_OK;
@@ -136,8 +136,8 @@ static int32_t only_first_output(const tr *t, int32_t i) {
     const Onnx__NodeProto *nd = node_at(t, i);
     for (size_t k = 1; k < nd->n_output; k++) {
         const sat__onnx_entry *e = *nd->output[k] ? sat__onnx_find(t, nd->output[k]) : NULL;
-        if (e && e->uses) return sat__onnx_unsupported(t, i, "output %zu ('%s') is used; only the first is "
-                                                       "supported", k, e->name);
+        if (e && e->uses) return UNSUPPORTED(i, "output %zu ('%s') is used; only the first is "
+                                             "supported", k, e->name);
     }
     return SAT_OK;
 }
@@ -173,8 +173,8 @@ static int32_t act_node(tr *t, int32_t i, int32_t kind) {
     int32_t st = check_attrs(t, i, has_alpha ? known : none);
     float alpha = NAN;
     if (!st && has_alpha) st = attr_float(t, i, "alpha", 1.0f, &alpha);
-    if (!st && has_alpha && !(alpha > 0)) st = sat__onnx_unsupported(t, i, "alpha %g: only a positive one is "
-                                                                       "supported", alpha);
+    if (!st && has_alpha && !(alpha > 0)) st = UNSUPPORTED(i, "alpha %g: only a positive one is "
+                                                           "supported", alpha);
     int32_t in = 0;
     if (!st) st = layer_in(t, i, 0, &in);
     return st ? st : emit_act(t, i, in, kind, alpha);
@@ -281,7 +281,7 @@ static int32_t elementwise_node(tr *t, int32_t i) {
         const sat__onnx_entry *e = input(t, i, k);
         if (e && e->kind != SAT__T_CONST && e->layer >= 0) x = e;
     }
-    if (!x) return sat__onnx_unsupported(t, i, "no input is a computed tensor");
+    if (!x) return UNSUPPORTED(i, "no input is a computed tensor");
     int matched = 0;
     int32_t st = region(t, i, x, &matched);
     if (st || matched) return st;
@@ -290,8 +290,8 @@ static int32_t elementwise_node(tr *t, int32_t i) {
                            a->layer >= 0 && b->layer >= 0;
     if (two_layers && (is_op(nd, "Add") || is_op(nd, "Mul")))
         return emitted(t, i, sat__onnx_emit(t, a->layer, "%s L%d", is_op(nd, "Add") ? "add" : "mul", b->layer));
-    return sat__onnx_unsupported(t, i, "only as part of an activation (SiLU, GELU), an input normalisation, or as "
-                                 "Add / Mul of two computed tensors");
+    return UNSUPPORTED(i, "only as part of an activation (SiLU, GELU), an input normalisation, or as "
+                       "Add / Mul of two computed tensors");
 }
 
 /* ---- layers with weights ---- */
@@ -307,10 +307,10 @@ static int32_t conv(tr *t, int32_t i) {
     if (!st) st = const_in(t, i, 2, 1, &b, &nb);
     if (st) return st;
     if (w->n_dims != 4)
-        return sat__onnx_unsupported(t, i, "only 2-D convolutions are supported (weight of rank %zu)", w->n_dims);
+        return UNSUPPORTED(i, "only 2-D convolutions are supported (weight of rank %zu)", w->n_dims);
     if (w->dims[2] != w->dims[3] || w->dims[0] < 1 || w->dims[2] < 1)
-        return sat__onnx_unsupported(t, i, "only square kernels are supported (kernel %lld x %lld)",
-                                     (long long)w->dims[2], (long long)w->dims[3]);
+        return UNSUPPORTED(i, "only square kernels are supported (kernel %lld x %lld)",
+                           (long long)w->dims[2], (long long)w->dims[3]);
     const int64_t k = w->dims[2];
     st = attr_int(t, i, "group", 1, &group);
     if (!st) st = attr_uniform(t, i, "strides", 2, 1, &stride);
@@ -319,14 +319,14 @@ static int32_t conv(tr *t, int32_t i) {
     if (!st) st = attr_uniform(t, i, "kernel_shape", 2, k, &kshape);
     if (!st) st = check_auto_pad(t, i, pad);
     if (st) return st;
-    if (dil != 1) return sat__onnx_unsupported(t, i, "dilation %lld is not supported", (long long)dil);
-    if (kshape != k) return sat__onnx_malformed(t, i, "kernel_shape %lld differs from the weight's %lld",
-                                                (long long)kshape, (long long)k);
+    if (dil != 1) return UNSUPPORTED(i, "dilation %lld is not supported", (long long)dil);
+    if (kshape != k) return MALFORMED(i, "kernel_shape %lld differs from the weight's %lld",
+                                      (long long)kshape, (long long)k);
     if (group < 1 || stride < 1 || pad < 0 || k > 65536 || stride > 65536 || pad > 65536 || group > 65536 ||
         w->dims[0] > 65536)
-        return sat__onnx_unsupported(t, i, "group, stride, padding or size out of range");
+        return UNSUPPORTED(i, "group, stride, padding or size out of range");
     if (b && nb != w->dims[0])
-        return sat__onnx_malformed(t, i, "bias of %lld values for %lld outputs", (long long)nb, (long long)w->dims[0]);
+        return MALFORMED(i, "bias of %lld values for %lld outputs", (long long)nb, (long long)w->dims[0]);
     int32_t layer = sat__onnx_emit(t, in, "conv %lld k=%lld s=%lld p=%lld g=%lld bias=%d", (long long)w->dims[0],
                                    (long long)k, (long long)stride, (long long)pad, (long long)group, b ? 1 : 0);
     copy(t, layer, SAT_TENSOR_WEIGHT, w, i, 0, 1.0f, 0.0f);
@@ -338,11 +338,11 @@ static int32_t conv(tr *t, int32_t i) {
 static int32_t dense(tr *t, int32_t i, int32_t in, const Onnx__TensorProto *w, int transposed,
                      const Onnx__TensorProto *b, int64_t nb, float alpha, float beta, int32_t out_node) {
     if (w->n_dims != 2 || w->dims[0] < 1 || w->dims[1] < 1)
-        return sat__onnx_unsupported(t, i, "only a 2-D weight is supported");
+        return UNSUPPORTED(i, "only a 2-D weight is supported");
     const int64_t units = transposed ? w->dims[1] : w->dims[0];
-    if (units > 65536 * 16) return sat__onnx_unsupported(t, i, "%lld outputs is too many", (long long)units);
+    if (units > 65536 * 16) return UNSUPPORTED(i, "%lld outputs is too many", (long long)units);
     if (b && nb != 1 && nb != units)
-        return sat__onnx_unsupported(t, i, "a bias of %lld values for %lld outputs", (long long)nb, (long long)units);
+        return UNSUPPORTED(i, "a bias of %lld values for %lld outputs", (long long)nb, (long long)units);
     int32_t layer = sat__onnx_emit(t, in, "dense %lld bias=%d", (long long)units, b ? 1 : 0);
     copy(t, layer, SAT_TENSOR_WEIGHT, w, i, transposed, alpha, 0.0f);
     if (b) copy(t, layer, SAT_TENSOR_BIAS, b, i, 0, beta, 0.0f);
@@ -359,7 +359,7 @@ static int32_t gemm(tr *t, int32_t i) {
     if (!st) st = attr_float(t, i, "beta", 1.0f, &beta);
     if (!st) st = attr_int(t, i, "transA", 0, &ta);
     if (!st) st = attr_int(t, i, "transB", 0, &tb);
-    if (!st && ta) st = sat__onnx_unsupported(t, i, "transA=1 is not supported");
+    if (!st && ta) st = UNSUPPORTED(i, "transA=1 is not supported");
     int32_t in = 0;
     const Onnx__TensorProto *w = NULL, *b = NULL;
     int64_t nw = 0, nb = 0;
@@ -409,7 +409,7 @@ static int32_t batchnorm(tr *t, int32_t i) {
     if (!st) st = attr_int(t, i, "is_test", 1, &is_test);
     if (!st) st = attr_int(t, i, "spatial", 1, &spatial);
     if (!st && (training || !is_test || !spatial))
-        st = sat__onnx_unsupported(t, i, "only inference (running statistics per channel) is supported");
+        st = UNSUPPORTED(i, "only inference (running statistics per channel) is supported");
     if (!st) st = only_first_output(t, i);
     int32_t in = 0;
     const Onnx__TensorProto *p[4];
@@ -418,8 +418,8 @@ static int32_t batchnorm(tr *t, int32_t i) {
     for (size_t k = 0; k < 4 && !st; k++) st = const_in(t, i, k + 1, 0, &p[k], &n[k]);
     if (st) return st;
     for (size_t k = 1; k < 4; k++)
-        if (n[k] != n[0]) return sat__onnx_malformed(t, i, "scale, bias, mean and var differ in length");
-    if (!(eps >= 0)) return sat__onnx_unsupported(t, i, "epsilon %g", eps);
+        if (n[k] != n[0]) return MALFORMED(i, "scale, bias, mean and var differ in length");
+    if (!(eps >= 0)) return UNSUPPORTED(i, "epsilon %g", eps);
     int32_t layer = sat__onnx_emit(t, in, "bn");
     static const int32_t roles[4] = {SAT_TENSOR_BN_SCALE, SAT_TENSOR_BN_SHIFT, SAT_TENSOR_RUNNING_MEAN,
                                      SAT_TENSOR_RUNNING_VAR};
@@ -437,7 +437,7 @@ static int32_t pool(tr *t, int32_t i, int is_max) {
                                        "strides", NULL};
     int32_t st = check_attrs(t, i, is_max ? kmax : kavg);
     int64_t k = 0, stride = 0, pad = 0, ceil = 0, dil = 1;
-    if (!st && !attr(node_at(t, i), "kernel_shape")) st = sat__onnx_malformed(t, i, "kernel_shape is missing");
+    if (!st && !attr(node_at(t, i), "kernel_shape")) st = MALFORMED(i, "kernel_shape is missing");
     if (!st) st = attr_uniform(t, i, "kernel_shape", 2, 0, &k);
     if (!st) st = attr_uniform(t, i, "strides", 2, 1, &stride);
     if (!st) st = attr_uniform(t, i, "pads", 4, 0, &pad);
@@ -446,10 +446,10 @@ static int32_t pool(tr *t, int32_t i, int is_max) {
     if (!st) st = check_auto_pad(t, i, pad);
     if (!st) st = only_first_output(t, i);
     if (st) return st;
-    if (ceil || dil != 1) return sat__onnx_unsupported(t, i, "ceil_mode and dilations are not supported");
+    if (ceil || dil != 1) return UNSUPPORTED(i, "ceil_mode and dilations are not supported");
     if (k < 1 || k > 65536 || stride < 1 || stride > 65536 || pad < 0 || pad > 65536)
-        return sat__onnx_unsupported(t, i, "kernel, stride or padding out of range");
-    if (!is_max && pad) return sat__onnx_unsupported(t, i, "average pooling with padding is not supported");
+        return UNSUPPORTED(i, "kernel, stride or padding out of range");
+    if (!is_max && pad) return UNSUPPORTED(i, "average pooling with padding is not supported");
     int32_t in = 0;
     st = layer_in(t, i, 0, &in);
     if (st) return st;
@@ -465,7 +465,7 @@ static int32_t flatten(tr *t, int32_t i) {
     int32_t in = 0;
     int32_t st = check_attrs(t, i, known);
     if (!st) st = attr_int(t, i, "axis", 1, &axis);
-    if (!st && axis != 1) st = sat__onnx_unsupported(t, i, "only axis=1 (keep the batch) is supported");
+    if (!st && axis != 1) st = UNSUPPORTED(i, "only axis=1 (keep the batch) is supported");
     if (!st) st = layer_in(t, i, 0, &in);
     return st ? st : emitted(t, i, sat__onnx_emit(t, in, "flatten"));
 }
@@ -479,13 +479,13 @@ static int32_t reshape(tr *t, int32_t i) {
     if (st) return st;
     const sat__onnx_entry *s = input(t, i, 1);
     if (!s || s->kind != SAT__T_CONST)
-        return sat__onnx_unsupported(t, i, "only a constant target shape is supported");
+        return UNSUPPORTED(i, "only a constant target shape is supported");
     if (!sat__onnx_tensor_is_int64(s->tensor, 2) || sat__onnx_tensor_count(s->tensor) != 2)
-        return sat__onnx_unsupported(t, i, "only a reshape to 2-D (batch x features) is supported");
+        return UNSUPPORTED(i, "only a reshape to 2-D (batch x features) is supported");
     const int64_t a = sat__onnx_tensor_int_at(s->tensor, 0), b = sat__onnx_tensor_int_at(s->tensor, 1);
     if (a < -1 || b < -1 || b == 0 || (a == -1 && b == -1))
-        return sat__onnx_unsupported(t, i, "target shape [%lld, %lld]: only [batch, features] is supported",
-                                     (long long)a, (long long)b);
+        return UNSUPPORTED(i, "target shape [%lld, %lld]: only [batch, features] is supported",
+                           (long long)a, (long long)b);
     int32_t layer = sat__onnx_emit(t, in, "flatten");
     if (b > 0) {
         const sat__onnx_copy c = {layer, -1, NULL, SAT__S(node_at(t, i)->name), 0, 1.0f, 0.0f, b};
@@ -511,8 +511,8 @@ static int32_t alias(tr *t, int32_t i) {
     if (!st && is_op(node_at(t, i), "Dropout")) {
         const sat__onnx_entry *mode = input(t, i, 2);
         if (mode && !(mode->kind == SAT__T_CONST && is_false(mode->tensor)))
-            st = sat__onnx_unsupported(t, i, "only inference (training_mode absent or a constant false) is "
-                                       "supported");
+            st = UNSUPPORTED(i, "only inference (training_mode absent or a constant false) is "
+                             "supported");
     }
     if (!st) st = layer_in(t, i, 0, &in);
     if (st) return st;
@@ -523,10 +523,10 @@ static int32_t alias(tr *t, int32_t i) {
 int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
     const Onnx__NodeProto *nd = node_at(t, i);
     if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0)
-        return sat__onnx_unsupported(t, i, "ops of domain '%s' are not supported", nd->domain);
+        return UNSUPPORTED(i, "ops of domain '%s' are not supported", nd->domain);
     if (is_op(nd, "Constant")) {
         if (!sat__onnx_find(t, nd->output[0]) || sat__onnx_find(t, nd->output[0])->kind != SAT__T_CONST)
-            return sat__onnx_unsupported(t, i, "only a Constant with a 'value' tensor is supported");
+            return UNSUPPORTED(i, "only a Constant with a 'value' tensor is supported");
         t->done[i] = 1;
         return SAT_OK;
     }
@@ -549,7 +549,7 @@ int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
     if (is_op(nd, "Reshape")) return reshape(t, i);
     if (is_op(nd, "Identity") || is_op(nd, "Dropout")) return alias(t, i);
     if (elementwise(nd)) return elementwise_node(t, i);
-    return sat__onnx_unsupported(t, i, "this op is not supported");
+    return UNSUPPORTED(i, "this op is not supported");
 }
 
 /* ---- the input normalisation ---- */
@@ -606,8 +606,8 @@ int32_t sat__onnx_normalize(sat__onnx_tr *t) {
     size_t lm = 0, ls = 0;
     for (int c = 0; c < channels; c++) {
         if (!(a[c] > 0) || !isfinite(a[c]) || !isfinite(b[c]) || !isfinite(1.0 / a[c]))
-            return sat__onnx_unsupported(t, last, "the input normalisation has a scale that is not positive and "
-                                         "finite");
+            return UNSUPPORTED(last, "the input normalisation has a scale that is not positive and "
+                               "finite");
         lm += (size_t)snprintf(mean + lm, sizeof mean - lm, "%s%.9g", c ? "," : "", -b[c] / a[c]);
         ls += (size_t)snprintf(std + ls, sizeof std - ls, "%s%.9g", c ? "," : "", 1.0 / a[c]);
     }

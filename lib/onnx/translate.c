@@ -26,27 +26,14 @@ sat__onnx_entry *sat__onnx_find(const sat__onnx_tr *t, const char *name) {
     return bsearch(&key, t->ents, (size_t)t->num_ents, sizeof key, by_name);
 }
 
-static int32_t vfail(const sat__onnx_tr *t, int32_t st, int32_t i, const char *fmt, va_list ap) {
+int32_t sat__onnx_fail(const sat__onnx_tr *t, int32_t status, int32_t i, const char *fmt, ...) {
     char what[SAT_ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     const Onnx__NodeProto *nd = t->g->node[i];
-    return sat__fail(t->err, st, "node '%s' (%s): %s", SAT__S(nd->name), SAT__S(nd->op_type), what);
-}
-
-int32_t sat__onnx_unsupported(const sat__onnx_tr *t, int32_t i, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int32_t st = vfail(t, SAT_E_UNSUPPORTED, i, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-int32_t sat__onnx_malformed(const sat__onnx_tr *t, int32_t i, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int32_t st = vfail(t, SAT_E_FORMAT, i, fmt, ap);
-    va_end(ap);
-    return st;
+    return sat__fail(t->err, status, "node '%s' (%s): %s", SAT__S(nd->name), SAT__S(nd->op_type), what);
 }
 
 static int grow(const sat_context *ctx, void **buf, size_t *cap, size_t need, size_t elem) {
@@ -109,9 +96,11 @@ static int32_t build_table(sat__onnx_tr *t) {
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *nd = g->node[i];
         if (nd->n_output < 1 || nd->n_output > MAX_NODE_OUTPUTS || nd->n_input > MAX_NODE_INPUTS)
-            return sat__onnx_unsupported(t, (int32_t)i, "%zu inputs and %zu outputs (1 to %d outputs and at most %d "
-                                         "inputs are read)", nd->n_input, nd->n_output, MAX_NODE_OUTPUTS,
-                                         MAX_NODE_INPUTS);
+            return UNSUPPORTED((int32_t)i, "%zu inputs and %zu outputs (1 to %d outputs and at most %d "
+                               "inputs are read)", nd->n_input, nd->n_output, MAX_NODE_OUTPUTS,
+                               MAX_NODE_INPUTS);
+        /* Every op translated writes its first output; a node without one has nothing to hold it. */
+        if (!*nd->output[0]) return UNSUPPORTED((int32_t)i, "the first output has no name");
         total += nd->n_output;
     }
     t->ents = sat__calloc(t->ctx, total ? total : 1, sizeof *t->ents);
@@ -210,9 +199,9 @@ static int32_t mark_needed(sat__onnx_tr *t) {
         for (size_t k = 0; k < nd->n_input; k++) {
             if (!*nd->input[k]) continue; /* an optional input left out */
             sat__onnx_entry *e = sat__onnx_find(t, nd->input[k]);
-            if (!e) return sat__onnx_malformed(t, i, "input '%s' is not defined", nd->input[k]);
-            if (e->node >= i) return sat__onnx_malformed(t, i, "input '%s' is produced later (the nodes are not in "
-                                                         "topological order)", nd->input[k]);
+            if (!e) return MALFORMED(i, "input '%s' is not defined", nd->input[k]);
+            if (e->node >= i) return MALFORMED(i, "input '%s' is produced later (the nodes are not in "
+                                               "topological order)", nd->input[k]);
             e->uses++;
             if (e->node >= 0) t->needed[e->node] = 1;
         }

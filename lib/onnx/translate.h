@@ -44,17 +44,16 @@ int32_t sat__onnx_emit(sat__onnx_tr *t, int32_t in0, const char *fmt, ...)
 #endif
     ;
 void sat__onnx_copy_add(sat__onnx_tr *t, const sat__onnx_copy *c);
-/* Messages: SAT_E_UNSUPPORTED / SAT_E_FORMAT naming node i and its op type. */
-int32_t sat__onnx_unsupported(const sat__onnx_tr *t, int32_t i, const char *fmt, ...)
+/* A message naming node i and its op type; returns status (SAT_E_UNSUPPORTED for what
+ * libsat cannot do, SAT_E_FORMAT for what breaks ONNX's rules). */
+int32_t sat__onnx_fail(const sat__onnx_tr *t, int32_t status, int32_t i, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
-int32_t sat__onnx_malformed(const sat__onnx_tr *t, int32_t i, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* The same for the translation `t` in scope, as ops.c's FAIL does for its messages. */
+#define UNSUPPORTED(i, ...) sat__onnx_fail(t, SAT_E_UNSUPPORTED, (i), __VA_ARGS__)
+#define MALFORMED(i, ...) sat__onnx_fail(t, SAT_E_FORMAT, (i), __VA_ARGS__)
 
 /* nodes.c */
 /* Translates node i (needed, not done) and everything it folds in. */

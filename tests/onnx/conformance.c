@@ -125,9 +125,9 @@ static int run_case(sat_context *ctx, const char *dir, outcome *o) {
     free(data);
     if (!m || !m->graph) return set(o, 1, "the model does not parse%s%s", "", "");
     if (m->graph->n_output != 1) {
+        const char *how_many = m->graph->n_output ? "several" : "no";
         onnx__model_proto__free_unpacked(m, NULL);
-        return set(o, 2, "the graph has %s outputs; a classifier has one%s", m->graph->n_output ? "several" : "no",
-                   "");
+        return set(o, 2, "the graph has %s outputs; a classifier has one%s", how_many, "");
     }
     Onnx__TensorProto *extra[MAX_INPUTS];
     size_t n_extra = 0;
