@@ -436,19 +436,6 @@ static void test_options(void **state) {
     assert_int_equal(sat_onnx_export_opts_init(&o, 2), SAT_E_INVALID_ARG);
 }
 
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = tu_alloc((size_t)n + 1);
-    assert_int_equal(fread(data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return data;
-}
-
 /* The file holds the buffer's bytes and replaces an existing file; a failed save leaves
  * the existing file as it was. */
 static void test_file(void **state) {
@@ -466,7 +453,7 @@ static void test_file(void **state) {
     TU_CHECK(sat_model_save_onnx_buffer(m, NULL, &buf, &size));
     tu_own_sat_mem(buf);
     TU_CHECK(sat_model_save_onnx(m, path, NULL));
-    unsigned char *data = read_all(path, &got);
+    unsigned char *data = tu_read_file(path, &got);
     assert_int_equal(got, size);
     assert_memory_equal(data, buf, size);
 
@@ -474,7 +461,7 @@ static void test_file(void **state) {
     TU_CHECK(sat_onnx_export_opts_init(&o, sizeof o));
     o.opset = 99;
     assert_int_equal(sat_model_save_onnx(m, path, &o), SAT_E_UNSUPPORTED);
-    data = read_all(path, &got);
+    data = tu_read_file(path, &got);
     assert_int_equal(got, size);
     assert_memory_equal(data, buf, size);
     char missing[96];
