@@ -115,7 +115,7 @@ static int32_t export_model(const sat_model *m, const sat_onnx_export_opts *user
     st = sat__onnx_out_begin(&o, m, err);
     if (st) return sat__fail(err, st, "%s: out of memory for the ONNX graph", fn);
     for (int32_t i = 0; i < m->num_nodes && !st && !o.status; i++) st = sat__onnx_out_layer(&o, i, fn);
-    if (!st) add_interface(&o, opts.batch_dim);
+    if (!st && !o.status) add_interface(&o, opts.batch_dim);
 
     Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
     opset.domain = "";
