@@ -216,6 +216,9 @@ static int32_t walk(sat__onnx_tr *t) {
     if (!st) st = sat__onnx_normalize(t);
     for (int32_t i = 0; !st && i < (int32_t)t->g->n_node; i++)
         if (t->needed[i] && !t->done[i]) st = sat__onnx_node(t, i);
+    for (int32_t i = 0; !st && i < (int32_t)t->g->n_node; i++)
+        if (t->needed[i] && !t->done[i])
+            st = UNSUPPORTED(i, "only as the batch size of a Reshape to [batch, features] (x.view(x.size(0), -1))");
     if (!st && t->plan->failed) st = sat__fail(t->err, SAT_E_NOMEM, "out of memory");
     if (st) return st;
     const sat__onnx_entry *out = sat__onnx_find(t, t->output);

@@ -62,4 +62,9 @@ int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i);
  * into one normalize line (none if there is no such chain). */
 int32_t sat__onnx_normalize(sat__onnx_tr *t);
 
+/* batch_shape.c: 1 if Reshape node `reshape` takes its shape from the subgraph PyTorch
+ * exports for x.view(x.size(0), -1) (or K for -1); *features the -1 or K. That subgraph's
+ * nodes (Shape, Gather, Unsqueeze, Concat) are then marked done. */
+int sat__onnx_batch_shape(sat__onnx_tr *t, int32_t reshape, int64_t *features);
+
 #endif

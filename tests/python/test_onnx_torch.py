@@ -26,7 +26,9 @@ TOL = 1e-4
 
 
 class MadryCNN(nn.Module):
-    """The madry-cnn preset's architecture, with the input normalisation in front."""
+    """The madry-cnn preset's architecture, with the input normalisation in front; it flattens
+    with x.view(x.size(0), -1), which the exporter writes (dynamic batch) as Shape, Gather,
+    Unsqueeze, Concat and Reshape."""
 
     def __init__(self, act=nn.ReLU):
         super().__init__()
@@ -42,7 +44,7 @@ class MadryCNN(nn.Module):
         x = (x - self.mean) / self.std
         x = F.max_pool2d(self.act(self.conv1(x)), 2)
         x = F.max_pool2d(self.act(self.conv2(x)), 2)
-        return self.fc2(self.act(self.fc1(torch.flatten(x, 1))))
+        return self.fc2(self.act(self.fc1(x.view(x.size(0), -1))))  # Shape, Gather, ..., Reshape
 
 
 class Block(nn.Module):

@@ -208,6 +208,43 @@ static void test_reshape_dropout_identity(void **state) {
     expect_error(ctx, g, SAT_E_FORMAT, "reshape to 6 features");
 }
 
+/* x.view(x.size(0), -1) with a dynamic batch, as PyTorch exports it: Shape, Gather,
+ * Unsqueeze, Concat with [-1], Reshape. */
+static tu_onnx *batch_view(int64_t features) {
+    const int64_t in[4] = {0, 2, 2, 2};
+    tu_onnx *g = tu_onnx_new("x", 4, in);
+    const int64_t zero = 0;
+    tu_onnx_init_i64(g, "index", 1, &zero);
+    g->graph.initializer[0]->n_dims = 0; /* a scalar index */
+    tu_onnx_init_i64(g, "axes", 1, &zero);
+    tu_onnx_init_i64(g, "rest", 1, &features);
+    tu_onnx_node(g, "Relu", "r", "x", "h");
+    tu_onnx_node(g, "Shape", "shape", "h", "s");
+    tu_onnx_attr_int(tu_onnx_node(g, "Gather", "batch", "s,index", "b"), "axis", 0);
+    tu_onnx_node(g, "Unsqueeze", "unsq", "b,axes", "u");
+    tu_onnx_attr_int(tu_onnx_node(g, "Concat", "cat", "u,rest", "c"), "axis", 0);
+    tu_onnx_node(g, "Reshape", "view", "h,c", "y");
+    tu_onnx_output(g, "y");
+    return g;
+}
+
+static void test_batch_shape_reshape(void **state) {
+    (void)state;
+    sat_context *ctx = ctx_of();
+    sat_model *m = NULL;
+    TU_CHECK(tu_onnx_load(ctx, batch_view(-1), NULL, &m));
+    assert_int_equal(sat_model_layer_count(m), 3); /* input, act, flatten: no layer for the arithmetic */
+    assert_spec_has(m, "flatten");
+    TU_CHECK(tu_onnx_load(ctx, batch_view(8), NULL, &m));
+    expect_error(ctx, batch_view(6), SAT_E_FORMAT, "reshape to 6 features");
+    /* The same arithmetic read by something else too is not only a batch size. */
+    tu_onnx *g = batch_view(-1);
+    tu_onnx_node(g, "Cast", "leak", "c", "z");
+    tu_onnx_node(g, "Add", "sum", "y,z", "w");
+    g->graph.output[0]->name = "w";
+    expect_error(ctx, g, SAT_E_UNSUPPORTED, "node 'view' (Reshape): only a constant target shape");
+}
+
 /* ---- activations exported as subgraphs ---- */
 
 /* Adds the subgraph of `kind` on x -> y; PyTorch's exporter order. */
@@ -498,6 +535,7 @@ int main(void) {
         cmocka_unit_test(test_input_normalisation),
         cmocka_unit_test(test_conv_bn_residual),
         cmocka_unit_test(test_reshape_dropout_identity),
+        cmocka_unit_test(test_batch_shape_reshape),
         cmocka_unit_test(test_activation_subgraphs),
         cmocka_unit_test(test_subgraph_read_elsewhere),
         cmocka_unit_test(test_squeeze_excitation),
