@@ -30,7 +30,8 @@ def test_file_and_options(ctx, tmp_path):
     m.save_onnx(path, opset=17, batch_dim=4)
     assert path.read_bytes() == m.save_onnx_buffer(opset=17, batch_dim=4)
     model = onnx.load(str(path))
-    assert model.opset_import[0].version == 17
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17 and model.ir_version == 8
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
     assert model.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 4
     x = np.random.default_rng(1).random((4, 1, 6, 6), dtype=np.float32)
