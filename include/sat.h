@@ -1309,6 +1309,47 @@ SAT_API int32_t sat_model_load_onnx_buffer(sat_context *ctx, const void *buf, si
                                            const sat_onnx_import_opts *opts, sat_model **out);
 
 /* ------------------------------------------------------------------------- */
+/* ONNX export                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* A model written as a standard ONNX graph (ModelProto, opset 13 or later) that PyTorch-,
+ * ONNX Runtime- or TensorRT-based tools read: input "input" [batch, C, H, W] (pixels in
+ * [0,1]; the model's normalisation is in the graph), output "logits" [batch, classes].
+ * Batch norm is written for inference, with the running statistics; dropout as Identity;
+ * every activation as standard ops (docs/onnx.md lists the ONNX form of each layer and
+ * activation). Weights are stored as float initializers named after their layer
+ * ("conv3.weight", "bn4.running_var", ...; a layer's `name=` label when it is one). */
+
+/** How sat_model_save_onnx() writes a model. */
+typedef struct sat_onnx_export_opts {
+    uint32_t struct_size; /**< sizeof(sat_onnx_export_opts), set by sat_onnx_export_opts_init() */
+    int32_t opset;        /**< ONNX opset the model declares: 13 (default) to 17. The ops written
+                               are the same for each (their definitions did not change); a
+                               value outside 13..17 gives SAT_E_UNSUPPORTED (< 1:
+                               SAT_E_INVALID_ARG) */
+    int32_t batch_dim;    /**< first dimension of the input and the logits: 0 (default) a
+                               symbolic dimension named "batch", > 0 that fixed size */
+} sat_onnx_export_opts;
+
+/** Fills `*opts` with the defaults (opset 13, symbolic batch dimension) and sets its
+ *  struct_size; pass `sizeof *opts` as struct_size. */
+SAT_API int32_t sat_onnx_export_opts_init(sat_onnx_export_opts *opts, uint32_t struct_size);
+
+/** Writes the model to path as an ONNX file; opts may be NULL (the defaults). The file is
+ *  written like sat_model_save()'s: to a temporary file in the same directory, flushed and
+ *  renamed, so an existing file is replaced whole or kept. The model is only read (its
+ *  error message buffer aside): several threads may export one model while no call
+ *  changes it. Errors (message in sat_model_last_error(); for a NULL model in
+ *  sat_last_error()): SAT_E_INVALID_ARG for a NULL or empty path or bad options,
+ *  SAT_E_UNSUPPORTED for an opset outside 13..17 or a layer ONNX cannot express (the
+ *  message names the layer), SAT_E_NOMEM, SAT_E_IO (the previous file is untouched). */
+SAT_API int32_t sat_model_save_onnx(const sat_model *model, const char *path, const sat_onnx_export_opts *opts);
+/** sat_model_save_onnx() into memory: *buf_out (freed with sat_free()) receives *size_out
+ *  bytes of an ONNX file. On failure *buf_out and *size_out are left unchanged. */
+SAT_API int32_t sat_model_save_onnx_buffer(const sat_model *model, const sat_onnx_export_opts *opts,
+                                           void **buf_out, size_t *size_out);
+
+/* ------------------------------------------------------------------------- */
 /* Destroying with a status                                                   */
 /* ------------------------------------------------------------------------- */
 

@@ -170,6 +170,13 @@ inline void check_tls(int32_t status) {
     if (status == SAT_E_ABORTED) rethrow_progress_exception();
     if (status != SAT_OK) throw Error(status, sat_last_error());
 }
+/* The bytes of a buffer the library handed out, which is freed here. */
+inline std::vector<unsigned char> take_bytes(void *buf, std::size_t size) {
+    const unsigned char *b = static_cast<const unsigned char *>(buf);
+    std::vector<unsigned char> out(b, b + size);
+    sat_free(buf);
+    return out;
+}
 /* For creating a handle from another one: the thread-local message, else the parent's. */
 inline void check_create(int32_t status, const char *parent_message) {
     if (status == SAT_OK) return;
@@ -255,6 +262,15 @@ inline sat_onnx_import_opts onnx_import_opts(int32_t replace_from = -1, int32_t 
     detail::check_tls(sat_onnx_import_opts_init(&o, sizeof o));
     o.replace_act_from = replace_from;
     o.replace_act_to = replace_to;
+    return o;
+}
+/** sat_onnx_export_opts with the library's defaults; opset 13 to 17, batch_dim 0 for a
+ *  symbolic batch dimension or a fixed batch size. */
+inline sat_onnx_export_opts onnx_export_opts(int32_t opset = 13, int32_t batch_dim = 0) {
+    sat_onnx_export_opts o{};
+    detail::check_tls(sat_onnx_export_opts_init(&o, sizeof o));
+    o.opset = opset;
+    o.batch_dim = batch_dim;
     return o;
 }
 /** sat_attack_opts with the library's defaults and the given radius, steps and method
@@ -708,10 +724,19 @@ public:
         void *buf = nullptr;
         std::size_t size = 0;
         check(sat_model_save_buffer(h_.get(), meta, &buf, &size));
-        const unsigned char *b = static_cast<const unsigned char *>(buf);
-        std::vector<unsigned char> out(b, b + size);
-        sat_free(buf);
-        return out;
+        return detail::take_bytes(buf, size);
+    }
+    /** Writes the model as an ONNX file, atomically (sat_model_save_onnx()); opts may be
+     *  null for the defaults (onnx_export_opts()). */
+    void save_onnx(const std::string &path, const sat_onnx_export_opts *opts = nullptr) const {
+        check(sat_model_save_onnx(h_.get(), path.c_str(), opts));
+    }
+    /** The bytes of the model's ONNX file (sat_model_save_onnx_buffer()). */
+    std::vector<unsigned char> save_onnx_buffer(const sat_onnx_export_opts *opts = nullptr) const {
+        void *buf = nullptr;
+        std::size_t size = 0;
+        check(sat_model_save_onnx_buffer(h_.get(), opts, &buf, &size));
+        return detail::take_bytes(buf, size);
     }
 
 private:

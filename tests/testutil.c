@@ -65,6 +65,20 @@ void *tu_alloc(size_t bytes) {
 
 void tu_free(void *p) { tu_release(p); }
 
+unsigned char *tu_read_file(const char *path, size_t *size) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("tu_read_file: cannot open %s", path);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *d = n >= 0 ? tu_alloc((size_t)n + 1) : NULL;
+    size_t got = d ? fread(d, 1, (size_t)n, fp) : 0;
+    fclose(fp);
+    if (!d || got != (size_t)n) fail_msg("tu_read_file: cannot read %s", path);
+    *size = (size_t)n;
+    return d;
+}
+
 static void destroy_context(void *h) { sat_context_destroy(h); }
 sat_context *tu_own_context(sat_context *ctx) { return tu_own(ctx, destroy_context); }
 static void destroy_sat_mem(void *h) { sat_free(h); }

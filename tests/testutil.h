@@ -35,6 +35,9 @@ void tu_release(void *handle);
 void tu_release_all(void);
 /* `bytes` zeroed bytes owned by the test; fails the test if there is no memory. */
 void *tu_alloc(size_t bytes);
+/* The whole file at path in a tu_alloc block (one zero byte past the end), its length in
+ * *size; fails the test if it cannot be read. */
+unsigned char *tu_read_file(const char *path, size_t *size);
 /* Releases a tu_alloc block early (tu_release under the name that pairs with tu_alloc). */
 void tu_free(void *p);
 /* tu_own with the library's destroy function of each handle type; each returns its argument. */

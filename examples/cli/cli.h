@@ -23,7 +23,7 @@
 #define CLI_MAX_SEEDS 64
 
 typedef struct cli_config {
-    const char *command; /* "train", "eval", "compare" */
+    const char *command; /* "train", "eval", "compare", "export" */
 
     /* data */
     const char *data_dir;
@@ -81,7 +81,7 @@ typedef struct cli_config {
 
     /* evaluation */
     const char *model_file;
-    const char *onnx_file; /* eval: an ONNX model instead of a model file */
+    const char *onnx_file; /* eval: an ONNX model instead of a model file; export: the file written */
     int32_t num_pgd;
     int32_t pgd_steps[SAT_EVAL_MAX_STEPS];
     int32_t restarts;
@@ -89,6 +89,10 @@ typedef struct cli_config {
     int32_t apgd_steps;
     int32_t autoattack;    /* 1: also run AutoAttack (sat_autoattack) */
     int32_t aa_version;    /* SAT_AA_*; default standard */
+
+    /* export */
+    int32_t opset;         /* 0: the library's default */
+    int32_t batch_dim;     /* 0: symbolic */
 
     /* compare */
     int32_t num_acts;
@@ -156,6 +160,8 @@ int cli_evaluate(const cli_config *cfg, sat_model *model, sat_dataset *ds, float
 /* Writes the gradient-masking flags in words, one per line with the given indent. */
 void cli_print_flags(FILE *f, uint32_t flags, const char *indent);
 int cli_cmd_eval(const cli_config *cfg);
+/* export.c: sat-cli export, a model file written as ONNX. */
+int cli_cmd_export(const cli_config *cfg);
 
 /* ---- compare.c ---- */
 int cli_cmd_compare(const cli_config *cfg);

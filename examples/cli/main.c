@@ -25,6 +25,7 @@ static const char *const help_main[] = {
     "            of a model file and check for signs of gradient masking\n"
     "  compare   train the same recipe with ReLU and with smooth activations and print\n"
     "            a table: activation | clean %% | PGD-k robust %% | train time\n"
+    "  export    write a model file as ONNX, for PyTorch, ONNX Runtime or TensorRT\n"
     "  help      show this text, or `sat-cli help COMMAND` for a command's options\n"
     "  version   print the program and library versions\n"
     "\n"
@@ -185,6 +186,27 @@ static const char *const help_eval[] = {
     "  sat-cli eval --model-file quick.sat --test-limit 1000 --autoattack\n"
     "  sat-cli eval --onnx resnet20.onnx --data cifar-10-batches-bin --format cifar10\n", NULL};
 
+static const char *const help_export[] = {
+    "Usage: sat-cli export --model-file FILE --onnx OUT [OPTIONS]\n"
+    "\n"
+    "Writes the model of a model file (sat-cli train's --out) as a standard ONNX file:\n"
+    "input 'input' [batch, C, H, W] with pixels in [0,1] (the model's normalisation is in the\n"
+    "graph), output 'logits' [batch, classes], batch norm with its running statistics, the\n"
+    "activation as standard ops (docs/onnx.md). PyTorch, ONNX Runtime and TensorRT read it;\n"
+    "`sat-cli eval --onnx OUT` reads it back. An existing OUT is replaced whole or kept.\n"
+    "\n"
+    "  --model-file FILE   the model file to export\n"
+    "  --onnx OUT          the ONNX file to write\n"
+    "  --opset N           the opset the file declares, 13 (default) to 17\n"
+    "  --batch-dim N       a fixed batch size for the input and the logits (default 0: a\n"
+    "                      symbolic batch dimension)\n"
+    "  --quiet             print nothing on success\n"
+    "\n"
+    "Examples:\n"
+    "  sat-cli export --model-file fmnist-silu.sat --onnx fmnist-silu.onnx\n"
+    "  sat-cli train --init-onnx relu.onnx --act silu --out smooth.sat\n"
+    "  sat-cli export --model-file smooth.sat --onnx smooth.onnx --batch-dim 1\n", NULL};
+
 static const char *const help_compare[] = {
     "Usage: sat-cli compare [OPTIONS]\n"
     "\n"
@@ -261,6 +283,7 @@ int cli_fail(int32_t status, const char *what, const char *detail) {
 #define CMD_COMPARE 4u
 #define CMD_TC (CMD_TRAIN | CMD_COMPARE)
 #define CMD_ALL (CMD_TRAIN | CMD_EVAL | CMD_COMPARE)
+#define CMD_EXPORT 8u
 
 enum opt_id {
     O_DATA, O_FORMAT, O_TRAIN_LIMIT, O_TEST_LIMIT, O_VAL, O_VAL_STEPS, O_AUGMENT,
@@ -268,7 +291,7 @@ enum opt_id {
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
     O_MODEL_FILE, O_ONNX, O_INIT_ONNX, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
-    O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS
+    O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS, O_OPSET, O_BATCH_DIM
 };
 
 typedef struct opt_def {
@@ -311,9 +334,11 @@ static const opt_def opts[] = {
     {"checkpoint", O_CHECKPOINT, 1, CMD_TRAIN},
     {"resume", O_RESUME, 0, CMD_TRAIN},
     {"log", O_LOG, 1, CMD_TRAIN | CMD_EVAL},
-    {"quiet", O_QUIET, 0, CMD_ALL},
-    {"model-file", O_MODEL_FILE, 1, CMD_EVAL},
-    {"onnx", O_ONNX, 1, CMD_EVAL},
+    {"quiet", O_QUIET, 0, CMD_ALL | CMD_EXPORT},
+    {"model-file", O_MODEL_FILE, 1, CMD_EVAL | CMD_EXPORT},
+    {"onnx", O_ONNX, 1, CMD_EVAL | CMD_EXPORT},
+    {"opset", O_OPSET, 1, CMD_EXPORT},
+    {"batch-dim", O_BATCH_DIM, 1, CMD_EXPORT},
     {"init-onnx", O_INIT_ONNX, 1, CMD_TRAIN},
     {"pgd-steps", O_PGD_STEPS, 1, CMD_EVAL | CMD_COMPARE},
     {"restarts", O_RESTARTS, 1, CMD_EVAL | CMD_COMPARE},
@@ -323,7 +348,7 @@ static const opt_def opts[] = {
     {"aa-version", O_AA_VERSION, 1, CMD_EVAL},
     {"acts", O_ACTS, 1, CMD_COMPARE},
     {"log-dir", O_LOG_DIR, 1, CMD_COMPARE},
-    {"help", O_HELP, 0, CMD_ALL},
+    {"help", O_HELP, 0, CMD_ALL | CMD_EXPORT},
     {"attack-backward", O_ATTACK_BACKWARD, 1, CMD_TC},
     {"train-backward", O_TRAIN_BACKWARD, 1, CMD_TC},
     {"seeds", O_SEEDS, 1, CMD_COMPARE},
@@ -602,6 +627,8 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_MODEL_FILE: c->model_file = arg; return 0;
     case O_ONNX: c->onnx_file = arg; return 0;
     case O_INIT_ONNX: c->init_onnx = arg; return 0;
+    case O_OPSET: return parse_i32(name, arg, 1, 1000, &c->opset);
+    case O_BATCH_DIM: return parse_i32(name, arg, 0, INT32_MAX, &c->batch_dim);
     case O_PGD_STEPS:
         return parse_list(name, arg, SAT_EVAL_MAX_STEPS, &c->num_pgd, c, steps_item);
     case O_RESTARTS: return parse_i32(name, arg, 1, 1000, &c->restarts);
@@ -668,6 +695,8 @@ static int parse(int argc, char **argv, int first, unsigned cmd, cli_config *c) 
 static int check(cli_config *c, unsigned cmd) {
     if (cmd == CMD_EVAL && !c->model_file == !c->onnx_file)
         return usage_error("one of --model-file FILE and --onnx FILE is required%s%s", "", "");
+    if (cmd == CMD_EXPORT && (!c->model_file || !c->onnx_file))
+        return usage_error("export needs --model-file FILE and --onnx OUT%s%s", "", "");
     if (c->init_onnx && c->spec_file)
         return usage_error("--init-onnx and --spec both give the model: choose one%s%s", "", "");
     if (c->resume && !c->checkpoint)
@@ -690,8 +719,9 @@ int main(int argc, char **argv) {
         else if (strcmp(topic, "train") == 0) print_help(stdout, help_train);
         else if (strcmp(topic, "eval") == 0) print_help(stdout, help_eval);
         else if (strcmp(topic, "compare") == 0) print_help(stdout, help_compare);
+        else if (strcmp(topic, "export") == 0) print_help(stdout, help_export);
         else {
-            fprintf(stderr, "%s: no help for '%s' (commands: train, eval, compare)\n", cli_prog,
+            fprintf(stderr, "%s: no help for '%s' (commands: train, eval, compare, export)\n", cli_prog,
                     topic);
             return CLI_EXIT_USAGE;
         }
@@ -713,8 +743,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "compare") == 0) {
         mask = CMD_COMPARE;
         help = help_compare;
+    } else if (strcmp(cmd, "export") == 0) {
+        mask = CMD_EXPORT;
+        help = help_export;
     } else {
-        fprintf(stderr, "%s: unknown command '%s' (commands: train, eval, compare, help)\n"
+        fprintf(stderr, "%s: unknown command '%s' (commands: train, eval, compare, export, help)\n"
                         "Try '%s --help'.\n",
                 cli_prog, cmd, cli_prog);
         return CLI_EXIT_USAGE;
@@ -732,5 +765,6 @@ int main(int argc, char **argv) {
     if (rc) return rc;
     if (mask == CMD_TRAIN) return cli_cmd_train(&cfg);
     if (mask == CMD_EVAL) return cli_cmd_eval(&cfg);
+    if (mask == CMD_EXPORT) return cli_cmd_export(&cfg);
     return cli_cmd_compare(&cfg);
 }

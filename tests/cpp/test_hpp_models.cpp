@@ -1,4 +1,5 @@
-// sat.hpp's wrappers of AutoAttack, callback models, layer introspection and ONNX import.
+// sat.hpp's wrappers of AutoAttack, callback models, layer introspection, ONNX import and
+// export.
 // The host model is linear with a known answer: logits = the sum of each quadrant's pixels
 // of a 1x4x4 image, so an L-inf attack of radius eps lowers every margin by exactly 8 eps,
 // and the examples whose margin is below 8 eps are exactly the ones any attack can break.
@@ -282,6 +283,35 @@ static void test_onnx(sat::Context &ctx) {
     }
 }
 
+// ONNX export through the wrapper: Model::save_onnx and save_onnx_buffer with
+// onnx_export_opts(). The bytes go back in through the import with the same logits, the
+// file holds the same bytes, and an opset the library does not write throws sat::Error.
+static void test_onnx_export(sat::Context &ctx) {
+    sat::Model m(ctx, "input 1 6 6\nnormalize mean=0.5 std=0.25\nconv 4 k=3 p=1\nbn\nact\nflatten\ndense 3\n",
+                 sat::model_opts(SAT_ACT_GELU));
+    std::vector<float> x(2 * 36);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float(i % 11) / 11.0f;
+    const std::vector<unsigned char> bytes = m.save_onnx_buffer();
+    CHECK(sat::Model::load_onnx_buffer(ctx, bytes).forward(x) == m.forward(x));
+
+    const std::string path = "test_hpp_models_export.onnx";
+    const sat_onnx_export_opts fixed = sat::onnx_export_opts(17, 2);
+    m.save_onnx(path, &fixed);
+    std::ifstream in(path, std::ios::binary);
+    std::vector<unsigned char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(file == m.save_onnx_buffer(&fixed));
+    CHECK(file != bytes);  // opset 17 and a fixed batch of 2 are written
+    std::remove(path.c_str());
+
+    const sat_onnx_export_opts bad = sat::onnx_export_opts(99);
+    try {
+        m.save_onnx_buffer(&bad);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_UNSUPPORTED && std::string(e.what()).find("opset 99") != std::string::npos);
+    }
+}
+
 int main() {
     try {
         sat::Context ctx(1, 4);
@@ -290,6 +320,7 @@ int main() {
         test_exceptions_cross_back_unchanged(ctx);
         test_layers(ctx);
         test_onnx(ctx);
+        test_onnx_export(ctx);
     } catch (const std::exception &e) {
         std::fprintf(stderr, "unexpected exception: %s\n", e.what());
         return 1;

@@ -77,7 +77,7 @@ typedef struct fixture {
     float *x, *x_adv, *x_dup;
     int32_t labels[N], targets[N], outcome[N];
     char dir[64], model_path[96], ckpt_path[96], images[96], labels_path[96], cifar_path[96];
-    char opt_ckpt_path[96];
+    char opt_ckpt_path[96], onnx_path[96];
     void *model_buf;
     size_t model_buf_size;
     sat_model *made;     /* a fresh model prepared for calls on a model's first use */
@@ -258,6 +258,11 @@ static int32_t run_load_buffer(void) {
     return sat_model_load_buffer(F.ctx, F.model_buf, F.model_buf_size, NULL, &made_model);
 }
 static int32_t run_save(void) { return sat_model_save(F.model, NULL, F.model_path); }
+static int32_t run_save_onnx_buffer(void) {
+    size_t size = 0;
+    return sat_model_save_onnx_buffer(F.model, NULL, &made_buf, &size);
+}
+static int32_t run_save_onnx(void) { return sat_model_save_onnx(F.model, F.onnx_path, NULL); }
 static int32_t run_load(void) { return sat_model_load(F.ctx, F.model_path, NULL, &made_model); }
 static int32_t run_from_arrays(void) {
     return sat_dataset_from_arrays(F.ctx, F.x, F.labels, N, 1, 6, 6, CLASSES, &made_ds);
@@ -527,6 +532,8 @@ static const call CALLS[] = {
     {"sat_model_load_buffer", NULL, run_load_buffer, tls_msg, cleanup_made},
     {"sat_model_save", NULL, run_save, model_msg, NULL},
     {"sat_model_load", NULL, run_load, tls_msg, cleanup_made},
+    {"sat_model_save_onnx_buffer", NULL, run_save_onnx_buffer, model_msg, cleanup_made},
+    {"sat_model_save_onnx", NULL, run_save_onnx, model_msg, NULL},
     {"sat_dataset_from_arrays", NULL, run_from_arrays, tls_msg, cleanup_made},
     {"sat_dataset_load_idx", NULL, run_load_idx, tls_msg, cleanup_made},
     {"sat_dataset_load (IDX)", NULL, run_dataset_load, tls_msg, cleanup_made},
@@ -610,6 +617,7 @@ static int setup(void **st) {
     snprintf(F.model_path, sizeof F.model_path, "%s/model.sat", F.dir);
     snprintf(F.ckpt_path, sizeof F.ckpt_path, "%s/run.satc", F.dir);
     snprintf(F.opt_ckpt_path, sizeof F.opt_ckpt_path, "%s/opt.satc", F.dir);
+    snprintf(F.onnx_path, sizeof F.onnx_path, "%s/model.onnx", F.dir);
     snprintf(F.images, sizeof F.images, "%s/t10k-images-idx3-ubyte", F.dir);
     snprintf(F.labels_path, sizeof F.labels_path, "%s/t10k-labels-idx1-ubyte", F.dir);
     SETUP_CHECK(sat_model_save(F.model, NULL, F.model_path) == SAT_OK);
@@ -652,7 +660,7 @@ static int teardown(void **st) {
     int64_t live = F.fa ? F.fa->live : 0;
     sat_free(F.model_buf);
     unlink(F.model_path), unlink(F.ckpt_path), unlink(F.images), unlink(F.labels_path), unlink(F.cifar_path);
-    unlink(F.opt_ckpt_path);
+    unlink(F.opt_ckpt_path), unlink(F.onnx_path);
     if (onnx_buf) unlink(onnx_path);
     onnx_buf = NULL;
     rmdir(F.dir);

@@ -477,6 +477,23 @@ static int32_t s_preset_std_zero(void) {
     sat_free(spec);
     return st;
 }
+/* ONNX export options: an opset this library does not write, and values no opset has */
+static int32_t save_onnx_with(int32_t opset, int32_t batch_dim) {
+    sat_onnx_export_opts o;
+    sat_onnx_export_opts_init(&o, sizeof o);
+    o.opset = opset;
+    o.batch_dim = batch_dim;
+    void *buf = NULL;
+    size_t size = 0;
+    int32_t st = sat_model_save_onnx_buffer(H.model, &o, &buf, &size);
+    sat_free(buf);
+    return st;
+}
+static int32_t s_onnx_opset_old(void) { return save_onnx_with(12, 0); }
+static int32_t s_onnx_opset_zero(void) { return save_onnx_with(0, 0); }
+static int32_t s_onnx_opset_max(void) { return save_onnx_with(INT32_MAX, 0); }
+static int32_t s_onnx_batch_neg(void) { return save_onnx_with(13, -1); }
+static int32_t s_onnx_batch_max(void) { return save_onnx_with(13, INT32_MAX); }
 static int32_t s_callback_classes(void) {
     sat_callback_model_opts o;
     sat_callback_model_opts_init(&o, sizeof o);
@@ -642,6 +659,11 @@ static const scalar_row SCALARS[] = {
     {"sat_preset_spec, height -6", s_preset_dims, SAT_E_INVALID_ARG},
     {"sat_preset_spec, std 0", s_preset_std_zero, SAT_E_INVALID_ARG},
     {"sat_callback_model_create, 1 class", s_callback_classes, SAT_E_INVALID_ARG},
+    {"sat_model_save_onnx_buffer, opset 12", s_onnx_opset_old, SAT_E_UNSUPPORTED},
+    {"sat_model_save_onnx_buffer, opset 0", s_onnx_opset_zero, SAT_E_INVALID_ARG},
+    {"sat_model_save_onnx_buffer, opset INT32_MAX", s_onnx_opset_max, SAT_E_UNSUPPORTED},
+    {"sat_model_save_onnx_buffer, batch_dim -1", s_onnx_batch_neg, SAT_E_INVALID_ARG},
+    {"sat_model_save_onnx_buffer, batch_dim INT32_MAX (allowed)", s_onnx_batch_max, SAT_OK},
     {"sat_model_load_onnx_buffer, ReLU -> SiLU (allowed)", s_onnx_ok, SAT_OK},
     {"sat_model_load_onnx_buffer, max_batch 0", s_onnx_batch_0, SAT_E_INVALID_ARG},
     {"sat_model_load_onnx_buffer, max_batch 2^31-1", s_onnx_batch_huge, SAT_E_INVALID_ARG},

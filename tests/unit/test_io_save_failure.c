@@ -56,19 +56,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static unsigned char *read_all(const char *path, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *d = tu_alloc((size_t)n + 1);
-    assert_int_equal(fread(d, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *size = (size_t)n;
-    return d;
-}
-
 static void close_dir(void *d) { closedir(d); }
 
 /* Entries of dir other than . and ..; fails on any name with "tmp." in it. */
@@ -105,7 +92,7 @@ static void test_failed_saves_keep_old_file(void **state) {
     fixture *f = *state;
     TU_CHECK(sat_model_save(f->a, NULL, f->path));
     size_t size0;
-    unsigned char *before = read_all(f->path, &size0);
+    unsigned char *before = tu_read_file(f->path, &size0);
 
     /* A directory that does not exist. */
     char missing[192];
@@ -134,7 +121,7 @@ static void test_failed_saves_keep_old_file(void **state) {
     assert_int_equal(sat_model_save(f->b, &meta, f->path), SAT_E_INVALID_ARG);
 
     size_t size1;
-    unsigned char *after = read_all(f->path, &size1);
+    unsigned char *after = tu_read_file(f->path, &size1);
     assert_int_equal(size0, size1);
     assert_memory_equal(before, after, size0);
     assert_int_equal(count_entries_no_temp(f->dir), 2); /* model.satm and adir */

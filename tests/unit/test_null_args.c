@@ -113,6 +113,10 @@ static void test_null_handles(void **st) {
     assert_true(sat_model_save_buffer(NULL, NULL, &buf, &size) < 0);
     assert_null(buf);
     assert_true(sat_model_load_buffer(NULL, NULL, 0, NULL, &m) < 0);
+    assert_true(sat_onnx_export_opts_init(NULL, 64) < 0);
+    assert_true(sat_model_save_onnx(NULL, "/tmp/never-written.onnx", NULL) < 0);
+    assert_true(sat_model_save_onnx_buffer(NULL, NULL, &buf, &size) < 0);
+    assert_null(buf);
     assert_true(sat_checkpoint_save(NULL, NULL, 0, 0, "/tmp/never-written.ckpt") < 0);
     assert_true(sat_checkpoint_load(NULL, NULL, &epoch, &count) < 0);
     sat_context_destroy(c);
@@ -161,6 +165,8 @@ static void test_null_buffers(void **st) {
     assert_true(sat_model_layer_info(m, 0, NULL) < 0);
     assert_true(sat_model_save(m, NULL, NULL) < 0);
     assert_true(sat_model_save_buffer(m, NULL, NULL, NULL) < 0);
+    assert_true(sat_model_save_onnx(m, NULL, NULL) < 0);
+    assert_true(sat_model_save_onnx_buffer(m, NULL, NULL, NULL) < 0);
     assert_true(sat_optimizer_create(m, NULL, NULL) < 0);
     sat_optimizer *opt = NULL;
     TU_CHECK(sat_optimizer_create(m, NULL, &opt));

@@ -908,6 +908,26 @@ class Model(_Classifier):
         buf, size = ctypes.c_void_p(), ctypes.c_size_t()
         self._check(self._lib.raw.model_save_buffer(self.handle, ctypes.byref(m) if m else None,
                                                     ctypes.byref(buf), ctypes.byref(size)))
+        return self._take_bytes(buf, size)
+
+    def save_onnx(self, path: PathLike, **opts: Any) -> None:
+        """Writes the model as a standard ONNX file (opset 13; input 'input' [batch, C, H,
+        W], output 'logits'), atomically. Options (keywords): opset (13 to 17), batch_dim
+        (0: a symbolic batch dimension, else that fixed size). torch and onnxruntime read
+        the file; Model.load_onnx reads it back."""
+        o = _opts(self._lib, _ffi.OnnxExportOpts, "onnx_export_opts_init", opts)
+        self._check(self._lib.raw.model_save_onnx(self.handle, os.fsencode(path), ctypes.byref(o)))
+
+    def save_onnx_buffer(self, **opts: Any) -> bytes:
+        """save_onnx() into bytes (onnx.load_from_string reads them)."""
+        o = _opts(self._lib, _ffi.OnnxExportOpts, "onnx_export_opts_init", opts)
+        buf, size = ctypes.c_void_p(), ctypes.c_size_t()
+        self._check(self._lib.raw.model_save_onnx_buffer(self.handle, ctypes.byref(o), ctypes.byref(buf),
+                                                         ctypes.byref(size)))
+        return self._take_bytes(buf, size)
+
+    def _take_bytes(self, buf: ctypes.c_void_p, size: ctypes.c_size_t) -> bytes:
+        """The bytes of a buffer the library handed out, which is freed here."""
         try:
             return ctypes.string_at(buf, size.value)
         finally:

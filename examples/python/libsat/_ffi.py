@@ -174,6 +174,10 @@ class OnnxImportOpts(ctypes.Structure):
                 ("max_batch", c_int32)]
 
 
+class OnnxExportOpts(ctypes.Structure):
+    _fields_ = [("struct_size", c_uint32), ("opset", c_int32), ("batch_dim", c_int32)]
+
+
 # Every struct of sat.h and its mirror (tests/python/test_layout.py compares them with C).
 STRUCTS = {
     "sat_context_opts": ContextOpts,
@@ -193,6 +197,7 @@ STRUCTS = {
     "sat_tensor_info": TensorInfo,
     "sat_layer_info": LayerInfo,
     "sat_onnx_import_opts": OnnxImportOpts,
+    "sat_onnx_export_opts": OnnxExportOpts,
 }
 
 PF = P(c_float)
@@ -325,6 +330,9 @@ PROTOTYPES = {
     "sat_onnx_import_opts_init": (c_int32, [P(OnnxImportOpts), c_uint32]),
     "sat_model_load_onnx": (c_int32, [H, c_char_p, P(OnnxImportOpts), P(H)]),
     "sat_model_load_onnx_buffer": (c_int32, [H, c_void_p, c_size_t, P(OnnxImportOpts), P(H)]),
+    "sat_onnx_export_opts_init": (c_int32, [P(OnnxExportOpts), c_uint32]),
+    "sat_model_save_onnx": (c_int32, [H, c_char_p, P(OnnxExportOpts)]),
+    "sat_model_save_onnx_buffer": (c_int32, [H, P(OnnxExportOpts), P(c_void_p), P(c_size_t)]),
     "sat_checkpoint_save": (c_int32, [H, P(ModelMeta), c_int64, c_int64, c_char_p]),
     "sat_checkpoint_load": (c_int32, [H, c_char_p, PI64, PI64]),
     "sat_optimizer_checkpoint_save": (c_int32, [H, P(ModelMeta), c_char_p]),

@@ -432,6 +432,14 @@ pub struct sat_onnx_import_opts {
     pub max_batch: i32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sat_onnx_export_opts {
+    pub struct_size: u32,
+    pub opset: i32,
+    pub batch_dim: i32,
+}
+
 extern "C" {
     pub fn sat_version_string() -> *const c_char;
     pub fn sat_version(major: *mut i32, minor: *mut i32, patch: *mut i32);
@@ -589,6 +597,11 @@ extern "C" {
                                out: *mut *mut sat_model) -> i32;
     pub fn sat_model_load_onnx_buffer(ctx: *mut sat_context, buf: *const c_void, size: usize,
                                       opts: *const sat_onnx_import_opts, out: *mut *mut sat_model) -> i32;
+    pub fn sat_onnx_export_opts_init(opts: *mut sat_onnx_export_opts, size: u32) -> i32;
+    pub fn sat_model_save_onnx(model: *const sat_model, path: *const c_char, opts: *const sat_onnx_export_opts)
+                               -> i32;
+    pub fn sat_model_save_onnx_buffer(model: *const sat_model, opts: *const sat_onnx_export_opts,
+                                      buf_out: *mut *mut c_void, size_out: *mut usize) -> i32;
     pub fn sat_checkpoint_save(trainer: *const sat_trainer, meta: *const sat_model_meta,
                                epoch: i64, batch_index: i64, path: *const c_char) -> i32;
     pub fn sat_checkpoint_load(trainer: *mut sat_trainer, path: *const c_char, epoch: *mut i64,

@@ -48,6 +48,7 @@ rust_layout! {
                               reserved0, logits_fn, input_grad_fn, user }
     sat_onnx_import_opts { struct_size, replace_act_from, replace_act_to, replace_act_param,
                            max_batch }
+    sat_onnx_export_opts { struct_size, opset, batch_dim }
     sat_model_meta { struct_size, norm, eps, method, steps, epochs, clean_accuracy,
                      robust_accuracy }
     sat_tensor_info { role, ndim, offset, count, shape }

@@ -265,6 +265,10 @@ opts_type!(
     /// ([`Model::load_onnx`]).
     OnnxImportOpts, sys::sat_onnx_import_opts, sys::sat_onnx_import_opts_init);
 opts_type!(
+    /// `sat_onnx_export_opts`: the opset the file declares (13 to 17) and its batch
+    /// dimension (0: symbolic) ([`Model::save_onnx`]).
+    OnnxExportOpts, sys::sat_onnx_export_opts, sys::sat_onnx_export_opts_init);
+opts_type!(
     /// `sat_autoattack_opts`: version of the sequence, norm, eps and seed of
     /// [`Model::autoattack`].
     AutoAttackOpts, sys::sat_autoattack_opts, sys::sat_autoattack_opts_init);
@@ -1160,6 +1164,29 @@ impl<'ctx> Model<'ctx> {
         let mut buf: *mut c_void = ptr::null_mut();
         let mut size = 0usize;
         let st = unsafe { sys::sat_model_save_buffer(self.raw, m, &mut buf, &mut size) };
+        self.take_buffer(st, buf, size)
+    }
+
+    /// Writes the model as a standard ONNX file (opset 13 by default; input `input`
+    /// [batch, C, H, W], output `logits`), replacing an existing file whole or not at all.
+    /// PyTorch and ONNX tools read it; [`Model::load_onnx`] reads it back.
+    pub fn save_onnx(&self, path: impl AsRef<Path>, opts: Option<&OnnxExportOpts>) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        let o = opts.map_or(ptr::null(), |o| &o.0 as *const _);
+        self.check(unsafe { sys::sat_model_save_onnx(self.raw, p.as_ptr(), o) })
+    }
+
+    /// The bytes of the model's ONNX file ([`Model::save_onnx`]).
+    pub fn save_onnx_buffer(&self, opts: Option<&OnnxExportOpts>) -> Result<Vec<u8>> {
+        let o = opts.map_or(ptr::null(), |o| &o.0 as *const _);
+        let mut buf: *mut c_void = ptr::null_mut();
+        let mut size = 0usize;
+        let st = unsafe { sys::sat_model_save_onnx_buffer(self.raw, o, &mut buf, &mut size) };
+        self.take_buffer(st, buf, size)
+    }
+
+    /// The bytes of a buffer a save call (status `st`) handed out, which is freed here.
+    fn take_buffer(&self, st: i32, buf: *mut c_void, size: usize) -> Result<Vec<u8>> {
         // freed by the library's own sat_free however the copy ends
         struct Owned(*mut c_void);
         impl Drop for Owned {
