@@ -65,6 +65,12 @@ static int32_t fill(sat_model *m, const sat__onnx_copy *c, int64_t *copied, char
     li.struct_size = sizeof li;
     if (sat_model_layer_info(m, c->layer, &li) != SAT_OK)
         return sat__fail(err, SAT_E_INTERNAL, "layer %d of the translation is missing", c->layer);
+    if (!c->src && c->channels == SAT__ONNX_VECTOR) {
+        if (li.height != 1 || li.width != 1)
+            return sat__fail(err, SAT_E_UNSUPPORTED, "node '%s': only an [N, C] tensor is unsqueezed to [N, C, 1, 1] "
+                             "(a tensor of %d x %d x %d)", c->node, li.channels, li.height, li.width);
+        return SAT_OK;
+    }
     if (!c->src) {
         if ((int64_t)li.channels * li.height * li.width != c->channels)
             return sat__fail(err, SAT_E_FORMAT, "node '%s': reshape to %lld features of a tensor of %d x %d x %d",
@@ -97,12 +103,14 @@ static int32_t fill(sat_model *m, const sat__onnx_copy *c, int64_t *copied, char
     return SAT_OK;
 }
 
-/* Tensors the file does not give: SmoothReLU's alpha (when an activation is replaced by
- * it) keeps its initial value. */
-static int64_t alpha_floats(const sat_model *m) {
+/* Tensors the file does not give: SmoothReLU's alpha when an activation is replaced by it
+ * keeps its initial value. */
+static int64_t alpha_floats(const sat_model *m, const sat__onnx_plan *plan) {
     int64_t n = 0;
     for (int32_t i = 0; i < m->num_nodes; i++)
         if (m->nodes[i].p_alpha >= 0) n++;
+    for (int32_t k = 0; k < plan->num_copies; k++)
+        if (plan->copies[k].src && plan->copies[k].role == SAT_TENSOR_ACT_ALPHA) n--;
     return n;
 }
 
@@ -119,7 +127,7 @@ static int32_t build(sat_context *ctx, const sat__onnx_plan *plan, const sat_onn
     sat__init_params(m, m->opts.seed);
     int64_t copied = 0;
     for (int32_t k = 0; k < plan->num_copies && !st; k++) st = fill(m, &plan->copies[k], &copied, err);
-    if (!st && copied + alpha_floats(m) != m->num_params + m->num_state)
+    if (!st && copied + alpha_floats(m, plan) != m->num_params + m->num_state)
         st = sat__fail(err, SAT_E_INTERNAL, "the initializers fill %lld of %lld values", (long long)copied,
                        (long long)(m->num_params + m->num_state));
     if (st) {

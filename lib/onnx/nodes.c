@@ -156,14 +156,19 @@ static void copy(tr *t, int32_t layer, int32_t role, const Onnx__TensorProto *sr
 
 /* ---- activations ---- */
 
-static int32_t emit_act(tr *t, int32_t i, int32_t in, int32_t kind, float param) {
+/* An activation layer; alpha, SmoothReLU's learnable a, goes into the parameter block
+ * (NULL, or the activation replaced: the layer's initial value). */
+static int32_t emit_act(tr *t, int32_t i, int32_t in, int32_t kind, float param, const Onnx__TensorProto *alpha) {
     if (kind == t->swap.from) {
         kind = t->swap.to;
         param = t->swap.param;
+        alpha = NULL;
     }
     const char *name = sat_activation_name(kind);
-    if (isnan(param)) return emitted(t, i, sat__onnx_emit(t, in, "act %s", name));
-    return emitted(t, i, sat__onnx_emit(t, in, "act %s param=%.9g", name, param));
+    const int32_t layer = isnan(param) ? sat__onnx_emit(t, in, "act %s", name)
+                                       : sat__onnx_emit(t, in, "act %s param=%.9g", name, param);
+    if (layer >= 0 && alpha && kind == SAT_ACT_SMOOTHRELU) copy(t, layer, SAT_TENSOR_ACT_ALPHA, alpha, i, 0, 1.0f, 0.0f);
+    return emitted(t, i, layer);
 }
 
 static int32_t act_node(tr *t, int32_t i, int32_t kind) {
@@ -177,7 +182,7 @@ static int32_t act_node(tr *t, int32_t i, int32_t kind) {
                                                            "supported", alpha);
     int32_t in = 0;
     if (!st) st = layer_in(t, i, 0, &in);
-    return st ? st : emit_act(t, i, in, kind, alpha);
+    return st ? st : emit_act(t, i, in, kind, alpha, NULL);
 }
 
 /* ---- an activation written as a subgraph of elementwise ops (activation.c) ---- */
@@ -187,6 +192,12 @@ static int elementwise(const Onnx__NodeProto *nd) {
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         if (is_op(nd, ops[k])) return 1;
     return 0;
+}
+
+/* Ops that may also be part of an activation's subgraph: parametric softplus's Softplus,
+ * SmoothReLU's Relu and Log. */
+static int in_subgraph(const Onnx__NodeProto *nd) {
+    return elementwise(nd) || is_op(nd, "Softplus") || is_op(nd, "Relu") || is_op(nd, "Log");
 }
 
 static const Onnx__TensorProto *scalar_of(void *user, const char *name) {
@@ -227,7 +238,7 @@ static int32_t region(tr *t, int32_t i, const sat__onnx_entry *x, int *matched) 
     *matched = 0;
     for (int32_t j = i; j < (int32_t)t->g->n_node && count < REGION_MAX; j++) {
         const Onnx__NodeProto *nd = node_at(t, j);
-        if (!t->needed[j] || t->done[j] || !elementwise(nd) || nd->n_attribute) continue;
+        if (!t->needed[j] || t->done[j] || !in_subgraph(nd) || nd->n_attribute) continue;
         int reads_x = 0, ok = nd->n_input >= 1;
         for (size_t k = 0; k < nd->n_input && ok; k++) {
             int found = 0;
@@ -259,14 +270,14 @@ static int32_t region(tr *t, int32_t i, const sat__onnx_entry *x, int *matched) 
         int32_t n = 0;
         for (int32_t r = 0; r <= sink; r++)
             if (in[r]) sub[n++] = t->g->node[nodes[r]];
-        int32_t kind;
-        if (!sat__onnx_recognise(sub, n, x->name, node_at(t, nodes[sink])->output[0], scalar_of, t, &kind))
+        sat__onnx_fn fn;
+        if (!sat__onnx_recognise(sub, n, x->name, node_at(t, nodes[sink])->output[0], scalar_of, t, &fn))
             continue;
         for (int32_t r = 0; r < sink; r++)
             if (in[r]) t->done[nodes[r]] = 1;
         *matched = 1;
-        if (kind == SAT__ONNX_FN_SIGMOID) return emitted(t, nodes[sink], sat__onnx_emit(t, x->layer, "sigmoid"));
-        return emit_act(t, nodes[sink], x->layer, kind, NAN);
+        if (fn.kind == SAT__ONNX_FN_SIGMOID) return emitted(t, nodes[sink], sat__onnx_emit(t, x->layer, "sigmoid"));
+        return emit_act(t, nodes[sink], x->layer, fn.kind, fn.param, fn.param_src);
     }
     return SAT_OK;
 }
@@ -290,8 +301,56 @@ static int32_t elementwise_node(tr *t, int32_t i) {
                            a->layer >= 0 && b->layer >= 0;
     if (two_layers && (is_op(nd, "Add") || is_op(nd, "Mul")))
         return emitted(t, i, sat__onnx_emit(t, a->layer, "%s L%d", is_op(nd, "Add") ? "add" : "mul", b->layer));
-    return UNSUPPORTED(i, "only as part of an activation (SiLU, GELU), an input normalisation, or as "
-                       "Add / Mul of two computed tensors");
+    return UNSUPPORTED(i, "only as part of an activation (SiLU, GELU, parametric softplus, SmoothReLU), an input "
+                          "normalisation, or as Add / Mul of two computed tensors");
+}
+
+/* Relu: the start of SmoothReLU's subgraph (Relu, Mul, Add, Log, Div, Sub), else a ReLU. */
+static int32_t relu(tr *t, int32_t i) {
+    const Onnx__NodeProto *nd = node_at(t, i);
+    const sat__onnx_entry *x = input(t, i, 0);
+    if (nd->n_input == 1 && !nd->n_attribute && x && x->kind != SAT__T_CONST && x->layer >= 0) {
+        int matched = 0;
+        int32_t st = region(t, i, x, &matched);
+        if (st || matched) return st;
+    }
+    return act_node(t, i, SAT_ACT_RELU);
+}
+
+/* 1 if node i's axes are 2, 3 (or -2, -1): an input since opset 13, an attribute before. */
+static int unit_hw_axes(const tr *t, int32_t i) {
+    const Onnx__NodeProto *nd = node_at(t, i);
+    int64_t axes[2];
+    if (nd->n_input == 2 && !nd->n_attribute) {
+        const sat__onnx_entry *a = input(t, i, 1);
+        if (!a || a->kind != SAT__T_CONST || sat__onnx_tensor_count(a->tensor) != 2 ||
+            !sat__onnx_tensor_is_int64(a->tensor, 2))
+            return 0;
+        for (int k = 0; k < 2; k++) axes[k] = sat__onnx_tensor_int_at(a->tensor, k);
+    } else if (nd->n_input == 1 && nd->n_attribute == 1) {
+        const Onnx__AttributeProto *a = attr(nd, "axes");
+        if (!a || a->n_ints != 2) return 0;
+        for (int k = 0; k < 2; k++) axes[k] = a->ints[k];
+    } else {
+        return 0;
+    }
+    return (axes[0] == 2 && axes[1] == 3) || (axes[0] == -2 && axes[1] == -1);
+}
+
+/* Unsqueeze of a computed [N, C] tensor to [N, C, 1, 1] (a squeeze-excitation gate before
+ * its Mul): libsat's [C] already is C x 1 x 1, so the output is the input's layer, which is
+ * checked to be one. An Unsqueeze of what is not a layer is left to a Reshape's batch size
+ * (batch_shape.c). */
+static int32_t unsqueeze(tr *t, int32_t i) {
+    const sat__onnx_entry *x = input(t, i, 0);
+    if (!x || x->kind == SAT__T_CONST || x->layer < 0) return SAT_OK;
+    if (!unit_hw_axes(t, i))
+        return UNSUPPORTED(i, "only axes 2, 3 of an [N, C] tensor (a gate before its Mul), or as the batch size of "
+                              "a Reshape to [batch, features] (x.view(x.size(0), -1))");
+    const sat__onnx_copy c = {x->layer, -1, NULL, SAT__S(node_at(t, i)->name), 0, 1.0f, 0.0f, SAT__ONNX_VECTOR};
+    sat__onnx_copy_add(t, &c);
+    set_out(t, i, x->layer);
+    return SAT_OK;
 }
 
 /* ---- layers with weights ---- */
@@ -537,12 +596,13 @@ int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
     }
     /* The batch-size arithmetic of a Reshape: claimed by the Reshape (batch_shape.c), which
      * comes later; walk() refuses what no Reshape claimed. */
-    if (is_op(nd, "Shape") || is_op(nd, "Gather") || is_op(nd, "Unsqueeze") || is_op(nd, "Concat")) return SAT_OK;
+    if (is_op(nd, "Unsqueeze")) return unsqueeze(t, i);
+    if (is_op(nd, "Shape") || is_op(nd, "Gather") || is_op(nd, "Concat")) return SAT_OK;
     if (is_op(nd, "Conv")) return conv(t, i);
     if (is_op(nd, "Gemm")) return gemm(t, i);
     if (is_op(nd, "MatMul")) return matmul(t, i);
     if (is_op(nd, "BatchNormalization")) return batchnorm(t, i);
-    if (is_op(nd, "Relu")) return act_node(t, i, SAT_ACT_RELU);
+    if (is_op(nd, "Relu")) return relu(t, i);
     if (is_op(nd, "Softplus")) return act_node(t, i, SAT_ACT_SOFTPLUS);
     if (is_op(nd, "Elu")) return act_node(t, i, SAT_ACT_ELU);
     if (is_op(nd, "Celu")) return act_node(t, i, SAT_ACT_CELU);

@@ -44,8 +44,9 @@ int64_t sat__onnx_tensor_int_at(const Onnx__TensorProto *t, int64_t i);
 /* ---- translate.c: a graph as a libsat spec plus the weights ---- */
 /* One tensor of the model's blocks filled from an initializer: layer `layer`'s tensor of
  * role SAT_TENSOR_* gets value j of src (a 2-D [K, N] src read transposed when transpose),
- * times scale, plus add. With src NULL, a check instead: the layer's channels must be
- * `channels` (a Reshape's target size). */
+ * times scale, plus add. With src NULL, a check instead: the layer's size must be
+ * `channels` (a Reshape's target size), or with SAT__ONNX_VECTOR, the layer C x 1 x 1. */
+#define SAT__ONNX_VECTOR (-1)
 typedef struct sat__onnx_copy {
     int32_t layer;
     int32_t role;
@@ -78,13 +79,20 @@ int32_t sat__onnx_translate(const sat_context *ctx, const Onnx__ModelProto *mode
 void sat__onnx_plan_free(const sat_context *ctx, sat__onnx_plan *plan);
 
 /* ---- activation.c: elementwise subgraphs recognised by their values ---- */
-/* Which function of one variable a small elementwise subgraph computes: *kind is a
- * SAT_ACT_* (SiLU, GELU in both forms), or SAT__ONNX_FN_SIGMOID; 0 if none matches. The
- * subgraph is nodes[0..count) in topological order, `x` the name of its variable input,
- * `out` the output compared; scalar constants come from scalar(name). */
+/* Which function of one variable a small elementwise subgraph computes: fn->kind is a
+ * SAT_ACT_* (SiLU, parametric softplus, SmoothReLU, GELU in both forms), or
+ * SAT__ONNX_FN_SIGMOID; 0 if none matches. A parameter is one of the subgraph's scalar
+ * constants, fn->param_src (NULL and param NaN: the kind's default, or none). The subgraph
+ * is nodes[0..count) in topological order, `x` the name of its variable input, `out` the
+ * output compared; scalar constants come from scalar(name). */
 #define SAT__ONNX_FN_SIGMOID (-2)
 typedef const Onnx__TensorProto *(*sat__onnx_const_fn)(void *user, const char *name);
+typedef struct sat__onnx_fn {
+    int32_t kind;
+    float param;
+    const Onnx__TensorProto *param_src;
+} sat__onnx_fn;
 int sat__onnx_recognise(Onnx__NodeProto *const *nodes, int32_t count, const char *x, const char *out,
-                        sat__onnx_const_fn scalar, void *user, int32_t *kind);
+                        sat__onnx_const_fn scalar, void *user, sat__onnx_fn *fn);
 
 #endif

@@ -291,3 +291,13 @@ def test_pgd20_matches_pytorch(ctx):
     assert abs(clean_sat - clean_torch) <= 0.001
     assert 0.1 < robust_torch < clean_torch - 0.1
     assert abs(robust_sat - robust_torch) <= 0.005
+
+
+def test_softplus_with_beta(ctx):
+    """PyTorch writes Softplus(beta=b) as Mul, Softplus, Div: libsat's parametric softplus."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(beta=2.5), nn.Flatten(),
+                        nn.Linear(4 * 6 * 6, 10)).eval()
+    model = libsat.Model.load_onnx_buffer(ctx, _export(net, (3, 6, 6)))
+    assert "act psoftplus param=2.5 " in model.spec
+    _compare(model, net, (3, 6, 6))

@@ -362,6 +362,134 @@ static void test_squeeze_excitation(void **state) {
     expect_logits(m, x, 1, want, 8, 1e-6);
 }
 
+/* ---- activations with a parameter, the exporter's forms ---- */
+
+/* x -> y through libsat's export of psoftplus (Mul a, Softplus, Div b), SiLU with b
+ * (Mul b, Sigmoid, Mul x) or SmoothReLU (Relu, Mul a, Add 1, Log, Div b, Sub); a and b are
+ * the same constant unless b differs, the near miss. */
+static tu_onnx *parametric(int32_t kind, float a, float b) {
+    const int64_t in[2] = {0, 8}, none[1] = {0}, one_dim[1] = {1};
+    const float one = 1.0f;
+    tu_onnx *g = tu_onnx_new("x", 2, in);
+    /* after a layer: a Mul reading the graph input would be its normalisation */
+    tu_onnx_node(g, "Identity", "id", "x", "h");
+    tu_onnx_init(g, "a", kind == SAT_ACT_SMOOTHRELU ? 1 : 0, kind == SAT_ACT_SMOOTHRELU ? one_dim : none, &a, 0);
+    const char *div = "a";
+    if (b != a) {
+        tu_onnx_init(g, "b", 0, none, &b, 0);
+        div = "b";
+    }
+    char in2[16];
+    if (kind == SAT_ACT_PSOFTPLUS) {
+        tu_onnx_node(g, "Mul", "scale", "h,a", "ax");
+        tu_onnx_node(g, "Softplus", "sp", "ax", "s");
+        snprintf(in2, sizeof in2, "s,%s", div);
+        tu_onnx_node(g, "Div", "div", in2, "y");
+    } else if (kind == SAT_ACT_SILU) {
+        tu_onnx_node(g, "Mul", "scale", "h,a", "ax");
+        tu_onnx_node(g, "Sigmoid", "sig", "ax", "s");
+        tu_onnx_node(g, "Mul", "mul", "h,s", "y");
+    } else {
+        tu_onnx_init(g, "one", 0, none, &one, 0);
+        tu_onnx_node(g, "Relu", "relu", "h", "r");
+        tu_onnx_node(g, "Mul", "scale", "r,a", "ar");
+        tu_onnx_node(g, "Add", "plus1", "ar,one", "ar1");
+        tu_onnx_node(g, "Log", "log", "ar1", "lg");
+        snprintf(in2, sizeof in2, "lg,%s", div);
+        tu_onnx_node(g, "Div", "div", in2, "q");
+        tu_onnx_node(g, "Sub", "sub", "r,q", "y");
+    }
+    tu_onnx_output(g, "y");
+    return g;
+}
+
+static void test_parametric_activations(void **state) {
+    (void)state;
+    sat_context *ctx = ctx_of();
+    const float x[8] = {-3, -1, -0.25f, 0, 0.125f, 0.5f, 1, 2.5f};
+    const struct {
+        int32_t kind;
+        float a;
+        const char *line;
+    } cases[] = {{SAT_ACT_PSOFTPLUS, 3.0f, "act psoftplus param=3 "},
+                 {SAT_ACT_SILU, 2.0f, "act silu param=2 "},
+                 {SAT_ACT_SMOOTHRELU, 5.0f, "act smoothrelu param=5 "}};
+    for (size_t k = 0; k < 3; k++) {
+        sat_model *m = NULL;
+        TU_CHECK(tu_onnx_load(ctx, parametric(cases[k].kind, cases[k].a, cases[k].a), NULL, &m));
+        assert_spec_has(m, cases[k].line);
+        assert_int_equal(sat_model_layer_count(m), 2);
+        double want[8];
+        for (int i = 0; i < 8; i++) {
+            const double a = cases[k].a, v = x[i];
+            if (cases[k].kind == SAT_ACT_PSOFTPLUS) want[i] = log(1 + exp(a * v)) / a;
+            else if (cases[k].kind == SAT_ACT_SILU) want[i] = v / (1 + exp(-a * v));
+            else want[i] = v >= 0 ? v - log(1 + a * v) / a : 0;
+        }
+        expect_logits(m, x, 1, want, 8, 1e-6);
+    }
+    /* SmoothReLU's a is the layer's learnable parameter, filled from the file. */
+    sat_model *m = NULL;
+    TU_CHECK(tu_onnx_load(ctx, parametric(SAT_ACT_SMOOTHRELU, 123.5f, 123.5f), NULL, &m));
+    assert_int_equal(sat_model_param_count(m), 1);
+    assert_float_equal(sat_model_params(m)[0], 123.5f, 0.0f);
+    /* Near misses: softplus(3 x) / 2, (x - log(1 + 5 x) / 4)+: no candidate. */
+    expect_error(ctx, parametric(SAT_ACT_PSOFTPLUS, 3.0f, 2.0f), SAT_E_UNSUPPORTED, "node 'scale' (Mul)");
+    expect_error(ctx, parametric(SAT_ACT_SMOOTHRELU, 5.0f, 4.0f), SAT_E_UNSUPPORTED, "node 'scale' (Mul)");
+    /* SiLU's b from a constant that is not the one the sigmoid reads: x sigmoid(2 x) * 2. */
+    tu_onnx *g = parametric(SAT_ACT_SILU, 2.0f, 2.0f);
+    g->graph.output[0]->name = "z";
+    tu_onnx_node(g, "Mul", "twice", "y,a", "z");
+    expect_error(ctx, g, SAT_E_UNSUPPORTED, "node 'twice' (Mul)");
+}
+
+/* A [N, C] gate (Flatten, Gemm, Sigmoid) unsqueezed to [N, C, 1, 1] before the Mul, with
+ * the axes as an input (opset 13) or an attribute (opset 11); other axes, and a tensor
+ * that is not [N, C], are refused. */
+static tu_onnx *unsqueezed_gate(int as_attr, int64_t axis0, int gate_from_conv) {
+    const int64_t in[4] = {0, 2, 2, 2}, wd[2] = {2, 2}, cd[4] = {2, 2, 1, 1}, axes[2] = {axis0, axis0 + 1};
+    const float w[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+    tu_onnx *g = tu_onnx_new("x", 4, in);
+    tu_onnx_init(g, "w", 2, wd, w, 0);
+    tu_onnx_init(g, "cw", 4, cd, w, 0);
+    tu_onnx_node(g, "GlobalAveragePool", "squeeze", "x", "p");
+    tu_onnx_node(g, "Flatten", "flat", "p", "f");
+    tu_onnx_attr_int(tu_onnx_node(g, "Gemm", "excite", "f,w", "q"), "transB", 1);
+    tu_onnx_node(g, "Sigmoid", "gate", "q", "s");
+    if (gate_from_conv) tu_onnx_node(g, "Conv", "conv", "x,cw", "s4");
+    const char *gate = gate_from_conv ? "s4" : "s";
+    char inputs[16];
+    snprintf(inputs, sizeof inputs, "%s%s", gate, as_attr ? "" : ",axes");
+    Onnx__NodeProto *u = tu_onnx_node(g, "Unsqueeze", "unsq", inputs, "u");
+    if (as_attr) tu_onnx_attr_ints(u, "axes", 2, axes);
+    else tu_onnx_init_i64(g, "axes", 2, axes);
+    tu_onnx_node(g, "Mul", "scale", "x,u", "t");
+    tu_onnx_node(g, "Flatten", "out", "t", "y");
+    tu_onnx_output(g, "y");
+    return g;
+}
+
+static void test_unsqueezed_gate(void **state) {
+    (void)state;
+    sat_context *ctx = ctx_of();
+    const float w[4] = {0.5f, -1.0f, 2.0f, 0.25f};
+    float x[8];
+    double want[8], p[2], s[2];
+    tu_fill_uniform(x, 8, -1, 1, 4);
+    for (int c = 0; c < 2; c++) p[c] = (x[c * 4] + x[c * 4 + 1] + x[c * 4 + 2] + x[c * 4 + 3]) / 4;
+    for (int o = 0; o < 2; o++) s[o] = 1 / (1 + exp(-(w[o * 2] * p[0] + w[o * 2 + 1] * p[1])));
+    for (int i = 0; i < 8; i++) want[i] = x[i] * s[i / 4];
+    for (int as_attr = 0; as_attr < 2; as_attr++) {
+        sat_model *m = NULL;
+        TU_CHECK(tu_onnx_load(ctx, unsqueezed_gate(as_attr, 2, 0), NULL, &m));
+        assert_spec_has(m, "mul L");
+        expect_logits(m, x, 1, want, 8, 1e-6);
+    }
+    expect_error(ctx, unsqueezed_gate(0, 1, 0), SAT_E_UNSUPPORTED, "node 'unsq' (Unsqueeze): only axes 2, 3");
+    expect_error(ctx, unsqueezed_gate(1, 3, 0), SAT_E_UNSUPPORTED, "node 'unsq' (Unsqueeze): only axes 2, 3");
+    expect_error(ctx, unsqueezed_gate(0, 2, 1), SAT_E_UNSUPPORTED, "node 'unsq': only an [N, C] tensor");
+}
+
 /* ---- replacing an activation kind on import ---- */
 
 static void test_replace_activation(void **state) {
@@ -539,6 +667,8 @@ int main(void) {
         cmocka_unit_test(test_activation_subgraphs),
         cmocka_unit_test(test_subgraph_read_elsewhere),
         cmocka_unit_test(test_squeeze_excitation),
+        cmocka_unit_test(test_parametric_activations),
+        cmocka_unit_test(test_unsqueezed_gate),
         cmocka_unit_test(test_replace_activation),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_malformed),

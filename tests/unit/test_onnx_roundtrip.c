@@ -1,7 +1,9 @@
 /* test_onnx_roundtrip.c - a model exported to ONNX and imported again computes the same
  * logits, bit for bit: the import maps each exported form back to the layer it came from
  * (weights copied, not recomputed), so the same kernels run on the same numbers. Over a
- * small CNN with batch norm per activation, resnet20 and madry-cnn, and the other layers. */
+ * small CNN with batch norm per activation (default and other parameters, SmoothReLU's
+ * learnable alpha trained apart per layer), resnet20 and madry-cnn, squeeze-excitation
+ * gates, and the other layers. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -44,7 +46,7 @@ static const char *const OTHER_LAYERS =
     "dense 4\n";
 
 /* Parameters moved off their initial values and running statistics set, as a trained
- * model has them; SmoothReLU's alpha stays. */
+ * model has them; SmoothReLU's alpha stays (test_trained_smoothrelu moves it). */
 static void perturb(sat_model *m) {
     float *p = sat_model_params(m), *s = sat_model_state(m);
     const int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
@@ -89,28 +91,105 @@ static void expect_same_logits(sat_model *m, const char *what) {
         fail_msg("%s: logits differ after the round trip by up to %g", what, (double)tu_max_abs_diff(a, b, N * k));
 }
 
-/* Parametric softplus (Mul, Softplus, Div) and SmoothReLU (Relu, Mul, Add, Log, Div, Sub)
- * are standard ONNX that the importer does not map back to a layer yet: it refuses them
- * naming the node, and this test says so until it does. */
-static int importer_reads(int32_t act) { return act != SAT_ACT_PSOFTPLUS && act != SAT_ACT_SMOOTHRELU; }
-
 static void test_cnn_each_activation(void **state) {
     (void)state;
     for (int32_t act = 0; act < SAT_ACT_COUNT; act++) {
         sat_model *m = tu_model(tu_context(1, 0), CNN, act, 8);
         perturb(m);
-        if (importer_reads(act)) {
-            expect_same_logits(m, sat_activation_name(act));
-            continue;
-        }
-        void *buf = NULL;
-        size_t size = 0;
-        TU_CHECK(sat_model_save_onnx_buffer(m, NULL, &buf, &size));
-        tu_own_sat_mem(buf);
-        sat_model *back = NULL;
-        assert_int_equal(sat_model_load_onnx_buffer(tu_context(1, 0), buf, size, NULL, &back), SAT_E_UNSUPPORTED);
-        assert_null(back);
-        assert_non_null(strstr(sat_last_error(), sat_activation_name(act)));
+        expect_same_logits(m, sat_activation_name(act));
+    }
+}
+
+/* The CNN with `act` (kind and parameter) on each of its activation lines, in spec[cap]. */
+static const char *cnn_with(const char *act, char *spec, size_t cap) {
+    size_t len = 0;
+    for (const char *p = CNN; *p;) {
+        const char *end = strchr(p, '\n') + 1;
+        if (!strncmp(p, "act\n", 4)) len += (size_t)snprintf(spec + len, cap - len, "act %s\n", act);
+        else len += (size_t)snprintf(spec + len, cap - len, "%.*s", (int)(end - p), p);
+        p = end;
+    }
+    return spec;
+}
+
+/* Each parametric activation with parameters other than its default, in all three
+ * places of the CNN; SiLU's b = 1 exported without its Mul is the default case above. */
+static void test_activation_parameters(void **state) {
+    (void)state;
+    static const char *const acts[] = {"psoftplus param=3.5", "psoftplus param=1", "psoftplus param=37.25",
+                                       "silu param=1.7",      "silu param=0.25",   "elu param=0.3",
+                                       "celu param=2.5",      "smoothrelu param=7", "smoothrelu param=1"};
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        char spec[1024];
+        sat_model *m = tu_model(tu_context(1, 0), cnn_with(acts[k], spec, sizeof spec), SAT_ACT_RELU, 8);
+        perturb(m);
+        expect_same_logits(m, acts[k]);
+    }
+}
+
+/* SmoothReLU's alpha is learnable: after a few SGD steps each layer has its own (from a
+ * start of 3, where its gradient is large enough to move it), and the ONNX file carries
+ * each one back into the parameter block. */
+static void test_trained_smoothrelu(void **state) {
+    (void)state;
+    char spec[1024];
+    sat_model *m = tu_model(tu_context(1, 0), cnn_with("smoothrelu param=3", spec, sizeof spec), SAT_ACT_RELU, 8);
+    perturb(m);
+    sat_optimizer_opts oo;
+    TU_CHECK(sat_optimizer_opts_init(&oo, sizeof oo));
+    oo.lr = 0.5f;
+    sat_optimizer *opt = NULL;
+    TU_CHECK(sat_optimizer_create(m, &oo, &opt));
+    tu_own_optimizer(opt);
+    float x[8 * 3 * 8 * 8];
+    int32_t y[8];
+    tu_fill_uniform(x, 8 * 3 * 8 * 8, 0.0f, 1.0f, 5);
+    for (int32_t j = 0; j < 8; j++) y[j] = j % 5;
+    for (int step = 0; step < 3; step++) {
+        TU_CHECK(sat_model_train_backward(m, x, y, 8, 0.0f, NULL, NULL));
+        TU_CHECK(sat_optimizer_step(opt));
+    }
+    float alpha[3];
+    int32_t n = 0;
+    for (int32_t i = 0; i < sat_model_layer_count(m); i++) {
+        sat_layer_info li = {.struct_size = sizeof li};
+        TU_CHECK(sat_model_layer_info(m, i, &li));
+        for (int32_t t = 0; t < li.num_params; t++)
+            if (li.params[t].role == SAT_TENSOR_ACT_ALPHA) alpha[n++] = sat_model_params(m)[li.params[t].offset];
+    }
+    assert_int_equal(n, 3);
+    assert_true(alpha[0] != 3.0f && alpha[0] != alpha[1] && alpha[1] != alpha[2] && alpha[0] != alpha[2]);
+    expect_same_logits(m, "smoothrelu trained");
+}
+
+/* Squeeze-excitation: a gate from gap, dense, act, dense, sigmoid ([N, C], exported with an
+ * Unsqueeze to [N, C, 1, 1]) and one from 1x1 convolutions (already 4-D), either operand first. */
+static void test_squeeze_excitation(void **state) {
+    (void)state;
+    static const char *const SE = "input 3 8 8\n"
+                                  "conv 6 k=3 p=1 name=stem\n"
+                                  "act\n"
+                                  "gap\n"
+                                  "dense 3\n"
+                                  "act\n"
+                                  "dense 6\n"
+                                  "sigmoid name=gate\n"
+                                  "mul gate from=stem name=scaled\n"
+                                  "gap\n"
+                                  "conv 6 k=1\n"
+                                  "sigmoid\n"
+                                  "mul scaled\n"
+                                  "conv 4 k=3 s=2 p=1 name=trunk\n"
+                                  "gap\n"
+                                  "flatten\n"
+                                  "dense 4\n"
+                                  "sigmoid name=gate2\n"
+                                  "mul trunk from=gate2\n"
+                                  "dense 5\n";
+    for (int32_t act = 0; act < SAT_ACT_COUNT; act += SAT_ACT_COUNT - 1) {
+        sat_model *m = tu_model(tu_context(1, 0), SE, act, 8);
+        perturb(m);
+        expect_same_logits(m, "squeeze-excitation");
     }
 }
 
@@ -142,6 +221,9 @@ static void test_other_layers(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cnn_each_activation),
+        cmocka_unit_test(test_activation_parameters),
+        cmocka_unit_test(test_trained_smoothrelu),
+        cmocka_unit_test(test_squeeze_excitation),
         cmocka_unit_test(test_presets),
         cmocka_unit_test(test_other_layers),
     };
