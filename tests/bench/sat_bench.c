@@ -1,8 +1,10 @@
 /* sat_bench.c - step times, attack throughput, GFLOP/s against BLIS and peak memory of
  * libsat on the models of the performance issue (madry-cnn on 1x28x28, resnet20 on
- * 3x32x32).
+ * 3x32x32; "all" is those two) and on the presets of the robustness benchmarks and the
+ * paper (preact-resnet18 on 3x32x32; efficientnet-b0 and resnet50 on 3x224x224).
  *
- *   sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch 128]
+ *   sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]
+ *             [--act relu|silu|all] [--batch 128]
  *             [--reps 5] [--threads 1,2] [--single [--no-ref]]
  *
  * Without --single the program runs every (model, activation, threads) configuration in a
@@ -14,7 +16,8 @@
  * Measurements (medians over --reps timed calls after one warm-up call):
  *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
  *   pgd1_ms       sat_train_step, SAT_TRAIN_PGD with 1 attack step
- *   pgdk_ms       sat_train_step, SAT_TRAIN_PGD with 10 (madry-cnn) / 7 (resnet20) steps
+ *   pgdk_ms       sat_train_step, SAT_TRAIN_PGD with 10 (madry-cnn, preact-resnet18) / 7
+ *                 (resnet20) / 1 (efficientnet-b0, resnet50: the paper's attack) steps
  *   attack_img_s  images per second of sat_pgd_attack, PGD-10
  *   *_gflops      achieved GFLOP/s counting the conv/dense GEMMs only (2 M N K each):
  *                 attack iteration = forward + data gradients; train = forward + data
@@ -113,12 +116,24 @@ static void emit(const char *model, const char *act, int threads, int batch, con
 
 /* ---- one configuration ---- */
 
-static void input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps) {
-    if (strcmp(model, "madry-cnn") == 0) {
-        *c = 1, *h = 28, *w = 28, *pgd_steps = 10;
-    } else {
-        *c = 3, *h = 32, *w = 32, *pgd_steps = 7;
-    }
+/* Each model's input and the attack steps of its PGD-k training step: Madry's PGD-10 and the
+ * CIFAR ResNets' PGD-7 / PGD-10 (Rice et al.), and the paper's PGD-1 on the ImageNet
+ * networks. 0: not a model of the benchmark. */
+static int input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps) {
+    static const struct {
+        const char *name;
+        int c, h, w, steps;
+    } models[] = {
+        {"madry-cnn", 1, 28, 28, 10},      {"resnet20", 3, 32, 32, 7},
+        {"preact-resnet18", 3, 32, 32, 10}, {"efficientnet-b0", 3, 224, 224, 1},
+        {"resnet50", 3, 224, 224, 1},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (strcmp(model, models[i].name) == 0) {
+            *c = models[i].c, *h = models[i].h, *w = models[i].w, *pgd_steps = models[i].steps;
+            return 1;
+        }
+    return 0;
 }
 
 static double time_train(sat_model *model, int32_t method, int steps, const float *x,
@@ -388,7 +403,7 @@ static void print_table(const opts *o) {
                        100.0 * sk / pk, lookup(m, a, t, "blis_1024_gflops"), lookup(m, a, t, "satgemm_1024_gflops"),
                        lookup(m, a, t, "peak_rss_mb"));
             }
-    printf("pgdk: PGD-10 (madry-cnn) / PGD-7 (resnet20) training step; gemm-k: that step's conv/dense GEMMs\n"
+    printf("pgdk: PGD-10 (madry-cnn, preact-resnet18) / PGD-7 (resnet20) / PGD-1 (ImageNet) training step; gemm-k: that step's conv/dense GEMMs\n"
            "alone through libsat's GEMM (batched im2col shapes); GF/s: the step's GEMM FLOPs over its time;\n"
            "BLIS / satG: GF/s of those GEMMs in stock bli_sgemm / libsat's GEMM; eff: gemm-k / pgdk;\n"
            "B1024 / S1024: 1024^3 in stock BLIS / libsat's GEMM; RSS: peak resident MB.\n");
@@ -402,7 +417,8 @@ static int split_list(char *s, const char **out) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch N]\n"
+    fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]\n"
+                    "                 [--act relu|silu|all] [--batch N]\n"
                     "                 [--reps N] [--threads 1,2] [--single [--no-ref]]\n");
     exit(2);
 }
@@ -432,8 +448,9 @@ int main(int argc, char **argv) {
     o.n_threads = split_list(threads, tl);
     for (int i = 0; i < o.n_threads; i++) o.threads[i] = atoi(tl[i]);
     if (o.batch < 1 || o.reps < 1 || o.reps > 64 || !o.n_models || !o.n_acts || !o.n_threads) usage();
+    int c, h, w, k;
     for (int i = 0; i < o.n_models; i++)
-        if (strcmp(o.models[i], "madry-cnn") && strcmp(o.models[i], "resnet20")) usage();
+        if (!input_shape(o.models[i], &c, &h, &w, &k)) usage();
     for (int i = 0; i < o.n_threads; i++)
         if (o.threads[i] < 1 || o.threads[i] > 256) usage();
 
