@@ -44,14 +44,6 @@ TORCH_ACT = {"relu": F.relu, "silu": F.silu, "gelu": F.gelu, "softplus": F.softp
 BATCH = 3
 
 
-@pytest.fixture(scope="module")
-def torch_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _randomise_affine(model, rng):
     for layer in model.layers():
         if layer.op == "bn":
