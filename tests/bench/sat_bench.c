@@ -38,6 +38,7 @@
 #endif
 
 #include "kernels/blis_include.h"
+#include "bench_model.h"
 #include "model_gemms.h"
 
 #include <errno.h>
@@ -138,28 +139,13 @@ static int input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps
 
 static double time_train(sat_model *model, int32_t method, int steps, const float *x,
                          const int32_t *labels, int batch, int reps) {
-    sat_optimizer_opts oo;
-    sat_optimizer_opts_init(&oo, sizeof oo);
-    oo.lr = 0.01f;
-    oo.momentum = 0.9f;
-    oo.weight_decay = 5e-4f;
     sat_optimizer *opt = NULL;
-    int32_t st = sat_optimizer_create(model, &oo, &opt);
-    if (st) die("sat_optimizer_create", st, sat_model_last_error(model));
-    sat_trainer_opts to;
-    sat_trainer_opts_init(&to, sizeof to);
-    to.method = method;
-    to.eps = EPS;
-    to.step_size = STEP;
-    to.steps = steps > 0 ? steps : 1;
-    to.random_start = 1;
     sat_trainer *tr = NULL;
-    st = sat_trainer_create(model, opt, &to, &tr);
-    if (st) die("sat_trainer_create", st, sat_optimizer_last_error(opt));
+    bench_trainer(model, method, steps, EPS, STEP, &opt, &tr);
     double t[64];
     for (int r = -1; r < reps; r++) {
         double t0 = now_s();
-        st = sat_train_step(tr, x, labels, batch, NULL);
+        int32_t st = sat_train_step(tr, x, labels, batch, NULL);
         if (st) die("sat_train_step", st, sat_trainer_last_error(tr));
         if (r >= 0) t[r] = now_s() - t0;
     }
@@ -215,11 +201,7 @@ static void run_single(const char *model_name, const char *act_name, int threads
     float *x = malloc(sizeof(float) * (size_t)(batch * d));
     float *x_adv = malloc(sizeof(float) * (size_t)(batch * d));
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
-    uint64_t s = 88172645463325252ull;
-    for (int64_t i = 0; i < batch * d; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        x[i] = (float)((s >> 40) & 0xffffff) / 16777216.0f;
-    }
+    bench_fill_batch(x, batch * d);
     for (int i = 0; i < batch; i++) labels[i] = i % 10;
 
     model_gemms mg;
