@@ -18,6 +18,19 @@ static void check(int32_t st, const char *what, const char *msg) {
     exit(1);
 }
 
+sat_model *bench_preset_model(sat_context *ctx, const char *name, int c, int h, int w, int classes,
+                              const char *act_name, int max_batch, char **spec) {
+    check(sat_preset_spec(name, c, h, w, classes, NULL, NULL, spec), "sat_preset_spec", sat_last_error());
+    sat_model_opts mo;
+    sat_model_opts_init(&mo, sizeof mo);
+    check(sat_activation_from_name(act_name, &mo.activation), "sat_activation_from_name", act_name);
+    mo.max_batch = max_batch;
+    mo.seed = 1;
+    sat_model *model = NULL;
+    check(sat_model_create(ctx, *spec, &mo, &model), "sat_model_create", sat_last_error());
+    return model;
+}
+
 void bench_trainer(sat_model *model, int32_t method, int steps, float eps, float step, sat_optimizer **opt,
                    sat_trainer **tr) {
     sat_optimizer_opts oo;

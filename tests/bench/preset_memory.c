@@ -103,17 +103,7 @@ int main(int argc, char **argv) {
     check(sat_context_create(&co, &ctx), "sat_context_create", sat_last_error());
 
     char *spec = NULL;
-    check(sat_preset_spec(model_name, 3, size, size, classes, NULL, NULL, &spec), "sat_preset_spec",
-          sat_last_error());
-    int32_t act = SAT_ACT_RELU;
-    check(sat_activation_from_name(act_name, &act), "--act", act_name);
-    sat_model_opts mo;
-    sat_model_opts_init(&mo, sizeof mo);
-    mo.activation = act;
-    mo.max_batch = batch;
-    mo.seed = 1;
-    sat_model *model = NULL;
-    check(sat_model_create(ctx, spec, &mo, &model), "sat_model_create", sat_last_error());
+    sat_model *model = bench_preset_model(ctx, model_name, 3, size, size, classes, act_name, batch, &spec);
     const int64_t after_model = cnt.live;
 
     sat_optimizer *opt = NULL;

@@ -176,8 +176,6 @@ static void run_single(const char *model_name, const char *act_name, int threads
                        int no_ref) {
     int c, h, w, k_steps;
     input_shape(model_name, &c, &h, &w, &k_steps);
-    int32_t act;
-    if (sat_activation_from_name(act_name, &act)) die("sat_activation_from_name", SAT_E_INVALID_ARG, act_name);
 
     sat_context_opts co;
     sat_context_opts_init(&co, sizeof co);
@@ -186,16 +184,7 @@ static void run_single(const char *model_name, const char *act_name, int threads
     int32_t st = sat_context_create(&co, &ctx);
     if (st) die("sat_context_create", st, sat_last_error());
     char *spec = NULL;
-    st = sat_preset_spec(model_name, c, h, w, 10, NULL, NULL, &spec);
-    if (st) die("sat_preset_spec", st, sat_last_error());
-    sat_model_opts mo;
-    sat_model_opts_init(&mo, sizeof mo);
-    mo.activation = act;
-    mo.max_batch = batch;
-    mo.seed = 1;
-    sat_model *model = NULL;
-    st = sat_model_create(ctx, spec, &mo, &model);
-    if (st) die("sat_model_create", st, sat_last_error());
+    sat_model *model = bench_preset_model(ctx, model_name, c, h, w, 10, act_name, batch, &spec);
 
     const int64_t d = (int64_t)c * h * w;
     float *x = malloc(sizeof(float) * (size_t)(batch * d));
