@@ -297,8 +297,10 @@ SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
  *                widths); 25,028,904 parameters at 3x224x224 with 1000 classes
  *   "efficientnet-b0"  torchvision's EfficientNet-B0: 16 MBConv blocks (1x1 expansion,
  *                depthwise kxk, squeeze-excitation with a sigmoid gate, 1x1 projection without
- *                activation, residual when the shape is kept), 1x1 head to 1280, dropout 0.2;
- *                5,288,548 parameters at 3x224x224 with 1000 classes; at least 32x32
+ *                activation, residual when the shape is kept, its branch dropped per example
+ *                with probability 0.2 i / 16 in block i: stochastic depth), 1x1 head to 1280,
+ *                dropout 0.2; 5,288,548 parameters at 3x224x224 with 1000 classes; at least
+ *                32x32
  * Every `act` line of a preset is a plain `act`, so sat_model_opts.activation switches all of
  * a preset's activations at once, and its default (SiLU, the paper's best) applies to every
  * preset: EfficientNet's own activation, and a smooth one for the ResNets, whose original
@@ -326,11 +328,13 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
  *   avgpool k=K [s=S]   gap   flatten
  *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
- *   dropout p=P                     0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
+ *   dropout p=P [per=value|example] 0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
  *                                   trainer's step) each value is zeroed with probability P and
  *                                   the others scaled by 1/(1-P); the identity in inference and in
  *                                   attacks. Masks are drawn from (seed, training forwards so far,
- *                                   layer, example, element): thread-independent and repeatable
+ *                                   layer, example, element): thread-independent and repeatable.
+ *                                   per=example: one draw per example, which is dropped or
+ *                                   scaled as a whole (stochastic depth on a residual branch)
  *   add NAME                        adds the output of the layer labelled NAME
  *   mul NAME                        multiplies by the output of the layer labelled NAME: one
  *                                   shape, or C x H x W by C x 1 x 1 (either one first) broadcast

@@ -157,23 +157,28 @@ static void bottleneck_net(buf *b, int groups, int group_width, int classes) {
 /* One MBConv block of EfficientNet (torchvision's): a 1x1 expansion (when expand > 1),
  * a depthwise kxk conv, squeeze-excitation (gap, 1x1 conv to in/4 channels, act, 1x1 conv,
  * sigmoid, times the depthwise output), a 1x1 projection with batch norm and no activation,
- * and the residual when the shape is unchanged. */
-static void mbconv_block(buf *b, int *id, int in_ch, int out_ch, int expand, int k, int stride) {
+ * and the residual when the shape is unchanged, its branch dropped per example with
+ * probability `drop` in training (stochastic depth). */
+static void mbconv_block(buf *b, int *id, int in_ch, int out_ch, int expand, int k, int stride, double drop) {
     int in = *id, out = ++*id;
     const int mid = in_ch * expand, squeeze = in_ch / 4 > 1 ? in_ch / 4 : 1;
     if (expand != 1) put(b, "conv %d k=1 bias=0\nbn\nact\n", mid);
     put(b, "conv %d k=%d s=%d p=%d g=%d bias=0\nbn\nact name=e%d\n", mid, k, stride, (k - 1) / 2, mid, out);
     put(b, "gap\nconv %d k=1\nact\nconv %d k=1\nsigmoid\nmul e%d\n", squeeze, mid, out);
     put(b, "conv %d k=1 bias=0\n", out_ch);
-    if (stride == 1 && in_ch == out_ch)
-        put(b, "bn\nadd b%d name=b%d\n", in, out);
-    else
+    if (stride == 1 && in_ch == out_ch) {
+        put(b, "bn\n");
+        if (drop > 0) put(b, "dropout p=%.6g per=example\n", drop);
+        put(b, "add b%d name=b%d\n", in, out);
+    } else {
         put(b, "bn name=b%d\n", out);
+    }
 }
 
 /* EfficientNet-B0 (Tan & Le 2019; torchvision's layout): stem 3x3 stride 2 to 32 channels,
- * seven stages of MBConv blocks, a 1x1 head to 1280 channels, global average pooling,
- * dropout 0.2 and the classifier. */
+ * seven stages of MBConv blocks (stochastic depth rising linearly to 0.2 over the 16 blocks,
+ * 0.2 i / 16 for block i), a 1x1 head to 1280 channels, global average pooling, dropout 0.2
+ * and the classifier. */
 static void efficientnet_b0(buf *b, int classes) {
     static const int stages[7][5] = {
         /* expand, k, stride, out, blocks */
@@ -184,7 +189,8 @@ static void efficientnet_b0(buf *b, int classes) {
     put(b, "conv 32 k=3 s=2 p=1 bias=0\nbn\nact name=b0\n");
     for (int s = 0; s < 7; s++)
         for (int k = 0; k < stages[s][4]; k++) {
-            mbconv_block(b, &id, channels, stages[s][3], stages[s][0], stages[s][1], k == 0 ? stages[s][2] : 1);
+            mbconv_block(b, &id, channels, stages[s][3], stages[s][0], stages[s][1], k == 0 ? stages[s][2] : 1,
+                         0.2 * id / 16);
             channels = stages[s][3];
         }
     put(b, "conv 1280 k=1 bias=0\nbn\nact\ngap\ndropout p=0.2\ndense %d\n", classes);

@@ -101,6 +101,20 @@ static void test_long_specs(void **st) {
     assert_string_equal(spec + strlen(spec) - strlen(tail), tail);
 }
 
+/* EfficientNet-B0's stochastic depth: the residual branch of block i (of 16) is dropped per
+ * example with probability 0.2 i / 16 in training; 9 of the blocks have a residual. */
+static void test_efficientnet_stochastic_depth(void **st) {
+    (void)st;
+    char *spec = NULL;
+    TU_CHECK(sat_preset_spec("efficientnet-b0", 3, 64, 64, 10, NULL, NULL, &spec));
+    tu_own_sat_mem(spec);
+    int count = 0;
+    for (const char *p = spec; (p = strstr(p, " per=example\n")) != NULL; p++) count++;
+    assert_int_equal(count, 9);
+    assert_non_null(strstr(spec, "bn\ndropout p=0.175 per=example\nadd b14 name=b15\n"));
+    assert_non_null(strstr(spec, "gap\ndropout p=0.2\ndense 10\n"));
+}
+
 /* Every `act` line of a preset is the model's activation, so one option switches a whole
  * network (the gates of squeeze-excitation stay sigmoids). */
 static void test_one_option_switches_every_activation(void **st) {
@@ -134,6 +148,7 @@ int main(void) {
         cmocka_unit_test(test_imagenet_presets_at_64),
         cmocka_unit_test(test_names_and_shapes_refused),
         cmocka_unit_test(test_long_specs),
+        cmocka_unit_test(test_efficientnet_stochastic_depth),
         cmocka_unit_test(test_one_option_switches_every_activation),
     };
     return tu_run_group("presets", tests, sizeof tests / sizeof tests[0]);
