@@ -11,7 +11,9 @@
  * child process of its own (so each peak resident size is that configuration's alone),
  * prints one JSON line per measurement as the children report them, then a table.
  * With --single it measures one configuration (the first of each list) in this process;
- * --no-ref skips the GEMM reference timings (for profiling the library alone).
+ * --no-ref skips the GEMM reference timings (for profiling the library alone), --metrics
+ * LIST times only some of the steps below (train, pgd1, pgdk, attack; the large models'
+ * steps take minutes).
  *
  * Measurements (medians over --reps timed calls after one warm-up call):
  *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
@@ -64,6 +66,7 @@ typedef struct opts {
     int threads[MAX_LIST];
     int n_threads;
     int batch, reps, single, no_ref;
+    const char *metrics; /* --metrics: which step timings (NULL: all) */
 } opts;
 
 static void die(const char *what, int32_t st, const char *msg) {
@@ -172,8 +175,17 @@ static double time_attack(sat_model *model, const float *x, const int32_t *label
     return median(t, reps);
 }
 
+/* Whether `name` is in the comma-separated list (NULL: every measurement). */
+static int wanted(const char *list, const char *name) {
+    if (!list) return 1;
+    const size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps,
-                       int no_ref) {
+                       int no_ref, const char *metrics) {
     int c, h, w, k_steps;
     input_shape(model_name, &c, &h, &w, &k_steps);
 
@@ -198,20 +210,28 @@ static void run_single(const char *model_name, const char *act_name, int threads
     double f_attack, f_train;
     model_flops(&mg, &f_attack, &f_train);
 
-    const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "train_ms", 1e3 * t_train);
-    emit(model_name, act_name, threads, batch, "train_gflops", f_train / t_train * 1e-9);
-    const double t_pgd1 = time_train(model, SAT_TRAIN_PGD, 1, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "pgd1_ms", 1e3 * t_pgd1);
-    emit(model_name, act_name, threads, batch, "pgd1_gflops", (f_attack + f_train) / t_pgd1 * 1e-9);
-    const double t_pgdk = time_train(model, SAT_TRAIN_PGD, k_steps, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "pgdk_steps", k_steps);
-    emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
-    emit(model_name, act_name, threads, batch, "pgdk_gflops",
-         (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
-    const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
-    emit(model_name, act_name, threads, batch, "attack_img_s", batch / t_att);
-    emit(model_name, act_name, threads, batch, "attack_gflops", 10.0 * f_attack / t_att * 1e-9);
+    if (wanted(metrics, "train")) {
+        const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "train_ms", 1e3 * t_train);
+        emit(model_name, act_name, threads, batch, "train_gflops", f_train / t_train * 1e-9);
+    }
+    if (wanted(metrics, "pgd1")) {
+        const double t_pgd1 = time_train(model, SAT_TRAIN_PGD, 1, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "pgd1_ms", 1e3 * t_pgd1);
+        emit(model_name, act_name, threads, batch, "pgd1_gflops", (f_attack + f_train) / t_pgd1 * 1e-9);
+    }
+    if (wanted(metrics, "pgdk")) {
+        const double t_pgdk = time_train(model, SAT_TRAIN_PGD, k_steps, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "pgdk_steps", k_steps);
+        emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
+        emit(model_name, act_name, threads, batch, "pgdk_gflops",
+             (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
+    }
+    if (wanted(metrics, "attack")) {
+        const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
+        emit(model_name, act_name, threads, batch, "attack_img_s", batch / t_att);
+        emit(model_name, act_name, threads, batch, "attack_gflops", 10.0 * f_attack / t_att * 1e-9);
+    }
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -390,7 +410,7 @@ static int split_list(char *s, const char **out) {
 static void usage(void) {
     fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]\n"
                     "                 [--act relu|silu|all] [--batch N]\n"
-                    "                 [--reps N] [--threads 1,2] [--single [--no-ref]]\n");
+                    "                 [--reps N] [--threads 1,2] [--single [--no-ref] [--metrics train,pgd1,pgdk,attack]]\n");
     exit(2);
 }
 
@@ -406,6 +426,7 @@ int main(int argc, char **argv) {
         const int has = i + 1 < argc;
         if (!strcmp(a, "--single")) o.single = 1;
         else if (!strcmp(a, "--no-ref")) o.no_ref = 1;
+        else if (!strcmp(a, "--metrics") && has) o.metrics = argv[++i];
         else if (!strcmp(a, "--model") && has) models = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_models, i++;
         else if (!strcmp(a, "--act") && has) acts = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_acts, i++;
         else if (!strcmp(a, "--threads") && has) threads = argv[++i];
@@ -426,7 +447,7 @@ int main(int argc, char **argv) {
         if (o.threads[i] < 1 || o.threads[i] > 256) usage();
 
     if (o.single) {
-        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref);
+        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref, o.metrics);
         return 0;
     }
     int failed = 0;
