@@ -86,6 +86,11 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
             int k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 2;
             int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : k, p = (v = opt_value(tok, nt, "p")) ? atoi(v) : 0;
             h = (h + 2 * p - k) / st + 1, w = (w + 2 * p - k) / st + 1;
+        } else if (strcmp(tok[0], "mul") == 0 && nt > 1) {
+            /* a squeeze-excitation gate (C x 1 x 1) broadcast over the other input's plane */
+            for (int i = 0; i < n_names; i++)
+                if (strcmp(names[i].name, tok[1]) == 0 && names[i].h * names[i].w > h * w)
+                    c = names[i].c, h = names[i].h, w = names[i].w;
         } else if (strcmp(tok[0], "gap") == 0) {
             h = w = 1;
         } else if (strcmp(tok[0], "flatten") == 0) {
