@@ -283,6 +283,29 @@ SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
  *   "madry-cnn"  conv5x5x32, act, maxpool2, conv5x5x64, act, maxpool2, dense 1024, act, dense classes
  *   "small-cnn"  conv3x3x16 s2, act, conv3x3x32 s2, act, dense 100, act, dense classes (fast)
  *   "resnet20"   CIFAR ResNet of He et al.: 3 stages x 3 basic blocks, widths 16/32/64, batch norm
+ *   "preact-resnet18"  PreAct ResNet-18 of Rice et al. (robust overfitting): 4 stages x 2
+ *                pre-activation blocks, widths 64..512, final bn and act; 11,172,170
+ *                parameters at 3x32x32 with 10 classes; input at least 8x8
+ *   "wrn-D-K"    wide ResNet of Zagoruyko & Komodakis as in the Madry and TRADES code: depth
+ *                D = 6n + 4 (n pre-activation blocks per stage), widen factor K (1..64),
+ *                widths 16K/32K/64K. At 3x32x32 with 10 classes: "wrn-34-10" 46,160,474,
+ *                "wrn-28-10" 36,479,194, "wrn-16-4" 2,748,890 parameters
+ *   "resnet50"   torchvision's ResNet-50: 7x7 stride-2 stem, padded 3x3 stride-2 max pooling,
+ *                3-4-6-3 bottleneck blocks; 25,557,032 parameters at 3x224x224 with 1000
+ *                classes (23,528,522 with 10); input at least 32x32 (3x64x64 works)
+ *   "resnext50-32x4d"  the same with 32 groups of 4 channels in each 3x3 conv (doubled
+ *                widths); 25,028,904 parameters at 3x224x224 with 1000 classes
+ *   "efficientnet-b0"  torchvision's EfficientNet-B0: 16 MBConv blocks (1x1 expansion,
+ *                depthwise kxk, squeeze-excitation with a sigmoid gate, 1x1 projection without
+ *                activation, residual when the shape is kept, its branch dropped per example
+ *                with probability 0.2 i / 16 in block i: stochastic depth), 1x1 head to 1280,
+ *                dropout 0.2; 5,288,548 parameters at 3x224x224 with 1000 classes; at least
+ *                32x32
+ * Every `act` line of a preset is a plain `act`, so sat_model_opts.activation switches all of
+ * a preset's activations at once, and its default (SiLU, the paper's best) applies to every
+ * preset: EfficientNet's own activation, and a smooth one for the ResNets, whose original
+ * ReLU is activation = SAT_ACT_RELU. Batch norm uses eps 1e-5 everywhere (torchvision's
+ * EfficientNet uses 1e-3).
  * channels/height/width give the input shape, num_classes the output size; mean and std
  * (arrays of `channels` values, or NULL for mean 0 / std 1) the input normalisation: a
  * mean that is not finite or a std that is not finite and positive is SAT_E_INVALID_ARG.
@@ -305,11 +328,13 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
  *                                   (0) on each side never wins the max (PyTorch's MaxPool2d)
  *   avgpool k=K [s=S]   gap   flatten
  *   sigmoid                         1 / (1 + exp(-x)): a gate, whatever the model's activation
- *   dropout p=P                     0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
+ *   dropout p=P [per=value|example] 0 < P < 1: in training-mode forwards (SAT_BN_TRAIN, the
  *                                   trainer's step) each value is zeroed with probability P and
  *                                   the others scaled by 1/(1-P); the identity in inference and in
  *                                   attacks. Masks are drawn from (seed, training forwards so far,
- *                                   layer, example, element): thread-independent and repeatable
+ *                                   layer, example, element): thread-independent and repeatable.
+ *                                   per=example: one draw per example, which is dropped or
+ *                                   scaled as a whole (stochastic depth on a residual branch)
  *   add NAME                        adds the output of the layer labelled NAME
  *   mul NAME                        multiplies by the output of the layer labelled NAME: one
  *                                   shape, or C x H x W by C x 1 x 1 (either one first) broadcast

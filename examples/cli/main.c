@@ -68,7 +68,9 @@ static const char *const help_main[] = {
 
 #define HELP_MODEL                                                                         \
     "Model:\n"                                                                             \
-    "  --model PRESET      mlp, madry-cnn, small-cnn (default) or resnet20; the input\n"   \
+    "  --model PRESET      mlp, madry-cnn, small-cnn (default), resnet20,\n"               \
+    "                      preact-resnet18, wrn-D-K (e.g. wrn-28-10, wrn-16-4),\n"         \
+    "                      resnet50, resnext50-32x4d or efficientnet-b0; the input\n"      \
     "                      normalisation (mean/std) is computed from the training data\n"  \
     "  --spec FILE         a model spec file instead of a preset (see include/sat.h)\n"
 
@@ -378,7 +380,6 @@ static const name_value augments[] = {{"none", SAT_AUG_NONE},
                                       {"crop,flip", SAT_AUG_CROP | SAT_AUG_FLIP},
                                       {"flip,crop", SAT_AUG_CROP | SAT_AUG_FLIP},
                                       {0, 0}};
-static const char *const presets[] = {"mlp", "madry-cnn", "small-cnn", "resnet20", 0};
 
 static const char *cmd_name;
 
@@ -586,14 +587,16 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
         if (!rc) c->augment = (uint32_t)v32;
         return rc;
     }
-    case O_MODEL:
-        for (const char *const *p = presets; *p; p++)
-            if (strcmp(*p, arg) == 0) {
-                c->preset = *p;
-                return 0;
-            }
-        return usage_error("--model: unknown preset '%s' (known: mlp, madry-cnn, small-cnn, "
-                           "resnet20; or --spec FILE)%s", arg, "");
+    case O_MODEL: {
+        /* The library knows its presets (and wide ResNets' names); any shape they all take
+         * tells a known name from an unknown one here, the data's shape is checked later. */
+        char *spec = NULL;
+        if (sat_preset_spec(arg, 3, 224, 224, 10, NULL, NULL, &spec) != SAT_OK)
+            return usage_error("--model: %s (or --spec FILE)%s", sat_last_error(), "");
+        sat_free(spec);
+        c->preset = arg;
+        return 0;
+    }
     case O_SPEC: c->spec_file = arg; return 0;
     case O_ACT: return parse_act(name, arg, &c->act);
     case O_ACT_PARAM: return parse_f(name, arg, 1e-6, 1e6, &c->act_param);

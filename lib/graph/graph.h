@@ -52,6 +52,7 @@ typedef struct sat_node {
     int32_t units, k, stride, pad, has_bias;
     int32_t groups;             /* conv: channel groups (1: dense over channels) */
     float rate;                 /* dropout: probability of zeroing a value */
+    int32_t per_example;        /* dropout: one draw per example (stochastic depth) */
     int32_t act;                /* SAT_OP_ACT: SAT_ACT_* */
     float act_param;
     sat_conv_geom conv;

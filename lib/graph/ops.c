@@ -820,12 +820,23 @@ static void mul_backward(const sat_run *r, const sat_node *nd, const float *x0, 
 }
 
 /* ---- dropout: p=, active in training-mode forwards only; the identity in inference and
- * in the attack plan (whatever its batch-norm mode) ---- */
+ * in the attack plan (whatever its batch-norm mode). per=example drops whole examples: on
+ * a residual branch, stochastic depth (drop-connect) ---- */
 static int32_t dropout_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
     (void)m;
     for (int32_t i = 0; i < count; i++) {
-        if (!sat__arg_is(&args[i], "p")) return sat__arg_unknown(nd, &args[i], err);
-        int32_t st = sat__arg_positive(nd, &args[i], &nd->rate, err);
+        const sat_arg *a = &args[i];
+        int32_t st;
+        if (sat__arg_is(a, "p")) {
+            st = sat__arg_positive(nd, a, &nd->rate, err);
+        } else if (sat__arg_is(a, "per")) {
+            if (strcmp(a->val, "value") && strcmp(a->val, "example"))
+                FAIL("model spec line %d: dropout per=%s is not 'value' or 'example'", nd->line, a->val);
+            nd->per_example = strcmp(a->val, "example") == 0;
+            st = SAT_OK;
+        } else {
+            st = sat__arg_unknown(nd, a, err);
+        }
         if (st) return st;
     }
     if (!(nd->rate > 0.0f && nd->rate < 1.0f))
@@ -843,14 +854,16 @@ static void dropout_fwd_body(const sat_run *r, const sat_node *nd, const float *
                              int64_t e0, int64_t e1) {
     (void)dy;
     sat__dropout_forward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, x0 + e0 * nd->size,
-                         y + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size);
+                         y + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size,
+                         nd->per_example ? nd->size : 1);
 }
 
 static void dropout_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                              int64_t e0, int64_t e1) {
     (void)x0;
     sat__dropout_backward(r->e->run_dropout_key, (uint64_t)(nd - r->m->nodes), nd->rate, dy + e0 * nd->size,
-                          dx + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size);
+                          dx + e0 * nd->size, example_base(r) + e0, e1 - e0, nd->size,
+                          nd->per_example ? nd->size : 1);
 }
 
 static void dropout_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {

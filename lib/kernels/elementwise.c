@@ -36,14 +36,15 @@ static float dropout_factor(uint64_t key, uint64_t stream, float p, uint64_t ind
 }
 
 void sat__dropout_forward(uint64_t key, uint64_t stream, float p, const float *x, float *y, int64_t e0, int64_t n,
-                          int64_t size) {
-    for (int64_t i = 0; i < n * size; i++) y[i] = x[i] * dropout_factor(key, stream, p, (uint64_t)(e0 * size + i));
+                          int64_t size, int64_t group) {
+    for (int64_t i = 0; i < n * size; i++)
+        y[i] = x[i] * dropout_factor(key, stream, p, (uint64_t)((e0 * size + i) / group));
 }
 
 void sat__dropout_backward(uint64_t key, uint64_t stream, float p, const float *dy, float *dx, int64_t e0,
-                           int64_t n, int64_t size) {
+                           int64_t n, int64_t size, int64_t group) {
     for (int64_t i = 0; i < n * size; i++)
-        dx[i] = dy[i] * dropout_factor(key, stream, p, (uint64_t)(e0 * size + i));
+        dx[i] = dy[i] * dropout_factor(key, stream, p, (uint64_t)((e0 * size + i) / group));
 }
 
 void sat__normalize_forward(const float *x, const float *mean, const float *std, float *y,

@@ -210,14 +210,15 @@ double sat__softmax_ce(const float *logits, const int32_t *labels, int64_t n, in
 /* ---- elementwise ---- */
 void sat__add(const float *a, const float *b, float *y, int64_t n);        /* y = a + b */
 void sat__axpy(float alpha, const float *x, float *y, int64_t n);          /* y += alpha x */
-/* Dropout of examples [e0, e0 + n) of a batch, `size` values each: a value is kept (and
- * scaled by 1 / (1 - p)) when the uniform draw at (key, stream, example * size + element)
- * is at least p, so the mask depends on nothing but those coordinates. x, y, dy, dx point
- * at example e0. The backward redraws the same mask. */
+/* Dropout of examples [e0, e0 + n) of a batch, `size` values each, in groups of `group`
+ * consecutive values that share one draw (1: each value; size: whole examples, stochastic
+ * depth): a group is kept (and scaled by 1 / (1 - p)) when the uniform draw at (key, stream,
+ * (example * size + element) / group) is at least p, so the mask depends on nothing but
+ * those coordinates. x, y, dy, dx point at example e0. The backward redraws the same mask. */
 void sat__dropout_forward(uint64_t key, uint64_t stream, float p, const float *x, float *y, int64_t e0, int64_t n,
-                          int64_t size);
+                          int64_t size, int64_t group);
 void sat__dropout_backward(uint64_t key, uint64_t stream, float p, const float *dy, float *dx, int64_t e0,
-                           int64_t n, int64_t size);
+                           int64_t n, int64_t size, int64_t group);
 /* Channel-wise multiplication, x [n, c, hw] by g [n, c] (a squeeze-excitation gate; hw 1:
  * elementwise): y = x g. Backward: dx = dy g, dg = sum over hw of dy x (either may be NULL). */
 void sat__mul_channels_forward(const float *x, const float *g, float *y, int64_t n, int64_t c, int64_t hw);

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/bench/compare.py [--bench build-perf/tests/bench/sat_bench]
         [--model all] [--act all] [--threads 1,2] [--batch 128] [--reps 5] [--repeats 3]
-        [--markdown FILE] [--jsonl FILE]
+        [--metrics train,pgd1,pgdk,attack] [--no-ref] [--markdown FILE] [--jsonl FILE]
 
 For every configuration (model, activation, threads) and every repeat, one libsat process
 and one PyTorch process run back to back (libsat first on even repeats, PyTorch first on
@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--metrics", help="time only these of train,pgd1,pgdk,attack (both sides)")
+    ap.add_argument("--no-ref", action="store_true", help="skip libsat's GEMM reference timings")
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--jsonl", help="append every raw measurement here")
     ap.add_argument("--load", nargs="+", metavar="FILE",
@@ -58,7 +60,7 @@ def main():
     models = ["madry-cnn", "resnet20"] if a.model == "all" else a.model.split(",")
     acts = ["relu", "silu"] if a.act == "all" else a.act.split(",")
     threads = [int(t) for t in a.threads.split(",")]
-    common = ["--batch", str(a.batch), "--reps", str(a.reps)]
+    common = ["--batch", str(a.batch), "--reps", str(a.reps)] + (["--metrics", a.metrics] if a.metrics else [])
     raw = {}
     log = open(a.jsonl, "a") if a.jsonl and not a.load else None
     if a.load:
@@ -80,7 +82,8 @@ def main():
             for t in threads:
                 key = (model, act, t)
                 raw[key] = {"libsat": [], "torch": []}
-                sat_cmd = [a.bench, "--single", "--model", model, "--act", act, "--threads", str(t)] + common
+                sat_cmd = ([a.bench, "--single", "--model", model, "--act", act, "--threads", str(t)] + common +
+                           (["--no-ref"] if a.no_ref else []))
                 torch_cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), "--model", model,
                              "--act", act, "--threads", str(t)] + common
                 for r in range(a.repeats):
@@ -117,7 +120,8 @@ def main():
         flops = gf * g("libsat", "pgdk_ms")
         blis_gf = flops / g("libsat", "blis_pgdk_ms")
         sat_gf = flops / g("libsat", "satgemm_pgdk_ms")
-        k = int(g("libsat", "pgdk_steps"))
+        k = g("libsat", "pgdk_steps")
+        k = int(k) if k == k else 0  # NaN: the PGD-k step was not timed
         lines.append(
             f"| {model} | {act} | {t} | {g('libsat','train_ms'):.1f} / {g('torch','train_ms'):.1f} | "
             f"{g('libsat','pgd1_ms'):.1f} / {g('torch','pgd1_ms'):.1f} | "

@@ -64,8 +64,11 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
             const char *v;
             int co = atoi(tok[1]), k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 1;
             int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : 1, p = (v = opt_value(tok, nt, "p")) ? atoi(v) : 0;
+            int g = (v = opt_value(tok, nt, "g")) ? atoi(v) : 1;
             int ho = (h + 2 * p - k) / st + 1, wo = (w + 2 * p - k) / st + 1;
-            int64_t kk = (int64_t)c * k * k, np = batch * ho * wo;
+            /* A grouped conv (g > 1, direct loops in libsat) is counted as one GEMM of its
+             * FLOPs: each output sums over C/G input channels. */
+            int64_t kk = (int64_t)(c / g) * k * k, np = batch * ho * wo;
             add_gemm(mg, co, np, kk, 0, 0, 0, first);  /* Y = W col */
             add_gemm(mg, kk, np, co, 1, 0, 1, first);  /* dcol = W^T dY */
             add_gemm(mg, co, kk, np, 0, 1, 2, first);  /* dW = dY col^T */
@@ -81,8 +84,13 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
         } else if (strcmp(tok[0], "maxpool") == 0 || strcmp(tok[0], "avgpool") == 0) {
             const char *v;
             int k = (v = opt_value(tok, nt, "k")) ? atoi(v) : 2;
-            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : k;
-            h = (h - k) / st + 1, w = (w - k) / st + 1;
+            int st = (v = opt_value(tok, nt, "s")) ? atoi(v) : k, p = (v = opt_value(tok, nt, "p")) ? atoi(v) : 0;
+            h = (h + 2 * p - k) / st + 1, w = (w + 2 * p - k) / st + 1;
+        } else if (strcmp(tok[0], "mul") == 0 && nt > 1) {
+            /* a squeeze-excitation gate (C x 1 x 1) broadcast over the other input's plane */
+            for (int i = 0; i < n_names; i++)
+                if (strcmp(names[i].name, tok[1]) == 0 && names[i].h * names[i].w > h * w)
+                    c = names[i].c, h = names[i].h, w = names[i].w;
         } else if (strcmp(tok[0], "gap") == 0) {
             h = w = 1;
         } else if (strcmp(tok[0], "flatten") == 0) {

@@ -1,20 +1,25 @@
 /* sat_bench.c - step times, attack throughput, GFLOP/s against BLIS and peak memory of
  * libsat on the models of the performance issue (madry-cnn on 1x28x28, resnet20 on
- * 3x32x32).
+ * 3x32x32; "all" is those two) and on the presets of the robustness benchmarks and the
+ * paper (preact-resnet18 on 3x32x32; efficientnet-b0 and resnet50 on 3x224x224).
  *
- *   sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch 128]
+ *   sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]
+ *             [--act relu|silu|all] [--batch 128]
  *             [--reps 5] [--threads 1,2] [--single [--no-ref]]
  *
  * Without --single the program runs every (model, activation, threads) configuration in a
  * child process of its own (so each peak resident size is that configuration's alone),
  * prints one JSON line per measurement as the children report them, then a table.
  * With --single it measures one configuration (the first of each list) in this process;
- * --no-ref skips the GEMM reference timings (for profiling the library alone).
+ * --no-ref skips the GEMM reference timings (for profiling the library alone), --metrics
+ * LIST times only some of the steps below (train, pgd1, pgdk, attack; the large models'
+ * steps take minutes).
  *
  * Measurements (medians over --reps timed calls after one warm-up call):
  *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
  *   pgd1_ms       sat_train_step, SAT_TRAIN_PGD with 1 attack step
- *   pgdk_ms       sat_train_step, SAT_TRAIN_PGD with 10 (madry-cnn) / 7 (resnet20) steps
+ *   pgdk_ms       sat_train_step, SAT_TRAIN_PGD with 10 (madry-cnn, preact-resnet18) / 7
+ *                 (resnet20) / 1 (efficientnet-b0, resnet50: the paper's attack) steps
  *   attack_img_s  images per second of sat_pgd_attack, PGD-10
  *   *_gflops      achieved GFLOP/s counting the conv/dense GEMMs only (2 M N K each):
  *                 attack iteration = forward + data gradients; train = forward + data
@@ -35,6 +40,7 @@
 #endif
 
 #include "kernels/blis_include.h"
+#include "bench_model.h"
 #include "model_gemms.h"
 
 #include <errno.h>
@@ -60,6 +66,7 @@ typedef struct opts {
     int threads[MAX_LIST];
     int n_threads;
     int batch, reps, single, no_ref;
+    const char *metrics; /* --metrics: which step timings (NULL: all) */
 } opts;
 
 static void die(const char *what, int32_t st, const char *msg) {
@@ -113,38 +120,35 @@ static void emit(const char *model, const char *act, int threads, int batch, con
 
 /* ---- one configuration ---- */
 
-static void input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps) {
-    if (strcmp(model, "madry-cnn") == 0) {
-        *c = 1, *h = 28, *w = 28, *pgd_steps = 10;
-    } else {
-        *c = 3, *h = 32, *w = 32, *pgd_steps = 7;
-    }
+/* Each model's input and the attack steps of its PGD-k training step: Madry's PGD-10 and the
+ * CIFAR ResNets' PGD-7 / PGD-10 (Rice et al.), and the paper's PGD-1 on the ImageNet
+ * networks. 0: not a model of the benchmark. */
+static int input_shape(const char *model, int *c, int *h, int *w, int *pgd_steps) {
+    static const struct {
+        const char *name;
+        int c, h, w, steps;
+    } models[] = {
+        {"madry-cnn", 1, 28, 28, 10},      {"resnet20", 3, 32, 32, 7},
+        {"preact-resnet18", 3, 32, 32, 10}, {"efficientnet-b0", 3, 224, 224, 1},
+        {"resnet50", 3, 224, 224, 1},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (strcmp(model, models[i].name) == 0) {
+            *c = models[i].c, *h = models[i].h, *w = models[i].w, *pgd_steps = models[i].steps;
+            return 1;
+        }
+    return 0;
 }
 
 static double time_train(sat_model *model, int32_t method, int steps, const float *x,
                          const int32_t *labels, int batch, int reps) {
-    sat_optimizer_opts oo;
-    sat_optimizer_opts_init(&oo, sizeof oo);
-    oo.lr = 0.01f;
-    oo.momentum = 0.9f;
-    oo.weight_decay = 5e-4f;
     sat_optimizer *opt = NULL;
-    int32_t st = sat_optimizer_create(model, &oo, &opt);
-    if (st) die("sat_optimizer_create", st, sat_model_last_error(model));
-    sat_trainer_opts to;
-    sat_trainer_opts_init(&to, sizeof to);
-    to.method = method;
-    to.eps = EPS;
-    to.step_size = STEP;
-    to.steps = steps > 0 ? steps : 1;
-    to.random_start = 1;
     sat_trainer *tr = NULL;
-    st = sat_trainer_create(model, opt, &to, &tr);
-    if (st) die("sat_trainer_create", st, sat_optimizer_last_error(opt));
+    bench_trainer(model, method, steps, EPS, STEP, &opt, &tr);
     double t[64];
     for (int r = -1; r < reps; r++) {
         double t0 = now_s();
-        st = sat_train_step(tr, x, labels, batch, NULL);
+        int32_t st = sat_train_step(tr, x, labels, batch, NULL);
         if (st) die("sat_train_step", st, sat_trainer_last_error(tr));
         if (r >= 0) t[r] = now_s() - t0;
     }
@@ -171,12 +175,19 @@ static double time_attack(sat_model *model, const float *x, const int32_t *label
     return median(t, reps);
 }
 
+/* Whether `name` is in the comma-separated list (NULL: every measurement). */
+static int wanted(const char *list, const char *name) {
+    if (!list) return 1;
+    const size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
+}
+
 static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps,
-                       int no_ref) {
+                       int no_ref, const char *metrics) {
     int c, h, w, k_steps;
     input_shape(model_name, &c, &h, &w, &k_steps);
-    int32_t act;
-    if (sat_activation_from_name(act_name, &act)) die("sat_activation_from_name", SAT_E_INVALID_ARG, act_name);
 
     sat_context_opts co;
     sat_context_opts_init(&co, sizeof co);
@@ -185,26 +196,13 @@ static void run_single(const char *model_name, const char *act_name, int threads
     int32_t st = sat_context_create(&co, &ctx);
     if (st) die("sat_context_create", st, sat_last_error());
     char *spec = NULL;
-    st = sat_preset_spec(model_name, c, h, w, 10, NULL, NULL, &spec);
-    if (st) die("sat_preset_spec", st, sat_last_error());
-    sat_model_opts mo;
-    sat_model_opts_init(&mo, sizeof mo);
-    mo.activation = act;
-    mo.max_batch = batch;
-    mo.seed = 1;
-    sat_model *model = NULL;
-    st = sat_model_create(ctx, spec, &mo, &model);
-    if (st) die("sat_model_create", st, sat_last_error());
+    sat_model *model = bench_preset_model(ctx, model_name, c, h, w, 10, act_name, batch, &spec);
 
     const int64_t d = (int64_t)c * h * w;
     float *x = malloc(sizeof(float) * (size_t)(batch * d));
     float *x_adv = malloc(sizeof(float) * (size_t)(batch * d));
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
-    uint64_t s = 88172645463325252ull;
-    for (int64_t i = 0; i < batch * d; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        x[i] = (float)((s >> 40) & 0xffffff) / 16777216.0f;
-    }
+    bench_fill_batch(x, batch * d);
     for (int i = 0; i < batch; i++) labels[i] = i % 10;
 
     model_gemms mg;
@@ -212,20 +210,28 @@ static void run_single(const char *model_name, const char *act_name, int threads
     double f_attack, f_train;
     model_flops(&mg, &f_attack, &f_train);
 
-    const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "train_ms", 1e3 * t_train);
-    emit(model_name, act_name, threads, batch, "train_gflops", f_train / t_train * 1e-9);
-    const double t_pgd1 = time_train(model, SAT_TRAIN_PGD, 1, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "pgd1_ms", 1e3 * t_pgd1);
-    emit(model_name, act_name, threads, batch, "pgd1_gflops", (f_attack + f_train) / t_pgd1 * 1e-9);
-    const double t_pgdk = time_train(model, SAT_TRAIN_PGD, k_steps, x, labels, batch, reps);
-    emit(model_name, act_name, threads, batch, "pgdk_steps", k_steps);
-    emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
-    emit(model_name, act_name, threads, batch, "pgdk_gflops",
-         (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
-    const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
-    emit(model_name, act_name, threads, batch, "attack_img_s", batch / t_att);
-    emit(model_name, act_name, threads, batch, "attack_gflops", 10.0 * f_attack / t_att * 1e-9);
+    if (wanted(metrics, "train")) {
+        const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "train_ms", 1e3 * t_train);
+        emit(model_name, act_name, threads, batch, "train_gflops", f_train / t_train * 1e-9);
+    }
+    if (wanted(metrics, "pgd1")) {
+        const double t_pgd1 = time_train(model, SAT_TRAIN_PGD, 1, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "pgd1_ms", 1e3 * t_pgd1);
+        emit(model_name, act_name, threads, batch, "pgd1_gflops", (f_attack + f_train) / t_pgd1 * 1e-9);
+    }
+    if (wanted(metrics, "pgdk")) {
+        const double t_pgdk = time_train(model, SAT_TRAIN_PGD, k_steps, x, labels, batch, reps);
+        emit(model_name, act_name, threads, batch, "pgdk_steps", k_steps);
+        emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
+        emit(model_name, act_name, threads, batch, "pgdk_gflops",
+             (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
+    }
+    if (wanted(metrics, "attack")) {
+        const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
+        emit(model_name, act_name, threads, batch, "attack_img_s", batch / t_att);
+        emit(model_name, act_name, threads, batch, "attack_gflops", 10.0 * f_attack / t_att * 1e-9);
+    }
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -388,7 +394,7 @@ static void print_table(const opts *o) {
                        100.0 * sk / pk, lookup(m, a, t, "blis_1024_gflops"), lookup(m, a, t, "satgemm_1024_gflops"),
                        lookup(m, a, t, "peak_rss_mb"));
             }
-    printf("pgdk: PGD-10 (madry-cnn) / PGD-7 (resnet20) training step; gemm-k: that step's conv/dense GEMMs\n"
+    printf("pgdk: PGD-10 (madry-cnn, preact-resnet18) / PGD-7 (resnet20) / PGD-1 (ImageNet) training step; gemm-k: that step's conv/dense GEMMs\n"
            "alone through libsat's GEMM (batched im2col shapes); GF/s: the step's GEMM FLOPs over its time;\n"
            "BLIS / satG: GF/s of those GEMMs in stock bli_sgemm / libsat's GEMM; eff: gemm-k / pgdk;\n"
            "B1024 / S1024: 1024^3 in stock BLIS / libsat's GEMM; RSS: peak resident MB.\n");
@@ -402,8 +408,9 @@ static int split_list(char *s, const char **out) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|all] [--act relu|silu|all] [--batch N]\n"
-                    "                 [--reps N] [--threads 1,2] [--single [--no-ref]]\n");
+    fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]\n"
+                    "                 [--act relu|silu|all] [--batch N]\n"
+                    "                 [--reps N] [--threads 1,2] [--single [--no-ref] [--metrics train,pgd1,pgdk,attack]]\n");
     exit(2);
 }
 
@@ -419,6 +426,7 @@ int main(int argc, char **argv) {
         const int has = i + 1 < argc;
         if (!strcmp(a, "--single")) o.single = 1;
         else if (!strcmp(a, "--no-ref")) o.no_ref = 1;
+        else if (!strcmp(a, "--metrics") && has) o.metrics = argv[++i];
         else if (!strcmp(a, "--model") && has) models = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_models, i++;
         else if (!strcmp(a, "--act") && has) acts = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_acts, i++;
         else if (!strcmp(a, "--threads") && has) threads = argv[++i];
@@ -432,13 +440,14 @@ int main(int argc, char **argv) {
     o.n_threads = split_list(threads, tl);
     for (int i = 0; i < o.n_threads; i++) o.threads[i] = atoi(tl[i]);
     if (o.batch < 1 || o.reps < 1 || o.reps > 64 || !o.n_models || !o.n_acts || !o.n_threads) usage();
+    int c, h, w, k;
     for (int i = 0; i < o.n_models; i++)
-        if (strcmp(o.models[i], "madry-cnn") && strcmp(o.models[i], "resnet20")) usage();
+        if (!input_shape(o.models[i], &c, &h, &w, &k)) usage();
     for (int i = 0; i < o.n_threads; i++)
         if (o.threads[i] < 1 || o.threads[i] > 256) usage();
 
     if (o.single) {
-        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref);
+        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref, o.metrics);
         return 0;
     }
     int failed = 0;

@@ -2,7 +2,7 @@
 """PyTorch counterpart of sat_bench: the same models, batch, attack and optimizer.
 
     /usr/bin/python3 tests/bench/torch_bench.py --model resnet20 --act silu --threads 2 \
-        [--batch 128] [--reps 5]
+        [--batch 128] [--reps 5] [--metrics train,pgd1,pgdk,attack]
 
 Measures one configuration in this process and prints one JSON line per measurement
 (the metrics of sat_bench: train_ms, pgd1_ms, pgdk_ms, attack_img_s, peak_rss_mb).
@@ -15,13 +15,25 @@ momentum 0.9, weight decay 5e-4 on weights only (libsat's default decay mask).
 """
 import argparse
 import json
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# The preset networks as written for the parity test (tests/python/torch_presets.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import torch_presets  # noqa: E402
+
+# model: (input shape, attack steps of the PGD-k step), as sat_bench
+MODELS = {"madry-cnn": ((1, 28, 28), 10), "resnet20": ((3, 32, 32), 7),
+          "preact-resnet18": ((3, 32, 32), 10), "efficientnet-b0": ((3, 224, 224), 1),
+          "resnet50": ((3, 224, 224), 1)}
+METRICS = ["train", "pgd1", "pgdk", "attack"]
 
 EPS = 8.0 / 255.0
 STEP = 2.0 / 255.0
@@ -124,19 +136,25 @@ def median_time(fn, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="resnet20", choices=["madry-cnn", "resnet20"])
+    ap.add_argument("--model", default="resnet20", choices=list(MODELS))
     ap.add_argument("--act", default="silu", choices=["relu", "silu"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--metrics", default=",".join(METRICS),
+                    help="which of train,pgd1,pgdk,attack to measure (peak_rss_mb always)")
     a = ap.parse_args()
+    wanted = a.metrics.split(",")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
+    shape, k = MODELS[a.model]
     if a.model == "madry-cnn":
-        model, shape, k = MadryCNN(a.act), (1, 28, 28), 10
+        model = MadryCNN(a.act)
+    elif a.model == "resnet20":
+        model = ResNet20(a.act)
     else:
-        model, shape, k = ResNet20(a.act), (3, 32, 32), 7
+        model = torch_presets.build(a.model, 10, F.relu if a.act == "relu" else F.silu)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
@@ -148,12 +166,16 @@ def main():
         print(json.dumps({"impl": "torch", "model": a.model, "act": a.act, "threads": a.threads,
                           "batch": a.batch, "metric": metric, "value": value}), flush=True)
 
-    emit("train_ms", 1e3 * median_time(lambda: train_step(model, opt, x, y), a.reps))
-    emit("pgd1_ms", 1e3 * median_time(lambda: pgd_train_step(model, opt, x, y, 1), a.reps))
-    emit("pgdk_steps", k)
-    emit("pgdk_ms", 1e3 * median_time(lambda: pgd_train_step(model, opt, x, y, k), a.reps))
-    t = median_time(lambda: pgd(model, x, y, 10), a.reps)
-    emit("attack_img_s", a.batch / t)
+    if "train" in wanted:
+        emit("train_ms", 1e3 * median_time(lambda: train_step(model, opt, x, y), a.reps))
+    if "pgd1" in wanted:
+        emit("pgd1_ms", 1e3 * median_time(lambda: pgd_train_step(model, opt, x, y, 1), a.reps))
+    if "pgdk" in wanted:
+        emit("pgdk_steps", k)
+        emit("pgdk_ms", 1e3 * median_time(lambda: pgd_train_step(model, opt, x, y, k), a.reps))
+    if "attack" in wanted:
+        t = median_time(lambda: pgd(model, x, y, 10), a.reps)
+        emit("attack_img_s", a.batch / t)
     emit("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
 
 

@@ -65,6 +65,17 @@ def ctx(lib):
         yield c
 
 
+@pytest.fixture(scope="module")
+def torch_threads():
+    """PyTorch on one thread during a module's parity tests (PyTorch itself is imported by
+    the tests that use it, so that the other tests run without it)."""
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def reference(pytestconfig):
     return _required(pytestconfig, "--reference")

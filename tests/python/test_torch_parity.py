@@ -130,14 +130,6 @@ class TorchFromLayers(torch.nn.Module):
         return out[-1].flatten(1)
 
 
-@pytest.fixture(scope="module")
-def torch_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 RESULTS = {}
 
 RESIDUAL = """input 3 8 8

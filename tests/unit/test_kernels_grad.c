@@ -551,7 +551,7 @@ static void test_maxpool_ties_first(void **state) {
 
 /* ---- dropout: a fixed key gives a fixed mask, so the op is linear in x ---- */
 static void run_dropout(const problem *p, float *out) {
-    sat__dropout_forward(99, 3, 0.3f, p->in[0], out, p->d[0], p->d[1], p->d[2]);
+    sat__dropout_forward(99, 3, 0.3f, p->in[0], out, p->d[0], p->d[1], p->d[2], p->d[3]);
 }
 
 static void test_dropout_grad(void **state) {
@@ -559,7 +559,7 @@ static void test_dropout_grad(void **state) {
     const int64_t e0 = 5, n = 3, size = 400, nx = n * size;
     float *x = alloc_fill(nx, 0.5f, 1.5f, 81), *r = alloc_fill(nx, -1, 1, 82);
     float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
-    problem p = {.run = run_dropout, .in = {x}, .d = {e0, n, size}};
+    problem p = {.run = run_dropout, .in = {x}, .d = {e0, n, size, 1}};
     run_dropout(&p, y);
     int64_t zeros = 0;
     for (int64_t i = 0; i < nx; i++) {
@@ -567,13 +567,35 @@ static void test_dropout_grad(void **state) {
         else assert_float_equal(y[i], x[i] / 0.7f, 1e-6);
     }
     assert_true(zeros > 0.25 * nx && zeros < 0.35 * nx);
-    sat__dropout_backward(99, 3, 0.3f, r, dx, e0, n, size);
+    sat__dropout_backward(99, 3, 0.3f, r, dx, e0, n, size, 1);
     check_grad("dropout dx", &p, x, nx, dx, r, nx, 0.5f, 1e-4);
     /* example e0 + 1 alone draws the mask it had inside the batch */
     float one[400];
-    sat__dropout_forward(99, 3, 0.3f, x + size, one, e0 + 1, 1, size);
+    sat__dropout_forward(99, 3, 0.3f, x + size, one, e0 + 1, 1, size, 1);
     assert_memory_equal(one, y + size, sizeof one);
     tu_free(x), tu_free(r), tu_free(y), tu_free(dx);
+}
+
+/* Stochastic depth: groups of a whole example share one draw, so each example is dropped
+ * or scaled as a whole, about p of them dropped; the backward uses the same decision. */
+static void test_dropout_per_example(void **state) {
+    (void)state;
+    const int64_t n = 400, size = 6, nx = n * size;
+    float *x = alloc_fill(nx, 0.5f, 1.5f, 83), *y = alloc_fill(nx, 0, 0, 0);
+    float *r = alloc_fill(nx, -1, 1, 84), *dx = alloc_fill(nx, 0, 0, 0);
+    sat__dropout_forward(7, 2, 0.25f, x, y, 0, n, size, size);
+    sat__dropout_backward(7, 2, 0.25f, r, dx, 0, n, size, size);
+    int64_t dropped = 0;
+    for (int64_t e = 0; e < n; e++) {
+        const int kept = y[e * size] != 0.0f;
+        dropped += !kept;
+        for (int64_t i = e * size; i < (e + 1) * size; i++) {
+            assert_float_equal(y[i], kept ? x[i] / 0.75f : 0.0f, 1e-6);
+            assert_float_equal(dx[i], kept ? r[i] / 0.75f : 0.0f, 1e-6);
+        }
+    }
+    assert_true(dropped > 0.18 * n && dropped < 0.32 * n);
+    tu_free(x), tu_free(y), tu_free(r), tu_free(dx);
 }
 
 static void test_gap_grad(void **state) {
@@ -683,6 +705,7 @@ int main(void) {
         cmocka_unit_test(test_pooling_grad),
         cmocka_unit_test(test_maxpool_ties_first),
         cmocka_unit_test(test_dropout_grad),
+        cmocka_unit_test(test_dropout_per_example),
         cmocka_unit_test(test_gap_grad),
         cmocka_unit_test(test_normalize_grad),
         cmocka_unit_test(test_softmax_ce_grad),

@@ -44,6 +44,7 @@ static void test_bad_specs(void **st) {
     expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1\nmul nowhere\ndense 3\n", "line 3: mul of unknown layer name");
     expect_spec_error(ctx, "input 6 8 8\nconv 8 k=3 g=4\ndense 3\n", "line 2: conv g=4 does not divide 6 input");
     expect_spec_error(ctx, "input 2 8 8\nconv 2 k=1 name=a\nmul a\ndense 3\n", "line 3: mul of a layer with itself");
+    expect_spec_error(ctx, "input 1 8 8\ndropout p=0.2 per=row\ndense 3\n", "line 2: dropout per=row is not");
     expect_spec_error(ctx, "", "needs an input line");
     /* comments and blank lines are fine and count as lines */
     sat_model *m = NULL;

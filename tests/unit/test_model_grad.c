@@ -259,6 +259,31 @@ static void test_dropout_train_only(void **st) {
     assert_memory_not_equal(first, sat_model_grads(a), sizeof first); /* the next step: a new mask */
 }
 
+/* Stochastic depth (dropout per=example): a training-mode forward keeps or drops each
+ * example as a whole (a linear model without bias then gives twice the inference logits at
+ * p = 1/2, or zeros), the same bits on 1 and 2 threads, the identity in inference. */
+static void test_dropout_per_example(void **st) {
+    (void)st;
+    enum { N = 64, IN = 18 };
+    const char *spec = "input 2 3 3\ndropout p=0.5 per=example\nflatten\ndense 2 bias=0\n";
+    float x[N * IN], ref[N * 2], out[2][N * 2];
+    tu_fill_uniform(x, N * IN, 0.1f, 0.9f, 21);
+    for (int t = 0; t < 2; t++) {
+        sat_model *m = tu_model(tu_context(t + 1, 0), spec, SAT_ACT_SILU, N);
+        TU_CHECK(sat_model_forward(m, x, N, ref));
+        TU_CHECK(sat_exec_forward(sat_model_exec(m), x, N, SAT_BN_TRAIN, out[t]));
+    }
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    int dropped = 0;
+    for (int e = 0; e < N; e++) {
+        const int kept = out[0][2 * e] != 0.0f || out[0][2 * e + 1] != 0.0f;
+        dropped += !kept;
+        for (int k = 0; k < 2; k++)
+            assert_float_equal(out[0][2 * e + k], kept ? 2.0f * ref[2 * e + k] : 0.0f, 1e-5);
+    }
+    assert_true(dropped > 16 && dropped < 48);
+}
+
 /* With a backward override, the input gradient must equal the one computed with the
  * override activation's derivative at the same pre-activations: for a one-layer model
  * dense -> act -> dense this is checkable by hand. */
@@ -308,6 +333,7 @@ int main(void) {
         cmocka_unit_test(test_residual_model_grads),
         cmocka_unit_test(test_stem_ops_grads),
         cmocka_unit_test(test_dropout_train_only),
+        cmocka_unit_test(test_dropout_per_example),
         cmocka_unit_test(test_backward_override),
     };
     return tu_run_on_every_path("test_model_grad", tests, sizeof tests / sizeof tests[0]);

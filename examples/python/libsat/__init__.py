@@ -559,7 +559,9 @@ class Context(_Handle):
 def preset_spec(name: str, input_shape: Sequence[int], num_classes: int,
                 mean: Optional[npt.ArrayLike] = None, std: Optional[npt.ArrayLike] = None,
                 library: LibraryLike = None) -> str:
-    """Spec text of a preset ('mlp', 'madry-cnn', 'small-cnn', 'resnet20')."""
+    """Spec text of a preset ('mlp', 'madry-cnn', 'small-cnn', 'resnet20', 'preact-resnet18',
+    'wrn-D-K' such as 'wrn-28-10', 'resnet50', 'resnext50-32x4d', 'efficientnet-b0';
+    sat_preset_spec in sat.h lists them with their parameter counts)."""
     lib = _library(library)
     c, h, w = (int(v) for v in input_shape)
     m = _f32(mean) if mean is not None else None

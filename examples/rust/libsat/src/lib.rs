@@ -1092,7 +1092,8 @@ impl<'ctx> Model<'ctx> {
         Self::from_raw(raw)
     }
 
-    /// A preset ("mlp", "madry-cnn", "small-cnn", "resnet20") for input (C, H, W).
+    /// A preset ("mlp", "madry-cnn", "small-cnn", "resnet20", "preact-resnet18", "wrn-D-K"
+    /// such as "wrn-28-10", "resnet50", "resnext50-32x4d", "efficientnet-b0") for input (C, H, W).
     pub fn preset(ctx: &'ctx Context, name: &str, input: (i32, i32, i32), num_classes: i32,
                   opts: &ModelOpts) -> Result<Self> {
         Self::new(ctx, &preset_spec(name, input, num_classes)?, opts)
