@@ -215,7 +215,8 @@ static void test_grad_ready(sat::Context &ctx) {
     } catch (const sat::Error &e) {
         CHECK(e.status() == SAT_E_ABORTED && std::string(e.what()).find("gradient-ready") != std::string::npos);
     }
-    sat::Trainer throwing(b, ob, to, nullptr, [](int64_t, int64_t) -> bool { throw std::runtime_error("rank 1 is gone"); });
+    sat::Trainer throwing(b, ob, to, nullptr,
+                          [](int64_t, int64_t) -> bool { throw std::runtime_error("rank 1 is gone"); });
     try {
         throwing.compute(x, y);
         CHECK(false);
