@@ -2,22 +2,10 @@
 //! gradient block out range by range, from its end down to 0, each range already final, and
 //! trains bit for bit as without it; a refusing or panicking closure fails compute with
 //! ErrorKind::Aborted and nothing changed.
-use libsat::{Context, ErrorKind, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
+use libsat::{Context, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
 
-const SPEC_BN: &str = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 3\n";
-
-fn batch(n: usize) -> (Vec<f32>, Vec<i32>) {
-    let x = (0..n * 16).map(|k| ((k * 5) % 11) as f32 / 11.0).collect();
-    let y = (0..n).map(|e| (e % 3) as i32).collect();
-    (x, y)
-}
-
-fn model(ctx: &Context) -> Model<'_> {
-    let mut o = ModelOpts::new().unwrap();
-    o.seed = 1;
-    o.max_batch = 4;
-    Model::new(ctx, SPEC_BN, &o).unwrap()
-}
+mod rank_rig;
+use rank_rig::{assert_aborted, batch, model};
 
 #[test]
 fn ranges_cover_the_block_and_are_final() {
@@ -63,17 +51,9 @@ fn refusal_and_panic_abort_compute() {
     let before = m.params().to_vec();
     let mut opt = Optimizer::new(&mut m, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
     let to = TrainerOpts::pgd(0.1, 2).unwrap();
-    let (x, y) = batch(4);
-    {
-        let mut t = Trainer::with_grad_ready(&mut opt, &to, |_, _| false).unwrap();
-        let e = t.compute(&x, &y).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Aborted);
-        assert!(e.to_string().contains("gradient-ready callback"), "{e}");
-        assert_eq!(t.model().params(), &before[..]);
-    }
+    let mut t = Trainer::with_grad_ready(&mut opt, &to, |_, _| false).unwrap();
+    assert_aborted(&mut t, false, "gradient-ready callback", &before);
+    drop(t);
     let mut t = Trainer::with_grad_ready(&mut opt, &to, |_, _| panic!("rank 1 is gone")).unwrap();
-    let e = t.compute(&x, &y).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Aborted);
-    assert!(e.to_string().contains("rank 1 is gone"), "{e}");
-    assert_eq!(t.model().params(), &before[..]);
+    assert_aborted(&mut t, false, "rank 1 is gone", &before);
 }
