@@ -851,13 +851,13 @@ typedef int32_t (*sat_bn_reduce_fn)(void *user, double *sums, int64_t count);
  *  may merge neighbours into larger buckets. count is at least 1. The ranges and their order
  *  depend only on the model, so they are the same on every rank. It is called from the thread
  *  that called sat_train_compute(); sat_train_step() does not call it. The callback may read
- *  the range and hand it to a non-blocking reduction (which may write it in place) but must
- *  not touch the rest of the block, nor call the library on this trainer, its model or its
- *  optimizer. Return 0 to go on; any other value stops the backward and fails the call with
+ *  the ranges handed out so far and hand them to a non-blocking reduction (which may write
+ *  them in place) but must not touch the part of the block not yet handed out, nor call the
+ *  library on this trainer, its model or its optimizer. Return 0 to go on; any other value stops the backward and fails the call with
  *  SAT_E_ABORTED, leaving the handles as they were. When sat_train_compute() fails after some
  *  ranges were handed out (a refusal, a batch-norm reduction's refusal, a cancel), those
- *  ranges are of no use: the host must finish or cancel the reductions it started before it
- *  reuses the block. `user` is sat_trainer_opts.grad_ready_user. */
+ *  ranges are of no use: the host must complete the reductions it started (or end the job)
+ *  before it reuses the block. `user` is sat_trainer_opts.grad_ready_user. */
 typedef int32_t (*sat_grad_ready_fn)(void *user, int64_t offset, int64_t count);
 
 /** Options of sat_trainer_create(); initialise with sat_trainer_opts_init(). */
