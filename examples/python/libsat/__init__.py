@@ -1229,12 +1229,14 @@ class Trainer(_Handle):
         self._error: Optional[BaseException] = None
         o = _opts(self._lib, _ffi.TrainerOpts, "trainer_opts_init", opts, TRAINER_ENUMS)
         if bn_reduce is not None:
+            reduce = bn_reduce
             self._bn_reduce_cb = _ffi.BN_REDUCE_FN(self._guarded(
-                lambda user, sums, count: bn_reduce(np.ctypeslib.as_array(sums, shape=(int(count),)))))
+                lambda user, sums, count: reduce(np.ctypeslib.as_array(sums, shape=(int(count),)))))
             o.bn_reduce = self._bn_reduce_cb  # kept alive here
         if grad_ready is not None:
+            ready = grad_ready
             self._grad_ready_cb = _ffi.GRAD_READY_FN(self._guarded(
-                lambda user, offset, count: grad_ready(int(offset), int(count))))
+                lambda user, offset, count: ready(int(offset), int(count))))
             o.grad_ready = self._grad_ready_cb  # kept alive here
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.trainer_create(model.handle, optimizer.handle,
