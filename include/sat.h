@@ -860,6 +860,31 @@ typedef struct sat_trainer sat_trainer;
  *  are waiting in their own reduction). `user` is sat_trainer_opts.bn_reduce_user. */
 typedef int32_t (*sat_bn_reduce_fn)(void *user, double *sums, int64_t count);
 
+/* ------------------------------------------------------------------------- */
+/* Data parallelism: gradient ranges ready during the backward                */
+/* ------------------------------------------------------------------------- */
+
+/** Gradient-ready callback of a data-parallel trainer (sat_trainer_opts.grad_ready), so that
+ *  the host can start reducing the gradient block while the backward computes the rest (for
+ *  MPI: an `MPI_Iallreduce` of the range, waited for after sat_train_compute() returns).
+ *  sat_train_compute() calls it during the step's last backward pass each time a range
+ *  [offset, offset + count) of the model's gradient block (sat_model_grads()) is final: the
+ *  range then holds exactly what the block holds when the call returns, and nothing in it is
+ *  written again during the call. The ranges are handed out per layer, from the output layer
+ *  towards the input: each ends where the one before began (the first ends at the block's end,
+ *  the last begins at 0), so together they cover the block exactly once per call, and a host
+ *  may merge neighbours into larger buckets. count is at least 1. The ranges and their order
+ *  depend only on the model, so they are the same on every rank. It is called from the thread
+ *  that called sat_train_compute(); sat_train_step() does not call it. The callback may read
+ *  the ranges handed out so far and hand them to a non-blocking reduction (which may write
+ *  them in place) but must not touch the part of the block not yet handed out, nor call the
+ *  library on this trainer, its model or its optimizer. Return 0 to go on; any other value stops the backward and fails the call with
+ *  SAT_E_ABORTED, leaving the handles as they were. When sat_train_compute() fails after some
+ *  ranges were handed out (a refusal, a batch-norm reduction's refusal, a cancel), those
+ *  ranges are of no use: the host must complete the reductions it started (or end the job)
+ *  before it reuses the block. `user` is sat_trainer_opts.grad_ready_user. */
+typedef int32_t (*sat_grad_ready_fn)(void *user, int64_t offset, int64_t count);
+
 /** Options of sat_trainer_create(); initialise with sat_trainer_opts_init(). */
 typedef struct sat_trainer_opts {
     uint32_t struct_size;    /**< sizeof(sat_trainer_opts), set by sat_trainer_opts_init() */
@@ -885,6 +910,11 @@ typedef struct sat_trainer_opts {
      *  With it, the running statistics move identically on every rank. */
     sat_bn_reduce_fn bn_reduce;
     void *bn_reduce_user;    /**< passed to bn_reduce as `user`; default NULL */
+    /** Overlapping the gradient reduction with the backward: called by sat_train_compute()
+     *  with each range of the gradient block as soon as it is final (see sat_grad_ready_fn);
+     *  default NULL, and the block is final when the call returns. */
+    sat_grad_ready_fn grad_ready;
+    void *grad_ready_user;   /**< passed to grad_ready as `user`; default NULL */
 } sat_trainer_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones

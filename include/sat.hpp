@@ -1097,6 +1097,12 @@ private:
  *  thrown again by it. Nothing is changed in either case. */
 using BnReduceFn = std::function<bool(span<double> sums)>;
 
+/** Gradient-ready callback (sat_grad_ready_fn): elements [offset, offset + count) of the
+ *  model's grads() are final for this compute(); start their reduction (e.g. an
+ *  MPI_Iallreduce, waited for after compute() returns) and return true. Returning false or
+ *  throwing stops compute() as for BnReduceFn. */
+using GradReadyFn = std::function<bool(int64_t offset, int64_t count)>;
+
 /** Owns a sat_trainer; keeps its model and optimizer alive. */
 class Trainer : detail::MoveOnly {
 public:
@@ -1106,14 +1112,24 @@ public:
         : example_size_(model.example_size()) {
         create(model, opt, opts);
     }
-    /** A data-parallel trainer with synchronised batch norm: opts' bn_reduce and
-     *  bn_reduce_user are set to call `reduce` (kept by the trainer). */
-    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts, BnReduceFn reduce)
-        : reduce_(std::make_shared<Reduce>()), example_size_(model.example_size()) {
-        reduce_->fn = std::move(reduce);
+    /** A data-parallel trainer: opts' bn_reduce and bn_reduce_user are set to call `reduce`
+     *  (synchronised batch norm), and grad_ready and grad_ready_user to call `ready`
+     *  (overlapping the gradient reduction with the backward), each unless empty; the trainer
+     *  keeps both. */
+    Trainer(Model &model, Optimizer &opt, const sat_trainer_opts &opts, BnReduceFn reduce,
+            GradReadyFn ready = nullptr)
+        : hooks_(std::make_shared<Hooks>()), example_size_(model.example_size()) {
         sat_trainer_opts o = opts;
-        o.bn_reduce = reduce_trampoline;
-        o.bn_reduce_user = reduce_.get();
+        if (reduce) {
+            o.bn_reduce = reduce_trampoline;
+            o.bn_reduce_user = hooks_.get();
+        }
+        if (ready) {
+            o.grad_ready = ready_trampoline;
+            o.grad_ready_user = hooks_.get();
+        }
+        hooks_->reduce = std::move(reduce);
+        hooks_->ready = std::move(ready);
         create(model, opt, o);
     }
     /** The C handle (still owned by this object). */
@@ -1156,8 +1172,8 @@ private:
         sat_step_stats s{};
         s.struct_size = sizeof s;
         const int32_t status = fn(h_.get(), x.data(), labels.data(), n, &s);
-        if (reduce_ && status == SAT_E_ABORTED)
-            if (std::exception_ptr e = std::exchange(reduce_->error, nullptr)) std::rethrow_exception(e);
+        if (hooks_ && status == SAT_E_ABORTED)
+            if (std::exception_ptr e = std::exchange(hooks_->error, nullptr)) std::rethrow_exception(e);
         detail::check(status, last_error());
         return s;
     }
@@ -1167,21 +1183,30 @@ private:
                              model.last_error());
         h_ = detail::own<sat_trainer, sat_trainer_destroy>(t, model.h_, opt.h_);
     }
-    /* The reduction lives on the heap at a fixed address (the C trainer's `user`). */
-    struct Reduce {
-        BnReduceFn fn;
-        std::exception_ptr error;  // what fn threw, rethrown by run_batch()
+    /* The callbacks live on the heap at a fixed address (the C trainer's `user`). */
+    struct Hooks {
+        BnReduceFn reduce;
+        GradReadyFn ready;
+        std::exception_ptr error;  // what a callback threw, rethrown by run_batch()
     };
-    static int32_t reduce_trampoline(void *user, double *sums, int64_t count) {
-        Reduce *r = static_cast<Reduce *>(user);
+    /** Runs a callback, turning false or an exception into the C refusal 1. */
+    template <typename Call>
+    static int32_t guarded(void *user, Call call) {
+        Hooks *h = static_cast<Hooks *>(user);
         try {
-            return r->fn(span<double>(sums, static_cast<std::size_t>(count))) ? 0 : 1;
+            return call(*h) ? 0 : 1;
         } catch (...) {
-            r->error = std::current_exception();
+            h->error = std::current_exception();
             return 1;
         }
     }
-    std::shared_ptr<Reduce> reduce_;  // declared before h_: destroyed after the trainer
+    static int32_t reduce_trampoline(void *user, double *sums, int64_t count) {
+        return guarded(user, [&](Hooks &h) { return h.reduce(span<double>(sums, static_cast<std::size_t>(count))); });
+    }
+    static int32_t ready_trampoline(void *user, int64_t offset, int64_t count) {
+        return guarded(user, [&](Hooks &h) { return h.ready(offset, count); });
+    }
+    std::shared_ptr<Hooks> hooks_;  // declared before h_: destroyed after the trainer
     std::shared_ptr<sat_trainer> h_;
     int64_t example_size_;
 };

@@ -4,11 +4,15 @@
  * and the epoch), cut into global batches of B examples; rank r takes examples
  * r*B/R .. (r+1)*B/R-1 of each, crafts their adversarial examples (sat_train_compute, with
  * its rank in the trainer's options so its random starts and dropout masks are those of
- * its examples' positions in the global batch), the ranks average the gradient block with
- * one MPI_Allreduce and every rank applies it (sat_train_apply), so the replicas stay
- * identical. Batch norm is synchronised: the trainer hands each layer's sums to an
- * MPI_Allreduce (sat_trainer_opts.bn_reduce), so R ranks x B/R examples are the step of one
- * process with B, up to the order of the float sums.
+ * its examples' positions in the global batch), the ranks average the gradient block and
+ * every rank applies it (sat_train_apply), so the replicas stay identical. The average is
+ * overlapped with the backward: the trainer hands out each layer's gradients as soon as they
+ * are final (sat_trainer_opts.grad_ready), which start an MPI_Iallreduce per bucket of
+ * neighbouring layers, waited for after sat_train_compute (--no-overlap: one MPI_Allreduce
+ * of the block after it; the sums per element, hence the weights, are the same). Batch norm
+ * is synchronised: the trainer hands each layer's sums to an MPI_Allreduce
+ * (sat_trainer_opts.bn_reduce), so R ranks x B/R examples are the step of one process with
+ * B, up to the order of the float sums.
  *
  * Rank 0 alone writes the model, the checkpoints and the log. A checkpoint records the
  * epoch and the examples done in it; --resume continues from it with any rank count, at
@@ -57,7 +61,8 @@ typedef struct args {
     const char *out, *data, *model, *checkpoint, *log, *compare;
     double tol;
     int batch, epochs, steps, attack_steps, examples, side, channels, ckpt_every, resume, sync_bn, threads;
-    int kill_rank, kill_at;
+    int kill_rank, kill_at, overlap;
+    long bucket;
     float eps, lr;
 } args;
 
@@ -75,6 +80,8 @@ static void usage(const char *prog) {
             "  --resume              continue from --checkpoint\n"
             "  --log PATH            one JSON line per step, written by rank 0\n"
             "  --threads T           threads per rank (default 1)\n"
+            "  --no-overlap          reduce the gradient block after the backward, not during it (--overlap)\n"
+            "  --bucket F            overlapped: the smallest all-reduce, in floats (default 65536)\n"
             "  --compare REF TOL     rank 0: exit 1 if a parameter differs from REF's by more than TOL\n"
             "  --kill-at STEP --kill-rank R   testing: that rank kills itself before that step\n",
             prog);
@@ -82,8 +89,8 @@ static void usage(const char *prog) {
 
 static int parse(int argc, char **argv, args *a) {
     *a = (args){.batch = 128, .epochs = 1, .attack_steps = 3, .examples = 1024, .side = 12, .channels = 1,
-                .sync_bn = 1, .threads = 1, .kill_rank = -1, .kill_at = -1, .eps = 0.1f, .lr = 0.05f,
-                .model = "tiny"};
+                .sync_bn = 1, .threads = 1, .overlap = 1, .bucket = 65536, .kill_rank = -1, .kill_at = -1,
+                .eps = 0.1f, .lr = 0.05f, .model = "tiny"};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         const int more = i + 1 < argc;
@@ -104,6 +111,9 @@ static int parse(int argc, char **argv, args *a) {
         else if (!strcmp(f, "--resume")) a->resume = 1;
         else if (!strcmp(f, "--log") && more) a->log = argv[++i];
         else if (!strcmp(f, "--threads") && more) a->threads = atoi(argv[++i]);
+        else if (!strcmp(f, "--no-overlap")) a->overlap = 0;
+        else if (!strcmp(f, "--overlap")) a->overlap = 1;
+        else if (!strcmp(f, "--bucket") && more) a->bucket = atol(argv[++i]);
         else if (!strcmp(f, "--kill-at") && more) a->kill_at = atoi(argv[++i]);
         else if (!strcmp(f, "--kill-rank") && more) a->kill_rank = atoi(argv[++i]);
         else if (!strcmp(f, "--compare") && i + 2 < argc) {
@@ -113,7 +123,8 @@ static int parse(int argc, char **argv, args *a) {
         else return 0;
     }
     return a->out && a->batch > 0 && a->epochs > 0 && a->steps >= 0 && a->attack_steps > 0 && a->examples > 0 &&
-           a->side >= 8 && a->channels > 0 && a->threads > 0 && a->ckpt_every >= 0 && (!a->resume || a->checkpoint);
+           a->side >= 8 && a->channels > 0 && a->threads > 0 && a->bucket > 0 && a->ckpt_every >= 0 &&
+           (!a->resume || a->checkpoint);
 }
 
 /* ---- the data: an IDX set, or a synthetic one (three classes by where a bright blob
@@ -188,6 +199,49 @@ static int32_t allreduce_sums(void *user, double *sums, int64_t count) {
     return rc == MPI_SUCCESS ? 0 : 1;
 }
 
+/* ---- the gradient block's all-reduce, overlapped with the backward: the trainer hands out
+ * ranges from the block's end down to 0, each ending where the last began; neighbours are
+ * gathered into buckets of at least --bucket floats, one MPI_Iallreduce each ---- */
+typedef struct overlap {
+    float *grads;
+    long bucket;
+    int64_t pending_end;        /* the gathered but not yet started range ends here */
+    MPI_Request *requests;
+    int count, capacity;
+} overlap;
+
+static int32_t start_reduction(void *user, int64_t offset, int64_t count) {
+    overlap *o = user;
+    if (o->pending_end < 0) o->pending_end = offset + count;
+    if (o->pending_end - offset < o->bucket && offset > 0) return 0; /* gather more */
+    if (o->count == o->capacity) {
+        const int grown = o->capacity ? 2 * o->capacity : 16;
+        MPI_Request *r = realloc(o->requests, sizeof *r * (size_t)grown);
+        if (!r) return 1;
+        o->requests = r;
+        o->capacity = grown;
+    }
+    const int rc = MPI_Iallreduce(MPI_IN_PLACE, o->grads + offset, (int)(o->pending_end - offset), MPI_FLOAT,
+                                  MPI_SUM, MPI_COMM_WORLD, &o->requests[o->count]);
+    if (rc != MPI_SUCCESS) return 1;
+    o->count++;
+    o->pending_end = -1;
+    /* Open MPI progresses non-blocking collectives inside MPI calls: give it one per bucket. */
+    int done = 0;
+    return MPI_Testall(o->count, o->requests, &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS ? 0 : 1;
+}
+
+/* The step's gradient all-reduce: waits for the overlapped buckets, or reduces the block now. */
+static void finish_reduction(overlap *o, const args *a, int64_t np) {
+    if (a->overlap) {
+        check_mpi(MPI_Waitall(o->count, o->requests, MPI_STATUSES_IGNORE), "MPI_Waitall of the gradient buckets");
+        o->count = 0;
+    } else {
+        check_mpi(MPI_Allreduce(MPI_IN_PLACE, o->grads, (int)np, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+                  "MPI_Allreduce of the gradient block");
+    }
+}
+
 static int compare(sat_context *ctx, const sat_model *m, const char *ref_path, double tol) {
     sat_model *ref = NULL;
     check(sat_model_load(ctx, ref_path, NULL, &ref), "sat_model_load", sat_last_error());
@@ -253,6 +307,11 @@ int main(int argc, char **argv) {
         to.bn_reduce = allreduce_sums;
         to.bn_reduce_user = &bn_seconds;
     }
+    overlap ov = {.grads = sat_model_grads(m), .bucket = a.bucket, .pending_end = -1};
+    if (a.overlap) {
+        to.grad_ready = start_reduction;
+        to.grad_ready_user = &ov;
+    }
     sat_trainer *tr = NULL;
     check(sat_trainer_create(m, opt, &to, &tr), "sat_trainer_create", sat_last_error());
 
@@ -313,8 +372,7 @@ int main(int argc, char **argv) {
             sat_step_stats st = {.struct_size = sizeof st};
             check(sat_train_compute(tr, x, y, n, &st), "sat_train_compute", sat_trainer_last_error(tr));
             const double t1 = MPI_Wtime();
-            check_mpi(MPI_Allreduce(MPI_IN_PLACE, grads, (int)np, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-                      "MPI_Allreduce of the gradient block");
+            finish_reduction(&ov, &a, np);
             const double t2 = MPI_Wtime();
             compute_s += t1 - t0;
             reduce_s += t2 - t1;
@@ -355,9 +413,9 @@ int main(int argc, char **argv) {
         if (steps_done > 1) {
             const double wall = MPI_Wtime() - timed_start, k = (double)(steps_done - 1);
             printf("timed %lld steps: %.1f images/s; per step %.4f s compute (of which %.4f s batch-norm "
-                   "reductions), %.4f s gradient all-reduce of %lld floats\n",
+                   "reductions), %.4f s gradient all-reduce of %lld floats%s\n",
                    (long long)(steps_done - 1), k * a.batch / wall, compute_s / k, bn_seconds / k, reduce_s / k,
-                   (long long)np);
+                   (long long)np, a.overlap ? " (the wait after the overlapped backward)" : "");
         }
         check(sat_model_save(m, NULL, a.out), "sat_model_save", sat_model_last_error(m));
         if (a.compare) status = compare(ctx, m, a.compare, a.tol);
@@ -366,6 +424,7 @@ int main(int argc, char **argv) {
     MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
     free(x);
     free(y);
+    free(ov.requests);
     sat_trainer_destroy(tr);
     sat_optimizer_destroy(opt);
     sat_model_destroy(m);

@@ -53,6 +53,24 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
     return SAT_OK;
 }
 
+/* A last backward's hand-out of the parameter gradients from `from` up to where the last
+ * range began: they are final, since the backward runs the nodes in reverse and each node's
+ * parameters lie above those of the nodes before it. Returns 0 once a callback refused. */
+static int hand_out_grads(sat_exec *e, float *grads, int64_t from, int64_t *mark) {
+    sat__grad_handout *h = e->handout;
+    if (from >= *mark) return 1;
+    const int64_t count = *mark - from;
+    if (h->addend) sat__axpy(1.0f, h->addend + from, grads + from, count);
+    *mark = from;
+    const int bn_failed = e->shard && e->shard->bn_status;
+    if (h->ready && !bn_failed) h->status = h->ready(h->ready_user, from, count);
+    return h->status == 0 && !bn_failed;
+}
+
+static int64_t first_param(const sat_node *nd) {
+    return nd->p_w >= 0 ? nd->p_w : nd->p_gamma >= 0 ? nd->p_gamma : nd->p_alpha;
+}
+
 /* Where the gradient for producer `j` goes: straight into its region on the first
  * contribution, into a scratch buffer (added afterwards) on later ones. */
 static float *grad_target(sat_exec *e, const uint8_t *need, int j, int slot) {
@@ -69,6 +87,18 @@ static void grad_commit(sat_exec *e, int j, const float *target, int64_t n) {
     e->grad_ptr[j] = own;
 }
 
+/* Node i's backward: its input gradients where needed, its parameter gradients when asked. */
+static void backward_node(sat_exec *e, const sat_run *r, const uint8_t *need, int i) {
+    const sat_node *nd = &e->m->nodes[i];
+    if (e->grad_fresh[i]) return; /* nothing downstream needed this node */
+    float *dx0 = grad_target(e, need, nd->in0, 0);
+    float *dx1 = nd->in1 >= 0 && nd->in1 != nd->in0 ? grad_target(e, need, nd->in1, 1) : NULL;
+    if (!dx0 && !dx1 && !(r->param_grads && sat__node_has_params(nd))) return;
+    sat__ops[nd->op].backward(r, nd, e->out_ptr[nd->in0], e->out_ptr[i], e->grad_ptr[i], dx0, dx1);
+    grad_commit(e, nd->in0, dx0, r->n);
+    if (dx1) grad_commit(e, nd->in1, dx1, r->n);
+}
+
 int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx, float *grads) {
     if (!e->run_valid) return sat__fail(e->err, SAT_E_INTERNAL, "backward without a forward pass");
     sat_model *m = e->m;
@@ -80,18 +110,21 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
     memset(e->grad_fresh, 1, (size_t)N);
     e->grad_ptr[N - 1] = (float *)dlogits;
     e->grad_fresh[N - 1] = 0;
+    int handing = e->handout != NULL;
+    int64_t mark = m->num_params; /* handed out so far: [mark, num_params) */
     for (int i = N - 1; i >= 1; i--) {
-        const sat_node *nd = &m->nodes[i];
-        if (e->grad_fresh[i]) continue; /* nothing downstream needed this node */
-        float *dx0 = grad_target(e, need, nd->in0, 0);
-        float *dx1 = nd->in1 >= 0 && nd->in1 != nd->in0 ? grad_target(e, need, nd->in1, 1) : NULL;
-        if (!dx0 && !dx1 && !(r.param_grads && sat__node_has_params(nd))) continue;
-        sat__ops[nd->op].backward(&r, nd, e->out_ptr[nd->in0], e->out_ptr[i], e->grad_ptr[i], dx0, dx1);
-        grad_commit(e, nd->in0, dx0, r.n);
-        if (dx1) grad_commit(e, nd->in1, dx1, r.n);
+        backward_node(e, &r, need, i);
+        if (handing && sat__node_has_params(&m->nodes[i]) &&
+            !(handing = hand_out_grads(e, grads, first_param(&m->nodes[i]), &mark)))
+            break;
     }
+    if (handing) hand_out_grads(e, grads, 0, &mark);
     int32_t rc = shard_failed(e);
     if (rc) return rc;
+    if (e->handout && e->handout->status) {
+        e->run_valid = 0;
+        return sat__fail(e->err, SAT_E_ABORTED, "the gradient-ready callback returned %d", (int)e->handout->status);
+    }
     if (dx) {
         size_t bytes = sizeof(float) * (size_t)(r.n * m->in_size);
         if (e->grad_fresh[0])
@@ -100,6 +133,13 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
             memcpy(dx, e->grad_ptr[0], bytes);
     }
     return SAT_OK;
+}
+
+int32_t sat__exec_bwd_handout(sat_exec *e, const float *dlogits, float *grads, sat__grad_handout *h) {
+    e->handout = h;
+    const int32_t st = sat__exec_bwd(e, SAT__PLAN_TRAIN, dlogits, NULL, grads);
+    e->handout = NULL;
+    return st;
 }
 
 int32_t sat__forward(sat_model *m, const float *x, int64_t n, int32_t bn, const float **logits) {

@@ -116,7 +116,18 @@ typedef struct sat__shard {
     void *bn_reduce_user;
     double *bn_sums;            /* scratch: 2 * (widest batch-norm layer) + 1 */
     int32_t bn_status;          /* the first failed reduction's return value (0: none yet) */
+    sat_grad_ready_fn grad_ready; /* during sat_train_compute: the host's sat_grad_ready_fn */
+    void *grad_ready_user;
 } sat__shard;
+
+/* The last backward of a training step into the model's gradient block completes and hands
+ * out the block range by range, as each becomes final (sat_grad_ready_fn). */
+typedef struct sat__grad_handout {
+    const float *addend;        /* NULL, or added to each range first: an earlier backward's part */
+    sat_grad_ready_fn ready;    /* NULL: the ranges are only completed */
+    void *ready_user;
+    int32_t status;             /* ready's refusal (0: none) */
+} sat__grad_handout;
 
 /* An execution: the memory and bookkeeping of running one model, used by one thread. */
 struct sat_exec {
@@ -146,6 +157,7 @@ struct sat_exec {
     int32_t run_valid;
     uint64_t run_dropout_key;   /* the dropout masks' key of the last training-mode forward */
     sat__shard *shard;          /* set by a data-parallel trainer during its call, else NULL */
+    sat__grad_handout *handout; /* set for a step's last backward (sat__exec_bwd_handout), else NULL */
 
     char *err;                  /* own_err, or the model's message for its own execution */
     char own_err[SAT_ERRMSG_SIZE];
@@ -263,6 +275,9 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
 /* Backward from dlogits [run_n x classes] through the plan. grads (NULL: none) receives the
  * parameter gradients, overwritten; dx (may be NULL) the input gradient. */
 int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx, float *grads);
+/* sat__exec_bwd of the train plan into grads as a step's last backward, completing and
+ * handing out the block through h; SAT_E_ABORTED when h->ready refuses. */
+int32_t sat__exec_bwd_handout(sat_exec *e, const float *dlogits, float *grads, sat__grad_handout *h);
 /* The same on the model's own execution; parameter gradients (TRAIN) overwrite m->grads. */
 int32_t sat__forward(sat_model *m, const float *x, int64_t n, int32_t bn, const float **logits);
 int32_t sat__backward(sat_model *m, int32_t plan, const float *dlogits, float *dx);

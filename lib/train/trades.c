@@ -5,8 +5,8 @@
  *   dKL/dz_c  = p_c (log p_c - log p'_c - KL)
  * f(x) runs on the trainer's second execution and f(x') on the model's own, so each keeps
  * what its backward needs: forward x, forward x', backward of the KL term through z' into
- * the parameters (kept in grad_acc), backward of CE + the KL term through z, then add the
- * two gradients. */
+ * the parameters (kept in grad_acc), backward of CE + the KL term through z, which adds the
+ * two gradients range by range as they become final (sat__last_backward). */
 #include "train/train.h"
 
 #include <math.h>
@@ -51,9 +51,8 @@ int32_t sat__trades_loss_grad(sat_trainer *t, const float *x, const float *x_adv
         return sat__fail(t->err, SAT_E_NUMERIC, "%s: the TRADES cross-entropy is not finite", t->call);
     /* The z-side KL gradient is recomputed (n*k exps) rather than stored. */
     for (int64_t i = 0; i < n; i++) sat__kl_softmax(z + i * k, zp + i * k, k, scale, NULL, dzp + i * k);
-    st = sat__exec_bwd(t->clean_exec, SAT__PLAN_TRAIN, dzp, NULL, m->grads);
-    if (st) return sat__fail(t->err, st, "%s", t->clean_exec->err);
-    sat__axpy(1.0f, t->grad_acc, m->grads, m->num_params);
+    st = sat__last_backward(t, t->clean_exec, t->grad_acc);
+    if (st) return st;
     *loss = (ce_total + beta * kl_total) / (double)n;
     return SAT_OK;
 }

@@ -92,6 +92,12 @@ int32_t sat__craft_kl(sat_trainer *t, const float *x, const int32_t *labels, int
 void sat__ascent_step(int32_t norm, float alpha, const float *g, float *x_adv, int64_t n,
                       int64_t size);
 
+/* trainer.c: the step's last backward, of the train plan on e (after its forward) from
+ * t->dlogits into the gradient block: adds `addend` (NULL: nothing; else an earlier
+ * backward's part of the gradient) range by range and, in sat_train_compute, hands each range
+ * to sat_trainer_opts.grad_ready as it becomes final. Message into t->err. */
+int32_t sat__last_backward(sat_trainer *t, sat_exec *e, const float *addend);
+
 /* ---- trades.c ----
  * TRADES loss of a batch for a given clean x and adversarial x_adv:
  *   mean_i [ CE_s(f(x_i), y_i) + beta * KL(p(x_i) || p(x_adv_i)) ]

@@ -213,10 +213,9 @@ static int32_t apply_update(sat_trainer *t) {
     return SAT_OK;
 }
 
-/* Forward in `bn` mode on xin, CE (label smoothing) scaled by weight/n, backward of the
- * train plan into the gradient block (dx: also the input gradient). */
-static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labels, int64_t n, int32_t bn,
-                           float weight, float *dx, double *loss_sum, int64_t *correct) {
+/* Forward in `bn` mode on xin, CE (label smoothing) scaled by weight/n into t->dlogits. */
+static int32_t ce_loss(sat_trainer *t, const float *xin, const int32_t *labels, int64_t n, int32_t bn,
+                       float weight, double *loss_sum, int64_t *correct) {
     sat_model *m = t->model;
     const float *logits;
     int32_t st = sat__forward(m, xin, n, bn, &logits);
@@ -226,9 +225,25 @@ static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labe
     if (!isfinite(*loss_sum))
         return sat__fail(t->err, SAT_E_NUMERIC, "%s: the training loss is not finite", t->call);
     *correct = sat__count_correct(logits, labels, n, m->classes);
+    return SAT_OK;
+}
+
+/* ce_loss, then the backward of the train plan into the gradient block (dx: also the input
+ * gradient); not the step's last backward (sat__last_backward). */
+static int32_t ce_backward(sat_trainer *t, const float *xin, const int32_t *labels, int64_t n, int32_t bn,
+                           float weight, float *dx, double *loss_sum, int64_t *correct) {
+    sat_model *m = t->model;
+    int32_t st = ce_loss(t, xin, labels, n, bn, weight, loss_sum, correct);
+    if (st) return st;
     st = sat__backward(m, SAT__PLAN_TRAIN, t->dlogits, dx);
     if (st) return sat__fail(t->err, st, "%s: %s", t->call, m->err);
     return SAT_OK;
+}
+
+int32_t sat__last_backward(sat_trainer *t, sat_exec *e, const float *addend) {
+    sat__grad_handout h = {addend, t->shard.grad_ready, t->shard.grad_ready_user, 0};
+    const int32_t st = sat__exec_bwd_handout(e, t->dlogits, t->model->grads, &h);
+    return st ? sat__fail(t->err, st, "%s: %s", t->call, e->err) : SAT_OK;
 }
 
 static float default_step(const sat_trainer *t) {
@@ -256,7 +271,12 @@ static int32_t compute_single(sat_trainer *t, const float *x, const int32_t *lab
     const float c = method == SAT_TRAIN_STANDARD ? 0.0f : t->opts.clean_fraction;
     double adv_sum = 0.0;
     int64_t adv_correct = 0;
-    st = ce_backward(t, xin, labels, n, SAT__BN_TRAIN, 1.0f - c, NULL, &adv_sum, &adv_correct);
+    if (c == 0.0f) { /* the adversarial backward is the step's last */
+        st = ce_loss(t, xin, labels, n, SAT__BN_TRAIN, 1.0f, &adv_sum, &adv_correct);
+        if (st == SAT_OK) st = sat__last_backward(t, m->own_exec, NULL);
+    } else {
+        st = ce_backward(t, xin, labels, n, SAT__BN_TRAIN, 1.0f - c, NULL, &adv_sum, &adv_correct);
+    }
     if (st) return st;
     double loss = (1.0 - (double)c) * adv_sum / (double)n;
     s->adv_accuracy = (float)adv_correct / (float)n;
@@ -266,9 +286,9 @@ static int32_t compute_single(sat_trainer *t, const float *x, const int32_t *lab
         memcpy(t->grad_acc, m->grads, sizeof(float) * (size_t)m->num_params);
         double clean_sum = 0.0;
         int64_t clean_correct = 0;
-        st = ce_backward(t, x, labels, n, SAT__BN_BATCH, c, NULL, &clean_sum, &clean_correct);
+        st = ce_loss(t, x, labels, n, SAT__BN_BATCH, c, &clean_sum, &clean_correct);
+        if (st == SAT_OK) st = sat__last_backward(t, m->own_exec, t->grad_acc);
         if (st) return st;
-        sat__axpy(1.0f, t->grad_acc, m->grads, m->num_params);
         loss += (double)c * clean_sum / (double)n;
         s->clean_accuracy = (float)clean_correct / (float)n;
     }
@@ -362,18 +382,22 @@ static int32_t check_step(sat_trainer *t, const float *x, const int32_t *labels,
 }
 
 /* Attaches the trainer's shard to the executions its step runs on, for the step: a rank's
- * batch of n starts at global example rank * n. */
-static int32_t attach_shard(sat_trainer *t, int64_t n) {
+ * batch of n starts at global example rank * n. Only sat_train_compute hands out gradient
+ * ranges: sat_train_step's update reads the block right after the backward. */
+static int32_t attach_shard(sat_trainer *t, int64_t n, int apply) {
     sat_exec *own = sat__model_exec(t->model);
     if (!own) return sat__fail(t->err, SAT_E_NOMEM, "%s: %s", t->call, t->model->err);
     t->shard.example_base = (int64_t)t->opts.rank * n;
     t->shard.bn_status = 0;
+    t->shard.grad_ready = apply ? NULL : t->opts.grad_ready;
+    t->shard.grad_ready_user = t->opts.grad_ready_user;
     own->shard = &t->shard;
     if (t->clean_exec) t->clean_exec->shard = &t->shard;
     return SAT_OK;
 }
 
 static void detach_shard(sat_trainer *t) {
+    t->shard.grad_ready = NULL;
     t->model->own_exec->shard = NULL;
     if (t->clean_exec) t->clean_exec->shard = NULL;
 }
@@ -383,7 +407,7 @@ static void detach_shard(sat_trainer *t) {
 static int32_t run_step(sat_trainer *t, const float *x, const int32_t *labels, int64_t n, int apply,
                         sat_step_stats *stats) {
     sat_model *m = t->model;
-    int32_t st = attach_shard(t, n);
+    int32_t st = attach_shard(t, n, apply);
     if (st) return st;
     sat_step_stats s;
     memset(&s, 0, sizeof s);

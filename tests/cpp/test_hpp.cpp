@@ -176,6 +176,56 @@ static void test_bn_reduce(sat::Context &ctx) {
     CHECK(std::vector<float>(b.params().begin(), b.params().end()) == before);
 }
 
+// Overlapped reduction: compute() hands the gradient block out range by range, from its end
+// down to 0, each range already final; training is the same bit for bit; a false return or a
+// throw fails compute() with nothing changed.
+static void test_grad_ready(sat::Context &ctx) {
+    const char *spec = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 2\n";
+    std::vector<float> x(4 * 16);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float((i * 7) % 13) / 13.0f;
+    std::vector<int32_t> y = {1, 0, 1, 0};
+    sat::Model a(ctx, spec, sat::model_opts()), b(ctx, spec, sat::model_opts());
+    sat::Optimizer oa(a, sat::optimizer_opts(SAT_OPT_SGD, 0.05f)), ob(b, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
+    const sat_trainer_opts to = sat::trainer_opts(SAT_TRAIN_PGD, 0.1f, 2);
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    std::vector<float> seen(b.grads().size());
+    sat::Trainer plain(a, oa, to);
+    sat::Trainer overlapped(b, ob, to, nullptr, [&](int64_t offset, int64_t count) {
+        ranges.emplace_back(offset, count);
+        std::copy(b.grads().begin() + offset, b.grads().begin() + offset + count, seen.begin() + offset);
+        return true;
+    });
+    plain.compute(x, y);
+    overlapped.compute(x, y);
+    const int64_t np = static_cast<int64_t>(b.grads().size());
+    // dense 2 (8*2 + 2), bn (8 + 8), dense 8 (16*8 + 8)
+    CHECK((ranges == std::vector<std::pair<int64_t, int64_t>>{{np - 18, 18}, {np - 34, 16}, {0, np - 34}}));
+    CHECK(seen == std::vector<float>(b.grads().begin(), b.grads().end()));
+    CHECK(std::vector<float>(a.grads().begin(), a.grads().end()) == seen);
+    plain.apply();
+    overlapped.apply();
+    CHECK(std::vector<float>(a.params().begin(), a.params().end()) ==
+          std::vector<float>(b.params().begin(), b.params().end()));
+
+    std::vector<float> before(b.params().begin(), b.params().end());
+    sat::Trainer refusing(b, ob, to, nullptr, [](int64_t, int64_t) { return false; });
+    try {
+        refusing.compute(x, y);
+        CHECK(false);
+    } catch (const sat::Error &e) {
+        CHECK(e.status() == SAT_E_ABORTED && std::string(e.what()).find("gradient-ready") != std::string::npos);
+    }
+    sat::Trainer throwing(b, ob, to, nullptr,
+                          [](int64_t, int64_t) -> bool { throw std::runtime_error("rank 1 is gone"); });
+    try {
+        throwing.compute(x, y);
+        CHECK(false);
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()) == "rank 1 is gone");
+    }
+    CHECK(std::vector<float>(b.params().begin(), b.params().end()) == before);
+}
+
 // The split step: compute + apply equals step, per-rank starts, Free-AT refused.
 static void test_split_step(sat::Context &ctx) {
     const char *spec = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 2\n";
@@ -569,6 +619,7 @@ int main() {
         test_progress();
         test_split_step(ctx);
         test_bn_reduce(ctx);
+        test_grad_ready(ctx);
         test_runtime_control(ctx);
         test_close_with_children();
     } catch (const sat::Error &e) {

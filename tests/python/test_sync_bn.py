@@ -6,20 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-import libsat
-
-SPEC_BN = "input 1 6 6\nconv 4 k=3\nbn\nact\nflatten\ndense 16\nbn\nact\ndense 3\n"
-
-
-def _data(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 6, 6), dtype=np.float32), (np.arange(n) % 3).astype(np.int32)
-
-
-def _rig(ctx, **opts):
-    m = libsat.Model(ctx, SPEC_BN, seed=1, max_batch=16)
-    opt = libsat.Optimizer(m, kind="sgd", lr=0.05, momentum=0.9)
-    return m, libsat.Trainer(m, opt, method="pgd", eps=0.05, steps=2, **opts)
+from rank_rig import data as _data, rig as _rig
 
 
 def test_one_rank_is_the_plain_step(ctx):

@@ -59,6 +59,9 @@ ProgressFn = Callable[[str, int, int], Any]
 #: Trainer's batch-norm reduction: sums (a float64 view) -> None, after summing it over the
 #: ranks in place; raising aborts the trainer's call.
 BnReduceFn = Callable[[npt.NDArray[np.float64]], Any]
+#: Trainer's gradient-ready callable: (offset, count) -> None, when model.grads[offset:offset +
+#: count] is final during compute(); raising aborts the call.
+GradReadyFn = Callable[[int, int], Any]
 
 ATTACK_METHODS = {"fgsm": 0, "pgd": 1, "apgd-ce": 2, "apgd_ce": 2, "apgd-dlr": 3, "apgd_dlr": 3,
                   "fab": 4, "square": 5}
@@ -1256,20 +1259,33 @@ class Trainer(_Handle):
     bn_reduce (synchronised batch norm, sat_bn_reduce_fn): a callable given each batch-norm
     layer's sums as a float64 array to replace, in place, by their sums over all ranks (for
     mpi4py: ``comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)``); an exception it raises ends
-    the step (nothing changed) and is raised again by that step."""
+    the step (nothing changed) and is raised again by that step.
+
+    grad_ready (overlapping the gradient reduction with the backward, sat_grad_ready_fn): a
+    callable given (offset, count) by compute() as soon as model.grads[offset:offset + count]
+    is final, per layer from the block's end down to 0 (for mpi4py: start
+    ``comm.Iallreduce(MPI.IN_PLACE, grads[offset:offset + count], op=MPI.SUM)`` and wait for
+    the requests after compute()); an exception it raises ends compute() as for bn_reduce."""
 
     _destroy = "trainer_destroy"
     _last_error = "trainer_last_error"
 
     def __init__(self, model: Model, optimizer: Optimizer, bn_reduce: Optional[BnReduceFn] = None,
-                 **opts: Any) -> None:
+                 grad_ready: Optional[GradReadyFn] = None, **opts: Any) -> None:
         super().__init__(model._lib)
         self._model, self._optimizer = model, optimizer  # borrowed by the trainer
         self._error: Optional[BaseException] = None
         o = _opts(self._lib, _ffi.TrainerOpts, "trainer_opts_init", opts, TRAINER_ENUMS)
         if bn_reduce is not None:
-            self._bn_reduce_cb = _ffi.BN_REDUCE_FN(self._bn_trampoline(bn_reduce))  # kept alive here
-            o.bn_reduce = self._bn_reduce_cb
+            reduce = bn_reduce
+            self._bn_reduce_cb = _ffi.BN_REDUCE_FN(self._guarded(
+                lambda user, sums, count: reduce(np.ctypeslib.as_array(sums, shape=(int(count),)))))
+            o.bn_reduce = self._bn_reduce_cb  # kept alive here
+        if grad_ready is not None:
+            ready = grad_ready
+            self._grad_ready_cb = _ffi.GRAD_READY_FN(self._guarded(
+                lambda user, offset, count: ready(int(offset), int(count))))
+            o.grad_ready = self._grad_ready_cb  # kept alive here
         h = ctypes.c_void_p()
         self._lib.check(self._lib.raw.trainer_create(model.handle, optimizer.handle,
                                                      ctypes.byref(o), ctypes.byref(h)))
@@ -1283,10 +1299,11 @@ class Trainer(_Handle):
     def optimizer(self) -> Optimizer:
         return self._optimizer
 
-    def _bn_trampoline(self, fn: BnReduceFn) -> Callable[[Any, Any, int], int]:
-        def call(user: Any, sums: Any, count: int) -> int:
+    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., int]:
+        """A C callback running fn, an exception becoming the refusal 1."""
+        def call(*args: Any) -> int:
             try:
-                fn(np.ctypeslib.as_array(sums, shape=(int(count),)))
+                fn(*args)
                 return 0
             except BaseException as e:  # raised again by the step that called it
                 self._error = e

@@ -49,6 +49,7 @@ LOGITS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float))
 INPUT_GRAD_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(c_float), c_int64, P(c_float), P(c_float))
 PROGRESS_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_char_p, c_int64, c_int64)
 BN_REDUCE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, P(ctypes.c_double), c_int64)
+GRAD_READY_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, c_int64, c_int64)
 
 
 class ContextOpts(ctypes.Structure):
@@ -100,7 +101,8 @@ class TrainerOpts(ctypes.Structure):
                 ("attack_bn_mode", c_int32), ("label_smoothing", c_float),
                 ("free_replays", c_int32), ("trades_beta", c_float), ("seed", c_uint64),
                 ("rank", c_int32), ("rank_count", c_int32), ("bn_reduce", BN_REDUCE_FN),
-                ("bn_reduce_user", c_void_p)]
+                ("bn_reduce_user", c_void_p), ("grad_ready", GRAD_READY_FN),
+                ("grad_ready_user", c_void_p)]
 
 
 class StepStats(ctypes.Structure):

@@ -175,6 +175,9 @@ pub type sat_progress_fn = Option<unsafe extern "C" fn(*mut c_void, *const c_cha
 /// Batch-norm reduction of a data-parallel trainer: (user, sums, count); replaces the sums by
 /// their sums over all ranks; non-zero fails the trainer's call.
 pub type sat_bn_reduce_fn = Option<unsafe extern "C" fn(*mut c_void, *mut f64, i64) -> i32>;
+/// Gradient-ready callback of a data-parallel trainer: (user, offset, count); that range of
+/// the gradient block is final for this sat_train_compute; non-zero fails the call.
+pub type sat_grad_ready_fn = Option<unsafe extern "C" fn(*mut c_void, i64, i64) -> i32>;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -286,6 +289,8 @@ pub struct sat_trainer_opts {
     pub rank_count: i32,
     pub bn_reduce: sat_bn_reduce_fn,
     pub bn_reduce_user: *mut c_void,
+    pub grad_ready: sat_grad_ready_fn,
+    pub grad_ready_user: *mut c_void,
 }
 
 #[repr(C)]

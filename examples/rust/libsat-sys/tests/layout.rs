@@ -35,7 +35,8 @@ rust_layout! {
                          peak_frac, gamma, num_milestones, reserved0, milestones }
     sat_trainer_opts { struct_size, method, norm, eps, step_size, steps, random_start,
                        clean_fraction, attack_bn_mode, label_smoothing, free_replays,
-                       trades_beta, seed, rank, rank_count, bn_reduce, bn_reduce_user }
+                       trades_beta, seed, rank, rank_count, bn_reduce, bn_reduce_user,
+                       grad_ready, grad_ready_user }
     sat_step_stats { struct_size, reserved0, loss, adv_accuracy, clean_accuracy, lr }
     sat_eval_opts { struct_size, norm, eps, step_size, num_steps, steps, restarts, apgd,
                     apgd_steps, apgd_targets, batch, seed }

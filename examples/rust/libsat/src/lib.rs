@@ -2217,31 +2217,44 @@ pub type StepStats = sys::sat_step_stats;
 pub struct Trainer<'a, 'm, 'ctx> {
     raw: *mut sys::sat_trainer,
     opt: &'a mut Optimizer<'m, 'ctx>,
-    /// The batch-norm reduction closure ([`Trainer::with_bn_reduce`]), boxed so that the
-    /// library's `user` pointer to it does not move.
-    bn_reduce: Option<Box<BnReduceState<'a>>>,
+    /// The data-parallel closures ([`Trainer::with_bn_reduce`], [`Trainer::with_grad_ready`]),
+    /// boxed so that the library's `user` pointer to them does not move.
+    hooks: Option<Box<HookState<'a>>>,
 }
 
-/// What the batch-norm reduction trampoline reaches through `user`.
-struct BnReduceState<'a> {
-    closure: Box<dyn FnMut(&mut [f64]) -> bool + 'a>,
+/// What the trainer's callback trampolines reach through `user`.
+struct HookState<'a> {
+    bn_reduce: Option<Box<dyn FnMut(&mut [f64]) -> bool + 'a>>,
+    grad_ready: Option<Box<dyn FnMut(usize, &mut [f32]) -> bool + 'a>>,
+    grads: *mut f32,
     panic: Option<String>,
 }
 
-unsafe extern "C" fn bn_reduce_trampoline(user: *mut c_void, sums: *mut f64, count: i64) -> i32 {
-    let st = &mut *(user as *mut BnReduceState);
-    let sums = std::slice::from_raw_parts_mut(sums, count as usize);
-    // A panic must not unwind into C: it fails the step and becomes the error's message.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (st.closure)(sums))) {
+/// Runs a closure of the trainer's hooks: `false` or a panic becomes the C refusal 1. A panic
+/// must not unwind into C: it fails the step and becomes the error's message.
+fn guarded(st: &mut HookState, what: &str, f: impl FnOnce(&mut HookState) -> bool) -> i32 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *st))) {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(p) => {
-            let what = p.downcast_ref::<&str>().map(|s| s.to_string())
+            let why = p.downcast_ref::<&str>().map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
-            st.panic = Some(format!("batch-norm reduction closure panicked: {what}"));
+            st.panic = Some(format!("{what} closure panicked: {why}"));
             1
         }
     }
+}
+
+unsafe extern "C" fn bn_reduce_trampoline(user: *mut c_void, sums: *mut f64, count: i64) -> i32 {
+    let st = &mut *(user as *mut HookState);
+    let sums = std::slice::from_raw_parts_mut(sums, count as usize);
+    guarded(st, "batch-norm reduction", |st| st.bn_reduce.as_mut().map_or(false, |f| f(sums)))
+}
+
+unsafe extern "C" fn grad_ready_trampoline(user: *mut c_void, offset: i64, count: i64) -> i32 {
+    let st = &mut *(user as *mut HookState);
+    let range = std::slice::from_raw_parts_mut(st.grads.add(offset as usize), count as usize);
+    guarded(st, "gradient-ready", |st| st.grad_ready.as_mut().map_or(false, |f| f(offset as usize, range)))
 }
 
 impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
@@ -2252,7 +2265,7 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
         let m = opt.model.raw;
         check_create(unsafe { sys::sat_trainer_create(m, opt.raw, &opts.0, &mut raw) },
                      || unsafe { sys::sat_model_last_error(m) })?;
-        Ok(Trainer { raw, opt, bn_reduce: None })
+        Ok(Trainer { raw, opt, hooks: None })
     }
 
     /// A data-parallel trainer with synchronised batch norm (`sat_trainer_opts.bn_reduce`):
@@ -2262,12 +2275,37 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
     /// is the error's). The closure may borrow data that outlives the trainer.
     pub fn with_bn_reduce(opt: &'a mut Optimizer<'m, 'ctx>, opts: &TrainerOpts,
                           reduce: impl FnMut(&mut [f64]) -> bool + 'a) -> Result<Self> {
-        let mut state = Box::new(BnReduceState { closure: Box::new(reduce), panic: None });
+        Self::with_hooks(opt, opts, Some(Box::new(reduce)), None)
+    }
+
+    /// A data-parallel trainer that overlaps the gradient reduction with the backward
+    /// (`sat_trainer_opts.grad_ready`): during [`Trainer::compute`], `ready` gets each range of
+    /// the gradient block as soon as it is final, with its offset in the block, per layer from
+    /// the block's end down to 0, and returns `true` (after starting, say, a non-blocking
+    /// all-reduce of it); `false` or a panic fails the call as for [`Trainer::with_bn_reduce`].
+    pub fn with_grad_ready(opt: &'a mut Optimizer<'m, 'ctx>, opts: &TrainerOpts,
+                           ready: impl FnMut(usize, &mut [f32]) -> bool + 'a) -> Result<Self> {
+        Self::with_hooks(opt, opts, None, Some(Box::new(ready)))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn with_hooks(opt: &'a mut Optimizer<'m, 'ctx>, opts: &TrainerOpts,
+                  bn_reduce: Option<Box<dyn FnMut(&mut [f64]) -> bool + 'a>>,
+                  grad_ready: Option<Box<dyn FnMut(usize, &mut [f32]) -> bool + 'a>>) -> Result<Self> {
+        let grads = unsafe { sys::sat_model_grads(opt.model.raw) };
         let mut o = *opts;
-        o.bn_reduce = Some(bn_reduce_trampoline);
-        o.bn_reduce_user = &mut *state as *mut BnReduceState as *mut c_void;
+        if bn_reduce.is_some() {
+            o.bn_reduce = Some(bn_reduce_trampoline);
+        }
+        if grad_ready.is_some() {
+            o.grad_ready = Some(grad_ready_trampoline);
+        }
+        let mut state = Box::new(HookState { bn_reduce, grad_ready, grads, panic: None });
+        let user = &mut *state as *mut HookState as *mut c_void;
+        o.bn_reduce_user = user;
+        o.grad_ready_user = user;
         let mut t = Self::new(opt, &o)?;
-        t.bn_reduce = Some(state);
+        t.hooks = Some(state);
         Ok(t)
     }
 
@@ -2276,9 +2314,9 @@ impl<'a, 'm, 'ctx> Trainer<'a, 'm, 'ctx> {
         check(status, || unsafe { sys::sat_trainer_last_error(raw) })
     }
 
-    /// check(), with the message of a panic in the batch-norm reduction closure.
+    /// check(), with the message of a panic in a closure of the hooks.
     fn check_step(&mut self, status: i32) -> Result<()> {
-        let panic = self.bn_reduce.as_mut().and_then(|st| st.panic.take());
+        let panic = self.hooks.as_mut().and_then(|st| st.panic.take());
         match (self.check(status), panic) {
             (Err(e), Some(msg)) if e.kind() == ErrorKind::Aborted => Err(Error::new(sys::SAT_E_ABORTED, msg)),
             (r, _) => r,

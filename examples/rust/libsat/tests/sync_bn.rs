@@ -1,22 +1,10 @@
 //! Synchronised batch norm through Trainer::with_bn_reduce: a reduction that changes nothing
 //! is the plain step bit for bit and sees each layer's sums, and a refusing or panicking
 //! closure fails the step with ErrorKind::Aborted and nothing changed.
-use libsat::{Context, ErrorKind, Model, ModelOpts, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
+use libsat::{Context, Optimizer, OptimizerOpts, Trainer, TrainerOpts};
 
-const SPEC_BN: &str = "input 1 4 4\nflatten\ndense 8\nbn\nact\ndense 3\n";
-
-fn batch(n: usize) -> (Vec<f32>, Vec<i32>) {
-    let x = (0..n * 16).map(|k| ((k * 7) % 13) as f32 / 13.0).collect();
-    let y = (0..n).map(|e| (e % 3) as i32).collect();
-    (x, y)
-}
-
-fn model(ctx: &Context) -> Model<'_> {
-    let mut o = ModelOpts::new().unwrap();
-    o.seed = 1;
-    o.max_batch = 4;
-    Model::new(ctx, SPEC_BN, &o).unwrap()
-}
+mod rank_rig;
+use rank_rig::{assert_aborted, batch, model};
 
 #[test]
 fn one_rank_is_the_plain_step() {
@@ -50,17 +38,9 @@ fn refusal_and_panic_abort_the_step() {
     let before = m.params().to_vec();
     let mut opt = Optimizer::new(&mut m, &OptimizerOpts::sgd(0.05, 0.9).unwrap()).unwrap();
     let to = TrainerOpts::pgd(0.1, 2).unwrap();
-    let (x, y) = batch(4);
-    {
-        let mut t = Trainer::with_bn_reduce(&mut opt, &to, |_| false).unwrap();
-        let e = t.compute(&x, &y).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Aborted);
-        assert!(e.to_string().contains("batch-norm reduction callback"), "{e}");
-        assert_eq!(t.model().params(), &before[..]);
-    }
+    let mut t = Trainer::with_bn_reduce(&mut opt, &to, |_| false).unwrap();
+    assert_aborted(&mut t, false, "batch-norm reduction callback", &before);
+    drop(t);
     let mut t = Trainer::with_bn_reduce(&mut opt, &to, |_| panic!("rank 1 is gone")).unwrap();
-    let e = t.step(&x, &y).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Aborted);
-    assert!(e.to_string().contains("rank 1 is gone"), "{e}");
-    assert_eq!(t.model().params(), &before[..]);
+    assert_aborted(&mut t, true, "rank 1 is gone", &before);
 }
