@@ -584,6 +584,30 @@ static int32_t alias(tr *t, int32_t i) {
     return SAT_OK;
 }
 
+/* ReduceMean over the two spatial axes: `x.mean(dim=(2, 3))` in PyTorch, global average
+ * pooling as many networks write it. With keepdims 0 the result is [N, C], which the layers
+ * that read it (a Gemm, or an Unsqueeze back to [N, C, 1, 1]) take as libsat's C x 1 x 1. */
+static int32_t spatial_mean(tr *t, int32_t i) {
+    static const char *const known[] = {"axes", "keepdims", NULL};
+    const Onnx__AttributeProto *axes = attr(node_at(t, i), "axes");
+    int64_t keepdims = 1;
+    int32_t in = 0, st = check_attrs(t, i, known);
+    if (!st) st = attr_int(t, i, "keepdims", 1, &keepdims);
+    if (st) return st;
+    if (node_at(t, i)->n_input > 1)
+        return UNSUPPORTED(i, "axes given as an input (opset 18) are not supported");
+    int spatial = axes && axes->n_ints == 2;
+    for (size_t k = 0; spatial && k < 2; k++) {
+        const int64_t a = axes->ints[k];
+        spatial = (a == 2 || a == 3 || a == -2 || a == -1) &&
+                  (a < 0 ? a + 4 : a) != (axes->ints[1 - k] < 0 ? axes->ints[1 - k] + 4 : axes->ints[1 - k]);
+    }
+    if (!spatial) return UNSUPPORTED(i, "only the mean over the two spatial axes (2, 3) is supported");
+    if (keepdims != 0 && keepdims != 1) return MALFORMED(i, "keepdims %lld is not 0 or 1", (long long)keepdims);
+    st = layer_in(t, i, 0, &in);
+    return st ? st : emitted(t, i, sat__onnx_emit(t, in, "gap"));
+}
+
 int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
     const Onnx__NodeProto *nd = node_at(t, i);
     if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0)
@@ -591,6 +615,12 @@ int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
     if (is_op(nd, "Constant")) {
         if (!sat__onnx_find(t, nd->output[0]) || sat__onnx_find(t, nd->output[0])->kind != SAT__T_CONST)
             return UNSUPPORTED(i, "only a Constant with a 'value' tensor is supported");
+        t->done[i] = 1;
+        return SAT_OK;
+    }
+    /* An Identity of a constant is that constant (build_table in translate.c). */
+    if (is_op(nd, "Identity") && sat__onnx_find(t, nd->output[0]) &&
+        sat__onnx_find(t, nd->output[0])->kind == SAT__T_CONST) {
         t->done[i] = 1;
         return SAT_OK;
     }
@@ -613,6 +643,7 @@ int32_t sat__onnx_node(sat__onnx_tr *t, int32_t i) {
         if (!st) st = layer_in(t, i, 0, &in);
         return st ? st : emitted(t, i, sat__onnx_emit(t, in, "gap"));
     }
+    if (is_op(nd, "ReduceMean")) return spatial_mean(t, i);
     if (is_op(nd, "Flatten")) return flatten(t, i);
     if (is_op(nd, "Reshape")) return reshape(t, i);
     if (is_op(nd, "Identity") || is_op(nd, "Dropout")) return alias(t, i);

@@ -146,6 +146,18 @@ static int32_t build_table(sat__onnx_tr *t) {
     t->ents[n++] = (sat__onnx_entry){input->name, SAT__T_INPUT, NULL, -1, 0, 0};
     t->num_ents = n;
     qsort(t->ents, (size_t)n, sizeof *t->ents, by_name);
+    /* PyTorch's exporter writes an initializer equal to an earlier one as an Identity of it:
+     * such an output is that constant (nodes come in topological order, so chains resolve). */
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *nd = g->node[i];
+        if (strcmp(SAT__S(nd->op_type), "Identity") != 0 || nd->n_input != 1) continue;
+        const sat__onnx_entry *src = sat__onnx_find(t, SAT__S(nd->input[0]));
+        sat__onnx_entry *out = sat__onnx_find(t, nd->output[0]);
+        if (src && out && src->kind == SAT__T_CONST) {
+            out->kind = SAT__T_CONST;
+            out->tensor = src->tensor;
+        }
+    }
     return SAT_OK;
 }
 

@@ -1,4 +1,5 @@
-"""ONNX import against PyTorch's exporter: madry-cnn and resnet20 defined in PyTorch (random
+"""ONNX import against PyTorch's exporter: madry-cnn and resnet20 (and the preact-resnet18 and
+efficientnet-b0 of torch_presets.py) defined in PyTorch (random
 weights, batch norm with non-trivial running statistics, eval mode), exported with
 torch.onnx.export at opset 13 and loaded with Model.load_onnx. Logits and the input gradient
 of the summed cross-entropy must agree with PyTorch's own.
@@ -301,3 +302,29 @@ def test_softplus_with_beta(ctx):
     model = libsat.Model.load_onnx_buffer(ctx, _export(net, (3, 6, 6)))
     assert "act psoftplus param=2.5 " in model.spec
     _compare(model, net, (3, 6, 6))
+
+
+@pytest.mark.parametrize("name,shape,act", [
+    ("preact-resnet18", (3, 32, 32), "relu"),  # Rice et al.'s network: x.mean over (2, 3)
+    ("efficientnet-b0", (3, 64, 64), "silu"),  # depthwise convs and squeeze-excitation gates
+])
+def test_preset_networks(ctx, name, shape, act):
+    """The benchmarks' networks as their PyTorch code writes them (torch_presets.py), exported
+    by PyTorch: their global pooling is a ReduceMean over the spatial axes, EfficientNet's
+    gates a ReduceMean with keepdims, 1x1 convolutions, Sigmoid and a broadcast Mul."""
+    import torch_presets
+    torch.manual_seed(5)
+    net = torch_presets.build(name, 10, {"relu": F.relu, "silu": F.silu}[act])
+    # Batch-norm statistics of real activations (a cumulative average over one random
+    # batch): arbitrary ones make a 16-block EfficientNet's gradients vanish (~1e-14).
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        net.train()(torch.rand(8, *shape))
+    net.eval()
+    model = libsat.Model.load_onnx_buffer(
+        ctx, _export(net, shape, training=torch.onnx.TrainingMode.PRESERVE,
+                     do_constant_folding=False))
+    assert model.param_count == torch_presets.param_count(net)
+    _compare(model, net, shape, n=2)

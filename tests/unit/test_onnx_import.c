@@ -558,6 +558,17 @@ static void test_unsupported(void **state) {
     tu_onnx_node(g, "MatMul", "mm", "x,h", "y");
     tu_onnx_output(g, "y");
     expect_error(ctx, g, SAT_E_UNSUPPORTED, "node 'mm' (MatMul): input 'h' must be an initializer");
+    /* A mean over other axes than the two spatial ones (the spatial mean is tested against
+     * PyTorch's export in tests/python/test_onnx_torch.py). */
+    const int64_t channel_axes[2] = {1, 2}, same_axis[2] = {3, -1};
+    g = tu_onnx_new("x", 4, in);
+    tu_onnx_attr_ints(tu_onnx_node(g, "ReduceMean", "m", "x", "y"), "axes", 2, channel_axes);
+    tu_onnx_output(g, "y");
+    expect_error(ctx, g, SAT_E_UNSUPPORTED, "node 'm' (ReduceMean): only the mean over the two spatial");
+    g = tu_onnx_new("x", 4, in);
+    tu_onnx_attr_ints(tu_onnx_node(g, "ReduceMean", "m", "x", "y"), "axes", 2, same_axis);
+    tu_onnx_output(g, "y");
+    expect_error(ctx, g, SAT_E_UNSUPPORTED, "node 'm' (ReduceMean): only the mean over the two spatial");
 }
 
 static void test_malformed(void **state) {
