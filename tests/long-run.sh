@@ -29,7 +29,7 @@ work=long-run
 # The unit tests that check memory handling most, first (docs/testing.md, "Valgrind").
 valgrind_tests="test_io_roundtrip test_io_damaged test_io_save_failure test_checkpoint test_optim_checkpoint
   test_dataset test_alloc_fail test_hostile_args test_null_args test_regress_fuzz test_destroy_children
-  test_model_api test_exec test_train test_attack test_eval"
+  test_exec test_train test_attack test_eval test_model_api"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --fuzz-seconds) fuzz_seconds=$2; shift 2 ;;
