@@ -38,7 +38,9 @@ static inline float exp_nonpos(float t) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const int32_t ebits = (kbits - 0x4B400000 + 127) << 23;
+    /* In unsigned arithmetic: for a NaN t, kbits is negative and a signed shift would be
+     * undefined (the result is NaN anyway, through p). */
+    const uint32_t ebits = ((uint32_t)kbits - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &ebits, sizeof scale);
     return t < -87.3f ? 0.0f : p * scale;

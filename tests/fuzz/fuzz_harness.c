@@ -9,6 +9,7 @@
 
 #include "sat.h"
 #include "graph/graph.h" /* cost estimate of a parsed model before running it */
+#include "train/train.h" /* the handles' state a failed checkpoint load must leave alone */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,8 @@ static sat_context *fuzz_context(void) {
 static char tmp_dir[256];
 
 static void remove_tmp_dir(void) {
-    static const char *const names[] = {"images", "labels", "test_batch.bin", "ckpt.satc"};
+    static const char *const names[] = {"images", "labels", "test_batch.bin", "ckpt.satc", "pristine0.satc",
+                                        "pristine1.satc", "pristine2.satc", "pristine3.satc"};
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmp_dir, names[i]);
@@ -109,12 +111,16 @@ static const char *fuzz_dir(void) {
 
 static void write_file(const char *path, const uint8_t *data, size_t size, int gz) {
     if (gz) {
+        unlink(path);
         gzFile f = gzopen(path, "wb1");
         if (!f) abort();
         if (size && gzwrite(f, data, (unsigned)size) != (int)size) abort();
         gzclose(f);
         return;
     }
+    /* A new file, not a truncated one: ext4 flushes a file truncated and rewritten to disk
+     * at close (auto_da_alloc), which made each run wait for the disk. */
+    unlink(path);
     FILE *f = fopen(path, "wb");
     if (!f) abort();
     if (size && fwrite(data, 1, size, f) != size) abort();
@@ -194,47 +200,6 @@ static void load_once(const uint8_t *data, size_t size) {
     }
 }
 
-/* A Free-AT trainer for the spec the corpus checkpoints were saved with
- * (make_corpus.c, CKPT_SPEC): a checkpoint whose sections are mutated is then matched
- * against real handles and, if it passes, copied into them. */
-#define CKPT_SPEC "input 1 4 4\nconv 2 k=3 p=1\nbn\nact\nflatten\ndense 3\n"
-
-static sat_trainer *fuzz_trainer(void) {
-    static sat_trainer *tr;
-    if (!tr) {
-        sat_context *ctx = fuzz_context();
-        sat_model_opts mo;
-        sat_model_opts_init(&mo, sizeof mo);
-        mo.max_batch = 2;
-        sat_model *m = NULL;
-        sat_optimizer *opt = NULL;
-        sat_optimizer_opts oo;
-        sat_optimizer_opts_init(&oo, sizeof oo);
-        sat_trainer_opts to;
-        sat_trainer_opts_init(&to, sizeof to);
-        to.method = SAT_TRAIN_FREE;
-        if (sat_model_create(ctx, CKPT_SPEC, &mo, &m) != SAT_OK ||
-            sat_optimizer_create(m, &oo, &opt) != SAT_OK ||
-            sat_trainer_create(m, opt, &to, &tr) != SAT_OK) {
-            fprintf(stderr, "fuzz: cannot build the checkpoint trainer: %s\n", sat_last_error());
-            abort();
-        }
-    }
-    return tr;
-}
-
-static void checkpoint_once(const uint8_t *data, size_t size) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/ckpt.satc", fuzz_dir());
-    write_file(path, data, size, 0);
-    sat_trainer *tr = fuzz_trainer();
-    int64_t epoch = -1, batch = -1;
-    int32_t st = sat_checkpoint_load(tr, path, &epoch, &batch);
-    check_status("sat_checkpoint_load", st, sat_trainer_last_error(tr));
-    if (st == SAT_OK && (epoch < 0 || batch < 0))
-        sat_fuzz_violation("sat_checkpoint_load: negative loop position", st, "");
-}
-
 int sat_fuzz_model_load(const uint8_t *data, size_t size) {
     if (size > SAT_FUZZ_MAX_INPUT) size = SAT_FUZZ_MAX_INPUT;
     load_once(data, size);
@@ -244,7 +209,6 @@ int sat_fuzz_model_load(const uint8_t *data, size_t size) {
         memcpy(fixed, data, size);
         sat_fuzz_fix_frame(fixed, size);
         load_once(fixed, size);
-        if (memcmp(fixed, "SATC", 4) == 0) checkpoint_once(fixed, size);
         free(fixed);
     }
     return 0;
@@ -333,7 +297,143 @@ int sat_fuzz_dataset(const uint8_t *data, size_t size) {
     return 0;
 }
 
-/* ---- (d) ONNX import ---- */
+/* ---- (d) trainer and optimizer checkpoints ---- */
+
+/* The spec the corpus checkpoints were saved with (make_corpus.c): a checkpoint whose
+ * sections are mutated is matched against real handles and, if it passes, copied into them. */
+#define CKPT_SPEC "input 1 4 4\nconv 2 k=3 p=1\nbn\nact\nflatten\ndense 3\n"
+#define CKPT_TRAINERS 4 /* {SGD, Adam} x {Free-AT, PGD}: index = 2 * adam + pgd */
+
+typedef struct ckpt_handles {
+    sat_trainer *tr;
+    char pristine[512]; /* a checkpoint of the handles as made, to undo a load that worked */
+} ckpt_handles;
+
+static ckpt_handles *ckpt_handles_get(void) {
+    static ckpt_handles h[CKPT_TRAINERS];
+    if (h[0].tr) return h;
+    sat_context *ctx = fuzz_context();
+    for (int i = 0; i < CKPT_TRAINERS; i++) {
+        sat_model_opts mo;
+        sat_model_opts_init(&mo, sizeof mo);
+        mo.max_batch = 2;
+        sat_optimizer_opts oo;
+        sat_optimizer_opts_init(&oo, sizeof oo);
+        oo.kind = i / 2 ? SAT_OPT_ADAM : SAT_OPT_SGD;
+        sat_trainer_opts to;
+        sat_trainer_opts_init(&to, sizeof to);
+        to.method = i % 2 ? SAT_TRAIN_PGD : SAT_TRAIN_FREE;
+        sat_model *m = NULL;
+        sat_optimizer *opt = NULL;
+        snprintf(h[i].pristine, sizeof h[i].pristine, "%s/pristine%d.satc", fuzz_dir(), i);
+        if (sat_model_create(ctx, CKPT_SPEC, &mo, &m) != SAT_OK || sat_optimizer_create(m, &oo, &opt) != SAT_OK ||
+            sat_trainer_create(m, opt, &to, &h[i].tr) != SAT_OK ||
+            sat_checkpoint_save(h[i].tr, NULL, 0, 0, h[i].pristine) != SAT_OK) {
+            fprintf(stderr, "fuzz: cannot build the checkpoint handles: %s\n", sat_last_error());
+            abort();
+        }
+    }
+    return h;
+}
+
+/* Everything a checkpoint load may write, as bytes: a failed load must leave it as it was. */
+typedef struct snapshot {
+    unsigned char *data;
+    size_t len;
+} snapshot;
+
+static void snap_add(snapshot *s, const void *p, size_t n) {
+    unsigned char *d = realloc(s->data, s->len + n + 1);
+    if (!d) abort();
+    if (n) memcpy(d + s->len, p, n);
+    s->data = d;
+    s->len += n;
+}
+
+static snapshot snap_take(const sat_trainer *t) {
+    const sat_model *m = t->model;
+    const sat_optimizer *o = t->opt;
+    snapshot s = {NULL, 0};
+    snap_add(&s, m->params, sizeof(float) * (size_t)m->num_params);
+    snap_add(&s, m->state, sizeof(float) * (size_t)m->num_state);
+    snap_add(&s, o->state, sizeof(float) * (size_t)o->state_count);
+    snap_add(&s, &o->step, sizeof o->step);
+    snap_add(&s, &o->opts.lr, sizeof o->opts.lr);
+    snap_add(&s, o->lr_scale, sizeof(float) * (size_t)m->num_params);
+    snap_add(&s, o->frozen, (size_t)m->num_params);
+    snap_add(&s, &t->seed, sizeof t->seed);
+    snap_add(&s, &t->rng_counter, sizeof t->rng_counter);
+    snap_add(&s, &t->delta_n, sizeof t->delta_n);
+    if (t->delta) snap_add(&s, t->delta, sizeof(float) * (size_t)(t->delta_n * m->in_size));
+    return s;
+}
+
+static void check_unchanged(const char *what, const sat_trainer *t, const snapshot *before) {
+    snapshot after = snap_take(t);
+    if (after.len != before->len || memcmp(after.data, before->data, before->len) != 0)
+        sat_fuzz_violation(what, SAT_OK, "a failed load changed the handles");
+    free(after.data);
+}
+
+/* After a load that worked: the handles must train, then they go back to how they were made. */
+static void train_and_reset(const ckpt_handles *h) {
+    float x[2 * 16];
+    for (int i = 0; i < 32; i++) x[i] = (float)i / 32.0f;
+    const int32_t labels[2] = {0, 2};
+    int32_t st = sat_train_step(h->tr, x, labels, 2, NULL);
+    check_status("sat_train_step after a checkpoint load", st, sat_trainer_last_error(h->tr));
+    st = sat_checkpoint_load(h->tr, h->pristine, NULL, NULL);
+    if (st != SAT_OK) sat_fuzz_violation("sat_checkpoint_load of the pristine checkpoint", st, sat_trainer_last_error(h->tr));
+}
+
+static void checkpoint_loads(const char *path) {
+    ckpt_handles *h = ckpt_handles_get();
+    for (int i = 0; i < CKPT_TRAINERS; i++) {
+        sat_trainer *t = h[i].tr;
+        snapshot before = snap_take(t);
+        int64_t epoch = -1, batch = -1;
+        int32_t st = sat_checkpoint_load(t, path, &epoch, &batch);
+        check_status("sat_checkpoint_load", st, sat_trainer_last_error(t));
+        if (st != SAT_OK) {
+            check_unchanged("sat_checkpoint_load", t, &before);
+        } else {
+            if (epoch < 0 || batch < 0) sat_fuzz_violation("sat_checkpoint_load: negative loop position", st, "");
+            train_and_reset(&h[i]);
+        }
+        /* The PGD trainers' optimizers, one of each kind, also take model-and-optimizer checkpoints. */
+        if (i % 2) {
+            sat_model_meta meta;
+            sat_model_meta_init(&meta, sizeof meta);
+            st = sat_optimizer_checkpoint_load(t->opt, path, &meta);
+            check_status("sat_optimizer_checkpoint_load", st, sat_optimizer_last_error(t->opt));
+            if (st != SAT_OK)
+                check_unchanged("sat_optimizer_checkpoint_load", t, &before);
+            else
+                train_and_reset(&h[i]);
+        }
+        free(before.data);
+    }
+}
+
+int sat_fuzz_checkpoint(const uint8_t *data, size_t size) {
+    if (size > SAT_FUZZ_MAX_INPUT) size = SAT_FUZZ_MAX_INPUT;
+    char path[512];
+    snprintf(path, sizeof path, "%s/ckpt.satc", fuzz_dir());
+    write_file(path, data, size, 0);
+    checkpoint_loads(path);
+    if (size >= 20) {
+        uint8_t *fixed = malloc(size);
+        if (!fixed) abort();
+        memcpy(fixed, data, size);
+        sat_fuzz_fix_frame(fixed, size);
+        write_file(path, fixed, size, 0);
+        checkpoint_loads(path);
+        free(fixed);
+    }
+    return 0;
+}
+
+/* ---- (e) ONNX import ---- */
 
 int sat_fuzz_onnx(const uint8_t *data, size_t size) {
     if (size > SAT_FUZZ_MAX_INPUT) size = SAT_FUZZ_MAX_INPUT;
@@ -359,6 +459,7 @@ sat_fuzz_target sat_fuzz_find_target(const char *name) {
     if (strcmp(name, "model_load") == 0) return sat_fuzz_model_load;
     if (strcmp(name, "model_spec") == 0) return sat_fuzz_model_spec;
     if (strcmp(name, "dataset") == 0) return sat_fuzz_dataset;
+    if (strcmp(name, "checkpoint") == 0) return sat_fuzz_checkpoint;
     if (strcmp(name, "onnx") == 0) return sat_fuzz_onnx;
     return NULL;
 }

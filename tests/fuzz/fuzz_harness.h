@@ -16,8 +16,7 @@
 
 /* (a) sat_model_load_buffer on the bytes as they are and, when they are long enough, on a
  *     copy whose total-size field and trailing CRC32 are recomputed, so mutations reach the
- *     section parsing; a copy that starts with "SATC" is also restored into a Free-AT
- *     trainer with sat_checkpoint_load (through a file). */
+ *     section parsing. */
 int sat_fuzz_model_load(const uint8_t *data, size_t size);
 /* (b) sat_model_create on the bytes as spec text (cut at SAT_FUZZ_MAX_SPEC), max_batch 2;
  *     a model that builds is run once: forward, input gradient and train backward. */
@@ -29,7 +28,14 @@ int sat_fuzz_model_spec(const uint8_t *data, size_t size);
  *     those, so damaged gzip data is fuzzed too. */
 int sat_fuzz_dataset(const uint8_t *data, size_t size);
 
-/* (d) sat_model_load_onnx_buffer on the bytes (max_batch 2; odd-sized inputs also swap
+/* (d) the bytes as a checkpoint file, as they are and resealed as in (a): sat_checkpoint_load
+ *     into four trainers ({SGD, Adam} x {Free-AT, PGD}, the spec of the corpus checkpoints)
+ *     and sat_optimizer_checkpoint_load into an SGD and an Adam optimizer. A failed load
+ *     must leave every value it could write as it was; after a load that worked the
+ *     handles train a step and are then reset from a checkpoint saved when they were made. */
+int sat_fuzz_checkpoint(const uint8_t *data, size_t size);
+
+/* (e) sat_model_load_onnx_buffer on the bytes (max_batch 2; odd-sized inputs also swap
  *     ReLU for another activation); a model that imports is run once as in (b). */
 int sat_fuzz_onnx(const uint8_t *data, size_t size);
 
@@ -38,7 +44,8 @@ int sat_fuzz_onnx(const uint8_t *data, size_t size);
 void sat_fuzz_fix_frame(uint8_t *data, size_t size);
 
 typedef int (*sat_fuzz_target)(const uint8_t *data, size_t size);
-/* The target called `name` ("model_load", "model_spec", "dataset", "onnx"), or NULL. */
+/* The target called `name` ("model_load", "model_spec", "dataset", "checkpoint",
+ * "onnx"), or NULL. */
 sat_fuzz_target sat_fuzz_find_target(const char *name);
 
 /* Prints what broke the contract and aborts (tests only: the library never aborts). */

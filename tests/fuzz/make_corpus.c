@@ -1,8 +1,9 @@
 /* make_corpus.c - writes the seed corpus of the fuzz targets into DIR/<target>/:
  * small real model files and a checkpoint (model_load), spec texts covering every layer
- * and option (model_spec), and IDX / gzip / CIFAR-10 inputs in the framing of
- * sat_fuzz_dataset (dataset). The committed corpus in tests/fuzz/corpus was made with it
- * (plus the reproducers the fuzzers found, kept under their own names).
+ * and option (model_spec), IDX / gzip / CIFAR-10 inputs in the framing of
+ * sat_fuzz_dataset (dataset), and trainer and model-and-optimizer checkpoints for the
+ * handles of sat_fuzz_checkpoint (checkpoint). The committed corpus in tests/fuzz/corpus
+ * was made with it (plus the reproducers the fuzzers found, kept under their own names).
  *
  *   sat_fuzz_make_corpus tests/fuzz/corpus
  */
@@ -69,6 +70,8 @@ static void save_model(sat_context *ctx, const char *name, const char *spec, int
     sat_model_destroy(m);
 }
 
+static void *checkpoint_file(sat_context *ctx, int32_t kind, int32_t method, int optimizer_only, size_t *len);
+
 static void model_corpus(sat_context *ctx) {
     sat_model_meta meta;
     sat_model_meta_init(&meta, sizeof meta);
@@ -112,30 +115,77 @@ static void model_corpus(sat_context *ctx) {
     sat_free(buf);
     sat_model_destroy(m);
 
-    /* A Free-AT checkpoint of CKPT_SPEC after one step (the harness's trainer matches). */
-    m = model(ctx, CKPT_SPEC, SAT_ACT_SILU, 2);
+    /* A checkpoint is also a model file. */
+    void *ck = checkpoint_file(ctx, SAT_OPT_SGD, SAT_TRAIN_FREE, 0, &len);
+    put("model_load", "free_at.satc", ck, len);
+    free(ck);
+}
+
+/* The bytes of a checkpoint of CKPT_SPEC after one training step (the handles of
+ * sat_fuzz_checkpoint match): a trainer checkpoint, or with optimizer_only a
+ * model-and-optimizer checkpoint. Some learning-rate scales and freeze flags are set so
+ * the settings section holds more than defaults. */
+static void *checkpoint_file(sat_context *ctx, int32_t kind, int32_t method, int optimizer_only, size_t *len) {
+    sat_model *m = model(ctx, CKPT_SPEC, SAT_ACT_SILU, 2);
     sat_optimizer_opts oo;
     sat_optimizer_opts_init(&oo, sizeof oo);
+    oo.kind = kind;
     sat_optimizer *opt = NULL;
     if (sat_optimizer_create(m, &oo, &opt) != SAT_OK) die("optimizer");
     sat_trainer_opts to;
     sat_trainer_opts_init(&to, sizeof to);
-    to.method = SAT_TRAIN_FREE;
+    to.method = method;
     sat_trainer *tr = NULL;
     if (sat_trainer_create(m, opt, &to, &tr) != SAT_OK) die("trainer");
     float x[2 * 16];
     for (int i = 0; i < 32; i++) x[i] = (float)i / 32.0f;
     int32_t labels[2] = {0, 2};
     if (sat_train_step(tr, x, labels, 2, NULL) != SAT_OK) die("train step");
+    uint8_t *frozen = calloc((size_t)sat_model_param_count(m), 1);
+    if (!frozen) die("calloc");
+    frozen[3] = 1;
+    if (sat_optimizer_set_lr_scale(opt, 0, 5, 0.5f) != SAT_OK || sat_optimizer_set_frozen(opt, frozen) != SAT_OK)
+        die("optimizer settings");
+    free(frozen);
     char path[1024];
     snprintf(path, sizeof path, "%s/.ckpt.tmp", root);
-    if (sat_checkpoint_save(tr, NULL, 3, 5, path) != SAT_OK) die("checkpoint");
-    void *ck = slurp(path, &len);
+    int32_t st = optimizer_only ? sat_optimizer_checkpoint_save(opt, NULL, path)
+                                : sat_checkpoint_save(tr, NULL, 3, 5, path);
+    if (st != SAT_OK) die("checkpoint");
+    void *ck = slurp(path, len);
     remove(path);
-    put("model_load", "free_at.satc", ck, len);
-    free(ck);
     sat_trainer_destroy(tr);
     sat_optimizer_destroy(opt);
+    sat_model_destroy(m);
+    return ck;
+}
+
+static void checkpoint_corpus(sat_context *ctx) {
+    static const struct {
+        const char *name;
+        int32_t kind, method;
+        int optimizer_only;
+    } files[] = {
+        {"sgd_free_at.satc", SAT_OPT_SGD, SAT_TRAIN_FREE, 0},
+        {"sgd_pgd.satc", SAT_OPT_SGD, SAT_TRAIN_PGD, 0},
+        {"adam_free_at.satc", SAT_OPT_ADAM, SAT_TRAIN_FREE, 0},
+        {"adam_pgd.satc", SAT_OPT_ADAM, SAT_TRAIN_PGD, 0},
+        {"sgd_optimizer_only.satc", SAT_OPT_SGD, SAT_TRAIN_PGD, 1},
+        {"adam_optimizer_only.satc", SAT_OPT_ADAM, SAT_TRAIN_PGD, 1},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len = 0;
+        void *ck = checkpoint_file(ctx, files[i].kind, files[i].method, files[i].optimizer_only, &len);
+        put("checkpoint", files[i].name, ck, len);
+        free(ck);
+    }
+    /* A model file of the same spec: both loads refuse it. */
+    sat_model *m = model(ctx, CKPT_SPEC, SAT_ACT_SILU, 2);
+    void *buf = NULL;
+    size_t len = 0;
+    if (sat_model_save_buffer(m, NULL, &buf, &len) != SAT_OK) die("model file");
+    put("checkpoint", "model_file.satm", buf, len);
+    sat_free(buf);
     sat_model_destroy(m);
 }
 
@@ -247,6 +297,7 @@ int main(int argc, char **argv) {
     co.seed = 11;
     if (sat_context_create(&co, &ctx) != SAT_OK) die("context");
     model_corpus(ctx);
+    checkpoint_corpus(ctx);
     spec_corpus();
     dataset_corpus();
     sat_context_destroy(ctx);

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include "graph/graph.h"
+#include "kernels/kernels.h" /* which convolution path runs */
 
 #include <math.h>
 #include <stdlib.h>
@@ -174,7 +175,13 @@ static void test_inference_plans_no_backward(void **st) {
         if (w > fwd_ws) fwd_ws = w;
     }
     assert_int_equal(ri->ws_size, fwd_ws);
-    assert_true(ri->ws_size < rg->ws_size);
+    /* The direct (AVX-512) convolutions' weight gradient needs partial sums and tables; on
+     * the im2col path, which a CPU without AVX-512 takes, backward and forward need the same
+     * column buffer. */
+    if (sat__conv_direct_available())
+        assert_true(ri->ws_size < rg->ws_size);
+    else
+        assert_true(ri->ws_size <= rg->ws_size);
     float *rx = tu_alloc(sizeof(float) * 4 * 3 * 256);
     float a[40], b[40];
     tu_fill_uniform(rx, 4 * 3 * 256, 0, 1, 9);

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,10 +140,30 @@ static void test_huge_layer_model_file(void **state) {
     sat_model_destroy(m);
 }
 
+/* A model file whose parameters make a SiLU layer's input NaN (finite but huge weights
+ * overflow, and inf - inf is NaN): the SiLU's own exp built 2^n by shifting a negative
+ * int32 left, undefined behaviour that UBSan reported (tests/fuzz/corpus/model_load/
+ * crash-silu-nan-shift.satc). A NaN going in must come out NaN, forward and backward. */
+static void test_silu_of_nan(void **state) {
+    (void)state;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, "input 1 2 2\nflatten\ndense 3\nact\ndense 2\n", SAT_ACT_SILU, 2);
+    float *p = sat_model_params(m);
+    for (int64_t i = 0; i < sat_model_param_count(m); i++) p[i] = NAN;
+    const float x[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+    const int32_t labels[2] = {0, 1};
+    float logits[4], losses[2], g[8];
+    TU_CHECK(sat_model_forward(m, x, 2, logits));
+    for (int i = 0; i < 4; i++) assert_true(isnan(logits[i]));
+    int32_t st = sat_model_input_gradient(m, x, labels, 2, losses, g, NULL);
+    if (st != SAT_OK && st != SAT_E_NUMERIC) fail_msg("input gradient: status %d (%s)", st, sat_model_last_error(m));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_huge_layer_spec),
         cmocka_unit_test(test_huge_layer_model_file),
+        cmocka_unit_test(test_silu_of_nan),
     };
     return tu_run_group("test_regress_fuzz", tests, sizeof tests / sizeof tests[0]);
 }
