@@ -440,30 +440,18 @@ static int32_t s_batch_index(void) {
     int64_t got;
     return sat_dataset_batch(H.ds, 99, 2, x, y, &got);
 }
-static int32_t s_from_arrays_dims(void) {
+/* One example of h x w pixels and `classes` classes from arrays; the dataset, if made, freed. */
+static int32_t from_arrays(int32_t h, int32_t w, int32_t classes) {
     float x[PIX] = {0};
     int32_t y[1] = {0};
     sat_dataset *d = NULL;
-    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 0, 6, CLASSES, &d);
+    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, h, w, classes, &d);
     sat_dataset_destroy(d);
     return st;
 }
-static int32_t s_from_arrays_classes(void) {
-    float x[PIX] = {0};
-    int32_t y[1] = {0};
-    sat_dataset *d = NULL;
-    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 6, 6, 1, &d);
-    sat_dataset_destroy(d);
-    return st;
-}
-static int32_t s_from_arrays_no_class(void) {
-    float x[PIX] = {0};
-    int32_t y[1] = {0};
-    sat_dataset *d = NULL;
-    int32_t st = sat_dataset_from_arrays(H.ctx, x, y, 1, 1, 6, 6, 0, &d);
-    sat_dataset_destroy(d);
-    return st;
-}
+static int32_t s_from_arrays_dims(void) { return from_arrays(0, 6, CLASSES); }
+static int32_t s_from_arrays_classes(void) { return from_arrays(6, 6, 1); }
+static int32_t s_from_arrays_no_class(void) { return from_arrays(6, 6, 0); }
 static int32_t s_preset_dims(void) {
     char *spec = NULL;
     int32_t st = sat_preset_spec("mlp", 1, -6, 6, CLASSES, NULL, NULL, &spec);
