@@ -66,6 +66,20 @@ void tu_set_watchdog(unsigned seconds);
 sat_context *tu_context(int32_t threads, uint64_t seed);
 /* A registered model from spec with activation act (SAT_ACT_*); fails the test on error. */
 sat_model *tu_model(sat_context *ctx, const char *spec, int32_t act, int32_t max_batch);
+/* Every byte a call could change in a model, an optimizer over it and a data set, to check
+ * that a failed call left its handles as they were. Blocks are tu_alloc'd. */
+typedef struct tu_snapshot {
+    float *params, *state, *opt_state, *images, *lr_scale;
+    int32_t *labels;
+    uint8_t *frozen;
+    int64_t np, ns, no, nd, pixels, step;
+    float base_lr;
+    char spec[256];
+} tu_snapshot;
+void tu_snapshot_take(tu_snapshot *s, sat_model *model, sat_optimizer *opt, const sat_dataset *ds);
+void tu_snapshot_drop(tu_snapshot *s);
+/* 1 if a and b hold the same bytes. */
+int tu_snapshot_same(const tu_snapshot *a, const tu_snapshot *b);
 /* Deterministic pseudo-random fill: uniform in [lo, hi). */
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 /* Max |a - b| over n values. */

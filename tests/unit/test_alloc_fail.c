@@ -87,63 +87,15 @@ typedef struct fixture {
 static fixture F;
 
 /* Bytes of every handle the calls are given, to compare before and after. */
-typedef struct snapshot {
-    float *params, *state, *opt_state, *images, *lr_scale;
-    int32_t *labels;
-    uint8_t *frozen;
-    int64_t np, ns, no, nd, step;
-    float base_lr;
-    char spec[256];
-} snapshot;
+static void take(tu_snapshot *s) { tu_snapshot_take(s, F.model, F.opt, F.ds); }
 
-static void take(snapshot *s) {
-    s->np = sat_model_param_count(F.model);
-    s->ns = sat_model_state_count(F.model);
-    const float *os = sat_optimizer_state(F.opt, &s->no);
-    s->nd = sat_dataset_size(F.ds);
-    s->params = tu_alloc((size_t)s->np * sizeof(float));
-    s->state = tu_alloc((size_t)(s->ns + 1) * sizeof(float));
-    s->opt_state = tu_alloc((size_t)(s->no + 1) * sizeof(float));
-    s->images = tu_alloc((size_t)s->nd * PIX * sizeof(float));
-    s->labels = tu_alloc((size_t)s->nd * sizeof(int32_t));
-    s->lr_scale = tu_alloc((size_t)s->np * sizeof(float));
-    s->frozen = tu_alloc((size_t)s->np);
-    TU_CHECK(sat_optimizer_get_lr_scale(F.opt, s->lr_scale));
-    TU_CHECK(sat_optimizer_get_frozen(F.opt, s->frozen));
-    s->base_lr = sat_optimizer_base_lr(F.opt);
-    memcpy(s->params, sat_model_params(F.model), (size_t)s->np * sizeof(float));
-    memcpy(s->state, sat_model_state(F.model), (size_t)s->ns * sizeof(float));
-    memcpy(s->opt_state, os, (size_t)s->no * sizeof(float));
-    memcpy(s->images, sat_dataset_images(F.ds), (size_t)s->nd * PIX * sizeof(float));
-    memcpy(s->labels, sat_dataset_labels(F.ds), (size_t)s->nd * sizeof(int32_t));
-    s->step = sat_optimizer_step_count(F.opt);
-    snprintf(s->spec, sizeof s->spec, "%s", sat_model_spec(F.model));
-}
-
-static void drop(snapshot *s) {
-    tu_free(s->params);
-    tu_free(s->state);
-    tu_free(s->opt_state);
-    tu_free(s->images);
-    tu_free(s->labels);
-    tu_free(s->lr_scale);
-    tu_free(s->frozen);
-}
-
-static void assert_unchanged(const snapshot *a, const char *call, int64_t k) {
-    snapshot b;
+static void assert_unchanged(const tu_snapshot *a, const char *call, int64_t k) {
+    tu_snapshot b;
     take(&b);
-    if (a->np != b.np || a->ns != b.ns || a->no != b.no || a->nd != b.nd || a->step != b.step ||
-        memcmp(a->params, b.params, (size_t)a->np * sizeof(float)) ||
-        memcmp(a->state, b.state, (size_t)a->ns * sizeof(float)) ||
-        memcmp(a->opt_state, b.opt_state, (size_t)a->no * sizeof(float)) ||
-        memcmp(a->images, b.images, (size_t)a->nd * PIX * sizeof(float)) ||
-        memcmp(a->labels, b.labels, (size_t)a->nd * sizeof(int32_t)) || strcmp(a->spec, b.spec) ||
-        memcmp(a->lr_scale, b.lr_scale, (size_t)a->np * sizeof(float)) ||
-        memcmp(a->frozen, b.frozen, (size_t)a->np) || memcmp(&a->base_lr, &b.base_lr, sizeof(float)))
+    if (!tu_snapshot_same(a, &b))
         fail_msg("%s: allocation %lld refused, yet a handle it was given changed", call,
                  (long long)k);
-    drop(&b);
+    tu_snapshot_drop(&b);
 }
 
 /* ---- the calls ---- */
@@ -438,7 +390,7 @@ static int64_t sweep(const call *c) {
     for (int64_t k = 1;; k++) {
         if (k > 10000) fail_msg("%s: still allocating after 10000 refusals", c->name);
         if (c->prepare) c->prepare();
-        snapshot before;
+        tu_snapshot before;
         take(&before);
         int64_t live = F.fa->live;
         F.fa->count = 0, F.fa->fail_at = k, F.fa->refused = 0, F.fa->armed = 1;
@@ -449,7 +401,7 @@ static int64_t sweep(const call *c) {
             if (st != SAT_OK)
                 fail_msg("%s: failed with nothing refused (%d): %s", c->name, st, c->message());
             if (c->cleanup) c->cleanup();
-            drop(&before);
+            tu_snapshot_drop(&before);
             assert_true(k - 1 == F.fa->count);
             printf("alloc sweep: %-44s %3lld allocations, each refused once\n", c->name,
                    (long long)(k - 1));
@@ -469,7 +421,7 @@ static int64_t sweep(const call *c) {
             fail_msg("%s: allocation %lld refused: %lld blocks leaked", c->name, (long long)k,
                      (long long)(F.fa->live - live));
         assert_unchanged(&before, c->name, k);
-        drop(&before);
+        tu_snapshot_drop(&before);
         /* still usable: a step of training, a batch of the data set, and the fresh model or
          * trainer a first-use call was given */
         TU_CHECK(sat_train_step(F.trainer, F.x, F.labels, TRAIN_N, NULL));

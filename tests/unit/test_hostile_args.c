@@ -239,53 +239,7 @@ static char letter_of(int32_t st) {
 
 /* ---- what must not change ---- */
 
-typedef struct snapshot {
-    float *params, *state, *opt_state, *images, *lr_scale;
-    int32_t *labels;
-    uint8_t *frozen;
-    int64_t np, ns, no, nd, step;
-    float base_lr;
-} snapshot;
-
-static void take(snapshot *s) {
-    s->np = sat_model_param_count(H.model);
-    s->ns = sat_model_state_count(H.model);
-    const float *os = sat_optimizer_state(H.opt, &s->no);
-    s->nd = sat_dataset_size(H.ds);
-    s->step = sat_optimizer_step_count(H.opt);
-    s->params = tu_alloc((size_t)s->np * sizeof(float));
-    s->state = tu_alloc((size_t)(s->ns + 1) * sizeof(float));
-    s->opt_state = tu_alloc((size_t)(s->no + 1) * sizeof(float));
-    s->images = tu_alloc((size_t)(s->nd + 1) * PIX * sizeof(float));
-    s->labels = tu_alloc((size_t)(s->nd + 1) * sizeof(int32_t));
-    s->lr_scale = tu_alloc((size_t)s->np * sizeof(float));
-    s->frozen = tu_alloc((size_t)s->np);
-    TU_CHECK(sat_optimizer_get_lr_scale(H.opt, s->lr_scale));
-    TU_CHECK(sat_optimizer_get_frozen(H.opt, s->frozen));
-    s->base_lr = sat_optimizer_base_lr(H.opt);
-    memcpy(s->params, sat_model_params(H.model), (size_t)s->np * sizeof(float));
-    memcpy(s->state, sat_model_state(H.model), (size_t)s->ns * sizeof(float));
-    memcpy(s->opt_state, os, (size_t)s->no * sizeof(float));
-    memcpy(s->images, sat_dataset_images(H.ds), (size_t)s->nd * PIX * sizeof(float));
-    memcpy(s->labels, sat_dataset_labels(H.ds), (size_t)s->nd * sizeof(int32_t));
-}
-
-static void drop(snapshot *s) {
-    tu_free(s->params), tu_free(s->state), tu_free(s->opt_state), tu_free(s->images);
-    tu_free(s->labels), tu_free(s->lr_scale), tu_free(s->frozen);
-}
-
-static int same(const snapshot *a, const snapshot *b) {
-    return a->np == b->np && a->ns == b->ns && a->no == b->no && a->nd == b->nd &&
-           a->step == b->step &&
-           !memcmp(a->params, b->params, (size_t)a->np * sizeof(float)) &&
-           !memcmp(a->state, b->state, (size_t)a->ns * sizeof(float)) &&
-           !memcmp(a->opt_state, b->opt_state, (size_t)a->no * sizeof(float)) &&
-           !memcmp(a->images, b->images, (size_t)a->nd * PIX * sizeof(float)) &&
-           !memcmp(a->labels, b->labels, (size_t)a->nd * sizeof(int32_t)) &&
-           !memcmp(a->lr_scale, b->lr_scale, (size_t)a->np * sizeof(float)) &&
-           !memcmp(a->frozen, b->frozen, (size_t)a->np) && !memcmp(&a->base_lr, &b->base_lr, sizeof(float));
-}
+static void take(tu_snapshot *s) { tu_snapshot_take(s, H.model, H.opt, H.ds); }
 
 /* ---- setup ---- */
 
@@ -361,7 +315,7 @@ static void test_table(void **st) {
             inputs in;
             good_inputs(&in, x, y, t, out);
             CASES[c].apply(&in);
-            snapshot before, after;
+            tu_snapshot before, after;
             take(&before);
             memcpy(x_before, x, BUF * sizeof(float));
             memcpy(out_before, out, BUF * sizeof(float));
@@ -375,14 +329,14 @@ static void test_table(void **st) {
             }
             if (status != SAT_OK) {
                 /* nothing changed: the handles, the output buffer, the input */
-                if (!same(&before, &after) || memcmp(out, out_before, BUF * sizeof(float)) ||
+                if (!tu_snapshot_same(&before, &after) || memcmp(out, out_before, BUF * sizeof(float)) ||
                     memcmp(x, x_before, BUF * sizeof(float))) {
                     printf("CHANGED %s, %s: failed with %d but wrote\n", rw->name, CASES[c].name, status);
                     mismatches++;
                 }
             }
-            drop(&before);
-            drop(&after);
+            tu_snapshot_drop(&before);
+            tu_snapshot_drop(&after);
         }
         printf("hostile: %-28s %s\n", rw->name, got);
     }
@@ -673,7 +627,7 @@ static void test_scalars(void **st) {
     TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL));
     int mismatches = 0;
     for (size_t i = 0; i < sizeof SCALARS / sizeof *SCALARS; i++) {
-        snapshot before, after;
+        tu_snapshot before, after;
         take(&before);
         int32_t status = SCALARS[i].run();
         take(&after);
@@ -682,12 +636,12 @@ static void test_scalars(void **st) {
             printf("MISMATCH %s: %d, expected %d\n", SCALARS[i].name, status, SCALARS[i].expect);
             mismatches++;
         }
-        if (!same(&before, &after)) {
+        if (!tu_snapshot_same(&before, &after)) {
             printf("CHANGED %s\n", SCALARS[i].name);
             mismatches++;
         }
-        drop(&before);
-        drop(&after);
+        tu_snapshot_drop(&before);
+        tu_snapshot_drop(&after);
     }
     /* the handles still work after all of it */
     TU_CHECK(sat_train_step(H.trainer, x, y, N, NULL));
