@@ -40,14 +40,32 @@ def t975(df):
     return T975[below] if df < 30 else 1.96
 
 
+# A run whose clean accuracy stays below twice chance (10 classes) never learned: its
+# numbers are in every mean, and the tables count such runs in a column of their own.
+FAILED_BELOW = 20.0
+
+
 def load_runs(part_dir):
-    """{(activation, seed): run record} of one compare log directory."""
+    """{(activation, seed): run record} of one compare log directory. A run's training
+    minutes are the sum of its epochs' times in its per-epoch log, so that a run resumed
+    after an interruption counts the epochs before the interruption too."""
     runs = {}
     for path in sorted(glob.glob(os.path.join(part_dir, "run-*-seed*.json"))):
         with open(path, encoding="utf-8") as f:
             r = json.load(f)
+        epochs = os.path.join(part_dir, f"train-{r['activation']}-seed{r['seed']}.jsonl")
+        r["train_minutes"] = r["train_seconds"] / 60.0
+        if os.path.exists(epochs):
+            with open(epochs, encoding="utf-8") as f:
+                secs = [json.loads(line).get("seconds") for line in f if line.strip()]
+            if secs and all(isinstance(v, (int, float)) for v in secs):
+                r["train_minutes"] = sum(secs) / 60.0
         runs[(r["activation"], int(r["seed"]))] = r
     return runs
+
+
+def failed(r):
+    return metric(r, "clean") < FAILED_BELOW
 
 
 def metric(r, key):
@@ -99,12 +117,15 @@ def table(rows, base_label=None):
     rows = [(label, rs) for label, rs in rows if rs]
     if not rows:
         return "*No runs in the logs yet: run `bash examples/experiments/run.sh` first.*\n"
-    out = ["| row | seeds | " + " | ".join(h for _, h in COLUMNS) + " | minutes per run |",
-           "|---" * (len(COLUMNS) + 3) + "|"]
+    out = ["| row | seeds | " + " | ".join(h for _, h in COLUMNS) +
+           " | runs at chance | training minutes per run |",
+           "|---" * (len(COLUMNS) + 4) + "|"]
     for label, rs in rows:
         cells = [mean_sd([metric(r, k) for r in rs.values()]) for k, _ in COLUMNS]
-        minutes = statistics.mean(r["train_seconds"] for r in rs.values()) / 60.0
-        out.append(f"| {label} | {len(rs)} | " + " | ".join(cells) + f" | {minutes:.1f} |")
+        minutes = statistics.mean(r["train_minutes"] for r in rs.values())
+        at_chance = sorted(s for s, r in rs.items() if failed(r))
+        chance = f"{len(at_chance)} (seed {', '.join(map(str, at_chance))})" if at_chance else "0"
+        out.append(f"| {label} | {len(rs)} | " + " | ".join(cells) + f" | {chance} | {minutes:.1f} |")
     base_label = base_label or rows[0][0]
     base = dict(rows).get(base_label)
     if base and len(rows) > 1:
@@ -143,6 +164,7 @@ def build_tables(logdir):
     t = {}
     t["activations"] = table([(names.get(a, a), by_seed(acts, a)) for a in order]) + \
         wallclock(logdir, "activations")
+    t["activations-runs"] = runs_table([(names.get(a, a), by_seed(acts, a)) for a in order])
     t["ablation"] = table([
         ("relu", by_seed(acts, "relu")),
         ("relu, attacker with psoftplus' derivative", by_seed(part("ablation", "attacker"), "relu")),
@@ -163,6 +185,25 @@ def build_tables(logdir):
     t["overfitting"] = overfitting_table(part("overfitting", "eps0.3")) + \
         wallclock(logdir, "overfitting")
     return t
+
+
+def runs_table(rows):
+    """Every run's own numbers: clean / PGD-50 / APGD-CE/T per seed."""
+    rows = [(label, rs) for label, rs in rows if rs]
+    if not rows:
+        return table([])
+    seeds = sorted({s for _, rs in rows for s in rs})
+    out = ["Each run, clean / PGD-50 / APGD-CE/T %:", "",
+           "| row | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+           "|---" * (len(seeds) + 1) + "|"]
+    for label, rs in rows:
+        cells = []
+        for s in seeds:
+            r = rs.get(s)
+            cells.append("-" if r is None else " / ".join(
+                "n/a" if metric(r, k) is None else f"{metric(r, k):.2f}" for k in ("clean", "pgd50", "apgd")))
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def capacity_table(rows):

@@ -2,7 +2,11 @@
 """PyTorch counterpart of sat_bench: the same models, batch, attack and optimizer.
 
     /usr/bin/python3 tests/bench/torch_bench.py --model resnet20 --act silu --threads 2 \
-        [--batch 128] [--reps 5] [--metrics train,pgd1,pgdk,attack]
+        [--batch 128] [--reps 5] [--metrics train,pgd1,pgdk,attack] [--size S]
+
+--model is madry-cnn, resnet20 or any libsat preset of tests/python/torch_presets.py
+(wrn-D-K included); --size S sets an S x S input instead of the model's usual one (the
+ImageNet networks at 64x64, as preset_memory --size 64).
 
 Measures one configuration in this process and prints one JSON line per measurement
 (the metrics of sat_bench: train_ms, pgd1_ms, pgdk_ms, attack_img_s, peak_rss_mb).
@@ -32,7 +36,8 @@ import torch_presets  # noqa: E402
 # model: (input shape, attack steps of the PGD-k step), as sat_bench
 MODELS = {"madry-cnn": ((1, 28, 28), 10), "resnet20": ((3, 32, 32), 7),
           "preact-resnet18": ((3, 32, 32), 10), "efficientnet-b0": ((3, 224, 224), 1),
-          "resnet50": ((3, 224, 224), 1)}
+          "resnet50": ((3, 224, 224), 1), "resnext50-32x4d": ((3, 224, 224), 1)}
+WRN_SHAPE = ((3, 32, 32), 10)  # wrn-D-K, any depth and widen factor
 METRICS = ["train", "pgd1", "pgdk", "attack"]
 
 EPS = 8.0 / 255.0
@@ -136,7 +141,9 @@ def median_time(fn, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="resnet20", choices=list(MODELS))
+    ap.add_argument("--model", default="resnet20",
+                    help="one of %s or wrn-D-K" % ", ".join(MODELS))
+    ap.add_argument("--size", type=int, default=0, help="input height and width (default: the model's)")
     ap.add_argument("--act", default="silu", choices=["relu", "silu"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
@@ -148,7 +155,14 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    shape, k = MODELS[a.model]
+    if a.model in MODELS:
+        shape, k = MODELS[a.model]
+    elif a.model.startswith("wrn-"):
+        shape, k = WRN_SHAPE
+    else:
+        ap.error("unknown model %r" % a.model)
+    if a.size > 0:
+        shape = (shape[0], a.size, a.size)
     if a.model == "madry-cnn":
         model = MadryCNN(a.act)
     elif a.model == "resnet20":
