@@ -242,6 +242,8 @@ void cli_json_begin(cli_json *j, FILE *f);
 void cli_json_str(cli_json *j, const char *key, const char *value);
 void cli_json_int(cli_json *j, const char *key, int64_t value);
 void cli_json_num(cli_json *j, const char *key, double value); /* NaN/Inf -> null */
+/* The number (null: NaN) of "key" in one JSON line as this program writes it; -1 if absent. */
+int cli_json_line_num(const char *line, const char *key, double *v);
 void cli_json_bool(cli_json *j, const char *key, int value);
 /* "key": [v1, v2, ...] */
 void cli_json_int_array(cli_json *j, const char *key, const int32_t *v, int32_t n);

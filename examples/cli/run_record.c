@@ -99,6 +99,8 @@ static int num(const char *line, const char *key, double *v) {
     return p ? number_at(p, v, &end) : -1;
 }
 
+int cli_json_line_num(const char *line, const char *key, double *v) { return num(line, key, v); }
+
 static int num_array(const char *line, const char *key, float *v, int32_t n) {
     const char *p = field(line, key);
     if (!p || *p++ != '[') return -1;

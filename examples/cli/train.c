@@ -311,6 +311,45 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0;
 }
 
+/* Before a resumed run appends to its epoch log (JSON lines): keeps the lines of epochs
+ * 1..upto_epoch, the ones its checkpoint covers, and drops any later line (written just
+ * before an interruption that came ahead of the checkpoint), so that every epoch is in
+ * the log once. Adds up the kept epochs' time with validation, their training time and
+ * their images (a full epoch trains epoch_images). The part of an epoch cut short by the
+ * interruption was never logged and is not counted. A missing log keeps nothing; returns
+ * -1 (with a message) when the log cannot be rewritten. */
+static int resume_epoch_log(const char *path, int64_t upto_epoch, int64_t epoch_images,
+                            double *seconds, double *train_seconds, int64_t *images) {
+    FILE *in = fopen(path, "r");
+    if (!in) return 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    int bad = !out;
+    char line[8192];
+    while (!bad && fgets(line, sizeof line, in)) {
+        double epoch, secs, ips;
+        if (cli_json_line_num(line, "epoch", &epoch) || epoch < 1 || epoch > (double)upto_epoch)
+            continue;
+        bad = fputs(line, out) == EOF;
+        if (cli_json_line_num(line, "seconds", &secs) || !isfinite(secs) ||
+            cli_json_line_num(line, "images_per_sec", &ips) || !(ips > 0))
+            continue;
+        *seconds += secs;
+        *train_seconds += (double)epoch_images / ips;
+        *images += epoch_images;
+    }
+    fclose(in);
+    if (out && fclose(out) != 0) bad = 1;
+    if (bad || rename(tmp, path) != 0) {
+        fprintf(stderr, "%s: cannot rewrite the log file '%s' for the resumed run: %s\n", cli_prog,
+                path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                     sat_dataset *val, int32_t act, const char *out_path, const char *log_path,
                     const char *label, cli_train_result *res) {
@@ -444,6 +483,15 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                    cfg->checkpoint);
         }
     }
+    /* A resumed run's time and rate include the epochs before the interruption. */
+    double prior_seconds = 0, prior_train_seconds = 0;
+    int64_t prior_images = 0;
+    if (log_path && (start_epoch > 0 || start_batch > 0) &&
+        resume_epoch_log(log_path, start_epoch, sat_dataset_size(train), &prior_seconds,
+                         &prior_train_seconds, &prior_images)) {
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
     if (log_path) {
         log = cli_log_open(log_path, start_epoch > 0 || start_batch > 0);
         if (!log) {
@@ -484,8 +532,8 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
     cli_progress prog;
     cli_progress_init(&prog, cfg->quiet, cfg->epochs);
     const double run_start = cli_now();
-    double train_seconds = 0;
-    int64_t train_images = 0;
+    double train_seconds = prior_train_seconds;
+    int64_t train_images = prior_images;
     float best_pgd_seen = -1.0f;
 
     for (int64_t epoch = start_epoch; epoch < cfg->epochs; epoch++) {
@@ -583,15 +631,6 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
             }
         }
         if ((val || out_path) && (rc = set_backward(cfg, model, 1)) != 0) goto done;
-        if (cfg->checkpoint) {
-            st = sat_checkpoint_save(trainer, &meta, epoch + 1, 0, cfg->checkpoint);
-            if (st) {
-                char what[1100];
-                snprintf(what, sizeof what, "cannot save the checkpoint to '%s'", cfg->checkpoint);
-                rc = cli_fail(st, what, sat_trainer_last_error(trainer));
-                goto done;
-            }
-        }
         const double t_epoch = cli_now() - t0;
         const double ips = t_train > 0 ? (double)seen / t_train : 0;
         /* seen is 0 when a resumed run starts after the last step of an epoch. */
@@ -625,6 +664,18 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
                    is_best ? "  *best" : "");
             fflush(stdout);
         }
+        /* The checkpoint after the epoch's log line: a resume drops the lines of epochs
+         * that its checkpoint does not cover, so an interruption between the two neither
+         * loses nor repeats a line. */
+        if (cfg->checkpoint) {
+            st = sat_checkpoint_save(trainer, &meta, epoch + 1, 0, cfg->checkpoint);
+            if (st) {
+                char what[1100];
+                snprintf(what, sizeof what, "cannot save the checkpoint to '%s'", cfg->checkpoint);
+                rc = cli_fail(st, what, sat_trainer_last_error(trainer));
+                goto done;
+            }
+        }
         res->epochs_done = (int32_t)epoch + 1;
         if (co) {
             res->catastrophic = 1;
@@ -643,7 +694,7 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
             goto done;
         }
     }
-    res->seconds = cli_now() - run_start;
+    res->seconds = prior_seconds + (cli_now() - run_start);
     res->images_per_sec = train_seconds > 0 ? (double)train_images / train_seconds : 0;
     if (val && have_best) {
         /* Hand back the best model, not the last. */

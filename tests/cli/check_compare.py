@@ -13,9 +13,11 @@ the tiny data set, each recomputing or comparing what sat-cli wrote (standard li
                                            its paired interval equal to sat-cli's own
 """
 import csv
+import glob
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -176,6 +178,35 @@ def checkpoints(d):
     return [f for f in os.listdir(d) if f.startswith("checkpoint-") and f.endswith(".ckpt")]
 
 
+LONG_EPOCH = 1000.0
+
+
+def lengthen_logged_epochs(d):
+    """Rewrites the epoch logs of the interrupted runs as if every epoch so far had taken
+    LONG_EPOCH seconds (tiny epochs take milliseconds, too little to see). Returns
+    {log name: epochs logged}."""
+    logged = {}
+    for path in glob.glob(os.path.join(d, "train-*.jsonl")):
+        with open(path) as f:
+            lines = [line for line in f if line.strip()]
+        if lines:
+            with open(path, "w") as f:
+                f.writelines(re.sub(r'"seconds": [0-9.e+-]+', f'"seconds": {LONG_EPOCH}', line)
+                             for line in lines)
+            logged[os.path.basename(path)] = len(lines)
+    return logged
+
+
+def whole_training_time(d, logged):
+    """A resumed run's train_seconds include the epochs logged before the interruption."""
+    for name, epochs in logged.items():
+        with open(os.path.join(d, "run-" + name[len("train-"):-len(".jsonl")] + ".json")) as f:
+            r = json.load(f)
+        if r["train_seconds"] < epochs * LONG_EPOCH:
+            fail(f"{name}: train_seconds {r['train_seconds']} leaves out the {epochs} epoch(s) "
+                 f"logged before the interruption ({epochs * LONG_EPOCH:.0f} s)")
+
+
 def cmd_resume(satcli, d, args):
     ref, cut = fresh(d + "/reference"), fresh(d + "/killed")
     run(satcli, ["compare"] + args + ["--log-dir", ref])
@@ -186,12 +217,16 @@ def cmd_resume(satcli, d, args):
     kill_when(satcli, args, mid, lambda: checkpoints(mid))
     if finished_runs(mid) or not checkpoints(mid):
         fail("the kill did not come between the first epoch and the end of the first run")
+    logged = lengthen_logged_epochs(mid)
+    if not logged:
+        fail("the interrupted run logged no epoch")
     out = run(satcli, ["compare"] + args + ["--log-dir", mid])
     if "resuming from" not in out or "finished before" in out:
         fail(f"the first run did not continue from its checkpoint:\n{out}")
     same_runs(ref, mid)
     if checkpoints(mid):
         fail("checkpoints of finished runs were left behind")
+    whole_training_time(mid, logged)
     # Killed as soon as the first run has finished: finished runs are read back.
     kill_when(satcli, args, cut, lambda: finished_runs(cut))
     finished = finished_runs(cut)
