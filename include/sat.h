@@ -220,6 +220,8 @@ SAT_API int32_t sat_context_set_progress(sat_context *ctx, sat_progress_fn fn, v
 
 /* Activation kinds, and the parameter (`param`) of each: */
 #define SAT_ACT_SAME (-1)      /**< in a backward override: use the forward function's derivative */
+#define SAT_ACT_DEFAULT (-2)   /**< sat_model_opts.activation: the spec's own, named by its input
+                                    line's act= (a preset's original activation), else SiLU */
 #define SAT_ACT_RELU 0         /**< max(x,0); no parameter */
 #define SAT_ACT_SOFTPLUS 1     /**< log(1+exp(x)) */
 #define SAT_ACT_PSOFTPLUS 2    /**< (1/a) log(1+exp(a x)), param a (default 10) */
@@ -256,7 +258,9 @@ typedef struct sat_model sat_model;
 /** Options of sat_model_create(); initialise with sat_model_opts_init(). */
 typedef struct sat_model_opts {
     uint32_t struct_size;      /**< sizeof(sat_model_opts), set by sat_model_opts_init() */
-    int32_t activation;        /**< SAT_ACT_*: every `act` line without its own kind; default SILU */
+    int32_t activation;        /**< SAT_ACT_*: every `act` line without its own kind; default
+                                    SAT_ACT_DEFAULT: the spec's input line's act=, else SiLU.
+                                    sat_model_get_opts() returns the activation it became. */
     float act_param;           /**< NaN (default): the activation's default parameter */
     int32_t max_batch;         /**< largest batch the model plans memory for; default 128 */
     /** The paper's ablation: the derivative used in the backward pass, separately for the
@@ -302,10 +306,11 @@ SAT_API int32_t sat_model_opts_init(sat_model_opts *opts, uint32_t struct_size);
  *                dropout 0.2; 5,288,548 parameters at 3x224x224 with 1000 classes; at least
  *                32x32
  * Every `act` line of a preset is a plain `act`, so sat_model_opts.activation switches all of
- * a preset's activations at once, and its default (SiLU, the paper's best) applies to every
- * preset: EfficientNet's own activation, and a smooth one for the ResNets, whose original
- * ReLU is activation = SAT_ACT_RELU. Batch norm uses eps 1e-5 everywhere (torchvision's
- * EfficientNet uses 1e-3).
+ * a preset's activations at once. Left at its default (SAT_ACT_DEFAULT) it gives the original
+ * network's activation, which the preset names on its input line: ReLU for preact-resnet18,
+ * wrn-D-K, resnet50 and resnext50-32x4d, SiLU for efficientnet-b0. The other presets (mlp,
+ * madry-cnn, small-cnn, resnet20) name none and take SiLU, the paper's best, by default.
+ * Batch norm uses eps 1e-5 everywhere (torchvision's EfficientNet uses 1e-3).
  * channels/height/width give the input shape, num_classes the output size; mean and std
  * (arrays of `channels` values, or NULL for mean 0 / std 1) the input normalisation: a
  * mean that is not finite or a std that is not finite and positive is SAT_E_INVALID_ARG.
@@ -317,7 +322,9 @@ SAT_API int32_t sat_preset_spec(const char *name, int32_t channels, int32_t heig
 
 /**
  * Creates a model from a text spec: one layer per line, '#' starts a comment.
- *   input C H W                    first line: input shape per example
+ *   input C H W [act=KIND]         first line: input shape per example; act= names the
+ *                                   activation of plain `act` lines when the model's option
+ *                                   is SAT_ACT_DEFAULT (without it: SiLU)
  *   normalize mean=M1,M2.. std=S1,S2..   (x - mean[c]) / std[c] per channel
  *   dense N [bias=0|1]
  *   conv N k=K [s=S] [p=P] [g=G] [bias=0|1]    square kernel K, stride S (1), padding P (0),

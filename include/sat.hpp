@@ -248,8 +248,9 @@ inline sat_context_opts context_opts() {
     detail::check_tls(sat_context_opts_init(&o, sizeof o));
     return o;
 }
-/** sat_model_opts with the library's defaults and the given activation (SAT_ACT_*). */
-inline sat_model_opts model_opts(int32_t activation = SAT_ACT_SILU) {
+/** sat_model_opts with the library's defaults and the given activation (SAT_ACT_*; the default,
+ *  SAT_ACT_DEFAULT, is the spec's own: a preset's original activation, else SiLU). */
+inline sat_model_opts model_opts(int32_t activation = SAT_ACT_DEFAULT) {
     sat_model_opts o{};
     detail::check_tls(sat_model_opts_init(&o, sizeof o));
     o.activation = activation;

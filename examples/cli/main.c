@@ -80,8 +80,10 @@ static const char *const help_main[] = {
     "                      and input normalisation stay (docs/onnx.md)\n"
 
 #define HELP_ACT                                                                           \
-    "  --act NAME          relu, silu (default), softplus, psoftplus, gelu, gelu-tanh,\n"  \
-    "                      elu, celu, smoothrelu\n"                                        \
+    "  --act NAME          relu, silu, softplus, psoftplus, gelu, gelu-tanh, elu, celu,\n" \
+    "                      smoothrelu (default: the original network's for preact-resnet18,\n" \
+    "                      wrn-D-K, resnet50, resnext50-32x4d (relu) and efficientnet-b0\n" \
+    "                      (silu); silu for the other presets, spec files and --init-onnx)\n" \
     "  --act-param A       the activation's parameter (psoftplus alpha 10, smoothrelu\n"   \
     "                      400, silu beta 1, elu/celu alpha 1)\n"
 
@@ -527,7 +529,7 @@ static void defaults(cli_config *c, const char *command) {
     c->val = 500;
     c->augment = SAT_AUG_NONE;
     c->preset = "small-cnn";
-    c->act = SAT_ACT_SILU;
+    c->act = SAT_ACT_DEFAULT; /* the model's own: see HELP_ACT */
     c->act_param = NAN;
     c->attack_backward = SAT_ACT_SAME;
     c->attack_backward_param = NAN;

@@ -369,7 +369,13 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
     float *x = NULL, *best_params = NULL, *best_state = NULL;
     int32_t *y = NULL;
     FILE *log = NULL;
+    if (act == SAT_ACT_DEFAULT && cfg->init_onnx) act = SAT_ACT_SILU; /* the imported ReLUs become SiLU */
     int rc = build_model(cfg, ctx, train, act, eval_batch, &model);
+    if (!rc && act == SAT_ACT_DEFAULT) { /* the preset's own (its original network's), or SiLU */
+        sat_model_opts mo;
+        sat_model_opts_init(&mo, sizeof mo);
+        if (sat_model_get_opts(model, &mo) == SAT_OK) act = mo.activation;
+    }
     if (!rc) rc = set_backward(cfg, model, 1);
     if (rc) {
         sat_model_destroy(model);

@@ -11,7 +11,7 @@ sat_model_opts sat__model_defaults(void) {
     sat_model_opts d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
-    d.activation = SAT_ACT_SILU;
+    d.activation = SAT_ACT_DEFAULT; /* the spec's own (its input line's act=), else SiLU */
     d.act_param = NAN;
     d.max_batch = 128;
     d.attack_backward_act = SAT_ACT_SAME;
@@ -29,7 +29,7 @@ int32_t sat__model_check_backward(int32_t act, float param) {
 }
 
 static int32_t check_opts(const sat_model_opts *o, char *err) {
-    if (o->activation < 0 || o->activation >= SAT_ACT_COUNT)
+    if ((o->activation < 0 || o->activation >= SAT_ACT_COUNT) && o->activation != SAT_ACT_DEFAULT)
         return sat__fail(err, SAT_E_INVALID_ARG, "sat_model_opts: unknown activation %d", o->activation);
     if (!isnan(o->act_param) && !(isfinite(o->act_param) && o->act_param > 0))
         return sat__fail(err, SAT_E_INVALID_ARG, "sat_model_opts: act_param must be positive or NaN");

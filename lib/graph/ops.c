@@ -31,16 +31,23 @@ static int64_t no_workspace(const sat_node *nd, int64_t n, int64_t lanes, int ba
     return 0;
 }
 
-/* ---- input ---- */
+/* ---- input C H W [act=NAME]: the shape, and the spec's default activation ---- */
 static int32_t input_parse(sat_model *m, sat_node *nd, const sat_arg *args, int32_t count, char *err) {
-    (void)m;
     int32_t *dst[3] = {&nd->c, &nd->h, &nd->w};
+    int32_t sizes = 0, spec_act = SAT_ACT_SILU;
     for (int32_t i = 0; i < count; i++) {
-        if (args[i].key) return sat__arg_unknown(nd, &args[i], err);
-        if (i >= 3 || !sat__parse_int(args[i].val, 1, SAT__MAX_CHANNELS, dst[i]))
+        if (args[i].key && sat__arg_is(&args[i], "act")) {
+            if (sat__act_from_name(args[i].val, &spec_act) != SAT_OK)
+                FAIL("model spec line %d: unknown activation '%s'", nd->line, args[i].val);
+        } else if (args[i].key) {
+            return sat__arg_unknown(nd, &args[i], err);
+        } else if (sizes >= 3 || !sat__parse_int(args[i].val, 1, SAT__MAX_CHANNELS, dst[sizes++])) {
             FAIL("model spec line %d: input needs three positive sizes C H W, got '%s'", nd->line, args[i].val);
+        }
     }
-    if (count != 3) FAIL("model spec line %d: input needs three positive sizes C H W", nd->line);
+    if (sizes != 3) FAIL("model spec line %d: input needs three positive sizes C H W", nd->line);
+    /* The input is the first line, so every act line after it sees a concrete activation. */
+    if (m->opts.activation == SAT_ACT_DEFAULT) m->opts.activation = spec_act;
     return SAT_OK;
 }
 

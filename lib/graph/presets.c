@@ -2,7 +2,8 @@
  * builds can always be printed, edited and stored in a model file.
  *
  * Every activation of a preset is a plain `act` line, so the model's one activation option
- * (sat_model_opts.activation, SiLU by default) switches all of them. */
+ * (sat_model_opts.activation) switches all of them; left at SAT_ACT_DEFAULT it takes the
+ * `act=` of the preset's input line, the original network's activation. */
 #include "graph.h"
 
 #include <math.h>
@@ -262,6 +263,19 @@ static int32_t put_layers(buf *b, const char *name, int32_t height, int32_t widt
     return SAT_OK;
 }
 
+/* The activation a preset's original paper uses, written as its input line's `act=` (the
+ * spec's default, taken when sat_model_opts.activation is SAT_ACT_DEFAULT): ReLU for the
+ * ResNets, SiLU for EfficientNet. libsat's own small presets name none, so they take SiLU
+ * there as they always have. */
+static const char *preset_act(const char *name) {
+    int32_t depth, widen;
+    if (strcmp(name, "preact-resnet18") == 0 || parse_wrn(name, &depth, &widen) ||
+        strcmp(name, "resnet50") == 0 || strcmp(name, "resnext50-32x4d") == 0)
+        return " act=relu";
+    if (strcmp(name, "efficientnet-b0") == 0) return " act=silu";
+    return "";
+}
+
 int32_t sat_preset_spec(const char *name, int32_t channels, int32_t height, int32_t width,
                         int32_t num_classes, const float *mean, const float *std, char **spec_out) {
     sat__clear_tls_error();
@@ -282,7 +296,7 @@ int32_t sat_preset_spec(const char *name, int32_t channels, int32_t height, int3
     buf b = {sat__user_alloc(1024), 0, 1024, 0};
     if (!b.data) return sat__fail_tls(SAT_E_NOMEM, "sat_preset_spec: out of memory");
     b.data[0] = '\0';
-    put(&b, "# preset %s\ninput %d %d %d\n", name, channels, height, width);
+    put(&b, "# preset %s\ninput %d %d %d%s\n", name, channels, height, width, preset_act(name));
     put_normalize(&b, channels, mean, std);
     int32_t st = put_layers(&b, name, height, width, num_classes);
     if (st == SAT_OK && b.failed) st = sat__fail_tls(SAT_E_NOMEM, "sat_preset_spec: out of memory");

@@ -14,5 +14,5 @@ static_assert(std::is_standard_layout<sat_attack_opts>::value &&
 extern "C++" int sat_h_only_check() {
     sat_model_opts o;
     if (sat_model_opts_init(&o, sizeof o) != SAT_OK) return 1;
-    return o.activation == SAT_ACT_SILU ? 0 : 2;
+    return o.activation == SAT_ACT_DEFAULT ? 0 : 2;
 }

@@ -215,3 +215,14 @@ def test_destroy_order_survives_cycles_and_early_close(lib):
         m.cycle = box
         del c, m, box
     gc.collect()
+
+
+def test_presets_take_their_original_activation_by_default(ctx):
+    """Without activation=, a preset gets its original network's activation (ReLU in the
+    ResNets, SiLU in EfficientNet) and libsat's own presets SiLU; a given one is kept."""
+    for name, side, act in (("resnet50", 32, "relu"), ("wrn-10-1", 8, "relu"),
+                            ("efficientnet-b0", 32, "silu"), ("madry-cnn", 8, "silu")):
+        m = libsat.Model.preset(ctx, name, (3, side, side), 10, max_batch=1)
+        assert m.opts()["activation"] == ctx.library.activation(act), name
+        m = libsat.Model.preset(ctx, name, (3, side, side), 10, activation="gelu", max_batch=1)
+        assert m.opts()["activation"] == ctx.library.activation("gelu"), name

@@ -142,6 +142,81 @@ static void test_one_option_switches_every_activation(void **st) {
     }
 }
 
+/* The activation every act layer of m has (fails if they differ). */
+static int32_t only_activation(const sat_model *m) {
+    int32_t act = -100;
+    for (int32_t i = 0; i < sat_model_layer_count(m); i++) {
+        sat_layer_info li;
+        li.struct_size = sizeof li;
+        TU_CHECK(sat_model_layer_info(m, i, &li));
+        if (li.op != SAT_LAYER_ACT) continue;
+        if (act != -100 && li.activation != act) fail_msg("layer %d: activation %d, before %d", i, li.activation, act);
+        act = li.activation;
+    }
+    return act;
+}
+
+/* Left at its default, the model's activation option gives each network its original
+ * activation (ReLU in the ResNets, SiLU in EfficientNet), libsat's own presets SiLU; any
+ * value given, SiLU included, is taken as given; the model holds the activation it became,
+ * in its options and in its file. */
+static void test_original_activation_by_default(void **st) {
+    (void)st;
+    sat_model_opts o;
+    TU_CHECK(sat_model_opts_init(&o, sizeof o));
+    assert_int_equal(o.activation, SAT_ACT_DEFAULT);
+    sat_context *ctx = tu_context(1, 0);
+    static const struct {
+        const char *name;
+        int32_t side, act;
+    } cases[] = {
+        {"preact-resnet18", 8, SAT_ACT_RELU}, {"wrn-10-1", 8, SAT_ACT_RELU},
+        {"resnet50", 32, SAT_ACT_RELU},       {"resnext50-32x4d", 32, SAT_ACT_RELU},
+        {"efficientnet-b0", 32, SAT_ACT_SILU}, {"resnet20", 8, SAT_ACT_SILU},
+        {"madry-cnn", 8, SAT_ACT_SILU},       {"small-cnn", 8, SAT_ACT_SILU},
+        {"mlp", 8, SAT_ACT_SILU},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sat_model *m = preset_model(ctx, cases[i].name, 3, cases[i].side, cases[i].side, 10, SAT_ACT_DEFAULT);
+        if (only_activation(m) != cases[i].act)
+            fail_msg("%s: activation %d by default, expected %d", cases[i].name, only_activation(m), cases[i].act);
+        TU_CHECK(sat_model_get_opts(m, &o));
+        assert_int_equal(o.activation, cases[i].act);
+        tu_release(m);
+        m = preset_model(ctx, cases[i].name, 3, cases[i].side, cases[i].side, 10, SAT_ACT_SILU);
+        assert_int_equal(only_activation(m), SAT_ACT_SILU);
+        tu_release(m);
+    }
+    /* A spec names its own on the input line; the file keeps what the model became. */
+    const char *spec = "input 1 4 4 act=gelu\nflatten\ndense 8\nact\ndense 3 name=out\n";
+    sat_model *m = tu_model(ctx, spec, SAT_ACT_DEFAULT, 2);
+    assert_int_equal(only_activation(m), SAT_ACT_GELU);
+    void *buf = NULL;
+    size_t size = 0;
+    TU_CHECK(sat_model_save_buffer(m, NULL, &buf, &size));
+    tu_own_sat_mem(buf);
+    sat_model *back = NULL;
+    TU_CHECK(sat_model_load_buffer(ctx, buf, size, NULL, &back));
+    tu_own_model(back);
+    assert_int_equal(only_activation(back), SAT_ACT_GELU);
+    assert_int_equal(only_activation(tu_model(ctx, spec, SAT_ACT_RELU, 2)), SAT_ACT_RELU);
+    assert_int_equal(only_activation(tu_model(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 3\n",
+                                              SAT_ACT_DEFAULT, 2)),
+                     SAT_ACT_SILU);
+    /* An unknown name, or act= on another line, is refused with the line. */
+    sat_model *bad = NULL;
+    sat_model_opts_init(&o, sizeof o);
+    assert_int_equal(sat_model_create(ctx, "input 1 4 4 act=nope\nflatten\ndense 3\n", &o, &bad),
+                     SAT_E_INVALID_ARG);
+    assert_null(bad);
+    assert_non_null(strstr(sat_last_error(), "line 1: unknown activation 'nope'"));
+    assert_int_not_equal(sat_model_create(ctx, "input 1 4 4\nflatten act=relu\ndense 3\n", &o, &bad), SAT_OK);
+    assert_null(bad);
+    o.activation = -3;
+    assert_int_equal(sat_model_create(ctx, spec, &o, &bad), SAT_E_INVALID_ARG);
+    assert_null(bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_documented_counts),
@@ -150,6 +225,7 @@ int main(void) {
         cmocka_unit_test(test_long_specs),
         cmocka_unit_test(test_efficientnet_stochastic_depth),
         cmocka_unit_test(test_one_option_switches_every_activation),
+        cmocka_unit_test(test_original_activation_by_default),
     };
     return tu_run_group("presets", tests, sizeof tests / sizeof tests[0]);
 }

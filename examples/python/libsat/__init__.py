@@ -716,7 +716,9 @@ class Layer:
 class Model(_Classifier):
     """A classifier built from a text spec or a preset.
 
-    Options (keywords): activation ('silu', 'relu', ... or an id), act_param, max_batch,
+    Options (keywords): activation ('silu', 'relu', ... or an id; without it the spec's own: a
+    preset's original activation, ReLU in the ResNets and SiLU in EfficientNet, else 'silu'),
+    act_param, max_batch,
     attack_backward_act, attack_backward_param, train_backward_act, train_backward_param,
     attack_bn_mode ('inference' | 'batch'), seed.
     """

@@ -36,6 +36,8 @@ pub const SAT_LOG_INFO: i32 = 2;
 pub const SAT_LOG_DEBUG: i32 = 3;
 
 pub const SAT_ACT_SAME: i32 = -1;
+/// `sat_model_opts.activation`'s default: the spec's own (a preset's original), else SiLU.
+pub const SAT_ACT_DEFAULT: i32 = -2;
 pub const SAT_ACT_RELU: i32 = 0;
 pub const SAT_ACT_SOFTPLUS: i32 = 1;
 pub const SAT_ACT_PSOFTPLUS: i32 = 2;

@@ -421,7 +421,9 @@ impl OnnxImportOpts {
 }
 
 impl ModelOpts {
-    /// Defaults with this activation, by name ("silu", "gelu", "smoothrelu", ...).
+    /// Defaults with this activation, by name ("silu", "gelu", "smoothrelu", ...). Without
+    /// it (`ModelOpts::new()`) a model gets its spec's own activation: a preset's original
+    /// (ReLU in the ResNets, SiLU in EfficientNet), else SiLU.
     pub fn with_activation(name: &str) -> Result<Self> {
         let mut o = Self::new()?;
         o.activation = activation_from_name(name)?;

@@ -134,3 +134,17 @@ fn errors_carry_the_library_message() {
     assert!(libsat::preset_spec("no-such-net", (1, 8, 8), 10).unwrap_err().message.contains("no-such-net"));
     assert!(ModelOpts::with_activation("nope").is_err());
 }
+
+#[test]
+fn presets_take_their_original_activation_by_default() {
+    let ctx = Context::new(1, 5).unwrap();
+    assert_eq!(ModelOpts::new().unwrap().activation, sys::SAT_ACT_DEFAULT);
+    for (name, side, act) in [("preact-resnet18", 8, sys::SAT_ACT_RELU), ("efficientnet-b0", 32, sys::SAT_ACT_SILU),
+                              ("small-cnn", 8, sys::SAT_ACT_SILU)] {
+        let spec = libsat::preset_spec(name, (3, side, side), 10).unwrap();
+        let m = Model::new(&ctx, &spec, &ModelOpts::new().unwrap().max_batch(1)).unwrap();
+        assert_eq!(m.opts().unwrap().activation, act, "{name}");
+        let m = Model::new(&ctx, &spec, &ModelOpts::with_activation("gelu").unwrap().max_batch(1)).unwrap();
+        assert_eq!(m.opts().unwrap().activation, sys::SAT_ACT_GELU, "{name}");
+    }
+}
