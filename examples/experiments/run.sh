@@ -48,6 +48,11 @@ pgd_evaluation=(--pgd-steps 10,50 --test-limit 2000)
 # PGD only on the first 1000 test images (a madry-cnn run still takes about 3 minutes
 # with two running at once).
 capacity_budget=(--train-limit 10000 --epochs 3 --steps 7)
+# The ablation, the training methods and the overfitting check vary the training, not the
+# network: they share a quarter of the activation table's budget (the first 30000 training
+# images, 1000 of them held out, 4 epochs) and their own PGD-AT ReLU and SiLU runs at that
+# budget, so that the whole set fits an afternoon.
+short_budget=(--train-limit 30000 --epochs 4 --steps 7)
 capacity_evaluation=(--pgd-steps 10,50 --test-limit 1000)
 eps=0.1
 if [[ -n $TINY ]]; then
@@ -58,6 +63,7 @@ if [[ -n $TINY ]]; then
   capacity_budget=(--epochs 1 --steps 2)
   capacity_evaluation=("${evaluation[@]}")
   pgd_evaluation=("${evaluation[@]}")
+  short_budget=("${budget[@]}")
 fi
 common=(--eps "$eps" --optimizer sgd --lr 0.05 --schedule cosine --warmup 0.5 --threads 1
         --seeds "$SEEDS" --jobs "$JOBS" --quiet)
@@ -81,13 +87,18 @@ activations() {  # the paper's Table 2 at small scale
     --model small-cnn --method pgd --acts relu,softplus,psoftplus,silu,gelu,elu,celu,smoothrelu
 }
 
+short_baseline() {  # PGD-AT with ReLU and SiLU at the short budget (read back once run)
+  part short baseline "${data[@]}" "${short_budget[@]}" "${pgd_evaluation[@]}" "${common[@]}" \
+    --model small-cnn --method pgd --acts relu,silu
+}
+
 ablation() {  # the paper's Table 1: a ReLU forward with parametric Softplus's derivative
-  local recipe=("${data[@]}" "${budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
+  short_baseline  # the table's ReLU and SiLU rows
+  local recipe=("${data[@]}" "${short_budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
                 --model small-cnn --method pgd --acts relu)
   part ablation attacker "${recipe[@]}" --attack-backward psoftplus:10
   part ablation optimizer "${recipe[@]}" --train-backward psoftplus:10
   part ablation both "${recipe[@]}" --attack-backward psoftplus:10 --train-backward psoftplus:10
-  # ReLU and SiLU themselves are the activations experiment's runs (same recipe and seeds).
 }
 
 capacity() {  # does the ReLU/SiLU gap move with the model's size?
@@ -97,8 +108,9 @@ capacity() {  # does the ReLU/SiLU gap move with the model's size?
   part capacity madry-cnn "${recipe[@]}" --model madry-cnn
 }
 
-methods() {  # PGD-AT (the activations experiment's runs), Fast-AT, Free-AT, TRADES
-  local recipe=("${data[@]}" "${budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
+methods() {  # PGD-AT (the short baseline's runs), Fast-AT, Free-AT, TRADES
+  short_baseline
+  local recipe=("${data[@]}" "${short_budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
                 --model small-cnn --acts relu,silu)
   part methods fast "${recipe[@]}" --method fast
   part methods free "${recipe[@]}" --method free
@@ -106,7 +118,7 @@ methods() {  # PGD-AT (the activations experiment's runs), Fast-AT, Free-AT, TRA
 }
 
 overfitting() {  # Fast-AT at a radius where catastrophic overfitting is known to occur
-  local recipe=("${data[@]}" "${budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
+  local recipe=("${data[@]}" "${short_budget[@]}" "${pgd_evaluation[@]}" "${common[@]}"
                 --model small-cnn --acts relu,silu --method fast)
   # The default step of Fast-AT (1.25 eps) at eps 0.3: the regime of Wong et al.'s
   # failures on MNIST. The log records whether the guard saw held-out PGD accuracy collapse.

@@ -320,8 +320,9 @@ def cmd_experiments(satcli, tiny, d, root):
     if spread == 0:
         fail("every seed gave the same numbers: the check would not catch a wrong interval")
     ablation = text.split("<!-- table:ablation -->")[1]
-    if table_cells(ablation, "relu")[2:] != rows[0][2:]:
-        fail("the ablation's ReLU row is not the activation table's ReLU runs")
+    methods = text.split("<!-- table:methods -->")[1]
+    if table_cells(ablation, "relu")[2:] != table_cells(methods, "PGD-AT relu")[2:]:
+        fail("the ablation's ReLU row is not the methods table's PGD-AT ReLU runs")
     print("experiments: every table filled; the paired intervals agree with sat-cli's")
 
 
