@@ -66,7 +66,8 @@ def pgd(model, x, y, eps, steps):
 
 def run(act_name, seed, a, xtr, ytr, xval, yval):
     torch.manual_seed(seed)
-    act = nn.ReLU if act_name == "relu" else nn.SiLU
+    act = {"relu": nn.ReLU, "silu": nn.SiLU,
+           "psoftplus": lambda: nn.Softplus(beta=10.0)}[act_name]  # libsat's psoftplus, a = 10
     mean, std = float(xtr.mean()), float(xtr.std())
     net = small_cnn(act, a.init)
 
@@ -107,7 +108,7 @@ def run(act_name, seed, a, xtr, ytr, xval, yval):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--acts", default="relu,silu")
+    ap.add_argument("--acts", default="relu,silu", help="relu, silu and/or psoftplus (a = 10)")
     ap.add_argument("--init", default="he", choices=["he", "torch"])
     ap.add_argument("--train-limit", type=int, default=12000)
     ap.add_argument("--epochs", type=int, default=1)
