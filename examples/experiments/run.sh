@@ -44,15 +44,15 @@ evaluation=(--pgd-steps 10,50 --apgd --test-limit 2000)
 # as much as a quarter of a run, and the activation table has it for ReLU and SiLU.
 pgd_evaluation=(--pgd-steps 10,50 --test-limit 2000)
 # The capacity comparison runs madry-cnn (25 times small-cnn's arithmetic), so both sizes
-# get a smaller budget there: a sixth of the training set, 3 epochs, and evaluation with
+# get a smaller budget there: a sixth of the training set, 2 epochs, and evaluation with
 # PGD only on the first 1000 test images (a madry-cnn run still takes about 3 minutes
 # with two running at once).
-capacity_budget=(--train-limit 10000 --epochs 3 --steps 7)
+capacity_budget=(--train-limit 10000 --epochs 2 --steps 7)
 # The ablation, the training methods and the overfitting check vary the training, not the
-# network: they share a quarter of the activation table's budget (the first 30000 training
+# network: they share a sixth of the activation table's budget (the first 20000 training
 # images, 1000 of them held out, 4 epochs) and their own PGD-AT ReLU and SiLU runs at that
 # budget, so that the whole set fits an afternoon.
-short_budget=(--train-limit 30000 --epochs 4 --steps 7)
+short_budget=(--train-limit 20000 --epochs 4 --steps 7)
 capacity_evaluation=(--pgd-steps 10,50 --test-limit 1000)
 eps=0.1
 if [[ -n $TINY ]]; then
