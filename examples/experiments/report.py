@@ -93,9 +93,12 @@ def mean_sd(values):
     return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
 
 
-def paired(row, base, key):
-    """Mean of row - base over the seeds both have, with its 95% interval."""
+def paired(row, base, key, trained_only=False):
+    """Mean of row - base over the seeds both have (trained_only: and in which neither run
+    stayed at chance), with its 95% interval."""
     seeds = sorted(set(row) & set(base))
+    if trained_only:
+        seeds = [s for s in seeds if not failed(row[s]) and not failed(base[s])]
     d = [metric(row[s], key) - metric(base[s], key) for s in seeds
          if metric(row[s], key) is not None and metric(base[s], key) is not None]
     if not d:
@@ -104,7 +107,8 @@ def paired(row, base, key):
     if len(d) < 2:
         return f"{m:+.2f} (1 seed)"
     h = t975(len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
-    return f"{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]"
+    seeds_note = f" ({len(d)} seeds)" if trained_only else ""
+    return f"{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]{seeds_note}"
 
 
 def by_seed(runs, act):
@@ -137,6 +141,16 @@ def table(rows, base_label=None):
             if label != base_label:
                 out.append(f"| {label} - {base_label} | " +
                            " | ".join(paired(rs, base, k) for k, _ in COLUMNS) + " |")
+        at_chance = any(failed(r) for _, rs in rows for r in rs.values())
+        if at_chance:  # chosen after the runs: a secondary view, not the comparison fixed before
+            out += ["", "The same over only the seeds in which neither run stayed at chance (a view "
+                    "chosen after seeing the runs, with the number of seeds it keeps):", "",
+                    "| row | " + " | ".join(h for _, h in COLUMNS) + " |",
+                    "|---" * (len(COLUMNS) + 1) + "|"]
+            for label, rs in rows:
+                if label != base_label:
+                    out.append(f"| {label} - {base_label} | " +
+                               " | ".join(paired(rs, base, k, True) for k, _ in COLUMNS) + " |")
     return "\n".join(out) + "\n"
 
 
