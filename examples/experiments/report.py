@@ -133,25 +133,26 @@ def table(rows, base_label=None):
     base_label = base_label or rows[0][0]
     base = dict(rows).get(base_label)
     if base and len(rows) > 1:
-        out += ["", f"Paired difference against {base_label} (same seeds), in points, with "
-                "its 95% confidence interval:", "",
-                "| row | " + " | ".join(h for _, h in COLUMNS) + " |",
-                "|---" * (len(COLUMNS) + 1) + "|"]
-        for label, rs in rows:
-            if label != base_label:
-                out.append(f"| {label} - {base_label} | " +
-                           " | ".join(paired(rs, base, k) for k, _ in COLUMNS) + " |")
-        at_chance = any(failed(r) for _, rs in rows for r in rs.values())
-        if at_chance:  # chosen after the runs: a secondary view, not the comparison fixed before
-            out += ["", "The same over only the seeds in which neither run stayed at chance (a view "
-                    "chosen after seeing the runs, with the number of seeds it keeps):", "",
-                    "| row | " + " | ".join(h for _, h in COLUMNS) + " |",
-                    "|---" * (len(COLUMNS) + 1) + "|"]
-            for label, rs in rows:
-                if label != base_label:
-                    out.append(f"| {label} - {base_label} | " +
-                               " | ".join(paired(rs, base, k, True) for k, _ in COLUMNS) + " |")
+        out += differences(rows, base, base_label, False,
+                           f"Paired difference against {base_label} (same seeds), in points, with "
+                           "its 95% confidence interval:")
+        if any(failed(r) for _, rs in rows for r in rs.values()):
+            # chosen after the runs: a secondary view, not the comparison fixed before
+            out += differences(rows, base, base_label, True,
+                               "The same over only the seeds in which neither run stayed at chance "
+                               "(a view chosen after seeing the runs, with the number of seeds it keeps):")
     return "\n".join(out) + "\n"
+
+
+def differences(rows, base, base_label, trained_only, title):
+    """The lines of a table of every row's paired difference against the base row."""
+    out = ["", title, "", "| row | " + " | ".join(h for _, h in COLUMNS) + " |",
+           "|---" * (len(COLUMNS) + 1) + "|"]
+    for label, rs in rows:
+        if label != base_label:
+            out.append(f"| {label} - {base_label} | " +
+                       " | ".join(paired(rs, base, k, trained_only) for k, _ in COLUMNS) + " |")
+    return out
 
 
 def wallclock(logdir, experiment):
