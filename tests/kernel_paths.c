@@ -40,25 +40,42 @@ static int cpu_runs(arch_t id) {
     }
 }
 
+/* The widest activation loops a CPU that picks this configuration would run. */
+static int simd_of(arch_t id) {
+    switch (id) {
+    case BLIS_ARCH_SKX:
+    case BLIS_ARCH_KNL:
+        return SAT_SIMD_AVX512;
+    case BLIS_ARCH_HASWELL:
+    case BLIS_ARCH_ZEN:
+    case BLIS_ARCH_ZEN2:
+    case BLIS_ARCH_ZEN3:
+        return SAT_SIMD_AVX2;
+    default:
+        return SAT_SIMD_BASE;
+    }
+}
+
 int kernel_paths(kernel_path *p) {
     bli_init();
     int n = 0;
     for (arch_t id = 0; id < BLIS_NUM_ARCHS && n < KERNEL_PATHS_MAX - 2; id++) {
         cntx_t **c = bli_gks_lookup_id(id);
         if (!c || !c[BLIS_NAT] || !cpu_runs(id)) continue;
-        p[n] = (kernel_path){"", c[BLIS_NAT], bli_arch_string(id), 0, 0};
-        snprintf(p[n].name, sizeof p[n].name, "blis-%s, im2col", p[n].arch);
+        p[n] = (kernel_path){"", c[BLIS_NAT], bli_arch_string(id), 0, 0, simd_of(id)};
+        snprintf(p[n].name, sizeof p[n].name, "blis-%s, im2col, %s loops", p[n].arch, sat__simd_name(p[n].simd));
         n++;
     }
     if (sat__gemm_select(NULL, NULL, 1)) {
-        p[n] = (kernel_path){"", NULL, NULL, 1, 0};
-        snprintf(p[n].name, sizeof p[n].name, "%s, im2col", sat__gemm_path());
+        p[n] = (kernel_path){"", NULL, NULL, 1, 0, SAT_SIMD_AVX512};
+        snprintf(p[n].name, sizeof p[n].name, "%s, im2col, avx512 loops", sat__gemm_path());
         n++;
     }
     kernel_path_reset();
     if (sat__conv_direct_available()) {
-        p[n] = (kernel_path){"", NULL, NULL, -1, 1};
-        snprintf(p[n].name, sizeof p[n].name, "%s, direct conv", sat__gemm_path());
+        p[n] = (kernel_path){"", NULL, NULL, -1, 1, SAT_SIMD_AVX512};
+        snprintf(p[n].name, sizeof p[n].name, "%s, direct conv, %s loops", sat__gemm_path(),
+                 sat__simd_name(sat__simd_cpu_level()));
         n++;
     }
     return n;
@@ -66,6 +83,7 @@ int kernel_paths(kernel_path *p) {
 
 int kernel_path_apply(const kernel_path *p) {
     sat__conv_direct_select(p->direct);
+    sat__simd_select(p->simd);
     if (p->own_ukr >= 0) return sat__gemm_select(p->cntx, p->arch, p->own_ukr);
     sat__gemm_select_default();
     return 1;
@@ -74,6 +92,7 @@ int kernel_path_apply(const kernel_path *p) {
 void kernel_path_reset(void) {
     sat__gemm_select_default();
     sat__conv_direct_select(1);
+    sat__simd_select(SAT_SIMD_AVX512);
 }
 
 const char *kernel_path_native_arch(void) {

@@ -16,13 +16,15 @@ typedef struct kernel_path {
     const char *arch; /* the configuration's name */
     int own_ukr;      /* 1: the library's AVX-512 micro-kernel; -1: the library's own choice */
     int direct;       /* direct convolutions on */
+    int simd;         /* SAT_SIMD_*: the widest activation loops (capped by the CPU) */
 } kernel_path;
 
 #define KERNEL_PATHS_MAX 24
 
 /* Fills paths[] (KERNEL_PATHS_MAX entries) and returns how many there are, in order:
  *   - every BLIS configuration whose instructions this CPU has, direct convolutions off
- *     (so the im2col + GEMM path carries every convolution);
+ *     (so the im2col + GEMM path carries every convolution), with the activation loops a
+ *     CPU of that configuration runs (skx: AVX-512, haswell and zen*: AVX2, others: baseline);
  *   - the library's AVX-512 micro-kernel on BLIS's native context, direct convolutions off;
  *   - the library's own choice for this CPU with the direct convolutions on. */
 int kernel_paths(kernel_path *paths);

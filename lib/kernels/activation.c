@@ -89,14 +89,38 @@ static inline double srelu_h(double z) {
 }
 
 /* SiLU, the paper's best activation, is on every step's critical path: its loops are
- * compiled for AVX-512, AVX2 and the baseline, chosen at load time. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SAT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SAT_CLONES
+ * compiled for AVX-512, AVX2 and the baseline, and the widest the CPU runs is used (or the
+ * level a test or benchmark selected, below). The bodies are written once and inlined into
+ * each variant; without contraction they give the same bits at every level. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SAT_SIMD_VARIANTS 1
 #endif
 
-SAT_CLONES static void silu_forward(float b, const float *x, float *y, int64_t n) {
+/* Highest level in use: a test or benchmark may lower it to run another CPU's loops. */
+static int simd_cap = SAT_SIMD_AVX512;
+
+int sat__simd_cpu_level(void) {
+#ifdef SAT_SIMD_VARIANTS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return SAT_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2")) return SAT_SIMD_AVX2;
+#endif
+    return SAT_SIMD_BASE;
+}
+
+void sat__simd_select(int level) { simd_cap = level < SAT_SIMD_BASE ? SAT_SIMD_BASE : level; }
+
+int sat__simd_level(void) {
+    const int cpu = sat__simd_cpu_level();
+    return simd_cap < cpu ? simd_cap : cpu;
+}
+
+const char *sat__simd_name(int level) {
+    return level >= SAT_SIMD_AVX512 ? "avx512" : level == SAT_SIMD_AVX2 ? "avx2" : "baseline";
+}
+
+static inline __attribute__((always_inline)) void silu_forward_body(float b, const float *x, float *y,
+                                                                    int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float z = b * x[i];
         const float e = exp_nonpos(-fabsf(z));
@@ -106,8 +130,9 @@ SAT_CLONES static void silu_forward(float b, const float *x, float *y, int64_t n
 }
 
 /* d/dx x s(bx) = s + bx s (1 - s), s (1 - s) = e / (1 + e)^2 without cancellation. */
-SAT_CLONES static void silu_backward(float b, const float *x, const float *dy,
-                                     float *dx, int64_t n) {
+static inline __attribute__((always_inline)) void silu_backward_body(float b, const float *x,
+                                                                     const float *dy, float *dx,
+                                                                     int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float zb = b * x[i];
         /* clamp200 without fminf/fmaxf calls, which would keep the loop scalar */
@@ -117,6 +142,54 @@ SAT_CLONES static void silu_backward(float b, const float *x, const float *dy,
         const float s = z >= 0.0f ? r : e * r;
         dx[i] = dy[i] * (s + z * (e * r * r));
     }
+}
+
+#ifdef SAT_SIMD_VARIANTS
+__attribute__((target("avx512f"))) static void silu_forward_avx512(float b, const float *x, float *y,
+                                                                   int64_t n) {
+    silu_forward_body(b, x, y, n);
+}
+__attribute__((target("avx2"))) static void silu_forward_avx2(float b, const float *x, float *y, int64_t n) {
+    silu_forward_body(b, x, y, n);
+}
+__attribute__((target("avx512f"))) static void silu_backward_avx512(float b, const float *x, const float *dy,
+                                                                    float *dx, int64_t n) {
+    silu_backward_body(b, x, dy, dx, n);
+}
+__attribute__((target("avx2"))) static void silu_backward_avx2(float b, const float *x, const float *dy,
+                                                                 float *dx, int64_t n) {
+    silu_backward_body(b, x, dy, dx, n);
+}
+#endif
+
+static void silu_forward(float b, const float *x, float *y, int64_t n) {
+#ifdef SAT_SIMD_VARIANTS
+    const int level = sat__simd_level();
+    if (level == SAT_SIMD_AVX512) {
+        silu_forward_avx512(b, x, y, n);
+        return;
+    }
+    if (level == SAT_SIMD_AVX2) {
+        silu_forward_avx2(b, x, y, n);
+        return;
+    }
+#endif
+    silu_forward_body(b, x, y, n);
+}
+
+static void silu_backward(float b, const float *x, const float *dy, float *dx, int64_t n) {
+#ifdef SAT_SIMD_VARIANTS
+    const int level = sat__simd_level();
+    if (level == SAT_SIMD_AVX512) {
+        silu_backward_avx512(b, x, dy, dx, n);
+        return;
+    }
+    if (level == SAT_SIMD_AVX2) {
+        silu_backward_avx2(b, x, dy, dx, n);
+        return;
+    }
+#endif
+    silu_backward_body(b, x, dy, dx, n);
 }
 
 void sat__act_forward(int32_t act, float param, const float *x, float *y, int64_t n) {

@@ -39,6 +39,16 @@ const char *sat__act_name(int32_t act);
 int32_t sat__act_from_name(const char *name, int32_t *act);
 float sat__act_default_param(int32_t act);
 
+/* ---- SIMD level of the vectorised activation loops (activation.c) ----
+ * SiLU's loops exist for AVX-512, AVX2 and the baseline; the widest the CPU runs is used.
+ * Every level gives the same bits. sat__simd_select caps the level (for tests and
+ * benchmarks only, process-wide, while nothing runs): a test runs another CPU's loops. */
+enum { SAT_SIMD_BASE = 0, SAT_SIMD_AVX2 = 1, SAT_SIMD_AVX512 = 2 };
+int sat__simd_cpu_level(void);
+int sat__simd_level(void);
+void sat__simd_select(int level);
+const char *sat__simd_name(int level);
+
 /* ---- activations (act is SAT_ACT_*, param its parameter: never NaN here) ---- */
 void sat__act_forward(int32_t act, float param, const float *x, float *y, int64_t n);
 /* dx[i] = dy[i] * f'(x[i]) where f is act with param; x is the activation's *input*. */

@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef long double ld;
 
@@ -187,6 +188,41 @@ static void test_in_place_and_long(void **state) {
     }
 }
 
+/* SiLU's loops exist for AVX-512, AVX2 and the baseline (kernels.h); a CPU runs the widest
+ * it has. Every level this CPU can run must give the baseline's bits (any NaN counting as
+ * one value), so a model computes the same on a machine without AVX-512. */
+/* Equal bits, or both NaN (a NaN's sign and payload depend on the instructions). */
+static int same_bits(float a, float b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0; }
+
+static void test_simd_levels_agree(void **state) {
+    (void)state;
+    enum { N = 1003 };
+    static float x[N], dy[N], y[3][N], dx[3][N];
+    tu_fill_uniform(x, N, -90.0f, 90.0f, 21);
+    tu_fill_uniform(dy, N, -1.0f, 1.0f, 22);
+    const float specials[] = {0.0f, -0.0f, 1e-40f, -1e-40f, 88.0f, -88.0f, 87.4f, -87.4f, 200.5f, -200.5f,
+                              3e38f, -3e38f, INFINITY, -INFINITY, NAN, 1e-7f};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) x[7 * i + 3] = specials[i];
+    const float params[] = {1.0f, 2.5f};
+    const int top = sat__simd_cpu_level();
+    print_message("activation loops this CPU runs: baseline up to %s\n", sat__simd_name(top));
+    for (int p = 0; p < 2; p++) {
+        for (int level = SAT_SIMD_BASE; level <= top; level++) {
+            sat__simd_select(level);
+            assert_int_equal(sat__simd_level(), level);
+            sat__act_forward(SAT_ACT_SILU, params[p], x, y[level], N);
+            sat__act_backward(SAT_ACT_SILU, params[p], x, dy, dx[level], N);
+            if (level == SAT_SIMD_BASE) continue;
+            for (int i = 0; i < N; i++)
+                if (!same_bits(y[level][i], y[0][i]) || !same_bits(dx[level][i], dx[0][i]))
+                    fail_msg("SiLU(%g; b = %g) on %s loops: f %.9g, f' dy %.9g; baseline %.9g, %.9g", x[i],
+                             params[p], sat__simd_name(level), y[level][i], dx[level][i], y[0][i], dx[0][i]);
+        }
+    }
+    sat__simd_select(SAT_SIMD_AVX512);
+    assert_int_equal(sat__simd_level(), top);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_closed_forms),
@@ -195,6 +231,7 @@ int main(void) {
         cmocka_unit_test(test_extremes_stay_finite),
         cmocka_unit_test(test_smoothrelu_param_grad),
         cmocka_unit_test(test_in_place_and_long),
+        cmocka_unit_test(test_simd_levels_agree),
     };
     return tu_run_group("test_activations", tests, sizeof tests / sizeof tests[0]);
 }

@@ -36,17 +36,21 @@ static void test_choice_follows_cpu(void **state) {
     const char *path = sat__gemm_path();
     const char *arch = kernel_path_native_arch();
     const int direct = sat__conv_direct_available();
-    printf("kernel choice: gemm %s, BLIS configuration %s, direct convolutions %s, AVX-512 reported: %s\n", path,
-           arch, direct ? "on" : "off", cpu_has_avx512() ? "yes" : "no");
+    const char *loops = sat__simd_name(sat__simd_level());
+    printf("kernel choice: gemm %s, BLIS configuration %s, direct convolutions %s, activation loops %s, "
+           "AVX-512 reported: %s\n",
+           path, arch, direct ? "on" : "off", loops, cpu_has_avx512() ? "yes" : "no");
     if (!cpu_has_avx512()) {
-        if (strstr(path, "avx512") || arch_uses_avx512(arch) || direct)
-            fail_msg("no AVX-512 reported, yet the library runs %s on BLIS %s with direct convolutions %s", path,
-                     arch, direct ? "on" : "off");
+        if (strstr(path, "avx512") || arch_uses_avx512(arch) || direct || sat__simd_level() == SAT_SIMD_AVX512)
+            fail_msg("no AVX-512 reported, yet the library runs %s on BLIS %s with direct convolutions %s and "
+                     "%s activation loops",
+                     path, arch, direct ? "on" : "off", loops);
         /* The test's own list of paths holds none either. */
         kernel_path paths[KERNEL_PATHS_MAX];
         int n = kernel_paths(paths);
         for (int i = 0; i < n; i++)
-            if (strstr(paths[i].name, "avx512") || strstr(paths[i].name, "skx") || paths[i].direct)
+            if (strstr(paths[i].name, "avx512") || strstr(paths[i].name, "skx") || paths[i].direct ||
+                paths[i].simd == SAT_SIMD_AVX512)
                 fail_msg("no AVX-512 reported, yet the kernel path \"%s\" is listed", paths[i].name);
         kernel_path_reset();
     }
@@ -69,6 +73,8 @@ static void test_model_reports_choice(void **state) {
     char expect[256];
     snprintf(expect, sizeof expect, "GEMMs on %s; direct convolutions %s", sat__gemm_path(),
              sat__conv_direct_available() ? "on" : "off");
+    if (!strstr(logged, expect)) fail_msg("the model logged \"%s\", expected \"%s\"", logged, expect);
+    snprintf(expect, sizeof expect, "activation loops %s", sat__simd_name(sat__simd_level()));
     if (!strstr(logged, expect)) fail_msg("the model logged \"%s\", expected \"%s\"", logged, expect);
 }
 
