@@ -4,11 +4,18 @@
     /usr/bin/python3 tests/bench/compare.py [--bench build-perf/tests/bench/sat_bench]
         [--model all] [--act all] [--threads 1,2] [--batch 128] [--reps 5] [--repeats 3]
         [--metrics train,pgd1,pgdk,attack] [--no-ref] [--markdown FILE] [--jsonl FILE]
+        [--kernel-path blis-zen3 --torch-isa avx2]
 
 For every configuration (model, activation, threads) and every repeat, one libsat process
 and one PyTorch process run back to back (libsat first on even repeats, PyTorch first on
 odd ones), so that load from other programs hits both alike. Each process reports medians
 over --reps calls; the table shows the median over --repeats processes.
+
+--kernel-path runs libsat on another CPU's kernels (SAT_KERNEL_PATH, direct convolutions
+off: e.g. blis-zen3 is what an AVX2-only AMD CPU runs) and --torch-isa caps PyTorch's
+(ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA), so that both sides run AVX2 only on an
+AVX-512 machine. The table names the CPU and the kernels; the JSON lines also hold every
+layer's kernels (sat_bench's kernel_paths).
 """
 import argparse
 import datetime
@@ -22,8 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def run(cmd):
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+def run(cmd, env=None):
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, **(env or {}))).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {r["metric"]: r["value"] for r in rows}
 
@@ -52,6 +60,9 @@ def main():
     ap.add_argument("--no-ref", action="store_true", help="skip libsat's GEMM reference timings")
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--jsonl", help="append every raw measurement here")
+    ap.add_argument("--kernel-path", help="libsat on this GEMM path with the direct convolutions off "
+                    "(SAT_KERNEL_PATH, e.g. blis-zen3)")
+    ap.add_argument("--torch-isa", choices=["avx2", "avx512"], help="cap PyTorch's vector instructions")
     ap.add_argument("--load", nargs="+", metavar="FILE",
                     help="run nothing: build the table from --jsonl files of earlier runs (later files win "
                          "for a configuration they contain)")
@@ -61,6 +72,9 @@ def main():
     acts = ["relu", "silu"] if a.act == "all" else a.act.split(",")
     threads = [int(t) for t in a.threads.split(",")]
     common = ["--batch", str(a.batch), "--reps", str(a.reps)] + (["--metrics", a.metrics] if a.metrics else [])
+    sat_env = {"SAT_KERNEL_PATH": a.kernel_path, "SAT_DIRECT_CONV": "0"} if a.kernel_path else {}
+    torch_env = ({"ATEN_CPU_CAPABILITY": a.torch_isa, "ONEDNN_MAX_CPU_ISA": "AVX2" if a.torch_isa == "avx2"
+                  else "AVX512_CORE"} if a.torch_isa else {})
     raw = {}
     log = open(a.jsonl, "a") if a.jsonl and not a.load else None
     if a.load:
@@ -87,15 +101,16 @@ def main():
                 torch_cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), "--model", model,
                              "--act", act, "--threads", str(t)] + common
                 for r in range(a.repeats):
-                    order = [("libsat", sat_cmd), ("torch", torch_cmd)]
+                    order = [("libsat", sat_cmd, sat_env), ("torch", torch_cmd, torch_env)]
                     if r % 2:
                         order.reverse()
-                    for impl, cmd in order:
-                        res = run(cmd)
+                    for impl, cmd, env in order:
+                        res = run(cmd, env)
                         raw[key][impl].append(res)
                         if log:
                             log.write(json.dumps({"impl": impl, "model": model, "act": act, "threads": t,
-                                                  "batch": a.batch, "repeat": r, "metrics": res}) + "\n")
+                                                  "batch": a.batch, "repeat": r, "env": env,
+                                                  "metrics": res}) + "\n")
                             log.flush()
                         print(f"# {impl:6s} {model} {act} {t}t repeat {r}: pgdk {res['pgdk_ms']:.1f} ms",
                               file=sys.stderr, flush=True)
@@ -106,7 +121,8 @@ def main():
 
     head = ("| model | act | thr | train ms sat / torch | PGD-1 ms sat / torch | PGD-k ms sat / torch | "
             "PGD-k ratio | attack img/s sat / torch | RSS MB sat / torch | SiLU/ReLU PGD-k (sat) | "
-            "2t speed-up PGD-k (sat) | step GF/s | BLIS GF/s (shapes) | libsat GEMM GF/s (shapes) | eff |")
+            "2t speed-up PGD-k (sat) | RSS ratio | step % of FMA peak sat / torch | step GF/s | "
+            "BLIS GF/s (shapes) | libsat GEMM GF/s (shapes) | eff |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for (model, act, t) in raw:
         key = (model, act, t)
@@ -120,6 +136,9 @@ def main():
         flops = gf * g("libsat", "pgdk_ms")
         blis_gf = flops / g("libsat", "blis_pgdk_ms")
         sat_gf = flops / g("libsat", "satgemm_pgdk_ms")
+        rss_ratio = g("libsat", "peak_rss_mb") / g("torch", "peak_rss_mb")
+        peak_pct = g("libsat", "pgdk_peak_pct")
+        torch_pct = peak_pct * g("libsat", "pgdk_ms") / g("torch", "pgdk_ms")  # same FLOPs, its own time
         k = g("libsat", "pgdk_steps")
         k = int(k) if k == k else 0  # NaN: the PGD-k step was not timed
         lines.append(
@@ -128,12 +147,28 @@ def main():
             f"{g('libsat','pgdk_ms'):.1f} / {g('torch','pgdk_ms'):.1f} (k={k}) | **{ratio:.2f}** | "
             f"{g('libsat','attack_img_s'):.0f} / {g('torch','attack_img_s'):.0f} | "
             f"{g('libsat','peak_rss_mb'):.0f} / {g('torch','peak_rss_mb'):.0f} | {silu_rel:.2f} | {speedup:.2f} | "
-            f"{gf:.1f} | {blis_gf:.1f} | {sat_gf:.1f} | {100 * gf / sat_gf:.0f}% |")
+            f"{rss_ratio:.2f} | {peak_pct:.0f}% / {torch_pct:.0f}% | {gf:.1f} | {blis_gf:.1f} | {sat_gf:.1f} | {100 * gf / sat_gf:.0f}% |")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     n_rep = statistics.median([len(v["libsat"]) for v in raw.values()]) if raw else 0
     title = (f"libsat / PyTorch {stamp}, {cpu_model()}, batch {a.batch}, medians of {n_rep:g} interleaved "
              f"processes per implementation x {a.reps} steps each")
     text = title + "\n\n" + "\n".join(lines) + "\n"
+    # What ran: the CPU, BLIS's configuration and libsat's kernels, and the FMA peaks.
+    for t in threads:
+        paths = [r["kernel_paths"] for key in raw if key[2] == t for r in raw[key]["libsat"] if "kernel_paths" in r]
+        peaks = [(r.get("fma512_peak_gflops"), r.get("fma256_peak_gflops"))
+                 for key in raw if key[2] == t for r in raw[key]["libsat"]]
+        if paths:
+            p = paths[0]
+            text += (f"\n{t} thread(s): CPU {p['cpu']}; BLIS picks {p['blis_arch']}; libsat GEMMs on {p.get('gemm')}, "
+                     f"direct convolutions {'on' if p.get('direct_conv') else 'off'}, activation loops "
+                     f"{p.get('activation_loops')}")
+        peaks = [x for x in peaks if x[0] is not None]
+        if peaks:
+            text += (f"; measured FMA peak {statistics.median(x[0] for x in peaks):.0f} GFLOP/s (512-bit), "
+                     f"{statistics.median(x[1] for x in peaks):.0f} (256-bit)\n")
+    if sat_env or torch_env:
+        text += f"\nenvironment: libsat {sat_env or 'default'}, PyTorch {torch_env or 'default'}\n"
     print(text)
     # Square reference GFLOP/s (1024^3) per thread count: stock BLIS and libsat's GEMM.
     for t in threads:

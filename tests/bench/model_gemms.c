@@ -47,6 +47,7 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
     int n_names = 0, c = 0, h = 0, w = 0, first = 1;
     char *copy = strdup(spec), *save = NULL;
     mg->count = 0;
+    mg->n_layers = 0;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
@@ -69,6 +70,7 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
             /* A grouped conv (g > 1, direct loops in libsat) is counted as one GEMM of its
              * FLOPs: each output sums over C/G input channels. */
             int64_t kk = (int64_t)(c / g) * k * k, np = batch * ho * wo;
+            if (mg->n_layers < MAX_LAYERS) mg->layer[mg->n_layers++] = (layer_geom){0, c, h, w, co, k, st, p, g};
             add_gemm(mg, co, np, kk, 0, 0, 0, first);  /* Y = W col */
             add_gemm(mg, kk, np, co, 1, 0, 1, first);  /* dcol = W^T dY */
             add_gemm(mg, co, kk, np, 0, 1, 2, first);  /* dW = dY col^T */
@@ -76,6 +78,7 @@ void spec_gemms(const char *spec, int64_t batch, model_gemms *mg) {
             c = co, h = ho, w = wo;
         } else if (strcmp(tok[0], "dense") == 0) {
             int64_t in = (int64_t)c * h * w, out = atoi(tok[1]);
+            if (mg->n_layers < MAX_LAYERS) mg->layer[mg->n_layers++] = (layer_geom){1, (int)in, 1, 1, (int)out, 1, 1, 0, 1};
             add_gemm(mg, batch, out, in, 0, 1, 0, first);  /* Y = X W^T */
             add_gemm(mg, batch, in, out, 0, 0, 1, first);  /* dX = dY W */
             add_gemm(mg, out, in, batch, 1, 0, 2, first);  /* dW = dY^T X */

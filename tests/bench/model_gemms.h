@@ -14,9 +14,19 @@ typedef struct gemm_shape {
     int first;      /* belongs to the first parametrised layer */
 } gemm_shape;
 
+#define MAX_LAYERS 128
+
+/* A conv or dense layer as the spec declares it (dense: c_in inputs, c_out outputs). */
+typedef struct layer_geom {
+    int dense;
+    int c_in, h_in, w_in, c_out, k, stride, pad, groups;
+} layer_geom;
+
 typedef struct model_gemms {
     gemm_shape g[MAX_GEMMS];
     int count;
+    layer_geom layer[MAX_LAYERS];
+    int n_layers;
 } model_gemms;
 
 /* Walks the spec (layer shapes, names, from=) and lists the three GEMMs of every conv and

@@ -30,6 +30,14 @@
  *   satgemm_*     the same shapes and 1024^3 through libsat's GEMM entry point (BLIS with
  *                 the micro-kernel libsat selects for this CPU; see lib/kernels/gemm.c)
  *   peak_rss_mb   getrusage ru_maxrss after the libsat measurements (before the BLIS ones)
+ *   fma512_peak_gflops, fma256_peak_gflops  the machine's measured FMA peak on this many
+ *                 threads (fma_peak.c; 0 without the instructions)
+ *   pgdk_peak_pct pgdk_gflops against the peak of the widest vectors the step uses
+ *   kernel_paths  (an object) the CPU, BLIS's configuration, the GEMM path, whether the
+ *                 direct convolutions and which activation loops run, and every layer's
+ *                 kernels per pass
+ * SAT_KERNEL_PATH / SAT_DIRECT_CONV run it on another CPU's kernel path (tests/bench/
+ * kernel_path_from_env.c), e.g. SAT_KERNEL_PATH=blis-zen3 SAT_DIRECT_CONV=0: AVX2 only.
  * Attack settings: Linf, eps 8/255, step 2/255, random start; SGD lr 0.01 momentum 0.9,
  * weight decay 5e-4 (not on biases and batch norm). */
 #define _POSIX_C_SOURCE 200809L
@@ -41,6 +49,7 @@
 
 #include "kernels/blis_include.h"
 #include "bench_model.h"
+#include "fma_peak.h"
 #include "model_gemms.h"
 
 #include <errno.h>
@@ -115,6 +124,80 @@ static void emit(const char *model, const char *act, int threads, int batch, con
     printf("{\"impl\":\"libsat\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,\"batch\":%d,"
            "\"metric\":\"%s\",\"value\":%.6g}\n",
            model, act, threads, batch, metric, value);
+    fflush(stdout);
+}
+
+/* The CPU as /proc/cpuinfo names it, with its family and model numbers. */
+static void cpu_name(char *out, size_t cap) {
+    char line[256], name[128] = "unknown", family[16] = "?", model[16] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1 + strspn(colon + 1, " \t");
+        v[strcspn(v, "\n")] = 0;
+        if (!strncmp(line, "model name", 10)) snprintf(name, sizeof name, "%s", v);
+        else if (!strncmp(line, "cpu family", 10)) snprintf(family, sizeof family, "%s", v);
+        else if (!strncmp(line, "model\t", 6)) snprintf(model, sizeof model, "%s", v);
+        else if (!strncmp(line, "flags", 5)) break; /* the first CPU's entries are enough */
+    }
+    if (f) fclose(f);
+    snprintf(out, cap, "%s (family %s, model %s)", name, family, model);
+}
+
+#ifdef SAT_BENCH_INTERNAL
+/* Which kernels each conv and dense layer runs on, per pass: the library's rule
+ * (sat__conv_direct_fits) applied to the spec's geometry. */
+static void layer_paths(const layer_geom *l, char *out, size_t cap) {
+    if (l->dense) {
+        snprintf(out, cap, "dense %d->%d: gemm", l->c_in, l->c_out);
+        return;
+    }
+    if (l->groups > 1) {
+        snprintf(out, cap, "conv %d->%d k%d s%d g%d %dx%d: grouped loops", l->c_in, l->c_out, l->k, l->stride,
+                 l->groups, l->h_in, l->w_in);
+        return;
+    }
+    sat_conv_geom g = {l->c_in, l->h_in, l->w_in, l->c_out, l->k, l->stride, l->pad, 0, 0,
+                       sat__conv_direct_available()};
+    sat__conv_geom_init(&g);
+    const char *gemm = l->k == 1 && l->stride == 1 && l->pad == 0 ? "gemm" : "im2col+gemm";
+    snprintf(out, cap, "conv %d->%d k%d s%d %dx%d: forward %s, input gradient %s, weight gradient %s", l->c_in,
+             l->c_out, l->k, l->stride, l->h_in, l->w_in, sat__conv_direct_fits(&g, SAT_CONV_DIRECT_FORWARD) ? "direct" : gemm,
+             sat__conv_direct_fits(&g, SAT_CONV_DIRECT_DATA) ? "direct" : gemm,
+             sat__conv_direct_fits(&g, SAT_CONV_DIRECT_WEIGHTS) ? "direct" : gemm);
+}
+
+/* Whether the step runs any AVX-512 code: then the machine's peak is the 512-bit one. */
+static int path_uses_avx512(void) {
+    const char *gemm = sat__gemm_path();
+    return sat__conv_direct_available() || sat__simd_level() == SAT_SIMD_AVX512 || strstr(gemm, "avx512") ||
+           strstr(gemm, "skx");
+}
+#endif
+
+/* One JSON line naming the CPU, the BLIS configuration and the kernels of every layer. */
+static void emit_paths(const char *model, const char *act, int threads, int batch, const model_gemms *mg) {
+    char cpu[192];
+    cpu_name(cpu, sizeof cpu);
+    bli_init();
+    printf("{\"impl\":\"libsat\",\"model\":\"%s\",\"act\":\"%s\",\"threads\":%d,\"batch\":%d,"
+           "\"metric\":\"kernel_paths\",\"value\":{\"cpu\":\"%s\",\"blis_arch\":\"%s\"",
+           model, act, threads, batch, cpu, bli_arch_string(bli_arch_query_id()));
+#ifdef SAT_BENCH_INTERNAL
+    printf(",\"gemm\":\"%s\",\"direct_conv\":%s,\"activation_loops\":\"%s\",\"layers\":[", sat__gemm_path(),
+           sat__conv_direct_available() ? "true" : "false", sat__simd_name(sat__simd_level()));
+    for (int i = 0; i < mg->n_layers; i++) {
+        char desc[256];
+        layer_paths(&mg->layer[i], desc, sizeof desc);
+        printf("%s\"%s\"", i ? "," : "", desc);
+    }
+    printf("]");
+#else
+    (void)mg;
+    printf(",\"gemm\":\"stock BLIS (library built without the internal view)\"");
+#endif
+    printf("}}\n");
     fflush(stdout);
 }
 
@@ -209,6 +292,16 @@ static void run_single(const char *model_name, const char *act_name, int threads
     spec_gemms(spec, batch, &mg);
     double f_attack, f_train;
     model_flops(&mg, &f_attack, &f_train);
+    emit_paths(model_name, act_name, threads, batch, &mg);
+    /* The peak of the widest vectors the step's kernels use (both are reported). */
+    const double fma512 = fma_peak_gflops(512, threads, 0.3), fma256 = fma_peak_gflops(256, threads, 0.3);
+    emit(model_name, act_name, threads, batch, "fma512_peak_gflops", fma512);
+    emit(model_name, act_name, threads, batch, "fma256_peak_gflops", fma256);
+#ifdef SAT_BENCH_INTERNAL
+    const double peak = path_uses_avx512() ? fma512 : fma256;
+#else
+    const double peak = fma512 > fma256 ? fma512 : fma256;
+#endif
 
     if (wanted(metrics, "train")) {
         const double t_train = time_train(model, SAT_TRAIN_STANDARD, 0, x, labels, batch, reps);
@@ -226,6 +319,9 @@ static void run_single(const char *model_name, const char *act_name, int threads
         emit(model_name, act_name, threads, batch, "pgdk_ms", 1e3 * t_pgdk);
         emit(model_name, act_name, threads, batch, "pgdk_gflops",
              (k_steps * f_attack + f_train) / t_pgdk * 1e-9);
+        if (peak > 0.0)
+            emit(model_name, act_name, threads, batch, "pgdk_peak_pct",
+                 100.0 * (k_steps * f_attack + f_train) / t_pgdk * 1e-9 / peak);
     }
     if (wanted(metrics, "attack")) {
         const double t_att = time_attack(model, x, labels, x_adv, batch, reps);
