@@ -65,6 +65,10 @@ typedef struct sat_node {
     int32_t alias;              /* output is the input's buffer (flatten) */
 } sat_node;
 
+/* 1 if an act node's backward computes its input again from the batch norm that produced
+ * it (its only reader, with parameters), so the plan need not keep that input (ops.c). */
+int sat__act_recomputes_input(const sat_model *m, const sat_node *nd);
+
 /* Batch-norm behaviour of one forward pass. */
 #define SAT__BN_INFER 0   /* running statistics */
 #define SAT__BN_BATCH 1   /* batch statistics, running ones untouched */

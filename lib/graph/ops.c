@@ -342,8 +342,9 @@ static void bn_init(sat_model *m, const sat_node *nd, uint64_t seed) {
     sat__init_fill(m->state + nd->s_var, nd->c, 1.0f);
 }
 
-/* The batch mean and inverse std of a training-mode forward. */
-static int64_t bn_saved(const sat_node *nd) { return 2 * (int64_t)nd->c; }
+/* The batch mean and inverse std of a training-mode forward, then the scale and shift it
+ * applied (for bn_recompute). */
+static int64_t bn_saved(const sat_node *nd) { return 4 * (int64_t)nd->c; }
 
 /* Training-mode batch norm over a range of channels [c0, c1). */
 static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
@@ -353,8 +354,8 @@ static void bn_train_fwd_body(const sat_run *r, const sat_node *nd, const float 
     float *save = r->e->arena + r->e->a_save[nd - m->nodes];
     const int upd = r->bn == SAT__BN_TRAIN;
     sat__bn_forward_train(x0, m->params + nd->p_gamma, m->params + nd->p_beta, y, r->n, nd->c, (int64_t)nd->h * nd->w,
-                          save, save + nd->c, upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL,
-                          c0, c1);
+                          save, save + nd->c, save + 2 * nd->c, upd ? m->state + nd->s_mean : NULL,
+                          upd ? m->state + nd->s_var : NULL, c0, c1);
 }
 
 static void bn_train_bwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
@@ -404,8 +405,8 @@ static void bn_norm_body(const sat_run *r, const sat_node *nd, const float *x0, 
     float *save = r->e->arena + r->e->a_save[nd - m->nodes];
     const int upd = r->bn == SAT__BN_TRAIN;
     sat__bn_normalise(x0, m->params + nd->p_gamma, m->params + nd->p_beta, y, r->n, nd->c, (int64_t)nd->h * nd->w,
-                      s, s + nd->c + 1, s[nd->c], save, save + nd->c, upd ? m->state + nd->s_mean : NULL,
-                      upd ? m->state + nd->s_var : NULL, c0, c1);
+                      s, s + nd->c + 1, s[nd->c], save, save + nd->c, save + 2 * nd->c,
+                      upd ? m->state + nd->s_mean : NULL, upd ? m->state + nd->s_var : NULL, c0, c1);
 }
 
 static void bn_sync_forward(const sat_run *r, const sat_node *nd, const float *x0, float *y) {
@@ -581,12 +582,44 @@ static void act_forward(const sat_run *r, const sat_node *nd, const float *x0, c
     ew_run(r->m, &j);
 }
 
+int sat__act_recomputes_input(const sat_model *m, const sat_node *nd) {
+    if (nd->op != SAT_OP_ACT || nd->in0 < 0) return 0;
+    const sat_node *bn = &m->nodes[nd->in0];
+    return bn->op == SAT_OP_BN && !bn->alias && bn->consumers == 1 && bn->p_gamma >= 0;
+}
+
+/* The output of the batch norm feeding an act node (sat__act_recomputes_input), computed
+ * again into y from the batch norm's input: in inference mode from the running statistics,
+ * which have not changed since the forward; otherwise from the scale and shift the forward
+ * saved. Either way the forward's bits. */
+static void bn_apply_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                          int64_t e0, int64_t e1) {
+    (void)dy;
+    const float *save = r->e->arena + r->e->a_save[nd - r->m->nodes];
+    const int64_t off = e0 * nd->size;
+    sat__bn_apply(x0 + off, save + 2 * nd->c, y + off, e1 - e0, nd->c, (int64_t)nd->h * nd->w);
+}
+
+static void bn_recompute(const sat_run *r, const sat_node *bn, float *y) {
+    const float *x = r->e->out_ptr[bn->in0];
+    split_run(r, bn, x, NULL, y, r->bn == SAT__BN_INFER ? bn_infer_fwd_body : bn_apply_body, r->n);
+}
+
 static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                          const float *dy, float *dx0, float *dx1) {
     (void)y, (void)dx1;
     sat_model *m = r->m;
     float own = act_param_now(m, nd);
     int64_t count = r->n * nd->size;
+    if (sat__act_recomputes_input(m, nd)) {
+        /* The input was not kept (plan.c): computed again into the input gradient's region,
+         * which the derivative then overwrites element by element. The batch norm's
+         * parameters make that gradient needed by every plan, so dx0 is there. */
+        bn_recompute(r, &m->nodes[nd->in0], dx0);
+        x0 = dx0;
+    }
+    if (r->param_grads && nd->p_alpha >= 0)
+        r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
     if (dx0) {
         ew_job j = {1, nd->act, own, x0, dy, dx0, count, NULL};
         if (r->bwd_act != SAT_ACT_SAME) {
@@ -595,8 +628,6 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
         }
         ew_run(m, &j);
     }
-    if (r->param_grads && nd->p_alpha >= 0)
-        r->grads[nd->p_alpha] = (float)sat__act_param_grad(nd->act, own, x0, dy, count);
 }
 
 /* ---- sigmoid: the gate of squeeze-excitation, a layer of its own (the attack plan's

@@ -6,7 +6,10 @@
  *
  * Forward outputs that a backward reads (the inputs of conv, dense, batch norm, activation
  * and max pooling, and the logits) stay alive for the whole step, so each gets its own
- * region. The others (a batch norm feeding a residual add, say) are dead once their
+ * region. The exception is a batch norm's output read only by an activation: the
+ * activation's backward computes it again from the batch norm's input, which is kept
+ * anyway, so it is short-lived like the others (in pre-activation ResNets, a third of the
+ * outputs). The others (a batch norm feeding a residual add, say) are dead once their
  * consumers' forwards have run: they get first-fit regions over their forward lifetimes.
  * Output gradients are short-lived too: node i's gradient is written first by the
  * backward of its last consumer and last read by its own backward; regions are assigned
@@ -106,12 +109,13 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     const int N = m->num_nodes;
     const int64_t B = e->max_batch;
 
-    /* Outputs some backward reads; an aliased output (flatten) keeps its source. */
+    /* Outputs some backward reads; an aliased output (flatten) keeps its source. An act
+     * right after a batch norm computes its input again instead (sat__act_recomputes_input). */
     kept[N - 1] = 1;
     for (int j = 1; j < N; j++) {
         const sat_node *nd = &m->nodes[j];
         if (nd->alias || sat__ops[nd->op].backward_reads_input) {
-            if (nd->in0 >= 0) kept[nd->in0] = 1;
+            if (nd->in0 >= 0 && !sat__act_recomputes_input(m, nd)) kept[nd->in0] = 1;
             if (nd->in1 >= 0) kept[nd->in1] = 1;
         }
     }

@@ -30,22 +30,30 @@ static double channel_centred_ss(const float *x, int64_t n, int64_t c, int64_t h
     return ss;
 }
 
-/* y from the mean and centred sum of squares of cnt values (cnt > 0), and the saved and
- * running statistics. */
-static void channel_normalise(const float *x, const float *gamma, const float *beta, float *y, int64_t n,
-                              int64_t c, int64_t hw, int64_t ch, double mean, double ss, double cnt,
-                              float *save_mean, float *save_invstd, float *running_mean, float *running_var) {
-    const double var = ss / cnt;
-    const double invstd = 1.0 / sqrt(var + (double)SAT_BN_EPS);
-    const float g = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
-    const float scale = (float)(g * invstd), shift = (float)(bt - g * invstd * mean);
+/* y = x * scale + shift over channel ch of [n, c, hw]: the one formula of every forward. */
+static void channel_apply(const float *x, float scale, float shift, float *y, int64_t n, int64_t c, int64_t hw,
+                          int64_t ch) {
     for (int64_t i = 0; i < n; i++) {
         const float *xp = x + (i * c + ch) * hw;
         float *yp = y + (i * c + ch) * hw;
         for (int64_t j = 0; j < hw; j++) yp[j] = xp[j] * scale + shift;
     }
+}
+
+/* y from the mean and centred sum of squares of cnt values (cnt > 0), and the saved and
+ * running statistics. */
+static void channel_normalise(const float *x, const float *gamma, const float *beta, float *y, int64_t n,
+                              int64_t c, int64_t hw, int64_t ch, double mean, double ss, double cnt,
+                              float *save_mean, float *save_invstd, float *save_affine, float *running_mean,
+                              float *running_var) {
+    const double var = ss / cnt;
+    const double invstd = 1.0 / sqrt(var + (double)SAT_BN_EPS);
+    const float g = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
+    const float scale = (float)(g * invstd), shift = (float)(bt - g * invstd * mean);
+    channel_apply(x, scale, shift, y, n, c, hw, ch);
     if (save_mean) save_mean[ch] = (float)mean;
     if (save_invstd) save_invstd[ch] = (float)invstd;
+    if (save_affine) save_affine[ch] = scale, save_affine[c + ch] = shift;
     if (running_mean) {
         const double m = SAT_BN_MOMENTUM;
         running_mean[ch] = (float)((1.0 - m) * running_mean[ch] + m * mean);
@@ -59,15 +67,15 @@ static void channel_normalise(const float *x, const float *gamma, const float *b
 }
 
 void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
-                           int64_t hw, float *save_mean, float *save_invstd, float *running_mean, float *running_var,
-                           int64_t c0, int64_t c1) {
+                           int64_t hw, float *save_mean, float *save_invstd, float *save_affine, float *running_mean,
+                           float *running_var, int64_t c0, int64_t c1) {
     const int64_t cnt = n * hw;
     if (cnt <= 0) return;
     for (int64_t ch = c0; ch < c1; ch++) {
         const double mean = channel_sum(x, n, c, hw, ch) / (double)cnt;
         const double ss = channel_centred_ss(x, n, c, hw, ch, mean);
         channel_normalise(x, gamma, beta, y, n, c, hw, ch, mean, ss, (double)cnt, save_mean, save_invstd,
-                          running_mean, running_var);
+                          save_affine, running_mean, running_var);
     }
 }
 
@@ -82,10 +90,15 @@ void sat__bn_centred_ss(const float *x, int64_t n, int64_t c, int64_t hw, int64_
 
 void sat__bn_normalise(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
                        int64_t hw, const double *mean, const double *ss, double cnt, float *save_mean,
-                       float *save_invstd, float *running_mean, float *running_var, int64_t c0, int64_t c1) {
+                       float *save_invstd, float *save_affine, float *running_mean, float *running_var, int64_t c0,
+                       int64_t c1) {
     for (int64_t ch = c0; ch < c1; ch++)
         channel_normalise(x, gamma, beta, y, n, c, hw, ch, mean[ch], ss[ch], cnt, save_mean, save_invstd,
-                          running_mean, running_var);
+                          save_affine, running_mean, running_var);
+}
+
+void sat__bn_apply(const float *x, const float *affine, float *y, int64_t n, int64_t c, int64_t hw) {
+    for (int64_t ch = 0; ch < c; ch++) channel_apply(x, affine[ch], affine[c + ch], y, n, c, hw, ch);
 }
 
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
@@ -96,11 +109,7 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
         const double g = gamma ? gamma[ch] : 1.0, bt = beta ? beta[ch] : 0.0;
         const float scale = (float)(g * invstd);
         const float shift = (float)(bt - g * invstd * running_mean[ch]);
-        for (int64_t i = 0; i < n; i++) {
-            const float *xp = x + (i * c + ch) * hw;
-            float *yp = y + (i * c + ch) * hw;
-            for (int64_t j = 0; j < hw; j++) yp[j] = xp[j] * scale + shift;
-        }
+        channel_apply(x, scale, shift, y, n, c, hw, ch);
     }
 }
 

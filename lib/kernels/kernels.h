@@ -128,13 +128,14 @@ void sat__conv_backward_weights(const sat_context *ctx, const sat_conv_geom *g, 
 /* ---- batch norm over channels: x is [n, c, hw] (hw = 1 after dense) ---- */
 #define SAT_BN_EPS 1e-5f
 #define SAT_BN_MOMENTUM 0.1f
-/* Training mode: batch statistics; saves mean and inverse std per channel for backward;
- * if running_mean/var are non-NULL updates them with momentum (unbiased variance). Only
- * channels [c0, c1) are touched (0, c for all), so ranges of channels can run on different
- * threads. */
+/* Training mode: batch statistics; saves mean and inverse std per channel for backward,
+ * and (save_affine non-NULL: 2c floats) the scale and shift y = x * scale + shift used, so
+ * that sat__bn_apply can compute y again, to the bit; if running_mean/var are non-NULL
+ * updates them with momentum (unbiased variance). Only channels [c0, c1) are touched (0, c
+ * for all), so ranges of channels can run on different threads. */
 void sat__bn_forward_train(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
-                           int64_t hw, float *save_mean, float *save_invstd, float *running_mean, float *running_var,
-                           int64_t c0, int64_t c1);
+                           int64_t hw, float *save_mean, float *save_invstd, float *save_affine, float *running_mean,
+                           float *running_var, int64_t c0, int64_t c1);
 /* Synchronised batch norm: the training-mode forward in pieces, for statistics summed
  * across processes between them (channels [c0, c1)). sum[ch] = the sum of channel ch's
  * values; ss[ch] = their centred sum of squares about mean[ch]; then the normalisation by
@@ -146,7 +147,11 @@ void sat__bn_centred_ss(const float *x, int64_t n, int64_t c, int64_t hw, int64_
                         const double *mean, double *ss);
 void sat__bn_normalise(const float *x, const float *gamma, const float *beta, float *y, int64_t n, int64_t c,
                        int64_t hw, const double *mean, const double *ss, double cnt, float *save_mean,
-                       float *save_invstd, float *running_mean, float *running_var, int64_t c0, int64_t c1);
+                       float *save_invstd, float *save_affine, float *running_mean, float *running_var, int64_t c0,
+                       int64_t c1);
+/* y = x * affine[ch] + affine[c + ch] per channel: a training-mode forward's output again,
+ * from the scale and shift it saved, for n examples. */
+void sat__bn_apply(const float *x, const float *affine, float *y, int64_t n, int64_t c, int64_t hw);
 /* Inference mode: running statistics. */
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, float *y,

@@ -375,7 +375,7 @@ static void test_conv_geometry(void **state) {
 /* ---- batch norm ---- */
 static void run_bn_train(const problem *p, float *out) {
     sat__bn_forward_train(p->in[0], p->in[1], p->in[2], out, p->d[0], p->d[1], p->d[2], NULL,
-                          NULL, NULL, NULL, 0, p->d[1]);
+                          NULL, NULL, NULL, NULL, 0, p->d[1]);
 }
 static void run_bn_infer(const problem *p, float *out) {
     sat__bn_forward_infer(p->in[0], p->in[1], p->in[2], p->in[3], p->in[3] + p->d[1], out,
@@ -390,7 +390,14 @@ static void test_bn_train_grad(void **state) {
     float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
     float mean[2], invstd[2], dgamma[2], dbeta[2];
     problem p = {.run = run_bn_train, .in = {x, gamma, beta}, .d = {n, c, hw}};
-    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL, 0, c);
+    float affine[4];
+    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, affine, NULL, NULL, 0, c);
+    /* the saved scale and shift give y again, to the bit (the executor recomputes a batch
+     * norm's output in the following activation's backward from them) */
+    float *y2 = alloc_fill(nx, 0, 0, 0);
+    sat__bn_apply(x, affine, y2, n, c, hw);
+    assert_memory_equal(y, y2, sizeof(float) * (size_t)nx);
+    tu_free(y2);
     /* each channel of y has mean beta and variance gamma^2 (up to eps) */
     for (int64_t ch = 0; ch < c; ch++) {
         double s = 0, ss = 0;
@@ -425,7 +432,7 @@ static void test_bn_train_grad_dense_layout(void **state) {
     float *y = alloc_fill(nx, 0, 0, 0), *dx = alloc_fill(nx, 0, 0, 0);
     float mean[3], invstd[3], dgamma[3], dbeta[3];
     problem p = {.run = run_bn_train, .in = {x, gamma, beta}, .d = {n, c, hw}};
-    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL, 0, c);
+    sat__bn_forward_train(x, gamma, beta, y, n, c, hw, mean, invstd, NULL, NULL, NULL, 0, c);
     sat__bn_backward_train(x, gamma, r, mean, invstd, dx, dgamma, dbeta, n, c, hw, 0, c);
     check_grad("bn dx", &p, x, nx, dx, r, nx, 2e-3f, 5e-3);
     check_grad("bn dgamma", &p, gamma, c, dgamma, r, nx, 1e-2f, 1e-3);
@@ -441,7 +448,7 @@ static void test_bn_running_stats(void **state) {
     float rm0[3], rv0[3], mean[3], invstd[3];
     memcpy(rm0, rm, sizeof rm);
     memcpy(rv0, rv, sizeof rv);
-    sat__bn_forward_train(x, NULL, NULL, y, n, c, hw, mean, invstd, rm, rv, 0, c);
+    sat__bn_forward_train(x, NULL, NULL, y, n, c, hw, mean, invstd, NULL, rm, rv, 0, c);
     const double m = SAT_BN_MOMENTUM, cnt = (double)(n * hw);
     for (int64_t ch = 0; ch < c; ch++) {
         double s = 0, ss = 0;
