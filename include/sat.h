@@ -823,7 +823,10 @@ SAT_API void sat_optimizer_destroy(sat_optimizer *opt);
 /** Message of the last failed call on opt ("" if none); valid until the next call on it. */
 SAT_API const char *sat_optimizer_last_error(const sat_optimizer *opt);
 /** Applies one update from the model's gradient block, then advances the schedule.
- *  Returns SAT_E_NUMERIC, changing nothing, if a gradient is NaN or Inf. */
+ *  Returns SAT_E_NUMERIC, changing nothing, if a gradient is NaN or Inf or if the update
+ *  would make a parameter or a value of the optimizer's state NaN or Inf (an overflow).
+ *  The update is computed twice for that, the first time without writing: no copy of the
+ *  parameters is kept. */
 SAT_API int32_t sat_optimizer_step(sat_optimizer *opt);
 /** Learning rate the next step will use. */
 SAT_API float sat_optimizer_lr(const sat_optimizer *opt);

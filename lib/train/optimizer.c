@@ -158,7 +158,11 @@ int32_t sat_optimizer_destroy_checked(sat_optimizer *opt) {
 
 const char *sat_optimizer_last_error(const sat_optimizer *opt) { return opt ? opt->err : ""; }
 
-static void sgd_update(sat_optimizer *opt, float lr) {
+/* The updates run twice: first without writing, to find out whether any new parameter or
+ * state value would be NaN or Inf (then nothing changes), then for real with the same
+ * arithmetic. So a step either happens whole or not at all, without a copy of the
+ * parameters and the state to roll back to. Returns 1 if every new value is finite. */
+static int sgd_update(sat_optimizer *opt, float lr, int write) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
@@ -167,19 +171,27 @@ static void sgd_update(sat_optimizer *opt, float lr) {
     const int64_t np = opt->model->num_params;
     const float wd = o->weight_decay, mu = o->momentum;
     float *buf = opt->state;
+    int finite = 1;
     for (int64_t i = 0; i < np; i++) {
         if (frozen[i]) continue;
-        float d = g[i];
+        float d = g[i], b = 0.0f;
         if (mask[i]) d += wd * p[i];
         if (mu > 0.0f) {
-            buf[i] = mu * buf[i] + d;
-            d = o->nesterov ? d + mu * buf[i] : buf[i];
+            b = mu * buf[i] + d;
+            d = o->nesterov ? d + mu * b : b;
         }
-        p[i] -= lr * scale[i] * d; /* a scale of 1 gives lr's own bits */
+        const float pn = p[i] - lr * scale[i] * d; /* a scale of 1 gives lr's own bits */
+        if (write) {
+            if (mu > 0.0f) buf[i] = b;
+            p[i] = pn;
+        } else {
+            finite &= isfinite(pn) && isfinite(b);
+        }
     }
+    return finite;
 }
 
-static void adam_update(sat_optimizer *opt, float lr) {
+static int adam_update(sat_optimizer *opt, float lr, int write) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
@@ -192,19 +204,28 @@ static void adam_update(sat_optimizer *opt, float lr) {
     const float inv_bc2_sqrt = (float)(1.0 / sqrt(1.0 - pow((double)o->beta2, t)));
     const float b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->adam_eps;
     const int decoupled = o->kind == SAT_OPT_ADAMW;
+    int finite = 1;
     for (int64_t i = 0; i < np; i++) {
         if (frozen[i]) continue;
-        float gi = g[i];
+        float gi = g[i], pn = p[i];
         if (mask[i]) {
             if (decoupled)
-                p[i] -= lr * scale[i] * wd * p[i];
+                pn -= lr * scale[i] * wd * pn;
             else
-                gi += wd * p[i];
+                gi += wd * pn;
         }
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= step_size * scale[i] * m[i] / (sqrtf(v[i]) * inv_bc2_sqrt + eps);
+        const float mn = b1 * m[i] + (1.0f - b1) * gi;
+        const float vn = b2 * v[i] + (1.0f - b2) * gi * gi;
+        pn -= step_size * scale[i] * mn / (sqrtf(vn) * inv_bc2_sqrt + eps);
+        if (write) {
+            m[i] = mn;
+            v[i] = vn;
+            p[i] = pn;
+        } else {
+            finite &= isfinite(pn) && isfinite(mn) && isfinite(vn);
+        }
     }
+    return finite;
 }
 
 int32_t sat_optimizer_step(sat_optimizer *opt) {
@@ -215,10 +236,11 @@ int32_t sat_optimizer_step(sat_optimizer *opt) {
         return sat__fail(opt->err, SAT_E_NUMERIC, "sat_optimizer_step: the gradient contains NaN or Inf");
     const float lr = (float)sat__schedule_lr(&opt->opts, opt->step);
     /* lr 0 (the end of a cosine or one-cycle run) still advances the moments, as in PyTorch. */
-    if (opt->opts.kind == SAT_OPT_SGD)
-        sgd_update(opt, lr);
-    else
-        adam_update(opt, lr);
+    int (*update)(sat_optimizer *, float, int) = opt->opts.kind == SAT_OPT_SGD ? sgd_update : adam_update;
+    if (!update(opt, lr, 0))
+        return sat__fail(opt->err, SAT_E_NUMERIC,
+                         "sat_optimizer_step: the update would make a parameter or the optimizer state NaN or Inf");
+    update(opt, lr, 1);
     opt->step++;
     return SAT_OK;
 }

@@ -53,9 +53,11 @@ struct sat_trainer {
     float *dlogits;              /* [max_batch * classes] */
     float *logits_a;             /* saved logits [max_batch * classes] */
     float *logits_b;
-    float *grad_acc;             /* parameter-gradient accumulator [num_params] */
-    float *param_backup;         /* snapshot for the rollback of a failed step [num_params] */
-    float *opt_backup;           /* [opt->state_count] */
+    float *grad_acc;             /* parameter-gradient accumulator [num_params]; TRADES and a
+                                  * clean fraction only (else NULL) */
+    float *param_backup;         /* Free-AT only: snapshot for the rollback of a failed step
+                                  * [num_params] (else NULL) */
+    float *opt_backup;           /* Free-AT only: [opt->state_count] */
     float *bn_backup;            /* running statistics [num_state] */
     void *attack_work;           /* the attack's scratch (sat__craft_work_bytes) */
     sat_exec *clean_exec;        /* TRADES: runs f(x) while the model's own execution keeps

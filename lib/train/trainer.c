@@ -1,8 +1,9 @@
 /* trainer.c - the adversarial training step: craft the batch (attack plan), then update
  * the weights from it (train plan + optimizer). Every buffer is allocated at creation for
- * the model's max_batch, and a step first snapshots what it may change (parameters,
- * optimizer state and step, running statistics, Free-AT perturbation), so a step that
- * fails - NaN included - leaves the handles exactly as they were. The step is two halves,
+ * the model's max_batch. A step that fails - NaN included - leaves the handles exactly as
+ * they were: it snapshots the running statistics (and for Free-AT, which updates between
+ * its replays, the parameters, the optimizer state and the perturbation), and the update
+ * itself either happens whole or changes nothing (sat_optimizer_step). The step is two halves,
  * also public for data parallelism: the gradient (sat_train_compute) and the update
  * (sat_train_apply), between which a host may reduce the gradient block across processes. */
 #include "train/train.h"
@@ -143,13 +144,18 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
     t->dlogits = alloc_floats(ctx, logit_floats);
     t->logits_a = alloc_floats(ctx, logit_floats);
     t->logits_b = alloc_floats(ctx, logit_floats);
-    t->grad_acc = alloc_floats(ctx, model->num_params);
-    t->param_backup = alloc_floats(ctx, model->num_params);
-    t->opt_backup = alloc_floats(ctx, opt->state_count);
+    /* Parameter-sized blocks only where the method needs them: a second gradient for TRADES
+     * and a clean term, and, for Free-AT, which updates between its replays, the copy of the
+     * parameters and the optimizer state a failed replay rolls back to. Other methods change
+     * them only in sat_optimizer_step, which changes nothing when it fails. */
+    const int two_grads = o.method == SAT_TRAIN_TRADES || o.clean_fraction > 0.0f;
+    if (two_grads) t->grad_acc = alloc_floats(ctx, model->num_params);
     t->bn_backup = alloc_floats(ctx, model->num_state);
     if (o.method == SAT_TRAIN_FREE) {
         t->delta = alloc_floats(ctx, batch_floats);
         t->delta_backup = alloc_floats(ctx, batch_floats);
+        t->param_backup = alloc_floats(ctx, model->num_params);
+        t->opt_backup = alloc_floats(ctx, opt->state_count);
     }
     const int crafts = o.method == SAT_TRAIN_PGD || o.method == SAT_TRAIN_FAST || o.method == SAT_TRAIN_TRADES;
     if (crafts) t->attack_work = sat__alloc(ctx, sat__craft_work_bytes(t));
@@ -161,9 +167,10 @@ int32_t sat_trainer_create(sat_model *model, sat_optimizer *opt, const sat_train
         sat_trainer_destroy(t);
         return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory for TRADES' second execution");
     }
-    if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || !t->grad_acc ||
-        !t->param_backup || !t->opt_backup || !t->bn_backup ||
-        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup)) || (crafts && !t->attack_work) ||
+    if (!t->x_adv || !t->grad_x || !t->dlogits || !t->logits_a || !t->logits_b || (two_grads && !t->grad_acc) ||
+        !t->bn_backup ||
+        (o.method == SAT_TRAIN_FREE && (!t->delta || !t->delta_backup || !t->param_backup || !t->opt_backup)) ||
+        (crafts && !t->attack_work) ||
         (o.bn_reduce && !t->shard.bn_sums)) {
         sat_trainer_destroy(t);
         return sat__fail_tls(SAT_E_NOMEM, "sat_trainer_create: out of memory");
@@ -180,10 +187,14 @@ typedef struct snapshot {
     int64_t opt_step;
 } snapshot;
 
+/* What a failed step must give back: the running statistics (a forward moves them), and
+ * for Free-AT the parameters, the optimizer state and the perturbation. */
 static void take_snapshot(sat_trainer *t, snapshot *s) {
     sat_model *m = t->model;
-    memcpy(t->param_backup, m->params, sizeof(float) * (size_t)m->num_params);
-    memcpy(t->opt_backup, t->opt->state, sizeof(float) * (size_t)t->opt->state_count);
+    if (t->param_backup) {
+        memcpy(t->param_backup, m->params, sizeof(float) * (size_t)m->num_params);
+        memcpy(t->opt_backup, t->opt->state, sizeof(float) * (size_t)t->opt->state_count);
+    }
     memcpy(t->bn_backup, m->state, sizeof(float) * (size_t)m->num_state);
     s->opt_step = t->opt->step;
     if (t->delta) {
@@ -194,8 +205,10 @@ static void take_snapshot(sat_trainer *t, snapshot *s) {
 
 static void rollback(sat_trainer *t, const snapshot *s) {
     sat_model *m = t->model;
-    memcpy(m->params, t->param_backup, sizeof(float) * (size_t)m->num_params);
-    memcpy(t->opt->state, t->opt_backup, sizeof(float) * (size_t)t->opt->state_count);
+    if (t->param_backup) {
+        memcpy(m->params, t->param_backup, sizeof(float) * (size_t)m->num_params);
+        memcpy(t->opt->state, t->opt_backup, sizeof(float) * (size_t)t->opt->state_count);
+    }
     memcpy(m->state, t->bn_backup, sizeof(float) * (size_t)m->num_state);
     t->opt->step = s->opt_step;
     if (t->delta) {
@@ -204,13 +217,11 @@ static void rollback(sat_trainer *t, const snapshot *s) {
     }
 }
 
-/* Optimizer update from the model's gradient block, refusing non-finite results. */
+/* Optimizer update from the model's gradient block; on failure (a non-finite gradient or
+ * result) sat_optimizer_step has changed nothing. */
 static int32_t apply_update(sat_trainer *t) {
     int32_t st = sat_optimizer_step(t->opt);
-    if (st) return sat__fail(t->err, st, "%s: %s", t->call, t->opt->err);
-    if (!sat__all_finite(t->model->params, t->model->num_params))
-        return sat__fail(t->err, SAT_E_NUMERIC, "%s: the update made a parameter NaN or Inf", t->call);
-    return SAT_OK;
+    return st ? sat__fail(t->err, st, "%s: %s", t->call, t->opt->err) : SAT_OK;
 }
 
 /* Forward in `bn` mode on xin, CE (label smoothing) scaled by weight/n into t->dlogits. */

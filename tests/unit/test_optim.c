@@ -211,6 +211,43 @@ static void test_nonfinite_gradient(void **st) {
     }
 }
 
+/* Finite gradients whose update overflows: SGD's step lr * d and Adam's second moment g^2
+ * become Inf. The step must refuse and leave parameters, state and step count alone. */
+static void test_overflowing_update(void **st) {
+    (void)st;
+    const int kinds[] = {SAT_OPT_SGD, SAT_OPT_ADAM, SAT_OPT_ADAMW};
+    for (int k = 0; k < 3; k++) {
+        fixture f;
+        setup(&f);
+        sat_optimizer_opts o;
+        sat_optimizer_opts_init(&o, sizeof o);
+        o.kind = kinds[k];
+        o.lr = 10.0f;
+        o.momentum = 0.9f;
+        sat_optimizer *opt = make_opt(&f, &o);
+        set_grads(&f, 0);
+        TU_CHECK(sat_optimizer_step(opt)); /* non-zero state to protect */
+        float params[64], state[128];
+        int64_t count = 0;
+        float *sv = sat_optimizer_state(opt, &count);
+        memcpy(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
+        memcpy(state, sv, sizeof(float) * (size_t)count);
+        set_grads(&f, 1);
+        sat_model_grads(f.model)[2] = 3e38f;
+        assert_int_equal(sat_optimizer_step(opt), SAT_E_NUMERIC);
+        assert_non_null(strstr(sat_optimizer_last_error(opt), "NaN or Inf"));
+        assert_memory_equal(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
+        assert_memory_equal(state, sv, sizeof(float) * (size_t)count);
+        assert_int_equal(sat_optimizer_step_count(opt), 1);
+        /* and the next good step is the one it would have been */
+        set_grads(&f, 2);
+        TU_CHECK(sat_optimizer_step(opt));
+        assert_int_equal(sat_optimizer_step_count(opt), 2);
+        tu_release(opt);
+        teardown(&f);
+    }
+}
+
 static float lr_at(sat_optimizer *opt, int64_t step) {
     TU_CHECK(sat_optimizer_set_step_count(opt, step));
     return sat_optimizer_lr(opt);
@@ -419,7 +456,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),          cmocka_unit_test(test_sgd),
         cmocka_unit_test(test_adam),              cmocka_unit_test(test_no_decay_on_biases),
-        cmocka_unit_test(test_nonfinite_gradient), cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_nonfinite_gradient), cmocka_unit_test(test_overflowing_update),
+        cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_struct_size),       cmocka_unit_test(test_bad_options),
     };
     return tu_run_group("test_optim", tests, sizeof tests / sizeof tests[0]);
