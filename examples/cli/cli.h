@@ -252,6 +252,12 @@ void cli_json_end(cli_json *j); /* closes the object, writes a newline and flush
 /* Opens a log for writing (append != 0: keep earlier lines). Prints an error and returns
  * NULL on failure. */
 FILE *cli_log_open(const char *path, int append);
+/* A file replaced whole or not at all: cli_replace_open writes to "<path>.tmp" (tmp holds
+ * its name, cap >= strlen(path) + 5); cli_replace_commit closes it and renames it over
+ * path. On any failure both print an error, remove the temporary file and return NULL / -1,
+ * and path keeps what it held. */
+FILE *cli_replace_open(const char *path, char *tmp, size_t cap);
+int cli_replace_commit(FILE *f, const char *tmp, const char *path);
 /* A CSV cell: quoted if needed. */
 void cli_csv_str(FILE *f, const char *s, int last);
 void cli_csv_num(FILE *f, double v, int last);

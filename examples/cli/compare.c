@@ -219,15 +219,10 @@ static int write_logs(const compare *cmp) {
 static int save_run(const compare *cmp, int32_t i) {
     char path[4096], tmp[4200];
     run_path(path, sizeof path, cmp, i, "run-", ".json");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = cli_log_open(tmp, 0);
+    FILE *f = cli_replace_open(path, tmp, sizeof tmp);
     if (!f) return CLI_EXIT_FAILURE;
     cli_run_write(f, cmp->cfg, &cmp->runs[i], cmp->eps, cmp->recipe);
-    if (ferror(f) | fclose(f) || rename(tmp, path) != 0) {
-        fprintf(stderr, "%s: cannot write '%s': %s\n", cli_prog, path, strerror(errno));
-        return CLI_EXIT_FAILURE;
-    }
-    return CLI_EXIT_OK;
+    return cli_replace_commit(f, tmp, path) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
 /* A finished run read back from its result file; 0 when there is one for this recipe. */

@@ -92,6 +92,25 @@ FILE *cli_log_open(const char *path, int append) {
     return f;
 }
 
+FILE *cli_replace_open(const char *path, char *tmp, size_t cap) {
+    if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap) {
+        fprintf(stderr, "%s: the path '%s' is too long\n", cli_prog, path);
+        return NULL;
+    }
+    return cli_log_open(tmp, 0);
+}
+
+int cli_replace_commit(FILE *f, const char *tmp, const char *path) {
+    const int write_failed = ferror(f);
+    errno = 0;
+    if ((fclose(f) != 0) | write_failed || rename(tmp, path) != 0) {
+        fprintf(stderr, "%s: cannot write '%s': %s\n", cli_prog, path, errno ? strerror(errno) : "write error");
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 void cli_csv_str(FILE *f, const char *s, int last) {
     if (strpbrk(s, ",\"\n")) {
         fputc('"', f);

@@ -323,9 +323,12 @@ static int resume_epoch_log(const char *path, int64_t upto_epoch, int64_t epoch_
     FILE *in = fopen(path, "r");
     if (!in) return 0;
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *out = fopen(tmp, "w");
-    int bad = !out;
+    FILE *out = cli_replace_open(path, tmp, sizeof tmp);
+    if (!out) {
+        fclose(in);
+        return -1;
+    }
+    int bad = 0;
     char line[8192];
     while (!bad && fgets(line, sizeof line, in)) {
         double epoch, secs, ips;
@@ -340,14 +343,7 @@ static int resume_epoch_log(const char *path, int64_t upto_epoch, int64_t epoch_
         *images += epoch_images;
     }
     fclose(in);
-    if (out && fclose(out) != 0) bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "%s: cannot rewrite the log file '%s' for the resumed run: %s\n", cli_prog,
-                path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return cli_replace_commit(out, tmp, path);
 }
 
 int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,

@@ -8,6 +8,9 @@ the tiny data set, each recomputing or comparing what sat-cli wrote (standard li
   check_compare.py resume SATCLI DIR ARGS.. a compare killed mid-way, and one with a damaged
                                            result file, resume to the uninterrupted numbers
   check_compare.py ablation SATCLI DIR ARGS..  each backward override changes training
+  check_compare.py unwritable SATCLI DIR ARGS..  a result file that cannot be written fails
+                                           the compare with a message and leaves no
+                                           temporary file
   check_compare.py experiments SATCLI TINYDATA DIR ROOT  examples/experiments/run.sh on the
                                            tiny set, then report.py: every table filled, and
                                            its paired interval equal to sat-cli's own
@@ -253,6 +256,27 @@ def cmd_resume(satcli, d, args):
     print(f"killed after {len(finished)} of {total} runs; resumed to the same numbers")
 
 
+def cmd_unwritable(satcli, d, args):
+    done = fresh(d + "/done")
+    run(satcli, ["compare"] + args + ["--log-dir", done])
+    names = finished_runs(done)
+    if not names:
+        fail("the compare wrote no result files")
+    blocked = fresh(d + "/blocked")
+    os.makedirs(blocked)
+    for n in names:  # a directory where each result file goes: renaming onto it fails
+        os.makedirs(os.path.join(blocked, n))
+    p = subprocess.run([satcli, "compare"] + args + ["--log-dir", blocked], capture_output=True, text=True)
+    if p.returncode == 0:
+        fail("compare succeeded though no result file could be written")
+    if "cannot write" not in p.stderr:
+        fail("no clear message:\n" + p.stderr)
+    left = [f for f in os.listdir(blocked) if f.endswith(".tmp")]
+    if left:
+        fail(f"temporary files left behind: {left}")
+    print(f"compare failed with exit {p.returncode} and left no temporary file")
+
+
 def losses(path):
     with open(path) as f:
         return [json.loads(l)["train_loss"] for l in f]
@@ -332,7 +356,8 @@ if __name__ == "__main__":
         cmd_stats(rest[0])
     elif cmd == "experiments":
         cmd_experiments(*rest)
-    elif cmd in ("jobs", "resume", "ablation"):
-        {"jobs": cmd_jobs, "resume": cmd_resume, "ablation": cmd_ablation}[cmd](rest[0], rest[1], rest[2:])
+    elif cmd in ("jobs", "resume", "ablation", "unwritable"):
+        {"jobs": cmd_jobs, "resume": cmd_resume, "ablation": cmd_ablation,
+         "unwritable": cmd_unwritable}[cmd](rest[0], rest[1], rest[2:])
     else:
         fail("unknown check " + cmd)
