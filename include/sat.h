@@ -373,7 +373,12 @@ SAT_API int64_t sat_model_max_batch(const sat_model *model);
 SAT_API const char *sat_model_spec(const sat_model *model);
 /** Copy of the options the model was created with (struct_size set by the caller). */
 SAT_API int32_t sat_model_get_opts(const sat_model *model, sat_model_opts *opts);
-/** Changes the backward-activation overrides and attack batch-norm mode after creation. */
+/** Changes the backward-activation overrides and attack batch-norm mode after creation.
+ *  Without overrides a ReLU's backward reads its output, so executions do not keep ReLU
+ *  inputs; after an override is set, each execution planned that way (the model's own,
+ *  a trainer's, one from sat_exec_create) is planned again by its next forward pass, which
+ *  may then fail with SAT_E_NOMEM, and a backward of a pass run before the change returns
+ *  SAT_E_STATE. Not while another thread uses the model. */
 SAT_API int32_t sat_model_set_backward(sat_model *model, int32_t attack_backward_act,
                                        float attack_backward_param, int32_t train_backward_act,
                                        float train_backward_param);
@@ -485,8 +490,9 @@ SAT_API const char *sat_exec_last_error(const sat_exec *exec);
  * Errors (nothing changes, the last forward stays usable): SAT_E_INVALID_ARG (NULL exec
  * or x, bad bn_mode, logits overlapping x), SAT_E_STATE (SAT_BN_TRAIN on an execution that is not
  * SAT_EXEC_TRAIN), SAT_E_SHAPE (n outside 1..max_batch), SAT_E_NUMERIC (NaN or Inf in x).
- * SAT_E_NOMEM when more threads need more workspace than can be had; then no forward is
- * left for a backward.
+ * SAT_E_NOMEM when more threads need more workspace than can be had, or when the
+ * execution is planned again after sat_model_set_backward() set an override; then no
+ * forward is left for a backward.
  */
 SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int32_t bn_mode,
                                  float *logits);
@@ -506,7 +512,8 @@ SAT_API int32_t sat_exec_forward(sat_exec *exec, const float *x, int64_t n, int3
  * param_grads buffer at once is a race.
  * Errors (nothing written): SAT_E_INVALID_ARG (NULL exec or dlogits, dx and param_grads
  * both NULL), SAT_E_STATE (no forward since the execution was made; a SAT_EXEC_INFERENCE
- * execution; param_grads on a SAT_EXEC_INPUT_GRAD one),
+ * execution; param_grads on a SAT_EXEC_INPUT_GRAD one; a backward override set by
+ * sat_model_set_backward() since the forward),
  * SAT_E_NUMERIC (NaN or Inf in dlogits).
  */
 SAT_API int32_t sat_exec_backward(sat_exec *exec, const float *dlogits, float *dx, float *param_grads);

@@ -89,6 +89,8 @@ int32_t sat_model_set_backward(sat_model *m, int32_t attack_act, float attack_pa
     m->opts.attack_backward_param = attack_param;
     m->opts.train_backward_act = train_act;
     m->opts.train_backward_param = train_param;
+    /* An execution planned without overrides keeps no ReLU inputs: its next forward plans
+     * it again, and a backward of a pass it ran before fails clearly (executor.c). */
     return SAT_OK;
 }
 

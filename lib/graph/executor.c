@@ -27,9 +27,14 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
     if (n < 1 || n > e->max_batch)
         return sat__fail(e->err, SAT_E_SHAPE, "batch of %lld is outside 1..%lld (the %s max_batch)", (long long)n,
                          (long long)e->max_batch, e->owned_by_model ? "model's" : "execution's");
+    /* A backward override set since e was planned to read ReLU outputs needs the inputs
+     * kept: plan e again (also after a failed attempt left it without an arena). */
+    int32_t rc = SAT_OK;
+    if (!e->arena || (e->relu_from_output && !sat__model_relu_from_output(m))) rc = sat__plan_refresh(e, e->err);
+    if (rc != SAT_OK) return rc;
     /* The thread count may have grown since the last pass; nothing has changed yet if the
      * larger workspace cannot be had. */
-    int32_t rc = sat__plan_reserve_lanes(e, e->err);
+    rc = sat__plan_reserve_lanes(e, e->err);
     if (rc != SAT_OK) return rc;
     sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
     if (bn == SAT__BN_TRAIN) e->run_dropout_key = sat__rng_u64(m->opts.seed, SAT_STREAM_DROPOUT, m->train_forwards++);
@@ -102,6 +107,10 @@ static void backward_node(sat_exec *e, const sat_run *r, const uint8_t *need, in
 int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx, float *grads) {
     if (!e->run_valid) return sat__fail(e->err, SAT_E_INTERNAL, "backward without a forward pass");
     sat_model *m = e->m;
+    if (e->relu_from_output && !sat__model_relu_from_output(m))
+        return sat__fail(e->err, SAT_E_STATE,
+                         "sat_model_set_backward set a backward override after this forward pass, which "
+                         "kept no ReLU inputs for it; run the forward pass again");
     const int N = m->num_nodes;
     sat_run r = {m, e, grads, e->run_n, e->run_bn, plan, SAT_ACT_SAME, 0.0f, grads != NULL};
     sat__plan_backward_act(m, plan, &r.bwd_act, &r.bwd_param);

@@ -65,9 +65,19 @@ typedef struct sat_node {
     int32_t alias;              /* output is the input's buffer (flatten) */
 } sat_node;
 
-/* 1 if an act node's backward computes its input again from the batch norm that produced
- * it (its only reader, with parameters), so the plan need not keep that input (ops.c). */
-int sat__act_recomputes_input(const sat_model *m, const sat_node *nd);
+/* Where a node's backward finds the values its derivative is taken at (ops.c). Most read
+ * their input. An act node with ReLU reads its output instead (y > 0 where x > 0) when the
+ * execution was planned without a backward override (which needs x); an act node right
+ * after a batch norm (its only reader, with parameters) computes its input again from the
+ * batch norm's input. Either way the plan need not keep the act's input. */
+enum { SAT__ACT_READS_INPUT, SAT__ACT_READS_OUTPUT, SAT__ACT_RECOMPUTES_INPUT };
+int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd);
+/* 1 while the model has no backward override, so that ReLU may read its output. */
+int sat__model_relu_from_output(const sat_model *m);
+/* Lays e out again for the model's current backward overrides (sat_model_set_backward set
+ * one after e was planned to read ReLU outputs); SAT_E_NOMEM leaves e without an arena, to
+ * be planned again by its next forward. */
+int32_t sat__plan_refresh(sat_exec *e, char *err);
 
 /* Batch-norm behaviour of one forward pass. */
 #define SAT__BN_INFER 0   /* running statistics */
@@ -147,7 +157,8 @@ struct sat_exec {
     /* arena offsets in floats, per node (-1: none) */
     int64_t *a_out;             /* forward output, max_batch * size */
     int64_t *a_grad;            /* gradient of the output */
-    int64_t *a_save;            /* batch norm: saved mean and inverse std (2c) */
+    int64_t *a_save;            /* batch norm: saved mean, inverse std, scale and shift (4c) */
+    int32_t relu_from_output;   /* planned with ReLU backwards reading their outputs */
     int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1), two halves */
     int64_t scratch_half;
     int64_t a_dlogits, a_losses; /* -1 for an inference execution */

@@ -582,13 +582,32 @@ static void act_forward(const sat_run *r, const sat_node *nd, const float *x0, c
     ew_run(r->m, &j);
 }
 
-int sat__act_recomputes_input(const sat_model *m, const sat_node *nd) {
-    if (nd->op != SAT_OP_ACT || nd->in0 < 0) return 0;
-    const sat_node *bn = &m->nodes[nd->in0];
-    return bn->op == SAT_OP_BN && !bn->alias && bn->consumers == 1 && bn->p_gamma >= 0;
+int sat__model_relu_from_output(const sat_model *m) {
+    return m->opts.attack_backward_act == SAT_ACT_SAME && m->opts.train_backward_act == SAT_ACT_SAME;
 }
 
-/* The output of the batch norm feeding an act node (sat__act_recomputes_input), computed
+/* Whether some later node's backward reads node j's output anyway. */
+static int output_read_by_backward(const sat_model *m, int32_t j) {
+    for (int32_t k = j + 1; k < m->num_nodes; k++) {
+        const sat_node *c = &m->nodes[k];
+        if ((c->in0 == j || c->in1 == j) && (c->alias || sat__ops[c->op].backward_reads_input)) return 1;
+    }
+    return 0;
+}
+
+int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd) {
+    if (nd->op != SAT_OP_ACT) return SAT__ACT_READS_INPUT;
+    const sat_model *m = e->m;
+    const sat_node *bn = &m->nodes[nd->in0];
+    const int after_bn = bn->op == SAT_OP_BN && !bn->alias && bn->consumers == 1 && bn->p_gamma >= 0;
+    const int relu = nd->act == SAT_ACT_RELU && e->relu_from_output;
+    /* A ReLU reads its output where that is kept anyway (a convolution follows); after a
+     * batch norm whose output nothing else keeps, recomputing keeps less. */
+    if (relu && (!after_bn || output_read_by_backward(m, (int32_t)(nd - m->nodes)))) return SAT__ACT_READS_OUTPUT;
+    return after_bn ? SAT__ACT_RECOMPUTES_INPUT : SAT__ACT_READS_INPUT;
+}
+
+/* The output of the batch norm feeding an act node (SAT__ACT_RECOMPUTES_INPUT), computed
  * again into y from the batch norm's input: in inference mode from the running statistics,
  * which have not changed since the forward; otherwise from the scale and shift the forward
  * saved. Either way the forward's bits. */
@@ -611,7 +630,10 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     sat_model *m = r->m;
     float own = act_param_now(m, nd);
     int64_t count = r->n * nd->size;
-    if (sat__act_recomputes_input(m, nd)) {
+    const int32_t source = sat__act_backward_source(r->e, nd);
+    if (source == SAT__ACT_READS_OUTPUT) {
+        x0 = y; /* ReLU: y > 0 exactly where x > 0 (the input was not kept, plan.c) */
+    } else if (source == SAT__ACT_RECOMPUTES_INPUT) {
         /* The input was not kept (plan.c): computed again into the input gradient's region,
          * which the derivative then overwrites element by element. The batch norm's
          * parameters make that gradient needed by every plan, so dx0 is there. */

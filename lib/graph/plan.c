@@ -6,10 +6,11 @@
  *
  * Forward outputs that a backward reads (the inputs of conv, dense, batch norm, activation
  * and max pooling, and the logits) stay alive for the whole step, so each gets its own
- * region. The exception is a batch norm's output read only by an activation: the
- * activation's backward computes it again from the batch norm's input, which is kept
- * anyway, so it is short-lived like the others (in pre-activation ResNets, a third of the
- * outputs). The others (a batch norm feeding a residual add, say) are dead once their
+ * region. Two exceptions make activation inputs short-lived like the others: a batch
+ * norm's output read only by an activation, which the activation's backward computes again
+ * from the batch norm's input (kept anyway; in pre-activation ResNets a third of the
+ * outputs), and the input of a ReLU, whose backward reads its output instead (kept anyway
+ * when a convolution follows) unless a backward override needs the input. The others (a batch norm feeding a residual add, say) are dead once their
  * consumers' forwards have run: they get first-fit regions over their forward lifetimes.
  * Output gradients are short-lived too: node i's gradient is written first by the
  * backward of its last consumer and last read by its own backward; regions are assigned
@@ -109,13 +110,15 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     const int N = m->num_nodes;
     const int64_t B = e->max_batch;
 
-    /* Outputs some backward reads; an aliased output (flatten) keeps its source. An act
-     * right after a batch norm computes its input again instead (sat__act_recomputes_input). */
+    /* Outputs some backward reads; an aliased output (flatten) keeps its source. Some act
+     * nodes read their output or compute their input again (sat__act_backward_source). */
     kept[N - 1] = 1;
     for (int j = 1; j < N; j++) {
         const sat_node *nd = &m->nodes[j];
+        const int32_t source = sat__act_backward_source(e, nd);
+        if (source == SAT__ACT_READS_OUTPUT) kept[j] = 1;
         if (nd->alias || sat__ops[nd->op].backward_reads_input) {
-            if (nd->in0 >= 0 && !sat__act_recomputes_input(m, nd)) kept[nd->in0] = 1;
+            if (nd->in0 >= 0 && source == SAT__ACT_READS_INPUT) kept[nd->in0] = 1;
             if (nd->in1 >= 0) kept[nd->in1] = 1;
         }
     }
@@ -252,6 +255,7 @@ int32_t sat__plan_model(sat_model *m, char *err) {
     probe.m = m;
     probe.kind = SAT_EXEC_TRAIN;
     probe.max_batch = m->max_batch;
+    probe.relu_from_output = sat__model_relu_from_output(m);
     const int64_t floats = alloc_node_arrays(&probe) ? layout(&probe) : -1;
     int32_t st = check_size(&probe, floats, err);
     m->planned_floats = st == SAT_OK ? floats : 0;
@@ -265,6 +269,7 @@ int32_t sat__plan_model(sat_model *m, char *err) {
 }
 
 int32_t sat__plan_exec(sat_exec *e, char *err) {
+    e->relu_from_output = sat__model_relu_from_output(e->m);
     if (!alloc_node_arrays(e)) return sat__fail(err, SAT_E_NOMEM, "execution: out of memory");
     const int64_t off = layout(e);
     int32_t st = check_size(e, off, err);
@@ -277,6 +282,17 @@ int32_t sat__plan_exec(sat_exec *e, char *err) {
         return sat__fail(err, SAT_E_NOMEM, "execution: out of memory for a %lld MiB arena (max_batch %lld)",
                          (long long)(off * 4 >> 20), (long long)e->max_batch);
     return sat__plan_reserve_lanes(e, err);
+}
+
+int32_t sat__plan_refresh(sat_exec *e, char *err) {
+    const sat_context *ctx = e->m->ctx;
+    void *blocks[] = {e->arena, e->a_out, e->a_grad, e->a_save, e->out_ptr, e->grad_ptr, e->grad_fresh};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) sat__dealloc(ctx, blocks[i]);
+    e->arena = NULL, e->a_out = e->a_grad = e->a_save = NULL, e->out_ptr = e->grad_ptr = NULL;
+    e->grad_fresh = NULL;
+    e->arena_size = 0;
+    e->run_valid = 0;
+    return sat__plan_exec(e, err);
 }
 
 /* Floats of workspace for `lanes` lanes: the most any node needs at max_batch. */

@@ -326,8 +326,55 @@ static void test_backward_override(void **st) {
     }
 }
 
+/* Without a backward override a ReLU's backward reads its output and executions keep no
+ * ReLU inputs (plan.c). An override set afterwards needs them: each execution is planned
+ * again by its next forward, and gives what a model created with that override gives; a
+ * backward of a pass from before the change is refused. */
+static void test_override_after_planning(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SPEC_RES, SAT_ACT_RELU, NB);
+    sat_model_opts o;
+    sat_model_opts_init(&o, sizeof o);
+    o.activation = SAT_ACT_RELU;
+    o.max_batch = NB;
+    o.attack_backward_act = SAT_ACT_PSOFTPLUS;
+    o.attack_backward_param = 10.0f;
+    sat_model *ref = NULL;
+    TU_CHECK(sat_model_create(ctx, SPEC_RES, &o, &ref));
+    tu_own_model(ref);
+    const int64_t np = sat_model_param_count(m), d = 3 * 8 * 8;
+    memcpy(sat_model_params(ref), sat_model_params(m), sizeof(float) * (size_t)np);
+    float x[NB * 3 * 8 * 8], g0[NB * 3 * 8 * 8], g1[NB * 3 * 8 * 8], gr[NB * 3 * 8 * 8], dx[NB * 3 * 8 * 8];
+    float logits[NB * 3], dl[NB * 3];
+    int32_t y[NB] = {0, 1, 2};
+    tu_fill_uniform(x, NB * d, 0.0f, 1.0f, 5);
+    TU_CHECK(sat_model_input_gradient(m, x, y, NB, NULL, g0, NULL));
+    TU_CHECK(sat_model_input_gradient(ref, x, y, NB, NULL, gr, NULL));
+
+    sat_exec *e = NULL;
+    TU_CHECK(sat_exec_create(m, NULL, &e));
+    TU_CHECK(sat_exec_forward(e, x, NB, SAT_BN_INFERENCE, logits));
+    for (int i = 0; i < NB * 3; i++) dl[i] = 0.1f * (float)(i % 3) - 0.1f;
+
+    TU_CHECK(sat_model_set_backward(m, SAT_ACT_PSOFTPLUS, 10.0f, SAT_ACT_SAME, NAN));
+    TU_CHECK(sat_model_input_gradient(m, x, y, NB, NULL, g1, NULL));
+    assert_memory_equal(g1, gr, sizeof g1); /* planned again: the inputs are there */
+    assert_memory_not_equal(g1, g0, sizeof g1);
+    assert_int_equal(sat_exec_backward(e, dl, dx, NULL), SAT_E_STATE);
+    assert_non_null(strstr(sat_exec_last_error(e), "forward pass again"));
+    TU_CHECK(sat_exec_forward(e, x, NB, SAT_BN_INFERENCE, logits));
+    TU_CHECK(sat_exec_backward(e, dl, dx, NULL));
+
+    TU_CHECK(sat_model_set_backward(m, SAT_ACT_SAME, NAN, SAT_ACT_SAME, NAN));
+    TU_CHECK(sat_model_input_gradient(m, x, y, NB, NULL, g1, NULL));
+    assert_memory_equal(g1, g0, sizeof g1);
+    sat_exec_destroy(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_override_after_planning),
         cmocka_unit_test(test_input_grad_every_activation),
         cmocka_unit_test(test_param_grad_every_activation),
         cmocka_unit_test(test_residual_model_grads),
