@@ -10,8 +10,9 @@
  * norm's output read only by an activation, which the activation's backward computes again
  * from the batch norm's input (kept anyway; in pre-activation ResNets a third of the
  * outputs), and the input of a ReLU, whose backward reads its output instead (kept anyway
- * when a convolution follows) unless a backward override needs the input. The others (a batch norm feeding a residual add, say) are dead once their
- * consumers' forwards have run: they get first-fit regions over their forward lifetimes.
+ * when a convolution follows) unless a backward override needs the input. The others (a
+ * batch norm feeding a residual add, say) are dead once their consumers' forwards have
+ * run: they get first-fit regions over their forward lifetimes.
  * Output gradients are short-lived too: node i's gradient is written first by the
  * backward of its last consumer and last read by its own backward; regions are assigned
  * first-fit over those lifetimes, so gradients of distant layers share memory. Forward
