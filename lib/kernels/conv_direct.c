@@ -30,7 +30,8 @@
 #endif
 
 #define TILE 16
-/* Kernel sizes up to this use the direct path (per-tile tables live on the stack). */
+/* Kernel sizes up to this use the direct path (the weight gradient's per-tile tables live
+ * on the stack). */
 #define DIRECT_MAX_K 7
 /* Pixels summed in registers before the lanes are added up (weight gradients). */
 #define WEIGHTS_STRETCH_PIXELS 1024
@@ -38,8 +39,9 @@
 /* For one vector of up to 16 consecutive output pixels and one kernel tap (ki, kj): which
  * lanes read which input element. Each run of lanes on one output row reads consecutive
  * elements (the stride is 1): one masked load per run, lane l at base + l within an input
- * channel plane. The forward and input-gradient tiles compute these per pixel block; the
- * weight gradient keeps a table of them for the whole image. */
+ * channel plane. The forward and input-gradient passes build them once per call for every
+ * pixel block (they do not depend on the example); the weight gradient keeps a table of
+ * them for the whole image. */
 typedef struct tap {
     int32_t runs;                /* masked loads; 0: nothing to read */
     uint16_t mask[TILE];
@@ -100,10 +102,26 @@ int64_t sat__conv_direct_weights_scratch(const sat_conv_geom *g) {
     return (bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
 }
 
-int64_t sat__conv_direct_workspace(const sat_conv_geom *g, int backward) {
+/* Floats of packed weights for the forward pass, and with backward also for the input
+ * gradient's (the larger of the two). */
+static int64_t packed_floats(const sat_conv_geom *g, int backward) {
     const int64_t kk = (int64_t)g->k * g->k;
     const int64_t fwd = round_tile(g->c_out) * g->c_in * kk, bwd = round_tile(g->c_in) * g->c_out * kk;
     return backward && bwd > fwd ? bwd : fwd;
+}
+
+/* Floats for a call's tap table: every pixel block's k * k taps of the pass's output plane
+ * (the input gradient's output is the input plane). */
+static int64_t taps_floats(const sat_conv_geom *g, int backward) {
+    const int64_t out = (int64_t)g->h_out * g->w_out, in = (int64_t)g->h_in * g->w_in;
+    const int64_t plane = backward && in > out ? in : out;
+    const int64_t bytes = (plane + TILE - 1) / TILE * g->k * g->k * (int64_t)sizeof(tap);
+    return (bytes + (int64_t)sizeof(float) - 1) / (int64_t)sizeof(float);
+}
+
+/* The tap table starts after the larger packing, wherever the workspace was sized for. */
+int64_t sat__conv_direct_workspace(const sat_conv_geom *g, int backward) {
+    return packed_floats(g, 1) + taps_floats(g, backward);
 }
 
 #ifdef SAT_HAVE_DIRECT
@@ -148,6 +166,7 @@ typedef struct direct_job {
     const float *bias;
     float *y;        /* [n, cout, ho, wo] */
     int64_t blocks;  /* pixel blocks per example */
+    tap *taps;       /* [blocks][k * k]: the same for every example, built once per call */
 } direct_job;
 
 /* Lanes of block q0.. (nq of them) and tap (ki, kj). */
@@ -214,20 +233,26 @@ __attribute__((target("avx512f"))) static void direct_tile(const direct_job *jb,
 static void direct_range(void *arg, int64_t u0, int64_t u1) {
     const direct_job *jb = arg;
     const direct_shape *s = &jb->s;
-    tap taps[DIRECT_MAX_K * DIRECT_MAX_K];
-    const int64_t p = s->ho * s->wo;
+    const int64_t p = s->ho * s->wo, kk = s->k * s->k;
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t e = u / jb->blocks, q0 = (u % jb->blocks) * TILE;
+        const int64_t e = u / jb->blocks, b = u % jb->blocks, q0 = b * TILE;
         const int64_t nq = p - q0 < TILE ? p - q0 : TILE;
-        for (int64_t ki = 0; ki < s->k; ki++)
-            for (int64_t kj = 0; kj < s->k; kj++) tap_setup(s, q0, nq, ki, kj, &taps[ki * s->k + kj]);
-        for (int64_t o0 = 0; o0 < s->cout; o0 += TILE) direct_tile(jb, taps, e, o0, q0, nq);
+        for (int64_t o0 = 0; o0 < s->cout; o0 += TILE) direct_tile(jb, jb->taps + b * kk, e, o0, q0, nq);
     }
 }
 
-static void direct_run(const sat_context *ctx, direct_job *jb, int64_t n) {
-    const int64_t p = jb->s.ho * jb->s.wo;
+/* ws: the packed weights, then room for the tap table (sat__conv_direct_workspace). */
+static void direct_run(const sat_context *ctx, direct_job *jb, int64_t n, float *ws, const sat_conv_geom *g) {
+    const direct_shape *s = &jb->s;
+    const int64_t p = s->ho * s->wo, kk = s->k * s->k;
     jb->blocks = (p + TILE - 1) / TILE;
+    /* The taps depend on the pixel block only: once per call, not once per example. */
+    jb->taps = (tap *)(void *)(ws + packed_floats(g, 1));
+    for (int64_t b = 0; b < jb->blocks; b++) {
+        const int64_t q0 = b * TILE, nq = p - q0 < TILE ? p - q0 : TILE;
+        for (int64_t ki = 0; ki < s->k; ki++)
+            for (int64_t kj = 0; kj < s->k; kj++) tap_setup(s, q0, nq, ki, kj, &jb->taps[b * kk + ki * s->k + kj]);
+    }
     const int64_t units = n * jb->blocks;
     /* Small layers stay on the calling thread: a hand-off costs more than it saves. */
     const double flops =
@@ -243,8 +268,8 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws) {
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 0, ws);
-    direct_job jb = {forward_shape(g), x, ws, b, y, 0};
-    direct_run(ctx, &jb, n);
+    direct_job jb = {forward_shape(g), x, ws, b, y, 0, NULL};
+    direct_run(ctx, &jb, n, ws, g);
 #else
     (void)ctx, (void)g, (void)x, (void)w, (void)b, (void)y, (void)n, (void)ws;
 #endif
@@ -255,8 +280,8 @@ void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom 
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 1, ws);
     direct_job jb = {{g->c_out, g->h_out, g->w_out, g->c_in, g->k, g->k - 1 - g->pad, g->h_in, g->w_in},
-                     dy, ws, NULL, dx, 0};
-    direct_run(ctx, &jb, n);
+                     dy, ws, NULL, dx, 0, NULL};
+    direct_run(ctx, &jb, n, ws, g);
 #else
     (void)ctx, (void)g, (void)dy, (void)w, (void)dx, (void)n, (void)ws;
 #endif

@@ -97,8 +97,8 @@ enum { SAT_CONV_DIRECT_FORWARD, SAT_CONV_DIRECT_DATA, SAT_CONV_DIRECT_WEIGHTS };
 /* 1 if the direct kernels handle this geometry for the forward pass, the input gradient
  * or the weight gradient. */
 int sat__conv_direct_fits(const sat_conv_geom *g, int which);
-/* Floats for packed weights (forward, and with backward the input gradient's too; shared
- * by all threads). */
+/* Floats for packed weights and a call's tap table (forward, and with backward the input
+ * gradient's too; shared by all threads). */
 int64_t sat__conv_direct_workspace(const sat_conv_geom *g, int backward);
 /* Floats of per-thread scratch for sat__conv_direct_weights. */
 int64_t sat__conv_direct_weights_scratch(const sat_conv_geom *g);
