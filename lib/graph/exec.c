@@ -6,14 +6,8 @@
 void sat__exec_free(sat_exec *e) {
     if (!e) return;
     const sat_context *ctx = e->m->ctx;
-    sat__dealloc(ctx, e->arena);
+    sat__plan_release(e);
     sat__dealloc(ctx, e->ws);
-    sat__dealloc(ctx, e->a_out);
-    sat__dealloc(ctx, e->a_grad);
-    sat__dealloc(ctx, e->a_save);
-    sat__dealloc(ctx, e->out_ptr);
-    sat__dealloc(ctx, e->grad_ptr);
-    sat__dealloc(ctx, e->grad_fresh);
     if (!e->owned_by_model) sat__child_detach(&e->m->live_children);
     sat__dealloc(ctx, e);
 }

@@ -74,10 +74,6 @@ enum { SAT__ACT_READS_INPUT, SAT__ACT_READS_OUTPUT, SAT__ACT_RECOMPUTES_INPUT };
 int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd);
 /* 1 while the model has no backward override, so that ReLU may read its output. */
 int sat__model_relu_from_output(const sat_model *m);
-/* Lays e out again for the model's current backward overrides (sat_model_set_backward set
- * one after e was planned to read ReLU outputs); SAT_E_NOMEM leaves e without an arena, to
- * be planned again by its next forward. */
-int32_t sat__plan_refresh(sat_exec *e, char *err);
 
 /* Batch-norm behaviour of one forward pass. */
 #define SAT__BN_INFER 0   /* running statistics */
@@ -259,6 +255,13 @@ int sat__spec_label(const sat_model *m, const char *name);
 int32_t sat__plan_model(sat_model *m, char *err);
 /* plan.c: lays out an execution's arena for its kind and max_batch and allocates it. */
 int32_t sat__plan_exec(sat_exec *e, char *err);
+/* Frees what sat__plan_exec planned and allocated for e (the arena and the per-node
+ * arrays, not the workspace) and leaves those fields NULL. */
+void sat__plan_release(sat_exec *e);
+/* Lays e out again for the model's current backward overrides (sat_model_set_backward set
+ * one after e was planned to read ReLU outputs); SAT_E_NOMEM leaves e without an arena, to
+ * be planned again by its next forward. */
+int32_t sat__plan_refresh(sat_exec *e, char *err);
 /* out = a + b over count floats (out may be a), split over the worker pool. */
 void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count);
 /* Threads beyond this share workspace slots (conv layers then use this many). */

@@ -260,12 +260,7 @@ int32_t sat__plan_model(sat_model *m, char *err) {
     const int64_t floats = alloc_node_arrays(&probe) ? layout(&probe) : -1;
     int32_t st = check_size(&probe, floats, err);
     m->planned_floats = st == SAT_OK ? floats : 0;
-    sat__dealloc(ctx, probe.a_out);
-    sat__dealloc(ctx, probe.a_grad);
-    sat__dealloc(ctx, probe.a_save);
-    sat__dealloc(ctx, probe.out_ptr);
-    sat__dealloc(ctx, probe.grad_ptr);
-    sat__dealloc(ctx, probe.grad_fresh);
+    sat__plan_release(&probe);
     return st;
 }
 
@@ -285,7 +280,7 @@ int32_t sat__plan_exec(sat_exec *e, char *err) {
     return sat__plan_reserve_lanes(e, err);
 }
 
-int32_t sat__plan_refresh(sat_exec *e, char *err) {
+void sat__plan_release(sat_exec *e) {
     const sat_context *ctx = e->m->ctx;
     void *blocks[] = {e->arena, e->a_out, e->a_grad, e->a_save, e->out_ptr, e->grad_ptr, e->grad_fresh};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) sat__dealloc(ctx, blocks[i]);
@@ -293,6 +288,10 @@ int32_t sat__plan_refresh(sat_exec *e, char *err) {
     e->grad_fresh = NULL;
     e->arena_size = 0;
     e->run_valid = 0;
+}
+
+int32_t sat__plan_refresh(sat_exec *e, char *err) {
+    sat__plan_release(e);
     return sat__plan_exec(e, err);
 }
 

@@ -180,6 +180,36 @@ static void test_no_decay_on_biases(void **st) {
     }
 }
 
+/* An optimizer after one good step (non-zero state to protect), with copies of the
+ * parameters and state to check a refused step against. */
+typedef struct kept {
+    float params[64], state[128];
+    int64_t count;
+} kept;
+
+static sat_optimizer *stepped(fixture *f, const sat_optimizer_opts *o, kept *k) {
+    sat_optimizer *opt = make_opt(f, o);
+    set_grads(f, 0);
+    TU_CHECK(sat_optimizer_step(opt));
+    memcpy(k->params, sat_model_params(f->model), sizeof(float) * (size_t)f->np);
+    const float *sv = sat_optimizer_state(opt, &k->count);
+    assert_true(k->count <= 128);
+    memcpy(k->state, sv, sizeof(float) * (size_t)k->count);
+    return opt;
+}
+
+/* The step is refused with a message containing `what` and changes nothing. */
+static void assert_refused(fixture *f, sat_optimizer *opt, const kept *k, const char *what) {
+    assert_int_equal(sat_optimizer_step(opt), SAT_E_NUMERIC);
+    assert_non_null(strstr(sat_optimizer_last_error(opt), what));
+    int64_t count = 0;
+    const float *sv = sat_optimizer_state(opt, &count);
+    assert_int_equal(count, k->count);
+    assert_memory_equal(k->params, sat_model_params(f->model), sizeof(float) * (size_t)f->np);
+    assert_memory_equal(k->state, sv, sizeof(float) * (size_t)count);
+    assert_int_equal(sat_optimizer_step_count(opt), 1);
+}
+
 static void test_nonfinite_gradient(void **st) {
     (void)st;
     const int kinds[] = {SAT_OPT_SGD, SAT_OPT_ADAM, SAT_OPT_ADAMW};
@@ -189,22 +219,12 @@ static void test_nonfinite_gradient(void **st) {
         sat_optimizer_opts o;
         sat_optimizer_opts_init(&o, sizeof o);
         o.kind = kinds[k];
-        sat_optimizer *opt = make_opt(&f, &o);
-        set_grads(&f, 0);
-        TU_CHECK(sat_optimizer_step(opt)); /* non-zero state to protect */
-        float params[64], state[128];
-        int64_t count = 0;
-        float *sv = sat_optimizer_state(opt, &count);
-        memcpy(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
-        memcpy(state, sv, sizeof(float) * (size_t)count);
+        kept before;
+        sat_optimizer *opt = stepped(&f, &o, &before);
         for (int bad = 0; bad < 2; bad++) {
             set_grads(&f, 1);
             sat_model_grads(f.model)[f.np - 1 - bad * 5] = bad ? INFINITY : NAN;
-            assert_int_equal(sat_optimizer_step(opt), SAT_E_NUMERIC);
-            assert_true(strlen(sat_optimizer_last_error(opt)) > 0);
-            assert_memory_equal(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
-            assert_memory_equal(state, sv, sizeof(float) * (size_t)count);
-            assert_int_equal(sat_optimizer_step_count(opt), 1);
+            assert_refused(&f, opt, &before, "NaN or Inf");
         }
         tu_release(opt);
         teardown(&f);
@@ -224,21 +244,11 @@ static void test_overflowing_update(void **st) {
         o.kind = kinds[k];
         o.lr = 10.0f;
         o.momentum = 0.9f;
-        sat_optimizer *opt = make_opt(&f, &o);
-        set_grads(&f, 0);
-        TU_CHECK(sat_optimizer_step(opt)); /* non-zero state to protect */
-        float params[64], state[128];
-        int64_t count = 0;
-        float *sv = sat_optimizer_state(opt, &count);
-        memcpy(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
-        memcpy(state, sv, sizeof(float) * (size_t)count);
+        kept before;
+        sat_optimizer *opt = stepped(&f, &o, &before);
         set_grads(&f, 1);
         sat_model_grads(f.model)[2] = 3e38f;
-        assert_int_equal(sat_optimizer_step(opt), SAT_E_NUMERIC);
-        assert_non_null(strstr(sat_optimizer_last_error(opt), "NaN or Inf"));
-        assert_memory_equal(params, sat_model_params(f.model), sizeof(float) * (size_t)f.np);
-        assert_memory_equal(state, sv, sizeof(float) * (size_t)count);
-        assert_int_equal(sat_optimizer_step_count(opt), 1);
+        assert_refused(&f, opt, &before, "would make");
         /* and the next good step is the one it would have been */
         set_grads(&f, 2);
         TU_CHECK(sat_optimizer_step(opt));
