@@ -59,22 +59,31 @@ static int simd_of(arch_t id) {
 int kernel_paths(kernel_path *p) {
     bli_init();
     int n = 0;
-    for (arch_t id = 0; id < BLIS_NUM_ARCHS && n < KERNEL_PATHS_MAX - 2; id++) {
+    int avx2_arch = -1; /* the configuration an AVX2 CPU's BLIS picks: zen3 on AMD, haswell on Intel */
+    for (arch_t id = 0; id < BLIS_NUM_ARCHS && n < KERNEL_PATHS_MAX - 3; id++) {
         cntx_t **c = bli_gks_lookup_id(id);
         if (!c || !c[BLIS_NAT] || !cpu_runs(id)) continue;
-        p[n] = (kernel_path){"", c[BLIS_NAT], bli_arch_string(id), 0, 0, simd_of(id)};
+        if (id == BLIS_ARCH_ZEN3 || (id == BLIS_ARCH_HASWELL && avx2_arch < 0)) avx2_arch = n;
+        p[n] = (kernel_path){"", c[BLIS_NAT], bli_arch_string(id), 0, SAT_SIMD_BASE, simd_of(id)};
         snprintf(p[n].name, sizeof p[n].name, "blis-%s, im2col, %s loops", p[n].arch, sat__simd_name(p[n].simd));
         n++;
     }
     if (sat__gemm_select(NULL, NULL, 1)) {
-        p[n] = (kernel_path){"", NULL, NULL, 1, 0, SAT_SIMD_AVX512};
+        p[n] = (kernel_path){"", NULL, NULL, 1, SAT_SIMD_BASE, SAT_SIMD_AVX512};
         snprintf(p[n].name, sizeof p[n].name, "%s, im2col, avx512 loops", sat__gemm_path());
         n++;
     }
     kernel_path_reset();
-    if (sat__conv_direct_available()) {
-        p[n] = (kernel_path){"", NULL, NULL, -1, 1, SAT_SIMD_AVX512};
-        snprintf(p[n].name, sizeof p[n].name, "%s, direct conv, %s loops", sat__gemm_path(),
+    /* What an AVX2 CPU runs: its BLIS configuration's GEMM and the 256-bit direct kernels. */
+    if (sat__conv_direct_available() >= SAT_SIMD_AVX2 && avx2_arch >= 0) {
+        p[n] = p[avx2_arch];
+        p[n].direct = SAT_SIMD_AVX2;
+        snprintf(p[n].name, sizeof p[n].name, "blis-%s, direct conv avx2, avx2 loops", p[n].arch);
+        n++;
+    }
+    if (sat__conv_direct_available() == SAT_SIMD_AVX512) {
+        p[n] = (kernel_path){"", NULL, NULL, -1, SAT_SIMD_AVX512, SAT_SIMD_AVX512};
+        snprintf(p[n].name, sizeof p[n].name, "%s, direct conv avx512, %s loops", sat__gemm_path(),
                  sat__simd_name(sat__simd_cpu_level()));
         n++;
     }
@@ -91,7 +100,7 @@ int kernel_path_apply(const kernel_path *p) {
 
 void kernel_path_reset(void) {
     sat__gemm_select_default();
-    sat__conv_direct_select(1);
+    sat__conv_direct_select(SAT_SIMD_AVX512);
     sat__simd_select(SAT_SIMD_AVX512);
 }
 

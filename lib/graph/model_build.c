@@ -101,13 +101,15 @@ int32_t sat__model_build(sat_context *ctx, const char *spec, const sat_model_opt
         sat__model_free(m);
         return st;
     }
+    const int direct = sat__conv_direct_available();
     sat__log(ctx, SAT_LOG_INFO,
              "model: %d layers, %lld parameters, %lld state values; %.1f MiB of activations and "
-             "gradients planned for batches up to %lld; GEMMs on %s; direct convolutions %s; "
+             "gradients planned for batches up to %lld; GEMMs on %s; direct convolutions %s%s; "
              "activation loops %s",
              (int)m->num_nodes, (long long)m->num_params, (long long)m->num_state,
              (double)m->planned_floats * sizeof(float) / (1024.0 * 1024.0), (long long)m->max_batch, sat__gemm_path(),
-             sat__conv_direct_available() ? "on (stride-1 layers)" : "off", sat__simd_name(sat__simd_level()));
+             direct ? sat__simd_name(direct) : "off", direct ? " (stride-1 layers)" : "",
+             sat__simd_name(sat__simd_level()));
     *out = m;
     return SAT_OK;
 }

@@ -1,4 +1,5 @@
-/* conv_direct.c - stride-1 convolution without a column matrix (implicit GEMM), on CPUs with AVX-512.
+/* conv_direct.c - stride-1 convolution without a column matrix (implicit GEMM), on CPUs with AVX-512
+ * or AVX2.
  *
  * The im2col path writes a column matrix nine times the size of the input for a 3x3
  * convolution, and the GEMM then packs it again: for the narrow layers of small-image
@@ -60,17 +61,20 @@ typedef struct wtap {
 
 static int64_t round_tile(int64_t v) { return (v + TILE - 1) / TILE * TILE; }
 
-/* Off only while a test or benchmark compares against the im2col path. */
-static int direct_enabled = 1;
+/* Lowered only while a test or benchmark runs another CPU's kernels or the im2col path. */
+static int direct_cap = SAT_SIMD_AVX512;
 
-void sat__conv_direct_select(int on) { direct_enabled = on ? 1 : 0; }
+void sat__conv_direct_select(int level) { direct_cap = level; }
 
 int sat__conv_direct_available(void) {
 #ifdef SAT_HAVE_DIRECT
     __builtin_cpu_init();
-    return direct_enabled && __builtin_cpu_supports("avx512f") ? 1 : 0;
+    const int cpu = __builtin_cpu_supports("avx512f")                                     ? SAT_SIMD_AVX512
+                    : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? SAT_SIMD_AVX2
+                                                                                      : SAT_SIMD_BASE;
+    return cpu < direct_cap ? cpu : direct_cap;
 #else
-    return 0;
+    return SAT_SIMD_BASE;
 #endif
 }
 
@@ -88,11 +92,17 @@ int sat__conv_direct_fits(const sat_conv_geom *g, int which) {
     if (!g->direct || g->k > DIRECT_MAX_K || g->stride != 1) return 0;
     /* tap offsets within a plane are 32-bit */
     if (((int64_t)g->h_in + 2 * g->k) * ((int64_t)g->w_in + 2 * g->k) >= INT32_MAX) return 0;
-    if (which == SAT_CONV_DIRECT_DATA) return g->pad <= g->k - 1 && g->c_in >= TILE;
+    /* The AVX2 input gradient only where its output rows hold whole 16-pixel vectors: on
+     * narrower images (resnet20's 8x8, madry-cnn's 14x14) its masked loads made it 6-13%
+     * slower than im2col + BLIS zen3, while its forward pass still won or tied
+     * (tests/bench/conv_paths, docs/performance.md). */
+    if (which == SAT_CONV_DIRECT_DATA)
+        return g->pad <= g->k - 1 && g->c_in >= TILE && (g->direct == SAT_SIMD_AVX512 || g->w_in >= TILE);
     /* Weight gradients also want rows of 8 pixels or more: a vector then spans at most three
      * rows (the compact table's limit). */
     if (which == SAT_CONV_DIRECT_WEIGHTS)
-        return g->w_out >= 8 && (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS;
+        return g->direct == SAT_SIMD_AVX512 && g->w_out >= 8 &&
+               (int64_t)g->c_in * g->k * g->k <= DIRECT_WEIGHTS_MAX_ROWS;
     return 1;
 }
 
@@ -165,6 +175,7 @@ typedef struct direct_job {
     const float *ap; /* packed weights, K = cin * k * k per panel */
     const float *bias;
     float *y;        /* [n, cout, ho, wo] */
+    int level;       /* SAT_SIMD_AVX512 or SAT_SIMD_AVX2: which tile runs */
     int64_t blocks;  /* pixel blocks per example */
     tap *taps;       /* [blocks][k * k]: the same for every example, built once per call */
 } direct_job;
@@ -229,6 +240,97 @@ __attribute__((target("avx512f"))) static void direct_tile(const direct_job *jb,
     }
 }
 
+/* The same tile on CPUs with AVX2 but not AVX-512. Its 16 registers hold 6 output channels
+ * x 16 pixels (two 8-lane halves), so a panel of 16 channels takes three passes (6, 6 and
+ * 4 rows) over the same input rows. AVX2 has no mask registers: each run's 16-bit mask
+ * becomes two lane masks for vmaskmovps, which, like the AVX-512 masked load, reads
+ * nothing in the masked-off lanes; the runs cover disjoint lanes, so their loads are or-ed.
+ * Every output element is summed in the same order as by the AVX-512 tile: the same bits. */
+#define AVX2_ROWS 6
+
+/* Lane l of the result is all ones when bit l of bits8 is set. */
+__attribute__((target("avx2,fma"))) static inline __m256i lane_mask(unsigned bits8) {
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)bits8), lane), lane);
+}
+
+/* Output channels o0 .. o0 + rows - 1 (within one panel) of example e, pixels q0.. (nq);
+ * rows is a constant at each call, so the unused accumulators vanish. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void tile_rows_avx2(const direct_job *jb,
+                                                                                   const tap *taps, int64_t e,
+                                                                                   int64_t o0, int rows,
+                                                                                   int64_t q0, int64_t nq) {
+    const direct_shape *s = &jb->s;
+    const int64_t kk = s->k * s->k, plane = s->h * s->w, K = s->cin * kk;
+    const float *a0 = jb->ap + (o0 - o0 % TILE) * K + o0 % TILE;
+    const uintptr_t xb = (uintptr_t)(jb->x + e * s->cin * plane);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 l0 = zero, h0 = zero, l1 = zero, h1 = zero, l2 = zero, h2 = zero;
+    __m256 l3 = zero, h3 = zero, l4 = zero, h4 = zero, l5 = zero, h5 = zero;
+    for (int64_t kij = 0; kij < kk; kij++) {
+        const tap *t = &taps[kij];
+        if (!t->runs) continue;
+        __m256i lo[TILE], hi[TILE];
+        for (int32_t r = 0; r < t->runs; r++) {
+            lo[r] = lane_mask(t->mask[r] & 0xffu);
+            hi[r] = lane_mask((unsigned)t->mask[r] >> 8);
+        }
+        /* Most taps of a wide image read 16 consecutive inputs: plain loads, which are faster. */
+        const int whole = t->runs == 1 && t->mask[0] == 0xffffu;
+        const float *a = a0 + kij * TILE;
+        for (int64_t c = 0; c < s->cin; c++, a += kk * TILE) {
+            const uintptr_t xc = xb + (uintptr_t)(c * plane) * sizeof(float);
+            __m256 bl = zero, bh = zero;
+            if (whole) {
+                const float *at = (const float *)(xc + (uintptr_t)t->base[0] * sizeof(float));
+                bl = _mm256_loadu_ps(at);
+                bh = _mm256_loadu_ps(at + 8);
+            } else {
+                for (int32_t r = 0; r < t->runs; r++) {
+                    const uintptr_t at = xc + (uintptr_t)t->base[r] * sizeof(float);
+                    bl = _mm256_or_ps(bl, _mm256_maskload_ps((const float *)at, lo[r]));
+                    bh = _mm256_or_ps(bh, _mm256_maskload_ps((const float *)(at + 8 * sizeof(float)), hi[r]));
+                }
+            }
+#define SAT_TILE_ROW(i)                                                                                \
+    if (rows > i) {                                                                                    \
+        const __m256 wi = _mm256_broadcast_ss(a + i);                                                  \
+        l##i = _mm256_fmadd_ps(wi, bl, l##i);                                                          \
+        h##i = _mm256_fmadd_ps(wi, bh, h##i);                                                          \
+    }
+            SAT_TILE_ROW(0) SAT_TILE_ROW(1) SAT_TILE_ROW(2) SAT_TILE_ROW(3) SAT_TILE_ROW(4) SAT_TILE_ROW(5)
+#undef SAT_TILE_ROW
+        }
+    }
+    const __m256 acc_lo[AVX2_ROWS] = {l0, l1, l2, l3, l4, l5}, acc_hi[AVX2_ROWS] = {h0, h1, h2, h3, h4, h5};
+    const int64_t p = s->ho * s->wo;
+    float *y = jb->y + (e * s->cout + o0) * p + q0;
+    const unsigned store = nq >= TILE ? 0xffffu : (1u << nq) - 1u;
+    const __m256i store_lo = lane_mask(store & 0xffu), store_hi = lane_mask(store >> 8);
+    for (int i = 0; i < rows && o0 + i < s->cout; i++) {
+        __m256 vl = acc_lo[i], vh = acc_hi[i];
+        if (jb->bias) {
+            const __m256 bi = _mm256_set1_ps(jb->bias[o0 + i]);
+            vl = _mm256_add_ps(vl, bi);
+            vh = _mm256_add_ps(vh, bi);
+        }
+        if (nq >= TILE) {
+            _mm256_storeu_ps(y + i * p, vl);
+            _mm256_storeu_ps(y + i * p + 8, vh);
+        } else {
+            _mm256_maskstore_ps(y + i * p, store_lo, vl);
+            if (nq > 8) _mm256_maskstore_ps(y + i * p + 8, store_hi, vh);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void direct_tile_avx2(const direct_job *jb, const tap *taps, int64_t e,
+                                                                int64_t o0, int64_t q0, int64_t nq) {
+    tile_rows_avx2(jb, taps, e, o0, AVX2_ROWS, q0, nq);
+    if (o0 + AVX2_ROWS < jb->s.cout) tile_rows_avx2(jb, taps, e, o0 + AVX2_ROWS, AVX2_ROWS, q0, nq);
+    if (o0 + 2 * AVX2_ROWS < jb->s.cout) tile_rows_avx2(jb, taps, e, o0 + 2 * AVX2_ROWS, TILE - 2 * AVX2_ROWS, q0, nq);
+}
+
 /* Units are (example, pixel block) pairs; a range of them is one thread's share. */
 static void direct_range(void *arg, int64_t u0, int64_t u1) {
     const direct_job *jb = arg;
@@ -237,7 +339,12 @@ static void direct_range(void *arg, int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; u++) {
         const int64_t e = u / jb->blocks, b = u % jb->blocks, q0 = b * TILE;
         const int64_t nq = p - q0 < TILE ? p - q0 : TILE;
-        for (int64_t o0 = 0; o0 < s->cout; o0 += TILE) direct_tile(jb, jb->taps + b * kk, e, o0, q0, nq);
+        for (int64_t o0 = 0; o0 < s->cout; o0 += TILE) {
+            if (jb->level == SAT_SIMD_AVX512)
+                direct_tile(jb, jb->taps + b * kk, e, o0, q0, nq);
+            else
+                direct_tile_avx2(jb, jb->taps + b * kk, e, o0, q0, nq);
+        }
     }
 }
 
@@ -268,7 +375,7 @@ void sat__conv_direct_forward(const sat_context *ctx, const sat_conv_geom *g, co
                               const float *b, float *y, int64_t n, float *ws) {
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 0, ws);
-    direct_job jb = {forward_shape(g), x, ws, b, y, 0, NULL};
+    direct_job jb = {forward_shape(g), x, ws, b, y, g->direct, 0, NULL};
     direct_run(ctx, &jb, n, ws, g);
 #else
     (void)ctx, (void)g, (void)x, (void)w, (void)b, (void)y, (void)n, (void)ws;
@@ -280,7 +387,7 @@ void sat__conv_direct_backward_data(const sat_context *ctx, const sat_conv_geom 
 #ifdef SAT_HAVE_DIRECT
     pack_weights(g, w, 1, ws);
     direct_job jb = {{g->c_out, g->h_out, g->w_out, g->c_in, g->k, g->k - 1 - g->pad, g->h_in, g->w_in},
-                     dy, ws, NULL, dx, 0, NULL};
+                     dy, ws, NULL, dx, g->direct, 0, NULL};
     direct_run(ctx, &jb, n, ws, g);
 #else
     (void)ctx, (void)g, (void)dy, (void)w, (void)dx, (void)n, (void)ws;

@@ -70,7 +70,7 @@ typedef struct sat_conv_geom {
     int32_t c_in, h_in, w_in;
     int32_t c_out, k, stride, pad;
     int32_t h_out, w_out; /* filled by sat__conv_geom_init */
-    int32_t direct;       /* 1: use the direct kernels where they fit (conv_direct.c) */
+    int32_t direct;       /* SAT_SIMD_*: the direct kernels to use where they fit; 0: none (conv_direct.c) */
 } sat_conv_geom;
 /* Computes h_out, w_out; returns 0 if the geometry is impossible (output smaller than 1). */
 int sat__conv_geom_init(sat_conv_geom *g);
@@ -87,12 +87,15 @@ void sat__conv_forward(const sat_context *ctx, const sat_conv_geom *g, const flo
 /* dx (overwritten) from dy. */
 void sat__conv_backward_data(const sat_context *ctx, const sat_conv_geom *g, const float *dy,
                              const float *w, float *dx, int64_t n, float *ws, int64_t ws_lanes);
-/* Direct convolution (conv_direct.c): no column matrix, AVX-512 only. The conv functions
- * above use it when g->direct is set and it fits; these are what they call. */
+/* Direct convolution (conv_direct.c): no column matrix. The conv functions above use it
+ * when g->direct is set and it fits; these are what they call. The widest kernels the CPU
+ * runs, as a SAT_SIMD_* level: SAT_SIMD_AVX512, SAT_SIMD_AVX2 (forward and input gradient
+ * only), or SAT_SIMD_BASE (0): none. */
 int sat__conv_direct_available(void);
-/* For tests and benchmarks only (process-wide; models created afterwards follow it): 0 keeps
- * the direct kernels off, 1 uses them where the CPU allows (the default). */
-void sat__conv_direct_select(int on);
+/* For tests and benchmarks only (process-wide; models created afterwards follow it): caps
+ * the level above; SAT_SIMD_BASE keeps the direct kernels off, SAT_SIMD_AVX512 (the
+ * default) leaves the CPU's choice. */
+void sat__conv_direct_select(int level);
 enum { SAT_CONV_DIRECT_FORWARD, SAT_CONV_DIRECT_DATA, SAT_CONV_DIRECT_WEIGHTS };
 /* 1 if the direct kernels handle this geometry for the forward pass, the input gradient
  * or the weight gradient. */

@@ -6,6 +6,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,14 +179,9 @@ static void conv_case_one(sat_conv_geom g, int32_t threads, int64_t n) {
     tu_release(ctx);
 }
 
-/* Every case through the im2col path and, where the CPU has it, the direct kernels. */
+/* Every case through the im2col path and every direct kernel the CPU has (AVX2, AVX-512). */
 static void conv_case(sat_conv_geom g, int32_t threads, int64_t n) {
-    g.direct = 0;
-    conv_case_one(g, threads, n);
-    if (sat__conv_direct_available()) {
-        g.direct = 1;
-        conv_case_one(g, threads, n);
-    }
+    for (g.direct = SAT_SIMD_BASE; g.direct <= sat__conv_direct_available(); g.direct++) conv_case_one(g, threads, n);
 }
 
 static void test_conv_stride2_pad1(void **state) {
@@ -240,6 +236,44 @@ static void test_conv_direct_edges(void **state) {
     conv_case(g5, 2, 2);
     sat_conv_geom g6 = {.c_in = 16, .h_in = 6, .w_in = 9, .c_out = 3, .k = 5, .stride = 1, .pad = 2};
     conv_case(g6, 1, 2);
+    /* the AVX2 input gradient takes rows of 16 pixels or more; 17 makes vectors straddle rows */
+    sat_conv_geom g7 = {.c_in = 16, .h_in = 3, .w_in = 17, .c_out = 7, .k = 3, .stride = 1, .pad = 1};
+    conv_case(g7, 2, 2);
+}
+
+/* The AVX2 direct tile sums every output element in the AVX-512 tile's order: both give the
+ * same bits, forward and input gradient, over partial panels (20 and 13 output channels),
+ * partial pixel vectors and vectors that straddle rows (several loads per tap). Runs where
+ * the CPU has AVX-512; elsewhere the two cannot meet. */
+static void test_conv_direct_avx2_matches_avx512(void **state) {
+    (void)state;
+    if (sat__conv_direct_available() != SAT_SIMD_AVX512) {
+        printf("no AVX-512 direct kernels on this CPU: nothing to compare the AVX2 ones with\n");
+        return;
+    }
+    const sat_conv_geom shapes[] = {{.c_in = 16, .h_in = 9, .w_in = 10, .c_out = 20, .k = 3, .stride = 1, .pad = 1},
+                                    {.c_in = 17, .h_in = 6, .w_in = 5, .c_out = 13, .k = 5, .stride = 1, .pad = 2},
+                                    {.c_in = 32, .h_in = 8, .w_in = 8, .c_out = 32, .k = 3, .stride = 1, .pad = 1}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        sat_conv_geom g = shapes[i];
+        assert_int_equal(sat__conv_geom_init(&g), 1);
+        const int64_t n = 3, nx = n * g.c_in * g.h_in * g.w_in, ny = n * g.c_out * g.h_out * g.w_out;
+        const int64_t nw = (int64_t)g.c_out * g.c_in * g.k * g.k;
+        float *x = alloc_fill(nx, -1, 1, 31), *w = alloc_fill(nw, -1, 1, 32), *b = alloc_fill(g.c_out, -1, 1, 33);
+        float *dy = alloc_fill(ny, -1, 1, 34), *y[2], *dx[2];
+        for (int level = 0; level < 2; level++) {
+            g.direct = level ? SAT_SIMD_AVX512 : SAT_SIMD_AVX2;
+            float *ws = alloc_fill(sat__conv_direct_workspace(&g, 1), 0, 0, 0);
+            y[level] = alloc_fill(ny, 0, 0, 0), dx[level] = alloc_fill(nx, 0, 0, 0);
+            sat__conv_direct_forward(NULL, &g, x, w, b, y[level], n, ws);
+            sat__conv_direct_backward_data(NULL, &g, dy, w, dx[level], n, ws);
+            tu_free(ws);
+        }
+        if (memcmp(y[0], y[1], (size_t)ny * sizeof(float)) || memcmp(dx[0], dx[1], (size_t)nx * sizeof(float)))
+            fail_msg("shape %zu: the AVX2 direct tile differs from the AVX-512 one (largest differences %g, %g)", i,
+                     (double)tu_max_abs_diff(y[0], y[1], ny), (double)tu_max_abs_diff(dx[0], dx[1], nx));
+        tu_free(x), tu_free(w), tu_free(b), tu_free(dy), tu_free(y[0]), tu_free(y[1]), tu_free(dx[0]), tu_free(dx[1]);
+    }
 }
 
 /* Images large enough that only a few fit in a group, and a batch that leaves a partial
@@ -702,6 +736,7 @@ int main(void) {
         cmocka_unit_test(test_conv_pointwise),
         cmocka_unit_test(test_conv_k5_pad2),
         cmocka_unit_test(test_conv_direct_edges),
+        cmocka_unit_test(test_conv_direct_avx2_matches_avx512),
         cmocka_unit_test(test_conv_groups_match_single),
         cmocka_unit_test(test_conv_lanes_bit_identical),
         cmocka_unit_test(test_conv_geometry),
