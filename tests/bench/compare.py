@@ -4,15 +4,16 @@
     /usr/bin/python3 tests/bench/compare.py [--bench build-perf/tests/bench/sat_bench]
         [--model all] [--act all] [--threads 1,2] [--batch 128] [--reps 5] [--repeats 3]
         [--metrics train,pgd1,pgdk,attack] [--no-ref] [--markdown FILE] [--jsonl FILE]
-        [--kernel-path blis-zen3 --torch-isa avx2]
+        [--kernel-path blis-zen3 [--no-direct] --torch-isa avx2]
 
 For every configuration (model, activation, threads) and every repeat, one libsat process
 and one PyTorch process run back to back (libsat first on even repeats, PyTorch first on
 odd ones), so that load from other programs hits both alike. Each process reports medians
 over --reps calls; the table shows the median over --repeats processes.
 
---kernel-path runs libsat on another CPU's kernels (SAT_KERNEL_PATH, direct convolutions
-off: e.g. blis-zen3 is what an AVX2-only AMD CPU runs) and --torch-isa caps PyTorch's
+--kernel-path runs libsat on another CPU's kernels (SAT_KERNEL_PATH: e.g. blis-zen3 is what
+an AVX2-only AMD CPU runs, with the AVX2 direct convolutions; --no-direct turns those off,
+as before they existed) and --torch-isa caps PyTorch's
 (ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA), so that both sides run AVX2 only on an
 AVX-512 machine. The table names the CPU and the kernels; the JSON lines also hold every
 layer's kernels (sat_bench's kernel_paths).
@@ -27,6 +28,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def direct_name(v):
+    """sat_bench's direct_conv: the kernels' level ("avx512", "avx2", "off"); true/false in older lines."""
+    if isinstance(v, bool) or v is None:
+        return "on" if v else "off"
+    return v
 
 
 def run(cmd, env=None):
@@ -60,8 +68,9 @@ def main():
     ap.add_argument("--no-ref", action="store_true", help="skip libsat's GEMM reference timings")
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--jsonl", help="append every raw measurement here")
-    ap.add_argument("--kernel-path", help="libsat on this GEMM path with the direct convolutions off "
-                    "(SAT_KERNEL_PATH, e.g. blis-zen3)")
+    ap.add_argument("--kernel-path", help="libsat on this GEMM path, with the direct convolutions and "
+                    "activation loops of its CPU kind (SAT_KERNEL_PATH, e.g. blis-zen3)")
+    ap.add_argument("--no-direct", action="store_true", help="with --kernel-path: direct convolutions off")
     ap.add_argument("--torch-isa", choices=["avx2", "avx512"], help="cap PyTorch's vector instructions")
     ap.add_argument("--load", nargs="+", metavar="FILE",
                     help="run nothing: build the table from --jsonl files of earlier runs (later files win "
@@ -72,7 +81,9 @@ def main():
     acts = ["relu", "silu"] if a.act == "all" else a.act.split(",")
     threads = [int(t) for t in a.threads.split(",")]
     common = ["--batch", str(a.batch), "--reps", str(a.reps)] + (["--metrics", a.metrics] if a.metrics else [])
-    sat_env = {"SAT_KERNEL_PATH": a.kernel_path, "SAT_DIRECT_CONV": "0"} if a.kernel_path else {}
+    sat_env = {"SAT_KERNEL_PATH": a.kernel_path} if a.kernel_path else {}
+    if a.kernel_path and a.no_direct:
+        sat_env["SAT_DIRECT_CONV"] = "0"
     torch_env = ({"ATEN_CPU_CAPABILITY": a.torch_isa, "ONEDNN_MAX_CPU_ISA": "AVX2" if a.torch_isa == "avx2"
                   else "AVX512_CORE"} if a.torch_isa else {})
     raw = {}
@@ -161,7 +172,7 @@ def main():
         if paths:
             p = paths[0]
             text += (f"\n{t} thread(s): CPU {p['cpu']}; BLIS picks {p['blis_arch']}; libsat GEMMs on {p.get('gemm')}, "
-                     f"direct convolutions {'on' if p.get('direct_conv') else 'off'}, activation loops "
+                     f"direct convolutions {direct_name(p.get('direct_conv'))}, activation loops "
                      f"{p.get('activation_loops')}")
         peaks = [x for x in peaks if x[0] is not None]
         if peaks:

@@ -1,8 +1,9 @@
 /* kernel_path_from_env.c - linked into a copy of a program (sat-cli-paths) to run it on
  * another kernel path: the arithmetic another CPU would do, on this one. Before main, it
  * selects the GEMM path whose name starts with $SAT_KERNEL_PATH (e.g. "blis-zen3", as
- * tests/kernel_paths.h names them) and turns the direct convolutions on or off with
- * $SAT_DIRECT_CONV (1 or 0; default 1, where the CPU has them). For measurements only:
+ * tests/kernel_paths.h names them), with the activation loops and direct convolutions a CPU
+ * of that kind runs (blis-zen3: AVX2 loops, AVX2 direct convolutions), or the direct
+ * convolutions off with $SAT_DIRECT_CONV=0. For measurements only:
  * the library itself reads no environment variables. */
 #define _POSIX_C_SOURCE 200809L
 #include "kernel_paths.h"
@@ -21,9 +22,11 @@ __attribute__((constructor)) static void kernel_path_from_env(void) {
     for (int i = 0; i < n; i++) {
         if (paths[i].direct || strncmp(paths[i].name, want, len) != 0 || paths[i].name[len] != ',') continue;
         if (!kernel_path_apply(&paths[i])) break;
-        sat__conv_direct_select(direct ? atoi(direct) : 1);
-        fprintf(stderr, "kernel path: %s, direct convolutions %s\n", sat__gemm_path(),
-                sat__conv_direct_available() ? "on" : "off");
+        /* The direct kernels as wide as the path's activation loops: what its CPU kind runs. */
+        sat__conv_direct_select(direct && atoi(direct) == 0 ? SAT_SIMD_BASE : paths[i].simd);
+        const int level = sat__conv_direct_available();
+        fprintf(stderr, "kernel path: %s, direct convolutions %s, activation loops %s\n", sat__gemm_path(),
+                level ? sat__simd_name(level) : "off", sat__simd_name(sat__simd_level()));
         return;
     }
     fprintf(stderr, "SAT_KERNEL_PATH=%s is not a GEMM path this CPU can run; it can run:\n", want);

@@ -171,8 +171,8 @@ static void layer_paths(const layer_geom *l, char *out, size_t cap) {
 /* Whether the step runs any AVX-512 code: then the machine's peak is the 512-bit one. */
 static int path_uses_avx512(void) {
     const char *gemm = sat__gemm_path();
-    return sat__conv_direct_available() || sat__simd_level() == SAT_SIMD_AVX512 || strstr(gemm, "avx512") ||
-           strstr(gemm, "skx");
+    return sat__conv_direct_available() == SAT_SIMD_AVX512 || sat__simd_level() == SAT_SIMD_AVX512 ||
+           strstr(gemm, "avx512") || strstr(gemm, "skx");
 }
 #endif
 
@@ -185,8 +185,9 @@ static void emit_paths(const char *model, const char *act, int threads, int batc
            "\"metric\":\"kernel_paths\",\"value\":{\"cpu\":\"%s\",\"blis_arch\":\"%s\"",
            model, act, threads, batch, cpu, bli_arch_string(bli_arch_query_id()));
 #ifdef SAT_BENCH_INTERNAL
-    printf(",\"gemm\":\"%s\",\"direct_conv\":%s,\"activation_loops\":\"%s\",\"layers\":[", sat__gemm_path(),
-           sat__conv_direct_available() ? "true" : "false", sat__simd_name(sat__simd_level()));
+    const int direct = sat__conv_direct_available();
+    printf(",\"gemm\":\"%s\",\"direct_conv\":\"%s\",\"activation_loops\":\"%s\",\"layers\":[", sat__gemm_path(),
+           direct ? sat__simd_name(direct) : "off", sat__simd_name(sat__simd_level()));
     for (int i = 0; i < mg->n_layers; i++) {
         char desc[256];
         layer_paths(&mg->layer[i], desc, sizeof desc);
