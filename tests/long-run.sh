@@ -118,6 +118,8 @@ if [[ -z $only || $only == valgrind ]]; then
   # allocated at exit ("possibly lost"), as documented, and is not listed.
   vg=(valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect
       --errors-for-leak-kinds=definite,indirect)
+  # The tests' deadlock watchdogs (tu_set_watchdog) count wall time: valgrind needs more.
+  export SAT_TEST_WATCHDOG_SCALE=50
   # The portable paths: valgrind reports no AVX-512, so the library must not pick it.
   out=$work/valgrind/test_kernel_choice.txt
   if ! "${idle[@]}" "${vg[@]}" "$build/tests/test_kernel_choice" > "$out" 2>&1 ||

@@ -345,7 +345,7 @@ static void disk_full(fixture *f, int kind) {
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = {(rlim_t)st.st_size / 2, (rlim_t)st.st_size / 2};
         if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
-        char msg[1024];
+        char msg[1024] = {0}; /* all of it is sent */
         int32_t rc = save(f, kind, 1);
         memcpy(msg, &rc, sizeof rc);
         snprintf(msg + sizeof rc, sizeof msg - sizeof rc, "%s", save_error(f, kind, 1));
