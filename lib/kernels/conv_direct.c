@@ -270,13 +270,13 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void tile_rows_
     for (int64_t kij = 0; kij < kk; kij++) {
         const tap *t = &taps[kij];
         if (!t->runs) continue;
+        /* Most taps of a wide image read 16 consecutive inputs: plain loads, which are faster. */
+        const int whole = t->runs == 1 && t->mask[0] == 0xffffu;
         __m256i lo[TILE], hi[TILE];
-        for (int32_t r = 0; r < t->runs; r++) {
+        for (int32_t r = 0; !whole && r < t->runs; r++) {
             lo[r] = lane_mask(t->mask[r] & 0xffu);
             hi[r] = lane_mask((unsigned)t->mask[r] >> 8);
         }
-        /* Most taps of a wide image read 16 consecutive inputs: plain loads, which are faster. */
-        const int whole = t->runs == 1 && t->mask[0] == 0xffffu;
         const float *a = a0 + kij * TILE;
         for (int64_t c = 0; c < s->cin; c++, a += kk * TILE) {
             const uintptr_t xc = xb + (uintptr_t)(c * plane) * sizeof(float);

@@ -18,6 +18,7 @@
 
 #include <sat.h>
 
+#include "bench_model.h"
 #include "kernel_paths.h"
 #include "kernels/kernels.h"
 #include "model_gemms.h"
@@ -31,21 +32,18 @@ static const char *const pass_names[PASSES] = {"forward", "input gradient", "wei
 
 typedef struct variant {
     const char *name;
-    const kernel_path *path; /* NULL: the library's own choice */
+    const kernel_path *path; /* applied before each call */
     int direct;              /* SAT_SIMD_* of the direct kernels; 0: im2col */
 } variant;
 
-static float *filled(int64_t n, uint64_t seed) {
+/* n floats in [0, 1) (the timings do not depend on the values). */
+static float *filled(int64_t n) {
     float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     if (!v) {
         fprintf(stderr, "conv_paths: out of memory\n");
         exit(1);
     }
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (int64_t i = 0; i < n; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        v[i] = (float)((double)(s >> 40) / (double)(1ull << 24)) - 0.5f;
-    }
+    bench_fill_batch(v, n);
     return v;
 }
 
@@ -80,8 +78,8 @@ static void time_layer(const char *model, const layer_geom *l, int64_t n, int re
         const int64_t s = sat__conv_workspace(&g, n, 1, 1);
         if (s > nws) nws = s;
     }
-    float *x = filled(nx, 1), *w = filled(nw, 2), *dy = filled(ny, 3), *dw = filled(nw, 4), *ws = filled(nws, 5);
-    float *out = filled(nx > ny ? nx : ny, 6);
+    float *x = filled(nx), *w = filled(nw), *dy = filled(ny), *dw = filled(nw), *ws = filled(nws);
+    float *out = filled(nx > ny ? nx : ny);
     const double flops = 2.0 * (double)n * g.h_out * g.w_out * g.c_out * (double)(g.c_in * g.k * g.k);
     for (int pass = 0; pass < PASSES; pass++) {
         double *t = calloc((size_t)(nv * reps), sizeof *t);
