@@ -400,9 +400,10 @@ SAT_API float *sat_model_state(sat_model *model);
  *  parameters) written into mask[param_count]. */
 SAT_API int32_t sat_model_decay_mask(const sat_model *model, uint8_t *mask);
 
-/** Logits (n x num_classes) for a batch of any size n >= 1, batch norm in inference mode.
- *  Batches larger than the model's max_batch run in chunks of max_batch, with the same bits
- *  as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x,
+/** Logits (n x num_classes) for a batch of any size n >= 1, batch norm in inference mode
+ *  (each batch norm that alone reads a convolution's output folded into it, as in attacks:
+ *  see sat_exec_forward). Batches larger than the model's max_batch run in chunks of
+ *  max_batch, with the same bits as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x,
  *  SAT_E_INVALID_ARG when logits overlaps x (then nothing is written). Finite pixels outside
  *  [0,1] are computed on as they are. */
 SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, float *logits);
@@ -482,7 +483,12 @@ SAT_API const char *sat_exec_last_error(const sat_exec *exec);
  * into logits[n*classes] (may be NULL), keeping what sat_exec_backward() needs.
  * bn_mode: SAT_BN_INFERENCE (running statistics), SAT_BN_BATCH (batch statistics, running
  * ones untouched) or SAT_BN_TRAIN (batch statistics, and the running ones updated: only for
- * SAT_EXEC_TRAIN executions; dropout layers act only in this mode). A forward in
+ * SAT_EXEC_TRAIN executions; dropout layers act only in this mode). In SAT_BN_INFERENCE mode
+ * SAT_EXEC_INFERENCE and SAT_EXEC_INPUT_GRAD executions fold each batch norm that alone reads
+ * a convolution's output into that convolution, as the model's own calls do (the same bits as
+ * sat_model_forward and sat_model_input_gradient); a SAT_EXEC_TRAIN execution keeps it a layer
+ * of its own, since a parameter gradient needs its input, so its results differ from those in
+ * rounding only (docs/design.md, "Batch norm folded into the convolution"). A forward in
  * SAT_BN_TRAIN mode writes the model's state (and its count of such forwards, which keys
  * the dropout masks), like an optimizer step writes its parameters: it must not overlap any other call on an
  * execution of the same model. The other modes only read the model, so executions of one

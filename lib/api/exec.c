@@ -69,7 +69,10 @@ int32_t sat_exec_forward(sat_exec *e, const float *x, int64_t n, int32_t bn_mode
         return sat__fail(e->err, SAT_E_INVALID_ARG, "%s: logits overlaps x", fn);
     /* A forward that fails past the checks (workspace) leaves nothing a backward could use. */
     e->run_valid = 0;
-    const int32_t bn = bn_mode == SAT_BN_TRAIN ? SAT__BN_TRAIN : bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
+    /* Inference-mode batch norm folds into the convolutions unless a parameter-gradient
+     * backward may follow, which needs its input (fold.c). */
+    const int32_t infer = e->kind == SAT_EXEC_TRAIN ? SAT__BN_INFER : SAT__BN_FOLD;
+    const int32_t bn = bn_mode == SAT_BN_TRAIN ? SAT__BN_TRAIN : bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : infer;
     const float *out;
     st = sat__exec_fwd(e, x, n, bn, &out);
     if (st) return st;

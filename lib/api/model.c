@@ -121,7 +121,7 @@ int32_t sat_model_forward(sat_model *m, const float *x, int64_t n, float *logits
         const int64_t c = n - s < m->max_batch ? n - s : m->max_batch;
         const float *out;
         /* Only the first chunk can fail (its workspace), before any logits are written. */
-        st = sat__forward(m, x + s * m->in_size, c, SAT__BN_INFER, &out);
+        st = sat__forward(m, x + s * m->in_size, c, SAT__BN_FOLD, &out);
         if (st) return st;
         memcpy(logits + s * m->classes, out, sizeof(float) * (size_t)(c * m->classes));
     }
@@ -140,7 +140,7 @@ int32_t sat_model_input_gradient(sat_model *m, const float *x, const int32_t *la
         return sat__fail(m->err, SAT_E_INVALID_ARG,
                          "sat_model_input_gradient: an output buffer overlaps x");
     const float *out;
-    int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_INFER;
+    int32_t bn = m->opts.attack_bn_mode == SAT_BN_BATCH ? SAT__BN_BATCH : SAT__BN_FOLD;
     st = sat__forward(m, x, n, bn, &out);
     if (st) return st;
     sat_exec *e = m->own_exec; /* made by the forward */

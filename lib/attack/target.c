@@ -2,8 +2,10 @@
  * pass and the attack plan's backward to the input. */
 #include "attack/attack.h"
 
+/* Attacks only ever follow a forward with the attack plan's backward: inference-mode batch
+ * norms fold into their convolutions (fold.c). */
 static int32_t model_forward(void *self, const float *x, int64_t n, int32_t bn, const float **logits) {
-    return sat__forward(self, x, n, bn, logits);
+    return sat__forward(self, x, n, bn == SAT__BN_INFER ? SAT__BN_FOLD : bn, logits);
 }
 
 static int32_t model_backward(void *self, const float *x, int64_t n, const float *dlogits, float *dx) {

@@ -36,6 +36,7 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
      * larger workspace cannot be had. */
     rc = sat__plan_reserve_lanes(e, e->err);
     if (rc != SAT_OK) return rc;
+    if (bn == SAT__BN_FOLD && m->fold_floats == 0) bn = SAT__BN_INFER; /* nothing folds */
     sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
     if (bn == SAT__BN_TRAIN) e->run_dropout_key = sat__rng_u64(m->opts.seed, SAT_STREAM_DROPOUT, m->train_forwards++);
     e->out_ptr[0] = (float *)x;
@@ -43,7 +44,7 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
         const sat_node *nd = &m->nodes[i];
         const float *x0 = e->out_ptr[nd->in0];
         const float *x1 = nd->in1 >= 0 ? e->out_ptr[nd->in1] : NULL;
-        if (nd->alias) {
+        if (nd->alias || sat__bn_skipped(&r, nd)) {
             e->out_ptr[i] = e->out_ptr[nd->in0];
             continue;
         }
@@ -107,6 +108,8 @@ static void backward_node(sat_exec *e, const sat_run *r, const uint8_t *need, in
 int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx, float *grads) {
     if (!e->run_valid) return sat__fail(e->err, SAT_E_INTERNAL, "backward without a forward pass");
     sat_model *m = e->m;
+    if (e->run_bn == SAT__BN_FOLD && (plan != SAT__PLAN_ATTACK || grads))
+        return sat__fail(e->err, SAT_E_INTERNAL, "a training backward after an attack forward pass");
     if (e->relu_from_output && !sat__model_relu_from_output(m))
         return sat__fail(e->err, SAT_E_STATE,
                          "sat_model_set_backward set a backward override after this forward pass, which "
@@ -122,6 +125,12 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
     int handing = e->handout != NULL;
     int64_t mark = m->num_params; /* handed out so far: [mark, num_params) */
     for (int i = N - 1; i >= 1; i--) {
+        if (sat__bn_skipped(&r, &m->nodes[i])) { /* its gradient is its convolution's */
+            const int32_t conv = m->nodes[i].in0;
+            e->grad_ptr[conv] = e->grad_ptr[i];
+            e->grad_fresh[conv] = e->grad_fresh[i];
+            continue;
+        }
         backward_node(e, &r, need, i);
         if (handing && sat__node_has_params(&m->nodes[i]) &&
             !(handing = hand_out_grads(e, grads, first_param(&m->nodes[i]), &mark)))

@@ -63,6 +63,9 @@ typedef struct sat_node {
     int64_t k_mean, k_std;      /* constants (normalize) */
     int32_t consumers;          /* how many nodes read this output */
     int32_t alias;              /* output is the input's buffer (flatten) */
+    /* Batch norm folded into the convolution before it in SAT__BN_FOLD passes (fold.c): */
+    int32_t bn_folded;          /* batch norm: folded into its input, a conv it alone reads */
+    int32_t fold_bn;            /* conv: the batch norm folded into it (-1: none) */
 } sat_node;
 
 /* Where a node's backward finds the values its derivative is taken at (ops.c). Most read
@@ -79,6 +82,8 @@ int sat__model_relu_from_output(const sat_model *m);
 #define SAT__BN_INFER 0   /* running statistics */
 #define SAT__BN_BATCH 1   /* batch statistics, running ones untouched */
 #define SAT__BN_TRAIN 2   /* batch statistics, running ones updated */
+#define SAT__BN_FOLD 3    /* running statistics, each batch norm that follows a convolution
+                             folded into it; only the attack plan's backward may follow */
 
 #define SAT__PLAN_ATTACK 0
 #define SAT__PLAN_TRAIN 1
@@ -103,6 +108,7 @@ struct sat_model {
 
     uint8_t *need_dx[2];        /* per plan and node: compute the gradient w.r.t. its inputs */
     int64_t planned_floats;     /* arena of a training execution for max_batch */
+    int64_t fold_floats;        /* the largest conv's folded weights and bias (fold.c) */
     /* Training-mode forwards run so far: with the seed, the key of their dropout masks, so
      * each step draws new ones and a rerun of the same steps draws the same. */
     uint64_t train_forwards;
@@ -158,6 +164,7 @@ struct sat_exec {
     int64_t a_scratch;          /* gradient accumulation scratch (fan-out > 1), two halves */
     int64_t scratch_half;
     int64_t a_dlogits, a_losses; /* -1 for an inference execution */
+    int64_t a_fold;             /* m->fold_floats: one conv's folded weights and bias */
     float **out_ptr;            /* per node, set by each forward */
     float **grad_ptr;           /* per node */
     uint8_t *grad_fresh;        /* per node, during backward: no contribution yet */
@@ -262,6 +269,21 @@ void sat__plan_release(sat_exec *e);
  * one after e was planned to read ReLU outputs); SAT_E_NOMEM leaves e without an arena, to
  * be planned again by its next forward. */
 int32_t sat__plan_refresh(sat_exec *e, char *err);
+/* fold.c: in a SAT__BN_FOLD pass a batch norm that alone reads a convolution's output is an
+ * affine map per channel with fixed coefficients: the convolution runs with weights and bias
+ * that give the batch norm's output directly, and the batch norm's forward and backward are
+ * skipped. sat__fold_plan marks such pairs and sizes the fold region (with the graph). */
+void sat__fold_plan(sat_model *m);
+/* Before conv node nd's forward or input gradient in pass r: folds its batch norm into its
+ * current parameters, into e's fold region, when the pass folds it. */
+void sat__fold_conv(const sat_run *r, const sat_node *nd);
+/* The weights and bias (NULL: none) conv node nd runs with in pass r. */
+const float *sat__conv_weights(const sat_run *r, const sat_node *nd);
+const float *sat__conv_bias(const sat_run *r, const sat_node *nd);
+/* 1 when batch norm node nd is skipped in pass r (folded into its input). */
+static inline int sat__bn_skipped(const sat_run *r, const sat_node *nd) {
+    return r->bn == SAT__BN_FOLD && nd->bn_folded;
+}
 /* out = a + b over count floats (out may be a), split over the worker pool. */
 void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count);
 /* Threads beyond this share workspace slots (conv layers then use this many). */

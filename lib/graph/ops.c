@@ -256,16 +256,15 @@ static int64_t conv_workspace(const sat_node *nd, int64_t n, int64_t lanes, int 
 static void grouped_fwd_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
                              int64_t e0, int64_t e1) {
     (void)dy;
-    const float *p = r->m->params;
-    sat__conv_grouped_forward(&nd->conv, nd->groups, x0 + e0 * input_of(r->m, nd)->size, p + nd->p_w,
-                              nd->p_b >= 0 ? p + nd->p_b : NULL, y + e0 * nd->size, e1 - e0);
+    sat__conv_grouped_forward(&nd->conv, nd->groups, x0 + e0 * input_of(r->m, nd)->size, sat__conv_weights(r, nd),
+                              sat__conv_bias(r, nd), y + e0 * nd->size, e1 - e0);
 }
 
 static void grouped_data_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *dx,
                               int64_t e0, int64_t e1) {
     (void)x0;
     const int64_t in_size = input_of(r->m, nd)->size;
-    sat__conv_grouped_backward_data(&nd->conv, nd->groups, dy + e0 * nd->size, r->m->params + nd->p_w,
+    sat__conv_grouped_backward_data(&nd->conv, nd->groups, dy + e0 * nd->size, sat__conv_weights(r, nd),
                                     dx + e0 * in_size, e1 - e0);
 }
 
@@ -280,19 +279,20 @@ static void conv_forward(const sat_run *r, const sat_node *nd, const float *x0, 
                          float *y) {
     (void)x1;
     sat_model *m = r->m;
+    sat__fold_conv(r, nd);
     if (nd->groups > 1) {
         split_run(r, nd, x0, NULL, y, grouped_fwd_body, r->n);
         return;
     }
-    sat__conv_forward(m->ctx, &nd->conv, x0, m->params + nd->p_w,
-                      nd->p_b >= 0 ? m->params + nd->p_b : NULL, y, r->n, r->e->ws, r->e->ws_lanes,
-                      r->e->kind != SAT_EXEC_INFERENCE);
+    sat__conv_forward(m->ctx, &nd->conv, x0, sat__conv_weights(r, nd), sat__conv_bias(r, nd), y, r->n, r->e->ws,
+                      r->e->ws_lanes, r->e->kind != SAT_EXEC_INFERENCE);
 }
 
 static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
                           const float *dy, float *dx0, float *dx1) {
     (void)y, (void)dx1;
     sat_model *m = r->m;
+    if (dx0) sat__fold_conv(r, nd); /* a folding pass has no parameter gradients */
     if (nd->groups > 1) {
         if (r->param_grads) split_run(r, nd, x0, dy, NULL, grouped_weights_body, nd->units);
         if (dx0) split_run(r, nd, NULL, dy, dx0, grouped_data_body, r->n);
@@ -302,7 +302,7 @@ static void conv_backward(const sat_run *r, const sat_node *nd, const float *x0,
         sat__conv_backward_weights(m->ctx, &nd->conv, x0, dy, r->grads + nd->p_w,
                                    nd->p_b >= 0 ? r->grads + nd->p_b : NULL, r->n, r->e->ws, r->e->ws_lanes);
     if (dx0)
-        sat__conv_backward_data(m->ctx, &nd->conv, dy, m->params + nd->p_w, dx0, r->n, r->e->ws,
+        sat__conv_backward_data(m->ctx, &nd->conv, dy, sat__conv_weights(r, nd), dx0, r->n, r->e->ws,
                                 r->e->ws_lanes);
 }
 
@@ -456,9 +456,12 @@ static void bn_sync_backward(const sat_run *r, const sat_node *nd, const float *
     split_run(r, nd, x0, dy, dx, bn_dx_body, c);
 }
 
+/* Inference mode: the running statistics (a batch norm not folded in a SAT__BN_FOLD pass). */
+static int bn_running(const sat_run *r) { return r->bn == SAT__BN_INFER || r->bn == SAT__BN_FOLD; }
+
 static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, const float *x1, float *y) {
     (void)x1;
-    if (r->bn == SAT__BN_INFER)
+    if (bn_running(r))
         split_run(r, nd, x0, NULL, y, bn_infer_fwd_body, r->n);
     else if (bn_shard(r))
         bn_sync_forward(r, nd, x0, y);
@@ -474,7 +477,7 @@ static void bn_backward(const sat_run *r, const sat_node *nd, const float *x0, c
     float *dg = r->param_grads ? r->grads + nd->p_gamma : NULL;
     float *db = r->param_grads ? r->grads + nd->p_beta : NULL;
     int64_t hw = (int64_t)nd->h * nd->w;
-    if (r->bn == SAT__BN_INFER) {
+    if (bn_running(r)) {
         if (!dg && !db) {
             if (dx0) split_run(r, nd, x0, dy, dx0, bn_infer_bwd_body, r->n);
         } else {
@@ -621,7 +624,7 @@ static void bn_apply_body(const sat_run *r, const sat_node *nd, const float *x0,
 
 static void bn_recompute(const sat_run *r, const sat_node *bn, float *y) {
     const float *x = r->e->out_ptr[bn->in0];
-    split_run(r, bn, x, NULL, y, r->bn == SAT__BN_INFER ? bn_infer_fwd_body : bn_apply_body, r->n);
+    split_run(r, bn, x, NULL, y, bn_running(r) ? bn_infer_fwd_body : bn_apply_body, r->n);
 }
 
 static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, const float *y,
@@ -633,10 +636,11 @@ static void act_backward(const sat_run *r, const sat_node *nd, const float *x0, 
     const int32_t source = sat__act_backward_source(r->e, nd);
     if (source == SAT__ACT_READS_OUTPUT) {
         x0 = y; /* ReLU: y > 0 exactly where x > 0 (the input was not kept, plan.c) */
-    } else if (source == SAT__ACT_RECOMPUTES_INPUT) {
+    } else if (source == SAT__ACT_RECOMPUTES_INPUT && !sat__bn_skipped(r, &m->nodes[nd->in0])) {
         /* The input was not kept (plan.c): computed again into the input gradient's region,
          * which the derivative then overwrites element by element. The batch norm's
-         * parameters make that gradient needed by every plan, so dx0 is there. */
+         * parameters make that gradient needed by every plan, so dx0 is there. (A folded
+         * batch norm's output is its convolution's, which is kept: x0 already.) */
         bn_recompute(r, &m->nodes[nd->in0], dx0);
         x0 = dx0;
     }

@@ -60,8 +60,8 @@ static int64_t place_intervals(interval *iv, int count) {
 static int64_t align_floats(int64_t n) { return (n + 15) & ~(int64_t)15; }
 
 /* The node that last reads node i's output, following aliases (a flatten's output is its
- * input's buffer, so that buffer lives as long as the flatten's readers). The logits are
- * read after the pass: N. */
+ * input's buffer, so that buffer lives as long as the flatten's readers; so is a folded
+ * batch norm's in a SAT__BN_FOLD pass). The logits are read after the pass: N. */
 static void last_uses(const sat_model *m, int32_t *last) {
     const int N = m->num_nodes;
     for (int i = N - 1; i >= 0; i--) {
@@ -69,14 +69,14 @@ static void last_uses(const sat_model *m, int32_t *last) {
         for (int j = i + 1; j < N; j++) {
             const sat_node *nd = &m->nodes[j];
             if (nd->in0 != i && nd->in1 != i) continue;
-            int32_t until = nd->alias ? last[j] : j;
+            int32_t until = nd->alias || nd->bn_folded ? last[j] : j;
             if (until > last[i]) last[i] = until;
         }
     }
 }
 
 /* An inference execution: every output is short-lived (the logits last until the end),
- * placed first-fit over its forward lifetime; no gradients, no scratch. */
+ * placed first-fit over its forward lifetime; no gradients, no scratch; the fold region. */
 static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
     const sat_model *m = e->m;
     const int N = m->num_nodes;
@@ -90,6 +90,8 @@ static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
             off += align_floats(saved);
         }
     }
+    e->a_fold = off;
+    off += m->fold_floats;
     last_uses(m, last);
     int count = 0;
     for (int i = 1; i < N; i++) {
@@ -146,9 +148,12 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     off += align_floats(B * m->classes);
     e->a_losses = off;
     off += align_floats(B);
+    e->a_fold = off;
+    off += m->fold_floats;
 
     /* Gradient lifetimes in backward steps: node N-1 is step 0. The last node's gradient
-     * is the caller's dlogits, so it needs no region. */
+     * is the caller's dlogits, so it needs no region. A folded batch norm's gradient is its
+     * convolution's in a SAT__BN_FOLD pass (fold.c), read by that convolution's backward. */
     int count = 0;
     for (int i = N - 2; i >= 0; i--) {
         int last_consumer = i;
@@ -157,7 +162,7 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
         interval *v = &iv[count++];
         v->node = i;
         v->start = N - 1 - last_consumer;
-        v->end = N - 1 - i;
+        v->end = N - 1 - (m->nodes[i].bn_folded ? m->nodes[i].in0 : i);
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t grad_region = place_intervals(iv, count);
@@ -188,7 +193,7 @@ static int64_t layout(sat_exec *e) {
     const int N = m->num_nodes;
     sat_context *ctx = m->ctx;
     for (int i = 0; i < N; i++) e->a_out[i] = e->a_grad[i] = e->a_save[i] = -1;
-    e->a_scratch = e->a_dlogits = e->a_losses = -1;
+    e->a_scratch = e->a_dlogits = e->a_losses = e->a_fold = -1;
     e->scratch_half = 0;
     interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
     uint8_t *kept = sat__calloc(ctx, (size_t)N, 1);
@@ -237,6 +242,8 @@ int32_t sat__plan_model(sat_model *m, char *err) {
     if (!m->params || !m->grads || !m->state || !m->need_dx[0] || !m->need_dx[1])
         return sat__fail(err, SAT_E_NOMEM, "model: out of memory for %lld parameters",
                          (long long)m->num_params);
+
+    sat__fold_plan(m);
 
     /* Which output gradients each plan needs: the attack plan all of them (down to the
      * input); the train plan those with a parameter at or above the node. */

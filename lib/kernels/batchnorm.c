@@ -113,6 +113,18 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
     }
 }
 
+void sat__bn_fold(const float *gamma, const float *beta, const float *running_mean, const float *running_var,
+                  const float *w, const float *b, int64_t c, int64_t per_out, float *w_out, float *b_out) {
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double scale = gamma[ch] * (1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS));
+        const float *wc = w + ch * per_out;
+        float *oc = w_out + ch * per_out;
+        for (int64_t j = 0; j < per_out; j++) oc[j] = (float)(scale * wc[j]);
+        const double bias = b ? b[ch] : 0.0;
+        b_out[ch] = (float)(scale * (bias - running_mean[ch]) + beta[ch]);
+    }
+}
+
 /* Per-channel sums of dy and dy * xhat, xhat = (x - mean) * invstd. */
 static void bn_sums(const float *x, const float *dy, int64_t n, int64_t c, int64_t hw, int64_t ch,
                     double mean, double invstd, double *sdy, double *sdyx) {

@@ -159,6 +159,12 @@ void sat__bn_apply(const float *x, const float *affine, float *y, int64_t n, int
 void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta,
                            const float *running_mean, const float *running_var, float *y,
                            int64_t n, int64_t c, int64_t hw);
+/* Inference mode folded into the layer before it, whose output channel ch has weights
+ * w[ch * per_out, (ch + 1) * per_out) and bias b[ch] (b NULL: none): w_out and b_out make
+ * that layer give the batch norm's output. Scale and shift as in sat__bn_forward_infer,
+ * taken in double, each folded value rounded once. */
+void sat__bn_fold(const float *gamma, const float *beta, const float *running_mean, const float *running_var,
+                  const float *w, const float *b, int64_t c, int64_t per_out, float *w_out, float *b_out);
 /* Backward of training mode (statistics depend on x), channels [c0, c1). dx may be NULL;
  * dgamma/dbeta may be NULL, else overwritten. */
 void sat__bn_backward_train(const float *x, const float *gamma, const float *dy, const float *save_mean,

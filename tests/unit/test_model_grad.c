@@ -4,6 +4,8 @@
  * residual adds, normalisation) and every activation. */
 #include "testutil.h"
 
+#include "graph/graph.h" /* which batch norms fold */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,6 +374,111 @@ static void test_override_after_planning(void **st) {
     sat_exec_destroy(e);
 }
 
+/* Batch norm folded into the convolution before it (the model's inference and attack
+ * passes, fold.c) computes what the layers compute unfolded (a SAT_EXEC_TRAIN execution's
+ * inference-mode pass): logits and input gradients agree to rounding. The model has every
+ * kind of pair: with a bias and without, grouped, SiLU recomputing its input and ReLU
+ * reading its output, 16-wide stride-1 layers for the direct kernels; and two batch norms
+ * that must not fold (after a convolution with a second reader, after an add). The
+ * statistics are far from their initial values, folding writes nothing to the model, and
+ * finite differences check the folded gradient. */
+static const char *const SPEC_FOLD =
+    "input 3 16 16\n"
+    "conv 8 k=3 p=1\n"
+    "bn\n"
+    "act\n"
+    "conv 8 k=3 p=1 bias=0\n"
+    "bn\n"
+    "act relu\n"
+    "conv 8 k=3 p=1 g=2 name=c\n"
+    "bn\n"
+    "add c\n"
+    "bn\n"
+    "act\n"
+    "conv 8 k=3 s=2 p=1 g=4\n"
+    "bn\n"
+    "act\n"
+    "gap\n"
+    "dense 4\n";
+
+static float max_abs(const float *v, int64_t n) {
+    float most = 0.0f;
+    for (int64_t i = 0; i < n; i++) most = fabsf(v[i]) > most ? fabsf(v[i]) : most;
+    return most;
+}
+
+static void test_bn_fold(void **st) {
+    (void)st;
+    enum { IN = 3 * 16 * 16, CL = 4 };
+    sat_context *ctx = tu_context(1, 0);
+    sat_model *m = tu_model(ctx, SPEC_FOLD, SAT_ACT_SILU, 8);
+    const int folds[] = {2, 5, 13}; /* the batch norms that fold: after conv 1, 4 and 12 */
+    int folded = 0;
+    for (int i = 0; i < m->num_nodes; i++) folded += m->nodes[i].bn_folded;
+    assert_int_equal(folded, 3);
+    for (int k = 0; k < 3; k++) assert_true(m->nodes[folds[k]].bn_folded);
+    float *p = sat_model_params(m), *s = sat_model_state(m);
+    for (int i = 0; i < m->num_nodes; i++) {
+        const sat_node *nd = &m->nodes[i];
+        if (nd->op != SAT_OP_BN) continue;
+        tu_fill_uniform(p + nd->p_gamma, nd->c, 0.5f, 1.5f, 10 + i);
+        tu_fill_uniform(p + nd->p_beta, nd->c, -0.3f, 0.3f, 20 + i);
+        tu_fill_uniform(s + nd->s_mean, nd->c, -0.2f, 0.2f, 30 + i);
+        tu_fill_uniform(s + nd->s_var, nd->c, 0.5f, 2.0f, 40 + i);
+    }
+    for (int i = 0; i < m->num_nodes; i++) /* and the convolutions' biases */
+        if (m->nodes[i].op == SAT_OP_CONV && m->nodes[i].p_b >= 0)
+            tu_fill_uniform(p + m->nodes[i].p_b, m->nodes[i].units, -0.2f, 0.2f, 50 + i);
+    const int64_t np = sat_model_param_count(m), ns = sat_model_state_count(m);
+    float *p0 = tu_alloc(sizeof(float) * np), *s0 = tu_alloc(sizeof(float) * ns);
+    memcpy(p0, p, sizeof(float) * np);
+    memcpy(s0, s, sizeof(float) * ns);
+
+    float *x = tu_alloc(sizeof(float) * NB * IN), *g1 = tu_alloc(sizeof(float) * NB * IN),
+          *g2 = tu_alloc(sizeof(float) * NB * IN);
+    int32_t y[NB] = {0, 1, 3};
+    tu_fill_uniform(x, NB * IN, 0.0f, 1.0f, 5);
+    float l1[NB * CL], l2[NB * CL], dl[NB * CL], losses[NB];
+    TU_CHECK(sat_model_forward(m, x, NB, l1));
+    TU_CHECK(sat_model_input_gradient(m, x, y, NB, NULL, g1, NULL));
+    assert_memory_equal(p, p0, sizeof(float) * np);
+    assert_memory_equal(s, s0, sizeof(float) * ns);
+
+    sat_exec_opts o;
+    TU_CHECK(sat_exec_opts_init(&o, sizeof o));
+    o.kind = SAT_EXEC_TRAIN;
+    sat_exec *unfolded = NULL;
+    TU_CHECK(sat_exec_create(m, &o, &unfolded));
+    TU_CHECK(sat_exec_forward(unfolded, x, NB, SAT_BN_INFERENCE, l2));
+    sat__softmax_ce(l2, y, NB, CL, 0.0f, losses, dl, 1.0f);
+    TU_CHECK(sat_exec_backward(unfolded, dl, g2, NULL));
+    const float dl_max = tu_max_abs_diff(l1, l2, NB * CL), dg_max = tu_max_abs_diff(g1, g2, NB * IN);
+    print_message("folded - unfolded: logits %g (of %g), input gradient %g (of %g)\n", dl_max,
+                  max_abs(l1, NB * CL), dg_max, max_abs(g1, NB * IN));
+    assert_true(dl_max <= 1e-5f * max_abs(l1, NB * CL));
+    assert_true(dg_max <= 1e-4f * max_abs(g1, NB * IN));
+    assert_true(dl_max > 0.0f); /* the passes did differ: something folded */
+    sat_exec_destroy(unfolded);
+
+    /* executions that cannot run a parameter gradient fold too: the model's bits */
+    o.kind = SAT_EXEC_INFERENCE;
+    sat_exec *e = NULL;
+    TU_CHECK(sat_exec_create(m, &o, &e));
+    TU_CHECK(sat_exec_forward(e, x, NB, SAT_BN_INFERENCE, l2));
+    assert_memory_equal(l1, l2, sizeof l1);
+    sat_exec_destroy(e);
+    o.kind = SAT_EXEC_INPUT_GRAD;
+    TU_CHECK(sat_exec_create(m, &o, &e));
+    TU_CHECK(sat_exec_forward(e, x, NB, SAT_BN_INFERENCE, l2));
+    sat__softmax_ce(l2, y, NB, CL, 0.0f, losses, dl, 1.0f);
+    TU_CHECK(sat_exec_backward(e, dl, g2, NULL));
+    assert_memory_equal(g1, g2, sizeof(float) * NB * IN);
+    sat_exec_destroy(e);
+
+    check_input_grad(m, IN, 0.03);
+    tu_free(x), tu_free(g1), tu_free(g2), tu_free(p0), tu_free(s0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_override_after_planning),
@@ -382,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_dropout_train_only),
         cmocka_unit_test(test_dropout_per_example),
         cmocka_unit_test(test_backward_override),
+        cmocka_unit_test(test_bn_fold),
     };
     return tu_run_on_every_path("test_model_grad", tests, sizeof tests / sizeof tests[0]);
 }
