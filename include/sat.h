@@ -403,9 +403,9 @@ SAT_API int32_t sat_model_decay_mask(const sat_model *model, uint8_t *mask);
 /** Logits (n x num_classes) for a batch of any size n >= 1, batch norm in inference mode
  *  (each batch norm that alone reads a convolution's output folded into it, as in attacks:
  *  see sat_exec_forward). Batches larger than the model's max_batch run in chunks of
- *  max_batch, with the same bits as one call per chunk. SAT_E_SHAPE for n < 1, SAT_E_NUMERIC for NaN or Inf in x,
- *  SAT_E_INVALID_ARG when logits overlaps x (then nothing is written). Finite pixels outside
- *  [0,1] are computed on as they are. */
+ *  max_batch, with the same bits as one call per chunk. SAT_E_SHAPE for n < 1,
+ *  SAT_E_NUMERIC for NaN or Inf in x, SAT_E_INVALID_ARG when logits overlaps x (then nothing
+ *  is written). Finite pixels outside [0,1] are computed on as they are. */
 SAT_API int32_t sat_model_forward(sat_model *model, const float *x, int64_t n, float *logits);
 
 /**

@@ -91,7 +91,7 @@ static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
         }
     }
     e->a_fold = off;
-    off += m->fold_floats;
+    off += align_floats(m->fold_floats);
     last_uses(m, last);
     int count = 0;
     for (int i = 1; i < N; i++) {
@@ -149,7 +149,7 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     e->a_losses = off;
     off += align_floats(B);
     e->a_fold = off;
-    off += m->fold_floats;
+    off += align_floats(m->fold_floats);
 
     /* Gradient lifetimes in backward steps: node N-1 is step 0. The last node's gradient
      * is the caller's dlogits, so it needs no region. A folded batch norm's gradient is its
