@@ -185,6 +185,13 @@ float tu_max_abs_diff(const float *a, const float *b, int64_t n) {
     return m;
 }
 
+float tu_max_abs(const float *v, int64_t n) {
+    float m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabsf(v[i]) <= m)) m = fabsf(v[i]);
+    return m;
+}
+
 double tu_rel_err(double a, double b) {
     double den = fabs(a) + fabs(b);
     if (den < 1e-3) den = 1e-3;

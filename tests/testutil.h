@@ -84,6 +84,8 @@ int tu_snapshot_same(const tu_snapshot *a, const tu_snapshot *b);
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 /* Max |a - b| over n values. */
 float tu_max_abs_diff(const float *a, const float *b, int64_t n);
+/* max |v[i]| (the scale a tolerance is taken relative to). */
+float tu_max_abs(const float *v, int64_t n);
 /* Relative error |a-b| / max(1e-3, |a|+|b|). */
 double tu_rel_err(double a, double b);
 

@@ -41,12 +41,6 @@ static sat_exec *make_exec(sat_model *m, int32_t kind, int64_t max_batch) {
     return own_exec(e);
 }
 
-static float max_abs(const float *v, int64_t n) {
-    float most = 0.0f;
-    for (int64_t i = 0; i < n; i++) most = fabsf(v[i]) > most ? fabsf(v[i]) : most;
-    return most;
-}
-
 static void batch(float *x, int32_t *y, uint64_t seed) {
     tu_fill_uniform(x, (int64_t)N * IN, 0.0f, 1.0f, seed);
     for (int i = 0; i < N; i++) y[i] = (int32_t)((i * 3 + (int)seed) % CLASSES);
@@ -138,7 +132,7 @@ static void test_input_grad_matches_model(void **st) {
     TU_CHECK(sat_exec_forward(t, x, N, SAT_BN_INFERENCE, NULL));
     memset(g2, 0, sizeof(float) * N * IN);
     TU_CHECK(sat_exec_backward(t, dlogits, g2, NULL));
-    assert_true(tu_max_abs_diff(g1, g2, N * IN) <= 1e-5f * max_abs(g1, N * IN));
+    assert_true(tu_max_abs_diff(g1, g2, N * IN) <= 1e-5f * tu_max_abs(g1, N * IN));
     assert_true(tu_max_abs_diff(g1, g2, N * IN) > 0.0f); /* the batch norm was folded */
 }
 
@@ -333,7 +327,7 @@ static void test_mixed_use(void **st) {
     assert_ptr_equal(own, sat_model_exec(m));
     TU_CHECK(sat_exec_forward(own, x, N, SAT_BN_INFERENCE, logits));
     TU_CHECK(sat_exec_backward(own, dl, g2, NULL));
-    assert_true(tu_max_abs_diff(g1, g2, N * IN) <= 1e-5f * max_abs(g1, N * IN)); /* see above */
+    assert_true(tu_max_abs_diff(g1, g2, N * IN) <= 1e-5f * tu_max_abs(g1, N * IN)); /* see above */
     /* its errors are the model's */
     assert_int_equal(sat_exec_forward(own, x, 99, SAT_BN_INFERENCE, logits), SAT_E_SHAPE);
     assert_ptr_equal(sat_exec_last_error(own), sat_model_last_error(m));

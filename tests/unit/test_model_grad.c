@@ -401,12 +401,6 @@ static const char *const SPEC_FOLD =
     "gap\n"
     "dense 4\n";
 
-static float max_abs(const float *v, int64_t n) {
-    float most = 0.0f;
-    for (int64_t i = 0; i < n; i++) most = fabsf(v[i]) > most ? fabsf(v[i]) : most;
-    return most;
-}
-
 static void test_bn_fold(void **st) {
     (void)st;
     enum { IN = 3 * 16 * 16, CL = 4 };
@@ -454,9 +448,9 @@ static void test_bn_fold(void **st) {
     TU_CHECK(sat_exec_backward(unfolded, dl, g2, NULL));
     const float dl_max = tu_max_abs_diff(l1, l2, NB * CL), dg_max = tu_max_abs_diff(g1, g2, NB * IN);
     print_message("folded - unfolded: logits %g (of %g), input gradient %g (of %g)\n", dl_max,
-                  max_abs(l1, NB * CL), dg_max, max_abs(g1, NB * IN));
-    assert_true(dl_max <= 1e-5f * max_abs(l1, NB * CL));
-    assert_true(dg_max <= 1e-4f * max_abs(g1, NB * IN));
+                  tu_max_abs(l1, NB * CL), dg_max, tu_max_abs(g1, NB * IN));
+    assert_true(dl_max <= 1e-5f * tu_max_abs(l1, NB * CL));
+    assert_true(dg_max <= 1e-4f * tu_max_abs(g1, NB * IN));
     assert_true(dl_max > 0.0f); /* the passes did differ: something folded */
     sat_exec_destroy(unfolded);
 
