@@ -36,7 +36,6 @@ int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const 
      * larger workspace cannot be had. */
     rc = sat__plan_reserve_lanes(e, e->err);
     if (rc != SAT_OK) return rc;
-    if (bn == SAT__BN_FOLD && m->fold_floats == 0) bn = SAT__BN_INFER; /* nothing folds */
     sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
     if (bn == SAT__BN_TRAIN) e->run_dropout_key = sat__rng_u64(m->opts.seed, SAT_STREAM_DROPOUT, m->train_forwards++);
     e->out_ptr[0] = (float *)x;

@@ -8,6 +8,9 @@
 
 #include <math.h>
 
+/* 1 / sqrt(var + eps), in double: every mode's inverse standard deviation. */
+static double inv_std(double var) { return 1.0 / sqrt(var + (double)SAT_BN_EPS); }
+
 static double channel_sum(const float *x, int64_t n, int64_t c, int64_t hw, int64_t ch) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) {
@@ -47,7 +50,7 @@ static void channel_normalise(const float *x, const float *gamma, const float *b
                               float *save_mean, float *save_invstd, float *save_affine, float *running_mean,
                               float *running_var) {
     const double var = ss / cnt;
-    const double invstd = 1.0 / sqrt(var + (double)SAT_BN_EPS);
+    const double invstd = inv_std(var);
     const float g = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
     const float scale = (float)(g * invstd), shift = (float)(bt - g * invstd * mean);
     channel_apply(x, scale, shift, y, n, c, hw, ch);
@@ -105,7 +108,7 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
                            const float *running_mean, const float *running_var, float *y,
                            int64_t n, int64_t c, int64_t hw) {
     for (int64_t ch = 0; ch < c; ch++) {
-        const double invstd = 1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS);
+        const double invstd = inv_std(running_var[ch]);
         const double g = gamma ? gamma[ch] : 1.0, bt = beta ? beta[ch] : 0.0;
         const float scale = (float)(g * invstd);
         const float shift = (float)(bt - g * invstd * running_mean[ch]);
@@ -116,7 +119,7 @@ void sat__bn_forward_infer(const float *x, const float *gamma, const float *beta
 void sat__bn_fold(const float *gamma, const float *beta, const float *running_mean, const float *running_var,
                   const float *w, const float *b, int64_t c, int64_t per_out, float *w_out, float *b_out) {
     for (int64_t ch = 0; ch < c; ch++) {
-        const double scale = gamma[ch] * (1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS));
+        const double scale = gamma[ch] * inv_std(running_var[ch]);
         const float *wc = w + ch * per_out;
         float *oc = w_out + ch * per_out;
         for (int64_t j = 0; j < per_out; j++) oc[j] = (float)(scale * wc[j]);
@@ -188,7 +191,7 @@ void sat__bn_backward_infer(const float *x, const float *gamma, const float *run
                             const float *running_var, const float *dy, float *dx, float *dgamma,
                             float *dbeta, int64_t n, int64_t c, int64_t hw) {
     for (int64_t ch = 0; ch < c; ch++) {
-        const double invstd = 1.0 / sqrt((double)running_var[ch] + (double)SAT_BN_EPS);
+        const double invstd = inv_std(running_var[ch]);
         if (dgamma || dbeta) {
             double sdy = 0.0, sdyx = 0.0;
             bn_sums(x, dy, n, c, hw, ch, running_mean[ch], invstd, &sdy, &sdyx);
