@@ -273,6 +273,17 @@ typedef struct sat_model_opts {
     float train_backward_param;    /**< NaN (default): default parameter of train_backward_act */
     int32_t attack_bn_mode;    /**< SAT_BN_INFERENCE (default) or SAT_BN_BATCH */
     uint64_t seed;             /**< parameter initialisation; default SAT_SEED_CONTEXT */
+    /** Activation checkpointing, for a host short of memory: 0 (default) keeps every
+     *  forward output a backward reads; 1 keeps only the outputs at the ends of segments of
+     *  the graph (residual blocks' outputs, a chain's layers), about sqrt(all outputs)
+     *  each, and each backward runs the forward of every segment but the last again just
+     *  before that segment's backward. Results are bit for bit those without it (batch norm
+     *  reuses the forward's batch statistics, dropout its masks); memory drops to the
+     *  segment ends plus one segment's outputs, at the price of about one more forward per
+     *  backward. Applies to executions with a backward (the model's own, a trainer's,
+     *  SAT_EXEC_TRAIN and SAT_EXEC_INPUT_GRAD ones); not stored in model files
+     *  (docs/design.md, "Activation checkpointing"). */
+    int32_t activation_checkpointing;
 } sat_model_opts;
 
 /** Fills the first struct_size bytes of `*opts` with the library's defaults (the ones
@@ -382,6 +393,15 @@ SAT_API int32_t sat_model_get_opts(const sat_model *model, sat_model_opts *opts)
 SAT_API int32_t sat_model_set_backward(sat_model *model, int32_t attack_backward_act,
                                        float attack_backward_param, int32_t train_backward_act,
                                        float train_backward_param);
+
+/** Turns activation checkpointing on (1) or off (0) after creation (sat_model_opts
+ *  .activation_checkpointing; a loaded model starts with it off). Each execution of the
+ *  model that has a backward (the model's own, a trainer's, one from sat_exec_create) is
+ *  planned again by its next forward pass, which may then fail with SAT_E_NOMEM (or
+ *  SAT_E_SHAPE when the activations without checkpointing exceed the library's limit); a
+ *  backward of a pass run before the change still works. Errors: SAT_E_INVALID_ARG (NULL
+ *  model, a value other than 0 or 1). Not while another thread uses the model. */
+SAT_API int32_t sat_model_set_activation_checkpointing(sat_model *model, int32_t on);
 
 /** Number of trainable parameters (length of the parameter and gradient blocks). */
 SAT_API int64_t sat_model_param_count(const sat_model *model);

@@ -94,6 +94,14 @@ int32_t sat_model_set_backward(sat_model *m, int32_t attack_act, float attack_pa
     return SAT_OK;
 }
 
+int32_t sat_model_set_activation_checkpointing(sat_model *m, int32_t on) {
+    if (!m) return SAT_E_INVALID_ARG;
+    if (on != 0 && on != 1)
+        return sat__fail(m->err, SAT_E_INVALID_ARG, "sat_model_set_activation_checkpointing: %d is not 0 or 1", on);
+    m->opts.activation_checkpointing = on; /* each execution is planned again by its next forward */
+    return SAT_OK;
+}
+
 int32_t sat_model_decay_mask(const sat_model *m, uint8_t *mask) {
     if (!m || !mask) return SAT_E_INVALID_ARG;
     memset(mask, 0, (size_t)m->num_params);

@@ -22,34 +22,42 @@ static int32_t shard_failed(sat_exec *e) {
                      (int)e->shard->bn_status);
 }
 
+void sat__forward_nodes(sat_exec *e, const sat_run *r, int32_t first, int32_t last) {
+    const sat_model *m = e->m;
+    for (int i = first; i <= last; i++) {
+        const sat_node *nd = &m->nodes[i];
+        const float *x0 = e->out_ptr[nd->in0];
+        const float *x1 = nd->in1 >= 0 ? e->out_ptr[nd->in1] : NULL;
+        if (nd->alias || sat__bn_skipped(r, nd)) {
+            e->out_ptr[i] = e->out_ptr[nd->in0];
+            continue;
+        }
+        e->out_ptr[i] = e->arena + e->a_out[i];
+        sat__ops[nd->op].forward(r, nd, x0, x1, e->out_ptr[i]);
+    }
+}
+
 int32_t sat__exec_fwd(sat_exec *e, const float *x, int64_t n, int32_t bn, const float **logits) {
     sat_model *m = e->m;
     if (n < 1 || n > e->max_batch)
         return sat__fail(e->err, SAT_E_SHAPE, "batch of %lld is outside 1..%lld (the %s max_batch)", (long long)n,
                          (long long)e->max_batch, e->owned_by_model ? "model's" : "execution's");
     /* A backward override set since e was planned to read ReLU outputs needs the inputs
-     * kept: plan e again (also after a failed attempt left it without an arena). */
+     * kept, and activation checkpointing turned on or off changes the layout: plan e again
+     * (also after a failed attempt left it without an arena). */
     int32_t rc = SAT_OK;
-    if (!e->arena || (e->relu_from_output && !sat__model_relu_from_output(m))) rc = sat__plan_refresh(e, e->err);
+    if (!e->arena || (e->relu_from_output && !sat__model_relu_from_output(m)) || e->recompute_asked != sat__recompute_chosen(e))
+        rc = sat__plan_refresh(e, e->err);
     if (rc != SAT_OK) return rc;
     /* The thread count may have grown since the last pass; nothing has changed yet if the
      * larger workspace cannot be had. */
     rc = sat__plan_reserve_lanes(e, e->err);
     if (rc != SAT_OK) return rc;
-    sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0};
+    sat_run r = {m, e, NULL, n, bn, 0, SAT_ACT_SAME, 0.0f, 0, 0};
     if (bn == SAT__BN_TRAIN) e->run_dropout_key = sat__rng_u64(m->opts.seed, SAT_STREAM_DROPOUT, m->train_forwards++);
     e->out_ptr[0] = (float *)x;
-    for (int i = 1; i < m->num_nodes; i++) {
-        const sat_node *nd = &m->nodes[i];
-        const float *x0 = e->out_ptr[nd->in0];
-        const float *x1 = nd->in1 >= 0 ? e->out_ptr[nd->in1] : NULL;
-        if (nd->alias || sat__bn_skipped(&r, nd)) {
-            e->out_ptr[i] = e->out_ptr[nd->in0];
-            continue;
-        }
-        e->out_ptr[i] = e->arena + e->a_out[i];
-        sat__ops[nd->op].forward(&r, nd, x0, x1, e->out_ptr[i]);
-    }
+    sat__forward_nodes(e, &r, 1, m->num_nodes - 1);
+    e->segment_held = e->recompute ? e->segment[m->num_nodes - 1] : 0; /* the last segment's outputs */
     if ((rc = shard_failed(e))) return rc;
     e->run_n = n;
     e->run_bn = bn;
@@ -114,7 +122,7 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
                          "sat_model_set_backward set a backward override after this forward pass, which "
                          "kept no ReLU inputs for it; run the forward pass again");
     const int N = m->num_nodes;
-    sat_run r = {m, e, grads, e->run_n, e->run_bn, plan, SAT_ACT_SAME, 0.0f, grads != NULL};
+    sat_run r = {m, e, grads, e->run_n, e->run_bn, plan, SAT_ACT_SAME, 0.0f, grads != NULL, 0};
     sat__plan_backward_act(m, plan, &r.bwd_act, &r.bwd_param);
     const uint8_t *need = (plan == SAT__PLAN_ATTACK || dx) ? m->need_dx[SAT__PLAN_ATTACK]
                                                            : m->need_dx[SAT__PLAN_TRAIN];
@@ -124,6 +132,9 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
     int handing = e->handout != NULL;
     int64_t mark = m->num_params; /* handed out so far: [mark, num_params) */
     for (int i = N - 1; i >= 1; i--) {
+        /* The end of a segment: its other outputs may be gone (overwritten by another
+         * segment's); make them again. */
+        if (e->recompute && (i == N - 1 || e->segment[i + 1] == i + 1)) sat__recompute_hold(e, i);
         if (sat__bn_skipped(&r, &m->nodes[i])) { /* its gradient is its convolution's */
             const int32_t conv = m->nodes[i].in0;
             e->grad_ptr[conv] = e->grad_ptr[i];

@@ -165,6 +165,13 @@ struct sat_exec {
     int64_t scratch_half;
     int64_t a_dlogits, a_losses; /* -1 for an inference execution */
     int64_t a_fold;             /* m->fold_floats: one conv's folded weights and bias */
+    /* Activation checkpointing (recompute.c), fixed when e is planned: */
+    int32_t recompute_asked;    /* the model's choice (sat__recompute_chosen) then */
+    int32_t recompute;          /* 1: only segment ends keep their outputs; each backward runs
+                                   a segment's forward again before the segment's backward
+                                   (0 although asked where that would save no memory) */
+    int32_t *segment;           /* per node, the first node of its segment (recompute only) */
+    int32_t segment_held;       /* the first node of the segment whose outputs the region holds */
     float **out_ptr;            /* per node, set by each forward */
     float **grad_ptr;           /* per node */
     uint8_t *grad_fresh;        /* per node, during backward: no contribution yet */
@@ -192,6 +199,7 @@ typedef struct sat_run {
     int32_t bwd_act;     /* backward only: derivative used by act nodes (SAT_ACT_SAME) */
     float bwd_param;
     int32_t param_grads; /* backward only */
+    int32_t recompute;   /* forward only: a segment run again inside a backward (recompute.c) */
 } sat_run;
 
 /* One word of a spec line after the layer keyword: `key=val`, or a positional `val`
@@ -284,6 +292,22 @@ const float *sat__conv_bias(const sat_run *r, const sat_node *nd);
 static inline int sat__bn_skipped(const sat_run *r, const sat_node *nd) {
     return r->bn == SAT__BN_FOLD && nd->bn_folded;
 }
+/* recompute.c: activation checkpointing. sat__recompute_segments cuts the graph into
+ * segments at nodes that every later edge leaves from (a residual block's output), about
+ * sqrt(total outputs x typical cut) floats of outputs each; segment[i] is the first node of
+ * node i's segment, cut[] (N bytes) its scratch. Before the backward of node `end`, the
+ * end of a segment, sat__recompute_hold makes the segment region hold that segment's
+ * outputs: unless it holds them already (the last segment after its forward), it runs the
+ * segment's forward again, with the forward's batch statistics and dropout masks. */
+void sat__recompute_segments(const sat_model *m, uint8_t *cut, int32_t *segment);
+void sat__recompute_hold(sat_exec *e, int32_t end);
+/* Whether e is to be planned with recompute: the model's current choice, for executions
+ * with a backward (an inference execution keeps nothing past its readers anyway). */
+static inline int32_t sat__recompute_chosen(const sat_exec *e) {
+    return e->m->opts.activation_checkpointing && e->kind != SAT_EXEC_INFERENCE;
+}
+/* executor.c: nodes first..last of a forward pass r over e. */
+void sat__forward_nodes(sat_exec *e, const sat_run *r, int32_t first, int32_t last);
 /* out = a + b over count floats (out may be a), split over the worker pool. */
 void sat__graph_add(const sat_model *m, const float *a, const float *b, float *out, int64_t count);
 /* Threads beyond this share workspace slots (conv layers then use this many). */

@@ -45,6 +45,9 @@ static int32_t check_opts(const sat_model_opts *o, char *err) {
     if (o->attack_bn_mode != SAT_BN_INFERENCE && o->attack_bn_mode != SAT_BN_BATCH)
         return sat__fail(err, SAT_E_INVALID_ARG, "sat_model_opts: attack_bn_mode %d is not 0 or 1",
                          o->attack_bn_mode);
+    if (o->activation_checkpointing != 0 && o->activation_checkpointing != 1)
+        return sat__fail(err, SAT_E_INVALID_ARG, "sat_model_opts: activation_checkpointing %d is not 0 or 1",
+                         o->activation_checkpointing);
     return SAT_OK;
 }
 

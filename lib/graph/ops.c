@@ -456,6 +456,16 @@ static void bn_sync_backward(const sat_run *r, const sat_node *nd, const float *
     split_run(r, nd, x0, dy, dx, bn_dx_body, c);
 }
 
+/* A batch-statistics forward's output computed again from its input with the scale and
+ * shift that forward saved: its bits, and no second update of the running statistics. */
+static void bn_apply_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
+                          int64_t e0, int64_t e1) {
+    (void)dy;
+    const float *save = r->e->arena + r->e->a_save[nd - r->m->nodes];
+    const int64_t off = e0 * nd->size;
+    sat__bn_apply(x0 + off, save + 2 * nd->c, y + off, e1 - e0, nd->c, (int64_t)nd->h * nd->w);
+}
+
 /* Inference mode: the running statistics (a batch norm not folded in a SAT__BN_FOLD pass). */
 static int bn_running(const sat_run *r) { return r->bn == SAT__BN_INFER || r->bn == SAT__BN_FOLD; }
 
@@ -463,6 +473,8 @@ static void bn_forward(const sat_run *r, const sat_node *nd, const float *x0, co
     (void)x1;
     if (bn_running(r))
         split_run(r, nd, x0, NULL, y, bn_infer_fwd_body, r->n);
+    else if (r->recompute) /* the batch statistics of the forward, and no second update */
+        split_run(r, nd, x0, NULL, y, bn_apply_body, r->n);
     else if (bn_shard(r))
         bn_sync_forward(r, nd, x0, y);
     else
@@ -612,16 +624,8 @@ int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd) {
 
 /* The output of the batch norm feeding an act node (SAT__ACT_RECOMPUTES_INPUT), computed
  * again into y from the batch norm's input: in inference mode from the running statistics,
- * which have not changed since the forward; otherwise from the scale and shift the forward
- * saved. Either way the forward's bits. */
-static void bn_apply_body(const sat_run *r, const sat_node *nd, const float *x0, const float *dy, float *y,
-                          int64_t e0, int64_t e1) {
-    (void)dy;
-    const float *save = r->e->arena + r->e->a_save[nd - r->m->nodes];
-    const int64_t off = e0 * nd->size;
-    sat__bn_apply(x0 + off, save + 2 * nd->c, y + off, e1 - e0, nd->c, (int64_t)nd->h * nd->w);
-}
-
+ * which have not changed since the forward; otherwise with bn_apply_body. Either way the
+ * forward's bits. */
 static void bn_recompute(const sat_run *r, const sat_node *bn, float *y) {
     const float *x = r->e->out_ptr[bn->in0];
     split_run(r, bn, x, NULL, y, bn_running(r) ? bn_infer_fwd_body : bn_apply_body, r->n);

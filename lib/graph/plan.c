@@ -17,7 +17,12 @@
  * backward of its last consumer and last read by its own backward; regions are assigned
  * first-fit over those lifetimes, so gradients of distant layers share memory. Forward
  * and backward never overlap, so the short-lived outputs and the gradients share one
- * region. */
+ * region.
+ * With activation checkpointing (recompute.c) only the segment ends and the logits keep
+ * regions of their own. The other outputs of a segment are placed first-fit within the
+ * segment (the ones a backward reads live to the segment's end), into one region that
+ * every segment uses in turn; it is separate from the gradients, since a segment's forward
+ * runs again during the backward. */
 #include "graph.h"
 
 #include <string.h>
@@ -107,6 +112,41 @@ static int64_t layout_inference(sat_exec *e, interval *iv, int32_t *last) {
     return off + region;
 }
 
+/* The last node that reads node i's output (i itself if none). */
+static int32_t last_consumer(const sat_model *m, int32_t i) {
+    int32_t last = i;
+    for (int j = i + 1; j < m->num_nodes; j++)
+        if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) last = j;
+    return last;
+}
+
+/* With recompute: the outputs inside each segment (not its end), placed first-fit from
+ * their node to their last consumer, or to the segment's end where a backward reads them,
+ * at offsets from `base` that every segment reuses; returns the arena's end. */
+static int64_t layout_segments(sat_exec *e, interval *iv, const uint8_t *kept, int64_t base) {
+    const sat_model *m = e->m;
+    const int N = m->num_nodes;
+    int64_t region = 0;
+    for (int first = 1; first < N;) {
+        int end = first;
+        while (end < N - 1 && e->segment[end + 1] == first) end++;
+        int count = 0;
+        for (int i = first; i < end; i++) {
+            if (m->nodes[i].alias) continue;
+            interval *v = &iv[count++];
+            v->node = i;
+            v->start = i;
+            v->end = kept[i] ? end : last_consumer(m, i);
+            v->size = align_floats(e->max_batch * m->nodes[i].size);
+        }
+        const int64_t size = place_intervals(iv, count);
+        for (int k = 0; k < count; k++) e->a_out[iv[k].node] = base + iv[k].offset;
+        if (size > region) region = size;
+        first = end + 1;
+    }
+    return base + region;
+}
+
 /* An execution with a backward (input gradients, training): see the top of this file. */
 static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     const sat_model *m = e->m;
@@ -126,11 +166,14 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
         }
     }
 
+    /* With recompute, only segment ends and the logits: the rest go to the segment region. */
+    const int32_t *seg = e->recompute ? e->segment : NULL;
     int64_t off = 0;
     int64_t scratch = 0;
     for (int i = 0; i < N; i++) {
         const sat_node *nd = &m->nodes[i];
-        if (i > 0 && !nd->alias && kept[i]) {
+        const int own = seg ? i == N - 1 || seg[i + 1] == i + 1 : kept[i];
+        if (i > 0 && !nd->alias && own) {
             e->a_out[i] = off;
             off += align_floats(B * nd->size);
         }
@@ -156,29 +199,24 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
      * convolution's in a SAT__BN_FOLD pass (fold.c), read by that convolution's backward. */
     int count = 0;
     for (int i = N - 2; i >= 0; i--) {
-        int last_consumer = i;
-        for (int j = i + 1; j < N; j++)
-            if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) last_consumer = j;
         interval *v = &iv[count++];
         v->node = i;
-        v->start = N - 1 - last_consumer;
+        v->start = N - 1 - last_consumer(m, i);
         v->end = N - 1 - (m->nodes[i].bn_folded ? m->nodes[i].in0 : i);
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t grad_region = place_intervals(iv, count);
     for (int k = 0; k < count; k++) e->a_grad[iv[k].node] = off + iv[k].offset;
+    if (seg) return layout_segments(e, iv, kept, off + grad_region);
 
     /* Short-lived outputs, in forward steps: from their node to their last consumer. */
     count = 0;
     for (int i = 1; i < N; i++) {
         if (kept[i] || m->nodes[i].alias) continue;
-        int last_consumer = i;
-        for (int j = i + 1; j < N; j++)
-            if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) last_consumer = j;
         interval *v = &iv[count++];
         v->node = i;
         v->start = i;
-        v->end = last_consumer;
+        v->end = last_consumer(m, i);
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t short_region = place_intervals(iv, count);
@@ -186,21 +224,40 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
     return off + (grad_region > short_region ? grad_region : short_region);
 }
 
+/* One layout of e (with recompute or without, as e->recompute says). */
+static int64_t layout_once(sat_exec *e, interval *iv, uint8_t *kept, int32_t *last) {
+    const sat_model *m = e->m;
+    const int N = m->num_nodes;
+    for (int i = 0; i < N; i++) e->a_out[i] = e->a_grad[i] = e->a_save[i] = -1;
+    e->a_scratch = e->a_dlogits = e->a_losses = e->a_fold = -1;
+    e->scratch_half = 0;
+    if (e->recompute) sat__recompute_segments(m, kept, e->segment); /* kept: scratch until cleared */
+    memset(kept, 0, (size_t)N);
+    return e->kind == SAT_EXEC_INFERENCE ? layout_inference(e, iv, last) : layout_backward(e, iv, kept);
+}
+
 /* Sets e's offsets for its kind and max_batch; returns the arena's size in floats, or -1
- * when the temporaries cannot be had. */
+ * when the temporaries cannot be had. Recompute asked for but saving nothing (a small or
+ * flat graph, where the short-lived outputs share the gradients' region) would only be
+ * slower: e is then laid out without it. */
 static int64_t layout(sat_exec *e) {
     const sat_model *m = e->m;
     const int N = m->num_nodes;
     sat_context *ctx = m->ctx;
-    for (int i = 0; i < N; i++) e->a_out[i] = e->a_grad[i] = e->a_save[i] = -1;
-    e->a_scratch = e->a_dlogits = e->a_losses = e->a_fold = -1;
-    e->scratch_half = 0;
     interval *iv = sat__calloc(ctx, (size_t)N, sizeof(interval));
     uint8_t *kept = sat__calloc(ctx, (size_t)N, 1);
     int32_t *last = sat__calloc(ctx, (size_t)N, sizeof(int32_t));
     int64_t size = -1;
-    if (iv && kept && last)
-        size = e->kind == SAT_EXEC_INFERENCE ? layout_inference(e, iv, last) : layout_backward(e, iv, kept);
+    if (iv && kept && last) {
+        e->recompute = e->recompute_asked;
+        size = layout_once(e, iv, kept, last);
+        if (e->recompute) {
+            e->recompute = 0;
+            const int64_t plain = layout_once(e, iv, kept, last);
+            e->recompute = plain > size;
+            size = e->recompute ? layout_once(e, iv, kept, last) : plain;
+        }
+    }
     sat__dealloc(ctx, iv);
     sat__dealloc(ctx, kept);
     sat__dealloc(ctx, last);
@@ -227,8 +284,11 @@ static int alloc_node_arrays(sat_exec *e) {
     e->out_ptr = sat__calloc(ctx, N, sizeof(float *));
     e->grad_ptr = sat__calloc(ctx, N, sizeof(float *));
     e->grad_fresh = sat__calloc(ctx, N, 1);
-    return e->a_out && e->a_grad && e->a_save && e->out_ptr && e->grad_ptr && e->grad_fresh;
+    e->segment = e->recompute_asked ? sat__calloc(ctx, N, sizeof(int32_t)) : NULL;
+    return e->a_out && e->a_grad && e->a_save && e->out_ptr && e->grad_ptr && e->grad_fresh &&
+           (e->segment || !e->recompute_asked);
 }
+
 
 int32_t sat__plan_model(sat_model *m, char *err) {
     const int N = m->num_nodes;
@@ -264,6 +324,7 @@ int32_t sat__plan_model(sat_model *m, char *err) {
     probe.kind = SAT_EXEC_TRAIN;
     probe.max_batch = m->max_batch;
     probe.relu_from_output = sat__model_relu_from_output(m);
+    probe.recompute_asked = sat__recompute_chosen(&probe);
     const int64_t floats = alloc_node_arrays(&probe) ? layout(&probe) : -1;
     int32_t st = check_size(&probe, floats, err);
     m->planned_floats = st == SAT_OK ? floats : 0;
@@ -273,6 +334,7 @@ int32_t sat__plan_model(sat_model *m, char *err) {
 
 int32_t sat__plan_exec(sat_exec *e, char *err) {
     e->relu_from_output = sat__model_relu_from_output(e->m);
+    e->recompute_asked = sat__recompute_chosen(e);
     if (!alloc_node_arrays(e)) return sat__fail(err, SAT_E_NOMEM, "execution: out of memory");
     const int64_t off = layout(e);
     int32_t st = check_size(e, off, err);
@@ -289,10 +351,11 @@ int32_t sat__plan_exec(sat_exec *e, char *err) {
 
 void sat__plan_release(sat_exec *e) {
     const sat_context *ctx = e->m->ctx;
-    void *blocks[] = {e->arena, e->a_out, e->a_grad, e->a_save, e->out_ptr, e->grad_ptr, e->grad_fresh};
+    void *blocks[] = {e->arena, e->a_out, e->a_grad, e->a_save, e->out_ptr, e->grad_ptr, e->grad_fresh, e->segment};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) sat__dealloc(ctx, blocks[i]);
     e->arena = NULL, e->a_out = e->a_grad = e->a_save = NULL, e->out_ptr = e->grad_ptr = NULL;
     e->grad_fresh = NULL;
+    e->segment = NULL;
     e->arena_size = 0;
     e->run_valid = 0;
 }

@@ -385,6 +385,7 @@ static int32_t s_exec_batch_huge(void) { return exec_with((int64_t)INT32_MAX + 1
 static int32_t s_backward_nan(void) { return sat_model_set_backward(H.model, SAT_ACT_SOFTPLUS, NAN, -1, NAN) == SAT_OK ? sat_model_set_backward(H.model, -1, NAN, -1, NAN) : -99; }
 static int32_t s_backward_inf(void) { return sat_model_set_backward(H.model, SAT_ACT_SOFTPLUS, INFINITY, -1, NAN); }
 static int32_t s_backward_kind(void) { return sat_model_set_backward(H.model, 999, NAN, -1, NAN); }
+static int32_t s_checkpointing_value(void) { return sat_model_set_activation_checkpointing(H.model, -1); }
 static int32_t s_step_count_neg(void) { return sat_optimizer_set_step_count(H.opt, -1); }
 static int32_t s_shuffle_aug(void) { return sat_dataset_shuffle(H.ds, 1, 0, 1u << 7); }
 static int32_t s_shuffle_epoch(void) { return sat_dataset_shuffle(H.ds, 1, -1, SAT_AUG_NONE); }
@@ -574,6 +575,7 @@ static const scalar_row SCALARS[] = {
     {"sat_model_set_backward, param NaN (default), then back", s_backward_nan, SAT_OK},
     {"sat_model_set_backward, param Inf", s_backward_inf, SAT_E_INVALID_ARG},
     {"sat_model_set_backward, kind 999", s_backward_kind, SAT_E_INVALID_ARG},
+    {"sat_model_set_activation_checkpointing, -1", s_checkpointing_value, SAT_E_INVALID_ARG},
     {"sat_model_train_backward, label_smoothing 1.5", s_label_smoothing, SAT_E_INVALID_ARG},
     {"sat_exec_backward, NaN in dlogits", s_exec_backward_nan, SAT_E_NUMERIC},
     {"sat_attack, steps -3", s_attack_steps_neg, SAT_E_INVALID_ARG},

@@ -40,6 +40,7 @@ static void test_null_handles(void **st) {
     assert_null(sat_model_spec(NULL));
     assert_true(sat_model_get_opts(NULL, NULL) < 0);
     assert_true(sat_model_set_backward(NULL, -1, NAN, -1, NAN) < 0);
+    assert_true(sat_model_set_activation_checkpointing(NULL, 1) < 0);
     assert_int_equal(sat_model_param_count(NULL), 0);
     assert_null(sat_model_params(NULL));
     assert_null(sat_model_grads(NULL));

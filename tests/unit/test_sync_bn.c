@@ -99,9 +99,13 @@ static void *run_rank(void *arg) {
     return NULL;
 }
 
-/* 1 x 2N against 2 x N (synchronised when sync): the largest differences of the weights
- * and of the running statistics; the two ranks' models must stay equal bit for bit. */
-static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_diff, double *state_diff) {
+/* 1 x 2N against 2 x N (synchronised when sync) of spec, whose batch norms are bn_layers:
+ * the largest differences of the weights and of the running statistics; the two ranks'
+ * models must stay equal bit for bit. With checkpointing the ranks run with activation
+ * checkpointing; *rank0_params (may be NULL) receives a copy of rank 0's parameters
+ * (tu_alloc'd). */
+static void two_ranks_run(const char *spec, int bn_layers, int32_t attack_bn, int sync, int32_t checkpointing,
+                          double *param_diff, double *state_diff, float **rank0_params) {
     world *w = tu_alloc(sizeof *w);
     memset(w, 0, sizeof *w);
     float *x = tu_alloc(sizeof(float) * STEPS * 2 * N * D);
@@ -109,12 +113,13 @@ static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_dif
     for (int s = 0; s < STEPS; s++) make_batch(x + s * 2 * N * D, y + s * 2 * N, 2 * N, 30 + (uint64_t)s);
     w->x = x;
     w->y = y;
-    rig one = make_rig(SPEC, 2 * N, 0, 1, attack_bn, NULL, NULL);
+    rig one = make_rig(spec, 2 * N, 0, 1, attack_bn, NULL, NULL);
     for (int s = 0; s < STEPS; s++) TU_CHECK(sat_train_step(one.t, x + s * 2 * N * D, y + s * 2 * N, 2 * N, NULL));
 
     rank_arg args[2] = {{w, 0}, {w, 1}};
     for (int r = 0; r < 2; r++) {
-        w->rank[r] = make_rig(SPEC, N, r, 2, attack_bn, sync ? sum_over_ranks : NULL, &args[r]);
+        w->rank[r] = make_rig(spec, N, r, 2, attack_bn, sync ? sum_over_ranks : NULL, &args[r]);
+        TU_CHECK(sat_model_set_activation_checkpointing(w->rank[r].m, checkpointing));
         w->grads[r] = tu_alloc(sizeof(float) * (size_t)sat_model_param_count(one.m));
     }
     assert_int_equal(pthread_barrier_init(&w->barrier, NULL, 2), 0);
@@ -125,11 +130,13 @@ static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_dif
     TU_CHECK(w->status[0]);
     TU_CHECK(w->status[1]);
     assert_false(w->mismatch[0] || w->mismatch[1]);
-    /* Three layers, two forward calls and one backward call each, per training pass; an
-     * attack with batch statistics adds its own passes. */
-    if (sync && attack_bn == SAT_BN_INFERENCE) assert_int_equal(w->calls, STEPS * 3 * 3);
-    if (sync && attack_bn == SAT_BN_BATCH) assert_true(w->calls > STEPS * 3 * 3);
+    /* Two forward calls and one backward call per batch-norm layer and training pass (a
+     * segment's forward run again makes none); an attack with batch statistics adds its
+     * own passes. */
+    if (sync && attack_bn == SAT_BN_INFERENCE) assert_int_equal(w->calls, STEPS * bn_layers * 3);
+    if (sync && attack_bn == SAT_BN_BATCH) assert_true(w->calls > STEPS * bn_layers * 3);
     if (!sync) assert_int_equal(w->calls, 0);
+    assert_int_equal(w->rank[0].m->own_exec->recompute, checkpointing); /* it paid: it ran */
 
     const int64_t np = sat_model_param_count(one.m), ns = sat_model_state_count(one.m);
     sat_model *m0 = w->rank[0].m, *m1 = w->rank[1].m;
@@ -137,6 +144,14 @@ static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_dif
     if (sync) assert_memory_equal(sat_model_state(m0), sat_model_state(m1), sizeof(float) * (size_t)ns);
     *param_diff = max_diff(sat_model_params(one.m), sat_model_params(m0), np);
     *state_diff = max_diff(sat_model_state(one.m), sat_model_state(m0), ns);
+    if (rank0_params) {
+        *rank0_params = tu_alloc(sizeof(float) * (size_t)np);
+        memcpy(*rank0_params, sat_model_params(m0), sizeof(float) * (size_t)np);
+    }
+}
+
+static void two_ranks_against_one(int32_t attack_bn, int sync, double *param_diff, double *state_diff) {
+    two_ranks_run(SPEC, 3, attack_bn, sync, 0, param_diff, state_diff, NULL);
 }
 
 static void test_two_ranks_match_one(void **st) {
@@ -156,6 +171,24 @@ static void test_two_ranks_match_one_batch_attack(void **st) {
     print_message("synchronised, attack on batch statistics: params %.3g, running statistics %.3g\n", p, s);
     assert_true(p < 1e-5);
     assert_true(s < 1e-5);
+}
+
+/* Activation checkpointing on both ranks: the same reductions (a recomputed segment reuses
+ * the synchronised statistics) and the same weights, bit for bit, as without it. */
+#define SPEC_DEEP                                                                                  \
+    "input 1 6 6\nconv 8 k=3 p=1\nbn\nact name=a\nconv 8 k=3 p=1\nbn\nact\nconv 8 k=3 p=1\nbn\n"  \
+    "add a\nact name=b\nconv 8 k=3 p=1\nbn\nact\nconv 8 k=3 p=1\nbn\nadd b\nact\nflatten\ndense 4\n"
+static void test_two_ranks_checkpointing(void **st) {
+    (void)st;
+    double p[2], s[2];
+    float *params[2];
+    for (int32_t ckpt = 0; ckpt < 2; ckpt++)
+        two_ranks_run(SPEC_DEEP, 5, SAT_BN_INFERENCE, 1, ckpt, &p[ckpt], &s[ckpt], &params[ckpt]);
+    print_message("without / with checkpointing against one rank: params %.3g / %.3g\n", p[0], p[1]);
+    assert_true(p[0] < 1e-5);
+    assert_true(p[0] == p[1] && s[0] == s[1]);
+    sat_model *m = tu_model(tu_context(1, 7), SPEC_DEEP, SAT_ACT_SILU, N);
+    assert_memory_equal(params[0], params[1], sizeof(float) * (size_t)sat_model_param_count(m));
 }
 
 /* The same run on local statistics is another step: the tolerance above is meaningful. */
@@ -300,6 +333,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_ranks_match_one),
         cmocka_unit_test(test_two_ranks_match_one_batch_attack),
+        cmocka_unit_test(test_two_ranks_checkpointing),
         cmocka_unit_test(test_local_statistics_differ),
         cmocka_unit_test(test_one_rank_is_bit_identical),
         cmocka_unit_test(test_refusal_rolls_back),
