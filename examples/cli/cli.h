@@ -69,6 +69,7 @@ typedef struct cli_config {
     int32_t threads;
     uint64_t seed;
     int32_t quiet;
+    int32_t activation_checkpointing; /* the trained model's (not recorded: no effect on results) */
 
     /* outputs */
     const char *out;

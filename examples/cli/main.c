@@ -107,6 +107,9 @@ static const char *const help_main[] = {
     "  --free-replays M    Free-AT replays per batch (default 4)\n"                        \
     "  --epochs N          passes over the training data (default 10)\n"                   \
     "  --batch N           batch size (default 128)\n"                                     \
+    "  --activation-checkpointing  keep fewer activations and compute them again in the\n" \
+    "                      backward: the same results in less memory, about one more\n"   \
+    "                      forward pass per backward (docs/design.md)\n"                   \
     "  --optimizer O       sgd (default, momentum), adam or adamw\n"                       \
     "  --lr LR             peak learning rate (default 0.05 for sgd, 0.001 for adam/adamw)\n" \
     "  --momentum M        SGD momentum (default 0.9)\n"                                   \
@@ -295,7 +298,8 @@ enum opt_id {
     O_TRADES_BETA, O_FREE_REPLAYS, O_EPOCHS, O_BATCH, O_OPTIMIZER, O_LR, O_MOMENTUM, O_WD,
     O_SCHEDULE, O_WARMUP, O_THREADS, O_SEED, O_OUT, O_CHECKPOINT, O_RESUME, O_LOG, O_QUIET,
     O_MODEL_FILE, O_ONNX, O_INIT_ONNX, O_PGD_STEPS, O_RESTARTS, O_APGD, O_APGD_STEPS, O_AUTOATTACK, O_AA_VERSION, O_ACTS, O_LOG_DIR,
-    O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS, O_OPSET, O_BATCH_DIM
+    O_HELP, O_ATTACK_BACKWARD, O_TRAIN_BACKWARD, O_SEEDS, O_JOBS, O_OPSET, O_BATCH_DIM,
+    O_ACTIVATION_CHECKPOINTING
 };
 
 typedef struct opt_def {
@@ -357,6 +361,7 @@ static const opt_def opts[] = {
     {"train-backward", O_TRAIN_BACKWARD, 1, CMD_TC},
     {"seeds", O_SEEDS, 1, CMD_COMPARE},
     {"jobs", O_JOBS, 1, CMD_COMPARE},
+    {"activation-checkpointing", O_ACTIVATION_CHECKPOINTING, 0, CMD_TC},
 };
 
 typedef struct name_value {
@@ -629,6 +634,7 @@ static int apply(cli_config *c, int id, const char *name, const char *arg) {
     case O_RESUME: c->resume = 1; return 0;
     case O_LOG: c->log = arg; return 0;
     case O_QUIET: c->quiet = 1; return 0;
+    case O_ACTIVATION_CHECKPOINTING: c->activation_checkpointing = 1; return 0;
     case O_MODEL_FILE: c->model_file = arg; return 0;
     case O_ONNX: c->onnx_file = arg; return 0;
     case O_INIT_ONNX: c->init_onnx = arg; return 0;

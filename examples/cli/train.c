@@ -373,6 +373,8 @@ int cli_train_model(const cli_config *cfg, sat_context *ctx, sat_dataset *train,
         if (sat_model_get_opts(model, &mo) == SAT_OK) act = mo.activation;
     }
     if (!rc) rc = set_backward(cfg, model, 1);
+    if (!rc && sat_model_set_activation_checkpointing(model, cfg->activation_checkpointing) != SAT_OK)
+        rc = cli_fail(SAT_E_INVALID_ARG, "cannot set activation checkpointing", sat_model_last_error(model));
     if (rc) {
         sat_model_destroy(model);
         return rc;

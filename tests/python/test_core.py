@@ -176,6 +176,25 @@ def test_train_backward_fills_grads(ctx):
     assert m.train_backward(x, y)[0] < loss
 
 
+def test_activation_checkpointing_same_bits(ctx):
+    spec = ("input 2 8 8\nconv 6 k=3 p=1\nbn\nact name=a\nconv 6 k=3 p=1\nbn\nact\n"
+            "conv 6 k=3 p=1\nbn\nadd a\nact name=b\nconv 6 k=3 p=1\nbn\nact\n"
+            "conv 6 k=3 p=1\nbn\nadd b\nact\ngap\ndense 3\n")
+    plain = libsat.Model(ctx, spec, seed=4)
+    ckpt = libsat.Model(ctx, spec, seed=4, activation_checkpointing=1)
+    assert ckpt.opts()["activation_checkpointing"] == 1
+    x = np.random.default_rng(5).random((3, 2, 8, 8), dtype=np.float32)
+    y = np.array([0, 1, 2], np.int32)
+    for a, b in zip(plain.input_gradient(x, y), ckpt.input_gradient(x, y)):
+        np.testing.assert_array_equal(a, b)
+    assert plain.train_backward(x, y) == ckpt.train_backward(x, y)
+    np.testing.assert_array_equal(plain.grads, ckpt.grads)
+    ckpt.set_activation_checkpointing(False)
+    assert ckpt.opts()["activation_checkpointing"] == 0
+    with pytest.raises(libsat.Error, match="activation_checkpointing"):
+        libsat.Model(ctx, spec, activation_checkpointing=2)
+
+
 def test_clone_and_decay_mask(ctx):
     m = libsat.Model(ctx, MLP_SPEC, seed=9)
     c = m.clone()

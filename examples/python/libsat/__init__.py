@@ -720,7 +720,9 @@ class Model(_Classifier):
     preset's original activation, ReLU in the ResNets and SiLU in EfficientNet, else 'silu'),
     act_param, max_batch,
     attack_backward_act, attack_backward_param, train_backward_act, train_backward_param,
-    attack_bn_mode ('inference' | 'batch'), seed.
+    attack_bn_mode ('inference' | 'batch'), seed, activation_checkpointing (0 | 1: keep only
+    segment ends and run each segment's forward again in the backward; same results, less
+    memory, about one more forward per backward).
     """
 
     _destroy = "model_destroy"
@@ -850,6 +852,11 @@ class Model(_Classifier):
         self._check(self._lib.raw.model_set_backward(
             self.handle, self._lib.activation(attack_act), attack_param,
             self._lib.activation(train_act), train_param))
+
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """Activation checkpointing on or off (each execution is planned again by its next
+        forward pass); a loaded model starts with it off."""
+        self._check(self._lib.raw.model_set_activation_checkpointing(self.handle, 1 if on else 0))
 
     def clone(self) -> Model:
         h = ctypes.c_void_p()

@@ -64,7 +64,7 @@ class ModelOpts(ctypes.Structure):
                 ("max_batch", c_int32), ("attack_backward_act", c_int32),
                 ("attack_backward_param", c_float), ("train_backward_act", c_int32),
                 ("train_backward_param", c_float), ("attack_bn_mode", c_int32),
-                ("seed", c_uint64)]
+                ("seed", c_uint64), ("activation_checkpointing", c_int32)]
 
 
 class ExecOpts(ctypes.Structure):
@@ -242,6 +242,7 @@ PROTOTYPES = {
     "sat_model_spec": (c_char_p, [H]),
     "sat_model_get_opts": (c_int32, [H, P(ModelOpts)]),
     "sat_model_set_backward": (c_int32, [H, c_int32, c_float, c_int32, c_float]),
+    "sat_model_set_activation_checkpointing": (c_int32, [H, c_int32]),
     "sat_model_param_count": (c_int64, [H]),
     "sat_model_params": (PF, [H]),
     "sat_model_grads": (PF, [H]),

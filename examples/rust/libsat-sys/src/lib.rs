@@ -209,6 +209,7 @@ pub struct sat_model_opts {
     pub train_backward_param: f32,
     pub attack_bn_mode: i32,
     pub seed: u64,
+    pub activation_checkpointing: i32,
 }
 
 #[repr(C)]
@@ -485,6 +486,7 @@ extern "C" {
     pub fn sat_model_set_backward(model: *mut sat_model, attack_backward_act: i32,
                                   attack_backward_param: f32, train_backward_act: i32,
                                   train_backward_param: f32) -> i32;
+    pub fn sat_model_set_activation_checkpointing(model: *mut sat_model, on: i32) -> i32;
     pub fn sat_model_param_count(model: *const sat_model) -> i64;
     pub fn sat_model_params(model: *mut sat_model) -> *mut f32;
     pub fn sat_model_grads(model: *mut sat_model) -> *mut f32;

@@ -25,7 +25,7 @@ rust_layout! {
                        alloc_fn, dealloc_fn, alloc_user }
     sat_model_opts { struct_size, activation, act_param, max_batch, attack_backward_act,
                      attack_backward_param, train_backward_act, train_backward_param,
-                     attack_bn_mode, seed }
+                     attack_bn_mode, seed, activation_checkpointing }
     sat_exec_opts { struct_size, kind, max_batch }
     sat_attack_opts { struct_size, method, norm, loss, eps, step_size, steps, restarts,
                       random_start, targeted, bn_mode, seed }

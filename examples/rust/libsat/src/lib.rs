@@ -449,6 +449,13 @@ impl ModelOpts {
         self.0.attack_bn_mode = mode as i32;
         self
     }
+    /// Activation checkpointing: keep only the outputs at segment ends and run each
+    /// segment's forward again in the backward (the same results, less memory, about one
+    /// more forward per backward).
+    pub fn activation_checkpointing(mut self, on: bool) -> Self {
+        self.0.activation_checkpointing = on as i32;
+        self
+    }
 }
 
 impl AttackOpts {
@@ -1255,6 +1262,11 @@ impl<'ctx> Model<'ctx> {
         self.check(unsafe {
             sys::sat_model_set_backward(self.raw, attack.act, attack.param, train.act, train.param)
         })
+    }
+    /// Turns activation checkpointing on or off; each execution is planned again by its
+    /// next forward pass. A loaded model starts with it off.
+    pub fn set_activation_checkpointing(&mut self, on: bool) -> Result<()> {
+        self.check(unsafe { sys::sat_model_set_activation_checkpointing(self.raw, on as i32) })
     }
     pub fn param_count(&self) -> usize {
         unsafe { sys::sat_model_param_count(self.raw) as usize }

@@ -148,3 +148,19 @@ fn presets_take_their_original_activation_by_default() {
         assert_eq!(m.opts().unwrap().activation, sys::SAT_ACT_GELU, "{name}");
     }
 }
+
+#[test]
+fn activation_checkpointing_gives_the_same_gradients() {
+    let ctx = Context::new(1, 0).unwrap();
+    let spec = "input 2 8 8\nconv 6 k=3 p=1\nbn\nact name=a\nconv 6 k=3 p=1\nbn\nact\nconv 6 k=3 p=1\nbn\n\
+                add a\nact name=b\nconv 6 k=3 p=1\nbn\nact\nconv 6 k=3 p=1\nbn\nadd b\nact\ngap\ndense 3\n";
+    let plain = Model::new(&ctx, spec, &ModelOpts::new().unwrap().seed(4)).unwrap();
+    let mut ckpt = Model::new(&ctx, spec, &ModelOpts::new().unwrap().seed(4).activation_checkpointing(true)).unwrap();
+    let x: Vec<f32> = (0..3 * 128).map(|i| ((i * 7919) % 1000) as f32 / 999.0).collect();
+    let y = [0, 1, 2];
+    let (a, b) = (plain.input_gradient(&x, &y).unwrap(), ckpt.input_gradient(&x, &y).unwrap());
+    assert_eq!(a.grad, b.grad);
+    assert_eq!(a.logits, b.logits);
+    ckpt.set_activation_checkpointing(false).unwrap();
+    assert_eq!(ckpt.input_gradient(&x, &y).unwrap().grad, a.grad);
+}
