@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/bench/compare.py [--bench build-perf/tests/bench/sat_bench]
         [--model all] [--act all] [--threads 1,2] [--batch 128] [--reps 5] [--repeats 3]
         [--metrics train,pgd1,pgdk,attack] [--no-ref] [--markdown FILE] [--jsonl FILE]
-        [--kernel-path blis-zen3 [--no-direct] --torch-isa avx2]
+        [--kernel-path blis-zen3 [--no-direct] --torch-isa avx2] [--checkpointing]
 
 For every configuration (model, activation, threads) and every repeat, one libsat process
 and one PyTorch process run back to back (libsat first on even repeats, PyTorch first on
@@ -16,7 +16,8 @@ an AVX2-only AMD CPU runs, with the AVX2 direct convolutions; --no-direct turns 
 as before they existed) and --torch-isa caps PyTorch's
 (ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA), so that both sides run AVX2 only on an
 AVX-512 machine. The table names the CPU and the kernels; the JSON lines also hold every
-layer's kernels (sat_bench's kernel_paths).
+layer's kernels (sat_bench's kernel_paths). --checkpointing runs libsat with activation
+checkpointing (less memory, about one more forward per backward); PyTorch runs as it is.
 """
 import argparse
 import datetime
@@ -66,6 +67,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--metrics", help="time only these of train,pgd1,pgdk,attack (both sides)")
     ap.add_argument("--no-ref", action="store_true", help="skip libsat's GEMM reference timings")
+    ap.add_argument("--checkpointing", action="store_true",
+                    help="libsat with activation checkpointing (PyTorch as it is)")
     ap.add_argument("--markdown", help="also write the table as Markdown here")
     ap.add_argument("--jsonl", help="append every raw measurement here")
     ap.add_argument("--kernel-path", help="libsat on this GEMM path, with the direct convolutions and "
@@ -108,7 +111,7 @@ def main():
                 key = (model, act, t)
                 raw[key] = {"libsat": [], "torch": []}
                 sat_cmd = ([a.bench, "--single", "--model", model, "--act", act, "--threads", str(t)] + common +
-                           (["--no-ref"] if a.no_ref else []))
+                           (["--no-ref"] if a.no_ref else []) + (["--checkpointing"] if a.checkpointing else []))
                 torch_cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py"), "--model", model,
                              "--act", act, "--threads", str(t)] + common
                 for r in range(a.repeats):

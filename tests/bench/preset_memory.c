@@ -1,8 +1,8 @@
 /* preset_memory.c - the memory of one adversarial training step on a preset at full size
  * (docs/performance.md: ResNet-50 at 3x224x224, batch 32, PGD-1).
  *
- *   preset_memory [--model resnet50] [--size 224] [--classes 1000] [--batch 32]
- *                 [--steps 1] [--act relu] [--threads 1] [--steps-timed 2]
+ *   preset_memory [--model resnet50] [--channels 3] [--size 224] [--classes 1000] [--batch 32]
+ *                 [--steps 1] [--act relu] [--threads 1] [--steps-timed 2] [--checkpointing 0|1]
  *
  * Reports, as JSON lines: the arena the model plans for a training execution (the model's
  * log line, and the execution's arena and conv workspace once made), the library's other
@@ -70,12 +70,14 @@ static double mib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
 int main(int argc, char **argv) {
     const char *model_name = "resnet50", *act_name = "relu";
-    int size = 224, classes = 1000, batch = 32, steps = 1, threads = 1, timed = 2;
+    int channels = 3, size = 224, classes = 1000, batch = 32, steps = 1, threads = 1, timed = 2, checkpointing = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--model")) model_name = v;
         else if (!strcmp(k, "--act")) act_name = v;
         else if (!strcmp(k, "--size")) size = atoi(v);
+        else if (!strcmp(k, "--channels")) channels = atoi(v);
+        else if (!strcmp(k, "--checkpointing")) checkpointing = atoi(v);
         else if (!strcmp(k, "--classes")) classes = atoi(v);
         else if (!strcmp(k, "--batch")) batch = atoi(v);
         else if (!strcmp(k, "--steps")) steps = atoi(v);
@@ -86,7 +88,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (size < 1 || classes < 2 || batch < 1 || steps < 1 || threads < 1 || timed < 2) {
+    if (channels < 1 || size < 1 || classes < 2 || batch < 1 || steps < 1 || threads < 1 || timed < 2) {
         fprintf(stderr, "preset_memory: bad option value (--steps-timed needs at least 2)\n");
         return 2;
     }
@@ -103,7 +105,9 @@ int main(int argc, char **argv) {
     check(sat_context_create(&co, &ctx), "sat_context_create", sat_last_error());
 
     char *spec = NULL;
-    sat_model *model = bench_preset_model(ctx, model_name, 3, size, size, classes, act_name, batch, &spec);
+    sat_model *model = bench_preset_model(ctx, model_name, channels, size, size, classes, act_name, batch, &spec);
+    check(sat_model_set_activation_checkpointing(model, checkpointing), "sat_model_set_activation_checkpointing",
+          sat_model_last_error(model));
     const int64_t after_model = cnt.live;
 
     sat_optimizer *opt = NULL;
@@ -111,7 +115,7 @@ int main(int argc, char **argv) {
     bench_trainer(model, SAT_TRAIN_PGD, steps, 4.0f / 255.0f, 4.0f / 255.0f, &opt, &tr);
     const int64_t after_trainer = cnt.live;
 
-    const int64_t d = (int64_t)3 * size * size;
+    const int64_t d = (int64_t)channels * size * size;
     float *x = malloc(sizeof(float) * (size_t)(batch * d));
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
     bench_fill_batch(x, batch * d);
@@ -128,11 +132,11 @@ int main(int argc, char **argv) {
     const sat_exec *e = model->own_exec;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"model\":\"%s\",\"input\":\"3x%dx%d\",\"batch\":%d,\"pgd_steps\":%d,\"threads\":%d,"
+    printf("{\"model\":\"%s\",\"input\":\"%dx%dx%d\",\"activation_checkpointing\":%d,\"recompute\":%d,\"batch\":%d,\"pgd_steps\":%d,\"threads\":%d,"
            "\"params\":%lld,\"planned_arena_mib\":%.1f,\"exec_arena_mib\":%.1f,\"conv_workspace_mib\":%.1f,"
            "\"model_blocks_mib\":%.1f,\"optimizer_trainer_mib\":%.1f,\"library_peak_mib\":%.1f,"
            "\"input_batch_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
-           model_name, size, size, batch, steps, threads, (long long)sat_model_param_count(model),
+           model_name, channels, size, size, checkpointing, e->recompute, batch, steps, threads, (long long)sat_model_param_count(model),
            mib(model->planned_floats * (int64_t)sizeof(float)), mib(e->arena_size * (int64_t)sizeof(float)),
            mib(e->ws_size * (int64_t)sizeof(float)), mib(after_model), mib(after_trainer - after_model),
            mib(cnt.peak), mib(batch * d * (int64_t)sizeof(float)), (double)ru.ru_maxrss / 1024.0);

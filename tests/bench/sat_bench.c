@@ -5,7 +5,7 @@
  *
  *   sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]
  *             [--act relu|silu|all] [--batch 128]
- *             [--reps 5] [--threads 1,2] [--single [--no-ref]]
+ *             [--reps 5] [--threads 1,2] [--single [--no-ref]] [--checkpointing]
  *
  * Without --single the program runs every (model, activation, threads) configuration in a
  * child process of its own (so each peak resident size is that configuration's alone),
@@ -13,7 +13,8 @@
  * With --single it measures one configuration (the first of each list) in this process;
  * --no-ref skips the GEMM reference timings (for profiling the library alone), --metrics
  * LIST times only some of the steps below (train, pgd1, pgdk, attack; the large models'
- * steps take minutes).
+ * steps take minutes). --checkpointing runs the model with activation checkpointing
+ * (sat_model_opts.activation_checkpointing; reported as the metric activation_checkpointing).
  *
  * Measurements (medians over --reps timed calls after one warm-up call):
  *   train_ms      sat_train_step, SAT_TRAIN_STANDARD (forward + backward + SGD update)
@@ -74,7 +75,7 @@ typedef struct opts {
     int n_acts;
     int threads[MAX_LIST];
     int n_threads;
-    int batch, reps, single, no_ref;
+    int batch, reps, single, no_ref, checkpointing;
     const char *metrics; /* --metrics: which step timings (NULL: all) */
 } opts;
 
@@ -269,7 +270,7 @@ static int wanted(const char *list, const char *name) {
 }
 
 static void run_single(const char *model_name, const char *act_name, int threads, int batch, int reps,
-                       int no_ref, const char *metrics) {
+                       int no_ref, const char *metrics, int checkpointing) {
     int c, h, w, k_steps;
     input_shape(model_name, &c, &h, &w, &k_steps);
 
@@ -281,6 +282,8 @@ static void run_single(const char *model_name, const char *act_name, int threads
     if (st) die("sat_context_create", st, sat_last_error());
     char *spec = NULL;
     sat_model *model = bench_preset_model(ctx, model_name, c, h, w, 10, act_name, batch, &spec);
+    st = sat_model_set_activation_checkpointing(model, checkpointing);
+    if (st) die("sat_model_set_activation_checkpointing", st, sat_model_last_error(model));
 
     const int64_t d = (int64_t)c * h * w;
     float *x = malloc(sizeof(float) * (size_t)(batch * d));
@@ -296,6 +299,7 @@ static void run_single(const char *model_name, const char *act_name, int threads
     emit_paths(model_name, act_name, threads, batch, &mg);
     /* The peak of the widest vectors the step's kernels use (both are reported). */
     const double fma512 = fma_peak_gflops(512, threads, 0.3), fma256 = fma_peak_gflops(256, threads, 0.3);
+    emit(model_name, act_name, threads, batch, "activation_checkpointing", checkpointing);
     emit(model_name, act_name, threads, batch, "fma512_peak_gflops", fma512);
     emit(model_name, act_name, threads, batch, "fma256_peak_gflops", fma256);
 #ifdef SAT_BENCH_INTERNAL
@@ -434,7 +438,7 @@ static double lookup(const char *model, const char *act, int threads, const char
     return NAN;
 }
 
-static int run_child(const char *model, const char *act, int threads, int batch, int reps) {
+static int run_child(const char *model, const char *act, int threads, int batch, int reps, int checkpointing) {
     int fd[2];
     if (pipe(fd)) return -1;
     pid_t pid = fork();
@@ -448,7 +452,7 @@ static int run_child(const char *model, const char *act, int threads, int batch,
         close(fd[0]);
         close(fd[1]);
         char *argv[] = {"sat_bench", "--single", "--model", (char *)model, "--act", (char *)act,
-                        "--threads", ts, "--batch", bs, "--reps", rs, NULL};
+                        "--threads", ts, "--batch", bs, "--reps", rs, checkpointing ? "--checkpointing" : NULL, NULL};
         execv("/proc/self/exe", argv);
         _exit(127);
     }
@@ -507,7 +511,8 @@ static int split_list(char *s, const char **out) {
 static void usage(void) {
     fprintf(stderr, "usage: sat_bench [--model madry-cnn|resnet20|preact-resnet18|efficientnet-b0|resnet50|all]\n"
                     "                 [--act relu|silu|all] [--batch N]\n"
-                    "                 [--reps N] [--threads 1,2] [--single [--no-ref] [--metrics train,pgd1,pgdk,attack]]\n");
+                    "                 [--reps N] [--threads 1,2] [--single [--no-ref] [--metrics train,pgd1,pgdk,attack]]\n"
+                    "                 [--checkpointing]\n");
     exit(2);
 }
 
@@ -523,6 +528,7 @@ int main(int argc, char **argv) {
         const int has = i + 1 < argc;
         if (!strcmp(a, "--single")) o.single = 1;
         else if (!strcmp(a, "--no-ref")) o.no_ref = 1;
+        else if (!strcmp(a, "--checkpointing")) o.checkpointing = 1;
         else if (!strcmp(a, "--metrics") && has) o.metrics = argv[++i];
         else if (!strcmp(a, "--model") && has) models = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_models, i++;
         else if (!strcmp(a, "--act") && has) acts = strcmp(argv[i + 1], "all") ? argv[i + 1] : all_acts, i++;
@@ -544,14 +550,14 @@ int main(int argc, char **argv) {
         if (o.threads[i] < 1 || o.threads[i] > 256) usage();
 
     if (o.single) {
-        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref, o.metrics);
+        run_single(o.models[0], o.acts[0], o.threads[0], o.batch, o.reps, o.no_ref, o.metrics, o.checkpointing);
         return 0;
     }
     int failed = 0;
     for (int mi = 0; mi < o.n_models; mi++)
         for (int ai = 0; ai < o.n_acts; ai++)
             for (int ti = 0; ti < o.n_threads; ti++)
-                if (run_child(o.models[mi], o.acts[ai], o.threads[ti], o.batch, o.reps) != 0) {
+                if (run_child(o.models[mi], o.acts[ai], o.threads[ti], o.batch, o.reps, o.checkpointing) != 0) {
                     fprintf(stderr, "sat_bench: configuration %s/%s/%d threads failed\n", o.models[mi],
                             o.acts[ai], o.threads[ti]);
                     failed = 1;
