@@ -574,6 +574,10 @@ public:
                       float train_param) {
         check(sat_model_set_backward(h_.get(), attack_act, attack_param, train_act, train_param));
     }
+    /** Activation checkpointing on or off (sat_model_set_activation_checkpointing()). */
+    void set_activation_checkpointing(bool on) {
+        check(sat_model_set_activation_checkpointing(h_.get(), on ? 1 : 0));
+    }
 
     /** Number of trainable parameters. */
     int64_t param_count() const noexcept { return sat_model_param_count(h_.get()); }

@@ -114,6 +114,24 @@ static void test_model(sat::Context &ctx) {
     CHECK(c.forward(x) == logits);
 }
 
+// Activation checkpointing gives the same gradients (a residual network it pays on).
+static void test_activation_checkpointing(sat::Context &ctx) {
+    const char *spec = "input 2 8 8\nconv 6 k=3 p=1\nbn\nact name=a\nconv 6 k=3 p=1\nbn\nact\nconv 6 k=3 p=1\nbn\n"
+                       "add a\nact name=b\nconv 6 k=3 p=1\nbn\nact\nconv 6 k=3 p=1\nbn\nadd b\nact\ngap\ndense 3\n";
+    sat_model_opts o = sat::model_opts(SAT_ACT_SILU);
+    o.max_batch = 3;
+    sat::Model plain(ctx, spec, o);
+    sat::Model ckpt = plain.clone();
+    ckpt.set_activation_checkpointing(true);
+    std::vector<float> x(3 * 128);
+    for (std::size_t i = 0; i < x.size(); i++) x[i] = float(i % 11) / 11.0f;
+    std::vector<int32_t> y = {0, 1, 2};
+    CHECK(plain.input_gradient(x, y).grad == ckpt.input_gradient(x, y).grad);
+    CHECK(plain.train_backward(x, y) == ckpt.train_backward(x, y));
+    sat::span<float> ga = plain.grads(), gb = ckpt.grads();
+    CHECK(std::equal(ga.begin(), ga.end(), gb.begin()));
+}
+
 static void test_train_and_attack(sat::Context &ctx) {
     sat::Model m(ctx, "input 1 4 4\nflatten\ndense 8\nact\ndense 2\n", sat::model_opts());
     sat::Optimizer opt(m, sat::optimizer_opts(SAT_OPT_SGD, 0.05f));
@@ -611,6 +629,7 @@ int main() {
         sat::Context ctx(1, 7);
         test_bad_spec_throws_with_line(ctx);
         test_model(ctx);
+        test_activation_checkpointing(ctx);
         test_exec(ctx);
         test_train_and_attack(ctx);
         test_dataset(ctx);
