@@ -1310,7 +1310,9 @@ SAT_API float sat_optimizer_base_lr(const sat_optimizer *opt);
  *  moving while the optimizer state (momentum, Adam moments) still follows its gradient;
  *  to stop both, freeze it. For AdamW the decoupled weight decay is scaled too, as it is
  *  proportional to the learning rate. SAT_E_INVALID_ARG for a range outside the block or a
- *  bad scale (nothing changes). Saved in checkpoints. */
+ *  bad scale (nothing changes). Saved in checkpoints. The scales take memory (a float per
+ *  parameter) only from the first call that sets one other than 1: that call may return
+ *  SAT_E_NOMEM, changing nothing. */
 SAT_API int32_t sat_optimizer_set_lr_scale(sat_optimizer *opt, int64_t offset, int64_t count,
                                            float scale);
 /** Copies the per-parameter learning-rate scales into scales[param_count]. */
@@ -1322,7 +1324,9 @@ SAT_API int32_t sat_optimizer_get_lr_scale(const sat_optimizer *opt, float *scal
  *  resumes from the state it had. The step count, which drives the schedule and Adam's bias
  *  correction, is the optimizer's and keeps advancing. Gradients are still computed for
  *  frozen parameters (sat_model_grads). Any value above 1 gives SAT_E_INVALID_ARG and
- *  nothing changes. Saved in checkpoints. */
+ *  nothing changes. Saved in checkpoints. The mask takes memory (a byte per parameter) only
+ *  while some parameter is frozen: a call that freezes the first may return SAT_E_NOMEM,
+ *  changing nothing. */
 SAT_API int32_t sat_optimizer_set_frozen(sat_optimizer *opt, const uint8_t *mask);
 /** Copies the freeze mask into mask[param_count] (1 = frozen). */
 SAT_API int32_t sat_optimizer_get_frozen(const sat_optimizer *opt, uint8_t *mask);

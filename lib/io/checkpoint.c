@@ -146,6 +146,7 @@ int32_t sat_checkpoint_load(sat_trainer *trainer, const char *path, int64_t *epo
     if (!st) st = sat__image_parse(data, size, SAT__KIND_CHECKPOINT, path, &img, err);
     if (!st) st = ckpt_decode(&img, path, &ci, err);
     if (!st) st = ckpt_match(trainer, &ci, path, err);
+    if (!st) st = sat__optimizer_image_reserve(&ci.opt, opt, path, err);
     if (st) {
         sat__dealloc(ctx, data);
         return sat__fail(trainer->err, st, "%s", err);

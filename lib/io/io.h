@@ -148,6 +148,7 @@ typedef struct sat__optimizer_image {
     float lr;
     int64_t num_params;
     const unsigned char *scales, *frozen;
+    int scaled, any_frozen; /* some scale is not 1; some parameter is frozen */
 } sat__optimizer_image;
 
 void sat__wb_optimizer_sections(sat__wbuf *b, const struct sat_optimizer *opt);
@@ -157,7 +158,12 @@ int32_t sat__optimizer_image_decode(const sat__image *img, const char *what, sat
 /* Does the stored optimizer fit this handle? SAT_E_INVALID_ARG if not. */
 int32_t sat__optimizer_image_match(const sat__optimizer_image *oi, const struct sat_optimizer *opt,
                                    const char *what, char *err);
-/* Copies a decoded, matched image into the handle; cannot fail. */
+/* After the match, before anything is applied: allocates the handle's learning-rate scales
+ * or freeze mask where the image needs them and the handle has none (all 1 / all 0, so the
+ * handle means the same); SAT_E_NOMEM with a message naming `what` into err. */
+int32_t sat__optimizer_image_reserve(const sat__optimizer_image *oi, struct sat_optimizer *opt, const char *what,
+                                     char *err);
+/* Copies a decoded, matched and reserved image into the handle; cannot fail. */
 void sat__optimizer_image_apply(const sat__optimizer_image *oi, struct sat_optimizer *opt);
 /* A float block section of `fixed` bytes followed by the floats whose count is at fixed - 8. */
 int32_t sat__tail_block(const sat__section *s, uint32_t fixed, const char *name, const char *what,

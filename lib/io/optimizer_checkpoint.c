@@ -72,6 +72,7 @@ int32_t sat_optimizer_checkpoint_load(sat_optimizer *opt, const char *path, sat_
     if (!st) st = decode(&img, path, &mi, &oi, err);
     if (!st) st = sat__model_image_match(&mi, m, path, err);
     if (!st) st = sat__optimizer_image_match(&oi, opt, path, err);
+    if (!st) st = sat__optimizer_image_reserve(&oi, opt, path, err);
     if (st) {
         sat__dealloc(ctx, data);
         return sat__fail(opt->err, st, "%s", err);

@@ -27,8 +27,18 @@ void sat__wb_optimizer_sections(sat__wbuf *b, const sat_optimizer *opt) {
     sat__wb_f32(b, opt->opts.lr);
     sat__wb_u32(b, 0);
     sat__wb_u64(b, (uint64_t)np);
-    sat__wb_floats(b, opt->lr_scale, np);
-    sat__wb_bytes(b, opt->frozen, (size_t)np);
+    if (opt->lr_scale) {
+        sat__wb_floats(b, opt->lr_scale, np);
+    } else {
+        for (int64_t i = 0; i < np; i++) sat__wb_f32(b, 1.0f);
+    }
+    if (opt->frozen) {
+        sat__wb_bytes(b, opt->frozen, (size_t)np);
+    } else {
+        static const uint8_t zeros[4096];
+        for (int64_t i = 0; i < np; i += (int64_t)sizeof zeros)
+            sat__wb_bytes(b, zeros, (size_t)(np - i < (int64_t)sizeof zeros ? np - i : (int64_t)sizeof zeros));
+    }
     sat__wb_section_end(b, mark);
 }
 
@@ -73,6 +83,8 @@ static int32_t decode_control(const sat__section *s, const char *what, sat__opti
         if (oi->frozen[i] > 1)
             return sat__fail(err, SAT_E_FORMAT, "%s: freeze flag %llu is %u, not 0 or 1", what,
                              (unsigned long long)i, (unsigned)oi->frozen[i]);
+        oi->scaled |= v != 1.0f;
+        oi->any_frozen |= oi->frozen[i];
     }
     oi->has_control = 1;
     return SAT_OK;
@@ -104,11 +116,27 @@ int32_t sat__optimizer_image_match(const sat__optimizer_image *oi, const sat_opt
     return SAT_OK;
 }
 
+int32_t sat__optimizer_image_reserve(const sat__optimizer_image *oi, sat_optimizer *opt, const char *what,
+                                     char *err) {
+    if (!oi->has_control) return SAT_OK;
+    int32_t st = oi->scaled ? sat__optimizer_own_scales(opt, what, err) : SAT_OK;
+    if (!st && oi->any_frozen) st = sat__optimizer_own_frozen(opt, what, err);
+    return st;
+}
+
 void sat__optimizer_image_apply(const sat__optimizer_image *oi, sat_optimizer *opt) {
     sat__rd_floats(opt->state, oi->state, opt->state_count);
     opt->step = oi->step;
     if (!oi->has_control) return;
     opt->opts.lr = oi->lr;
-    sat__rd_floats(opt->lr_scale, oi->scales, oi->num_params);
-    memcpy(opt->frozen, oi->frozen, (size_t)oi->num_params);
+    /* An image of all-1 scales (no freeze) leaves the handle's block, if any, all 1 (all 0);
+     * otherwise sat__optimizer_image_reserve made the block. */
+    if (oi->scaled)
+        sat__rd_floats(opt->lr_scale, oi->scales, oi->num_params);
+    else if (opt->lr_scale)
+        for (int64_t i = 0; i < oi->num_params; i++) opt->lr_scale[i] = 1.0f;
+    if (oi->any_frozen)
+        memcpy(opt->frozen, oi->frozen, (size_t)oi->num_params);
+    else if (opt->frozen)
+        memset(opt->frozen, 0, (size_t)oi->num_params);
 }

@@ -120,13 +120,10 @@ int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts, s
     opt->state_count = count;
     opt->state = sat__calloc(ctx, (size_t)(count ? count : 1), sizeof(float));
     opt->decay_mask = sat__calloc(ctx, (size_t)(np ? np : 1), 1);
-    opt->lr_scale = sat__alloc(ctx, sizeof(float) * (size_t)(np ? np : 1));
-    opt->frozen = sat__calloc(ctx, (size_t)(np ? np : 1), 1);
-    if (!opt->state || !opt->decay_mask || !opt->lr_scale || !opt->frozen) {
+    if (!opt->state || !opt->decay_mask) {
         sat_optimizer_destroy(opt);
         return sat__fail_tls(SAT_E_NOMEM, "sat_optimizer_create: out of memory");
     }
-    for (int64_t i = 0; i < np; i++) opt->lr_scale[i] = 1.0f;
     if (o.decay_biases)
         memset(opt->decay_mask, 1, (size_t)np);
     else
@@ -166,21 +163,21 @@ static int sgd_update(sat_optimizer *opt, float lr, int write) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen;
-    const float *scale = opt->lr_scale;
+    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen; /* NULL: none frozen */
+    const float *scale = opt->lr_scale;                              /* NULL: all 1 */
     const int64_t np = opt->model->num_params;
     const float wd = o->weight_decay, mu = o->momentum;
     float *buf = opt->state;
     int finite = 1;
     for (int64_t i = 0; i < np; i++) {
-        if (frozen[i]) continue;
+        if (frozen && frozen[i]) continue;
         float d = g[i], b = 0.0f;
         if (mask[i]) d += wd * p[i];
         if (mu > 0.0f) {
             b = mu * buf[i] + d;
             d = o->nesterov ? d + mu * b : b;
         }
-        const float pn = p[i] - lr * scale[i] * d; /* a scale of 1 gives lr's own bits */
+        const float pn = p[i] - lr * (scale ? scale[i] : 1.0f) * d; /* a scale of 1 gives lr's own bits */
         if (write) {
             if (mu > 0.0f) buf[i] = b;
             p[i] = pn;
@@ -195,8 +192,8 @@ static int adam_update(sat_optimizer *opt, float lr, int write) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen;
-    const float *scale = opt->lr_scale;
+    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen; /* NULL: none frozen */
+    const float *scale = opt->lr_scale;                              /* NULL: all 1 */
     const int64_t np = opt->model->num_params;
     float *m = opt->state, *v = opt->state + np;
     const double t = (double)(opt->step + 1);
@@ -206,17 +203,18 @@ static int adam_update(sat_optimizer *opt, float lr, int write) {
     const int decoupled = o->kind == SAT_OPT_ADAMW;
     int finite = 1;
     for (int64_t i = 0; i < np; i++) {
-        if (frozen[i]) continue;
+        if (frozen && frozen[i]) continue;
+        const float si = scale ? scale[i] : 1.0f;
         float gi = g[i], pn = p[i];
         if (mask[i]) {
             if (decoupled)
-                pn -= lr * scale[i] * wd * pn;
+                pn -= lr * si * wd * pn;
             else
                 gi += wd * pn;
         }
         const float mn = b1 * m[i] + (1.0f - b1) * gi;
         const float vn = b2 * v[i] + (1.0f - b2) * gi * gi;
-        pn -= step_size * scale[i] * mn / (sqrtf(vn) * inv_bc2_sqrt + eps);
+        pn -= step_size * si * mn / (sqrtf(vn) * inv_bc2_sqrt + eps);
         if (write) {
             m[i] = mn;
             v[i] = vn;

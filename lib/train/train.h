@@ -21,12 +21,21 @@ struct sat_optimizer {
     uint8_t *decay_mask;         /* per parameter: 1 = weight decay applies */
     /* Runtime control (set after creation, saved in checkpoints): opts.lr is the base rate
      * the schedule scales; lr_scale multiplies it per parameter (1 by default); a frozen
-     * parameter (1) is skipped by the update: no change, no decay, no state update. */
+     * parameter (1) is skipped by the update: no change, no decay, no state update. Each
+     * block is allocated when a host first sets a value other than the default (NULL: all
+     * scales 1, nothing frozen), so an optimizer no host tunes holds two parameter-sized
+     * blocks less. */
     float *lr_scale;
     uint8_t *frozen;
     int32_t live_children;       /* trainers using it (atomic, see core.h) */
     char err[SAT_ERRMSG_SIZE];
 };
+
+/* optimizer_control.c: allocates the learning-rate scales (all 1) or the freeze mask (all
+ * 0) if the optimizer has none yet; SAT_E_NOMEM (a message naming fn into err) changes
+ * nothing. */
+int32_t sat__optimizer_own_scales(sat_optimizer *opt, const char *fn, char *err);
+int32_t sat__optimizer_own_frozen(sat_optimizer *opt, const char *fn, char *err);
 
 /* The counter advances by this fixed amount per step (sat_train_step or sat_train_compute), whatever the method
  * and batch, so a step's position (and the key of its random starts) is a function of the

@@ -359,8 +359,17 @@ static snapshot snap_take(const sat_trainer *t) {
     snap_add(&s, o->state, sizeof(float) * (size_t)o->state_count);
     snap_add(&s, &o->step, sizeof o->step);
     snap_add(&s, &o->opts.lr, sizeof o->opts.lr);
-    snap_add(&s, o->lr_scale, sizeof(float) * (size_t)m->num_params);
-    snap_add(&s, o->frozen, (size_t)m->num_params);
+    /* the scales and the mask as the API reads them: a block allocated all 1 (all 0) by a
+     * load that then failed means what no block means */
+    float *scales = malloc(sizeof(float) * (size_t)(m->num_params + 1));
+    uint8_t *frozen = malloc((size_t)m->num_params + 1);
+    if (!scales || !frozen || sat_optimizer_get_lr_scale(o, scales) != SAT_OK ||
+        sat_optimizer_get_frozen(o, frozen) != SAT_OK)
+        abort();
+    snap_add(&s, scales, sizeof(float) * (size_t)m->num_params);
+    snap_add(&s, frozen, (size_t)m->num_params);
+    free(scales);
+    free(frozen);
     snap_add(&s, &t->seed, sizeof t->seed);
     snap_add(&s, &t->rng_counter, sizeof t->rng_counter);
     snap_add(&s, &t->delta_n, sizeof t->delta_n);

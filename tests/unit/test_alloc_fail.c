@@ -258,6 +258,21 @@ static int32_t run_optimizer_create(void) {
     o.kind = SAT_OPT_ADAM;
     return sat_optimizer_create(F.model, &o, &made_opt);
 }
+/* An optimizer no host has tuned holds no learning-rate scales or freeze mask: the first
+ * call that needs one allocates it, and a checkpoint with them allocates them on loading. */
+static void prepare_untuned_opt(void) {
+    cleanup_made();
+    TU_CHECK(sat_optimizer_create(F.model, NULL, &made_opt));
+}
+static const char *made_opt_msg(void) { return sat_optimizer_last_error(made_opt); }
+static int32_t run_first_lr_scale(void) { return sat_optimizer_set_lr_scale(made_opt, 0, 5, 0.5f); }
+static int32_t run_first_freeze(void) {
+    static uint8_t mask[4096]; /* zero but one */
+    assert_true(sat_model_param_count(F.model) <= (int64_t)sizeof mask);
+    mask[3] = 1;
+    return sat_optimizer_set_frozen(made_opt, mask);
+}
+static int32_t run_load_scales_untuned(void) { return sat_optimizer_checkpoint_load(made_opt, F.opt_ckpt_path, NULL); }
 static int32_t run_trainer_create(void) {
     sat_trainer_opts o;
     sat_trainer_opts_init(&o, sizeof o);
@@ -505,6 +520,10 @@ static const call CALLS[] = {
     {"sat_checkpoint_load", NULL, run_checkpoint_load, trainer_msg, NULL},
     {"sat_optimizer_checkpoint_save", NULL, run_optimizer_checkpoint_save, opt_msg, NULL},
     {"sat_optimizer_checkpoint_load", NULL, run_optimizer_checkpoint_load, opt_msg, NULL},
+    {"sat_optimizer_set_lr_scale (the first scale)", prepare_untuned_opt, run_first_lr_scale, made_opt_msg, cleanup_made},
+    {"sat_optimizer_set_frozen (the first freeze)", prepare_untuned_opt, run_first_freeze, made_opt_msg, cleanup_made},
+    {"sat_optimizer_checkpoint_load (scales into an untuned optimizer)", prepare_untuned_opt, run_load_scales_untuned,
+     made_opt_msg, cleanup_made},
     {"sat_model_load_onnx_buffer", prepare_onnx, run_load_onnx_buffer, tls_msg, cleanup_made},
     {"sat_model_load_onnx", prepare_onnx, run_load_onnx, tls_msg, cleanup_made},
 };

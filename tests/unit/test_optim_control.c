@@ -1,11 +1,16 @@
 /* test_optim_control.c - runtime control of an optimizer: the base learning rate (which the
  * schedule keeps scaling), per-parameter learning-rate scales over ranges of the flat block,
  * and the freeze mask (frozen parameters and their optimizer state never change, through
- * sat_optimizer_step and through sat_train_step). Bad arguments change nothing. */
+ * sat_optimizer_step and through sat_train_step). Bad arguments change nothing. The scales
+ * and the mask take memory only once a host sets a value other than the default. */
 #include "testutil.h"
 
+#include "train/train.h" /* whether the per-parameter blocks exist */
+
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Layer 1: 16 x 8 weights + 8 biases = offsets 0..135; layer 2: 8 x 3 + 3 = 136..162. */
 #define SPEC "input 1 4 4\nflatten\ndense 8\nact\ndense 3\n"
@@ -272,6 +277,57 @@ static void test_bad_mask_changes_nothing(void **st) {
     assert_int_equal(sat_optimizer_get_frozen(NULL, back), SAT_E_INVALID_ARG);
 }
 
+/* An optimizer nobody tunes holds no scales and no mask, reads back as all 1 and all 0, and
+ * saves the same checkpoint bytes as one whose scales were set and set back to 1; a mask
+ * with nothing frozen gives its memory back. */
+static void test_untuned_holds_no_blocks(void **st) {
+    (void)st;
+    sat_context *ctx = tu_context(1, 1);
+    sat_model *m = make_model(ctx);
+    sat_optimizer *a = make_opt(m, SAT_OPT_ADAMW, 0.01f, SAT_SCHED_CONSTANT);
+    sat_optimizer *b = make_opt(m, SAT_OPT_ADAMW, 0.01f, SAT_SCHED_CONSTANT);
+    assert_null(a->lr_scale);
+    assert_null(a->frozen);
+    TU_CHECK(sat_optimizer_set_lr_scale(a, 0, NP, 1.0f)); /* the default: nothing to hold */
+    TU_CHECK(sat_optimizer_set_frozen(a, NULL));
+    assert_null(a->lr_scale);
+    assert_null(a->frozen);
+    float scales[NP];
+    uint8_t mask[NP];
+    TU_CHECK(sat_optimizer_get_lr_scale(a, scales));
+    TU_CHECK(sat_optimizer_get_frozen(a, mask));
+    for (int i = 0; i < NP; i++) assert_true(scales[i] == 1.0f && mask[i] == 0);
+
+    TU_CHECK(sat_optimizer_set_lr_scale(b, 10, 5, 0.5f));
+    assert_non_null(b->lr_scale);
+    TU_CHECK(sat_optimizer_set_lr_scale(b, 10, 5, 1.0f));
+    memset(mask, 0, sizeof mask);
+    mask[7] = 1;
+    TU_CHECK(sat_optimizer_set_frozen(b, mask));
+    assert_non_null(b->frozen);
+    mask[7] = 0;
+    TU_CHECK(sat_optimizer_set_frozen(b, mask));
+    assert_null(b->frozen);
+
+    /* the same steps and the same file either way */
+    for (int i = 0; i < 3; i++) {
+        backward(m, i);
+        TU_CHECK(sat_optimizer_step(a));
+        TU_CHECK(sat_optimizer_step(b));
+    }
+    char pa[64], pb[64];
+    snprintf(pa, sizeof pa, "/tmp/sat_untuned_%d_a.satc", (int)getpid());
+    snprintf(pb, sizeof pb, "/tmp/sat_untuned_%d_b.satc", (int)getpid());
+    TU_CHECK(sat_optimizer_checkpoint_save(a, NULL, pa));
+    TU_CHECK(sat_optimizer_checkpoint_save(b, NULL, pb));
+    size_t na = 0, nb = 0;
+    unsigned char *fa = tu_read_file(pa, &na), *fb = tu_read_file(pb, &nb);
+    assert_true(na == nb && na > 0);
+    assert_memory_equal(fa, fb, na);
+    tu_free(fa), tu_free(fb);
+    remove(pa), remove(pb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_lr_is_scaled_by_the_schedule),
@@ -280,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_frozen_equals_zeroed_gradient),
         cmocka_unit_test(test_frozen_through_train_step),
         cmocka_unit_test(test_bad_mask_changes_nothing),
+        cmocka_unit_test(test_untuned_holds_no_blocks),
     };
     return tu_run_group("test_optim_control", tests, sizeof tests / sizeof tests[0]);
 }
