@@ -75,6 +75,10 @@ typedef struct sat_node {
  * batch norm's input. Either way the plan need not keep the act's input. */
 enum { SAT__ACT_READS_INPUT, SAT__ACT_READS_OUTPUT, SAT__ACT_RECOMPUTES_INPUT };
 int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd);
+/* 1 if nd is an act node whose backward may write its input gradient over its output
+ * gradient: element by element, dy[k] read before dx[k] is written (not when it first
+ * computes its input again into dx). */
+int sat__act_in_place(const sat_exec *e, const sat_node *nd);
 /* 1 while the model has no backward override, so that ReLU may read its output. */
 int sat__model_relu_from_output(const sat_model *m);
 

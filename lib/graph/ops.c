@@ -622,6 +622,10 @@ int32_t sat__act_backward_source(const sat_exec *e, const sat_node *nd) {
     return after_bn ? SAT__ACT_RECOMPUTES_INPUT : SAT__ACT_READS_INPUT;
 }
 
+int sat__act_in_place(const sat_exec *e, const sat_node *nd) {
+    return nd->op == SAT_OP_ACT && sat__act_backward_source(e, nd) != SAT__ACT_RECOMPUTES_INPUT;
+}
+
 /* The output of the batch norm feeding an act node (SAT__ACT_RECOMPUTES_INPUT), computed
  * again into y from the batch norm's input: in inference mode from the running statistics,
  * which have not changed since the forward; otherwise with bn_apply_body. Either way the

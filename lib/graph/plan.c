@@ -147,8 +147,9 @@ static int64_t layout_segments(sat_exec *e, interval *iv, const uint8_t *kept, i
     return base + region;
 }
 
-/* An execution with a backward (input gradients, training): see the top of this file. */
-static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
+/* An execution with a backward (input gradients, training): see the top of this file.
+ * in_place: act nodes may compute input gradients in place; slot: N int32 of scratch. */
+static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept, int in_place, int32_t *slot) {
     const sat_model *m = e->m;
     const int N = m->num_nodes;
     const int64_t B = e->max_batch;
@@ -196,17 +197,27 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
 
     /* Gradient lifetimes in backward steps: node N-1 is step 0. The last node's gradient
      * is the caller's dlogits, so it needs no region. A folded batch norm's gradient is its
-     * convolution's in a SAT__BN_FOLD pass (fold.c), read by that convolution's backward. */
+     * convolution's in a SAT__BN_FOLD pass (fold.c), read by that convolution's backward.
+     * A node read only by an act node that computes its input gradient in place
+     * (sat__act_in_place) takes over the act's region, whose gradient is dead once read. */
     int count = 0;
     for (int i = N - 2; i >= 0; i--) {
+        const int32_t end = N - 1 - (m->nodes[i].bn_folded ? m->nodes[i].in0 : i);
+        const int32_t reader = last_consumer(m, i);
+        if (in_place && m->nodes[i].consumers == 1 && reader < N - 1 && sat__act_in_place(e, &m->nodes[reader])) {
+            slot[i] = slot[reader];
+            iv[slot[i]].end = end;
+            continue;
+        }
+        slot[i] = count;
         interval *v = &iv[count++];
         v->node = i;
-        v->start = N - 1 - last_consumer(m, i);
-        v->end = N - 1 - (m->nodes[i].bn_folded ? m->nodes[i].in0 : i);
+        v->start = N - 1 - reader;
+        v->end = end;
         v->size = align_floats(B * m->nodes[i].size);
     }
     int64_t grad_region = place_intervals(iv, count);
-    for (int k = 0; k < count; k++) e->a_grad[iv[k].node] = off + iv[k].offset;
+    for (int i = 0; i < N - 1; i++) e->a_grad[i] = off + iv[slot[i]].offset;
     if (seg) return layout_segments(e, iv, kept, off + grad_region);
 
     /* Short-lived outputs, in forward steps: from their node to their last consumer. */
@@ -225,7 +236,7 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept) {
 }
 
 /* One layout of e (with recompute or without, as e->recompute says). */
-static int64_t layout_once(sat_exec *e, interval *iv, uint8_t *kept, int32_t *last) {
+static int64_t layout_once(sat_exec *e, interval *iv, uint8_t *kept, int32_t *last, int in_place) {
     const sat_model *m = e->m;
     const int N = m->num_nodes;
     for (int i = 0; i < N; i++) e->a_out[i] = e->a_grad[i] = e->a_save[i] = -1;
@@ -233,13 +244,16 @@ static int64_t layout_once(sat_exec *e, interval *iv, uint8_t *kept, int32_t *la
     e->scratch_half = 0;
     if (e->recompute) sat__recompute_segments(m, kept, e->segment); /* kept: scratch until cleared */
     memset(kept, 0, (size_t)N);
-    return e->kind == SAT_EXEC_INFERENCE ? layout_inference(e, iv, last) : layout_backward(e, iv, kept);
+    return e->kind == SAT_EXEC_INFERENCE ? layout_inference(e, iv, last)
+                                         : layout_backward(e, iv, kept, in_place, last);
 }
 
 /* Sets e's offsets for its kind and max_batch; returns the arena's size in floats, or -1
- * when the temporaries cannot be had. Recompute asked for but saving nothing (a small or
- * flat graph, where the short-lived outputs share the gradients' region) would only be
- * slower: e is then laid out without it. */
+ * when the temporaries cannot be had. Two choices only ever aim to save memory, and each
+ * is kept only where it does: recompute, if asked for (a small or flat graph, whose
+ * short-lived outputs share the gradients' region anyway, gains nothing and would only be
+ * slower), and in-place act gradients (first-fit over their longer merged lifetimes can
+ * pack worse). Ties go to the plain layout. */
 static int64_t layout(sat_exec *e) {
     const sat_model *m = e->m;
     const int N = m->num_nodes;
@@ -249,14 +263,15 @@ static int64_t layout(sat_exec *e) {
     int32_t *last = sat__calloc(ctx, (size_t)N, sizeof(int32_t));
     int64_t size = -1;
     if (iv && kept && last) {
-        e->recompute = e->recompute_asked;
-        size = layout_once(e, iv, kept, last);
-        if (e->recompute) {
-            e->recompute = 0;
-            const int64_t plain = layout_once(e, iv, kept, last);
-            e->recompute = plain > size;
-            size = e->recompute ? layout_once(e, iv, kept, last) : plain;
-        }
+        int best_recompute = 0, best_in_place = 0;
+        for (int recompute = 0; recompute <= e->recompute_asked; recompute++)
+            for (int in_place = 0; in_place <= 1; in_place++) {
+                e->recompute = recompute;
+                const int64_t s = layout_once(e, iv, kept, last, in_place);
+                if (size < 0 || s < size) size = s, best_recompute = recompute, best_in_place = in_place;
+            }
+        e->recompute = best_recompute;
+        size = layout_once(e, iv, kept, last, best_in_place);
     }
     sat__dealloc(ctx, iv);
     sat__dealloc(ctx, kept);
