@@ -132,11 +132,11 @@ int main(int argc, char **argv) {
     const sat_exec *e = model->own_exec;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"model\":\"%s\",\"input\":\"%dx%dx%d\",\"activation_checkpointing\":%d,\"recompute\":%d,\"batch\":%d,\"pgd_steps\":%d,\"threads\":%d,"
+    printf("{\"model\":\"%s\",\"act\":\"%s\",\"input\":\"%dx%dx%d\",\"activation_checkpointing\":%d,\"recompute\":%d,\"batch\":%d,\"pgd_steps\":%d,\"threads\":%d,"
            "\"params\":%lld,\"planned_arena_mib\":%.1f,\"exec_arena_mib\":%.1f,\"conv_workspace_mib\":%.1f,"
            "\"model_blocks_mib\":%.1f,\"optimizer_trainer_mib\":%.1f,\"library_peak_mib\":%.1f,"
            "\"input_batch_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
-           model_name, channels, size, size, checkpointing, e->recompute, batch, steps, threads, (long long)sat_model_param_count(model),
+           model_name, act_name, channels, size, size, checkpointing, e->recompute, batch, steps, threads, (long long)sat_model_param_count(model),
            mib(model->planned_floats * (int64_t)sizeof(float)), mib(e->arena_size * (int64_t)sizeof(float)),
            mib(e->ws_size * (int64_t)sizeof(float)), mib(after_model), mib(after_trainer - after_model),
            mib(cnt.peak), mib(batch * d * (int64_t)sizeof(float)), (double)ru.ru_maxrss / 1024.0);
