@@ -7,10 +7,14 @@
  *   Adam:  g = grad + wd*mask*p (L2);  AdamW: p -= lr*wd*mask*p first (decoupled), g = grad
  *          m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  t = step+1
  *          p -= (lr / (1-b1^t)) * m / (sqrt(v / (1-b2^t)) + eps)
- * mask is sat_model_decay_mask (weights only) unless decay_biases. */
+ * mask is 1 on the weights (sat_model_decay_mask) unless decay_biases (1 everywhere). It is
+ * held as the sorted weight ranges, not a byte per parameter. */
 #include "train/train.h"
 
+#include "graph/graph.h" /* the weight ranges */
+
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static sat_optimizer_opts optimizer_defaults(void) {
@@ -91,6 +95,11 @@ int32_t sat__optimizer_check_opts(const sat_optimizer_opts *o, char *err) {
     return SAT_OK;
 }
 
+static int compare_start(const void *a, const void *b) {
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts, sat_optimizer **out) {
     sat__clear_tls_error();
     if (!out) return sat__fail_tls(SAT_E_INVALID_ARG, "sat_optimizer_create: out is NULL");
@@ -119,15 +128,21 @@ int32_t sat_optimizer_create(sat_model *model, const sat_optimizer_opts *opts, s
     opt->opts = o;
     opt->state_count = count;
     opt->state = sat__calloc(ctx, (size_t)(count ? count : 1), sizeof(float));
-    opt->decay_mask = sat__calloc(ctx, (size_t)(np ? np : 1), 1);
-    if (!opt->state || !opt->decay_mask) {
+    int64_t weighted = 0;
+    for (int i = 0; i < model->num_nodes; i++) weighted += model->nodes[i].p_w >= 0;
+    opt->weight_ranges = sat__alloc(ctx, sizeof(int64_t) * (size_t)(2 * weighted + 1));
+    if (!opt->state || !opt->weight_ranges) {
         sat_optimizer_destroy(opt);
         return sat__fail_tls(SAT_E_NOMEM, "sat_optimizer_create: out of memory");
     }
-    if (o.decay_biases)
-        memset(opt->decay_mask, 1, (size_t)np);
-    else
-        sat_model_decay_mask(model, opt->decay_mask);
+    for (int i = 0; i < model->num_nodes; i++) {
+        const sat_node *nd = &model->nodes[i];
+        if (nd->p_w < 0) continue;
+        opt->weight_ranges[2 * opt->num_weight_ranges] = nd->p_w;
+        opt->weight_ranges[2 * opt->num_weight_ranges + 1] = nd->p_w + nd->n_w;
+        opt->num_weight_ranges++;
+    }
+    qsort(opt->weight_ranges, (size_t)opt->num_weight_ranges, 2 * sizeof(int64_t), compare_start);
     *out = opt;
     return SAT_OK;
 }
@@ -139,7 +154,7 @@ static int32_t optimizer_destroy(sat_optimizer *opt, const char *fn) {
     sat_model *model = opt->model;
     const sat_context *ctx = model->ctx;
     sat__dealloc(ctx, opt->state);
-    sat__dealloc(ctx, opt->decay_mask);
+    sat__dealloc(ctx, opt->weight_ranges);
     sat__dealloc(ctx, opt->lr_scale);
     sat__dealloc(ctx, opt->frozen);
     sat__dealloc(ctx, opt);
@@ -158,42 +173,42 @@ const char *sat_optimizer_last_error(const sat_optimizer *opt) { return opt ? op
 /* The updates run twice: first without writing, to find out whether any new parameter or
  * state value would be NaN or Inf (then nothing changes), then for real with the same
  * arithmetic. So a step either happens whole or not at all, without a copy of the
- * parameters and the state to roll back to. Returns 1 if every new value is finite. */
-static int sgd_update(sat_optimizer *opt, float lr, int write) {
+ * parameters and the state to roll back to. Each runs over parameters [a, b), with weight
+ * decay where decay is set, and returns 1 if every new value is finite. */
+static int sgd_update(sat_optimizer *opt, float lr, int write, int64_t a, int64_t b, int decay) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen; /* NULL: none frozen */
-    const float *scale = opt->lr_scale;                              /* NULL: all 1 */
-    const int64_t np = opt->model->num_params;
-    const float wd = o->weight_decay, mu = o->momentum;
+    const uint8_t *frozen = opt->frozen; /* NULL: none frozen */
+    const float *scale = opt->lr_scale; /* NULL: all 1 */
+    const float wd = decay ? o->weight_decay : 0.0f, mu = o->momentum;
     float *buf = opt->state;
     int finite = 1;
-    for (int64_t i = 0; i < np; i++) {
+    for (int64_t i = a; i < b; i++) {
         if (frozen && frozen[i]) continue;
-        float d = g[i], b = 0.0f;
-        if (mask[i]) d += wd * p[i];
+        float d = g[i], bi = 0.0f;
+        if (decay) d += wd * p[i];
         if (mu > 0.0f) {
-            b = mu * buf[i] + d;
-            d = o->nesterov ? d + mu * b : b;
+            bi = mu * buf[i] + d;
+            d = o->nesterov ? d + mu * bi : bi;
         }
         const float pn = p[i] - lr * (scale ? scale[i] : 1.0f) * d; /* a scale of 1 gives lr's own bits */
         if (write) {
-            if (mu > 0.0f) buf[i] = b;
+            if (mu > 0.0f) buf[i] = bi;
             p[i] = pn;
         } else {
-            finite &= isfinite(pn) && isfinite(b);
+            finite &= isfinite(pn) && isfinite(bi);
         }
     }
     return finite;
 }
 
-static int adam_update(sat_optimizer *opt, float lr, int write) {
+static int adam_update(sat_optimizer *opt, float lr, int write, int64_t a, int64_t b, int decay) {
     const sat_optimizer_opts *o = &opt->opts;
     float *p = opt->model->params;
     const float *g = opt->model->grads;
-    const uint8_t *mask = opt->decay_mask, *frozen = opt->frozen; /* NULL: none frozen */
-    const float *scale = opt->lr_scale;                              /* NULL: all 1 */
+    const uint8_t *frozen = opt->frozen; /* NULL: none frozen */
+    const float *scale = opt->lr_scale; /* NULL: all 1 */
     const int64_t np = opt->model->num_params;
     float *m = opt->state, *v = opt->state + np;
     const double t = (double)(opt->step + 1);
@@ -202,11 +217,11 @@ static int adam_update(sat_optimizer *opt, float lr, int write) {
     const float b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->adam_eps;
     const int decoupled = o->kind == SAT_OPT_ADAMW;
     int finite = 1;
-    for (int64_t i = 0; i < np; i++) {
+    for (int64_t i = a; i < b; i++) {
         if (frozen && frozen[i]) continue;
         const float si = scale ? scale[i] : 1.0f;
         float gi = g[i], pn = p[i];
-        if (mask[i]) {
+        if (decay) {
             if (decoupled)
                 pn -= lr * si * wd * pn;
             else
@@ -226,6 +241,24 @@ static int adam_update(sat_optimizer *opt, float lr, int write) {
     return finite;
 }
 
+typedef int (*update_fn)(sat_optimizer *opt, float lr, int write, int64_t a, int64_t b, int decay);
+
+/* update over the whole block, range by range in order: the weights with decay, the rest
+ * with decay only under decay_biases. */
+static int update_all(sat_optimizer *opt, update_fn update, float lr, int write) {
+    const int rest = opt->opts.decay_biases;
+    int finite = 1;
+    int64_t pos = 0;
+    for (int64_t r = 0; r < opt->num_weight_ranges; r++) {
+        const int64_t a = opt->weight_ranges[2 * r], b = opt->weight_ranges[2 * r + 1];
+        finite &= update(opt, lr, write, pos, a, rest);
+        finite &= update(opt, lr, write, a, b, 1);
+        pos = b;
+    }
+    finite &= update(opt, lr, write, pos, opt->model->num_params, rest);
+    return finite;
+}
+
 int32_t sat_optimizer_step(sat_optimizer *opt) {
     if (!opt) return SAT_E_INVALID_ARG;
     sat_model *m = opt->model;
@@ -234,11 +267,11 @@ int32_t sat_optimizer_step(sat_optimizer *opt) {
         return sat__fail(opt->err, SAT_E_NUMERIC, "sat_optimizer_step: the gradient contains NaN or Inf");
     const float lr = (float)sat__schedule_lr(&opt->opts, opt->step);
     /* lr 0 (the end of a cosine or one-cycle run) still advances the moments, as in PyTorch. */
-    int (*update)(sat_optimizer *, float, int) = opt->opts.kind == SAT_OPT_SGD ? sgd_update : adam_update;
-    if (!update(opt, lr, 0))
+    const update_fn update = opt->opts.kind == SAT_OPT_SGD ? sgd_update : adam_update;
+    if (!update_all(opt, update, lr, 0))
         return sat__fail(opt->err, SAT_E_NUMERIC,
                          "sat_optimizer_step: the update would make a parameter or the optimizer state NaN or Inf");
-    update(opt, lr, 1);
+    update_all(opt, update, lr, 1);
     opt->step++;
     return SAT_OK;
 }

@@ -18,7 +18,10 @@ struct sat_optimizer {
     float *state;
     int64_t state_count;
     int64_t step;                /* updates applied so far; the schedule's position */
-    uint8_t *decay_mask;         /* per parameter: 1 = weight decay applies */
+    /* Weight decay applies to the weight blocks ([start, end) pairs, sorted; every other
+     * parameter too under opts.decay_biases): sat_model_decay_mask as ranges. */
+    int64_t *weight_ranges;
+    int64_t num_weight_ranges;
     /* Runtime control (set after creation, saved in checkpoints): opts.lr is the base rate
      * the schedule scales; lr_scale multiplies it per parameter (1 by default); a frozen
      * parameter (1) is skipped by the update: no change, no decay, no state update. Each
