@@ -134,7 +134,7 @@ int32_t sat__exec_bwd(sat_exec *e, int32_t plan, const float *dlogits, float *dx
     for (int i = N - 1; i >= 1; i--) {
         /* The end of a segment: its other outputs may be gone (overwritten by another
          * segment's); make them again. */
-        if (e->recompute && (i == N - 1 || e->segment[i + 1] == i + 1)) sat__recompute_hold(e, i);
+        if (e->recompute && sat__segment_ends(e, i)) sat__recompute_hold(e, i);
         if (sat__bn_skipped(&r, &m->nodes[i])) { /* its gradient is its convolution's */
             const int32_t conv = m->nodes[i].in0;
             e->grad_ptr[conv] = e->grad_ptr[i];

@@ -305,6 +305,10 @@ static inline int sat__bn_skipped(const sat_run *r, const sat_node *nd) {
  * segment's forward again, with the forward's batch statistics and dropout masks. */
 void sat__recompute_segments(const sat_model *m, uint8_t *cut, int32_t *segment);
 void sat__recompute_hold(sat_exec *e, int32_t end);
+/* 1 if node i ends its segment (the last node ends the last one). */
+static inline int sat__segment_ends(const sat_exec *e, int32_t i) {
+    return i == e->m->num_nodes - 1 || e->segment[i + 1] == i + 1;
+}
 /* Whether e is to be planned with recompute: the model's current choice, for executions
  * with a backward (an inference execution keeps nothing past its readers anyway). */
 static inline int32_t sat__recompute_chosen(const sat_exec *e) {

@@ -129,7 +129,7 @@ static int64_t layout_segments(sat_exec *e, interval *iv, const uint8_t *kept, i
     int64_t region = 0;
     for (int first = 1; first < N;) {
         int end = first;
-        while (end < N - 1 && e->segment[end + 1] == first) end++;
+        while (!sat__segment_ends(e, end)) end++;
         int count = 0;
         for (int i = first; i < end; i++) {
             if (m->nodes[i].alias) continue;
@@ -167,13 +167,13 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept, int in_
         }
     }
 
-    /* With recompute, only segment ends and the logits: the rest go to the segment region. */
-    const int32_t *seg = e->recompute ? e->segment : NULL;
+    /* With recompute, only segment ends (the logits among them): the rest go to the
+     * segment region. */
     int64_t off = 0;
     int64_t scratch = 0;
     for (int i = 0; i < N; i++) {
         const sat_node *nd = &m->nodes[i];
-        const int own = seg ? i == N - 1 || seg[i + 1] == i + 1 : kept[i];
+        const int own = e->recompute ? sat__segment_ends(e, i) : kept[i];
         if (i > 0 && !nd->alias && own) {
             e->a_out[i] = off;
             off += align_floats(B * nd->size);
@@ -218,7 +218,7 @@ static int64_t layout_backward(sat_exec *e, interval *iv, uint8_t *kept, int in_
     }
     int64_t grad_region = place_intervals(iv, count);
     for (int i = 0; i < N - 1; i++) e->a_grad[i] = off + iv[slot[i]].offset;
-    if (seg) return layout_segments(e, iv, kept, off + grad_region);
+    if (e->recompute) return layout_segments(e, iv, kept, off + grad_region);
 
     /* Short-lived outputs, in forward steps: from their node to their last consumer. */
     count = 0;
@@ -264,8 +264,9 @@ static int64_t layout(sat_exec *e) {
     int64_t size = -1;
     if (iv && kept && last) {
         int best_recompute = 0, best_in_place = 0;
+        const int in_place_options = e->kind != SAT_EXEC_INFERENCE; /* no gradients: nothing in place */
         for (int recompute = 0; recompute <= e->recompute_asked; recompute++)
-            for (int in_place = 0; in_place <= 1; in_place++) {
+            for (int in_place = 0; in_place <= in_place_options; in_place++) {
                 e->recompute = recompute;
                 const int64_t s = layout_once(e, iv, kept, last, in_place);
                 if (size < 0 || s < size) size = s, best_recompute = recompute, best_in_place = in_place;
@@ -303,7 +304,6 @@ static int alloc_node_arrays(sat_exec *e) {
     return e->a_out && e->a_grad && e->a_save && e->out_ptr && e->grad_ptr && e->grad_fresh &&
            (e->segment || !e->recompute_asked);
 }
-
 
 int32_t sat__plan_model(sat_model *m, char *err) {
     const int N = m->num_nodes;
